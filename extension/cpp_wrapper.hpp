@@ -1,0 +1,136 @@
+// The one boundary between C++ and PostgreSQL.
+//
+// Two rules keep the process sound (see pg_duckdb's cpp_wrapper.hpp for the same idea):
+//  1. No C++ exception may unwind into PostgreSQL's C frames: every SQL-callable function runs
+//     its body inside ou::boundary(), which catches everything and raises a PostgreSQL ERROR
+//     only after all C++ objects of the body are destroyed.
+//  2. No ereport(ERROR) may longjmp over a C++ frame with destructors: PostgreSQL calls that can
+//     raise go through ou::pg_guard(), which catches the error with PG_TRY and rethrows it as
+//     ou::PgError, a C++ exception, so destructors run; the boundary then re-raises the original
+//     error unchanged (same SQLSTATE, message, detail), so cancels and conflicts keep their codes.
+// Lambdas given to pg_guard must hold only trivially destructible locals: they are what a
+// longjmp may skip.
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/elog.h"
+#include "utils/memutils.h"
+}
+
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace ou {
+
+// A PostgreSQL error caught by pg_guard, carried across C++ frames.
+class PgError : public std::exception {
+public:
+    explicit PgError(ErrorData *e) : edata(e) {}
+    const char *what() const noexcept override
+    {
+        return edata && edata->message ? edata->message : "PostgreSQL error";
+    }
+    ErrorData *edata;
+};
+
+// An error of ours: becomes ereport(ERROR) with this SQLSTATE at the boundary.
+class Error : public std::exception {
+public:
+    Error(int sqlstate, std::string message, std::string detail = {}, std::string hint = {})
+        : sqlstate(sqlstate), message(std::move(message)), detail(std::move(detail)), hint(std::move(hint))
+    {
+    }
+    const char *what() const noexcept override { return message.c_str(); }
+    int sqlstate;
+    std::string message, detail, hint;
+};
+
+// Runs PostgreSQL code that may ereport(ERROR); such an error becomes a PgError exception.
+template <typename F>
+auto pg_guard(F &&f) -> decltype(f())
+{
+    using R = decltype(f());
+    if constexpr (std::is_void_v<R>) {
+        MemoryContext ctx = CurrentMemoryContext;
+        ErrorData *volatile edata = nullptr;  // set after the longjmp: must not live in a register
+        PG_TRY();
+        {
+            f();
+        }
+        PG_CATCH();
+        {
+            MemoryContextSwitchTo(ctx);
+            edata = CopyErrorData();
+            FlushErrorState();
+        }
+        PG_END_TRY();
+        if (edata)
+            throw PgError(edata);
+    } else {
+        static_assert(std::is_trivially_destructible_v<R>, "pg_guard returns plain values only");
+        R result{};
+        R *out = &result;  // written through memory, so the longjmp cannot clobber it
+        pg_guard([&f, out] { *out = f(); });
+        return result;
+    }
+}
+
+// CHECK_FOR_INTERRUPTS from C++: a cancel or terminate arrives as PgError and unwinds cleanly.
+inline void check_interrupts()
+{
+    pg_guard([] { CHECK_FOR_INTERRUPTS(); });
+}
+
+namespace detail {
+// malloc'd copy: used inside catch blocks, where a palloc failure would longjmp out of the handler.
+inline char *dup(const std::string &s)
+{
+    return s.empty() ? nullptr : strdup(s.c_str());
+}
+[[noreturn]] void raise(ErrorData *pg, int code, char *msg, char *detail, char *hint);
+} // namespace detail
+
+// Runs the body of an SQL-callable function; see rule 1 above.
+template <typename F>
+Datum boundary(F &&body)
+{
+    ErrorData *pg = nullptr;
+    int code = ERRCODE_INTERNAL_ERROR;
+    char *msg = nullptr, *detail = nullptr, *hint = nullptr;
+    try {
+        return body();
+    } catch (PgError &e) {
+        pg = e.edata;
+    } catch (Error &e) {
+        code = e.sqlstate;
+        msg = detail::dup(e.message);
+        detail = detail::dup(e.detail);
+        hint = detail::dup(e.hint);
+    } catch (std::bad_alloc &) {
+        code = ERRCODE_OUT_OF_MEMORY;
+        msg = strdup("out of memory in omero_upgrade");
+    } catch (std::exception &e) {
+        msg = detail::dup(std::string("omero_upgrade internal error: ") + e.what());
+    } catch (...) {
+        msg = strdup("omero_upgrade internal error: unknown exception");
+    }
+    detail::raise(pg, code, msg, detail, hint);
+}
+
+} // namespace ou
+
+// Declares an SQL-callable V1 function with C linkage.
+#define OU_FUNCTION(name)                                                                          \
+    extern "C" {                                                                                   \
+    PG_FUNCTION_INFO_V1(name);                                                                     \
+    }                                                                                              \
+    extern "C" Datum name(PG_FUNCTION_ARGS)

@@ -1,0 +1,338 @@
+// omero_precheck() and omero_precheck_report(): every check the official precheck scripts make
+// for each hop of the upgrade path, plus the half-applied-upgrade and running-server checks; all
+// problems are collected, none stops the others. Read-only: works in a READ ONLY transaction.
+#include "omero.hpp"
+#include "srf.hpp"
+#include "sv5_trace.hpp"
+
+extern "C" {
+#include "utils/builtins.h"
+}
+
+#include <cerrno>
+#include <cstdlib>
+#include <set>
+#include <sstream>
+
+namespace ou {
+namespace {
+
+struct Check {
+    std::string name, status, detail;  // status: ok | warning | failed
+};
+
+bool column_exists(spi::Session &spi, const char *table, const char *column, const char *type = nullptr)
+{
+    auto v = spi.scalar("SELECT count(*) FROM pg_catalog.pg_attribute"
+                        " WHERE attrelid = pg_catalog.to_regclass($1) AND attname = $2 AND NOT attisdropped"
+                        "   AND ($3::text IS NULL OR atttypid = $3::regtype)",
+                        {spi::text(table), spi::text(column), type ? spi::text(type) : spi::null(TEXTOID)}, true);
+    return v && *v != "0";
+}
+
+bool is_float(const std::string &s)
+{
+    // As PostgreSQL's float8 input: strtod, surrounding blanks allowed, nothing else.
+    const char *begin = s.c_str();
+    while (*begin == ' ' || *begin == '\t' || *begin == '\n')
+        begin++;
+    if (!*begin)
+        return false;
+    char *end;
+    errno = 0;
+    std::strtod(begin, &end);
+    if (end == begin)
+        return false;
+    while (*end == ' ' || *end == '\t' || *end == '\n')
+        end++;
+    return *end == '\0';
+}
+
+std::vector<std::string> split_spaces(const std::string &s)
+{
+    // string_to_array(s, ' '): every single space separates, so doubled spaces give empty parts.
+    std::vector<std::string> parts;
+    std::string cur;
+    for (char c : s) {
+        if (c == ' ') {
+            parts.push_back(cur);
+            cur.clear();
+        } else {
+            cur.push_back(c);
+        }
+    }
+    parts.push_back(cur);
+    return parts;
+}
+
+bool starts(const std::string &s, const char *p) { return s.rfind(p, 0) == 0; }
+bool ends(const std::string &s, const char *p)
+{
+    size_t n = strlen(p);
+    return s.size() >= n && s.compare(s.size() - n, n, p) == 0;
+}
+
+// Why an OMERO 5.2 shape.transform text cannot be converted by the 5.3 upgrade; "" when it can.
+std::string transform_problem(std::string t)
+{
+    if (t.empty() || t == "none")
+        return "";
+    if (starts(t, "[ ") && ends(t, " ]") && t.size() >= 4)
+        t = "matrix(" + t.substr(2, t.size() - 4) + ")";
+    else if (starts(t, "[") && ends(t, "]") && t.size() >= 2)
+        t = "matrix(" + t.substr(1, t.size() - 2) + ")";
+    struct Form {
+        const char *prefix;
+        std::set<size_t> counts;
+        const char *need;
+    };
+    static const Form forms[] = {
+        {"matrix(", {6}, "six numbers"},          {"translate(", {1, 2}, "one or two numbers"},
+        {"scale(", {1, 2}, "one or two numbers"}, {"rotate(", {1, 3}, "one or three numbers"},
+        {"skewX(", {1}, "one number"},            {"skewY(", {1}, "one number"},
+    };
+    for (const Form &f : forms) {
+        if (starts(t, f.prefix) && ends(t, ")")) {
+            size_t plen = strlen(f.prefix);
+            auto nums = split_spaces(t.substr(plen, t.size() - plen - 1));
+            if (!f.counts.count(nums.size()))
+                return std::string("must have ") + f.need + " in shape.transform value: " + t;
+            for (const auto &n : nums)
+                if (!is_float(n))
+                    return "invalid number \"" + n + "\" in shape.transform value: " + t;
+            return "";
+        }
+    }
+    return "cannot parse shape.transform value: " + t;
+}
+
+std::string join_ids(const std::vector<int64_t> &ids, size_t max = 20)
+{
+    std::string s = "{";
+    for (size_t i = 0; i < ids.size() && i < max; i++)
+        s += (i ? "," : "") + std::to_string(ids[i]);
+    if (ids.size() > max)
+        s += ",…";
+    return s + "}";
+}
+
+std::vector<Check> run_checks(spi::Session &spi, const std::string &target)
+{
+    std::vector<Check> checks;
+    auto add = [&](const char *name, const char *status, std::string detail) {
+        checks.push_back(Check{name, status, std::move(detail)});
+    };
+
+    DbState db = read_db_state(spi);
+    if (!db.has_dbpatch || !db.has_rows) {
+        add("omero_database", "failed",
+            db.has_dbpatch ? "not an OMERO database: the dbpatch table is empty"
+                           : "not an OMERO database: there is no dbpatch table");
+        return checks;
+    }
+    add("omero_database", "ok", "dbpatch found, newest row id " + std::to_string(db.id));
+
+    // 1. the version, and a chain of scripts to the target
+    std::optional<std::vector<Hop>> path;
+    if (db.version == target) {
+        add("version", "ok", "already at version " + target + ": no upgrade needed");
+        path = std::vector<Hop>{};
+    } else if (!is_known_version(db.version)) {
+        add("version", "failed",
+            "wrong OMERO database version for this upgrade: " + db.version + " is not a version this extension knows");
+    } else if (!(path = upgrade_path(db.version, target))) {
+        add("version", "failed", "wrong OMERO database version for this upgrade: no upgrade path from " + db.version +
+                                     " to " + target);
+    } else {
+        std::string hops;
+        for (const Hop &h : *path)
+            hops += (hops.empty() ? "" : ", ") + h.script();
+        add("version", "ok",
+            db.version + " → " + target + " in " + std::to_string(path->size()) + " hop(s): " + hops);
+    }
+
+    // 2. a half-applied upgrade: the newest dbpatch row never got its finished time
+    if (db.finished)
+        add("dbpatch_finished", "ok", "the newest dbpatch row (" + db.version + ") is finished");
+    else
+        add("dbpatch_finished", "failed",
+            "the newest dbpatch row (id " + std::to_string(db.id) + ", " + db.previous_version + " → " + db.version +
+                ", message '" + db.message +
+                "') has no finished time: an upgrade died half-way; restore the backup taken before it");
+
+    // 3. PostgreSQL prerequisite of every hop. omero_upgrade.pretend_server_version_num can only
+    //    lower the version seen (to test the failure), never raise it.
+    int server = std::stoi(spi.scalar("SELECT current_setting('server_version_num')", {}, true).value_or("0"));
+    auto pretend = spi.scalar("SELECT current_setting('omero_upgrade.pretend_server_version_num', true)", {}, true);
+    if (pretend && !pretend->empty() && std::atoi(pretend->c_str()) > 0 && std::atoi(pretend->c_str()) < server)
+        server = std::atoi(pretend->c_str());
+    int prereq = 0;
+    if (path)
+        for (const Hop &h : *path)
+            prereq = std::max(prereq, h.pg_prerequisite);
+    if (prereq == 0)
+        add("postgresql_version", "ok", "PostgreSQL " + pretty_pg_version(server));
+    else if (server < prereq)
+        add("postgresql_version", "failed",
+            "PostgreSQL database server version " + pretty_pg_version(server) + " is less than OMERO prerequisite " +
+                pretty_pg_version(prereq));
+    else
+        add("postgresql_version", "ok",
+            "PostgreSQL " + pretty_pg_version(server) + " ≥ prerequisite " + pretty_pg_version(prereq));
+
+    // 4. encoding
+    std::string enc = spi.scalar("SELECT pg_catalog.pg_encoding_to_char(encoding) FROM pg_catalog.pg_database"
+                                 " WHERE datname = pg_catalog.current_database()",
+                                 {}, true)
+                          .value_or("?");
+    if (enc == "UTF8")
+        add("encoding", "ok", "UTF8");
+    else
+        add("encoding", "failed", "OMERO database character encoding must be UTF8, not " + enc +
+                                      " (omero-upgrade db to-utf8 makes a UTF8 copy)");
+
+    // 5. per-hop data checks of the official prechecks
+    bool from_52 = false;
+    if (path)
+        for (const Hop &h : *path)
+            if (h.from == "OMERO5.2__0" && starts(h.to, "OMERO5.3__"))
+                from_52 = true;
+    if (from_52) {
+        if (column_exists(spi, "roi", "keywords") && column_exists(spi, "roi", "namespaces")) {
+            auto r = spi.query("SELECT id FROM roi WHERE EXISTS (SELECT 1 FROM unnest(keywords) k WHERE k <> '')"
+                               " OR EXISTS (SELECT 1 FROM unnest(namespaces) n WHERE n <> '') ORDER BY id",
+                               {}, true);
+            if (r.empty())
+                add("roi_keywords_namespaces", "ok", "no data in roi.keywords or roi.namespaces");
+            else {
+                std::vector<int64_t> ids;
+                for (size_t i = 0; i < r.rows.size(); i++)
+                    ids.push_back(r.int64(i, "id"));
+                add("roi_keywords_namespaces", "failed",
+                    "data in roi.keywords or roi.namespaces, which the upgrade drops: roi ids " + join_ids(ids));
+            }
+        } else {
+            add("roi_keywords_namespaces", "ok", "roi has no keywords/namespaces columns");
+        }
+        if (column_exists(spi, "shape", "transform", "text") || column_exists(spi, "shape", "transform", "varchar")) {
+            auto r = spi.query("SELECT DISTINCT transform::text AS t FROM shape WHERE transform IS NOT NULL", {}, true);
+            std::vector<std::string> bad;
+            for (size_t i = 0; i < r.rows.size(); i++) {
+                std::string p = transform_problem(r.str(i, "t"));
+                if (!p.empty())
+                    bad.push_back(p);
+            }
+            if (bad.empty())
+                add("shape_transform", "ok", std::to_string(r.rows.size()) + " distinct transforms, all convertible");
+            else {
+                std::string d = std::to_string(bad.size()) + " shape.transform value(s) cannot be converted: " + bad[0];
+                for (size_t i = 1; i < bad.size() && i < 5; i++)
+                    d += "; " + bad[i];
+                add("shape_transform", "failed", d);
+            }
+        } else {
+            add("shape_transform", "ok", "shape.transform is not a text column");
+        }
+    }
+
+    // 6. 2017-SV5-filename-2, for paths that start before OMERO5.3__1 (fixed in 5.3.4)
+    bool sv5_needed = false;
+    if (path && !path->empty()) {
+        int r0 = -1, r531 = -1;
+        const auto &k = known_versions();
+        for (size_t i = 0; i < k.size(); i++) {
+            if (k[i] == db.version)
+                r0 = (int)i;
+            if (k[i] == "OMERO5.3__1")
+                r531 = (int)i;
+        }
+        sv5_needed = r0 >= 0 && r0 < r531;
+    }
+    if (sv5_needed) {
+        auto groups = find_sv5_traces(spi);
+        if (groups.empty())
+            add("sv5_filename_trace", "ok", "no trace of 2017-SV5-filename-2 in originalfile");
+        else {
+            std::string d = std::to_string(groups.size()) +
+                            " group(s) of duplicate original file paths (trace of 2017-SV5-filename-2): ";
+            for (size_t i = 0; i < groups.size() && i < 10; i++)
+                d += (i ? "; " : "") + std::string("duplicate original file paths with IDs ") + join_ids(groups[i].ids);
+            if (groups.size() > 10)
+                d += "; … (SELECT * FROM omero_filename_trace_2017_sv5() lists all)";
+            add("sv5_filename_trace", "failed", d);
+        }
+    }
+
+    // 7. other sessions on this database: a running OMERO server (warning: precheck may run with it up)
+    auto r = spi.query("SELECT count(*) AS n,"
+                       "       coalesce(string_agg(DISTINCT coalesce(usename::text, '?') || '@' ||"
+                       "                coalesce(nullif(application_name, ''), '?'), ', '), '') AS who"
+                       "  FROM pg_catalog.pg_stat_activity"
+                       " WHERE datname = pg_catalog.current_database() AND pid <> pg_catalog.pg_backend_pid()"
+                       "   AND backend_type = 'client backend'",
+                       {}, true);
+    int64_t others = r.int64(0, "n");
+    if (others == 0)
+        add("other_sessions", "ok", "no other session is connected to this database");
+    else
+        add("other_sessions", "warning",
+            std::to_string(others) + " other session(s) connected (" + r.str(0, "who") +
+                "): if the OMERO server is running, stop it before the upgrade itself");
+    return checks;
+}
+
+} // namespace
+} // namespace ou
+
+using namespace ou;
+
+OU_FUNCTION(omero_precheck_report)
+{
+    return boundary([&] {
+        std::string target = resolve_target(fcinfo, 0);
+        std::vector<Check> checks;
+        {
+            spi::Session spi;
+            checks = run_checks(spi, target);
+        }
+        srf::Writer out(fcinfo);
+        for (const Check &c : checks)
+            out.put({srf::Cell::of(c.name), srf::Cell::of(c.status), srf::Cell::of(c.detail)});
+        return out.done();
+    });
+}
+
+OU_FUNCTION(omero_precheck)
+{
+    return boundary([&] {
+        std::string target = resolve_target(fcinfo, 0);
+        std::vector<Check> checks;
+        {
+            spi::Session spi;
+            checks = run_checks(spi, target);
+        }
+        std::string problems;
+        int failed = 0;
+        bool at_target = false;
+        for (const Check &c : checks) {
+            std::string line = "check " + c.name + ": " + c.status + ": " + c.detail;
+            const char *l = line.c_str();
+            pg_guard([l] { ereport(NOTICE, (errmsg("%s", l))); });
+            if (c.status == "failed") {
+                failed++;
+                problems += "\n- " + c.name + ": " + c.detail;
+            }
+            if (c.name == "version" && c.status == "ok" && c.detail.rfind("already at", 0) == 0)
+                at_target = true;
+        }
+        if (failed)
+            throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        "DATABASE IS NOT READY FOR UPGRADE TO VERSION " + target + ": " + std::to_string(failed) +
+                            " problem(s)",
+                        "Problems:" + problems, "Fix each problem, then run omero_precheck() again.");
+        std::string verdict = at_target ? "YOUR DATABASE IS ALREADY AT VERSION " + target
+                                        : "YOUR DATABASE IS READY FOR UPGRADE TO VERSION " + target;
+        const char *v = verdict.c_str();
+        return pg_guard([v] { return PointerGetDatum(cstring_to_text(v)); });
+    });
+}

@@ -1,0 +1,136 @@
+// SPI helpers: see spi.hpp.
+#include "spi.hpp"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+}
+
+namespace ou::spi {
+
+Param text(const std::string &s)
+{
+    const char *c = s.c_str();
+    return Param{TEXTOID, pg_guard([c] { return PointerGetDatum(cstring_to_text(c)); }), false};
+}
+Param int8(int64_t v) { return Param{INT8OID, Int64GetDatum(v), false}; }
+Param int4(int32_t v) { return Param{INT4OID, Int32GetDatum(v), false}; }
+Param boolean(bool v) { return Param{BOOLOID, BoolGetDatum(v), false}; }
+Param null(Oid type) { return Param{type, (Datum)0, true}; }
+
+size_t Result::col(const char *name) const
+{
+    for (size_t i = 0; i < columns.size(); i++)
+        if (columns[i] == name)
+            return i;
+    throw Error(ERRCODE_INTERNAL_ERROR, std::string("omero_upgrade: no result column ") + name);
+}
+
+std::string Result::str(size_t row, const char *name) const
+{
+    const Value &v = get(row, name);
+    return v ? *v : std::string();
+}
+
+int64_t Result::int64(size_t row, const char *name) const
+{
+    const Value &v = get(row, name);
+    if (!v)
+        throw Error(ERRCODE_INTERNAL_ERROR, std::string("omero_upgrade: unexpected NULL in ") + name);
+    return std::stoll(*v);
+}
+
+Session::Session(bool nonatomic)
+{
+    int rc = pg_guard([nonatomic] { return SPI_connect_ext(nonatomic ? SPI_OPT_NONATOMIC : 0); });
+    if (rc != SPI_OK_CONNECT)
+        throw Error(ERRCODE_INTERNAL_ERROR, "omero_upgrade: SPI_connect failed");
+    connected_ = true;
+}
+
+Session::~Session()
+{
+    // SPI_finish only reports through its return code; an aborting transaction cleans up anyway.
+    if (connected_)
+        SPI_finish();
+}
+
+namespace {
+
+int run(const std::string &sql, const std::vector<Param> &params, bool read_only)
+{
+    const int n = (int)params.size();
+    std::vector<Oid> types(n);
+    std::vector<Datum> values(n);
+    std::vector<char> nulls(n + 1, ' ');
+    for (int i = 0; i < n; i++) {
+        types[i] = params[i].type;
+        values[i] = params[i].value;
+        nulls[i] = params[i].isnull ? 'n' : ' ';
+    }
+    const char *q = sql.c_str();
+    Oid *t = types.data();
+    Datum *v = values.data();
+    const char *nl = nulls.data();
+    int rc = pg_guard([=] { return SPI_execute_with_args(q, n, t, v, nl, read_only, 0); });
+    if (rc < 0)
+        throw Error(ERRCODE_INTERNAL_ERROR, std::string("omero_upgrade: SPI error ") + SPI_result_code_string(rc) +
+                                                " in: " + sql);
+    return rc;
+}
+
+} // namespace
+
+Result Session::query(const std::string &sql, const std::vector<Param> &params, bool read_only)
+{
+    run(sql, params, read_only);
+    Result r;
+    r.processed = SPI_processed;
+    SPITupleTable *tt = SPI_tuptable;
+    if (!tt)
+        return r;
+    TupleDesc desc = tt->tupdesc;
+    for (int c = 0; c < desc->natts; c++)
+        r.columns.emplace_back(NameStr(TupleDescAttr(desc, c)->attname));
+    r.rows.reserve(SPI_processed);
+    for (uint64_t i = 0; i < SPI_processed; i++) {
+        HeapTuple tup = tt->vals[i];
+        std::vector<Value> row;
+        row.reserve(desc->natts);
+        for (int c = 1; c <= desc->natts; c++) {
+            char *s = pg_guard([=] { return SPI_getvalue(tup, desc, c); });
+            if (s)
+                row.emplace_back(std::string(s));
+            else
+                row.emplace_back(std::nullopt);
+        }
+        r.rows.push_back(std::move(row));
+    }
+    return r;
+}
+
+uint64_t Session::exec(const std::string &sql, const std::vector<Param> &params, bool read_only)
+{
+    run(sql, params, read_only);
+    return SPI_processed;
+}
+
+Value Session::scalar(const std::string &sql, const std::vector<Param> &params, bool read_only)
+{
+    Result r = query(sql, params, read_only);
+    if (r.rows.empty() || r.rows[0].empty())
+        return std::nullopt;
+    return r.rows[0][0];
+}
+
+void Session::commit()
+{
+    pg_guard([] {
+        SPI_commit();
+#if PG_VERSION_NUM < 150000
+        SPI_start_transaction();
+#endif
+    });
+}
+
+} // namespace ou::spi

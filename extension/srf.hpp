@@ -1,0 +1,45 @@
+// Set-returning functions from C++: materialise rows into a tuplestore (works on PostgreSQL 13–17).
+#pragma once
+
+#include "cpp_wrapper.hpp"
+
+extern "C" {
+#include "access/tupdesc.h"
+}
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ou::srf {
+
+// A result column value: text, int8, int4, bool, timestamptz or a prebuilt Datum.
+struct Cell {
+    enum Kind { Null, Text, Int8, Int4, Bool, Raw } kind = Null;
+    std::string text;
+    int64_t i = 0;
+    Datum raw = 0;
+
+    static Cell null() { return Cell{}; }
+    static Cell of(std::string s) { Cell c; c.kind = Text; c.text = std::move(s); return c; }
+    static Cell of(const char *s) { return of(std::string(s)); }
+    static Cell of(const std::optional<std::string> &s) { return s ? of(*s) : null(); }
+    static Cell int8(int64_t v) { Cell c; c.kind = Int8; c.i = v; return c; }
+    static Cell int4(int32_t v) { Cell c; c.kind = Int4; c.i = v; return c; }
+    static Cell boolean(bool v) { Cell c; c.kind = Bool; c.i = v; return c; }
+    static Cell datum(Datum d) { Cell c; c.kind = Raw; c.raw = d; return c; }
+};
+
+class Writer {
+public:
+    explicit Writer(FunctionCallInfo fcinfo);
+    void put(const std::vector<Cell> &row);
+    Datum done() { return (Datum)0; }
+
+private:
+    void *store_ = nullptr;  // Tuplestorestate*
+    TupleDesc desc_ = nullptr;
+    MemoryContext ctx_ = nullptr;
+};
+
+} // namespace ou::srf

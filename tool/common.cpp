@@ -1,0 +1,170 @@
+// See common.hpp.
+#include "common.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <iostream>
+
+namespace ou {
+
+Output &out()
+{
+    static Output o;
+    return o;
+}
+
+GlobalOptions &global_options()
+{
+    static GlobalOptions g;
+    return g;
+}
+
+std::vector<CommandSpec> &commands()
+{
+    static std::vector<CommandSpec> c;
+    return c;
+}
+
+Register::Register(CommandSpec spec)
+{
+    commands().push_back(std::move(spec));
+}
+
+std::string utc_timestamp()
+{
+    char buf[32];
+    std::time_t t = std::time(nullptr);
+    std::tm tm;
+    gmtime_r(&t, &tm);
+    std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+    return buf;
+}
+
+std::string human_bytes(unsigned long long n)
+{
+    const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    char buf[32];
+    std::snprintf(buf, sizeof buf, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+    return buf;
+}
+
+std::string shell_quote(const std::string &s)
+{
+    if (!s.empty() && s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./=:@,+") ==
+                          std::string::npos)
+        return s;
+    std::string q = "'";
+    for (char c : s)
+        q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+}
+
+void Output::begin(const GlobalOptions &opts, std::string command)
+{
+    opts_ = opts;
+    command_ = std::move(command);
+    log("omero-upgrade " + command_ + " started");
+}
+
+void Output::log(const std::string &line)
+{
+    if (opts_.log_file.empty())
+        return;
+    std::ofstream f(opts_.log_file, std::ios::app);
+    if (!f)
+        return;
+    char ts[32];
+    std::time_t t = std::time(nullptr);
+    std::tm tm;
+    gmtime_r(&t, &tm);
+    std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    f << ts << " [" << getpid() << "] " << line << "\n";
+}
+
+void Output::end_progress_line()
+{
+    if (progress_open_) {
+        std::cerr << "\n";
+        progress_open_ = false;
+    }
+}
+
+void Output::say(const std::string &line)
+{
+    log(line);
+    if (opts_.json || opts_.quiet)
+        return;
+    end_progress_line();
+    std::cout << line << "\n" << std::flush;
+}
+
+void Output::detail(const std::string &line)
+{
+    log(line);
+    if (opts_.json || !opts_.verbose)
+        return;
+    end_progress_line();
+    std::cerr << line << "\n";
+}
+
+void Output::progress(const std::string &line)
+{
+    log(line);
+    if (opts_.json || opts_.quiet)
+        return;
+    if (isatty(STDERR_FILENO)) {
+        std::cerr << "\r\033[K" << line << std::flush;
+        progress_open_ = true;
+    } else {
+        std::cerr << line << "\n";
+    }
+}
+
+void Output::warn(const std::string &line)
+{
+    log("warning: " + line);
+    warnings_.push_back(line);
+    if (opts_.json)
+        return;
+    end_progress_line();
+    std::cerr << "warning: " << line << "\n";
+}
+
+void Output::error(const std::string &line)
+{
+    log("error: " + line);
+    errors_.push_back(line);
+    if (opts_.json)
+        return;
+    end_progress_line();
+    std::cerr << "error: " << line << "\n";
+}
+
+int Output::finish(int code)
+{
+    end_progress_line();
+    log("omero-upgrade " + command_ + " finished with exit code " + std::to_string(code));
+    if (opts_.json) {
+        nlohmann::json j = {
+            {"command", command_},
+            {"status", code == EXIT_OK ? "ok" : code == EXIT_PROBLEM ? "problem" : "error"},
+            {"exit_code", code},
+            {"result", result_},
+            {"warnings", warnings_},
+            {"errors", errors_},
+        };
+        std::cout << j.dump(2) << "\n" << std::flush;
+    }
+    return code;
+}
+
+} // namespace ou

@@ -1,0 +1,91 @@
+// Shared plumbing of omero-upgrade: exit codes, global options, output (human or JSON), the log,
+// errors, and the table of subcommands (one file per subcommand registers itself, as in git).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace ou {
+
+// Exit codes of every subcommand (README, "Design").
+enum ExitCode { EXIT_OK = 0, EXIT_PROBLEM = 1, EXIT_ERROR = 2 };
+
+// "Could not run": a clear message for the user, exit code 2. Never carries a password.
+struct CommandError : std::runtime_error {
+    explicit CommandError(const std::string &msg, std::string hint = {})
+        : std::runtime_error(msg), hint(std::move(hint))
+    {
+    }
+    std::string hint;
+};
+
+// Options every subcommand shares.
+struct GlobalOptions {
+    bool json = false;
+    bool verbose = false;
+    bool quiet = false;
+    std::string log_file;
+    std::string server_dir;  // --server-dir, else OMERODIR, else ./OMERO.server
+    std::string db_host, db_port, db_name, db_user;
+};
+
+// Output of one subcommand run: human lines on stderr/stdout, or one JSON object on stdout.
+//
+// JSON shape (README, "Design"): {"command": "...", "status": "ok"|"problem"|"error",
+//   "exit_code": 0|1|2, "result": {...}, "warnings": [...], "errors": [...]}
+class Output {
+public:
+    void begin(const GlobalOptions &opts, std::string command);
+    // Human text for the result (stdout); silent in --json mode.
+    void say(const std::string &line);
+    // Detail shown with -v (always logged).
+    void detail(const std::string &line);
+    // Progress line: on a terminal rewritten in place, otherwise plain lines; never in --json.
+    void progress(const std::string &line);
+    void warn(const std::string &line);
+    void error(const std::string &line);
+    // Log only.
+    void log(const std::string &line);
+    nlohmann::json &result() { return result_; }
+    const std::string &command() const { return command_; }
+    bool json() const { return opts_.json; }
+    // Prints the JSON object (in --json mode) and returns the exit code.
+    int finish(int code);
+
+private:
+    void end_progress_line();
+    GlobalOptions opts_;
+    std::string command_;
+    nlohmann::json result_ = nlohmann::json::object();
+    std::vector<std::string> warnings_, errors_;
+    bool progress_open_ = false;
+};
+
+Output &out();
+GlobalOptions &global_options();
+
+// A subcommand: adds itself to the CLI and returns the function that runs it.
+using CommandRun = std::function<int()>;
+struct CommandSpec {
+    const char *name;
+    const char *help;
+    std::function<CommandRun(CLI::App &sub)> setup;
+};
+// Each tool/<command>.cpp registers with a static object: static ou::Register reg({...});
+struct Register {
+    explicit Register(CommandSpec spec);
+};
+std::vector<CommandSpec> &commands();
+
+// Utilities used by many subcommands.
+std::string utc_timestamp();                    // 20261125T134500Z
+std::string human_bytes(unsigned long long n);  // 1.5 GiB
+std::string shell_quote(const std::string &s);  // for showing commands, never for running them
+
+} // namespace ou

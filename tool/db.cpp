@@ -1,0 +1,189 @@
+// See db.hpp.
+#include "db.hpp"
+
+#include <atomic>
+#include <csignal>
+#include <cstring>
+
+namespace ou {
+
+namespace {
+std::atomic<PGcancel *> g_cancel{nullptr};
+volatile sig_atomic_t g_interrupted = 0;
+
+void on_signal(int)
+{
+    g_interrupted = 1;
+    if (PGcancel *c = g_cancel.load()) {
+        char errbuf[256];
+        PQcancel(c, errbuf, sizeof errbuf);
+    }
+}
+} // namespace
+
+void install_interrupt_handler()
+{
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, nullptr);
+    sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool interrupted()
+{
+    return g_interrupted != 0;
+}
+
+std::string ConnParams::describe() const
+{
+    std::string d = user.empty() ? "" : user + "@";
+    d += host.empty() ? "(default host)" : host;
+    if (!port.empty())
+        d += ":" + port;
+    d += "/" + (dbname.empty() ? std::string("(default database)") : dbname);
+    return d;
+}
+
+std::optional<Progress> parse_progress(const Notice &n)
+{
+    if (n.message.rfind("omero_upgrade progress", 0) != 0 || n.detail.empty())
+        return std::nullopt;
+    auto j = nlohmann::json::parse(n.detail, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+        return std::nullopt;
+    Progress p;
+    p.task = j.value("task", "");
+    p.unit = j.value("unit", "");
+    p.done = j.value("done", 0LL);
+    p.total = j.value("total", 0LL);
+    p.elapsed_s = j.value("elapsed_s", 0.0);
+    p.eta_s = j.value("eta_s", -1.0);
+    return p;
+}
+
+size_t Rows::col(const std::string &name) const
+{
+    for (size_t i = 0; i < columns.size(); i++)
+        if (columns[i] == name)
+            return i;
+    throw CommandError("internal: no result column " + name);
+}
+
+std::unique_ptr<Db> Db::connect(const ConnParams &p)
+{
+    std::vector<const char *> keys, values;
+    auto add = [&](const char *k, const std::string &v) {
+        if (!v.empty()) {
+            keys.push_back(k);
+            values.push_back(v.c_str());
+        }
+    };
+    add("host", p.host);
+    add("port", p.port);
+    add("dbname", p.dbname);
+    add("user", p.user);
+    if (p.password)
+        add("password", *p.password);
+    add("fallback_application_name", "omero-upgrade");
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    std::unique_ptr<Db> db(new Db());
+    db->params_ = p;
+    db->params_.password.reset();  // not kept beyond the connection attempt
+    db->conn_ = PQconnectdbParams(keys.data(), values.data(), 0);
+    if (!db->conn_ || PQstatus(db->conn_) != CONNECTION_OK) {
+        std::string msg = db->conn_ ? PQerrorMessage(db->conn_) : "out of memory";
+        while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' '))
+            msg.pop_back();
+        throw CommandError("could not connect to the database " + p.describe() + ": " + msg,
+                           "check omero.db.* in etc/grid/config.xml, --db-host/--db-port/--db-name/--db-user, "
+                           "and PGPASSWORD or ~/.pgpass");
+    }
+    PQsetNoticeReceiver(db->conn_, &Db::notice_receiver, db.get());
+    return db;
+}
+
+Db::~Db()
+{
+    if (conn_)
+        PQfinish(conn_);
+}
+
+void Db::notice_receiver(void *arg, const PGresult *res)
+{
+    Db *db = static_cast<Db *>(arg);
+    Notice n;
+    auto field = [res](int code) {
+        const char *v = PQresultErrorField(res, code);
+        return std::string(v ? v : "");
+    };
+    n.severity = field(PG_DIAG_SEVERITY_NONLOCALIZED);
+    n.sqlstate = field(PG_DIAG_SQLSTATE);
+    n.message = field(PG_DIAG_MESSAGE_PRIMARY);
+    n.detail = field(PG_DIAG_MESSAGE_DETAIL);
+    n.hint = field(PG_DIAG_MESSAGE_HINT);
+    if (db->notice_handler_)
+        db->notice_handler_(n);
+    else
+        out().detail(n.severity + ": " + n.message);
+}
+
+Rows Db::query(const std::string &sql, const std::vector<Value> &params)
+{
+    std::vector<const char *> vals;
+    for (const auto &p : params)
+        vals.push_back(p ? p->c_str() : nullptr);
+    PGcancel *cancel = PQgetCancel(conn_);
+    g_cancel.store(cancel);
+    PGresult *res = PQexecParams(conn_, sql.c_str(), (int)vals.size(), nullptr, vals.data(), nullptr, nullptr, 0);
+    g_cancel.store(nullptr);
+    PQfreeCancel(cancel);
+    std::unique_ptr<PGresult, void (*)(PGresult *)> guard(res, PQclear);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        auto field = [res](int code) {
+            const char *v = res ? PQresultErrorField(res, code) : nullptr;
+            return std::string(v ? v : "");
+        };
+        std::string msg = field(PG_DIAG_MESSAGE_PRIMARY);
+        if (msg.empty())
+            msg = PQerrorMessage(conn_);
+        while (!msg.empty() && msg.back() == '\n')
+            msg.pop_back();
+        std::string sqlstate = field(PG_DIAG_SQLSTATE);
+        if (sqlstate == "57014" && interrupted())
+            msg = "interrupted (Ctrl-C): the running statement was cancelled";
+        throw DbError(msg, sqlstate, field(PG_DIAG_MESSAGE_DETAIL), field(PG_DIAG_MESSAGE_HINT));
+    }
+    Rows r;
+    const char *affected = PQcmdTuples(res);
+    r.affected = affected && *affected ? std::atoll(affected) : 0;
+    int nf = PQnfields(res), nt = PQntuples(res);
+    for (int c = 0; c < nf; c++)
+        r.columns.emplace_back(PQfname(res, c));
+    r.rows.reserve(nt);
+    for (int t = 0; t < nt; t++) {
+        std::vector<Value> row;
+        for (int c = 0; c < nf; c++)
+            row.push_back(PQgetisnull(res, t, c) ? Value() : Value(std::string(PQgetvalue(res, t, c))));
+        r.rows.push_back(std::move(row));
+    }
+    return r;
+}
+
+Value Db::scalar(const std::string &sql, const std::vector<Value> &params)
+{
+    Rows r = query(sql, params);
+    if (r.rows.empty() || r.rows[0].empty())
+        return std::nullopt;
+    return r.rows[0][0];
+}
+
+int Db::server_version() const
+{
+    return PQserverVersion(conn_);
+}
+
+} // namespace ou

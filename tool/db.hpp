@@ -1,0 +1,87 @@
+// Database access for omero-upgrade: libpq with parameters only, notices (progress) delivered to
+// a handler, and Ctrl-C turned into a libpq cancel of the running statement.
+#pragma once
+
+#include "common.hpp"
+
+#include <libpq-fe.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ou {
+
+// Where to connect. Empty fields fall back to libpq's environment (PGHOST…, service files);
+// the password is only ever one read from config.xml, or libpq's own PGPASSWORD/.pgpass.
+struct ConnParams {
+    std::string host, port, dbname, user;
+    std::optional<std::string> password;
+    std::string describe() const;  // "omero@localhost:5432/omero" (never the password)
+};
+
+struct Notice {
+    std::string severity, sqlstate, message, detail, hint;
+};
+
+// A progress NOTICE of the extension (README, "Design"): message starts with
+// "omero_upgrade progress", DETAIL holds a JSON object.
+struct Progress {
+    std::string task, unit;
+    long long done = 0, total = 0;
+    double elapsed_s = 0, eta_s = -1;
+};
+std::optional<Progress> parse_progress(const Notice &n);
+
+using Value = std::optional<std::string>;
+
+struct Rows {
+    std::vector<std::string> columns;
+    std::vector<std::vector<Value>> rows;
+    long long affected = 0;
+    size_t col(const std::string &name) const;
+    Value get(size_t r, const std::string &name) const { return rows.at(r).at(col(name)); }
+    std::string str(size_t r, const std::string &name) const { return get(r, name).value_or(""); }
+    bool empty() const { return rows.empty(); }
+};
+
+// An SQL error: the server's message, SQLSTATE and detail.
+struct DbError : CommandError {
+    DbError(const std::string &msg, std::string sqlstate, std::string detail, std::string hint)
+        : CommandError(msg, std::move(hint)), sqlstate(std::move(sqlstate)), detail(std::move(detail))
+    {
+    }
+    std::string sqlstate, detail;
+};
+
+class Db {
+public:
+    static std::unique_ptr<Db> connect(const ConnParams &p);
+    ~Db();
+    Db(const Db &) = delete;
+    Db &operator=(const Db &) = delete;
+
+    Rows query(const std::string &sql, const std::vector<Value> &params = {});
+    Value scalar(const std::string &sql, const std::vector<Value> &params = {});
+    // Every NOTICE/WARNING the server sends while a statement runs.
+    void on_notice(std::function<void(const Notice &)> handler) { notice_handler_ = std::move(handler); }
+    int server_version() const;
+    const ConnParams &params() const { return params_; }
+    PGconn *raw() { return conn_; }
+
+private:
+    Db() = default;
+    static void notice_receiver(void *arg, const PGresult *res);
+    PGconn *conn_ = nullptr;
+    ConnParams params_;
+    std::function<void(const Notice &)> notice_handler_;
+};
+
+// Ctrl-C / SIGTERM: cancels the statement running on the current connection (PQcancel is
+// async-signal-safe) and sets a flag that long steps poll.
+void install_interrupt_handler();
+bool interrupted();
+
+} // namespace ou
