@@ -125,9 +125,7 @@ std::vector<Check> run_checks(spi::Session &spi, const std::string &target)
 
     DbState db = read_db_state(spi);
     if (!db.has_dbpatch || !db.has_rows) {
-        add("omero_database", "failed",
-            db.has_dbpatch ? "not an OMERO database: the dbpatch table is empty"
-                           : "not an OMERO database: there is no dbpatch table");
+        add("omero_database", "failed", "not an OMERO database: " + db.why_not_omero());
         return checks;
     }
     add("omero_database", "ok", "dbpatch found, newest row id " + std::to_string(db.id));
@@ -215,7 +213,7 @@ std::vector<Check> run_checks(spi::Session &spi, const std::string &target)
             add("roi_keywords_namespaces", "ok", "roi has no keywords/namespaces columns");
         }
         if (column_exists(spi, "shape", "transform", "text") || column_exists(spi, "shape", "transform", "varchar")) {
-            auto r = spi.query("SELECT DISTINCT transform::text AS t FROM shape WHERE transform IS NOT NULL", {}, true);
+            auto r = spi.query("SELECT DISTINCT transform::text AS t FROM shape WHERE transform IS NOT NULL ORDER BY 1", {}, true);
             std::vector<std::string> bad;
             for (size_t i = 0; i < r.rows.size(); i++) {
                 std::string p = transform_problem(r.str(i, "t"));
