@@ -323,7 +323,7 @@ const char *const sql_plan =
     "  SELECT DISTINCT ON (l.link_id) l.link_id, l.plate, l.group_id FROM l"
     "   WHERE $4::boolean AND NOT EXISTS ("
     "         SELECT 1 FROM wellsample AS ws2"
-    "          WHERE ws2.image = l.image AND NOT (ws2.well = ANY ($1::int8[]))"
+    "          WHERE ws2.image = l.image AND ws2.well NOT IN (SELECT b.id FROM unnest($1::int8[]) AS b(id))"
     "            AND NOT EXISTS (SELECT 1 FROM wellannotationlink AS x"
     "                             WHERE x.parent = ws2.well AND x.child = l.child AND x.owner_id = l.owner_id))"
     "   ORDER BY l.link_id, l.well)"
@@ -500,7 +500,8 @@ Report run_move(spi::Session &spi, const Options &o, bool commit_batches)
         }
         if (commit_batches && !o.dry_run)
             spi.commit();
-        progress.update((int64_t)to);
+        if (to < well_ids.size())
+            progress.update((int64_t)to);
     }
     // The closing NOTICE only for runs long enough to have shown progress: short runs stay quiet.
     if (!well_ids.empty() && progress.elapsed() >= 2.0)
