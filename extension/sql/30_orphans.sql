@@ -53,17 +53,17 @@ COMMENT ON FUNCTION omero_orphans_summary(text[]) IS
   'orphans per discriminator and namespace kind, the total a delete would remove, and the other foreign keys that keep rows';
 
 CREATE FUNCTION omero_orphans_delete(dry_run boolean DEFAULT true, batch_size int DEFAULT 10000,
-                                     include_ns text[] DEFAULT NULL)
+                                     include_ns text[] DEFAULT NULL, fast boolean DEFAULT false)
 RETURNS TABLE (run_id bigint, dry_run boolean, scanned bigint, deleted bigint, skipped bigint,
                bytes bigint, batches int)
 AS 'MODULE_PATHNAME', 'omero_orphans_delete' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION omero_orphans_delete(boolean, int, text[]) IS
-  'deletes the orphan annotations (dry_run: only counts), archiving each row; one transaction, batches of batch_size';
+COMMENT ON FUNCTION omero_orphans_delete(boolean, int, text[], boolean) IS
+  'deletes the orphan annotations (dry_run: only counts), archiving each row; one transaction, batches of batch_size; fast (superuser): our re-check instead of the per-row foreign-key triggers';
 
 CREATE PROCEDURE omero_orphans_delete_batches(dry_run boolean DEFAULT true, batch_size int DEFAULT 10000,
-                                              include_ns text[] DEFAULT NULL)
+                                              include_ns text[] DEFAULT NULL, fast boolean DEFAULT false)
 AS 'MODULE_PATHNAME', 'omero_orphans_delete_batches' LANGUAGE C;
-COMMENT ON PROCEDURE omero_orphans_delete_batches(boolean, int, text[]) IS
+COMMENT ON PROCEDURE omero_orphans_delete_batches(boolean, int, text[], boolean) IS
   'as omero_orphans_delete, committing after each batch (CALL outside a transaction block); the run id is in a NOTICE and omero_upgrade.orphan_run';
 
 CREATE FUNCTION omero_orphans_restore(run_id bigint) RETURNS bigint
