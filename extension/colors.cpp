@@ -102,8 +102,9 @@ j AS (
      ORDER BY e.id, c.chunk_id DESC),
 a AS MATERIALIZED (
     SELECT b.id, b.f, b.st, j.f AS of, j.st AS ost,
-           CASE WHEN j.id IS NULL OR j.kind = 'restore' THEN 'convert'
-                WHEN j.direction = $3 THEN 'already'
+           CASE WHEN j.id IS NULL THEN 'convert'
+                WHEN j.direction = $3 THEN 'already'  -- converted, or restored, by this direction
+                WHEN j.kind = 'restore' THEN 'convert'
                 WHEN j.purged THEN 'purged'
                 WHEN b.v IS NOT DISTINCT FROM j.v AND b.u IS NOT DISTINCT FROM j.u
                  AND b.f IS NOT DISTINCT FROM {R}(j.f) AND b.st IS NOT DISTINCT FROM {R}(j.st) THEN 'restore'

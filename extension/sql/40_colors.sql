@@ -34,9 +34,11 @@ CREATE TABLE omero_upgrade.color_runs (
 -- The journal: one row ("chunk") per batch and kind, holding parallel arrays, one element per
 -- shape. Far cheaper to write than a row per shape (one heap tuple and index entry per batch).
 -- A shape's state is its element in the newest chunk holding it:
---   none, or kind 'restore'          → original colours
+--   none                             → original colours: a conversion in either direction applies
 --   kind 'convert', direction D      → converted by D; *_before hold the exact originals and
 --                                      version/update_id as left by the conversion
+--   kind 'restore', direction D      → originals put back by D (the reverse of an earlier
+--                                      conversion): D again changes nothing, the opposite converts
 -- Chunks are only inserted, never updated, except by omero_colors_purge_journal().
 CREATE TABLE omero_upgrade.color_journal (
     chunk_id      bigserial PRIMARY KEY,
