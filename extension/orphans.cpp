@@ -138,39 +138,6 @@ int32_t batch_size_arg(FunctionCallInfo fcinfo, int argno)
     return b;
 }
 
-// Streams a read-only query through a cursor, calling row(tuple, desc) for each row, so that a
-// large result never sits whole in SPI memory.
-template <typename F>
-void for_each_row(const std::string &sql, const std::vector<spi::Param> &params, F &&row)
-{
-    const int n = (int)params.size();
-    std::vector<Oid> types(n);
-    std::vector<Datum> values(n);
-    std::vector<char> nulls(n + 1, ' ');
-    for (int i = 0; i < n; i++) {
-        types[i] = params[i].type;
-        values[i] = params[i].value;
-        nulls[i] = params[i].isnull ? 'n' : ' ';
-    }
-    const char *q = sql.c_str();
-    Oid *t = types.data();
-    Datum *v = values.data();
-    const char *nl = nulls.data();
-    Portal portal = pg_guard([=] { return SPI_cursor_open_with_args(nullptr, q, n, t, v, nl, true, 0); });
-    for (;;) {
-        check_interrupts();
-        pg_guard([portal] { SPI_cursor_fetch(portal, true, 10000); });
-        uint64_t got = SPI_processed;
-        SPITupleTable *tt = SPI_tuptable;
-        for (uint64_t i = 0; i < got; i++)
-            row(tt->vals[i], tt->tupdesc);
-        pg_guard([tt] { SPI_freetuptable(tt); });
-        if (got == 0)
-            break;
-    }
-    pg_guard([portal] { SPI_cursor_close(portal); });
-}
-
 // A column of a fetched row; callers only read columns the query defines, so no error is possible.
 Datum col(HeapTuple tup, TupleDesc desc, int n, bool *isnull) { return SPI_getbinval(tup, desc, n, isnull); }
 
@@ -254,7 +221,7 @@ DeleteResult run_delete(FunctionCallInfo fcinfo, bool nonatomic)
 
     // The scan: ids and row sizes, in id order.
     std::vector<int64_t> ids;
-    for_each_row("SELECT a.id, pg_catalog.pg_column_size(a.*)::int8 FROM " + rule.annotation + " a WHERE " + pred +
+    spi::for_each_row("SELECT a.id, pg_catalog.pg_column_size(a.*)::int8 FROM " + rule.annotation + " a WHERE " + pred +
                      " ORDER BY a.id",
                  {ns}, [&](HeapTuple tup, TupleDesc desc) {
                      bool null1, null2;
@@ -365,7 +332,7 @@ OU_FUNCTION(omero_orphans_scan)
         Rule rule = discover(spi);
         std::string time = rule.event.empty() ? "NULL::timestamp" : "(SELECT e.\"time\"::timestamp FROM " + rule.event +
                                                                         " e WHERE e.id = a.creation_id)";
-        for_each_row("SELECT a.id, a.discriminator::text, a.ns::text, a.owner_id, a.group_id, " + time + " FROM " +
+        spi::for_each_row("SELECT a.id, a.discriminator::text, a.ns::text, a.owner_id, a.group_id, " + time + " FROM " +
                          rule.annotation + " a WHERE " + orphan_predicate(rule) + " ORDER BY a.id",
                      {ns}, [&](HeapTuple tup, TupleDesc desc) {
                          std::vector<srf::Cell> cells;
