@@ -174,6 +174,15 @@ SELECT direction, converted, pending, purged FROM omero_colors_status();
 UPDATE shape s SET fillcolor = v.fillcolor, strokecolor = v.strokecolor FROM saved v WHERE s.id = v.id;
 SELECT * FROM pg_temp.summary();
 
+-- a subset by image with nothing journaled: one statement (planner settings put back after it)
+BEGIN;
+SELECT selected, converted, already, raced FROM omero_colors_convert_tx('argb_to_rgba', image_ids => '{2, 3}');
+SELECT bool_and(setting = reset_val) AS settings_back FROM pg_settings
+ WHERE name IN ('enable_hashjoin', 'enable_mergejoin', 'jit');
+SELECT roi, orig, conv, other FROM pg_temp.per_roi() WHERE roi <= 4 ORDER BY roi;
+SELECT count(*) AS chunks, sum(cardinality(shape_ids)) AS journaled FROM omero_upgrade.color_journal;
+ROLLBACK;
+
 -- the rewrite fast path: the whole table in one pass, journaled like the rest
 SELECT run_id, direction, dry_run, selected, converted, jsonb_array_length(sample) AS n_sample
   FROM omero_colors_rewrite('argb_to_rgba', dry_run => true);
