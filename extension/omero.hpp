@@ -37,6 +37,13 @@ struct DbState {
     std::string previous_version;  // e.g. OMERO5.3__0
     bool finished = false;
     std::string message;
+    std::string missing_columns;  // a dbpatch table without OMERO's columns
+    std::string why_not_omero() const
+    {
+        if (!missing_columns.empty())
+            return "the dbpatch table lacks OMERO's columns " + missing_columns;
+        return has_dbpatch ? "the dbpatch table is empty" : "there is no dbpatch table";
+    }
 };
 DbState read_db_state(spi::Session &spi);
 // The current version, or a clear "not an OMERO database" error.

@@ -125,9 +125,7 @@ std::vector<Check> run_checks(spi::Session &spi, const std::string &target)
 
     DbState db = read_db_state(spi);
     if (!db.has_dbpatch || !db.has_rows) {
-        add("omero_database", "failed",
-            db.has_dbpatch ? "not an OMERO database: the dbpatch table is empty"
-                           : "not an OMERO database: there is no dbpatch table");
+        add("omero_database", "failed", "not an OMERO database: " + db.why_not_omero());
         return checks;
     }
     add("omero_database", "ok", "dbpatch found, newest row id " + std::to_string(db.id));
@@ -170,15 +168,17 @@ std::vector<Check> run_checks(spi::Session &spi, const std::string &target)
     if (path)
         for (const Hop &h : *path)
             prereq = std::max(prereq, h.pg_prerequisite);
+    std::string shown = spi.scalar("SELECT current_setting('server_version')", {}, true).value_or("?");
+    if (server != std::stoi(spi.scalar("SELECT current_setting('server_version_num')", {}, true).value_or("0")))
+        shown = pretty_pg_version(server) + " (pretended)";
     if (prereq == 0)
-        add("postgresql_version", "ok", "PostgreSQL " + pretty_pg_version(server));
+        add("postgresql_version", "ok", "PostgreSQL " + shown);
     else if (server < prereq)
         add("postgresql_version", "failed",
             "PostgreSQL database server version " + pretty_pg_version(server) + " is less than OMERO prerequisite " +
                 pretty_pg_version(prereq));
     else
-        add("postgresql_version", "ok",
-            "PostgreSQL " + pretty_pg_version(server) + " ≥ prerequisite " + pretty_pg_version(prereq));
+        add("postgresql_version", "ok", "PostgreSQL " + shown + " ≥ prerequisite " + pretty_pg_version(prereq));
 
     // 4. encoding
     std::string enc = spi.scalar("SELECT pg_catalog.pg_encoding_to_char(encoding) FROM pg_catalog.pg_database"
@@ -215,7 +215,7 @@ std::vector<Check> run_checks(spi::Session &spi, const std::string &target)
             add("roi_keywords_namespaces", "ok", "roi has no keywords/namespaces columns");
         }
         if (column_exists(spi, "shape", "transform", "text") || column_exists(spi, "shape", "transform", "varchar")) {
-            auto r = spi.query("SELECT DISTINCT transform::text AS t FROM shape WHERE transform IS NOT NULL", {}, true);
+            auto r = spi.query("SELECT DISTINCT transform::text AS t FROM shape WHERE transform IS NOT NULL ORDER BY 1", {}, true);
             std::vector<std::string> bad;
             for (size_t i = 0; i < r.rows.size(); i++) {
                 std::string p = transform_problem(r.str(i, "t"));
@@ -269,7 +269,8 @@ std::vector<Check> run_checks(spi::Session &spi, const std::string &target)
                        "                coalesce(nullif(application_name, ''), '?'), ', '), '') AS who"
                        "  FROM pg_catalog.pg_stat_activity"
                        " WHERE datname = pg_catalog.current_database() AND pid <> pg_catalog.pg_backend_pid()"
-                       "   AND backend_type = 'client backend'",
+                       // Sessions of other roles show backend_type only to privileged viewers.
+                       "   AND coalesce(backend_type, 'client backend') = 'client backend' AND usesysid IS NOT NULL",
                        {}, true);
     int64_t others = r.int64(0, "n");
     if (others == 0)

@@ -127,6 +127,18 @@ DbState read_db_state(spi::Session &spi)
     s.has_dbpatch = spi.scalar("SELECT pg_catalog.to_regclass('dbpatch') IS NOT NULL", {}, true) == std::string("t");
     if (!s.has_dbpatch)
         return s;
+    // A table called dbpatch without OMERO's columns is not OMERO's.
+    auto missing = spi.scalar(
+        "SELECT string_agg(c, ', ') FROM unnest(ARRAY['id', 'currentversion', 'currentpatch', 'previousversion',"
+        "       'previouspatch', 'finished', 'message']) AS c"
+        " WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('dbpatch')"
+        "                     AND a.attname = c AND NOT a.attisdropped)",
+        {}, true);
+    if (missing) {
+        s.has_dbpatch = false;
+        s.missing_columns = *missing;
+        return s;
+    }
     spi::Result r = spi.query(
         "SELECT id, currentversion || '__' || currentpatch AS version,"
         "       previousversion || '__' || previouspatch AS previous,"
@@ -148,8 +160,8 @@ std::string require_db_version(spi::Session &spi)
 {
     DbState s = read_db_state(spi);
     if (!s.has_dbpatch)
-        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "not an OMERO database: there is no dbpatch table",
-                    "", "Connect to the OMERO database (omero.db.name in the server's config.xml).");
+        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "not an OMERO database: " + s.why_not_omero(), "",
+                    "Connect to the OMERO database (omero.db.name in the server's config.xml).");
     if (!s.has_rows)
         throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "not an OMERO database: the dbpatch table is empty");
     return s.version;
