@@ -51,10 +51,11 @@ omero_calls() { cat "$1/omero-calls.log" 2>/dev/null; }
 # The value of a property in the default profile of DIR's config.xml.
 config_value() { perl -ne 'print $1 if /<property name="\Q'"$2"'\E" value="([^"]*)"/' "$1/etc/grid/config.xml"; }
 
-# Content fingerprint of the key OMERO tables: row count and md5 of every row, ordered by id.
+# Content fingerprint of the key OMERO tables: row count and md5 of every row, ordered by id
+# (of the text in UTF8, so that databases of different encodings compare).
 db_fingerprint() {
   local db=$1 t
   for t in dbpatch experimenter experimentergroup event image annotation originalfile roi shape; do
-    q "$db" -c "SELECT '$t', count(*), md5(coalesce(string_agg(x::text, '|' ORDER BY x.id), '')) FROM $t x"
+    q "$db" -c "SELECT '$t', count(*), md5(convert_to(coalesce(string_agg(x::text, '|' ORDER BY x.id), ''), 'UTF8')) FROM $t x"
   done
 }
