@@ -13,7 +13,7 @@ time_sql() {
 best_of() {
   local n=$1 db=$2 sql=$3 best="" t
   for _ in $(seq "$n"); do
-    t=$(time_sql "$db" "$sql")
+    t=$(time_sql "$db" "$sql") || exit 1
     if [ -z "$best" ] || [ "$(echo "$t < $best" | bc -l)" = 1 ]; then best=$t; fi
   done
   echo "$best"

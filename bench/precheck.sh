@@ -41,14 +41,14 @@ BEGIN
     IF e <> 'UTF8' THEN RAISE EXCEPTION 'OMERO database character encoding must be UTF8, not %', e; END IF;
 END $$;
 SELECT pg_temp.assert_server(90300);
-CREATE MATERIALIZED VIEW pg_temp.fp(id, repo, filepath) AS
+CREATE MATERIALIZED VIEW bench_fp(id, repo, filepath) AS
     SELECT id, repo, regexp_split_to_array('/' || path || name || '/', '/+') FROM originalfile WHERE repo IS NOT NULL;
-CREATE INDEX ON pg_temp.fp (repo, filepath);
+CREATE INDEX ON bench_fp (repo, filepath);
 CREATE FUNCTION pg_temp.assert_no_duplicates() RETURNS void LANGUAGE plpgsql AS $$
 DECLARE r record; ids bigint[];
 BEGIN
-    FOR r IN SELECT * FROM pg_temp.fp LOOP
-        ids := ARRAY(SELECT id FROM pg_temp.fp WHERE repo = r.repo AND filepath = r.filepath);
+    FOR r IN SELECT * FROM bench_fp LOOP
+        ids := ARRAY(SELECT id FROM bench_fp WHERE repo = r.repo AND filepath = r.filepath);
         IF array_length(ids, 1) > 1 THEN RAISE EXCEPTION 'duplicate original file paths with IDs %', ids; END IF;
     END LOOP;
 END $$;
@@ -59,13 +59,13 @@ SQL
 plain_run() {
   local t0 t1
   t0=$(date +%s.%N)
-  psql -X -q -v ON_ERROR_STOP=1 -d "$db" -f "$OU_TMP/precheck-plain.sql" >/dev/null
+  psql -X -q -v ON_ERROR_STOP=1 -d "$db" -f "$OU_TMP/precheck-plain.sql" >/dev/null || return 1
   t1=$(date +%s.%N)
   echo "$t1 - $t0" | bc -l
 }
 plain=""
 for _ in 1 2 3; do
-  t=$(plain_run)
+  t=$(plain_run) || { echo "bench: the plain-SQL precheck failed" >&2; exit 1; }
   if [ -z "$plain" ] || [ "$(echo "$t < $plain" | bc -l)" = 1 ]; then plain=$t; fi
 done
 ours=$(best_of 3 "$db" "SET client_min_messages = warning; SELECT omero_precheck('OMERO5.4__0')")

@@ -1,5 +1,5 @@
-// omero_filename_trace_2017_sv5(): one sequential pass over originalfile, grouped in a hash table
-// (the official precheck runs one indexed lookup per row).
+// omero_filename_trace_2017_sv5(): one sequential pass over originalfile, then one sort by key hash
+// (the official precheck builds an index and runs one indexed lookup per row).
 #include "sv5_trace.hpp"
 #include "omero.hpp"
 #include "srf.hpp"
@@ -11,14 +11,13 @@ extern "C" {
 }
 
 #include <algorithm>
-#include <unordered_map>
+#include <string_view>
 
 namespace ou {
 
-std::string normalize_sv5_path(const char *path, size_t path_len, const char *name, size_t name_len)
+void append_sv5_path(std::string &out, const char *path, size_t path_len, const char *name, size_t name_len)
 {
-    std::string out;
-    out.reserve(path_len + name_len + 1);
+    const size_t start = out.size();
     bool slash_pending = true;  // the leading '/'
     auto feed = [&](const char *s, size_t n) {
         for (size_t i = 0; i < n; i++) {
@@ -35,15 +34,36 @@ std::string normalize_sv5_path(const char *path, size_t path_len, const char *na
     };
     feed(path, path_len);
     feed(name, name_len);
-    if (out.empty())
-        out = "/";
-    return out;
+    if (out.size() == start)
+        out.push_back('/');
 }
+
+namespace {
+// One originalfile row: its key (repo '\0' normalized path) lives in a shared arena, so the scan
+// makes no allocation per row; rows are grouped by sorting on the key's hash.
+struct Entry {
+    uint64_t hash;
+    size_t offset;
+    uint32_t length;
+    int64_t id;
+};
+
+uint64_t fnv1a(const char *p, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (unsigned char)p[i];
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+} // namespace
 
 std::vector<Sv5Group> find_sv5_traces(spi::Session &spi)
 {
-    // Key: repo '\0' normalized path. Rows with a NULL repo, path or name never match (as in SQL).
-    std::unordered_map<std::string, std::vector<int64_t>> seen;
+    // Rows with a NULL repo, path or name never match (as in SQL).
+    std::string arena;
+    std::vector<Entry> entries;
     const char *sql = "SELECT id, repo, path, name FROM originalfile"
                       " WHERE repo IS NOT NULL AND path IS NOT NULL AND name IS NOT NULL";
     Portal portal = pg_guard([sql] {
@@ -58,29 +78,50 @@ std::vector<Sv5Group> find_sv5_traces(spi::Session &spi)
         SPITupleTable *tt = SPI_tuptable;
         for (uint64 i = 0; i < n; i++) {
             HeapTuple tup = tt->vals[i];
-            bool isnull;
-            int64_t id = DatumGetInt64(SPI_getbinval(tup, tt->tupdesc, 1, &isnull));
-            // varchar and text share the varlena layout; the values are detoasted by pg_guard.
-            text *repo = pg_guard([&] { return DatumGetTextPP(SPI_getbinval(tup, tt->tupdesc, 2, &isnull)); });
-            text *path = pg_guard([&] { return DatumGetTextPP(SPI_getbinval(tup, tt->tupdesc, 3, &isnull)); });
-            text *name = pg_guard([&] { return DatumGetTextPP(SPI_getbinval(tup, tt->tupdesc, 4, &isnull)); });
-            std::string key(VARDATA_ANY(repo), VARSIZE_ANY_EXHDR(repo));
-            key.push_back('\0');
-            key += normalize_sv5_path(VARDATA_ANY(path), VARSIZE_ANY_EXHDR(path), VARDATA_ANY(name),
-                                      VARSIZE_ANY_EXHDR(name));
-            seen[std::move(key)].push_back(id);
+            TupleDesc desc = tt->tupdesc;
+            text *cols[3];
+            int64_t id = 0;
+            // varchar and text share the varlena layout; long values are detoasted here.
+            pg_guard([&] {
+                bool isnull;
+                id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+                for (int c = 0; c < 3; c++)
+                    cols[c] = DatumGetTextPP(SPI_getbinval(tup, desc, c + 2, &isnull));
+            });
+            size_t offset = arena.size();
+            arena.append(VARDATA_ANY(cols[0]), VARSIZE_ANY_EXHDR(cols[0]));
+            arena.push_back('\0');
+            append_sv5_path(arena, VARDATA_ANY(cols[1]), VARSIZE_ANY_EXHDR(cols[1]), VARDATA_ANY(cols[2]),
+                            VARSIZE_ANY_EXHDR(cols[2]));
+            uint32_t length = (uint32_t)(arena.size() - offset);
+            entries.push_back(Entry{fnv1a(arena.data() + offset, length), offset, length, id});
         }
         pg_guard([tt] { SPI_freetuptable(tt); });
     }
     pg_guard([portal] { SPI_cursor_close(portal); });
 
+    auto key = [&arena](const Entry &e) { return std::string_view(arena.data() + e.offset, e.length); };
+    // Equal keys end up adjacent: hash first, then the key itself (hash collisions), then id.
+    std::sort(entries.begin(), entries.end(), [&](const Entry &a, const Entry &b) {
+        if (a.hash != b.hash)
+            return a.hash < b.hash;
+        int c = key(a).compare(key(b));
+        return c != 0 ? c < 0 : a.id < b.id;
+    });
     std::vector<Sv5Group> groups;
-    for (auto &[key, ids] : seen) {
-        if (ids.size() < 2)
-            continue;
-        std::sort(ids.begin(), ids.end());
-        size_t zero = key.find('\0');
-        groups.push_back(Sv5Group{key.substr(0, zero), key.substr(zero + 1), ids});
+    for (size_t i = 0; i < entries.size();) {
+        size_t j = i + 1;
+        while (j < entries.size() && entries[j].hash == entries[i].hash && key(entries[j]) == key(entries[i]))
+            j++;
+        if (j - i > 1) {
+            std::string_view k = key(entries[i]);
+            size_t zero = k.find('\0');
+            Sv5Group g{std::string(k.substr(0, zero)), std::string(k.substr(zero + 1)), {}};
+            for (size_t x = i; x < j; x++)
+                g.ids.push_back(entries[x].id);
+            groups.push_back(std::move(g));
+        }
+        i = j;
     }
     std::sort(groups.begin(), groups.end(), [](const Sv5Group &a, const Sv5Group &b) { return a.ids[0] < b.ids[0]; });
     return groups;
@@ -101,9 +142,9 @@ OU_FUNCTION(omero_filename_trace_2017_sv5)
         }
         srf::Writer out(fcinfo);
         for (const Sv5Group &g : groups) {
-            std::vector<Datum> elems(g.ids.begin(), g.ids.end());
-            for (size_t i = 0; i < g.ids.size(); i++)
-                elems[i] = Int64GetDatum(g.ids[i]);
+            std::vector<Datum> elems;
+            for (int64_t id : g.ids)
+                elems.push_back(Int64GetDatum(id));
             Datum *e = elems.data();
             int n = (int)elems.size();
             Datum arr = pg_guard([e, n] {

@@ -15,10 +15,10 @@ struct Sv5Group {
 };
 
 // Groups of originalfile ids that share a repo and a normalized path (the official rule: '/' ||
-// path || name || '/' split on runs of '/'), found in one pass with a hash table.
+// path || name || '/' split on runs of '/'), found in one pass and one sort by key hash.
 std::vector<Sv5Group> find_sv5_traces(spi::Session &spi);
 
-// Collapses runs of '/', drops the empty parts: "a//b/" + "c" → "/a/b/c".
-std::string normalize_sv5_path(const char *path, size_t path_len, const char *name, size_t name_len);
+// Appends the normalized path: runs of '/' collapsed, empty parts dropped: "a//b/" + "c" → "/a/b/c".
+void append_sv5_path(std::string &out, const char *path, size_t path_len, const char *name, size_t name_len);
 
 } // namespace ou

@@ -5,7 +5,7 @@ set -euo pipefail
 : "${OU_TMP:?run me through test/with-cluster.sh (make demo)}"
 src=${OU_SRC:-$(cd "$(dirname "$0")/.." && pwd)}
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-show() { printf '$ %s\n' "$*"; "$@"; }
+show() { printf '$'; printf ' %q' "$@"; printf '\n'; "$@"; }
 
 step "A sample OMERO database at OMERO5.3__0 (our fixture), owned by the OMERO user"
 psql -X -q -c "CREATE ROLE omero LOGIN" postgres

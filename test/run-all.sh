@@ -14,17 +14,20 @@ pg_regress=$(dirname "$("$PG_CONFIG" --pgxs)")/../test/regress/pg_regress
 passed=0
 failed=0
 
-# 1. pg_regress, as the server user, output in its own temp dir
+# 1. pg_regress, as the server user, output in its own temp dir. Its inputs are copied there
+#    too: the server user may not be able to read a root-owned checkout.
 outdir=$OU_TMP/regress
-mkdir -p "$outdir" && chmod 777 "$outdir"
+rsrc=$OU_TMP/regress-src
+mkdir -p "$outdir" "$rsrc/test" && chmod 777 "$outdir"
+cp -r sql expected "$rsrc/" && cp -r test/fixture "$rsrc/test/" && chmod -R a+rX "$rsrc"
 if [ -n "${TESTS:-}" ]; then
   tests=$TESTS
 else
   tests=$(for f in sql/*.sql; do basename "$f" .sql; done)
 fi
 # shellcheck disable=SC2086
-$OU_RUNAS "$pg_regress" --inputdir=. --outputdir="$outdir" --bindir="$("$PG_CONFIG" --bindir)" \
-  --dbname=omero_regress $tests 2>&1 | tee "$OU_TMP/regress.log"
+(cd "$rsrc" && $OU_RUNAS "$pg_regress" --inputdir=. --outputdir="$outdir" --bindir="$("$PG_CONFIG" --bindir)" \
+  --dbname=omero_regress $tests) 2>&1 | tee "$OU_TMP/regress.log"
 n_ok=$(grep -cE '^(ok|test|     ).* \.\.\. ok|^ok [0-9]+' "$OU_TMP/regress.log" || true)
 n_bad=$(grep -cE '\.\.\. FAILED|^not ok [0-9]+' "$OU_TMP/regress.log" || true)
 if [ -f "$outdir/regression.diffs" ]; then

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
 
 namespace ou {
@@ -184,6 +185,38 @@ Value Db::scalar(const std::string &sql, const std::vector<Value> &params)
 int Db::server_version() const
 {
     return PQserverVersion(conn_);
+}
+
+OmeroDbState read_omero_state(Db &db)
+{
+    OmeroDbState st;
+    Rows r = db.query("SELECT current_database() AS dbname, pg_catalog.pg_encoding_to_char(d.encoding) AS encoding, "
+                      "pg_catalog.pg_database_size(d.oid) AS size, "
+                      "pg_catalog.current_setting('server_version_num') AS num, "
+                      "pg_catalog.current_setting('server_version') AS ver, "
+                      "(SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'omero_upgrade') AS ext, "
+                      "pg_catalog.to_regclass('dbpatch') IS NOT NULL AS has_dbpatch "
+                      "FROM pg_catalog.pg_database d WHERE d.datname = current_database()");
+    st.dbname = r.str(0, "dbname");
+    st.encoding = r.str(0, "encoding");
+    st.size_bytes = std::atoll(r.str(0, "size").c_str());
+    st.server_version_num = std::atoi(r.str(0, "num").c_str());
+    st.server_version = r.str(0, "ver");
+    size_t sp = st.server_version.find(' ');
+    if (sp != std::string::npos)
+        st.server_version.resize(sp);
+    st.extension_version = r.str(0, "ext");
+    if (r.str(0, "has_dbpatch") != "t")
+        return st;
+    Rows p = db.query("SELECT currentversion || '__' || currentpatch AS version, finished IS NOT NULL AS finished, "
+                      "coalesce(message, '') AS message FROM dbpatch ORDER BY id DESC LIMIT 1");
+    if (p.empty())
+        return st;
+    st.is_omero = true;
+    st.version = p.str(0, "version");
+    st.finished = p.str(0, "finished") == "t";
+    st.message = p.str(0, "message");
+    return st;
 }
 
 } // namespace ou

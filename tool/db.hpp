@@ -79,6 +79,21 @@ private:
     std::function<void(const Notice &)> notice_handler_;
 };
 
+// What the tool needs to know about an OMERO database before acting on it.
+struct OmeroDbState {
+    std::string dbname;
+    bool is_omero = false;      // has a dbpatch table with rows
+    std::string version;        // newest dbpatch row: OMERO5.3__1
+    bool finished = false;      // its finished time is set
+    std::string message;
+    std::string encoding;       // UTF8, LATIN1, ...
+    long long size_bytes = 0;   // pg_database_size
+    std::string extension_version;  // omero_upgrade, "" when not installed
+    std::string server_version;     // "15.20"
+    int server_version_num = 0;
+};
+OmeroDbState read_omero_state(Db &db);
+
 // Ctrl-C / SIGTERM: cancels the statement running on the current connection (PQcancel is
 // async-signal-safe) and sets a flag that long steps poll.
 void install_interrupt_handler();

@@ -4,6 +4,8 @@
 #include "db.hpp"
 
 #include <iostream>
+#include <map>
+#include <tuple>
 
 #ifndef OMERO_UPGRADE_VERSION
 #define OMERO_UPGRADE_VERSION "dev"
@@ -30,10 +32,34 @@ int main(int argc, char **argv)
     app.add_option("--db-user", g.db_user, "database user (overrides omero.db.user); the password comes from "
                                            "config.xml, PGPASSWORD or ~/.pgpass, never from the command line");
 
-    std::vector<std::pair<CLI::App *, CommandRun>> runs;
+    // Subcommands: "backup" is a command of its own; "backup list" (a space in the name) is nested
+    // below "backup", which is created on demand when no file registers it ("db to-utf8" → "db").
+    std::map<std::string, CLI::App *> parents;
+    std::vector<std::tuple<std::string, CLI::App *, CommandRun>> runs;
     for (auto &spec : commands()) {
-        CLI::App *sub = app.add_subcommand(spec.name, spec.help);
-        runs.emplace_back(sub, spec.setup(*sub));
+        std::string name = spec.name;
+        if (name.find(' ') != std::string::npos)
+            continue;
+        CLI::App *sub = app.add_subcommand(name, spec.help);
+        sub->fallthrough();
+        parents[name] = sub;
+        runs.emplace_back(name, sub, spec.setup(*sub));
+    }
+    for (auto &spec : commands()) {
+        std::string name = spec.name;
+        size_t sp = name.find(' ');
+        if (sp == std::string::npos)
+            continue;
+        std::string parent = name.substr(0, sp);
+        if (!parents.count(parent)) {
+            parents[parent] = app.add_subcommand(parent, parent + " subcommands");
+            parents[parent]->fallthrough();
+            parents[parent]->require_subcommand(1);
+        }
+        CLI::App *sub = parents[parent]->add_subcommand(name.substr(sp + 1), spec.help);
+        sub->fallthrough();
+        // Nested subcommands are tried first, so that "backup list" does not run "backup".
+        runs.emplace(runs.begin(), name, sub, spec.setup(*sub));
     }
 
     try {
@@ -46,10 +72,10 @@ int main(int argc, char **argv)
         return EXIT_ERROR;
     }
 
-    for (auto &[sub, run] : runs) {
+    for (auto &[name, sub, run] : runs) {
         if (!sub->parsed())
             continue;
-        out().begin(g, sub->get_name());
+        out().begin(g, name);
         install_interrupt_handler();
         try {
             return out().finish(run());

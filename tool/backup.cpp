@@ -1,0 +1,478 @@
+// omero-upgrade backup | backup list | backup verify FILE: verified pg_dump backups.
+//
+// A backup is written under a hidden temporary name (.NAME.partial) in the backup directory,
+// verified (pg_restore reads its table of contents, the key OMERO tables and their data are in
+// it, the dbpatch data reads back with the version the database had), checksummed, synced and
+// only then renamed into place without overwriting anything; then its NAME.sha256 sidecar
+// (sha256sum format) and its manifest entry are written. Any failure removes the partial file,
+// so a name without ".partial" is always a complete, verified dump.
+#include "backup.hpp"
+#include "checksum.hpp"
+#include "fsutil.hpp"
+#include "manifest.hpp"
+#include "process.hpp"
+
+#include <cctype>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <dirent.h>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+
+namespace ou {
+
+namespace {
+
+// Tables every OMERO 5 database has; a dump without them (or without their data) is not a usable
+// OMERO backup.
+const std::vector<std::string> key_tables = {"dbpatch",    "experimenter", "experimentergroup", "event", "image",
+                                             "annotation", "originalfile", "roi",               "shape"};
+
+std::string iso_utc()
+{
+    char buf[32];
+    std::time_t t = std::time(nullptr);
+    std::tm tm;
+    gmtime_r(&t, &tm);
+    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buf;
+}
+
+// Throttled progress: at most one line every 2 s.
+class Ticker {
+public:
+    explicit Ticker(std::string what) : what_(std::move(what)), start_(clock::now()), last_(start_) {}
+    void bytes(unsigned long long n, const char *verb)
+    {
+        auto now = clock::now();
+        if (now - last_ < std::chrono::seconds(2))
+            return;
+        last_ = now;
+        double s = std::chrono::duration<double>(now - start_).count();
+        out().progress(what_ + ": " + human_bytes(n) + " " + verb + " (" +
+                       human_bytes((unsigned long long)(s > 0 ? n / s : 0)) + "/s)");
+    }
+    double elapsed() const { return std::chrono::duration<double>(clock::now() - start_).count(); }
+
+private:
+    using clock = std::chrono::steady_clock;
+    std::string what_;
+    clock::time_point start_, last_;
+};
+
+// Removes a partial dump unless released (every failure path leaves nothing behind).
+struct PartialGuard {
+    std::string path;
+    ~PartialGuard()
+    {
+        if (!path.empty()) {
+            remove_tree(path);
+            out().log("removed the partial dump " + path);
+        }
+    }
+};
+
+// The dbpatch rows of a dump: pg_restore writes the table's COPY data as text.
+std::string dump_dbpatch_version(const std::string &path, std::string &problem)
+{
+    ProcOptions o;
+    o.timeout_s = 600;
+    ProcResult r = run_process({"pg_restore", "--data-only", "--schema=public", "--table=dbpatch", "--file=-", path}, o);
+    if (!r.ok()) {
+        problem = "the dbpatch data cannot be read from the dump (pg_restore " + r.describe() + "): " + r.err_tail(2);
+        return "";
+    }
+    std::istringstream in(r.out);
+    std::string line;
+    std::vector<std::string> cols;
+    bool in_copy = false;
+    long long best_id = -1;
+    std::string best;
+    while (std::getline(in, line)) {
+        if (!in_copy) {
+            if (line.rfind("COPY public.dbpatch (", 0) == 0) {
+                std::string list = line.substr(21, line.find(')') - 21);
+                std::istringstream cl(list);
+                std::string c;
+                while (std::getline(cl, c, ','))
+                    cols.push_back(c.substr(c.find_first_not_of(' ')));
+                in_copy = true;
+            }
+            continue;
+        }
+        if (line == "\\.")
+            break;
+        std::vector<std::string> f;
+        std::istringstream fl(line);
+        std::string v;
+        while (std::getline(fl, v, '\t'))
+            f.push_back(v);
+        std::map<std::string, std::string> row;
+        for (size_t i = 0; i < cols.size() && i < f.size(); i++)
+            row[cols[i]] = f[i];
+        long long id = std::atoll(row["id"].c_str());
+        if (id > best_id) {
+            best_id = id;
+            best = row["currentversion"] + "__" + row["currentpatch"];
+        }
+    }
+    if (best_id < 0)
+        problem = "the dump holds no dbpatch rows: not a backup of an OMERO database";
+    return best;
+}
+
+// TOC, key tables, extension entries, dbpatch data: everything but the checksum.
+void check_contents(VerifyResult &v)
+{
+    try {
+        v.toc = read_toc(v.path, &v.dumped_dbname);
+    } catch (const CommandError &e) {
+        v.problems.push_back(std::string("pg_restore cannot read the dump's table of contents: ") + e.what());
+        return;
+    }
+    std::set<std::string> rests;
+    for (const auto &e : v.toc) {
+        rests.insert(e.rest.substr(0, e.rest.rfind(' ')));  // without the owner
+        if (is_extension_toc_line(e.rest))
+            v.has_extension_entries = true;
+    }
+    for (const auto &t : key_tables) {
+        if (!rests.count("TABLE public " + t))
+            v.problems.push_back("table " + t + " is missing from the dump");
+        else if (!rests.count("TABLE DATA public " + t))
+            v.problems.push_back("the data of table " + t + " is missing from the dump");
+    }
+    std::string problem;
+    v.dbpatch_version = dump_dbpatch_version(v.path, problem);
+    if (!problem.empty())
+        v.problems.push_back(problem);
+}
+
+} // namespace
+
+std::string file_safe(const std::string &s)
+{
+    std::string r;
+    for (char c : s)
+        r += (std::isalnum((unsigned char)c) || c == '.' || c == '_' || c == '-' || c == '+') ? c : '_';
+    if (r.empty() || r[0] == '.' || r[0] == '-')
+        r = "_" + r;
+    return r;
+}
+
+bool is_extension_toc_line(const std::string &rest)
+{
+    // "EXTENSION - omero_upgrade", "COMMENT - EXTENSION omero_upgrade", "TABLE DATA omero_upgrade t",
+    // "ACL - SCHEMA omero_upgrade": descriptions are upper case, schemas lower case.
+    static const std::regex re("^[A-Z ]+ (- )?([A-Z ]+ )?omero_upgrade( |$)");
+    return std::regex_search(rest, re);
+}
+
+std::vector<TocEntry> read_toc(const std::string &path, std::string *dbname)
+{
+    ProcOptions o;
+    o.timeout_s = 600;
+    ProcResult r = run_process({"pg_restore", "--list", path}, o);
+    if (!r.ok())
+        throw CommandError("pg_restore --list " + r.describe() + ": " + r.err_tail(3));
+    std::vector<TocEntry> toc;
+    std::istringstream in(r.out);
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.empty())
+            continue;
+        if (line[0] == ';') {
+            size_t p = line.find("dbname: ");
+            if (dbname && p != std::string::npos)
+                *dbname = line.substr(p + 8);
+            continue;
+        }
+        // "<id>; <tableoid> <oid> <desc> <schema> <name> <owner>"
+        size_t semi = line.find("; ");
+        if (semi == std::string::npos)
+            continue;
+        std::istringstream fl(line.substr(semi + 2));
+        std::string tableoid, oid;
+        fl >> tableoid >> oid;
+        std::string rest;
+        std::getline(fl, rest);
+        rest.erase(0, rest.find_first_not_of(' '));
+        TocEntry e{line.substr(0, semi), "", rest, line};
+        toc.push_back(e);
+    }
+    if (toc.empty())
+        throw CommandError("pg_restore --list found no entries");
+    return toc;
+}
+
+VerifyResult verify_backup(const std::string &path_in, bool checksum)
+{
+    VerifyResult v;
+    v.path = path_in;
+    while (v.path.size() > 1 && v.path.back() == '/')
+        v.path.pop_back();
+    if (!path_exists(v.path))
+        throw CommandError(v.path + " does not exist");
+    v.dir = dir_name(v.path);
+    v.name = base_name(v.path);
+    v.format = is_directory(v.path) ? "directory" : "custom";
+    try {
+        v.manifest = manifest_entry(v.dir, v.name);
+    } catch (const CommandError &e) {
+        out().warn(e.what());
+    }
+    if (checksum) {
+        Ticker t("checksum");
+        for (auto &p : verify_checksums(v.dir, v.name, [&](unsigned long long n) { t.bytes(n, "read"); }))
+            v.problems.push_back(p);
+    }
+    check_contents(v);
+    if (v.manifest && !v.dbpatch_version.empty() && v.manifest->value("dbpatch_version", "") != v.dbpatch_version)
+        v.problems.push_back("the dump's dbpatch version " + v.dbpatch_version + " differs from the manifest's " +
+                             v.manifest->value("dbpatch_version", ""));
+    return v;
+}
+
+BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
+{
+    OmeroDbState st = read_omero_state(db);
+    if (!st.is_omero)
+        throw CommandError("database " + db.params().describe() + " is not an OMERO database (no dbpatch rows)",
+                           "check omero.db.name in config.xml or --db-name");
+    if (!st.finished)
+        out().warn("the newest dbpatch row (" + st.version + ") has no finished time: an upgrade script did not "
+                   "finish; the backup keeps the database as it is");
+
+    std::string pg_dump_full;
+    int client = client_major_version("pg_dump", &pg_dump_full);
+    if (client == 0)
+        throw CommandError("pg_dump is not on PATH", "install the PostgreSQL client (e.g. apt install postgresql-client-" +
+                                                         std::to_string(st.server_version_num / 10000) + ")");
+    if (client < st.server_version_num / 10000)
+        throw CommandError(pg_dump_full + " cannot dump PostgreSQL " + st.server_version + " (a client at least as new as the server is needed)",
+                           "install postgresql-client-" + std::to_string(st.server_version_num / 10000) +
+                               " and put its bin directory first on PATH");
+
+    std::string dir = opts.dir.empty() ? "." : opts.dir;
+    ensure_dir(dir);
+    unsigned long long avail = free_bytes(dir);
+    if (!opts.skip_space_check && avail < (unsigned long long)st.size_bytes)
+        throw CommandError("not enough free space in " + dir + ": " + human_bytes(avail) + " available, the database is " +
+                               human_bytes(st.size_bytes) + " (the dump is usually smaller, but may come close)",
+                           "free some space, choose another --backup-dir, or pass --no-space-check to try anyway "
+                           "(a failed dump leaves nothing behind)");
+
+    bool directory = opts.jobs > 0;
+    std::string ext = directory ? ".pgdir" : ".pgdump";
+    std::string stem = file_safe(st.dbname) + "-" + file_safe(st.version) + "-" + utc_timestamp();
+    std::string name = stem + ext;
+    for (int n = 2; path_exists(dir + "/" + name) || path_exists(dir + "/" + name + ".sha256") ||
+                    path_exists(dir + "/." + name + ".partial");
+         n++)
+        name = stem + "-" + std::to_string(n) + ext;
+    std::string final_path = dir + "/" + name;
+    std::string partial = dir + "/." + name + ".partial";
+
+    PgClient pc = pg_client(db.params());
+    std::vector<std::string> argv = {"pg_dump", directory ? "--format=directory" : "--format=custom",
+                                     "--file=" + partial, "--no-password"};
+    if (directory)
+        argv.push_back("--jobs=" + std::to_string(opts.jobs));
+    if (!opts.encoding.empty())
+        argv.push_back("--encoding=" + opts.encoding);
+    argv.push_back("--dbname=" + pc.conninfo);
+
+    out().say("backing up " + db.params().describe() + " (" + st.version + ", " + human_bytes(st.size_bytes) + ") to " +
+              final_path);
+    PartialGuard guard{partial};
+    Ticker ticker("pg_dump");
+    ProcOptions po;
+    po.env = pc.env;
+    po.on_tick = [&] { ticker.bytes(path_size(partial), "written"); };
+    ProcResult r = run_process(argv, po);
+    if (!r.ok()) {
+        std::string why = r.err_tail(3);
+        throw CommandError("pg_dump failed (" + r.describe() + ")" + (why.empty() ? "" : ": " + why) +
+                               "; the partial dump was removed",
+                           r.signal == SIGXFSZ || why.find("No space") != std::string::npos
+                               ? "free some space or choose another --backup-dir"
+                               : "");
+    }
+    double dump_s = ticker.elapsed();
+
+    VerifyResult v;
+    v.path = partial;
+    check_contents(v);
+    if (v.ok() && v.dbpatch_version != st.version)
+        v.problems.push_back("the dump's dbpatch version " + v.dbpatch_version + " is not the database's " + st.version +
+                             " (did an upgrade run meanwhile?)");
+    if (!v.ok()) {
+        std::string all;
+        for (const auto &p : v.problems)
+            all += "\n  " + p;
+        throw CommandError("the new dump failed verification; it was removed:" + all);
+    }
+
+    Ticker hticker("checksum");
+    ChecksumList sums = compute_checksums(partial, name, [&](unsigned long long n) { hticker.bytes(n, "read"); });
+    std::string sidecar = format_sidecar(sums);
+    fsync_path(partial);
+    rename_noreplace(partial, final_path);
+    guard.path.clear();
+    fsync_dir(dir);
+    write_file_atomic(final_path + ".sha256", sidecar, false);
+
+    unsigned long long size = path_size(final_path);
+    nlohmann::json entry = {
+        {"file", name},
+        {"format", directory ? "directory" : "custom"},
+        {"database", st.dbname},
+        {"dbpatch_version", st.version},
+        {"dbpatch_finished", st.finished},
+        {"created_utc", iso_utc()},
+        {"size_bytes", size},
+        {"sha256", directory ? sha256_string(sidecar) : sums[0].first},
+        {"server_version", st.server_version},
+        {"pg_dump_version", pg_dump_full},
+        {"encoding", opts.encoding.empty() ? st.encoding : opts.encoding},
+        {"source_encoding", st.encoding},
+        {"extension_installed", !st.extension_version.empty()},
+        {"purpose", opts.purpose},
+        {"host", db.params().host},
+        {"port", db.params().port},
+        {"toc_entries", v.toc.size()},
+        {"dump_seconds", dump_s},
+    };
+    if (directory)
+        entry["jobs"] = opts.jobs;
+    add_to_manifest(dir, entry);
+    out().say("backup verified and written: " + final_path + " (" + human_bytes(size) + ", " + st.version +
+              ", " + std::to_string(v.toc.size()) + " entries)");
+    out().say("checksum: " + final_path + ".sha256");
+    return {final_path, entry};
+}
+
+namespace {
+
+int run_backup(const BackupOptions &opts)
+{
+    Settings s = load_settings(false);
+    auto db = connect_db(s);
+    BackupResult b = make_backup(s, *db, opts);
+    out().result() = b.entry;
+    out().result()["path"] = b.path;
+    return EXIT_OK;
+}
+
+int run_list(const std::string &dir)
+{
+    nlohmann::json m = read_manifest(dir);
+    nlohmann::json list = nlohmann::json::array();
+    std::set<std::string> known;
+    int missing = 0;
+    if (m["backups"].empty())
+        out().say("no backups recorded in " + dir + "/" + manifest_name);
+    for (auto e : m["backups"]) {
+        std::string f = e.value("file", "");
+        known.insert(f);
+        bool present = path_exists(dir + "/" + f);
+        e["present"] = present;
+        if (!present)
+            missing++;
+        list.push_back(e);
+        char line[512];
+        std::snprintf(line, sizeof line, "%-58s %-12s %10s  %s%s", f.c_str(), e.value("dbpatch_version", "").c_str(),
+                      human_bytes(e.value("size_bytes", 0ULL)).c_str(), e.value("created_utc", "").c_str(),
+                      present ? "" : "  MISSING");
+        out().say(line);
+    }
+    nlohmann::json unlisted = nlohmann::json::array(), partials = nlohmann::json::array();
+    if (DIR *d = opendir(dir.c_str())) {
+        while (dirent *de = readdir(d)) {
+            std::string n = de->d_name;
+            auto ends = [&](const std::string &x) { return n.size() > x.size() && n.compare(n.size() - x.size(), x.size(), x) == 0; };
+            if (n[0] == '.' && ends(".partial"))
+                partials.push_back(n);
+            else if (n[0] != '.' && (ends(".pgdump") || ends(".pgdir")) && !known.count(n))
+                unlisted.push_back(n);
+        }
+        closedir(d);
+    }
+    for (const auto &n : unlisted)
+        out().warn(n.get<std::string>() + " is in " + dir + " but not in the manifest (not made by this tool here)");
+    for (const auto &n : partials)
+        out().warn(n.get<std::string>() + " is the leftover of an interrupted backup: it is incomplete and can be deleted");
+    if (missing)
+        out().warn(std::to_string(missing) + " recorded backup(s) missing from " + dir);
+    out().result() = {{"dir", dir}, {"backups", list}, {"unlisted", unlisted}, {"partial", partials}};
+    return missing ? EXIT_PROBLEM : EXIT_OK;
+}
+
+int run_verify(const std::string &file, bool full)
+{
+    VerifyResult v = verify_backup(file);
+    if (full && v.ok()) {
+        // Reads and decompresses every data block.
+        Ticker t("full read");
+        ProcOptions o;
+        ProcResult r = run_process({"pg_restore", "--file=/dev/null", v.path}, o);
+        if (!r.ok())
+            v.problems.push_back("pg_restore cannot read the whole dump (" + r.describe() + "): " + r.err_tail(2));
+    }
+    nlohmann::json res = {{"path", v.path},
+                          {"format", v.format},
+                          {"toc_entries", v.toc.size()},
+                          {"dbpatch_version", v.dbpatch_version},
+                          {"database", v.dumped_dbname},
+                          {"in_manifest", v.manifest.has_value()},
+                          {"extension_entries", v.has_extension_entries},
+                          {"problems", v.problems},
+                          {"ok", v.ok()}};
+    out().result() = res;
+    if (!v.manifest)
+        out().warn(v.name + " is not in the manifest of " + v.dir);
+    if (!v.ok()) {
+        for (const auto &p : v.problems)
+            out().error(p);
+        out().say("NOT OK: " + v.path + " failed verification (" + std::to_string(v.problems.size()) + " problem(s))");
+        return EXIT_PROBLEM;
+    }
+    out().say("OK: " + v.path + " (" + v.format + " format, " + std::to_string(v.toc.size()) + " entries, dbpatch " +
+              v.dbpatch_version + ", checksum matches" + (full ? ", every data block read" : "") + ")");
+    return EXIT_OK;
+}
+
+BackupOptions g_opts;
+std::string g_list_dir = ".";
+std::string g_verify_file;
+bool g_verify_full = false;
+
+Register reg_backup({"backup", "dump the OMERO database to a verified, checksummed backup file", [](CLI::App &sub) {
+                         sub.add_option("--backup-dir", g_opts.dir, "where backups and their manifest go (default: .)");
+                         sub.add_option("-j,--jobs", g_opts.jobs,
+                                        "dump with N parallel jobs in directory format (NAME.pgdir)")
+                             ->check(CLI::Range(1, 64));
+                         sub.add_flag("--no-space-check", g_opts.skip_space_check,
+                                      "try even when free space is below the database size");
+                         return [] { return run_backup(g_opts); };
+                     }});
+
+Register reg_list({"backup list", "list the backups recorded in the manifest of a backup directory", [](CLI::App &sub) {
+                       sub.add_option("--backup-dir", g_list_dir, "the backup directory (default: .)");
+                       return [] { return run_list(g_list_dir); };
+                   }});
+
+Register reg_verify({"backup verify", "check a backup: checksum, table of contents, key tables, dbpatch data",
+                     [](CLI::App &sub) {
+                         sub.add_option("FILE", g_verify_file, "the backup (NAME.pgdump or NAME.pgdir)")->required();
+                         sub.add_flag("--full", g_verify_full, "also read and decompress every data block");
+                         return [] { return run_verify(g_verify_file, g_verify_full); };
+                     }});
+
+} // namespace
+
+} // namespace ou

@@ -1,0 +1,65 @@
+// Verified backups (pg_dump), shared by `backup`, `restore`, `db to-utf8` and later `run`.
+#pragma once
+
+#include "settings.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace ou {
+
+struct BackupOptions {
+    std::string dir = ".";          // the backup directory (holds the manifest)
+    int jobs = 0;                   // > 0: directory format, pg_dump -j N
+    bool skip_space_check = false;
+    std::string encoding;           // pg_dump -E (db to-utf8: UTF8); "" = the database's
+    std::string purpose = "backup";
+};
+
+struct BackupResult {
+    std::string path;
+    nlohmann::json entry;  // its manifest entry
+};
+
+// Dumps the database of `db` (connected as s says) into opts.dir: temp name, verify, checksum,
+// sync, rename into place, sidecar, manifest. Throws CommandError (nothing left behind) on failure.
+BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts);
+
+// One entry of pg_restore --list.
+struct TocEntry {
+    std::string id;      // dump id
+    std::string desc;    // "TABLE DATA", "EXTENSION", …
+    std::string rest;    // "<desc> <schema> <name> <owner>" as listed
+    std::string line;    // the whole line
+};
+
+struct VerifyResult {
+    std::string path, dir, name;
+    std::string format;              // custom | directory
+    std::vector<std::string> problems;
+    std::vector<TocEntry> toc;
+    std::string dbpatch_version;     // read from the dump's dbpatch data
+    std::string dumped_dbname;
+    std::optional<nlohmann::json> manifest;  // its manifest entry, if any
+    bool has_extension_entries = false;      // omero_upgrade extension or its state
+    bool ok() const { return problems.empty(); }
+};
+
+// Checks a dump: its SHA-256 against the sidecar (when checksum), pg_restore --list reads it, the
+// key OMERO tables and their data are in it, the dbpatch data can be read, and the version agrees
+// with the manifest. Problems are collected, not thrown; CommandError when it cannot run at all.
+VerifyResult verify_backup(const std::string &path, bool checksum = true);
+
+// Whether a pg_restore --list line belongs to the omero_upgrade extension (or its state schema).
+bool is_extension_toc_line(const std::string &rest);
+
+// Runs pg_restore --list on a dump (throws CommandError on failure).
+std::vector<TocEntry> read_toc(const std::string &path, std::string *dbname = nullptr);
+
+// A name made safe for a file name (database names may hold '/', spaces, quotes).
+std::string file_safe(const std::string &s);
+
+} // namespace ou

@@ -1,0 +1,295 @@
+// omero-upgrade check [--target V] [--backup-dir DIR]: every prerequisite of the upgrade, each
+// ok / warning / failed with its fix in one line. Changes nothing. Exit 1 when any failed.
+#include "fsutil.hpp"
+#include "process.hpp"
+#include "settings.hpp"
+
+#include <sys/resource.h>
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace ou {
+
+namespace {
+
+// OMERO's open-file recommendation is "tens of thousands"; below this we warn.
+constexpr long long recommended_nofile = 16384;
+
+struct Check {
+    std::string name, status, detail, fix;
+};
+
+// The PostgreSQL each target release requires (server_version_num), for when the extension is
+// not installed to say it (omero_upgrade_path). Same facts as extension/versions.cpp.
+int pg_prerequisite_of(const std::string &target)
+{
+    if (compare_versions(target, "OMERO5.2__0") > 0)
+        return 90300;
+    if (compare_versions(target, "OMERO5.0__0") > 0)
+        return 90200;
+    return 80400;
+}
+
+std::string pretty(int num)
+{
+    if (num >= 100000)
+        return std::to_string(num / 10000) + "." + std::to_string(num % 10000);
+    return std::to_string(num / 10000) + "." + std::to_string(num / 100 % 100) + "." + std::to_string(num % 100);
+}
+
+// Soft "Max open files" of a process, -1 when unreadable.
+long long nofile_of(pid_t pid)
+{
+    std::ifstream f("/proc/" + std::to_string(pid) + "/limits");
+    std::string line;
+    while (std::getline(f, line)) {
+        if (line.rfind("Max open files", 0) == 0) {
+            std::istringstream in(line.substr(14));
+            std::string soft;
+            in >> soft;
+            return soft == "unlimited" ? (long long)1 << 40 : std::atoll(soft.c_str());
+        }
+    }
+    return -1;
+}
+
+// A running process of this OMERO server: its command line names the server directory
+// (icegridnode, the Java servers, Python processes all run from it).
+pid_t find_omero_process(const Settings &s, std::string &cmd)
+{
+    if (!s.server_dir_found)
+        return 0;
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    pid_t found = 0;
+    pid_t self = getpid();
+    while (dirent *e = readdir(d)) {
+        pid_t pid = std::atoi(e->d_name);
+        if (pid <= 0 || pid == self)
+            continue;
+        std::ifstream f("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
+        std::string c((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+        for (char &ch : c)
+            if (ch == '\0')
+                ch = ' ';
+        if (c.find(s.server_dir + "/") != std::string::npos && c.find("omero-upgrade") == std::string::npos) {
+            found = pid;
+            cmd = c.substr(0, 120);
+            break;
+        }
+    }
+    closedir(d);
+    return found;
+}
+
+bool local_host(const std::string &h)
+{
+    return h.empty() || h[0] == '/' || h == "localhost" || h == "127.0.0.1" || h == "::1";
+}
+
+struct Args {
+    std::string target;
+    std::string backup_dir = ".";
+} g;
+
+int run_check()
+{
+    Settings s = load_settings(false);
+    std::vector<Check> checks;
+    auto add = [&](std::string name, std::string status, std::string detail, std::string fix = "") {
+        checks.push_back({std::move(name), std::move(status), std::move(detail), std::move(fix)});
+    };
+
+    if (s.config_found)
+        add("config", "ok", s.config_path + ", profile " + s.profile);
+    else
+        add("config", "warning", "no " + s.config_path + ": using the libpq environment and OMERO's defaults",
+            "give the OMERO.server directory with --server-dir DIR or OMERODIR");
+
+    auto db = connect_db(s);
+    OmeroDbState st = read_omero_state(*db);
+
+    // The target: --target, else the server directory's newest scripts, else the newest known.
+    std::string target = g.target;
+    if (target.empty())
+        target = server_newest_version(s);
+    if (target.empty())
+        target = "OMERO5.4__0";
+
+    // dbpatch state
+    if (!st.is_omero)
+        add("dbpatch", "failed", "database " + st.dbname + " has no dbpatch rows: not an OMERO database",
+            "check omero.db.name in config.xml, or --db-name");
+    else if (!st.finished)
+        add("dbpatch", "failed",
+            "version " + st.version + ": the newest dbpatch row has no finished time (an upgrade script died half-way)",
+            "restore the backup made before that upgrade: omero-upgrade restore FILE --into NEW_DB --switch");
+    else
+        add("dbpatch", "ok", "version " + st.version + " (" + st.message + ")");
+
+    // PostgreSQL version
+    int need = pg_prerequisite_of(target);
+    if (!st.extension_version.empty() && st.is_omero) {
+        try {
+            Value v = db->scalar("SELECT max(pg_prerequisite) FROM omero_upgrade_path($1)", {target});
+            if (v)
+                need = std::atoi(v->c_str());
+        } catch (const DbError &) {
+            // no path to that target: the table above still says what the release needs
+        }
+    }
+    if (st.server_version_num >= need)
+        add("postgresql_version", "ok", "PostgreSQL " + st.server_version + " (" + target + " needs " + pretty(need) + " or newer)");
+    else
+        add("postgresql_version", "failed",
+            "PostgreSQL " + st.server_version + " is older than " + pretty(need) + ", the prerequisite of " + target,
+            "upgrade PostgreSQL first (pg_upgrade, or dump and restore into a newer server)");
+
+    // encoding
+    if (st.encoding == "UTF8")
+        add("encoding", "ok", "UTF8");
+    else
+        add("encoding", "failed", "database encoding is " + st.encoding + "; OMERO needs UTF8",
+            "omero-upgrade db to-utf8 --into " + st.dbname + "_utf8 --switch");
+
+    // client programs
+    int server_major = st.server_version_num / 10000;
+    for (const char *prog : {"pg_dump", "pg_restore"}) {
+        std::string full;
+        int major = client_major_version(prog, &full);
+        if (major == 0)
+            add(prog, "failed", std::string(prog) + " not found on PATH",
+                "install the PostgreSQL client: apt install postgresql-client-" + std::to_string(server_major));
+        else if (major < server_major)
+            add(prog, "failed", full + " cannot handle a PostgreSQL " + st.server_version + " server",
+                "install postgresql-client-" + std::to_string(server_major) + " and put its bin directory first on PATH");
+        else
+            add(prog, "ok", full);
+    }
+
+    // open-file limit
+    std::string cmd;
+    pid_t pid = find_omero_process(s, cmd);
+    long long nofile = -1;
+    std::string whose;
+    if (pid > 0 && (nofile = nofile_of(pid)) >= 0) {
+        whose = "of the running OMERO process " + std::to_string(pid) + " (" + cmd + ")";
+    } else {
+        rlimit rl;
+        getrlimit(RLIMIT_NOFILE, &rl);
+        nofile = rl.rlim_cur == RLIM_INFINITY ? (long long)1 << 40 : (long long)rl.rlim_cur;
+        whose = "of the current user (ulimit -n; no running OMERO process found: run the check as the server user)";
+    }
+    if (nofile >= recommended_nofile)
+        add("open_files", "ok", std::to_string(nofile) + " " + whose);
+    else
+        add("open_files", "warning",
+            std::to_string(nofile) + " " + whose + " is below " + std::to_string(recommended_nofile),
+            "raise it for the server user: LimitNOFILE=65536 in its systemd unit, or nofile in /etc/security/limits.conf");
+
+    // space for the backup
+    try {
+        unsigned long long avail = free_bytes(g.backup_dir);
+        if (avail >= (unsigned long long)st.size_bytes)
+            add("backup_space", "ok", human_bytes(avail) + " free in " + g.backup_dir + ", database " + human_bytes(st.size_bytes));
+        else
+            add("backup_space", "failed",
+                human_bytes(avail) + " free in " + g.backup_dir + " < database size " + human_bytes(st.size_bytes),
+                "free space there or choose another --backup-dir");
+    } catch (const CommandError &e) {
+        add("backup_space", "failed", e.what(), "create the backup directory, or choose another --backup-dir");
+    }
+
+    // space for VACUUM FULL: it rewrites one table at a time, so the largest table (with its
+    // indexes) must fit once more in PostgreSQL's data directory.
+    {
+        std::string datadir;
+        try {
+            datadir = db->scalar("SELECT current_setting('data_directory')").value_or("");
+        } catch (const DbError &) {
+        }
+        long long largest = std::atoll(
+            db->scalar("SELECT coalesce(max(pg_catalog.pg_total_relation_size(c.oid)), 0) FROM pg_catalog.pg_class c "
+                       "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                       "WHERE c.relkind = 'r' AND n.nspname <> ALL (ARRAY['pg_catalog', 'information_schema'])")
+                .value_or("0")
+                .c_str());
+        if (!local_host(db->params().host))
+            add("vacuum_space", "warning", "the database server " + db->params().host + " is remote: cannot check its disk",
+                "make sure its data directory has " + human_bytes(largest) + " free (the largest table) for VACUUM FULL");
+        else if (datadir.empty())
+            add("vacuum_space", "warning", "cannot read data_directory (needs superuser or pg_read_all_settings)",
+                "check by hand: " + human_bytes(largest) + " free in PostgreSQL's data directory for VACUUM FULL");
+        else {
+            try {
+                unsigned long long avail = free_bytes(datadir);
+                if (avail >= (unsigned long long)largest)
+                    add("vacuum_space", "ok", human_bytes(avail) + " free in " + datadir + ", largest table " + human_bytes(largest));
+                else
+                    add("vacuum_space", "failed",
+                        human_bytes(avail) + " free in " + datadir + " < largest table " + human_bytes(largest) +
+                            ": VACUUM FULL would fail",
+                        "free space on that file system before the optional VACUUM FULL");
+            } catch (const CommandError &e) {
+                add("vacuum_space", "warning", e.what(),
+                    "check by hand: " + human_bytes(largest) + " free in " + datadir + " for VACUUM FULL");
+            }
+        }
+    }
+
+    // the OMERO server
+    std::string how;
+    auto running = omero_server_running(s, &how);
+    if (!running)
+        add("omero_server", "warning", "cannot tell whether the server runs (" + how + ")",
+            "give the OMERO.server directory with --server-dir DIR or OMERODIR");
+    else if (*running)
+        add("omero_server", "warning", "the OMERO server is running (" + how + ")",
+            "stop it before the upgrade: bin/omero web stop; bin/omero admin stop");
+    else
+        add("omero_server", "ok", "not running (" + how + ")");
+
+    // the extension
+    if (!st.extension_version.empty())
+        add("extension", "ok", "omero_upgrade " + st.extension_version + " installed");
+    else if (db->query("SELECT 1 FROM pg_catalog.pg_available_extensions WHERE name = 'omero_upgrade'").empty())
+        add("extension", "warning", "omero_upgrade is not available on this PostgreSQL server",
+            "install it (make install on the database host), then CREATE EXTENSION omero_upgrade");
+    else
+        add("extension", "warning", "omero_upgrade is available but not installed in " + st.dbname,
+            "psql -d " + shell_quote(st.dbname) + " -c 'CREATE EXTENSION omero_upgrade' (as the database owner)");
+
+    int n_ok = 0, n_warn = 0, n_fail = 0;
+    nlohmann::json arr = nlohmann::json::array();
+    for (const auto &c : checks) {
+        (c.status == "ok" ? n_ok : c.status == "warning" ? n_warn : n_fail)++;
+        char head[64];
+        std::snprintf(head, sizeof head, "%-8s %-19s ", c.status == "ok" ? "ok" : c.status == "warning" ? "WARNING" : "FAILED",
+                      c.name.c_str());
+        out().say(head + c.detail);
+        if (!c.fix.empty() && c.status != "ok")
+            out().say(std::string(28, ' ') + "fix: " + c.fix);
+        arr.push_back({{"name", c.name}, {"status", c.status}, {"detail", c.detail}, {"fix", c.fix}});
+    }
+    out().say(std::to_string(n_ok) + " ok, " + std::to_string(n_warn) + " warning(s), " + std::to_string(n_fail) +
+              " failed (target " + target + ", database " + db->params().describe() + ")");
+    out().result() = {{"target", target}, {"checks", arr}, {"settings", s.to_json()}};
+    return n_fail ? EXIT_PROBLEM : EXIT_OK;
+}
+
+Register reg({"check", "check the upgrade prerequisites (each ok / warning / failed, with the fix)", [](CLI::App &sub) {
+                  sub.add_option("--target", g.target,
+                                 "target database version (default: the newest in the server's sql/psql, else OMERO5.4__0)");
+                  sub.add_option("--backup-dir", g.backup_dir, "where backups will go (default: .)");
+                  return [] { return run_check(); };
+              }});
+
+} // namespace
+
+} // namespace ou

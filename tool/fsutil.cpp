@@ -1,0 +1,211 @@
+// See fsutil.hpp.
+#include "fsutil.hpp"
+#include "common.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+namespace ou {
+
+bool path_exists(const std::string &p)
+{
+    struct stat st;
+    return lstat(p.c_str(), &st) == 0;
+}
+
+bool is_directory(const std::string &p)
+{
+    struct stat st;
+    return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool read_file(const std::string &p, std::string &out)
+{
+    std::ifstream f(p, std::ios::binary);
+    if (!f)
+        return false;
+    std::ostringstream s;
+    s << f.rdbuf();
+    out = s.str();
+    return true;
+}
+
+std::string dir_name(const std::string &p)
+{
+    size_t pos = p.find_last_of('/');
+    if (pos == std::string::npos)
+        return ".";
+    return pos == 0 ? "/" : p.substr(0, pos);
+}
+
+std::string base_name(const std::string &p)
+{
+    size_t pos = p.find_last_of('/');
+    return pos == std::string::npos ? p : p.substr(pos + 1);
+}
+
+void fsync_dir(const std::string &dir)
+{
+    int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    fsync(fd);
+    close(fd);
+}
+
+void fsync_path(const std::string &p)
+{
+    if (is_directory(p)) {
+        DIR *d = opendir(p.c_str());
+        if (d) {
+            while (dirent *e = readdir(d)) {
+                std::string n = e->d_name;
+                if (n != "." && n != "..")
+                    fsync_path(p + "/" + n);
+            }
+            closedir(d);
+        }
+        fsync_dir(p);
+        return;
+    }
+    int fd = open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        throw CommandError("cannot open " + p + " to sync it: " + std::strerror(errno));
+    int rc = fsync(fd);
+    int e = errno;
+    close(fd);
+    if (rc != 0)
+        throw CommandError("cannot sync " + p + " to disk: " + std::strerror(e));
+}
+
+void rename_noreplace(const std::string &from, const std::string &to)
+{
+    if (renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0)
+        return;
+    int e = errno;
+    if (e == EEXIST)
+        throw CommandError("refusing to overwrite " + to + ": it already exists");
+    if (e == EINVAL || e == ENOSYS) {
+        // A file system without RENAME_NOREPLACE: check, then rename (a narrow race, documented).
+        if (path_exists(to))
+            throw CommandError("refusing to overwrite " + to + ": it already exists");
+        if (rename(from.c_str(), to.c_str()) == 0)
+            return;
+        e = errno;
+    }
+    throw CommandError("cannot rename " + from + " to " + to + ": " + std::strerror(e));
+}
+
+void write_file_atomic(const std::string &p, const std::string &data, bool overwrite)
+{
+    std::string tmp = dir_name(p) + "/." + base_name(p) + ".tmp." + std::to_string(getpid());
+    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        throw CommandError("cannot write " + tmp + ": " + std::strerror(errno));
+    size_t done = 0;
+    while (done < data.size()) {
+        ssize_t n = write(fd, data.data() + done, data.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int e = n < 0 ? errno : ENOSPC;
+            close(fd);
+            unlink(tmp.c_str());
+            throw CommandError("cannot write " + tmp + ": " + std::strerror(e));
+        }
+        done += n;
+    }
+    if (fsync(fd) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp.c_str());
+        throw CommandError("cannot sync " + tmp + ": " + std::strerror(e));
+    }
+    close(fd);
+    try {
+        if (overwrite) {
+            if (rename(tmp.c_str(), p.c_str()) != 0)
+                throw CommandError("cannot rename " + tmp + " to " + p + ": " + std::strerror(errno));
+        } else {
+            rename_noreplace(tmp, p);
+        }
+    } catch (...) {
+        unlink(tmp.c_str());
+        throw;
+    }
+    fsync_dir(dir_name(p));
+}
+
+unsigned long long path_size(const std::string &p)
+{
+    struct stat st;
+    if (lstat(p.c_str(), &st) != 0)
+        return 0;
+    if (!S_ISDIR(st.st_mode))
+        return (unsigned long long)st.st_size;
+    unsigned long long total = 0;
+    DIR *d = opendir(p.c_str());
+    if (!d)
+        return 0;
+    while (dirent *e = readdir(d)) {
+        std::string n = e->d_name;
+        if (n != "." && n != "..")
+            total += path_size(p + "/" + n);
+    }
+    closedir(d);
+    return total;
+}
+
+unsigned long long free_bytes(const std::string &p)
+{
+    struct statvfs v;
+    if (statvfs(p.c_str(), &v) != 0)
+        throw CommandError("cannot tell the free space of " + p + ": " + std::strerror(errno));
+    return (unsigned long long)v.f_bavail * v.f_frsize;
+}
+
+void remove_tree(const std::string &p)
+{
+    struct stat st;
+    if (lstat(p.c_str(), &st) != 0)
+        return;
+    if (S_ISDIR(st.st_mode)) {
+        DIR *d = opendir(p.c_str());
+        if (d) {
+            while (dirent *e = readdir(d)) {
+                std::string n = e->d_name;
+                if (n != "." && n != "..")
+                    remove_tree(p + "/" + n);
+            }
+            closedir(d);
+        }
+        rmdir(p.c_str());
+    } else {
+        unlink(p.c_str());
+    }
+}
+
+void ensure_dir(const std::string &dir)
+{
+    if (!is_directory(dir)) {
+        if (path_exists(dir))
+            throw CommandError(dir + " exists and is not a directory");
+        if (mkdir(dir.c_str(), 0755) != 0)
+            throw CommandError("cannot create the directory " + dir + ": " + std::strerror(errno));
+        out().detail("created " + dir);
+    }
+    if (access(dir.c_str(), W_OK | X_OK) != 0)
+        throw CommandError("cannot write into " + dir + ": " + std::strerror(errno));
+}
+
+} // namespace ou

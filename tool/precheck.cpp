@@ -1,0 +1,157 @@
+// omero-upgrade precheck [--target V]: is the database ready for the upgrade?
+//
+// With the extension installed: omero_precheck_report(target), every check of every hop.
+// Without it: the server distribution's own sql/psql/<target>/<current>-precheck.sql through
+// psql. Those scripts signal failure only by raising an exception (plain psql would go on and
+// exit 0), so psql runs with ON_ERROR_STOP (exit 3 on the exception) and AUTOCOMMIT off (nothing
+// outside the script's own BEGIN … ROLLBACK can be committed; the connection's end rolls back),
+// and a script that contains COMMIT is refused before it runs.
+#include "fsutil.hpp"
+#include "process.hpp"
+#include "settings.hpp"
+
+#include <regex>
+#include <sstream>
+
+namespace ou {
+
+namespace {
+
+struct Args {
+    std::string target;
+} g;
+
+int verdict(const std::string &target, const std::vector<std::string> &problems, bool at_target)
+{
+    out().result()["ready"] = problems.empty();
+    out().result()["problems"] = problems;
+    if (!problems.empty()) {
+        out().say("YOUR DATABASE IS NOT READY FOR UPGRADE TO VERSION " + target + ": " +
+                  std::to_string(problems.size()) + " problem(s)");
+        return EXIT_PROBLEM;
+    }
+    out().say(at_target ? "YOUR DATABASE IS ALREADY AT VERSION " + target
+                        : "YOUR DATABASE IS READY FOR UPGRADE TO VERSION " + target);
+    return EXIT_OK;
+}
+
+int with_extension(Db &db, const std::string &target)
+{
+    out().result()["method"] = "extension";
+    Rows r = db.query("SELECT check_name, status, detail FROM omero_precheck_report($1)",
+                      {target.empty() ? Value() : Value(target)});
+    std::string resolved = target;
+    if (resolved.empty())
+        resolved = db.scalar("SELECT to_version FROM omero_upgrade_path() ORDER BY step DESC LIMIT 1").value_or("");
+    std::vector<std::string> problems;
+    nlohmann::json checks = nlohmann::json::array();
+    bool at_target = false;
+    for (size_t i = 0; i < r.rows.size(); i++) {
+        std::string name = r.str(i, "check_name"), status = r.str(i, "status"), detail = r.str(i, "detail");
+        checks.push_back({{"name", name}, {"status", status}, {"detail", detail}});
+        if (status == "failed") {
+            problems.push_back(name + ": " + detail);
+            out().error(name + ": " + detail);
+        } else if (status == "warning") {
+            out().warn(name + ": " + detail);
+        } else {
+            out().say("ok       " + name + ": " + detail);
+        }
+        if (name == "version" && status == "ok" && detail.rfind("already at", 0) == 0)
+            at_target = true;
+    }
+    if (resolved.empty()) {
+        // Already at the newest version: omero_upgrade_path() is empty.
+        resolved = db.scalar("SELECT omero_db_version()").value_or("");
+    }
+    out().result()["target"] = resolved;
+    out().result()["checks"] = checks;
+    return verdict(resolved, problems, at_target);
+}
+
+int with_script(const Settings &s, Db &db, const OmeroDbState &st, const std::string &target)
+{
+    out().result()["method"] = "script";
+    out().result()["target"] = target;
+    if (st.version == target)
+        return verdict(target, {}, true);
+    std::string rel = "sql/psql/" + target + "/" + st.version + "-precheck.sql";
+    std::string script = s.server_path(rel);
+    out().result()["script"] = script;
+    std::string text;
+    if (!read_file(script, text))
+        throw CommandError("no precheck script " + rel + " in " + s.server_dir + " (the extension is not installed)",
+                           "use the server distribution of the target release (--server-dir), or install the "
+                           "extension (CREATE EXTENSION omero_upgrade), which prechecks every hop of a longer path");
+    static const std::regex commit(R"((^|;)\s*(COMMIT|END)\s*(TRANSACTION|WORK)?\s*;)",
+                                   std::regex::icase | std::regex::multiline);
+    if (std::regex_search(text, commit))
+        throw CommandError(script + " contains a COMMIT: a precheck must change nothing, refusing to run it",
+                           "use the precheck script of the official server distribution, unmodified");
+    out().say("running " + script + " (changes nothing: it ends in ROLLBACK)");
+    PgClient pc = pg_client(db.params());
+    ProcOptions po;
+    po.env = pc.env;
+    po.log_stdout = true;
+    po.timeout_s = 0;
+    ProcResult r = run_process({"psql", "--no-psqlrc", "--no-password", "--quiet", "--no-align", "--tuples-only",
+                                "--set=ON_ERROR_STOP=1", "--set=AUTOCOMMIT=off", "--dbname=" + pc.conninfo,
+                                "--file=" + script},
+                               po);
+    std::vector<std::string> problems;
+    std::istringstream err(r.err);
+    std::string line;
+    while (std::getline(err, line)) {
+        size_t p = line.find("ERROR:  ");
+        if (p != std::string::npos)
+            problems.push_back(line.substr(p + 8));
+        else if (line.find("NOTICE:  ") != std::string::npos)
+            out().detail(line.substr(line.find("NOTICE:  ")));
+    }
+    if (r.exit_code == 3 || (r.ok() && !problems.empty())) {
+        for (const auto &p : problems)
+            out().error(p);
+        if (problems.empty())
+            problems.push_back("the precheck script stopped with an error: " + r.err_tail(2));
+        return verdict(target, problems, false);
+    }
+    if (!r.ok())
+        throw CommandError("psql could not run the precheck (" + r.describe() + "): " + r.err_tail(3));
+    std::string ready = "YOUR DATABASE IS READY FOR UPGRADE TO VERSION";
+    if (r.out.find(ready) == std::string::npos)
+        return verdict(target, {"the precheck script ended without saying the database is ready"}, false);
+    return verdict(target, {}, false);
+}
+
+int run_precheck()
+{
+    Settings s = load_settings(false);
+    auto db = connect_db(s);
+    OmeroDbState st = read_omero_state(*db);
+    if (!st.is_omero) {
+        out().error("database " + st.dbname + " has no dbpatch rows: not an OMERO database");
+        out().result() = {{"ready", false}, {"problems", {"not an OMERO database"}}};
+        return EXIT_PROBLEM;
+    }
+    out().result()["current"] = st.version;
+    std::string target = g.target.empty() ? server_newest_version(s) : g.target;
+    if (!st.extension_version.empty())
+        return with_extension(*db, target);
+    if (target.empty())
+        throw CommandError("no target version: no sql/psql/OMERO* folder in " + s.server_dir +
+                               " and the extension is not installed",
+                           "give --target OMEROx.y__z and --server-dir of the target release's server distribution");
+    return with_script(s, *db, st, target);
+}
+
+Register reg({"precheck", "is the database ready for the upgrade? (the extension, else the server's precheck script)",
+              [](CLI::App &sub) {
+                  sub.add_option("--target", g.target,
+                                 "target database version, e.g. OMERO5.4__0 (default: the newest in the server's "
+                                 "sql/psql, else the newest known)");
+                  return [] { return run_precheck(); };
+              }});
+
+} // namespace
+
+} // namespace ou

@@ -1,0 +1,316 @@
+// See process.hpp.
+#include "process.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+extern char **environ;
+
+namespace ou {
+
+namespace {
+
+std::string signal_name(int sig)
+{
+    switch (sig) {
+    case SIGXFSZ: return "SIGXFSZ (file size limit exceeded)";
+    case SIGKILL: return "SIGKILL";
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGSEGV: return "SIGSEGV";
+    case SIGPIPE: return "SIGPIPE";
+    default: return "signal " + std::to_string(sig);
+    }
+}
+
+// Appends complete lines of buf to the callback/log, keeping the incomplete tail.
+void split_lines(std::string &pending, const char *data, size_t n, const std::function<void(const std::string &)> &f)
+{
+    pending.append(data, n);
+    size_t pos;
+    while ((pos = pending.find('\n')) != std::string::npos) {
+        f(pending.substr(0, pos));
+        pending.erase(0, pos + 1);
+    }
+}
+
+} // namespace
+
+std::string ProcResult::describe() const
+{
+    if (timed_out)
+        return "timed out";
+    if (signal)
+        return "killed by " + signal_name(signal);
+    return "exit code " + std::to_string(exit_code);
+}
+
+std::string ProcResult::err_tail(size_t lines) const
+{
+    std::vector<std::string> all;
+    std::istringstream in(err);
+    std::string l;
+    while (std::getline(in, l))
+        if (!l.empty())
+            all.push_back(l);
+    std::string t;
+    for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); i++)
+        t += (t.empty() ? "" : "\n") + all[i];
+    return t;
+}
+
+std::string find_program(const std::string &name)
+{
+    if (name.find('/') != std::string::npos)
+        return access(name.c_str(), X_OK) == 0 ? name : "";
+    const char *path = std::getenv("PATH");
+    std::istringstream in(path ? path : "/usr/bin:/bin");
+    std::string dir;
+    while (std::getline(in, dir, ':')) {
+        std::string p = (dir.empty() ? "." : dir) + "/" + name;
+        struct stat st;
+        if (stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && access(p.c_str(), X_OK) == 0)
+            return p;
+    }
+    return "";
+}
+
+ProcResult run_process(const std::vector<std::string> &argv, const ProcOptions &opts)
+{
+    if (argv.empty())
+        throw CommandError("internal: empty command");
+    std::string prog = find_program(argv[0]);
+    if (prog.empty())
+        throw CommandError("cannot run " + argv[0] + ": not found" +
+                               (argv[0].find('/') == std::string::npos ? " on PATH" : ""),
+                           argv[0].rfind("pg_", 0) == 0 || argv[0] == "psql"
+                               ? "install the PostgreSQL client programs (e.g. apt install postgresql-client)"
+                               : "");
+    std::string shown;
+    for (const auto &[k, v] : opts.env)
+        if (k == "PGPASSFILE" || k == "PGHOST" || k == "PGPORT" || k == "PGOPTIONS")
+            shown += k + "=" + shell_quote(v) + " ";
+    for (const auto &a : argv)
+        shown += (shown.empty() || shown.back() == ' ' ? "" : " ") + shell_quote(a);
+    out().log("running: " + shown + (opts.cwd.empty() ? "" : " (in " + opts.cwd + ")"));
+    out().detail("running: " + shown);
+
+    int outp[2], errp[2];
+    if (pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0)
+        throw CommandError(std::string("cannot create a pipe: ") + std::strerror(errno));
+
+    std::vector<std::string> envs;
+    for (char **e = environ; *e; e++) {
+        std::string kv = *e;
+        std::string k = kv.substr(0, kv.find('='));
+        bool overridden = false;
+        for (const auto &[ok, ov] : opts.env)
+            overridden |= ok == k;
+        if (!overridden)
+            envs.push_back(kv);
+    }
+    for (const auto &[k, v] : opts.env)
+        envs.push_back(k + "=" + v);
+    std::vector<char *> cargv, cenv;
+    for (const auto &a : argv)
+        cargv.push_back(const_cast<char *>(a.c_str()));
+    cargv.push_back(nullptr);
+    for (auto &e : envs)
+        cenv.push_back(const_cast<char *>(e.c_str()));
+    cenv.push_back(nullptr);
+
+    pid_t pid = fork();
+    if (pid < 0)
+        throw CommandError(std::string("cannot fork: ") + std::strerror(errno));
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+        dup2(devnull, 0);
+        dup2(outp[1], 1);
+        dup2(errp[1], 2);
+        // The tool's own handlers must not survive into the child.
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        if (!opts.cwd.empty() && chdir(opts.cwd.c_str()) != 0)
+            _exit(126);
+        execve(prog.c_str(), cargv.data(), cenv.data());
+        _exit(127);
+    }
+    close(outp[1]);
+    close(errp[1]);
+
+    ProcResult r;
+    std::string pend_out, pend_err;
+    auto on_err_line = [&](const std::string &l) {
+        out().log("  " + argv[0] + ": " + l);
+        if (opts.on_stderr_line)
+            opts.on_stderr_line(l);
+    };
+    auto on_out_line = [&](const std::string &l) {
+        if (opts.log_stdout)
+            out().log("  " + argv[0] + ": " + l);
+    };
+    auto start = std::chrono::steady_clock::now();
+    auto last_tick = start;
+    bool out_open = true, err_open = true, killed = false;
+    while (out_open || err_open) {
+        pollfd fds[2];
+        int n = 0;
+        if (out_open)
+            fds[n++] = {outp[0], POLLIN, 0};
+        if (err_open)
+            fds[n++] = {errp[0], POLLIN, 0};
+        int pr = poll(fds, n, 200);
+        if (pr < 0 && errno != EINTR)
+            break;
+        for (int i = 0; pr > 0 && i < n; i++) {
+            if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            char buf[65536];
+            ssize_t got = read(fds[i].fd, buf, sizeof buf);
+            bool is_out = fds[i].fd == outp[0];
+            if (got <= 0) {
+                (is_out ? out_open : err_open) = false;
+                continue;
+            }
+            if (is_out) {
+                r.out.append(buf, got);
+                split_lines(pend_out, buf, got, on_out_line);
+            } else {
+                r.err.append(buf, got);
+                split_lines(pend_err, buf, got, on_err_line);
+            }
+        }
+        auto now = std::chrono::steady_clock::now();
+        if (!killed && interrupted()) {
+            kill(pid, SIGTERM);
+            killed = true;
+        }
+        if (!killed && opts.timeout_s > 0 && now - start > std::chrono::seconds(opts.timeout_s)) {
+            kill(pid, SIGTERM);
+            killed = true;
+            r.timed_out = true;
+        }
+        if (opts.on_tick && now - last_tick > std::chrono::milliseconds(500)) {
+            last_tick = now;
+            opts.on_tick();
+        }
+    }
+    close(outp[0]);
+    close(errp[0]);
+    if (!pend_out.empty())
+        on_out_line(pend_out);
+    if (!pend_err.empty())
+        on_err_line(pend_err);
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(status))
+        r.exit_code = WEXITSTATUS(status);
+    else if (WIFSIGNALED(status))
+        r.signal = WTERMSIG(status);
+    out().log("  " + argv[0] + " finished: " + r.describe());
+    if (interrupted())
+        throw CommandError("interrupted (Ctrl-C): " + argv[0] + " was stopped");
+    if (r.exit_code == 127 && r.err.empty())
+        throw CommandError("cannot run " + prog);
+    return r;
+}
+
+PassFile::PassFile(const std::string &password)
+{
+    const char *tmp = std::getenv("TMPDIR");
+    std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/omero-upgrade.XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    if (!mkdtemp(buf.data()))
+        throw CommandError(std::string("cannot create a private temporary directory: ") + std::strerror(errno));
+    dir_ = buf.data();
+    path_ = dir_ + "/pgpass";
+    int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rmdir(dir_.c_str());
+        throw CommandError(std::string("cannot create a temporary passfile: ") + std::strerror(errno));
+    }
+    // .pgpass syntax: ':' and '\' in a field are escaped with '\'.
+    std::string line = "*:*:*:*:";
+    for (char c : password) {
+        if (c == ':' || c == '\\')
+            line += '\\';
+        line += c;
+    }
+    line += "\n";
+    bool ok = write(fd, line.data(), line.size()) == (ssize_t)line.size();
+    close(fd);
+    if (!ok) {
+        unlink(path_.c_str());
+        rmdir(dir_.c_str());
+        throw CommandError("cannot write a temporary passfile");
+    }
+}
+
+PassFile::~PassFile()
+{
+    unlink(path_.c_str());
+    rmdir(dir_.c_str());
+}
+
+std::string conninfo_quote(const std::string &v)
+{
+    std::string q = "'";
+    for (char c : v) {
+        if (c == '\'' || c == '\\')
+            q += '\\';
+        q += c;
+    }
+    return q + "'";
+}
+
+PgClient pg_client(const ConnParams &p)
+{
+    PgClient c;
+    auto add = [&](const char *k, const std::string &v) {
+        if (!v.empty())
+            c.conninfo += std::string(c.conninfo.empty() ? "" : " ") + k + "=" + conninfo_quote(v);
+    };
+    add("host", p.host);
+    add("port", p.port);
+    add("user", p.user);
+    add("dbname", p.dbname);
+    add("application_name", "omero-upgrade");
+    if (p.password) {
+        c.passfile = std::make_unique<PassFile>(*p.password);
+        c.env.emplace_back("PGPASSFILE", c.passfile->path());
+    }
+    return c;
+}
+
+int client_major_version(const std::string &program, std::string *full)
+{
+    if (find_program(program).empty())
+        return 0;
+    ProcOptions o;
+    o.timeout_s = 30;
+    ProcResult r = run_process({program, "--version"}, o);
+    std::string text = r.out;
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' '))
+        text.pop_back();
+    if (full)
+        *full = text;
+    // "pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)": the first number after ") ".
+    size_t pos = text.find(") ");
+    if (!r.ok() || pos == std::string::npos)
+        return 0;
+    return std::atoi(text.c_str() + pos + 2);
+}
+
+} // namespace ou

@@ -1,0 +1,74 @@
+// Running other programs (pg_dump, pg_restore, psql, bin/omero): fork/exec with an argv vector,
+// never a shell; the command and its output go to the log; timeouts; Ctrl-C stops the child.
+// Database passwords reach a child only through a temporary passfile (PassFile), never argv.
+#pragma once
+
+#include "db.hpp"
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace ou {
+
+struct ProcOptions {
+    std::vector<std::pair<std::string, std::string>> env;  // set in the child only
+    std::string cwd;
+    int timeout_s = 0;                                     // 0: none
+    std::function<void()> on_tick;                         // about every 0.5 s while it runs
+    std::function<void(const std::string &)> on_stderr_line;
+    bool log_stdout = false;  // stdout is captured; also log it line by line
+};
+
+struct ProcResult {
+    int exit_code = -1;  // -1 when killed by a signal
+    int signal = 0;
+    bool timed_out = false;
+    std::string out, err;
+    bool ok() const { return exit_code == 0; }
+    // "exit code 3" / "killed by signal SIGXFSZ (file size limit exceeded)" / "timed out after…"
+    std::string describe() const;
+    // The last non-empty stderr lines (for error messages).
+    std::string err_tail(size_t lines = 5) const;
+};
+
+// Runs argv[0] (looked up on PATH when it has no '/'). Throws CommandError when it cannot start
+// or when interrupted (the child is stopped first).
+ProcResult run_process(const std::vector<std::string> &argv, const ProcOptions &opts = {});
+
+// The path of a program on PATH, or "" when there is none.
+std::string find_program(const std::string &name);
+
+// A temporary libpq passfile (mode 0600, in a private 0700 directory), removed on destruction.
+// Holds "*:*:*:*:<password>" so the child uses it for whatever it connects to.
+class PassFile {
+public:
+    explicit PassFile(const std::string &password);
+    ~PassFile();
+    PassFile(const PassFile &) = delete;
+    PassFile &operator=(const PassFile &) = delete;
+    const std::string &path() const { return path_; }
+
+private:
+    std::string dir_, path_;
+};
+
+// How a libpq client program (pg_dump, pg_restore, psql) reaches a database: a connection string
+// for -d (no password in it) and the environment (PGPASSFILE when there is a password).
+struct PgClient {
+    std::string conninfo;
+    std::vector<std::pair<std::string, std::string>> env;
+    std::unique_ptr<PassFile> passfile;
+};
+PgClient pg_client(const ConnParams &p);
+
+// libpq connection-string quoting of one value: 'it''s' style, backslash-escaped.
+std::string conninfo_quote(const std::string &v);
+
+// The major version of a PostgreSQL client program ("pg_dump (PostgreSQL) 15.2" → 15), 0 when
+// it cannot run; full = the version text.
+int client_major_version(const std::string &program, std::string *full = nullptr);
+
+} // namespace ou

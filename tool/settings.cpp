@@ -1,0 +1,309 @@
+// See settings.hpp. Precedence, for each of host, port, database and user:
+//   1. --db-host/--db-port/--db-name/--db-user
+//   2. omero.db.* of the active profile in <server>/etc/grid/config.xml (what the server uses)
+//   3. libpq's environment: PGHOST, PGPORT, PGDATABASE, PGUSER (or PGSERVICE's service file)
+//   4. OMERO's defaults: localhost, 5432, omero, omero
+// The environment never overrides config.xml: config.xml is what the OMERO server itself reads,
+// and the tool must work on the server's own database; --db-* is the explicit way elsewhere.
+#include "settings.hpp"
+
+#include "process.hpp"
+
+#include <pugixml.hpp>
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <sys/stat.h>
+#include <climits>
+#include <cstdlib>
+
+namespace ou {
+
+namespace {
+
+bool is_dir(const std::string &p)
+{
+    struct stat st;
+    return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool exists(const std::string &p)
+{
+    struct stat st;
+    return stat(p.c_str(), &st) == 0;
+}
+
+std::string env(const char *name)
+{
+    const char *v = std::getenv(name);
+    return v ? v : "";
+}
+
+std::string absolute(const std::string &p)
+{
+    char buf[PATH_MAX];
+    if (realpath(p.c_str(), buf))
+        return buf;
+    return p;
+}
+
+// The properties of one <properties id="..."> block.
+std::map<std::string, std::string> read_block(const pugi::xml_node &root, const std::string &id, bool &found)
+{
+    std::map<std::string, std::string> props;
+    found = false;
+    for (pugi::xml_node block : root.children("properties")) {
+        if (id != block.attribute("id").value())
+            continue;
+        found = true;
+        for (pugi::xml_node p : block.children("property")) {
+            pugi::xml_attribute name = p.attribute("name");
+            if (name)
+                props[name.value()] = p.attribute("value").value();
+        }
+    }
+    return props;
+}
+
+} // namespace
+
+std::string Settings::property(const std::string &key, const std::string &dflt) const
+{
+    auto it = properties.find(key);
+    return it == properties.end() ? dflt : it->second;
+}
+
+nlohmann::json Settings::to_json() const
+{
+    nlohmann::json j = {
+        {"server_dir", server_dir},
+        {"server_dir_source", server_dir_source},
+        {"config", config_found ? config_path : ""},
+        {"profile", profile},
+        {"profile_source", profile_source},
+        {"db_host", conn.host},
+        {"db_port", conn.port},
+        {"db_name", conn.dbname},
+        {"db_user", conn.user},
+        {"sources", sources},
+        {"password_from", password_from_config ? "config.xml" : "libpq (PGPASSWORD, ~/.pgpass) or none"},
+        {"omero_db_user", omero_db_user},
+        {"data_dir", data_dir},
+    };
+    return j;
+}
+
+Settings load_settings(bool need_config)
+{
+    const GlobalOptions &g = global_options();
+    Settings s;
+
+    // 1. The server directory.
+    if (!g.server_dir.empty()) {
+        s.server_dir = g.server_dir;
+        s.server_dir_source = "--server-dir";
+    } else if (!env("OMERODIR").empty()) {
+        s.server_dir = env("OMERODIR");
+        s.server_dir_source = "OMERODIR";
+    } else {
+        s.server_dir = "OMERO.server";
+        s.server_dir_source = "default";
+    }
+    s.server_dir_found = is_dir(s.server_dir);
+    if (s.server_dir_found)
+        s.server_dir = absolute(s.server_dir);
+    s.config_path = s.server_dir + "/etc/grid/config.xml";
+
+    // 2. config.xml and its active profile.
+    if (exists(s.config_path)) {
+        pugi::xml_document doc;
+        pugi::xml_parse_result r = doc.load_file(s.config_path.c_str());
+        if (!r)
+            throw CommandError(s.config_path + " is not valid XML (" + r.description() + " at byte " +
+                                   std::to_string(r.offset) + "): refusing to guess the database settings",
+                               "repair it (bin/omero config edit), or restore it from a backup");
+        pugi::xml_node root = doc.child("icegrid");
+        if (!root)
+            throw CommandError(s.config_path + " has no <icegrid> root element: not an OMERO config.xml",
+                               "check --server-dir / OMERODIR");
+        s.config_found = true;
+        bool found_active = false;
+        auto active = read_block(root, "__ACTIVE__", found_active);
+        if (!env("OMERO_CONFIG").empty()) {
+            s.profile = env("OMERO_CONFIG");
+            s.profile_source = "OMERO_CONFIG";
+        } else if (active.count("omero.config.profile") && !active["omero.config.profile"].empty()) {
+            s.profile = active["omero.config.profile"];
+            s.profile_source = "config.xml";
+        } else {
+            s.profile = "default";
+            s.profile_source = "default";
+        }
+        bool found_profile = false;
+        s.properties = read_block(root, s.profile, found_profile);
+        if (!found_profile)
+            out().warn("profile '" + s.profile + "' (from " + s.profile_source + ") is not in " + s.config_path +
+                       ": using OMERO's defaults, as the server would");
+    } else if (need_config) {
+        throw CommandError(
+            "no OMERO.server configuration at " + s.config_path +
+                (s.server_dir_found ? "" : " (the server directory " + s.server_dir + " does not exist)"),
+            "give the server directory with --server-dir DIR or OMERODIR (default ./OMERO.server)");
+    } else if (s.server_dir_source != "default") {
+        out().warn("no " + s.config_path + ": using --db-*, the libpq environment and OMERO's defaults");
+    } else {
+        out().detail("no " + s.config_path + ": using --db-*, the libpq environment and OMERO's defaults");
+    }
+
+    // 3. The connection, key by key.
+    bool service = !env("PGSERVICE").empty();
+    auto pick = [&](const char *key, const std::string &opt, const char *prop, const char *envvar,
+                    const char *dflt) {
+        std::string v;
+        if (!opt.empty()) {
+            v = opt;
+            s.sources[key] = std::string("--db-") + (std::string(key) == "dbname" ? "name" : key);
+        } else if (s.properties.count(prop) && !s.properties[prop].empty()) {
+            v = s.properties[prop];
+            s.sources[key] = "config.xml";
+        } else if (!env(envvar).empty()) {
+            v = env(envvar);
+            s.sources[key] = envvar;
+        } else if (service) {
+            s.sources[key] = "PGSERVICE";  // left to the service file
+        } else {
+            v = dflt;
+            s.sources[key] = "OMERO default";
+        }
+        return v;
+    };
+    s.conn.host = pick("host", g.db_host, "omero.db.host", "PGHOST", "localhost");
+    s.conn.port = pick("port", g.db_port, "omero.db.port", "PGPORT", "5432");
+    s.conn.dbname = pick("dbname", g.db_name, "omero.db.name", "PGDATABASE", "omero");
+    s.conn.user = pick("user", g.db_user, "omero.db.user", "PGUSER", "omero");
+    if (!s.conn.port.empty()) {
+        char *end = nullptr;
+        long p = std::strtol(s.conn.port.c_str(), &end, 10);
+        if (*end || p < 1 || p > 65535)
+            throw CommandError("database port '" + s.conn.port + "' (from " + s.sources["port"] +
+                               ") is not a port number");
+    }
+    s.omero_db_user = s.property("omero.db.user", "omero");
+    if (s.omero_db_user.empty())
+        s.omero_db_user = "omero";
+    // config.xml's password is sent only as the user it belongs to; any other user authenticates
+    // through libpq's own PGPASSWORD/.pgpass.
+    std::string pass = s.property("omero.db.pass");
+    if (!pass.empty() && s.conn.user == s.omero_db_user) {
+        s.conn.password = pass;
+        s.password_from_config = true;
+    }
+    s.data_dir = s.property("omero.data.dir", "/OMERO");
+    if (s.data_dir.empty())
+        s.data_dir = "/OMERO";
+
+    out().detail("settings: server dir " + s.server_dir + " (" + s.server_dir_source + ")" +
+                 (s.config_found ? ", profile " + s.profile + " (" + s.profile_source + ")" : ", no config.xml"));
+    out().detail("settings: database " + s.conn.describe() + " (host: " + s.sources["host"] +
+                 ", port: " + s.sources["port"] + ", name: " + s.sources["dbname"] + ", user: " +
+                 s.sources["user"] + ", password: " +
+                 (s.password_from_config ? "config.xml" : "libpq (PGPASSWORD, ~/.pgpass) or none") + ")");
+    return s;
+}
+
+ConnParams conn_for(const Settings &s, const std::string &dbname)
+{
+    ConnParams p = s.conn;
+    if (!dbname.empty())
+        p.dbname = dbname;
+    return p;
+}
+
+std::unique_ptr<Db> connect_db(const Settings &s, const std::string &dbname)
+{
+    return Db::connect(conn_for(s, dbname));
+}
+
+void require_omero_bin(const Settings &s)
+{
+    std::string bin = s.server_path("bin/omero");
+    if (access(bin.c_str(), X_OK) != 0)
+        throw CommandError("cannot run " + bin + ": " + (s.server_dir_found ? "no executable bin/omero" : "no server directory"),
+                           "give the OMERO.server directory with --server-dir DIR or OMERODIR");
+}
+
+std::optional<bool> omero_server_running(const Settings &s, std::string *how)
+{
+    std::string bin = s.server_path("bin/omero");
+    if (access(bin.c_str(), X_OK) != 0) {
+        if (how)
+            *how = "no bin/omero in " + s.server_dir;
+        return std::nullopt;
+    }
+    ProcOptions o;
+    o.cwd = s.server_dir;
+    o.timeout_s = 120;
+    o.log_stdout = true;
+    ProcResult r = run_process({bin, "admin", "status"}, o);
+    if (r.timed_out) {
+        if (how)
+            *how = "bin/omero admin status did not answer within 120 s";
+        return std::nullopt;
+    }
+    if (how)
+        *how = "bin/omero admin status: " + r.describe();
+    return r.exit_code == 0;
+}
+
+void omero_config_set(const Settings &s, const std::string &key, const std::string &value)
+{
+    require_omero_bin(s);
+    ProcOptions o;
+    o.cwd = s.server_dir;
+    o.timeout_s = 120;
+    o.log_stdout = true;
+    ProcResult r = run_process({s.server_path("bin/omero"), "config", "set", key, value}, o);
+    if (!r.ok())
+        throw CommandError("bin/omero config set " + key + " failed (" + r.describe() + "): " + r.err_tail(3),
+                           "set it by hand: bin/omero config set " + key + " " + shell_quote(value));
+}
+
+int compare_versions(const std::string &a, const std::string &b)
+{
+    // OMERO<major>.<minor>__<patch>; anything else sorts before and by text.
+    auto parse = [](const std::string &v, int n[3]) {
+        return std::sscanf(v.c_str(), "OMERO%d.%d__%d", &n[0], &n[1], &n[2]) == 3;
+    };
+    int x[3], y[3];
+    bool px = parse(a, x), py = parse(b, y);
+    if (px != py)
+        return px ? 1 : -1;
+    if (!px)
+        return a < b ? -1 : a > b;
+    for (int i = 0; i < 3; i++)
+        if (x[i] != y[i])
+            return x[i] < y[i] ? -1 : 1;
+    return 0;
+}
+
+std::string server_newest_version(const Settings &s)
+{
+    std::string best;
+    DIR *d = opendir(s.server_path("sql/psql").c_str());
+    if (!d)
+        return best;
+    while (dirent *e = readdir(d)) {
+        std::string n = e->d_name;
+        int v[3];
+        if (std::sscanf(n.c_str(), "OMERO%d.%d__%d", &v[0], &v[1], &v[2]) == 3 && is_dir(s.server_path("sql/psql/" + n)) &&
+            (best.empty() || compare_versions(n, best) > 0))
+            best = n;
+    }
+    closedir(d);
+    return best;
+}
+
+} // namespace ou

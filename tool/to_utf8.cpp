@@ -1,0 +1,137 @@
+// omero-upgrade db to-utf8 --into NEW_DB [--switch]: the upgrade guide's way out of a database
+// that is not UTF8, in one command. A verified dump in UTF8 client encoding (kept as a backup,
+// recorded in the manifest), a new UTF8 database, the restore, then proof: every table's row
+// count and the dbpatch version are equal in both. The original database is never changed;
+// --switch points omero.db.name at the new one only when everything matched.
+#include "backup.hpp"
+#include "restore.hpp"
+
+#include <map>
+
+namespace ou {
+
+namespace {
+
+// Row counts of every table outside the system schemas, "schema.table" → count. The server
+// quotes the names (format %I), so odd table names cannot break the query.
+std::map<std::string, std::string> table_counts(Db &db)
+{
+    Value sql = db.scalar(
+        "SELECT string_agg(format('SELECT %L AS t, count(*) AS n FROM %I.%I', n.nspname || '.' || c.relname, "
+        "                         n.nspname, c.relname), ' UNION ALL ' ORDER BY n.nspname, c.relname) "
+        "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.relkind IN ('r', 'p') AND n.nspname <> ALL (ARRAY['pg_catalog', 'information_schema']) "
+        "  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'");
+    std::map<std::string, std::string> counts;
+    if (!sql)
+        return counts;
+    Rows r = db.query(*sql);
+    for (size_t i = 0; i < r.rows.size(); i++)
+        counts[r.str(i, "t")] = r.str(i, "n");
+    return counts;
+}
+
+struct Args {
+    std::string into;
+    BackupOptions b;
+    int jobs = 0;
+    bool do_switch = false;
+} g;
+
+int run_to_utf8()
+{
+    Settings s = load_settings(g.do_switch);
+    if (g.do_switch)
+        require_omero_bin(s);
+    auto db = connect_db(s);
+    OmeroDbState st = read_omero_state(*db);
+    if (!st.is_omero)
+        throw CommandError("database " + db->params().describe() + " is not an OMERO database (no dbpatch rows)");
+    out().result() = {{"database", st.dbname}, {"encoding", st.encoding}};
+    if (st.encoding == "UTF8") {
+        out().say("database '" + st.dbname + "' is already UTF8: nothing to do");
+        out().result()["converted"] = false;
+        return EXIT_OK;
+    }
+    check_restore_target(s, g.into);  // refuse early, before the dump
+    if (omero_server_running(s).value_or(false))
+        out().warn("the OMERO server is running: changes made during the conversion would not be in the new "
+                   "database; stop it first (bin/omero admin stop)");
+    out().say("converting '" + st.dbname + "' (" + st.encoding + ") into a new UTF8 database '" + g.into + "'");
+
+    g.b.encoding = "UTF8";
+    g.b.purpose = "to-utf8";
+    g.b.jobs = g.jobs;
+    BackupResult b = make_backup(s, *db, g.b);
+    VerifyResult v = verify_backup(b.path);
+    if (!v.ok()) {
+        for (const auto &p : v.problems)
+            out().error(p);
+        return EXIT_PROBLEM;
+    }
+    RestoreOptions ro;
+    ro.into = g.into;
+    ro.jobs = g.jobs;
+    ro.expected_version = st.version;
+    RestoreResult r = restore_into(s, v, ro);
+    out().result()["backup"] = b.path;
+    out().result()["restore"] = r.info;
+    if (!r.version_ok)
+        return EXIT_PROBLEM;
+
+    // Proof: the same tables with the same row counts.
+    auto before = table_counts(*db);
+    auto newdb = connect_db(s, g.into);
+    auto after = table_counts(*newdb);
+    std::vector<std::string> diffs;
+    for (const auto &[t, n] : before) {
+        if (r.info.value("extension_left_out", false) && t.rfind("omero_upgrade.", 0) == 0)
+            continue;
+        auto it = after.find(t);
+        if (it == after.end())
+            diffs.push_back(t + ": missing in '" + g.into + "'");
+        else if (it->second != n)
+            diffs.push_back(t + ": " + n + " rows in '" + st.dbname + "', " + it->second + " in '" + g.into + "'");
+    }
+    for (const auto &[t, n] : after)
+        if (!before.count(t))
+            diffs.push_back(t + ": only in '" + g.into + "'");
+    out().result()["tables_compared"] = before.size();
+    out().result()["differences"] = diffs;
+    if (!diffs.empty()) {
+        for (const auto &d : diffs)
+            out().error(d);
+        out().say("the new database '" + g.into + "' does not match the original: it was kept for inspection and "
+                  "the server was not switched");
+        return EXIT_PROBLEM;
+    }
+    out().say("verified: " + std::to_string(before.size()) + " tables with equal row counts, dbpatch " + st.version);
+    out().result()["converted"] = true;
+    if (g.do_switch) {
+        std::string old = s.property("omero.db.name", "omero");
+        omero_config_set(s, "omero.db.name", g.into);
+        out().result()["switched"] = true;
+        out().result()["previous_db_name"] = old;
+        out().say("switched: omero.db.name is now '" + g.into + "' (was '" + old + "', left untouched)");
+    } else {
+        out().say("to use it: bin/omero config set omero.db.name " + shell_quote(g.into) +
+                  " (or run again with --switch); '" + st.dbname + "' is untouched");
+    }
+    return EXIT_OK;
+}
+
+Register reg({"db to-utf8", "copy a non-UTF8 OMERO database into a new UTF8 database, verified", [](CLI::App &sub) {
+                  sub.add_option("--into", g.into, "the new UTF8 database")->required();
+                  sub.add_flag("--switch", g.do_switch,
+                               "then point the server at it: bin/omero config set omero.db.name NEW_DB");
+                  sub.add_option("--backup-dir", g.b.dir, "where the UTF8 dump is kept (default: .)");
+                  sub.add_option("-j,--jobs", g.jobs, "dump and restore with N parallel jobs (directory format)")
+                      ->check(CLI::Range(1, 64));
+                  sub.add_flag("--no-space-check", g.b.skip_space_check,
+                               "try even when free space is below the database size");
+                  return [] { return run_to_utf8(); };
+              }});
+
+} // namespace
+
+} // namespace ou
