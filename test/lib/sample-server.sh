@@ -76,3 +76,128 @@ make_sample_sql() {
     } > "$f"
   done
 }
+
+#   make_sample_server DIR [VERSION] [DB] [DB_USER] [DATA_DIR]
+#       a sample OMERO.server tree in DIR (release VERSION, default 5.6.3): a stub bin/omero,
+#       etc/grid/config.xml naming the test cluster (PGHOST/PGPORT) and database DB (default
+#       omero) of user DB_USER (default omero), omero.data.dir DATA_DIR (default DIR/../data),
+#       lib/scripts with a few scripts, and sql/psql from make_sample_sql (a 5.3.x release has
+#       no OMERO5.4__0 folder).
+#   The stub bin/omero appends every call ("ARGS") to DIR/var/stub/calls and keeps the server's
+#   state in DIR/var/stub/running. `admin start` opens a session on the database (application
+#   OMERO.blitz) as a running server would; `admin stop` ends it. Misbehaviour on request: a file
+#   var/stub/stop-fails (admin stop fails, server keeps running), var/stub/start-fails,
+#   var/stub/stop-delay holding N (the session ends N seconds after admin stop returns).
+#   `config get|set` read/edit config.xml's profile block.
+make_sample_server() {
+  local dir=$1 version=${2:-5.6.3} db=${3:-omero} user=${4:-omero} data=${5:-}
+  [ -n "$data" ] || data=$(dirname "$dir")/data
+  mkdir -p "$dir/bin" "$dir/etc/grid" "$dir/lib/scripts/omero/util_scripts" \
+           "$dir/lib/scripts/omero/export_scripts" "$dir/lib/scripts/.git" "$dir/var"
+  make_sample_sql "$dir"
+  case $version in 5.3.*) rm -rf "$dir/sql/psql/OMERO5.4__0" ;; esac
+  echo "$version" > "$dir/VERSION"
+  cat > "$dir/etc/grid/config.xml" <<XML
+<?xml version="1.0" encoding="UTF-8"?>
+<icegrid>
+  <properties id="__ACTIVE__">
+    <property name="omero.config.profile" value="default"/>
+    <property name="omero.config.version" value="5.1.0"/>
+  </properties>
+  <properties id="default">
+    <property name="omero.config.version" value="5.1.0"/>
+    <property name="omero.db.host" value="$PGHOST"/>
+    <property name="omero.db.port" value="$PGPORT"/>
+    <property name="omero.db.name" value="$db"/>
+    <property name="omero.db.user" value="$user"/>
+    <property name="omero.data.dir" value="$data"/>
+  </properties>
+</icegrid>
+XML
+  # lib/scripts: a git checkout in real servers; contents differ a little between releases.
+  printf '# Combine images (sample script of release %s)\n' "$version" > "$dir/lib/scripts/omero/util_scripts/Combine_Images.py"
+  printf '# Batch export (sample)\n' > "$dir/lib/scripts/omero/export_scripts/Batch_Image_Export.py"
+  printf 'Sample scripts\n' > "$dir/lib/scripts/README.md"
+  printf 'ref: refs/heads/release-%s\n' "$version" > "$dir/lib/scripts/.git/HEAD"
+  cat > "$dir/bin/omero" <<'STUB'
+#!/usr/bin/env bash
+# Stub of OMERO's bin/omero for omero_upgrade's tests (see test/lib/sample-server.sh).
+here=$(cd "$(dirname "$0")/.." && pwd -P)
+var=$here/var/stub
+mkdir -p "$var"
+echo "$*" >> "$var/calls"
+cfg=$here/etc/grid/config.xml
+prop() { sed -n "s|.*<property name=\"$1\" value=\"\([^\"]*\)\"/>.*|\1|p" "$cfg" | tail -1; }
+psql_db() {
+  psql -X -q -A -t -h "$(prop omero.db.host)" -p "$(prop omero.db.port)" -U "$(prop omero.db.user)" \
+    -d "$(prop omero.db.name)" "$@"
+}
+end_sessions() {
+  psql_db -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'OMERO.blitz'
+              AND datname = current_database() AND pid <> pg_backend_pid()" >/dev/null 2>&1
+}
+case "$1 $2" in
+  "admin status")
+    if [ -f "$var/running" ]; then echo "OMERO.blitz running"; exit 0; fi
+    echo "OMERO.blitz not running" >&2; exit 1 ;;
+  "admin start")
+    if [ -f "$var/start-fails" ]; then echo "Error: could not start (stub)" >&2; exit 1; fi
+    if [ -f "$var/running" ]; then echo "OMERO.blitz already running"; exit 0; fi
+    touch "$var/running"
+    if [ -n "$(prop omero.db.name)" ]; then
+      PGAPPNAME=OMERO.blitz psql_db -c "SELECT pg_sleep(86400)" </dev/null >/dev/null 2>&1 &
+      echo $! > "$var/session.pid"
+      for _ in $(seq 50); do
+        [ "$(psql_db -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'OMERO.blitz'" 2>/dev/null)" -ge 1 ] 2>/dev/null && break
+        sleep 0.1
+      done
+    fi
+    echo "Starting OMERO.blitz (stub)"; exit 0 ;;
+  "admin stop")
+    if [ -f "$var/stop-fails" ]; then echo "Error: could not stop (stub)" >&2; exit 1; fi
+    rm -f "$var/running"
+    if [ -f "$var/stop-delay" ]; then
+      ( sleep "$(cat "$var/stop-delay")"; end_sessions ) </dev/null >/dev/null 2>&1 &
+    else
+      end_sessions
+    fi
+    echo "OMERO.blitz stopped (stub)"; exit 0 ;;
+  "web stop") echo "OMERO.web not started"; exit 0 ;;
+  "admin diagnostics")
+    echo "OMERO Diagnostics (stub) $(cat "$here/VERSION")"
+    echo "Server: $here"
+    echo "Java version: 11 (stub)"; exit 0 ;;
+  "admin jvmcfg")
+    echo "JVM Settings:"
+    echo "blitz=-Xmx2048m -XX:MaxPermSize=1g (stub)"; exit 0 ;;
+  "config get")
+    if [ -z "$3" ]; then
+      sed -n '/<properties id="__ACTIVE__">/,/<\/properties>/d; s|.*<property name="\([^"]*\)" value="\([^"]*\)"/>.*|\1=\2|p' "$cfg"
+    else
+      prop "$3"
+    fi
+    exit 0 ;;
+  "config set")
+    [ -n "$3" ] || { echo "usage: config set KEY [VALUE]" >&2; exit 2; }
+    # With no VALUE the key is removed, as OMERO does.
+    KEY=$3 VAL=$4 HAS=$(( $# >= 4 )) perl -0777 -i -pe '
+      my ($k, $v) = ($ENV{KEY}, $ENV{VAL});
+      $v =~ s/&/&amp;/g; $v =~ s/</&lt;/g; $v =~ s/>/&gt;/g; $v =~ s/"/&quot;/g;
+      my $line = qq{<property name="$k" value="$v"/>};
+      if (!$ENV{HAS}) { s{[ \t]*<property name="\Q$k\E" value="[^"]*"/>\n}{}g }
+      elsif (!s{<property name="\Q$k\E" value="[^"]*"/>}{$line}) {
+        s{(.*)(</properties>)}{$1  $line\n  $2}s }' "$cfg"
+    exit 0 ;;
+  *) echo "bin/omero (stub): unknown command: $*" >&2; exit 2 ;;
+esac
+STUB
+  chmod 755 "$dir/bin/omero"
+}
+
+# make_server_zip DIR ZIP: zips the server tree DIR (its basename is the archive's top directory)
+# the way OMERO.server zips are made, symlinks stored as links.
+make_server_zip() {
+  local dir=$1 zip=$2
+  rm -f "$zip"
+  (cd "$(dirname "$dir")" && zip -q -r -y "$zip" "$(basename "$dir")")
+}

@@ -1,0 +1,367 @@
+// omero-upgrade server stop|start|status|diagnostics|jvmcfg: the server directory's bin/omero,
+// run with timeouts, its output in the log. "Stopped" means confirmed: `bin/omero admin status`
+// says the server is down AND no OMERO session remains on its database, since a server that
+// says it stopped may still hold connections (or a second server may use the same database).
+#include "server.hpp"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <sstream>
+#include <thread>
+
+namespace ou {
+
+ProcResult run_omero(const Settings &s, const std::vector<std::string> &args, int timeout_s)
+{
+    require_omero_bin(s);
+    std::vector<std::string> argv{s.server_path("bin/omero")};
+    argv.insert(argv.end(), args.begin(), args.end());
+    ProcOptions o;
+    o.cwd = s.server_dir;
+    o.timeout_s = timeout_s;
+    o.log_stdout = true;
+    ProcResult r = run_process(argv, o);
+    std::string shown = "bin/omero";
+    for (const auto &a : args)
+        shown += " " + shell_quote(a);
+    if (r.timed_out)
+        throw CommandError(shown + " did not finish within " + std::to_string(timeout_s) + " s (stopped it)",
+                           "see the server's logs (var/log/) and try it by hand; --timeout gives it longer");
+    if (r.exit_code == 126 || r.exit_code == 127)
+        throw CommandError(shown + " could not run (" + r.describe() + "): " + r.err_tail(3),
+                           "check that bin/omero works in " + s.server_dir + " (Python, Ice, OMERODIR)");
+    return r;
+}
+
+bool omero_admin_running(const Settings &s, int timeout_s)
+{
+    return run_omero(s, {"admin", "status"}, timeout_s).exit_code == 0;
+}
+
+std::string DbSession::describe() const
+{
+    std::string d = "pid " + pid + " " + user + "@" + (application.empty() ? "(no application name)" : application);
+    if (!client.empty())
+        d += " from " + client;
+    if (!state.empty())
+        d += " (" + state + (since.empty() ? "" : " since " + since) + ")";
+    return d;
+}
+
+std::vector<DbSession> other_sessions(Db &db, const std::string &omero_user)
+{
+    // Client backends only (not autovacuum or replication); our own connection excluded. Without
+    // pg_read_all_stats, backend_type of other users' sessions is NULL, but user and database show.
+    Rows r = db.query(
+        "SELECT pid::text AS pid, coalesce(usename::text, '') AS usr, coalesce(application_name, '') AS app,"
+        "       coalesce(host(client_addr), CASE WHEN client_port = -1 THEN 'local socket' ELSE '' END) AS client,"
+        "       coalesce(state, '') AS state, coalesce(to_char(state_change, 'YYYY-MM-DD HH24:MI:SS'), '') AS since,"
+        "       (usename = $1 OR application_name ILIKE 'OMERO%' OR application_name = 'PostgreSQL JDBC Driver') AS omero"
+        "  FROM pg_catalog.pg_stat_activity"
+        " WHERE datname = current_database() AND pid <> pg_catalog.pg_backend_pid()"
+        "   AND (backend_type = 'client backend' OR (backend_type IS NULL AND usename IS NOT NULL))"
+        " ORDER BY pid",
+        {omero_user});
+    std::vector<DbSession> v;
+    for (size_t i = 0; i < r.rows.size(); i++)
+        v.push_back({r.str(i, "pid"), r.str(i, "usr"), r.str(i, "app"), r.str(i, "client"), r.str(i, "state"),
+                     r.str(i, "since"), r.str(i, "omero") == "t"});
+    return v;
+}
+
+std::string describe_sessions(const std::vector<DbSession> &sessions, size_t max)
+{
+    std::string d = std::to_string(sessions.size()) + " session(s): ";
+    for (size_t i = 0; i < sessions.size() && i < max; i++)
+        d += (i ? "; " : "") + sessions[i].describe();
+    if (sessions.size() > max)
+        d += "; and " + std::to_string(sessions.size() - max) + " more";
+    return d;
+}
+
+nlohmann::json sessions_json(const std::vector<DbSession> &sessions)
+{
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto &x : sessions)
+        a.push_back({{"pid", std::stoll(x.pid)},
+                     {"user", x.user},
+                     {"application", x.application},
+                     {"client", x.client},
+                     {"state", x.state},
+                     {"since", x.since},
+                     {"omero", x.omero}});
+    return a;
+}
+
+namespace {
+
+std::vector<DbSession> only_omero(const std::vector<DbSession> &all, bool omero)
+{
+    std::vector<DbSession> v;
+    for (const auto &x : all)
+        if (x.omero == omero)
+            v.push_back(x);
+    return v;
+}
+
+// Prints the output of bin/omero (diagnostics, jvmcfg) as the command's result.
+void show_output(const ProcResult &r)
+{
+    std::istringstream in(r.out);
+    std::string line;
+    while (std::getline(in, line))
+        out().say(line);
+}
+
+int seconds_since(std::chrono::steady_clock::time_point t0)
+{
+    return (int)std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - t0).count();
+}
+
+struct StatusOpts {
+    int timeout = 120;
+    bool dry_run = false;
+};
+
+CommandRun setup_status(CLI::App &sub)
+{
+    auto o = std::make_shared<StatusOpts>();
+    sub.add_option("--timeout", o->timeout, "seconds bin/omero admin status may take")->capture_default_str();
+    sub.add_flag("--dry-run", o->dry_run, "show what would be run");
+    return [o] {
+        Settings s = load_settings(false);
+        require_omero_bin(s);
+        if (o->dry_run) {
+            out().say("would run: bin/omero admin status (in " + s.server_dir + "), and list the sessions on " +
+                      s.conn.describe());
+            return EXIT_OK;
+        }
+        bool running = omero_admin_running(s, o->timeout);
+        out().result()["server_dir"] = s.server_dir;
+        out().result()["running"] = running;
+        out().say(std::string("server: ") + (running ? "running" : "stopped") + " (bin/omero admin status, " +
+                  s.server_dir + ")");
+        try {
+            auto db = connect_db(s);
+            auto all = other_sessions(*db, s.omero_db_user);
+            auto omero = only_omero(all, true);
+            out().result()["database"] = s.conn.dbname;
+            out().result()["sessions"] = sessions_json(all);
+            out().say("database " + s.conn.dbname + ": " + std::to_string(all.size()) + " other session(s), " +
+                      std::to_string(omero.size()) + " of them OMERO's");
+            for (const auto &x : all)
+                out().say("  " + x.describe() + (x.omero ? "" : "  [not OMERO]"));
+        } catch (const CommandError &e) {
+            out().warn(std::string("cannot list the database sessions: ") + e.what());
+        }
+        return EXIT_OK;
+    };
+}
+
+struct StopOpts {
+    int timeout = 300;
+    bool dry_run = false;
+    bool skip_db = false;
+};
+
+CommandRun setup_stop(CLI::App &sub)
+{
+    auto o = std::make_shared<StopOpts>();
+    sub.add_option("--timeout", o->timeout, "seconds to wait until the stop is confirmed")->capture_default_str();
+    sub.add_flag("--dry-run", o->dry_run, "show what would be done, change nothing");
+    sub.add_flag("--skip-db-check", o->skip_db,
+                 "do not wait for the database sessions to end (when the database cannot be reached from here)");
+    return [o] {
+        Settings s = load_settings(false);
+        require_omero_bin(s);
+        std::unique_ptr<Db> db;
+        if (!o->skip_db) {
+            try {
+                db = connect_db(s);
+            } catch (const CommandError &e) {
+                throw CommandError(std::string(e.what()) + " (needed to confirm that no OMERO session remains)",
+                                   "fix the connection settings, or give --skip-db-check to rely on bin/omero alone");
+            }
+        }
+        out().result()["server_dir"] = s.server_dir;
+        bool running = omero_admin_running(s, std::min(o->timeout, 120));
+        if (o->dry_run) {
+            out().say(std::string("server is ") + (running ? "running" : "stopped"));
+            out().say("would run: bin/omero web stop");
+            if (running)
+                out().say("would run: bin/omero admin stop");
+            out().say("would wait up to " + std::to_string(o->timeout) + " s until bin/omero admin status says down" +
+                      (db ? " and no OMERO session remains on " + s.conn.describe() : std::string()));
+            out().result()["running"] = running;
+            out().result()["dry_run"] = true;
+            return EXIT_OK;
+        }
+        auto t0 = std::chrono::steady_clock::now();
+        ProcResult web = run_omero(s, {"web", "stop"}, std::min(o->timeout, 120));
+        if (!web.ok())
+            out().warn("bin/omero web stop: " + web.describe() + (web.err_tail(1).empty() ? "" : ": " + web.err_tail(1)) +
+                       " (continuing: OMERO.web may not be set up in this server directory)");
+        if (running) {
+            out().say("stopping the server: bin/omero admin stop");
+            ProcResult r = run_omero(s, {"admin", "stop"}, o->timeout);
+            if (!r.ok())
+                out().warn("bin/omero admin stop: " + r.describe() + (r.err_tail(2).empty() ? "" : ": " + r.err_tail(2)));
+        } else {
+            out().say("the server is already stopped (bin/omero admin status)");
+        }
+        // Wait for the confirmation: down, and no OMERO session left on the database.
+        std::vector<DbSession> all, omero;
+        int last_shown = -5;
+        while (true) {
+            running = omero_admin_running(s, std::min(o->timeout, 120));
+            if (db) {
+                all = other_sessions(*db, s.omero_db_user);
+                omero = only_omero(all, true);
+            }
+            int el = seconds_since(t0);
+            if (!running && omero.empty())
+                break;
+            if (el >= o->timeout || interrupted())
+                break;
+            if (el - last_shown >= 5) {
+                out().progress("waiting for the server to stop: " + std::string(running ? "still running" : "down") +
+                               (db ? ", " + std::to_string(omero.size()) + " OMERO session(s) on the database" : "") +
+                               " (" + std::to_string(el) + " s)");
+                last_shown = el;
+            }
+            std::this_thread::sleep_for(std::chrono::seconds(1));
+        }
+        if (interrupted())
+            throw CommandError("interrupted (Ctrl-C) while waiting for the server to stop");
+        out().result()["running"] = running;
+        out().result()["omero_sessions"] = sessions_json(omero);
+        out().result()["elapsed_s"] = seconds_since(t0);
+        if (running || !omero.empty()) {
+            if (running)
+                out().error("the server has not stopped within " + std::to_string(o->timeout) +
+                            " s: bin/omero admin status still says it is running");
+            if (!omero.empty())
+                out().error("OMERO still holds connections to the database " + s.conn.dbname + ": " +
+                            describe_sessions(omero));
+            out().say("hint: stop whatever still runs (the server's processes, OMERO.web, another server on this "
+                      "database; end a stale session with SELECT pg_terminate_backend(pid)), then run server stop again");
+            out().result()["stopped"] = false;
+            return EXIT_PROBLEM;
+        }
+        out().result()["stopped"] = true;
+        out().say("server stopped: bin/omero admin status says down" +
+                  std::string(db ? " and no OMERO session remains on " + s.conn.dbname : " (database not checked)"));
+        auto others = only_omero(all, false);
+        if (!others.empty())
+            out().warn("other sessions remain on " + s.conn.dbname + " (not OMERO's): " + describe_sessions(others) +
+                       "; db upgrade refuses to run while they are connected");
+        return EXIT_OK;
+    };
+}
+
+struct StartOpts {
+    int timeout = 600;
+    bool dry_run = false;
+    bool force = false;
+};
+
+CommandRun setup_start(CLI::App &sub)
+{
+    auto o = std::make_shared<StartOpts>();
+    sub.add_option("--timeout", o->timeout, "seconds bin/omero admin start may take")->capture_default_str();
+    sub.add_flag("--dry-run", o->dry_run, "show what would be done, change nothing");
+    sub.add_flag("--force", o->force, "start even when the database is not at this server's version");
+    return [o] {
+        Settings s = load_settings(false);
+        require_omero_bin(s);
+        out().result()["server_dir"] = s.server_dir;
+        if (omero_admin_running(s, std::min(o->timeout, 120))) {
+            out().result()["running"] = true;
+            out().result()["started"] = false;
+            out().say("the server is already running: nothing to do");
+            return EXIT_OK;
+        }
+        // The database must be at the version this server's scripts lead to.
+        std::string newest = server_newest_version(s);
+        try {
+            auto db = connect_db(s);
+            OmeroDbState st = read_omero_state(*db);
+            out().result()["db_version"] = st.version;
+            if (st.is_omero && !st.finished && !o->force) {
+                out().error("the newest dbpatch row of " + s.conn.dbname + " (" + st.version +
+                            ") is unfinished: an upgrade script stopped half-way");
+                out().say("hint: restore the database from the backup taken before the upgrade, then run db upgrade again");
+                return EXIT_PROBLEM;
+            }
+            if (st.is_omero && !newest.empty() && compare_versions(st.version, newest) < 0) {
+                std::string msg = "the database " + s.conn.dbname + " is at " + st.version + " but this server (" +
+                                  s.server_dir + ") needs " + newest;
+                if (!o->force) {
+                    out().error(msg);
+                    out().say("hint: run omero-upgrade db upgrade first (or --force to start anyway)");
+                    return EXIT_PROBLEM;
+                }
+                out().warn(msg + " (--force: starting anyway)");
+            }
+        } catch (const CommandError &e) {
+            out().warn(std::string("cannot check the database version before starting: ") + e.what());
+        }
+        if (o->dry_run) {
+            out().say("would run: bin/omero admin start (in " + s.server_dir + "), then check bin/omero admin status");
+            out().result()["dry_run"] = true;
+            return EXIT_OK;
+        }
+        out().say("starting the server: bin/omero admin start");
+        ProcResult r = run_omero(s, {"admin", "start"}, o->timeout);
+        bool running = omero_admin_running(s, 120);
+        out().result()["running"] = running;
+        out().result()["started"] = running;
+        if (!r.ok() || !running) {
+            out().error("bin/omero admin start: " + r.describe() + (r.err_tail(3).empty() ? "" : ": " + r.err_tail(3)) +
+                        (running ? "" : "; the server is not running"));
+            out().say("hint: see var/log/ in the server directory and omero-upgrade server diagnostics");
+            return running ? EXIT_OK : EXIT_PROBLEM;
+        }
+        out().say("server started (bin/omero admin status says running)");
+        return EXIT_OK;
+    };
+}
+
+// diagnostics and jvmcfg: read-only reports of bin/omero.
+CommandRun setup_report(CLI::App &sub, const std::string &what)
+{
+    auto o = std::make_shared<StatusOpts>();
+    o->timeout = 300;
+    sub.add_option("--timeout", o->timeout, "seconds bin/omero may take")->capture_default_str();
+    sub.add_flag("--dry-run", o->dry_run, "show what would be run");
+    return [o, what] {
+        Settings s = load_settings(false);
+        require_omero_bin(s);
+        if (o->dry_run) {
+            out().say("would run: bin/omero admin " + what + " (in " + s.server_dir + ")");
+            return EXIT_OK;
+        }
+        ProcResult r = run_omero(s, {"admin", what}, o->timeout);
+        show_output(r);
+        out().result()["output"] = r.out;
+        out().result()["exit_code_omero"] = r.exit_code;
+        if (!r.ok()) {
+            out().error("bin/omero admin " + what + ": " + r.describe() + (r.err_tail(3).empty() ? "" : ": " + r.err_tail(3)));
+            return EXIT_PROBLEM;
+        }
+        return EXIT_OK;
+    };
+}
+
+Register reg_status({"server status", "whether the OMERO server runs, and the sessions on its database", setup_status});
+Register reg_stop({"server stop", "stop OMERO.web and the server, and confirm no OMERO session remains", setup_stop});
+Register reg_start({"server start", "start the server (after checking the database is at its version)", setup_start});
+Register reg_diag({"server diagnostics", "bin/omero admin diagnostics, into the output and the log",
+                   [](CLI::App &sub) { return setup_report(sub, "diagnostics"); }});
+Register reg_jvm({"server jvmcfg", "bin/omero admin jvmcfg: the JVM memory settings",
+                  [](CLI::App &sub) { return setup_report(sub, "jvmcfg"); }});
+
+} // namespace
+
+} // namespace ou
