@@ -21,7 +21,7 @@ best_of() {
 ratio() { printf 'ratio %s: %.2fx (plain SQL %.3fs, ours %.3fs)\n' "$1" "$(echo "$2 / $3" | bc -l)" "$2" "$3"; }
 # A bench-scale fixture database, built once per run and shared by the benchmarks.
 bench_db() {
-  local name=${1:-omero_bench} version=${2:-OMERO5.3__1}; shift 2 || true
+  local name=${1:-omero_bench} version=${2:-OMERO5.3__1}; shift $(( $# < 2 ? $# : 2 ))
   if [ "$(q postgres -c "SELECT count(*) FROM pg_database WHERE datname = '$name'")" = 0 ]; then
     echo "bench: building $name ($version, bench scale)…" >&2
     "$OU_SRC/test/fixture/omero-fixture" "$name" --version "$version" --scale bench "$@" >&2

@@ -57,21 +57,31 @@ Session::~Session()
 
 namespace {
 
+// Parameters in the three arrays SPI takes.
+struct Args {
+    explicit Args(const std::vector<Param> &params)
+        : n((int)params.size()), types(n), values(n), nulls(n + 1, ' ')
+    {
+        for (int i = 0; i < n; i++) {
+            types[i] = params[i].type;
+            values[i] = params[i].value;
+            nulls[i] = params[i].isnull ? 'n' : ' ';
+        }
+    }
+    int n;
+    std::vector<Oid> types;
+    std::vector<Datum> values;
+    std::vector<char> nulls;
+};
+
 int run(const std::string &sql, const std::vector<Param> &params, bool read_only)
 {
-    const int n = (int)params.size();
-    std::vector<Oid> types(n);
-    std::vector<Datum> values(n);
-    std::vector<char> nulls(n + 1, ' ');
-    for (int i = 0; i < n; i++) {
-        types[i] = params[i].type;
-        values[i] = params[i].value;
-        nulls[i] = params[i].isnull ? 'n' : ' ';
-    }
+    Args a(params);
     const char *q = sql.c_str();
-    Oid *t = types.data();
-    Datum *v = values.data();
-    const char *nl = nulls.data();
+    int n = a.n;
+    Oid *t = a.types.data();
+    Datum *v = a.values.data();
+    const char *nl = a.nulls.data();
     int rc = pg_guard([=] { return SPI_execute_with_args(q, n, t, v, nl, read_only, 0); });
     if (rc < 0)
         throw Error(ERRCODE_INTERNAL_ERROR, std::string("omero_upgrade: SPI error ") + SPI_result_code_string(rc) +
@@ -80,6 +90,17 @@ int run(const std::string &sql, const std::vector<Param> &params, bool read_only
 }
 
 } // namespace
+
+Portal open_cursor(const std::string &sql, const std::vector<Param> &params)
+{
+    Args a(params);
+    const char *q = sql.c_str();
+    int n = a.n;
+    Oid *t = a.types.data();
+    Datum *v = a.values.data();
+    const char *nl = a.nulls.data();
+    return pg_guard([=] { return SPI_cursor_open_with_args(nullptr, q, n, t, v, nl, true, 0); });
+}
 
 Result Session::query(const std::string &sql, const std::vector<Param> &params, bool read_only)
 {

@@ -45,6 +45,30 @@ struct Result {
     bool empty() const { return rows.empty(); }
 };
 
+// Opens a read-only cursor on a parameterised query (rows are fetched by for_each_row).
+Portal open_cursor(const std::string &sql, const std::vector<Param> &params);
+
+// Streams a read-only query through a cursor, calling row(tuple, desc) for each row, so that a
+// large result never sits whole in SPI memory. row must not raise PostgreSQL errors itself
+// (wrap such calls in pg_guard).
+template <typename F>
+void for_each_row(const std::string &sql, const std::vector<Param> &params, F &&row, long fetch = 10000)
+{
+    Portal portal = open_cursor(sql, params);
+    for (;;) {
+        check_interrupts();
+        pg_guard([portal, fetch] { SPI_cursor_fetch(portal, true, fetch); });
+        uint64 got = SPI_processed;
+        SPITupleTable *tt = SPI_tuptable;
+        for (uint64 i = 0; i < got; i++)
+            row(tt->vals[i], tt->tupdesc);
+        pg_guard([tt] { SPI_freetuptable(tt); });
+        if (got == 0)
+            break;
+    }
+    pg_guard([portal] { SPI_cursor_close(portal); });
+}
+
 // One SPI connection for the lifetime of the object.
 class Session {
 public:

@@ -64,21 +64,10 @@ std::vector<Sv5Group> find_sv5_traces(spi::Session &spi)
     // Rows with a NULL repo, path or name never match (as in SQL).
     std::string arena;
     std::vector<Entry> entries;
-    const char *sql = "SELECT id, repo, path, name FROM originalfile"
-                      " WHERE repo IS NOT NULL AND path IS NOT NULL AND name IS NOT NULL";
-    Portal portal = pg_guard([sql] {
-        return SPI_cursor_open_with_args("omero_upgrade_sv5", sql, 0, nullptr, nullptr, nullptr, true, 0);
-    });
-    for (;;) {
-        check_interrupts();
-        pg_guard([portal] { SPI_cursor_fetch(portal, true, 10000); });
-        uint64 n = SPI_processed;
-        if (n == 0)
-            break;
-        SPITupleTable *tt = SPI_tuptable;
-        for (uint64 i = 0; i < n; i++) {
-            HeapTuple tup = tt->vals[i];
-            TupleDesc desc = tt->tupdesc;
+    spi::for_each_row(
+        "SELECT id, repo, path, name FROM originalfile"
+        " WHERE repo IS NOT NULL AND path IS NOT NULL AND name IS NOT NULL",
+        {}, [&](HeapTuple tup, TupleDesc desc) {
             text *cols[3];
             int64_t id = 0;
             // varchar and text share the varlena layout; long values are detoasted here.
@@ -95,10 +84,7 @@ std::vector<Sv5Group> find_sv5_traces(spi::Session &spi)
                             VARSIZE_ANY_EXHDR(cols[2]));
             uint32_t length = (uint32_t)(arena.size() - offset);
             entries.push_back(Entry{fnv1a(arena.data() + offset, length), offset, length, id});
-        }
-        pg_guard([tt] { SPI_freetuptable(tt); });
-    }
-    pg_guard([portal] { SPI_cursor_close(portal); });
+        });
 
     auto key = [&arena](const Entry &e) { return std::string_view(arena.data() + e.offset, e.length); };
     // Equal keys end up adjacent: hash first, then the key itself (hash collisions), then id.

@@ -277,7 +277,7 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
     std::string final_path = dir + "/" + name;
     std::string partial = dir + "/." + name + ".partial";
 
-    PgClient pc = pg_client(db.params());
+    PgClient pc = pg_client(conn_for(s, db.params().dbname));  // db.params() holds no password
     std::vector<std::string> argv = {"pg_dump", directory ? "--format=directory" : "--format=custom",
                                      "--file=" + partial, "--no-password"};
     if (directory)

@@ -58,6 +58,16 @@ long long nofile_of(pid_t pid)
     return -1;
 }
 
+// Whether a process runs this very program (another omero-upgrade naming the server dir is not
+// the server).
+bool same_exe(pid_t pid)
+{
+    char a[4096], b[4096];
+    ssize_t na = readlink(("/proc/" + std::to_string(pid) + "/exe").c_str(), a, sizeof a);
+    ssize_t nb = readlink("/proc/self/exe", b, sizeof b);
+    return na > 0 && na == nb && std::string(a, na) == std::string(b, nb);
+}
+
 // A running process of this OMERO server: its command line names the server directory
 // (icegridnode, the Java servers, Python processes all run from it).
 pid_t find_omero_process(const Settings &s, std::string &cmd)
@@ -78,7 +88,7 @@ pid_t find_omero_process(const Settings &s, std::string &cmd)
         for (char &ch : c)
             if (ch == '\0')
                 ch = ' ';
-        if (c.find(s.server_dir + "/") != std::string::npos && c.find("omero-upgrade") == std::string::npos) {
+        if (c.find(s.server_dir + "/") != std::string::npos && !same_exe(pid)) {
             found = pid;
             cmd = c.substr(0, 120);
             break;

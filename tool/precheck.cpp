@@ -89,7 +89,7 @@ int with_script(const Settings &s, Db &db, const OmeroDbState &st, const std::st
         throw CommandError(script + " contains a COMMIT: a precheck must change nothing, refusing to run it",
                            "use the precheck script of the official server distribution, unmodified");
     out().say("running " + script + " (changes nothing: it ends in ROLLBACK)");
-    PgClient pc = pg_client(db.params());
+    PgClient pc = pg_client(conn_for(s, db.params().dbname));  // db.params() holds no password
     ProcOptions po;
     po.env = pc.env;
     po.log_stdout = true;

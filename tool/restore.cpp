@@ -138,8 +138,10 @@ RestoreResult restore_into(const Settings &s, const VerifyResult &v, const Resto
         out().say("restoring into the existing empty UTF8 database '" + o.into + "'");
     }
     auto drop_created = [&] {
-        if (!created)
+        if (!created) {
+            out().warn("the database '" + o.into + "' existed before this run and is left as the failed restore left it");
             return;
+        }
         try {
             std::string drop = maint->scalar("SELECT format('DROP DATABASE %I', $1::text)", {o.into}).value_or("");
             maint->query(drop);

@@ -1,0 +1,217 @@
+// The colour journal: run log, state queries, omero_colors_status(), omero_colors_purge_journal().
+#include "color_journal.hpp"
+#include "omero.hpp"
+#include "srf.hpp"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+}
+
+namespace ou::colors {
+
+// Each shape's newest chunk; the journal only grows by batch, so this stays a small scan.
+const char *colors_state_sql()
+{
+    return
+    "SELECT DISTINCT ON (e.id) e.id, c.kind, c.direction, c.purged, c.done_at, c.run_id"
+    "  FROM omero_upgrade.color_journal c CROSS JOIN LATERAL unnest(c.shape_ids) AS e(id)"
+    " ORDER BY e.id, c.chunk_id DESC";
+}
+
+void check_direction(const std::string &direction)
+{
+    if (direction != "argb_to_rgba" && direction != "rgba_to_argb")
+        throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown direction \"" + direction + "\"",
+                    "The directions are argb_to_rgba (what the OMERO 5.3 upgrade needs) and rgba_to_argb (its "
+                    "reverse).",
+                    "Use 'argb_to_rgba' or 'rgba_to_argb'.");
+}
+
+std::string opposite(const std::string &direction)
+{
+    return direction == "argb_to_rgba" ? "rgba_to_argb" : "argb_to_rgba";
+}
+
+void Journal::require_omero()
+{
+    require_db_version(spi_);
+    auto n = spi_.scalar(
+        "SELECT count(*) FROM pg_catalog.pg_attribute"
+        " WHERE NOT attisdropped AND ((attrelid = pg_catalog.to_regclass('shape')"
+        "   AND ((attname IN ('fillcolor', 'strokecolor', 'version') AND atttypid = 'int4'::regtype)"
+        "     OR (attname IN ('id', 'update_id', 'roi') AND atttypid = 'int8'::regtype)))"
+        "   OR (attrelid = pg_catalog.to_regclass('roi') AND attname = 'image')"
+        "   OR (attrelid = pg_catalog.to_regclass('image') AND attname = 'id'))",
+        {}, true);
+    if (n.value_or("0") != "8")
+        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "not an OMERO database with shape colours: the shape, roi or image table lacks a column",
+                    "Needed: shape(id, fillcolor int4, strokecolor int4, version int4, update_id, roi), roi(image), "
+                    "image(id).",
+                    "Connect to the OMERO database (omero.db.name in the server's config.xml).");
+}
+
+std::string Journal::function_for(const std::string &direction)
+{
+    if (schema_.empty())
+        schema_ = spi_.scalar("SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e"
+                              " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
+                              " WHERE e.extname = 'omero_upgrade'",
+                              {}, true)
+                      .value_or("public");
+    return schema_ + (direction == "argb_to_rgba" ? ".omero_argb_to_rgba" : ".omero_rgba_to_argb");
+}
+
+void Journal::lock()
+{
+    // The key spells "omerocol".
+    spi_.exec("SELECT pg_catalog.pg_advisory_xact_lock(8029185022424608620)");
+}
+
+int64_t Journal::start_run(const std::string &direction, const char *method, const Datum ids[3], const bool has[3],
+                           int64_t selected)
+{
+    // Earlier runs whose backend is gone were interrupted; this run takes over from them.
+    auto v = spi_.scalar(
+        "WITH r AS (INSERT INTO omero_upgrade.color_runs (direction, method, scope, selected, backend_start)"
+        "  SELECT $1, $2, CASE WHEN $3::int8[] IS NULL AND $4::int8[] IS NULL AND $5::int8[] IS NULL"
+        "                      THEN '{\"all\": true}'::jsonb"
+        "                      ELSE jsonb_strip_nulls(jsonb_build_object('roi_ids', $3::int8[], 'image_ids', $4::int8[],"
+        "                                                                'shape_ids', $5::int8[])) END,"
+        "         $6, (SELECT backend_start FROM pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid())"
+        "  RETURNING run_id),"
+        " u AS (UPDATE omero_upgrade.color_runs o SET resumed_by = (SELECT run_id FROM r)"
+        "  WHERE o.finished_at IS NULL AND o.resumed_by IS NULL AND o.direction = $1 AND NOT EXISTS ("
+        "    SELECT 1 FROM pg_catalog.pg_stat_activity a"
+        "     WHERE a.pid = o.backend_pid AND a.backend_start IS NOT DISTINCT FROM o.backend_start))"
+        " SELECT run_id FROM r",
+        {spi::text(direction), spi::text(method), has[0] ? spi::datum(INT8ARRAYOID, ids[0]) : spi::null(INT8ARRAYOID),
+         has[1] ? spi::datum(INT8ARRAYOID, ids[1]) : spi::null(INT8ARRAYOID),
+         has[2] ? spi::datum(INT8ARRAYOID, ids[2]) : spi::null(INT8ARRAYOID), spi::int8(selected)});
+    return std::stoll(*v);
+}
+
+void Journal::count_batch(int64_t run_id, int64_t converted, int64_t restored, int64_t already, int64_t changed,
+                          int64_t purged, int64_t raced)
+{
+    spi_.exec("UPDATE omero_upgrade.color_runs SET converted = converted + $2, restored = restored + $3,"
+              " already = already + $4, changed = changed + $5, purged = purged + $6, raced = raced + $7"
+              " WHERE run_id = $1",
+              {spi::int8(run_id), spi::int8(converted), spi::int8(restored), spi::int8(already), spi::int8(changed),
+               spi::int8(purged), spi::int8(raced)});
+}
+
+void Journal::finish_run(int64_t run_id)
+{
+    spi_.exec("UPDATE omero_upgrade.color_runs SET finished_at = clock_timestamp() WHERE run_id = $1",
+              {spi::int8(run_id)});
+}
+
+int64_t Journal::converted_shapes()
+{
+    return std::stoll(spi_.scalar(std::string("SELECT count(*) FROM (") + colors_state_sql() + ") s WHERE kind = 'convert'",
+                                  {}, true)
+                          .value_or("0"));
+}
+
+void Journal::journal_whole_table(int64_t run_id, const std::string &direction)
+{
+    // One chunk per 65536 ids. array_agg without ORDER BY: the five aggregates of a group see the
+    // rows in the same order, so the arrays stay parallel, and no sort is needed.
+    spi_.exec("INSERT INTO omero_upgrade.color_journal"
+              " (run_id, kind, direction, lo_id, hi_id, shape_ids, fill_before, stroke_before, version_after,"
+              "  update_after)"
+              " SELECT $1, 'convert', $2, min(id), max(id), array_agg(id), array_agg(fillcolor), array_agg(strokecolor),"
+              "        array_agg(version), array_agg(update_id)"
+              "   FROM shape GROUP BY id >> 16",
+              {spi::int8(run_id), spi::text(direction)});
+}
+
+} // namespace ou::colors
+
+using namespace ou;
+
+OU_FUNCTION(omero_colors_status)
+{
+    return boundary([&] {
+        spi::Session spi;
+        colors::Journal jr(spi);
+        jr.require_omero();
+        // Converted: shapes still in the table whose newest chunk is a conversion in that direction.
+        auto r = spi.query(
+            std::string("WITH st AS (") + colors::colors_state_sql() +
+                "), cur AS (SELECT st.* FROM st JOIN shape s ON s.id = st.id WHERE st.kind = 'convert'),"
+                " total AS (SELECT count(*) AS n FROM shape)"
+                " SELECT d.direction, count(cur.id) AS converted, (SELECT n FROM total) - count(cur.id) AS pending,"
+                "        count(cur.id) FILTER (WHERE cur.purged) AS purged, min(cur.done_at)::text AS first_at,"
+                "        max(cur.done_at)::text AS last_at,"
+                "        (SELECT count(*) FROM omero_upgrade.color_runs r WHERE r.direction = d.direction) AS runs,"
+                "        (SELECT count(*) FROM omero_upgrade.color_runs r WHERE r.direction = d.direction"
+                "            AND r.finished_at IS NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
+                "              WHERE a.pid = r.backend_pid AND a.backend_start IS NOT DISTINCT FROM r.backend_start))"
+                "          AS running_runs,"
+                "        (SELECT count(*) FROM omero_upgrade.color_runs r WHERE r.direction = d.direction"
+                "            AND r.finished_at IS NULL AND r.resumed_by IS NULL AND NOT EXISTS ("
+                "              SELECT 1 FROM pg_catalog.pg_stat_activity a"
+                "              WHERE a.pid = r.backend_pid AND a.backend_start IS NOT DISTINCT FROM r.backend_start))"
+                "          AS interrupted_runs"
+                "   FROM (VALUES ('argb_to_rgba'), ('rgba_to_argb')) AS d(direction)"
+                "   LEFT JOIN cur ON cur.direction = d.direction"
+                "  GROUP BY d.direction ORDER BY d.direction",
+            {}, true);
+        srf::Writer out(fcinfo);
+        using srf::Cell;
+        for (size_t i = 0; i < r.rows.size(); i++) {
+            auto ts = [&](const char *c) -> Cell {
+                auto v = r.get(i, c);
+                if (!v)
+                    return Cell::null();
+                const char *s = v->c_str();
+                return Cell::datum(pg_guard([s] {
+                    return DirectFunctionCall3(timestamptz_in, CStringGetDatum(s), ObjectIdGetDatum(InvalidOid),
+                                               Int32GetDatum(-1));
+                }));
+            };
+            out.put({Cell::of(r.str(i, "direction")), Cell::int8(r.int64(i, "converted")),
+                     Cell::int8(r.int64(i, "pending")), Cell::int8(r.int64(i, "purged")), ts("first_at"),
+                     ts("last_at"), Cell::int8(r.int64(i, "runs")), Cell::int8(r.int64(i, "running_runs")),
+                     Cell::int8(r.int64(i, "interrupted_runs"))});
+        }
+        return out.done();
+    });
+}
+
+OU_FUNCTION(omero_colors_purge_journal)
+{
+    return boundary([&] {
+        bool forget = !PG_ARGISNULL(0) && PG_GETARG_BOOL(0);
+        bool dry_run = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+        spi::Session spi;
+        colors::Journal jr(spi);
+        jr.require_omero();
+        if (!dry_run)
+            jr.lock();
+        auto r = spi.query(std::string("WITH st AS (") + colors::colors_state_sql() +
+                               ") SELECT (SELECT count(*) FROM omero_upgrade.color_journal) AS chunks,"
+                               " (SELECT coalesce(max(chunk_id), 0) FROM omero_upgrade.color_journal) AS top,"
+                               " count(*) FILTER (WHERE kind = 'convert' AND NOT purged) AS originals,"
+                               " count(*) FILTER (WHERE kind = 'convert') AS marked FROM st",
+                           {}, true);
+        int64_t chunks = r.int64(0, "chunks"), top = r.int64(0, "top"), originals = r.int64(0, "originals"),
+                marked = forget ? 0 : r.int64(0, "marked");
+        if (!dry_run) {
+            if (!forget)
+                // Marks: the ids of converted shapes, so that converting again still changes nothing.
+                spi.exec(std::string("WITH st AS (") + colors::colors_state_sql() +
+                         ") INSERT INTO omero_upgrade.color_journal (run_id, kind, direction, lo_id, hi_id, done_at,"
+                         "  purged, shape_ids)"
+                         " SELECT run_id, 'convert', direction, min(id), max(id), max(done_at), true, array_agg(id)"
+                         "   FROM st WHERE kind = 'convert' GROUP BY run_id, direction, id >> 16");
+            spi.exec("DELETE FROM omero_upgrade.color_journal WHERE chunk_id <= $1", {spi::int8(top)});
+        }
+        srf::Writer out(fcinfo);
+        out.put({srf::Cell::int8(chunks), srf::Cell::int8(originals), srf::Cell::int8(marked)});
+        return out.done();
+    });
+}

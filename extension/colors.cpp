@@ -1,0 +1,610 @@
+// Shape colours, ARGB <-> RGBA: the two formulas as C functions, and the journaled bulk conversion
+// (CALL omero_colors_convert, omero_colors_convert_tx, the omero_colors_rewrite fast path).
+//
+// Every batch is one SQL statement that reads the batch's shapes and their journal state,
+// updates the colours and inserts the journal chunk; in the procedure each batch then commits.
+// So a kill or a crash leaves each batch either converted and journaled, or neither: a new CALL
+// finds the journaled shapes and skips them (never converting a shape twice).
+#include "color_journal.hpp"
+#include "omero.hpp"
+#include "progress.hpp"
+#include "srf.hpp"
+
+extern "C" {
+#include "catalog/pg_type.h"
+#include "nodes/parsenodes.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+}
+
+#include <algorithm>
+
+namespace ou::colors {
+
+int32_t argb_to_rgba(int32_t v)
+{
+    uint32_t u = (uint32_t)v;
+    uint32_t alpha = u >> 24;
+    if (alpha == 0)  // OMERO's rule: a transparent ARGB colour becomes opaque
+        alpha = 255;
+    return (int32_t)((u << 8) | alpha);
+}
+
+int32_t rgba_to_argb(int32_t v)
+{
+    uint32_t u = (uint32_t)v;
+    return (int32_t)((u << 24) | (u >> 8));
+}
+
+namespace {
+
+// What one batch did (or, in a dry run, would do).
+struct Summary {
+    int64_t run_id = 0;
+    int64_t selected = 0, converted = 0, restored = 0, already = 0, changed = 0, purged = 0, raced = 0;
+    std::vector<std::string> sample;  // JSON objects
+    std::vector<int64_t> changed_ids; // the first few
+    void add(const Summary &b)
+    {
+        selected += b.selected;
+        converted += b.converted;
+        restored += b.restored;
+        already += b.already;
+        changed += b.changed;
+        purged += b.purged;
+        raced += b.raced;
+        for (const auto &s : b.sample)
+            if (sample.size() < kSample)
+                sample.push_back(s);
+        for (int64_t id : b.changed_ids)
+            if (changed_ids.size() < kSample)
+                changed_ids.push_back(id);
+    }
+    static constexpr size_t kSample = 10;
+};
+
+// The batch: the shapes in scope between $1 and $2 (inclusive), and in list mode also in $5.
+// $3 direction, $4 run id, $6 sample size. {F}: the requested formula, {R}: the opposite one
+// (both schema-qualified function names chosen by us, never user text). Rows whose colours
+// changed between our read and our update (OMERO writing concurrently) are left alone by the
+// last two conditions of the UPDATE and counted as raced: still pending, done by the next run.
+const char *const kModifySql = R"SQL(w AS (
+    UPDATE shape s
+       SET fillcolor   = CASE WHEN a.action = 'convert' THEN {F}(a.f)  ELSE a.of  END,
+           strokecolor = CASE WHEN a.action = 'convert' THEN {F}(a.st) ELSE a.ost END
+      FROM a
+     WHERE s.id = a.id AND {SSEL} AND a.action IN ('convert', 'restore')
+       AND s.fillcolor IS NOT DISTINCT FROM a.f AND s.strokecolor IS NOT DISTINCT FROM a.st
+    RETURNING s.id, a.f, a.st, s.version, s.update_id, a.action),
+ins AS (
+    INSERT INTO omero_upgrade.color_journal
+           (run_id, kind, direction, lo_id, hi_id, shape_ids, fill_before, stroke_before, version_after, update_after)
+    SELECT $4, w.action, $3, min(w.id), max(w.id), array_agg(w.id), array_agg(w.f), array_agg(w.st),
+           array_agg(w.version), array_agg(w.update_id)
+      FROM w GROUP BY w.action
+    RETURNING kind, cardinality(shape_ids) AS n)
+)SQL";
+
+// In a dry run: the same counts, nothing written (so it works in a READ ONLY transaction too).
+const char *const kDryModifySql = "ins AS (SELECT NULL::text AS kind, 0::int8 AS n WHERE false)\n";
+
+const char *const kBatchSql = R"SQL(
+WITH b AS MATERIALIZED (
+    SELECT s.id, s.fillcolor AS f, s.strokecolor AS st, s.version AS v, s.update_id AS u
+      FROM shape s WHERE {SEL}),
+j AS (
+    SELECT DISTINCT ON (e.id) e.id, c.kind, c.direction, c.purged, e.f, e.st, e.v, e.u
+      FROM omero_upgrade.color_journal c
+     CROSS JOIN LATERAL unnest(c.shape_ids, c.fill_before, c.stroke_before, c.version_after, c.update_after)
+           AS e(id, f, st, v, u)
+     WHERE c.lo_id <= $2 AND c.hi_id >= $1 AND e.id BETWEEN $1 AND $2 {JSEL}
+     ORDER BY e.id, c.chunk_id DESC),
+a AS MATERIALIZED (
+    SELECT b.id, b.f, b.st, j.f AS of, j.st AS ost,
+           CASE WHEN j.id IS NULL THEN 'convert'
+                WHEN j.direction = $3 THEN 'already'  -- converted, or restored, by this direction
+                WHEN j.kind = 'restore' THEN 'convert'
+                WHEN j.purged THEN 'purged'
+                WHEN b.v IS NOT DISTINCT FROM j.v AND b.u IS NOT DISTINCT FROM j.u
+                 AND b.f IS NOT DISTINCT FROM {R}(j.f) AND b.st IS NOT DISTINCT FROM {R}(j.st) THEN 'restore'
+                ELSE 'changed' END AS action
+      FROM b LEFT JOIN j ON j.id = b.id),
+{MODIFY}SELECT count(*) AS selected,
+       count(*) FILTER (WHERE action = 'convert') AS to_convert,
+       count(*) FILTER (WHERE action = 'restore') AS to_restore,
+       count(*) FILTER (WHERE action = 'already') AS already,
+       count(*) FILTER (WHERE action = 'changed') AS changed,
+       count(*) FILTER (WHERE action = 'purged') AS purged,
+       (SELECT coalesce(sum(n), 0) FROM ins WHERE kind = 'convert') AS converted,
+       (SELECT coalesce(sum(n), 0) FROM ins WHERE kind = 'restore') AS restored,
+       (SELECT jsonb_agg(x ORDER BY (x->>'shape_id')::int8)::text FROM (
+            SELECT jsonb_build_object('shape_id', id, 'action', action,
+                     'fillcolor', jsonb_build_array(f, CASE WHEN action = 'convert' THEN {F}(f) ELSE of END),
+                     'strokecolor', jsonb_build_array(st, CASE WHEN action = 'convert' THEN {F}(st) ELSE ost END)) AS x
+              FROM a WHERE action IN ('convert', 'restore') ORDER BY id LIMIT $6) s) AS sample,
+       (SELECT array_agg(id ORDER BY id)::text FROM (
+            SELECT id FROM a WHERE action = 'changed' ORDER BY id LIMIT 10) c) AS changed_ids
+  FROM a
+)SQL";
+
+// The common case, a batch no journal chunk overlaps (every shape in it has its original colours):
+// no state to look up, so just update and journal. The self-join gives the old values.
+const char *const kLeanSql = R"SQL(
+WITH w AS (
+    UPDATE shape s SET fillcolor = {F}(o.fillcolor), strokecolor = {F}(o.strokecolor)
+      FROM shape o
+     WHERE o.id = s.id AND {SSEL} AND {OSEL}
+       AND s.fillcolor IS NOT DISTINCT FROM o.fillcolor AND s.strokecolor IS NOT DISTINCT FROM o.strokecolor
+    RETURNING s.id, o.fillcolor AS f, o.strokecolor AS st, s.version, s.update_id),
+ins AS (
+    INSERT INTO omero_upgrade.color_journal
+           (run_id, kind, direction, lo_id, hi_id, shape_ids, fill_before, stroke_before, version_after, update_after)
+    SELECT $4, 'convert', $3, min(w.id), max(w.id), array_agg(w.id), array_agg(w.f), array_agg(w.st),
+           array_agg(w.version), array_agg(w.update_id)
+      FROM w HAVING count(*) > 0
+    RETURNING cardinality(shape_ids) AS n)
+SELECT (SELECT coalesce(sum(n), 0) FROM ins) AS converted,
+       (SELECT jsonb_agg(x ORDER BY (x->>'shape_id')::int8)::text FROM (
+            SELECT jsonb_build_object('shape_id', id, 'action', 'convert', 'fillcolor', jsonb_build_array(f, {F}(f)),
+                                      'strokecolor', jsonb_build_array(st, {F}(st))) AS x
+              FROM w ORDER BY id LIMIT $6) s) AS sample
+)SQL";
+
+std::string replace_all(std::string s, const std::string &from, const std::string &to)
+{
+    for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size()))
+        s.replace(p, from.size(), to);
+    return s;
+}
+
+std::vector<std::string> split_json_array(const std::string &json)
+{
+    // jsonb_agg text of flat objects: split at the top level "}, {".
+    std::vector<std::string> out;
+    int depth = 0;
+    size_t start = std::string::npos;
+    for (size_t i = 0; i < json.size(); i++) {
+        char c = json[i];
+        if (c == '{') {
+            if (depth++ == 0)
+                start = i;
+        } else if (c == '}') {
+            if (--depth == 0 && start != std::string::npos)
+                out.push_back(json.substr(start, i - start + 1));
+        }
+    }
+    return out;
+}
+
+std::vector<int64_t> parse_id_array(const std::string &s)
+{
+    std::vector<int64_t> ids;
+    std::string cur;
+    for (char c : s) {
+        if ((c >= '0' && c <= '9') || c == '-')
+            cur.push_back(c);
+        else if (!cur.empty()) {
+            ids.push_back(std::stoll(cur));
+            cur.clear();
+        }
+    }
+    if (!cur.empty())
+        ids.push_back(std::stoll(cur));
+    return ids;
+}
+
+struct Args {
+    std::string direction;
+    Datum ids[3] = {0, 0, 0};  // roi_ids, image_ids, shape_ids
+    bool has[3] = {false, false, false};
+    int batch_size = 50000;
+    bool dry_run = false;
+    bool all() const { return !has[0] && !has[1] && !has[2]; }
+};
+
+const char *const kIdArgNames[3] = {"roi_ids", "image_ids", "shape_ids"};
+
+Args read_args(FunctionCallInfo fcinfo, bool with_scope)
+{
+    Args a;
+    if (PG_ARGISNULL(0))
+        throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "direction must not be NULL",
+                    "", "Use 'argb_to_rgba' (OMERO 5.3 upgrade) or 'rgba_to_argb' (its reverse).");
+    a.direction = pg_guard([&] { return text_to_cstring(PG_GETARG_TEXT_PP(0)); });
+    check_direction(a.direction);
+    if (!with_scope) {
+        a.dry_run = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+        return a;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (PG_ARGISNULL(1 + i))
+            continue;
+        a.has[i] = true;
+        a.ids[i] = PG_GETARG_DATUM(1 + i);
+        ArrayType *arr = pg_guard([&] { return PG_GETARG_ARRAYTYPE_P(1 + i); });
+        a.ids[i] = PointerGetDatum(arr);
+        int n = ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+        if (n == 0)
+            throw Error(ERRCODE_INVALID_PARAMETER_VALUE, std::string(kIdArgNames[i]) + " is an empty array",
+                        "An empty list would select no shape at all.",
+                        "Pass NULL (or leave it out) to mean no restriction by " + std::string(kIdArgNames[i]) +
+                            "; pass every id list as NULL to convert all shapes.");
+        if (array_contains_nulls(arr))
+            throw Error(ERRCODE_INVALID_PARAMETER_VALUE, std::string(kIdArgNames[i]) + " contains NULL");
+    }
+    if (PG_ARGISNULL(4) || PG_GETARG_INT32(4) <= 0)
+        throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "batch_size must be a positive number of shapes",
+                    PG_ARGISNULL(4) ? "batch_size is NULL" : "batch_size is " + std::to_string(PG_GETARG_INT32(4)),
+                    "The default, 50000, suits most databases.");
+    a.batch_size = PG_GETARG_INT32(4);
+    a.dry_run = !PG_ARGISNULL(5) && PG_GETARG_BOOL(5);
+    return a;
+}
+
+// The shape ids of a subset, sorted; every given id must exist.
+std::vector<int64_t> select_subset(spi::Session &spi, const Args &a)
+{
+    static const char *const exists_sql[3] = {
+        "SELECT count(*), (array_agg(x ORDER BY x))[1:10]::text FROM (SELECT DISTINCT x FROM unnest($1::int8[]) x) u"
+        " WHERE NOT EXISTS (SELECT 1 FROM roi WHERE roi.id = u.x)",
+        "SELECT count(*), (array_agg(x ORDER BY x))[1:10]::text FROM (SELECT DISTINCT x FROM unnest($1::int8[]) x) u"
+        " WHERE NOT EXISTS (SELECT 1 FROM image WHERE image.id = u.x)",
+        "SELECT count(*), (array_agg(x ORDER BY x))[1:10]::text FROM (SELECT DISTINCT x FROM unnest($1::int8[]) x) u"
+        " WHERE NOT EXISTS (SELECT 1 FROM shape WHERE shape.id = u.x)",
+    };
+    static const char *const what[3] = {"ROI", "image", "shape"};
+    for (int i = 0; i < 3; i++) {
+        if (!a.has[i])
+            continue;
+        auto r = spi.query(exists_sql[i], {spi::datum(INT8ARRAYOID, a.ids[i])}, true);
+        int64_t missing = std::stoll(r.rows[0][0].value_or("0"));
+        if (missing > 0)
+            throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+                        std::to_string(missing) + " of the " + kIdArgNames[i] + " do not exist",
+                        std::string("missing ") + what[i] + " ids (first 10): " + r.rows[0][1].value_or(""),
+                        "Check the ids; nothing was changed.");
+    }
+    // Each part uses an index: shape_pkey, shape(roi), roi(image) then shape(roi).
+    std::string sql = "SELECT id FROM (";
+    bool first = true;
+    auto part = [&](const char *s) {
+        sql += first ? "" : " UNION ";
+        sql += s;
+        first = false;
+    };
+    if (a.has[0])
+        part("SELECT id FROM shape WHERE roi = ANY($1::int8[])");
+    if (a.has[1])
+        part("SELECT s.id FROM roi r JOIN shape s ON s.roi = r.id WHERE r.image = ANY($2::int8[])");
+    if (a.has[2])
+        part("SELECT id FROM shape WHERE id = ANY($3::int8[])");
+    sql += ") u ORDER BY id";
+    std::vector<spi::Param> params;
+    for (int i = 0; i < 3; i++)
+        params.push_back(a.has[i] ? spi::datum(INT8ARRAYOID, a.ids[i]) : spi::null(INT8ARRAYOID));
+    auto r = spi.query(sql, params, true);
+    std::vector<int64_t> ids;
+    ids.reserve(r.rows.size());
+    for (auto &row : r.rows)
+        ids.push_back(std::stoll(*row[0]));
+    return ids;
+}
+
+Datum make_int8_array(const int64_t *ids, int n)
+{
+    return pg_guard([=] {
+        Datum *d = (Datum *)palloc(sizeof(Datum) * (n > 0 ? n : 1));
+        for (int i = 0; i < n; i++)
+            d[i] = Int64GetDatum(ids[i]);
+        ArrayType *arr = construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
+        pfree(d);
+        return PointerGetDatum(arr);
+    });
+}
+
+Summary run_batch(spi::Session &spi, const std::string &sql, int64_t lo, int64_t hi, const std::string &direction,
+                  int64_t run_id, Datum ids, bool dry_run, size_t want_sample)
+{
+    auto r = spi.query(sql, {spi::int8(lo), spi::int8(hi), spi::text(direction), spi::int8(run_id),
+                             ids ? spi::datum(INT8ARRAYOID, ids) : spi::null(INT8ARRAYOID),
+                             spi::int4((int32_t)want_sample)});
+    Summary s;
+    s.selected = r.int64(0, "selected");
+    s.already = r.int64(0, "already");
+    s.changed = r.int64(0, "changed");
+    s.purged = r.int64(0, "purged");
+    int64_t to_convert = r.int64(0, "to_convert"), to_restore = r.int64(0, "to_restore");
+    if (dry_run) {
+        s.converted = to_convert;
+        s.restored = to_restore;
+    } else {
+        s.converted = r.int64(0, "converted");
+        s.restored = r.int64(0, "restored");
+        s.raced = to_convert + to_restore - s.converted - s.restored;
+    }
+    if (auto v = r.get(0, "sample"))
+        s.sample = split_json_array(*v);
+    if (auto v = r.get(0, "changed_ids"))
+        s.changed_ids = parse_id_array(*v);
+    return s;
+}
+
+Summary run_lean(spi::Session &spi, const std::string &sql, int64_t lo, int64_t hi, const std::string &direction,
+                 int64_t run_id, Datum ids, int64_t selected, size_t want_sample)
+{
+    auto r = spi.query(sql, {spi::int8(lo), spi::int8(hi), spi::text(direction), spi::int8(run_id),
+                             ids ? spi::datum(INT8ARRAYOID, ids) : spi::null(INT8ARRAYOID),
+                             spi::int4((int32_t)want_sample)});
+    Summary s;
+    s.selected = selected;
+    s.converted = r.int64(0, "converted");
+    s.raced = selected - s.converted;
+    if (auto v = r.get(0, "sample"))
+        s.sample = split_json_array(*v);
+    return s;
+}
+
+bool journal_overlaps(spi::Session &spi, int64_t lo, int64_t hi)
+{
+    return spi.scalar("SELECT EXISTS (SELECT 1 FROM omero_upgrade.color_journal WHERE lo_id <= $2 AND hi_id >= $1)",
+                      {spi::int8(lo), spi::int8(hi)}, true) == std::optional<std::string>("t");
+}
+
+std::string join(const std::vector<int64_t> &ids)
+{
+    std::string s;
+    for (size_t i = 0; i < ids.size(); i++)
+        s += (i ? "," : "") + std::to_string(ids[i]);
+    return s;
+}
+
+void report(const char *what, const std::string &direction, const Summary &s, bool dry_run)
+{
+    std::string msg;
+    if (!dry_run && s.converted == 0 && s.restored == 0 && s.already == s.selected && s.selected > 0)
+        msg = std::string(what) + ": nothing to do: all " + std::to_string(s.selected) +
+              " selected shapes are already converted " + direction;
+    else if (s.selected == 0)
+        msg = std::string(what) + ": nothing to do: no shape selected";
+    else
+        msg = std::string(what) + ": " + direction + (dry_run ? " (dry run, nothing changed)" : "") + ": " +
+              std::to_string(s.selected) + " shapes selected, " + std::to_string(s.converted) +
+              (dry_run ? " to convert, " : " converted, ") + std::to_string(s.restored) +
+              (dry_run ? " to restore from the journal, " : " restored from the journal, ") +
+              std::to_string(s.already) + " already converted";
+    std::string detail;
+    if (s.changed)
+        detail += std::to_string(s.changed) + " shape(s) were changed by OMERO after their conversion and are left "
+                  "as they are (ids " + join(s.changed_ids) + (s.changed > (int64_t)s.changed_ids.size() ? ",…" : "") +
+                  "). ";
+    if (s.purged)
+        detail += std::to_string(s.purged) + " shape(s) cannot be restored: their originals were purged from the "
+                  "journal. ";
+    if (s.raced)
+        detail += std::to_string(s.raced) + " shape(s) changed while being converted and are still pending: run "
+                  "the same conversion again. ";
+    const char *m = msg.c_str();
+    const char *d = detail.c_str();
+    bool warn = s.changed || s.purged || s.raced;
+    pg_guard([=] {
+        ereport(warn ? WARNING : NOTICE, (errmsg("%s", m), *d ? errdetail("%s", d) : 0));
+    });
+}
+
+// The conversion of CALL omero_colors_convert (commit per batch) and omero_colors_convert_tx.
+Summary convert(FunctionCallInfo fcinfo, bool procedure)
+{
+    Args a = read_args(fcinfo, true);
+    bool nonatomic = false;
+    if (procedure) {
+        CallContext *cc = (CallContext *)fcinfo->context;
+        nonatomic = cc && IsA(cc, CallContext) && !cc->atomic;
+        if (!nonatomic && !a.dry_run)
+            throw Error(ERRCODE_ACTIVE_SQL_TRANSACTION,
+                        "CALL omero_colors_convert commits per batch and cannot run inside a transaction block",
+                        "", "CALL it on its own (autocommit), or use SELECT * FROM omero_colors_convert_tx(...) to "
+                            "convert inside your transaction.");
+    }
+    spi::Session spi(nonatomic);
+    Journal jr(spi);
+    jr.require_omero();
+    const std::string F = jr.function_for(a.direction), R = jr.function_for(opposite(a.direction));
+
+    std::vector<int64_t> ids;
+    int64_t total;
+    if (a.all())
+        total = std::stoll(spi.scalar("SELECT count(*) FROM shape", {}, true).value_or("0"));
+    else {
+        ids = select_subset(spi, a);
+        total = (int64_t)ids.size();
+    }
+
+    std::string sql = replace_all(kBatchSql, "{MODIFY}", a.dry_run ? kDryModifySql : kModifySql);
+    std::string lean = kLeanSql;
+    for (std::string *q : {&sql, &lean}) {
+        *q = replace_all(replace_all(*q, "{F}", F), "{R}", R);
+        // $5 is NULL in range mode (all shapes); the range alone then picks the batch.
+        const char *sel = a.all() ? "s.id BETWEEN $1 AND $2" : "s.id = ANY($5) AND s.id BETWEEN $1 AND $2";
+        const char *osel = a.all() ? "o.id BETWEEN $1 AND $2" : "o.id = ANY($5) AND o.id BETWEEN $1 AND $2";
+        *q = replace_all(replace_all(replace_all(replace_all(*q, "{SEL}", sel), "{SSEL}", sel), "{OSEL}", osel),
+                         "{JSEL}", a.all() ? "" : "AND e.id IN (SELECT id FROM b)");
+    }
+
+    Summary sum;
+    if (!a.dry_run) {
+        sum.run_id = jr.start_run(a.direction, procedure ? "batch" : "tx", a.ids, a.has, total);
+        if (nonatomic)
+            spi.commit();
+    }
+
+    Progress progress("colors " + a.direction, "shapes", total);
+    int64_t last = INT64_MIN;  // range mode: the highest id done
+    size_t pos = 0;             // list mode: the next index into ids
+    for (;;) {
+        check_interrupts();
+        int64_t lo, hi, n;
+        Datum arr = 0;
+        if (a.all()) {
+            auto r = spi.query("SELECT max(id) AS hi, count(*) AS n"
+                               "  FROM (SELECT id FROM shape WHERE id > $1 ORDER BY id LIMIT $2) s",
+                               {spi::int8(last), spi::int4(a.batch_size)}, true);
+            if (!r.get(0, "hi"))
+                break;
+            lo = last == INT64_MIN ? INT64_MIN : last + 1;
+            hi = r.int64(0, "hi");
+            n = r.int64(0, "n");
+        } else {
+            if (pos >= ids.size())
+                break;
+            n = (int64_t)std::min(ids.size() - pos, (size_t)a.batch_size);
+            lo = ids[pos];
+            hi = ids[pos + n - 1];
+            arr = make_int8_array(ids.data() + pos, (int)n);
+            pos += n;
+        }
+        if (!a.dry_run)
+            jr.lock();
+        size_t want = Summary::kSample - std::min(Summary::kSample, sum.sample.size());
+        Summary b = !a.dry_run && !journal_overlaps(spi, lo, hi)
+                        ? run_lean(spi, lean, lo, hi, a.direction, sum.run_id, arr, n, want)
+                        : run_batch(spi, sql, lo, hi, a.direction, sum.run_id, arr, a.dry_run, want);
+        if (arr)
+            pg_guard([arr] { pfree(DatumGetPointer(arr)); });
+        if (!a.dry_run) {
+            jr.count_batch(sum.run_id, b.converted, b.restored, b.already, b.changed, b.purged, b.raced);
+            if (nonatomic)
+                spi.commit();
+        }
+        sum.add(b);
+        last = hi;
+        progress.update(sum.selected);
+    }
+    progress.update(sum.selected);  // not forced: a short run prints no progress line (the summary follows)
+    if (!a.dry_run) {
+        jr.finish_run(sum.run_id);
+        if (nonatomic)
+            spi.commit();
+    }
+    sum.selected = std::max(sum.selected, (int64_t)0);
+    report(procedure ? "omero_colors_convert" : "omero_colors_convert_tx", a.direction, sum, a.dry_run);
+    return sum;
+}
+
+// The fast path: one journal insert and one table rewrite, in one transaction.
+Summary rewrite(FunctionCallInfo fcinfo)
+{
+    Args a = read_args(fcinfo, false);
+    spi::Session spi;
+    Journal jr(spi);
+    jr.require_omero();
+    const std::string F = jr.function_for(a.direction);
+
+    auto others = spi.query(
+        "SELECT count(*) AS n, string_agg(format('pid %s (%s@%s, %s)', pid, usename, coalesce(nullif(application_name, ''), "
+        "'?'), coalesce(client_addr::text, 'local')), '; ' ORDER BY pid) AS list"
+        "  FROM pg_catalog.pg_stat_activity"
+        " WHERE datname = pg_catalog.current_database() AND pid <> pg_catalog.pg_backend_pid()"
+        "   AND backend_type = 'client backend'",
+        {}, true);
+    if (others.int64(0, "n") > 0)
+        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "omero_colors_rewrite needs the database to itself: " + others.str(0, "n") +
+                        " other session(s) are connected",
+                    others.str(0, "list"),
+                    "Stop OMERO (bin/omero admin stop) and other clients first, or use CALL omero_colors_convert(...), "
+                    "which works while OMERO runs.");
+    jr.lock();
+    if (!a.dry_run)
+        spi.exec("LOCK TABLE shape IN ACCESS EXCLUSIVE MODE NOWAIT");
+    int64_t converted_any = jr.converted_shapes();
+    if (converted_any > 0)
+        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "omero_colors_rewrite converts only a table whose shapes all have their original colours",
+                    std::to_string(converted_any) + " shape(s) are journaled as converted already.",
+                    "CALL omero_colors_convert('" + a.direction + "') converts only what is left (or restores, for "
+                    "the reverse direction).");
+    Summary sum;
+    sum.selected = std::stoll(spi.scalar("SELECT count(*) FROM shape", {}, true).value_or("0"));
+    sum.converted = sum.selected;
+    auto sample = spi.scalar(replace_all(
+        "SELECT jsonb_agg(jsonb_build_object('shape_id', id, 'action', 'convert',"
+        " 'fillcolor', jsonb_build_array(fillcolor, {F}(fillcolor)),"
+        " 'strokecolor', jsonb_build_array(strokecolor, {F}(strokecolor))) ORDER BY id)::text"
+        " FROM (SELECT * FROM shape ORDER BY id LIMIT 10) s", "{F}", F), {}, true);
+    if (sample)
+        sum.sample = split_json_array(*sample);
+    if (!a.dry_run) {
+        sum.run_id = jr.start_run(a.direction, "rewrite", a.ids, a.has, sum.selected);
+        jr.journal_whole_table(sum.run_id, a.direction);
+        std::string table = *spi.scalar("SELECT 'shape'::regclass::text", {}, true);
+        // A USING expression that is not a plain column makes PostgreSQL rewrite the table (and
+        // rebuild its indexes) in one pass, instead of writing a new version of every row.
+        spi.exec("ALTER TABLE " + table + " ALTER COLUMN fillcolor TYPE int4 USING " + F +
+                 "(fillcolor), ALTER COLUMN strokecolor TYPE int4 USING " + F + "(strokecolor)");
+        spi.exec("ANALYZE " + table);  // the rewrite dropped the two columns' statistics
+        jr.count_batch(sum.run_id, sum.converted, 0, 0, 0, 0, 0);
+        jr.finish_run(sum.run_id);
+    }
+    report("omero_colors_rewrite", a.direction, sum, a.dry_run);
+    return sum;
+}
+
+Datum summary_row(FunctionCallInfo fcinfo, const std::string &direction, bool dry_run, const Summary &s)
+{
+    std::string sample = "[";
+    for (size_t i = 0; i < s.sample.size(); i++)
+        sample += (i ? ", " : "") + s.sample[i];
+    sample += "]";
+    const char *sj = sample.c_str();
+    Datum js = pg_guard([sj] { return DirectFunctionCall1(jsonb_in, CStringGetDatum(sj)); });
+    srf::Writer out(fcinfo);
+    using srf::Cell;
+    out.put({s.run_id ? Cell::int8(s.run_id) : Cell::null(), Cell::of(direction), Cell::boolean(dry_run),
+             Cell::int8(s.selected), Cell::int8(s.converted), Cell::int8(s.restored), Cell::int8(s.already),
+             Cell::int8(s.changed), Cell::int8(s.purged), Cell::int8(s.raced), Cell::datum(js)});
+    return out.done();
+}
+
+} // namespace
+} // namespace ou::colors
+
+using namespace ou;
+
+OU_FUNCTION(omero_argb_to_rgba)
+{
+    return Int32GetDatum(colors::argb_to_rgba(PG_GETARG_INT32(0)));
+}
+
+OU_FUNCTION(omero_rgba_to_argb)
+{
+    return Int32GetDatum(colors::rgba_to_argb(PG_GETARG_INT32(0)));
+}
+
+OU_FUNCTION(omero_colors_convert)
+{
+    return boundary([&] {
+        colors::convert(fcinfo, true);
+        PG_RETURN_VOID();
+    });
+}
+
+OU_FUNCTION(omero_colors_convert_tx)
+{
+    return boundary([&] {
+        bool dry = !PG_ARGISNULL(5) && PG_GETARG_BOOL(5);
+        colors::Summary s = colors::convert(fcinfo, false);
+        std::string dir = pg_guard([&] { return text_to_cstring(PG_GETARG_TEXT_PP(0)); });
+        return colors::summary_row(fcinfo, dir, dry, s);
+    });
+}
+
+OU_FUNCTION(omero_colors_rewrite)
+{
+    return boundary([&] {
+        bool dry = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+        colors::Summary s = colors::rewrite(fcinfo);
+        std::string dir = pg_guard([&] { return text_to_cstring(PG_GETARG_TEXT_PP(0)); });
+        return colors::summary_row(fcinfo, dir, dry, s);
+    });
+}

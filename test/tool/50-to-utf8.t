@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# omero-upgrade db to-utf8: a LATIN1 database copied into a new UTF8 one, verified (row counts of
+# every table, dbpatch), non-ASCII text intact, the original untouched; --switch; and a database
+# whose bytes cannot become UTF8 leaves nothing behind.
+source "$(dirname "$0")/../lib/tap.sh"
+source "$OU_SRC/test/lib/server-dir.sh"
+
+t=$(scratch)
+fixture_db u_latin1 --encoding LATIN1
+PGCLIENTENCODING=UTF8 q u_latin1 -c "CREATE TABLE site_notes (id int8 PRIMARY KEY, note text);
+  INSERT INTO site_notes VALUES (1, 'Zürich café, Ångström, señal, ½ µm');"
+srv=$t/srv
+make_server "$srv" omero.db.name=u_latin1 omero.db.user=postgres
+tool() { "$TOOL" --server-dir "$srv" "$@"; }
+fp_before=$(db_fingerprint u_latin1)
+
+out=$(tool db to-utf8 --into u_utf8 --backup-dir "$t/bk" 2>&1)
+is "$?" 0 "db to-utf8: exit 0"
+like "$out" "converting 'u_latin1' \(LATIN1\) into a new UTF8 database 'u_utf8'" "says what it does"
+like "$out" "verified: [0-9]+ tables with equal row counts, dbpatch OMERO5.3__1" "… and what it verified"
+is "$(q postgres -c "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'u_utf8'")" "UTF8" "the new database is UTF8"
+is "$(PGCLIENTENCODING=UTF8 q u_utf8 -c "SELECT note FROM site_notes")" "Zürich café, Ångström, señal, ½ µm" "non-ASCII text is intact"
+is "$(db_fingerprint u_utf8)" "$fp_before" "the key tables are identical"
+is "$(q postgres -c "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = 'u_latin1'")" "LATIN1" "the original is still LATIN1"
+is "$(db_fingerprint u_latin1)" "$fp_before" "… and unchanged"
+is "$(jq -r '.backups[0].purpose + " " + .backups[0].encoding + " " + .backups[0].source_encoding' "$t/bk/omero-upgrade-backups.json")" \
+  "to-utf8 UTF8 LATIN1" "the UTF8 dump is kept as a recorded backup"
+is "$(omero_calls "$srv" | grep -c '^config')" 0 "no --switch: config.xml is not touched"
+like "$out" "to use it: bin/omero config set omero.db.name u_utf8" "… and says how to switch"
+
+out=$(tool db to-utf8 --into u_utf8 --backup-dir "$t/bk2" 2>&1)
+is "$?" 2 "into an existing non-empty database: exit 2"
+is "$(ls "$t/bk2" 2>/dev/null | wc -l)" 0 "… refused before any dump is made"
+
+out=$(tool --json db to-utf8 --into u_utf8_b --backup-dir "$t/bk3" --switch)
+is "$(echo "$out" | jq -r '.status + " " + (.result.switched|tostring) + " " + .result.previous_db_name')" "ok true u_latin1" "--switch"
+is "$(omero_calls "$srv" | grep '^config')" "config|set|omero.db.name|u_utf8_b" "… through bin/omero config set"
+out=$(tool db to-utf8 --into u_again --backup-dir "$t/bk4" 2>&1)
+is "$?" 0 "now config.xml names a UTF8 database…"
+like "$out" "'u_utf8_b' is already UTF8: nothing to do" "… so there is nothing to do"
+
+# SQL_ASCII holding bytes that are not UTF8: the restore fails and the new database is dropped.
+fixture_db u_ascii --encoding SQL_ASCII
+q u_ascii -c "CREATE TABLE site_notes (note text); INSERT INTO site_notes VALUES (convert_from('\\x5a8179'::bytea, 'SQL_ASCII'))"
+out=$(tool --db-name u_ascii db to-utf8 --into u_ascii_utf8 --backup-dir "$t/bk5" 2>&1)
+is "$?" 2 "bytes that are not UTF8: exit 2"
+like "$out" "invalid byte sequence for encoding \"UTF8\"" "… the reason is shown"
+is "$(q postgres -c "SELECT count(*) FROM pg_database WHERE datname = 'u_ascii_utf8'")" 0 "… and the new database was dropped"
+is "$(q u_ascii -c "SELECT count(*) FROM site_notes")" 1 "… the original is untouched"
+
+done_testing

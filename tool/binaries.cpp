@@ -1,0 +1,547 @@
+// omero-upgrade binaries install NEW.zip|NEW_DIR, binaries rollback: the "copy new binaries"
+// step of the guide. The archive is checked entry by entry before anything is written, extracted
+// beside the server into its own versioned directory, and the OMERO.server symlink is repointed
+// in one rename(2); the old tree is kept, and a state file beside the server directory
+// (.omero-upgrade-binaries.json) records the previous target so that rollback can point back.
+#include "archive.hpp"
+#include "checksum.hpp"
+#include "fsutil.hpp"
+#include "server.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <sstream>
+
+namespace ou {
+
+namespace {
+
+const char *const state_name = ".omero-upgrade-binaries.json";
+
+std::string real_path(const std::string &p)
+{
+    char buf[PATH_MAX];
+    return realpath(p.c_str(), buf) ? std::string(buf) : std::string();
+}
+
+bool inside(const std::string &path, const std::string &dir)
+{
+    return path == dir || (path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/');
+}
+
+// The OMERO.server path itself (the symlink, not what it points to): --server-dir, OMERODIR or
+// ./OMERO.server, made absolute through its parent only.
+std::string server_link_path()
+{
+    const GlobalOptions &g = global_options();
+    const char *env = std::getenv("OMERODIR");
+    std::string p = !g.server_dir.empty() ? g.server_dir : env && *env ? env : "OMERO.server";
+    while (p.size() > 1 && p.back() == '/')
+        p.pop_back();
+    std::string parent = real_path(dir_name(p));
+    if (parent.empty())
+        throw CommandError("the directory holding " + p + " does not exist", "give --server-dir DIR or OMERODIR");
+    return (parent == "/" ? "" : parent) + "/" + base_name(p);
+}
+
+enum class Kind { Missing, Symlink, Directory, Other };
+
+Kind kind_of(const std::string &p)
+{
+    struct stat st;
+    if (lstat(p.c_str(), &st) != 0)
+        return Kind::Missing;
+    if (S_ISLNK(st.st_mode))
+        return Kind::Symlink;
+    return S_ISDIR(st.st_mode) ? Kind::Directory : Kind::Other;
+}
+
+std::string link_target(const std::string &link)
+{
+    char buf[PATH_MAX];
+    ssize_t n = readlink(link.c_str(), buf, sizeof buf - 1);
+    if (n < 0)
+        throw CommandError("cannot read the symlink " + link + ": " + std::strerror(errno));
+    return std::string(buf, n);
+}
+
+// Repoints link at target in one rename(2): a new symlink under a temp name, renamed over the old.
+void swap_symlink(const std::string &link, const std::string &target)
+{
+    std::string tmp = dir_name(link) + "/." + base_name(link) + ".omero-upgrade-tmp." + std::to_string(getpid());
+    unlink(tmp.c_str());
+    if (symlink(target.c_str(), tmp.c_str()) != 0)
+        throw CommandError("cannot create the symlink " + tmp + ": " + std::strerror(errno));
+    if (rename(tmp.c_str(), link.c_str()) != 0) {
+        int e = errno;
+        unlink(tmp.c_str());
+        throw CommandError("cannot rename " + tmp + " over " + link + ": " + std::strerror(e));
+    }
+    fsync_dir(dir_name(link));
+}
+
+// The symlink's text: a plain name when the tree sits beside it (as the guide's ln -s does).
+std::string link_text(const std::string &link, const std::string &tree)
+{
+    return dir_name(tree) == dir_name(link) ? base_name(tree) : tree;
+}
+
+nlohmann::json read_state(const std::string &path)
+{
+    std::string text;
+    if (!read_file(path, text))
+        return nullptr;
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.is_object())
+        throw CommandError(path + " is not valid JSON: refusing to guess what binaries install did",
+                           "look at it, repair or remove it");
+    return j;
+}
+
+// Copies a regular file through a temp file and rename, with the source's mode, and its owner
+// when we may (root, or our own file).
+void copy_file(const std::string &from, const std::string &to, bool keep_owner)
+{
+    int in = open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (in < 0)
+        throw CommandError("cannot read " + from + ": " + std::strerror(errno));
+    struct stat st;
+    fstat(in, &st);
+    std::string tmp = dir_name(to) + "/." + base_name(to) + ".omero-upgrade-tmp." + std::to_string(getpid());
+    int outfd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (outfd < 0) {
+        int e = errno;
+        close(in);
+        throw CommandError("cannot write " + tmp + ": " + std::strerror(e));
+    }
+    std::string err;
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        if (write(outfd, buf, n) != n) {
+            err = std::strerror(errno);
+            break;
+        }
+    if (n < 0)
+        err = std::strerror(errno);
+    if (err.empty() && keep_owner && fchown(outfd, st.st_uid, st.st_gid) != 0)
+        out().warn("cannot give " + to + " the owner of " + from + " (uid " + std::to_string(st.st_uid) + "): " +
+                   std::strerror(errno));
+    if (err.empty() && fchmod(outfd, st.st_mode & 07777) != 0)
+        err = std::strerror(errno);
+    if (err.empty() && fsync(outfd) != 0)
+        err = std::strerror(errno);
+    close(outfd);
+    close(in);
+    if (err.empty() && rename(tmp.c_str(), to.c_str()) != 0)
+        err = std::strerror(errno);
+    if (!err.empty()) {
+        unlink(tmp.c_str());
+        throw CommandError("cannot copy " + from + " to " + to + ": " + err);
+    }
+}
+
+bool same_content(const std::string &a, const std::string &b)
+{
+    return sha256_file(a) == sha256_file(b);
+}
+
+// SHA-256 of every regular file below dir (relative names), skipping git's own files and
+// Python's byte code, which always differ and are not scripts.
+void hash_tree(const std::string &dir, const std::string &rel, std::map<std::string, std::string> &hashes)
+{
+    DIR *d = opendir((dir + (rel.empty() ? "" : "/" + rel)).c_str());
+    if (!d)
+        return;
+    std::vector<std::string> names;
+    while (dirent *e = readdir(d)) {
+        std::string n = e->d_name;
+        if (n != "." && n != ".." && n != ".git" && n != "__pycache__" &&
+            !(n.size() > 4 && n.compare(n.size() - 4, 4, ".pyc") == 0))
+            names.push_back(n);
+    }
+    closedir(d);
+    for (const auto &n : names) {
+        std::string r = rel.empty() ? n : rel + "/" + n;
+        std::string full = dir + "/" + r;
+        struct stat st;
+        if (lstat(full.c_str(), &st) != 0)
+            continue;
+        if (S_ISDIR(st.st_mode))
+            hash_tree(dir, r, hashes);
+        else if (S_ISREG(st.st_mode))
+            hashes[r] = sha256_file(full);
+    }
+}
+
+void make_dirs(const std::string &dir)
+{
+    if (is_directory(dir))
+        return;
+    make_dirs(dir_name(dir));
+    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
+        throw CommandError("cannot create " + dir + ": " + std::strerror(errno));
+}
+
+// Entries of PATH, PYTHONPATH and OMERODIR that lead into the old tree (other than through the
+// OMERO.server symlink, which follows the swap).
+std::vector<std::string> env_into(const std::string &old_tree, const std::string &link)
+{
+    std::vector<std::string> warnings;
+    std::string old_real = real_path(old_tree);
+    for (const char *var : {"PATH", "PYTHONPATH", "OMERODIR"}) {
+        const char *v = std::getenv(var);
+        if (!v || !*v)
+            continue;
+        std::istringstream in(v);
+        std::string entry;
+        while (std::getline(in, entry, ':')) {
+            if (entry.empty() || inside(entry, link))
+                continue;
+            std::string r = real_path(entry);
+            if (inside(entry, old_tree) || (!old_real.empty() && !r.empty() && inside(r, old_real)))
+                warnings.push_back(std::string(var) + " still points into the old server tree: " + entry);
+        }
+    }
+    return warnings;
+}
+
+Settings settings_for_tree(const Settings &base, const std::string &tree)
+{
+    Settings s = base;
+    s.server_dir = tree;
+    return s;
+}
+
+// Refuses while the server of tree runs (unless forced).
+void require_stopped(const Settings &base, const std::string &tree, bool force)
+{
+    if (access((tree + "/bin/omero").c_str(), X_OK) != 0)
+        return;
+    if (omero_admin_running(settings_for_tree(base, tree), 120)) {
+        if (!force)
+            throw CommandError("the server in " + tree + " is running (bin/omero admin status)",
+                               "stop it first: omero-upgrade server stop (or --force)");
+        out().warn("the server in " + tree + " is running (--force: going on)");
+    }
+}
+
+struct InstallOpts {
+    std::string source, name;
+    bool carry = false, dry_run = false, force = false;
+};
+
+CommandRun setup_install(CLI::App &sub)
+{
+    auto o = std::make_shared<InstallOpts>();
+    sub.add_option("source", o->source, "the new server: an OMERO.server zip (or other archive), or a directory")
+        ->required();
+    sub.add_option("--name", o->name, "name of the versioned directory (default: the archive's top directory)");
+    sub.add_flag("--carry-scripts", o->carry, "copy scripts added under lib/scripts of the old server to the new one");
+    sub.add_flag("--dry-run", o->dry_run, "check everything and show what would be done, change nothing");
+    sub.add_flag("--force", o->force, "go on although the server is running");
+    return [o] {
+        Settings s = load_settings(false);
+        std::string link = server_link_path(), parent = dir_name(link);
+        std::string state_path = parent + "/" + state_name;
+        nlohmann::json &res = out().result();
+        res["server"] = link;
+        res["dry_run"] = o->dry_run;
+
+        // 1. Where things are now.
+        Kind k = kind_of(link);
+        if (k == Kind::Missing || k == Kind::Other)
+            throw CommandError("no OMERO.server directory or symlink at " + link,
+                               "give the current server with --server-dir DIR or OMERODIR");
+        std::string current = k == Kind::Symlink ? real_path(link) : link;
+        if (current.empty())
+            throw CommandError(link + " is a dangling symlink (" + link_target(link) + ")");
+        std::string old_dir_move = link + "-old";
+        if (k == Kind::Directory && path_exists(old_dir_move))
+            throw CommandError(link + " is a directory and " + old_dir_move + " already exists",
+                               "move " + old_dir_move + " away (it would be where the current server goes)");
+
+        // 2. The new tree: a directory as it is, or an archive checked and extracted beside the server.
+        struct stat st;
+        if (stat(o->source.c_str(), &st) != 0)
+            throw CommandError("cannot read " + o->source + ": " + std::strerror(errno));
+        bool from_archive = !S_ISDIR(st.st_mode);
+        std::string new_tree;
+        ArchiveCheck check;
+        if (from_archive) {
+            check = check_archive(o->source);
+            res["archive"] = {{"entries", check.entries}, {"bytes", check.bytes}, {"problems", check.problems}};
+            if (!check.ok()) {
+                for (const auto &p : check.problems)
+                    out().error("unsafe archive entry: " + p);
+                out().say("hint: nothing was extracted; use an archive from the official download site");
+                return EXIT_PROBLEM;
+            }
+            std::string name = o->name;
+            if (name.empty())
+                name = check.top_dir;
+            if (name.empty()) {
+                name = base_name(o->source);
+                for (const char *ext : {".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".zip", ".tar"})
+                    if (name.size() > std::strlen(ext) && name.compare(name.size() - std::strlen(ext), std::string::npos, ext) == 0) {
+                        name.resize(name.size() - std::strlen(ext));
+                        break;
+                    }
+            }
+            if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
+                throw CommandError("cannot use '" + name + "' as the name of the new server directory", "give --name NAME");
+            new_tree = parent + "/" + name;
+        } else {
+            new_tree = real_path(o->source);
+        }
+        res["new_tree"] = new_tree;
+        bool extracted = !from_archive || is_directory(new_tree);
+        if (from_archive && extracted)
+            out().say(new_tree + " exists already (extracted before): using it");
+        if (from_archive && !extracted && path_exists(new_tree))
+            throw CommandError(new_tree + " exists and is not a directory");
+        if (extracted && access((new_tree + "/bin/omero").c_str(), X_OK) != 0)
+            throw CommandError(new_tree + " is not an OMERO.server (no executable bin/omero)");
+
+        // 3. Re-run after a swap: the link already points at the new tree; the state file knows the old one.
+        nlohmann::json state = read_state(state_path);
+        bool already = k == Kind::Symlink && current == real_path(new_tree);
+        std::string old_tree;
+        if (already) {
+            if (state.is_object() && state.value("current", "") == real_path(new_tree))
+                old_tree = state.value("previous", "");
+            out().say(link + " already points to " + new_tree);
+        } else {
+            if (new_tree == current)
+                throw CommandError(o->source + " is the current server itself");
+            old_tree = k == Kind::Directory ? old_dir_move : current;
+        }
+        res["previous_tree"] = old_tree;
+
+        // 4. Nothing may run from the current tree while it is swapped.
+        require_stopped(s, current, o->force);
+        if (from_archive && !extracted) {
+            unsigned long long free = free_bytes(parent);
+            if (free < check.bytes + check.bytes / 10)
+                throw CommandError("not enough free space in " + parent + " to extract " + o->source + ": " +
+                                   human_bytes(check.bytes) + " needed, " + human_bytes(free) + " free");
+        }
+        std::vector<std::string> env_warnings;
+        if (!old_tree.empty())
+            env_warnings = env_into(old_tree, link);
+
+        if (o->dry_run) {
+            if (from_archive && !extracted)
+                out().say("archive " + o->source + ": " + std::to_string(check.entries) + " entries, " +
+                          human_bytes(check.bytes) + ", all safe; would extract it to " + new_tree);
+            if (!already) {
+                if (k == Kind::Directory)
+                    out().say("would move " + link + " to " + old_dir_move);
+                out().say("would point " + link + " to " + new_tree + " (was " + current + ")");
+            }
+            if (!old_tree.empty()) {
+                out().say("would copy " + old_tree + "/etc/grid/config.xml to " + new_tree +
+                          "/etc/grid/config.xml (mode and owner kept) unless it is there");
+                out().say("would compare lib/scripts of the old and the new server" +
+                          std::string(o->carry ? " and copy the added scripts" : ""));
+            }
+            for (const auto &w : env_warnings)
+                out().warn(w);
+            return EXIT_OK;
+        }
+
+        // 5. Extract: into a temp dir beside the target, then one rename into the versioned dir.
+        if (from_archive && !extracted) {
+            std::string tmpl = parent + "/.omero-upgrade-extract-XXXXXX";
+            std::vector<char> buf(tmpl.begin(), tmpl.end());
+            buf.push_back('\0');
+            if (!mkdtemp(buf.data()))
+                throw CommandError("cannot create a temp directory in " + parent + ": " + std::strerror(errno));
+            std::string tmp = buf.data();
+            try {
+                out().say("extracting " + o->source + " (" + std::to_string(check.entries) + " entries, " +
+                          human_bytes(check.bytes) + ")");
+                extract_archive(o->source, tmp);
+                std::string tree = check.top_dir.empty() ? tmp : tmp + "/" + check.top_dir;
+                if (access((tree + "/bin/omero").c_str(), X_OK) != 0)
+                    throw CommandError(o->source + " holds no OMERO.server (no executable bin/omero in it)");
+                if (check.top_dir.empty()) {
+                    chmod(tmp.c_str(), 0755);
+                    rename_noreplace(tmp, new_tree);
+                } else {
+                    rename_noreplace(tree, new_tree);
+                    rmdir(tmp.c_str());
+                }
+            } catch (...) {
+                remove_tree(tmp);
+                throw;
+            }
+            out().say("extracted to " + new_tree);
+        }
+
+        // 6. The swap. A plain directory is first moved aside, as the guide does.
+        if (!already) {
+            if (k == Kind::Directory) {
+                rename_noreplace(link, old_dir_move);
+                out().say("moved " + link + " to " + old_dir_move);
+            }
+            swap_symlink(link, link_text(link, new_tree));
+            out().say("pointed " + link + " to " + new_tree + " (was " + (k == Kind::Directory ? old_dir_move : current) + ")");
+            nlohmann::json history = state.is_object() && state.contains("history") ? state["history"] : nlohmann::json::array();
+            history.push_back({{"at", utc_timestamp()}, {"action", "install"}, {"from", old_tree}, {"to", new_tree}});
+            nlohmann::json ns = {{"server", link},
+                                 {"previous", old_tree},
+                                 {"current", real_path(new_tree)},
+                                 {"previous_was_directory", k == Kind::Directory},
+                                 {"source", o->source},
+                                 {"installed_at", utc_timestamp()},
+                                 {"history", history}};
+            write_file_atomic(state_path, ns.dump(2) + "\n");
+        }
+        res["swapped"] = !already;
+
+        if (old_tree.empty()) {
+            out().warn("the previous server tree is not known (no " + state_path +
+                       "): config.xml and lib/scripts were not compared");
+            return EXIT_OK;
+        }
+
+        // 7. config.xml, with its mode and owner.
+        std::string old_cfg = old_tree + "/etc/grid/config.xml", new_cfg = new_tree + "/etc/grid/config.xml";
+        std::string cfg_status;
+        if (!path_exists(old_cfg)) {
+            cfg_status = "none in the old server";
+            out().warn("no " + old_cfg + " to copy");
+        } else if (!path_exists(new_cfg)) {
+            make_dirs(dir_name(new_cfg));
+            copy_file(old_cfg, new_cfg, true);
+            cfg_status = "copied";
+            out().say("copied " + old_cfg + " to " + new_cfg);
+        } else if (same_content(old_cfg, new_cfg)) {
+            cfg_status = "already there";
+            out().say(new_cfg + " is already the old server's config.xml");
+        } else {
+            cfg_status = "kept the new one (differs)";
+            out().warn(new_cfg + " exists and differs from " + old_cfg +
+                       ": kept it (compare them; it may hold changes made since the swap)");
+        }
+        res["config_xml"] = cfg_status;
+
+        // 8. lib/scripts: added and changed in the old server compared with the new one.
+        std::map<std::string, std::string> old_h, new_h;
+        hash_tree(old_tree + "/lib/scripts", "", old_h);
+        hash_tree(new_tree + "/lib/scripts", "", new_h);
+        nlohmann::json added = nlohmann::json::array(), changed = nlohmann::json::array(), carried = nlohmann::json::array();
+        for (const auto &[rel, h] : old_h) {
+            auto it = new_h.find(rel);
+            if (it == new_h.end())
+                added.push_back(rel);
+            else if (it->second != h)
+                changed.push_back(rel);
+        }
+        for (const auto &rel : added) {
+            std::string r = rel.get<std::string>();
+            if (o->carry) {
+                make_dirs(dir_name(new_tree + "/lib/scripts/" + r));
+                copy_file(old_tree + "/lib/scripts/" + r, new_tree + "/lib/scripts/" + r, true);
+                carried.push_back(r);
+                out().say("carried lib/scripts/" + r + " to the new server");
+            } else {
+                out().warn("lib/scripts/" + r + " exists only in the old server (give --carry-scripts to copy it)");
+            }
+        }
+        for (const auto &rel : changed)
+            out().warn("lib/scripts/" + rel.get<std::string>() +
+                       " differs between the old and the new server: merge your changes by hand if it was edited");
+        res["scripts"] = {{"added", added}, {"changed", changed}, {"carried", carried}};
+
+        // 9. The environment.
+        for (const auto &w : env_warnings)
+            out().warn(w + " (update it before starting the server)");
+        res["environment_warnings"] = env_warnings;
+        out().say("binaries installed: " + link + " -> " + new_tree + "; the old tree is kept at " + old_tree);
+        return EXIT_OK;
+    };
+}
+
+struct RollbackOpts {
+    bool dry_run = false, force = false;
+};
+
+CommandRun setup_rollback(CLI::App &sub)
+{
+    auto o = std::make_shared<RollbackOpts>();
+    sub.add_flag("--dry-run", o->dry_run, "show what would be done, change nothing");
+    sub.add_flag("--force", o->force, "go on although the server is running");
+    return [o] {
+        Settings s = load_settings(false);
+        std::string link = server_link_path(), parent = dir_name(link);
+        std::string state_path = parent + "/" + state_name;
+        nlohmann::json state = read_state(state_path);
+        if (!state.is_object())
+            throw CommandError("no record of a binaries install beside " + link + " (" + state_path + ")",
+                               "point the symlink back by hand: ln -sfn OLD_DIR " + link);
+        std::string previous = state.value("previous", ""), installed = state.value("current", "");
+        nlohmann::json &res = out().result();
+        res["server"] = link;
+        res["previous_tree"] = previous;
+        res["dry_run"] = o->dry_run;
+        if (state.value("server", link) != link)
+            throw CommandError(state_path + " is about " + state.value("server", "") + ", not " + link);
+        if (kind_of(link) != Kind::Symlink)
+            throw CommandError(link + " is not a symlink: nothing to point back");
+        std::string current = real_path(link);
+        if (!previous.empty() && current == real_path(previous)) {
+            res["rolled_back"] = false;
+            out().say(link + " already points to the previous tree " + previous + ": nothing to do");
+            return EXIT_OK;
+        }
+        if (current != installed) {
+            out().error(link + " points to " + (current.empty() ? link_target(link) : current) +
+                        ", not to what binaries install made it point to (" + installed + ")");
+            out().say("hint: it was changed by hand since; point it yourself");
+            return EXIT_PROBLEM;
+        }
+        if (previous.empty() || !is_directory(previous) || access((previous + "/bin/omero").c_str(), X_OK) != 0)
+            throw CommandError("the previous server tree " + previous + " is gone or is not an OMERO.server");
+        require_stopped(s, current, o->force);
+        // The old server cannot use a database that was upgraded since.
+        try {
+            auto db = connect_db(s);
+            OmeroDbState st = read_omero_state(*db);
+            std::string old_newest = server_newest_version(settings_for_tree(s, previous));
+            if (st.is_omero && !old_newest.empty() && compare_versions(st.version, old_newest) > 0)
+                out().warn("the database " + s.conn.dbname + " is at " + st.version + ", newer than the previous server (" +
+                           old_newest + ") can use: restore the backup taken before db upgrade (omero-upgrade restore)");
+        } catch (const CommandError &e) {
+            out().detail(std::string("database version not checked: ") + e.what());
+        }
+        if (o->dry_run) {
+            out().say("would point " + link + " back to " + previous + " (now " + current + ")");
+            return EXIT_OK;
+        }
+        swap_symlink(link, link_text(link, previous));
+        state["history"].push_back({{"at", utc_timestamp()}, {"action", "rollback"}, {"from", current}, {"to", previous}});
+        state["rolled_back_at"] = utc_timestamp();
+        write_file_atomic(state_path, state.dump(2) + "\n");
+        res["rolled_back"] = true;
+        out().say("pointed " + link + " back to " + previous + "; " + current + " is kept");
+        return EXIT_OK;
+    };
+}
+
+Register reg_install({"binaries install", "check and unpack a new OMERO.server beside the old one and swap the symlink",
+                      setup_install});
+Register reg_rollback({"binaries rollback", "point the OMERO.server symlink back to the previous tree", setup_rollback});
+
+} // namespace
+
+} // namespace ou

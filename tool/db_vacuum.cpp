@@ -1,0 +1,183 @@
+// omero-upgrade db vacuum [--full]: the guide's optional "VACUUM FULL VERBOSE ANALYZE", table by
+// table, largest first, with progress; a re-run simply does it again. VACUUM FULL rewrites each
+// table (and its indexes) beside the old copy, so it needs about the table's size free in the
+// server's data directory: checked when the server is local and its data directory visible,
+// otherwise the tool says it cannot check and asks for --force.
+#include "server.hpp"
+
+#include <sys/statvfs.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+
+namespace ou {
+
+namespace {
+
+struct VacuumOpts {
+    bool full = false, dry_run = false, force = false, no_analyze = false;
+};
+
+bool local_server(const std::string &host)
+{
+    return host.empty() || host[0] == '/' || host == "localhost" || host == "127.0.0.1" || host == "::1";
+}
+
+// Free bytes in the server's data directory, or why it cannot be told.
+bool server_free_space(Db &db, const ConnParams &cp, unsigned long long &free, std::string &why)
+{
+    if (!local_server(cp.host)) {
+        why = "the database server " + cp.host + " is not on this machine";
+        return false;
+    }
+    std::string dir;
+    try {
+        dir = db.scalar("SELECT pg_catalog.current_setting('data_directory')").value_or("");
+    } catch (const DbError &e) {
+        why = std::string("the data directory is not visible to this user (") + e.what() + ")";
+        return false;
+    }
+    struct statvfs v;
+    if (statvfs(dir.c_str(), &v) != 0) {
+        why = "cannot examine the data directory " + dir + ": " + std::strerror(errno);
+        return false;
+    }
+    free = (unsigned long long)v.f_bavail * v.f_frsize;
+    return true;
+}
+
+CommandRun setup_vacuum(CLI::App &sub)
+{
+    auto o = std::make_shared<VacuumOpts>();
+    sub.add_flag("--full", o->full, "VACUUM FULL: rewrite each table to give space back (exclusive lock per table)");
+    sub.add_flag("--no-analyze", o->no_analyze, "do not ANALYZE");
+    sub.add_flag("--dry-run", o->dry_run, "list the tables and the checks, vacuum nothing");
+    sub.add_flag("--force", o->force, "go on when free space cannot be checked or other sessions use the database");
+    return [o]() -> int {
+        Settings s = load_settings(false);
+        auto db = connect_db(s);
+        nlohmann::json &res = out().result();
+        res["database"] = s.conn.dbname;
+        res["full"] = o->full;
+        res["dry_run"] = o->dry_run;
+        // Tables of every schema but the system ones, largest first; names quoted by the server.
+        Rows r = db->query(
+            "SELECT format('%I.%I', n.nspname, c.relname) AS name, pg_catalog.pg_total_relation_size(c.oid) AS size,"
+            "       c.reltablespace <> 0 AS own_tablespace"
+            "  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+            "   AND n.nspname !~ '^pg_(toast|temp)'"
+            " ORDER BY 2 DESC, 1");
+        size_t n = r.rows.size();
+        unsigned long long total = 0, largest = 0;
+        for (size_t i = 0; i < n; i++) {
+            unsigned long long sz = std::strtoull(r.str(i, "size").c_str(), nullptr, 10);
+            total += sz;
+            largest = std::max(largest, sz);
+        }
+        res["tables"] = n;
+        res["size_before"] = total;
+        out().say(std::to_string(n) + " table(s) in " + s.conn.dbname + ", " + human_bytes(total) + " with indexes; largest " +
+                  (n ? r.str(0, "name") + " (" + human_bytes(largest) + ")" : std::string("none")));
+
+        if (o->full) {
+            // Exclusive locks: nobody else should be working on the database.
+            auto others = other_sessions(*db, s.omero_db_user);
+            if (!others.empty()) {
+                std::string msg = "other sessions use the database " + s.conn.dbname + ": " + describe_sessions(others);
+                if (!o->force) {
+                    out().error(msg + " (VACUUM FULL locks each table exclusively)");
+                    out().say("hint: stop the server first (omero-upgrade server stop), or give --force");
+                    return EXIT_PROBLEM;
+                }
+                out().warn(msg + " (--force: going on)");
+            }
+            unsigned long long free = 0;
+            std::string why;
+            bool known = server_free_space(*db, s.conn, free, why);
+            res["free_space_checked"] = known;
+            if (known) {
+                res["free_bytes"] = free;
+                unsigned long long needed = largest + largest / 10;
+                if (free < needed) {
+                    std::string msg = "VACUUM FULL of " + r.str(0, "name") + " needs about " + human_bytes(needed) +
+                                      " free in the server's data directory, " + human_bytes(free) + " are free";
+                    if (!o->force) {
+                        out().error(msg);
+                        out().say("hint: free some space, or run db vacuum without --full (or --force)");
+                        return EXIT_PROBLEM;
+                    }
+                    out().warn(msg + " (--force: going on)");
+                } else {
+                    out().say("free space in the server's data directory: " + human_bytes(free) + " (the largest table needs about " +
+                              human_bytes(needed) + ")");
+                }
+            } else if (!o->force) {
+                out().error("cannot check the free space VACUUM FULL needs: " + why);
+                out().say("hint: make sure about " + human_bytes(largest + largest / 10) +
+                          " are free where the database keeps its files, then give --force");
+                return EXIT_PROBLEM;
+            } else {
+                out().warn("cannot check the free space VACUUM FULL needs: " + why + " (--force: going on)");
+            }
+            for (size_t i = 0; i < n; i++)
+                if (r.str(i, "own_tablespace") == "t")
+                    out().warn(r.str(i, "name") + " is in a tablespace of its own: its free space was not checked");
+        }
+
+        std::string opts = o->full ? "FULL" : "";
+        if (!o->no_analyze)
+            opts += opts.empty() ? "ANALYZE" : ", ANALYZE";
+        std::string verb = "VACUUM" + (opts.empty() ? std::string() : " (" + opts + ")");
+        if (o->dry_run) {
+            for (size_t i = 0; i < n; i++)
+                out().say("would run: " + verb + " " + r.str(i, "name") + "  -- " +
+                          human_bytes(std::strtoull(r.str(i, "size").c_str(), nullptr, 10)));
+            return EXIT_OK;
+        }
+
+        std::vector<std::string> skipped;
+        db->on_notice([&](const Notice &nt) {
+            if (nt.severity == "WARNING")
+                skipped.push_back(nt.message);
+            out().detail(nt.severity + ": " + nt.message);
+        });
+        auto t0 = std::chrono::steady_clock::now();
+        nlohmann::json done = nlohmann::json::array();
+        for (size_t i = 0; i < n; i++) {
+            std::string name = r.str(i, "name");
+            unsigned long long before = std::strtoull(r.str(i, "size").c_str(), nullptr, 10);
+            double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            out().progress("table " + std::to_string(i + 1) + " of " + std::to_string(n) + ": " + verb + " " + name + " (" +
+                           human_bytes(before) + "), " + std::to_string((long)el) + " s elapsed");
+            auto ts = std::chrono::steady_clock::now();
+            db->query(verb + " " + name);
+            unsigned long long after = std::strtoull(
+                db->scalar("SELECT pg_catalog.pg_total_relation_size($1::regclass)", {name}).value_or("0").c_str(), nullptr, 10);
+            done.push_back({{"table", name},
+                            {"size_before", before},
+                            {"size_after", after},
+                            {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count()}});
+        }
+        unsigned long long after_total = 0;
+        for (const auto &d : done)
+            after_total += d["size_after"].get<unsigned long long>();
+        res["done"] = done;
+        res["size_after"] = after_total;
+        res["skipped"] = skipped;
+        for (const auto &w : skipped)
+            out().warn(w);
+        double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        out().say(verb + " of " + std::to_string(n) + " table(s) done in " + std::to_string((long)el) + " s: " +
+                  human_bytes(total) + " → " + human_bytes(after_total));
+        return skipped.empty() ? EXIT_OK : EXIT_PROBLEM;
+    };
+}
+
+Register reg_vacuum({"db vacuum", "VACUUM (optionally FULL) ANALYZE table by table, largest first", setup_vacuum});
+
+} // namespace
+
+} // namespace ou
