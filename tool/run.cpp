@@ -150,6 +150,8 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
         o.colors = "@" + lexical_absolute(o.colors.substr(1));
     Settings s = load_settings(true);
     require_omero_bin(s);
+    if (!a.dry_run)
+        ensure_dir(o.backup_dir);  // before `check`, which measures its free space
     std::string old_tree = real_path(sdir);
     auto db = connect_db(s);
     OmeroDbState st = read_omero_state(*db);
@@ -432,8 +434,13 @@ Executor make_executor(nlohmann::json &state, const std::string &state_path, con
                     out().warn(w);
                 }
             }
-            if (r.is_object() && r.contains("output"))
-                out().say("      " + r.value("output", ""));
+            if (r.is_object() && r.contains("output")) {
+                std::istringstream in(r.value("output", ""));
+                std::string l;
+                while (std::getline(in, l))
+                    if (!l.empty())
+                        out().say("      " + l);
+            }
         }
         if (id == "server-start") {
             state["downtime"]["started_at"] = step["ended"];
@@ -560,7 +567,7 @@ int dry_run(const std::string &sdir, const std::string &state_path)
     }
     print_plan(st);
     try {
-        Lock l(state_path);
+        Lock l(state_path, false);
     } catch (const CommandError &e) {
         problems.push_back(e.what());
     }
@@ -573,8 +580,12 @@ int dry_run(const std::string &sdir, const std::string &state_path)
         nlohmann::json *s = find_step(st, id);
         if (!s || s->value("status", "") == "done")
             continue;
-        ChildOutcome o = run_child(id, child_globals(std::string(id) == "precheck" ? pv.dir : sdir, ""),
-                                   (*s)["command"].get<std::vector<std::string>>());
+        auto args = (*s)["command"].get<std::vector<std::string>>();
+        // The backup directory is created by the run: until then, check the space of its parent.
+        for (size_t i = 0; i + 1 < args.size(); i++)
+            if (args[i] == "--backup-dir" && !path_exists(args[i + 1]))
+                args[i + 1] = dir_name(args[i + 1]);
+        ChildOutcome o = run_child(id, child_globals(std::string(id) == "precheck" ? pv.dir : sdir, ""), args);
         out().say(std::string("  ") + id + ": " + (o.exit_code == 0 ? "ok" : "NOT OK: " + o.error));
         for (const auto &w : o.warnings)
             out().say("    warning: " + w);

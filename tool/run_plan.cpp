@@ -249,7 +249,7 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target)
     add({"binaries-install", "install the new server and repoint the OMERO.server symlink", install,
          "unpacks beside the current tree, copies etc/grid/config.xml, swaps the symlink; the old tree is kept",
          true, true});
-    add({"db-upgrade", "upgrade the database, hop by hop", {"db", "upgrade"},
+    add({"db-upgrade", "upgrade the database, hop by hop", {"db", "upgrade", "--target", target},
          "runs the new server's sql/psql scripts (listed above) as the OMERO database user", true, true});
     if (o.orphans)
         add({"orphans", "delete orphaned annotations (archived, restorable)", {"db", "orphans", "delete"},

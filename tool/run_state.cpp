@@ -21,29 +21,35 @@ namespace ou::run {
 
 std::string iso_now()
 {
-    char buf[32];
-    std::time_t t = std::time(nullptr);
+    // Milliseconds: a downtime of a few seconds must not read as 0.
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char buf[40];
     std::tm tm;
-    gmtime_r(&t, &tm);
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    std::snprintf(buf + n, sizeof buf - n, ".%03ldZ", ts.tv_nsec / 1000000);
     return buf;
 }
 
-static bool parse_iso(const std::string &s, std::time_t &t)
+static bool parse_iso(const std::string &s, double &t)
 {
     std::tm tm{};
-    if (s.size() < 20 || !strptime(s.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm))
+    const char *rest = s.size() >= 19 ? strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm) : nullptr;
+    if (!rest)
         return false;
-    t = timegm(&tm);
+    t = (double)timegm(&tm);
+    if (*rest == '.')
+        t += std::atof(rest);
     return true;
 }
 
 double seconds_between(const std::string &from, const std::string &to)
 {
-    std::time_t a, b;
+    double a, b;
     if (!parse_iso(from, a) || !parse_iso(to, b))
         return 0;
-    return std::difftime(b, a);
+    return std::round((b - a) * 10) / 10;
 }
 
 std::string hms(double seconds)
@@ -62,10 +68,12 @@ std::string default_state_path(const std::string &server_dir)
     return dir_name(d) + "/.omero-upgrade-run.json";
 }
 
-Lock::Lock(const std::string &state_path)
+Lock::Lock(const std::string &state_path, bool create)
 {
     std::string path = state_path + ".lock";
-    fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    fd_ = open(path.c_str(), O_RDWR | (create ? O_CREAT : 0) | O_CLOEXEC, 0644);
+    if (fd_ < 0 && !create && errno == ENOENT)
+        return;  // no lock file: nobody holds it
     if (fd_ < 0)
         throw CommandError("cannot open the lock file " + path + ": " + std::strerror(errno),
                            "the directory of the state file must be writable (or give --state FILE)");
@@ -84,6 +92,8 @@ Lock::Lock(const std::string &state_path)
                                "wait for it to finish; the lock goes away by itself when that process ends");
         throw CommandError("cannot lock " + path + ": " + std::strerror(e));
     }
+    if (!create)
+        return;  // only testing (dry run): write nothing
     std::string pid = std::to_string(getpid()) + "\n";
     if (ftruncate(fd_, 0) != 0 || pwrite(fd_, pid.data(), pid.size(), 0) != (ssize_t)pid.size())
         out().log("could not write the pid into " + path);
@@ -233,6 +243,17 @@ ChildOutcome run_child(const std::string &label, const std::vector<std::string> 
         for (const auto &e : o.json.value("errors", nlohmann::json::array()))
             if (e.is_string())
                 errs += (errs.empty() ? "" : "; ") + e.get<std::string>();
+        // Subcommands that report problems in their result (check: failed checks; precheck,
+        // verify: problems) rather than as errors.
+        const nlohmann::json &res = o.json.value("result", nlohmann::json::object());
+        if (errs.empty() && res.is_object()) {
+            for (const auto &c : res.value("checks", nlohmann::json::array()))
+                if (c.is_object() && c.value("status", "") == "failed")
+                    errs += (errs.empty() ? "" : "; ") + c.value("name", "") + ": " + c.value("detail", "");
+            for (const auto &p : res.value("problems", nlohmann::json::array()))
+                if (p.is_string())
+                    errs += (errs.empty() ? "" : "; ") + p.get<std::string>();
+        }
         o.error = errs.empty() ? (r.describe() + (o.exit_code == 1 ? ": a problem was found" : "")) : errs;
     }
     return o;

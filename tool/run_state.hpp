@@ -26,7 +26,8 @@ std::string default_state_path(const std::string &server_dir);
 // holds it.
 class Lock {
 public:
-    explicit Lock(const std::string &state_path);
+    // create = false: only tests whether another process holds it (dry run), writes nothing.
+    explicit Lock(const std::string &state_path, bool create = true);
     ~Lock();
     Lock(const Lock &) = delete;
     Lock &operator=(const Lock &) = delete;
