@@ -674,7 +674,7 @@ int run_run()
     if (nlohmann::json *pre = find_step(st, "precheck"); pre && pre->value("status", "") != "done")
         pv = std::make_unique<Preview>(st);
     Executor x = make_executor(st, state_path, pv ? pv->dir : "");
-    int rc = execute(st, st["steps"], x);
+    int rc = execute(st, st, st["steps"], x);
     pv.reset();
     if (rc == EXIT_OK) {
         st["status"] = "completed";

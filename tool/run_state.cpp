@@ -284,7 +284,7 @@ bool fail_injected_after(const std::string &step_id)
 
 namespace ou::run {
 
-int execute(nlohmann::json &state, nlohmann::json &steps, const Executor &x)
+int execute(nlohmann::json &root, nlohmann::json &state, nlohmann::json &steps, const Executor &x)
 {
     size_t n = steps.size(), i = 0;
     for (auto &step : steps) {
@@ -294,7 +294,7 @@ int execute(nlohmann::json &state, nlohmann::json &steps, const Executor &x)
             continue;
         if (interrupted()) {
             state["status"] = "interrupted";
-            save_state(x.state_path, state);
+            save_state(x.state_path, root);
             out().error("interrupted (Ctrl-C) before step " + id);
             return EXIT_ERROR;
         }
@@ -304,7 +304,7 @@ int execute(nlohmann::json &state, nlohmann::json &steps, const Executor &x)
             step["errors"].push_back(why);
             state["status"] = "failed";
             state["failed_step"] = id;
-            save_state(x.state_path, state);
+            save_state(x.state_path, root);
             out().error("step " + id + " refused: " + why);
             return EXIT_ERROR;
         }
@@ -322,16 +322,16 @@ int execute(nlohmann::json &state, nlohmann::json &steps, const Executor &x)
         state["pid"] = getpid();
         if (x.on_start)
             x.on_start(step);
-        save_state(x.state_path, state);
+        save_state(x.state_path, root);
         std::string shown = "omero-upgrade";
         for (const auto &a : args)
             shown += " " + shell_quote(a);
         out().say("[" + std::to_string(i) + "/" + std::to_string(n) + "] " + step.value("title", id) +
-                  (step.value("internal", false) ? "" : ": " + shown));
+                  (step.value("internal", false) || args.empty() ? "" : ": " + shown));
 
         auto t0 = std::chrono::steady_clock::now();
         ChildOutcome o;
-        if (step.value("internal", false)) {
+        if (step.value("internal", false) || args.empty()) {
             try {
                 o = x.internal(step);
             } catch (const CommandError &e) {
@@ -360,11 +360,11 @@ int execute(nlohmann::json &state, nlohmann::json &steps, const Executor &x)
                 step["errors"].push_back("injected failure after the step had run (OMERO_UPGRADE_FAIL_AFTER_STEP)");
                 state["status"] = "failed";
                 state["failed_step"] = id;
-                save_state(x.state_path, state);
+                save_state(x.state_path, root);
                 out().error("step " + id + ": injected failure (OMERO_UPGRADE_FAIL_AFTER_STEP=" + id + ")");
                 return EXIT_ERROR;
             }
-            save_state(x.state_path, state);
+            save_state(x.state_path, root);
             out().say("      done in " + hms(secs));
             continue;
         }
@@ -373,7 +373,7 @@ int execute(nlohmann::json &state, nlohmann::json &steps, const Executor &x)
         step["errors"].push_back(o.error);
         state["status"] = step["status"];
         state["failed_step"] = id;
-        save_state(x.state_path, state);
+        save_state(x.state_path, root);
         out().error("step " + id + (intr ? " interrupted" : " failed") + " after " + hms(secs) + ": " + o.error);
         for (const auto &l : o.stderr_tail)
             out().detail("  " + l);

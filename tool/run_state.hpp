@@ -89,9 +89,10 @@ struct Executor {
     std::string server_dir;   // --server-dir for the children (as the user gave it)
     std::string preview_dir;  // --server-dir of steps marked "dir": "preview"
     std::string log_file;
-    // The arguments for this attempt (default: step["command"]); may look at earlier attempts.
+    // The arguments for this attempt (default: step["command"]); may look at earlier attempts
+    // (step["exit_code"] and step["result"] are still the previous attempt's). Empty: internal.
     std::function<std::vector<std::string>(nlohmann::json &step)> command;
-    // Steps marked "internal": done in this process.
+    // Steps marked "internal" (or whose command() is empty): done in this process.
     std::function<ChildOutcome(nlohmann::json &step)> internal;
     // Returns why the step may not run now ("" = it may).
     std::function<std::string(nlohmann::json &step)> refuse;
@@ -100,10 +101,10 @@ struct Executor {
     std::function<void(nlohmann::json &step, const ChildOutcome &)> on_done;
 };
 
-// Runs every step of `steps` (inside `state`) not yet done, in order, saving the state before and
-// after each. Stops at the first failure: the step is "failed" (or "interrupted" on Ctrl-C), the
-// state's "status" says so, and the exit code is returned (1 a problem, 2 could not run or
+// Runs every step of `steps` not yet done, in order, saving `root` (the whole state file) before
+// and after each. Stops at the first failure: the step is "failed" (or "interrupted" on Ctrl-C),
+// `state` (the run, or its "rollback" part) says so in "status" and "failed_step", and the exit code is returned (1 a problem, 2 could not run or
 // interrupted). 0 when all are done.
-int execute(nlohmann::json &state, nlohmann::json &steps, const Executor &x);
+int execute(nlohmann::json &root, nlohmann::json &state, nlohmann::json &steps, const Executor &x);
 
 } // namespace ou::run
