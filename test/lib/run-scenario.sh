@@ -46,11 +46,14 @@ fingerprint() {
   pg_dump -s "$db" | grep -vE '^\\(un)?restrict |^-- Dumped' | md5sum | sed 's/ .*/ schema/'
   q "$db" -c "SELECT currentversion || '__' || currentpatch || ' from ' || previousversion || '__' || previouspatch
                      || ' ' || message || ' finished=' || (finished IS NOT NULL) FROM dbpatch ORDER BY id"
-  # dbpatch is above (its finished times differ from run to run); every other table in full.
-  for t in $(q "$db" -c "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'dbpatch' ORDER BY 1"); do
-    echo "$t $(q "$db" -c "SELECT count(*) || ' ' || coalesce(md5(string_agg(x::text, '|' ORDER BY x::text)), '-')
-                           FROM (SELECT * FROM \"$t\") x")"
-  done | md5sum | sed 's/ .*/ table counts and contents/'
+  # dbpatch is above (its finished times differ from run to run); every other table in full, in
+  # one session (\gexec runs the generated query of each table).
+  q "$db" <<'SQL' | md5sum | sed 's/ .*/ table counts and contents/'
+SELECT format('SELECT %L || '' '' || count(*) || '' '' || coalesce(md5(string_agg(x::text, ''|'' ORDER BY x::text)), ''-'') FROM %I x',
+              tablename, tablename)
+  FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'dbpatch' ORDER BY tablename
+\gexec
+SQL
   echo "== tree"
   echo "OMERO.server -> $(readlink "$root/OMERO.server")"
   (cd "$root" && find $(for d in OMERO.server-5.3.5 OMERO.server-5.6.3 data; do [ -d "$d" ] && echo "$d"; done) -path '*/var/stub' -prune -o -print | LC_ALL=C sort | while read -r f; do
