@@ -713,6 +713,9 @@ Register reg({"run", "the whole upgrade, step by step, resumable (--dry-run show
                   sub.add_flag("--vacuum-full", a.o.vacuum_full, "also VACUUM FULL ANALYZE the upgraded database");
                   sub.add_flag("--carry-scripts", a.o.carry_scripts,
                                "carry scripts added to the old server's lib/scripts over to the new one");
+                  sub.add_option("--stop-timeout", a.o.stop_timeout,
+                                 "seconds server stop may wait for the server to be down (default: its own)")
+                      ->check(CLI::Range(1, 86400));
                   sub.add_option("--rollback-into", a.into,
                                  "the database a later rollback restores into (default: <db>_before_<date>)");
                   return [] { return run_run(); };

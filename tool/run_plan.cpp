@@ -23,7 +23,8 @@ nlohmann::json RunOptions::to_json() const
 {
     return {{"new_server", new_server}, {"backup_dir", backup_dir},   {"target", target},
             {"jobs", jobs},             {"orphans", orphans},         {"colors", colors},
-            {"wells", wells},           {"vacuum_full", vacuum_full}, {"carry_scripts", carry_scripts}};
+            {"wells", wells},           {"vacuum_full", vacuum_full}, {"carry_scripts", carry_scripts},
+            {"stop_timeout", stop_timeout}};
 }
 
 RunOptions RunOptions::from_json(const nlohmann::json &j)
@@ -38,6 +39,7 @@ RunOptions RunOptions::from_json(const nlohmann::json &j)
     o.wells = j.value("wells", "");
     o.vacuum_full = j.value("vacuum_full", false);
     o.carry_scripts = j.value("carry_scripts", false);
+    o.stop_timeout = j.value("stop_timeout", 0);
     return o;
 }
 
@@ -241,7 +243,10 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target)
         backup.insert(backup.end(), {"--jobs", std::to_string(o.jobs)});
     add({"backup", "verified backup of the database", backup,
          "writes a pg_dump, its .sha256 and the manifest into " + o.backup_dir});
-    add({"server-stop", "stop the server (confirmed: no OMERO session left)", {"server", "stop"},
+    std::vector<std::string> stop = {"server", "stop"};
+    if (o.stop_timeout > 0)
+        stop.insert(stop.end(), {"--timeout", std::to_string(o.stop_timeout)});
+    add({"server-stop", "stop the server (confirmed: no OMERO session left)", stop,
          "runs bin/omero web stop, admin stop; the server is down from here", true, true});
     std::vector<std::string> install = {"binaries", "install", o.new_server};
     if (o.carry_scripts)

@@ -20,6 +20,7 @@ struct RunOptions {
     std::string wells;           // "" | "all" | "screen:IDS" | "plate:IDS" | "well:IDS"
     bool vacuum_full = false;
     bool carry_scripts = false;  // binaries install --carry-scripts
+    int stop_timeout = 0;        // server stop --timeout (0: its default)
 
     nlohmann::json to_json() const;
     static RunOptions from_json(const nlohmann::json &j);

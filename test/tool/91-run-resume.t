@@ -40,7 +40,7 @@ done
 r=$t/stop
 scenario "$r" r_stop
 touch "$r/OMERO.server/var/stub/stop-fails"
-out=$(upgrade "$r" --new-server "$r/OMERO.server-5.6.3.zip" --vacuum-full 2>&1); rc=$?
+out=$(upgrade "$r" --new-server "$r/OMERO.server-5.6.3.zip" --vacuum-full --stop-timeout 3 2>&1); rc=$?
 ok "$([ "$rc" -ne 0 ]; echo $?)" "bin/omero admin stop fails: the run stops (exit $rc)"
 like "$out" "step server-stop failed" "… at server-stop"
 is "$(readlink "$r/OMERO.server")" "OMERO.server-5.3.5" "… the symlink untouched"
