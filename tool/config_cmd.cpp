@@ -30,7 +30,7 @@ CommandRun setup_upgrade_check(CLI::App &sub)
             out().say("the upgrade check is already off (" + key + " is empty in profile " + s.profile + ")");
             return EXIT_OK;
         }
-        std::string was = it == s.properties.end() ? "(OMERO's default)" : it->second;
+        std::string was = it == s.properties.end() ? "unset, OMERO's default" : "'" + it->second + "'";
         res["previous"] = was;
         if (o->dry_run) {
             out().say("would run: bin/omero config set " + key + " '' (now " + was + ")");

@@ -102,8 +102,7 @@ ProcResult run_process(const std::vector<std::string> &argv, const ProcOptions &
             shown += k + "=" + shell_quote(v) + " ";
     for (const auto &a : argv)
         shown += (shown.empty() || shown.back() == ' ' ? "" : " ") + shell_quote(a);
-    out().log("running: " + shown + (opts.cwd.empty() ? "" : " (in " + opts.cwd + ")"));
-    out().detail("running: " + shown);
+    out().detail("running: " + shown + (opts.cwd.empty() ? "" : " (in " + opts.cwd + ")"));  // logged too
 
     int outp[2], errp[2];
     if (pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0)

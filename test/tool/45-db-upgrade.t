@@ -113,5 +113,23 @@ like "$out" "hop 1 of 2 \(OMERO5.2__0 → OMERO5.3__1\): the precheck sql/psql/O
 like "$out" "still at OMERO5.2__0" "… the database is untouched"
 is "$(version up_pre)" "OMERO5.2__0" "… really"
 
-q postgres -c "DROP DATABASE up_db" -c "DROP DATABASE up_unf" -c "DROP DATABASE up_pre" -c "DROP ROLE omero_up"
+# ---- Ctrl-C while a script runs: psql stopped, its backend ended, the hop rolled back ----------------------
+fixture_db up_int --version OMERO5.2__0 --owner omero_up
+mkdir -p "$t/slow"
+make_sample_sql "$t/slow"
+sed -i 's/^-- schema changes of the kind real scripts make.*/SELECT pg_sleep(60);/' "$t/slow/sql/psql/OMERO5.3__1/OMERO5.2__0.sql"
+"$TOOL" --server-dir "$srv" --db-name up_int db upgrade --new-server "$t/slow" > "$t/int.out" 2>&1 &
+up=$!
+busy() { q postgres -c "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'omero-upgrade-psql-%' AND query LIKE '%pg_sleep%'"; }
+for _ in $(seq 100); do [ "$(busy)" -ge 1 ] && break; sleep 0.1; done
+is "$(busy)" 1 "the hop's script is running (in psql, as application omero-upgrade-psql-PID)"
+kill -INT "$up"; wait "$up"; rc=$?
+is "$rc" 2 "Ctrl-C during db upgrade: exit 2"
+like "$(cat "$t/int.out")" "interrupted \(Ctrl-C\) during hop 1 of 2 \(OMERO5.2__0 → OMERO5.3__1\): the database is at OMERO5.2__0" \
+  "… saying where the database is"
+for _ in $(seq 50); do [ "$(busy)" = 0 ] && break; sleep 0.1; done
+is "$(busy)" 0 "… the script's backend is gone (not left running)"
+is "$(version up_int)" "OMERO5.2__0" "… and the hop was rolled back"
+
+q postgres -c "DROP DATABASE up_db" -c "DROP DATABASE up_int" -c "DROP DATABASE up_unf" -c "DROP DATABASE up_pre" -c "DROP ROLE omero_up"
 done_testing

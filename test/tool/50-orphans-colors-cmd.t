@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# db orphans scan|delete|restore and colors convert|revert|status: the tool's wrappers over the
+# extension on a fixture database (results compared with the extension's own answers), ids from
+# the command line and from a file, Ctrl-C cancelling a running conversion (blocked on a row
+# lock) and the next run resuming.
+source "$(dirname "$0")/../lib/tap.sh"
+source "$OU_SRC/test/lib/sample-server.sh"
+
+t=$(scratch)
+psql -X -q -c "CREATE ROLE omero_w LOGIN" postgres
+fixture_db w_db --version OMERO5.4__0 --owner omero_w
+psql -X -q -U omero_w -d w_db -c "CREATE EXTENSION omero_upgrade"
+srv=$t/OMERO.server
+make_sample_server "$srv" 5.6.3 w_db omero_w
+ou() { "$TOOL" --server-dir "$srv" "$@"; }
+n_orphans=$(q w_db -c "SELECT count(*) FROM omero_orphans_scan()")
+n_ann=$(q w_db -c "SELECT count(*) FROM annotation")
+ann_sum() { q w_db -c "SELECT md5(string_agg(a::text, ',' ORDER BY id)) FROM annotation a"; }
+sum0=$(ann_sum)
+
+# ---- orphans ----------------------------------------------------------------------------------------
+j=$(ou --json db orphans scan)
+is "$(jq -r '.exit_code, .result.orphans' <<<"$j" | tr '\n' ' ')" "0 $n_orphans " "orphans scan: the extension's count ($n_orphans)"
+out=$(ou db orphans scan --list 2>&1)
+is "$(grep -c '^  annotation ' <<<"$out")" "$n_orphans" "scan --list lists each"
+like "$out" "annotation 1 /basic/bool/" "… e.g. annotation 1"
+unlike "$out" "annotation 4 " "… not one with a custom namespace"
+j=$(ou --json db orphans scan --include-ns example.org/lab)
+is "$(jq -r '.result.orphans' <<<"$j")" "$(q w_db -c "SELECT count(*) FROM omero_orphans_scan(ARRAY['example.org/lab'])")" \
+  "--include-ns passes the namespace"
+j=$(ou --json db orphans scan --include-ns 'x,"y}' --include-ns 'z\')
+is "$(jq -r '.exit_code, .result.orphans' <<<"$j" | tr '\n' ' ')" "0 $n_orphans " "namespaces with commas, quotes, braces, backslashes stay single elements"
+
+out=$(ou db orphans delete --dry-run 2>&1); rc=$?
+is "$rc" 0 "delete --dry-run"
+like "$out" "would delete $n_orphans orphan annotation\(s\)" "… counts"
+is "$(q w_db -c "SELECT count(*) FROM annotation")" "$n_ann" "… deletes nothing"
+
+j=$(ou --json db orphans delete --batch-size 7)
+is "$(jq -r '.exit_code, .result.deleted' <<<"$j" | tr '\n' ' ')" "0 $n_orphans " "delete: all $n_orphans deleted (batches of 7)"
+run=$(jq -r '.result.run_id' <<<"$j")
+is "$(q w_db -c "SELECT count(*) FROM annotation")" "$((n_ann - n_orphans))" "… gone from annotation"
+is "$(q w_db -c "SELECT count(*) FROM omero_upgrade.orphan_archive WHERE run_id = $run")" "$n_orphans" "… and archived under run $run"
+j=$(ou --json db orphans delete)
+is "$(jq -r '.exit_code, .result.deleted' <<<"$j" | tr '\n' ' ')" "0 0 " "delete again: nothing left"
+
+out=$(ou db orphans restore --run "$run" --dry-run 2>&1)
+like "$out" "would put back $n_orphans annotation" "restore --dry-run"
+out=$(ou db orphans restore --run "$run" 2>&1); rc=$?
+is "$rc" 0 "restore --run $run"
+is "$(ann_sum)" "$sum0" "… every annotation row is back exactly"
+out=$(ou db orphans restore --run "$run" 2>&1); rc=$?
+is "$rc" 0 "restore again: safe"
+like "$out" "already restored" "… nothing to do"
+out=$(ou db orphans restore 2>&1); rc=$?
+is "$rc" 2 "restore without --run: exit 2"
+out=$(ou db orphans frobnicate 2>&1); rc=$?
+is "$rc" 2 "an unknown action: exit 2"
+
+# ---- colours -------------------------------------------------------------------------------------------
+colours() { q w_db -c "SELECT md5(string_agg(id || ':' || coalesce(fillcolor::text, '-') || ':' || coalesce(strokecolor::text, '-'), ',' ORDER BY id)) FROM shape"; }
+orig=$(colours)
+n_shapes=$(q w_db -c "SELECT count(*) FROM shape")
+out=$(ou colors status 2>&1); rc=$?
+is "$rc" 0 "colors status"
+like "$out" "argb_to_rgba: 0 converted, $n_shapes pending" "… nothing converted yet"
+
+out=$(ou colors convert --roi 1,2 --dry-run 2>&1); rc=$?
+is "$rc" 0 "convert --roi 1,2 --dry-run"
+like "$out" "would do: argb_to_rgba: 20 shape\(s\) selected: 20 converted" "… ROIs 1 and 2 hold 20 shapes"
+is "$(colours)" "$orig" "… nothing changed"
+
+printf '# ROIs to convert\n1\n2, 3\n' > "$t/rois.txt"
+j=$(ou --json colors convert --roi-file "$t/rois.txt" --roi 4)
+is "$(jq -r '.exit_code, .result.counts.converted' <<<"$j" | tr '\n' ' ')" "0 40 " "convert ROIs from a file and inline: 40 shapes"
+is "$(q w_db -c "SELECT fillcolor FROM shape WHERE id = 31")" "-16776961" "shape 31 (ROI 4, ARGB red with alpha 0) is opaque red RGBA now"
+is "$(q w_db -c "SELECT fillcolor FROM shape WHERE id = 61")" "-65536" "shape 61 (ROI 7, opaque red ARGB) is untouched"
+
+out=$(ou colors convert --roi 1,x 2>&1); rc=$?
+is "$rc" 2 "a bad id: exit 2"
+like "$out" "not a ROI id: 'x'" "… named"
+
+# Ctrl-C: another session holds a row lock on the last shape; the conversion blocks on it, SIGINT
+# cancels the statement; batches done so far stay converted and journaled; the next run resumes.
+maxid=$(q w_db -c "SELECT max(id) FROM shape")
+psql -X -q -d w_db <<SQL >/dev/null 2>&1 &
+BEGIN; SELECT id FROM shape WHERE id = $maxid FOR UPDATE; SELECT pg_sleep(30); ROLLBACK;
+SQL
+locker=$!
+for _ in $(seq 50); do [ "$(q postgres -c "SELECT count(*) FROM pg_stat_activity WHERE datname = 'w_db' AND state = 'active' AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()")" -ge 1 ] && break; sleep 0.1; done
+"$TOOL" --server-dir "$srv" colors convert --batch-size 100 > "$t/int.out" 2>&1 &   # the tool itself: SIGINT goes to it
+conv=$!
+for _ in $(seq 100); do [ "$(q postgres -c "SELECT count(*) FROM pg_stat_activity WHERE datname = 'w_db' AND wait_event_type = 'Lock'")" -ge 1 ] && break; sleep 0.1; done
+kill -INT "$conv"; wait "$conv"; rc=$?
+is "$rc" 2 "Ctrl-C during colors convert: exit 2"
+like "$(cat "$t/int.out")" "interrupted" "… says interrupted"
+part=$(q w_db -c "SELECT converted FROM omero_colors_status() WHERE direction = 'argb_to_rgba'")
+[ "$part" -gt 40 ] && [ "$part" -lt "$n_shapes" ]; ok $? "… the batches before the lock are converted ($part of $n_shapes)"
+q postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'w_db' AND query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()" >/dev/null
+wait "$locker" 2>/dev/null
+
+j=$(ou --json colors convert)
+is "$(jq -r '.exit_code, .result.counts.converted, .result.counts.already' <<<"$j" | tr '\n' ' ')" "0 $((n_shapes - part)) $part " \
+  "convert again resumes: the rest converted, the rest already done"
+out=$(ou colors status 2>&1)
+like "$out" "argb_to_rgba: $n_shapes converted, 0 pending" "status: all converted"
+
+j=$(ou --json colors revert)
+is "$(jq -r '.exit_code, .result.counts.restored' <<<"$j" | tr '\n' ' ')" "0 $n_shapes " "colors revert: every shape restored from the journal"
+is "$(colours)" "$orig" "… exactly the original colours (alpha 0 included)"
+
+psql -X -q -c "CREATE DATABASE w_noext" postgres
+out=$(ou --db-name w_noext db orphans scan 2>&1); rc=$?
+is "$rc" 2 "no extension in the database: exit 2"
+like "$out" "CREATE EXTENSION omero_upgrade" "… with the fix"
+
+q postgres -c "DROP DATABASE w_db" -c "DROP DATABASE w_noext" -c "DROP ROLE omero_w"
+done_testing

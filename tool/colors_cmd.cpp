@@ -1,0 +1,127 @@
+// omero-upgrade colors convert|revert|status: thin wrapper over the extension's journaled shape
+// colour conversion (README, "Shape colours"). convert/revert CALL omero_colors_convert, which
+// commits per batch: Ctrl-C (a libpq cancel) leaves every batch converted and journaled or
+// untouched, and running the command again resumes. ROI/image/shape ids inline or from files.
+#include "extcall.hpp"
+#include "settings.hpp"
+
+namespace ou {
+
+namespace {
+
+struct ColorsOpts {
+    std::vector<std::string> rois, roi_files, images, image_files, shapes, shape_files;
+    int batch_size = 50000;
+    bool rewrite = false, dry_run = false;
+};
+
+nlohmann::json counts_json(const Rows &r)
+{
+    nlohmann::json j;
+    for (const char *c : {"selected", "converted", "restored", "already", "changed", "purged", "raced"})
+        j[c] = std::stoll(r.str(0, c).empty() ? "0" : r.str(0, c));
+    return j;
+}
+
+std::string counts_text(const nlohmann::json &c)
+{
+    return std::to_string(c["selected"].get<long long>()) + " shape(s) selected: " +
+           std::to_string(c["converted"].get<long long>()) + " converted, " + std::to_string(c["restored"].get<long long>()) +
+           " restored from the journal, " + std::to_string(c["already"].get<long long>()) + " already done, " +
+           std::to_string(c["changed"].get<long long>()) + " changed by OMERO since (left alone), " +
+           std::to_string(c["raced"].get<long long>()) + " changed while working (run again)";
+}
+
+CommandRun setup_convert(CLI::App &sub, const std::string &direction)
+{
+    auto o = std::make_shared<ColorsOpts>();
+    sub.add_option("--roi", o->rois, "ROI ids (comma- or space-separated; repeatable)");
+    sub.add_option("--roi-file", o->roi_files, "file of ROI ids (whitespace or commas, '#' comments)");
+    sub.add_option("--image", o->images, "image ids: their ROIs' shapes");
+    sub.add_option("--image-file", o->image_files, "file of image ids");
+    sub.add_option("--shape", o->shapes, "shape ids");
+    sub.add_option("--shape-file", o->shape_files, "file of shape ids");
+    sub.add_option("--batch-size", o->batch_size, "shapes per batch (one commit each)")->capture_default_str();
+    sub.add_flag("--rewrite", o->rewrite, "all shapes by rewriting the table once (server stopped, no other session)");
+    sub.add_flag("--dry-run", o->dry_run, "count and show a sample, change nothing");
+    return [o, direction]() -> int {
+        Value rois = id_array(o->rois, o->roi_files, "ROI");
+        Value images = id_array(o->images, o->image_files, "image");
+        Value shapes = id_array(o->shapes, o->shape_files, "shape");
+        if (o->batch_size <= 0)
+            throw CommandError("--batch-size must be positive");
+        bool subset = rois || images || shapes;
+        if (o->rewrite && subset)
+            throw CommandError("--rewrite converts every shape: it takes no --roi/--image/--shape");
+        Settings s = load_settings(false);
+        auto db = connect_db(s);
+        std::string schema = require_extension(*db);
+        show_extension_notices(*db);
+        nlohmann::json &res = out().result();
+        res["direction"] = direction;
+        res["database"] = s.conn.dbname;
+        res["dry_run"] = o->dry_run;
+        res["scope"] = subset ? "subset" : "all shapes";
+        std::vector<Value> params{direction, rois, images, shapes, std::to_string(o->batch_size)};
+        const std::string args = "$1, $2::int8[], $3::int8[], $4::int8[], $5::int";
+
+        Rows r;
+        if (o->rewrite) {
+            r = db->query("SELECT * FROM " + schema + ".omero_colors_rewrite($1, $2::boolean)",
+                          {direction, o->dry_run ? "true" : "false"});
+        } else if (o->dry_run) {
+            r = db->query("SELECT * FROM " + schema + ".omero_colors_convert_tx(" + args + ", true)", params);
+        } else {
+            db->query("CALL " + schema + ".omero_colors_convert(" + args + ", false)", params);
+            r = db->query("SELECT run_id, selected, converted, restored, already, changed, purged, raced"
+                          "  FROM omero_upgrade.color_runs WHERE backend_pid = pg_catalog.pg_backend_pid()"
+                          " ORDER BY run_id DESC LIMIT 1");
+        }
+        if (r.empty()) {
+            out().say("nothing to do");
+            return EXIT_OK;
+        }
+        nlohmann::json c = counts_json(r);
+        res["counts"] = c;
+        if (!r.str(0, "run_id").empty())
+            res["run_id"] = std::stoll(r.str(0, "run_id"));
+        out().say(std::string(o->dry_run ? "would do: " : "done: ") + direction + ": " + counts_text(c));
+        if (c["raced"].get<long long>() > 0 || c["changed"].get<long long>() > 0)
+            return EXIT_PROBLEM;
+        return EXIT_OK;
+    };
+}
+
+CommandRun setup_status(CLI::App &sub)
+{
+    return []() -> int {
+        Settings s = load_settings(false);
+        auto db = connect_db(s);
+        std::string schema = require_extension(*db);
+        Rows r = db->query("SELECT direction, converted, pending, purged, coalesce(last_at::text, '') AS last_at, runs,"
+                           "       running_runs, interrupted_runs FROM " + schema + ".omero_colors_status()");
+        nlohmann::json rows = nlohmann::json::array();
+        for (size_t i = 0; i < r.rows.size(); i++) {
+            nlohmann::json j = {{"direction", r.str(i, "direction")}, {"last_at", r.str(i, "last_at")}};
+            for (const char *c : {"converted", "pending", "purged", "runs", "running_runs", "interrupted_runs"})
+                j[c] = std::stoll(r.str(i, c));
+            rows.push_back(j);
+            out().say(r.str(i, "direction") + ": " + r.str(i, "converted") + " converted, " + r.str(i, "pending") +
+                      " pending, " + r.str(i, "purged") + " purged; " + r.str(i, "runs") + " run(s), " +
+                      r.str(i, "running_runs") + " running, " + r.str(i, "interrupted_runs") + " interrupted" +
+                      (r.str(i, "last_at").empty() ? "" : "; last " + r.str(i, "last_at")));
+        }
+        out().result()["directions"] = rows;
+        return EXIT_OK;
+    };
+}
+
+Register reg_convert({"colors convert", "shape colours ARGB → RGBA (journaled, per batch, resumable)",
+                      [](CLI::App &sub) { return setup_convert(sub, "argb_to_rgba"); }});
+Register reg_revert({"colors revert", "shape colours back RGBA → ARGB (exact originals from the journal)",
+                     [](CLI::App &sub) { return setup_convert(sub, "rgba_to_argb"); }});
+Register reg_status({"colors status", "shapes converted and pending per direction, runs", setup_status});
+
+} // namespace
+
+} // namespace ou

@@ -1,0 +1,112 @@
+// Calling the omero_upgrade extension from the tool (db orphans, colors): where it is installed,
+// its NOTICEs shown as progress lines, WARNINGs as warnings, and id lists read from the command
+// line or a file. Shared by orphans_cmd.cpp and colors_cmd.cpp.
+#pragma once
+
+#include "db.hpp"
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace ou {
+
+// The extension's schema, quoted by the server (for qualified calls); a clear error when the
+// extension is not installed in this database.
+inline std::string require_extension(Db &db)
+{
+    Value s = db.scalar("SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e"
+                        "  JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'omero_upgrade'");
+    if (!s)
+        throw CommandError("the omero_upgrade extension is not installed in the database " + db.params().dbname,
+                           "install it as the database owner or a superuser: CREATE EXTENSION omero_upgrade;");
+    return *s;
+}
+
+// Progress NOTICEs become progress lines; other NOTICEs are said; WARNINGs are warnings.
+inline void show_extension_notices(Db &db)
+{
+    db.on_notice([](const Notice &n) {
+        if (auto p = parse_progress(n)) {
+            char pct[16] = "";
+            if (p->total > 0)
+                std::snprintf(pct, sizeof pct, " (%d%%)", (int)(100.0 * p->done / p->total));
+            std::string eta = p->eta_s >= 0 ? ", ETA " + std::to_string((long)p->eta_s) + " s" : "";
+            out().progress(p->task + ": " + std::to_string(p->done) + "/" + std::to_string(p->total) + " " + p->unit + pct +
+                           eta);
+        } else if (n.severity == "WARNING") {
+            out().warn(n.message + (n.detail.empty() ? "" : " (" + n.detail + ")"));
+        } else {
+            out().say(n.message);
+        }
+    });
+}
+
+// Ids given inline ("1,2 3") and/or in files (whitespace- or comma-separated, '#' comments),
+// checked to be positive integers, as a PostgreSQL array literal for a parameter ("{1,2,3}"),
+// or nullopt when none were given.
+inline Value id_array(const std::vector<std::string> &inline_ids, const std::vector<std::string> &files,
+                      const std::string &what)
+{
+    std::vector<std::string> words;
+    auto split = [&](const std::string &text, const std::string &where) {
+        std::string w;
+        std::istringstream in(text);
+        std::string line;
+        while (std::getline(in, line)) {
+            size_t hash = line.find('#');
+            if (hash != std::string::npos)
+                line.resize(hash);
+            for (char &c : line)
+                if (c == ',' || c == ';' || c == '\t' || c == '\r')
+                    c = ' ';
+            std::istringstream ws(line);
+            while (ws >> w) {
+                if (w.find_first_not_of("0123456789") != std::string::npos || w.size() > 18 || std::stoll(w) <= 0)
+                    throw CommandError("not a " + what + " id: '" + w + "'" + where);
+                words.push_back(w);
+            }
+        }
+    };
+    for (const auto &s : inline_ids)
+        split(s, "");
+    for (const auto &f : files) {
+        std::ifstream in(f);
+        if (!in)
+            throw CommandError("cannot read the " + what + " id file " + f);
+        std::stringstream ss;
+        ss << in.rdbuf();
+        split(ss.str(), " (in " + f + ")");
+    }
+    if (inline_ids.empty() && files.empty())
+        return std::nullopt;
+    if (words.empty())
+        throw CommandError("no " + what + " ids given");
+    std::string a = "{";
+    for (size_t i = 0; i < words.size(); i++)
+        a += (i ? "," : "") + words[i];
+    return a + "}";
+}
+
+// A text[] literal for a parameter ({"a","b\"c"}): every element quoted and escaped, so any text
+// stays one element. Used where CALL takes no subquery; nullopt for an empty list.
+inline Value text_array(const std::vector<std::string> &items)
+{
+    if (items.empty())
+        return std::nullopt;
+    std::string a = "{";
+    for (size_t i = 0; i < items.size(); i++) {
+        a += i ? ",\"" : "\"";
+        for (char c : items[i]) {
+            if (c == '"' || c == '\\')
+                a += '\\';
+            a += c;
+        }
+        a += '"';
+    }
+    return a + "}";
+}
+
+} // namespace ou

@@ -1,0 +1,137 @@
+// omero-upgrade db orphans scan|delete|restore: thin wrapper over the extension's orphan
+// annotation functions (README, "Orphan annotations"). delete commits per batch (CALL of
+// omero_orphans_delete_batches) and archives every row, so Ctrl-C (a libpq cancel) leaves whole
+// batches done and restorable, and running it again carries on.
+#include "extcall.hpp"
+#include "settings.hpp"
+
+namespace ou {
+
+namespace {
+
+struct OrphansOpts {
+    std::string action;
+    std::vector<std::string> include_ns;
+    bool list = false, fast = false, dry_run = false;
+    int batch_size = 10000;
+    long long run = 0;
+};
+
+CommandRun setup_orphans(CLI::App &sub)
+{
+    auto o = std::make_shared<OrphansOpts>();
+    sub.add_option("action", o->action, "scan | delete | restore")->required()->check(CLI::IsMember({"scan", "delete", "restore"}));
+    sub.add_option("--include-ns", o->include_ns, "also treat annotations of this exact custom namespace as orphans");
+    sub.add_flag("--list", o->list, "scan: list every orphan annotation");
+    sub.add_option("--batch-size", o->batch_size, "delete: annotations per batch (one commit each)")->capture_default_str();
+    sub.add_flag("--fast", o->fast, "delete: skip the per-row foreign-key triggers (superuser; see README)");
+    sub.add_option("--run", o->run, "restore: the delete run to put back");
+    sub.add_flag("--dry-run", o->dry_run, "delete/restore: count, change nothing");
+    return [o]() -> int {
+        Settings s = load_settings(false);
+        auto db = connect_db(s);
+        std::string schema = require_extension(*db);
+        show_extension_notices(*db);
+        nlohmann::json &res = out().result();
+        res["action"] = o->action;
+        res["database"] = s.conn.dbname;
+        // Namespaces as one text[] parameter (CALL takes no subquery).
+        Value ns = text_array(o->include_ns);
+        const std::string ns_sql = "$1::text[]";
+
+        if (o->action == "scan") {
+            Rows r = db->query("SELECT kind, coalesce(discriminator, '') AS discriminator, coalesce(ns_kind, '') AS ns_kind,"
+                               "       annotations, coalesce(bytes, 0) AS bytes, coalesce(detail, '') AS detail"
+                               "  FROM " + schema + ".omero_orphans_summary(" + ns_sql + ")",
+                               {ns});
+            nlohmann::json rows = nlohmann::json::array();
+            long long total = 0;
+            for (size_t i = 0; i < r.rows.size(); i++) {
+                long long n = std::stoll(r.str(i, "annotations"));
+                rows.push_back({{"kind", r.str(i, "kind")},
+                                {"discriminator", r.str(i, "discriminator")},
+                                {"ns_kind", r.str(i, "ns_kind")},
+                                {"annotations", n},
+                                {"bytes", std::stoll(r.str(i, "bytes"))},
+                                {"detail", r.str(i, "detail")}});
+                if (r.str(i, "kind") == "orphans")
+                    out().say("  " + r.str(i, "discriminator") + " (ns " + r.str(i, "ns_kind") + "): " + std::to_string(n) +
+                              " annotation(s), " + human_bytes(std::stoull(r.str(i, "bytes"))));
+                else if (r.str(i, "kind") == "total") {
+                    total = n;
+                    out().say("total: " + r.str(i, "detail"));
+                } else
+                    out().say(r.str(i, "kind") + ": " + r.str(i, "detail"));
+            }
+            res["summary"] = rows;
+            res["orphans"] = total;
+            if (o->list) {
+                Rows l = db->query("SELECT id, discriminator, coalesce(ns, '') AS ns FROM " + schema + ".omero_orphans_scan(" +
+                                       ns_sql + ") ORDER BY id",
+                                   {ns});
+                nlohmann::json ids = nlohmann::json::array();
+                for (size_t i = 0; i < l.rows.size(); i++) {
+                    ids.push_back(std::stoll(l.str(i, "id")));
+                    out().say("  annotation " + l.str(i, "id") + " " + l.str(i, "discriminator") +
+                              (l.str(i, "ns").empty() ? "" : " ns " + l.str(i, "ns")));
+                }
+                res["ids"] = ids;
+            }
+            return EXIT_OK;
+        }
+
+        if (o->action == "delete") {
+            if (o->batch_size <= 0)
+                throw CommandError("--batch-size must be positive");
+            if (o->dry_run) {
+                Rows r = db->query("SELECT scanned, bytes FROM " + schema + ".omero_orphans_delete(true, $2::int, " + ns_sql +
+                                       ", false)",
+                                   {ns, std::to_string(o->batch_size)});
+                res["dry_run"] = true;
+                res["orphans"] = std::stoll(r.str(0, "scanned"));
+                out().say("would delete " + r.str(0, "scanned") + " orphan annotation(s) (" +
+                          human_bytes(std::stoull(r.str(0, "bytes"))) + "), archived for restore");
+                return EXIT_OK;
+            }
+            db->query("CALL " + schema + ".omero_orphans_delete_batches(false, $2::int, " + ns_sql + ", $3::boolean)",
+                      {ns, std::to_string(o->batch_size), o->fast ? "true" : "false"});
+            Rows r = db->query("SELECT id, status, scanned, deleted, skipped, bytes FROM omero_upgrade.orphan_run"
+                               " WHERE run_by = current_user ORDER BY id DESC LIMIT 1");
+            if (r.empty())
+                throw CommandError("internal: the delete left no run in omero_upgrade.orphan_run");
+            res["run_id"] = std::stoll(r.str(0, "id"));
+            res["deleted"] = std::stoll(r.str(0, "deleted"));
+            res["skipped"] = std::stoll(r.str(0, "skipped"));
+            res["bytes"] = std::stoll(r.str(0, "bytes"));
+            out().say("deleted " + r.str(0, "deleted") + " orphan annotation(s) in run " + r.str(0, "id") + " (" +
+                      r.str(0, "skipped") + " skipped: linked meanwhile); undo with: omero-upgrade db orphans restore --run " +
+                      r.str(0, "id"));
+            return EXIT_OK;
+        }
+
+        // restore
+        if (o->run <= 0)
+            throw CommandError("give the delete run to restore: --run ID", "the runs are in omero_upgrade.orphan_run");
+        Rows r = db->query("SELECT status, deleted FROM omero_upgrade.orphan_run WHERE id = $1::bigint", {std::to_string(o->run)});
+        if (r.empty())
+            throw CommandError("no orphan delete run " + std::to_string(o->run));
+        res["run_id"] = o->run;
+        if (o->dry_run) {
+            res["dry_run"] = true;
+            out().say("run " + std::to_string(o->run) + " (" + r.str(0, "status") + "): " +
+                      (r.str(0, "status") == "restored" ? std::string("already restored, nothing to do")
+                                                       : "would put back " + r.str(0, "deleted") + " annotation(s)"));
+            return EXIT_OK;
+        }
+        Value n = db->scalar("SELECT " + schema + ".omero_orphans_restore($1::bigint)", {std::to_string(o->run)});
+        res["restored"] = std::stoll(n.value_or("0"));
+        out().say("run " + std::to_string(o->run) + ": " + n.value_or("0") + " annotation(s) put back");
+        return EXIT_OK;
+    };
+}
+
+Register reg_orphans({"db orphans", "orphan annotations: scan, delete (archived, per batch), restore a run", setup_orphans});
+
+} // namespace
+
+} // namespace ou
