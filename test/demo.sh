@@ -19,6 +19,7 @@ mkdir -p "$demo"
 step "A sample OMERO database at OMERO5.3__1 (our fixture), owned by the OMERO user 'omero'"
 psql -X -q -c "CREATE ROLE omero LOGIN CREATEDB" -c "GRANT pg_read_all_settings TO omero" postgres
 "$src/test/fixture/omero-fixture" omero --version OMERO5.3__1 --owner omero
+show psql -X -U omero -d omero -c "CREATE EXTENSION omero_upgrade"
 
 step "The current server: $demo/OMERO.server -> OMERO.server-5.3.5 (stub bin/omero), running"
 make_sample_server "$demo/OMERO.server-5.3.5" 5.3.5 omero omero "$demo/data"
@@ -36,11 +37,14 @@ make_server_zip "$OU_TMP/build/OMERO.server-5.6.3" "$demo/OMERO.server-5.6.3.zip
 # The optional steps this build can run (each is a subcommand of its own).
 has() { "$TOOL" "$@" --help 2>/dev/null | grep -q "$* \[OPTIONS\]"; }
 opts=(--vacuum-full)
-if has db orphans delete; then opts+=(--orphans); else echo "(this build has no 'db orphans delete' yet: no --orphans)"; fi
+if has db orphans; then opts+=(--orphans); else echo "(this build has no 'db orphans delete' yet: no --orphans)"; fi
 if has colors convert; then opts+=(--colors all); else echo "(this build has no 'colors convert' yet: no --colors)"; fi
 cd "$demo"
 
 step "The plan: omero-upgrade run --dry-run (changes nothing; exit 0 = it can run)"
+# As the PostgreSQL superuser: pg_dump must read the extension's state too (upgrade scripts
+# still run as the OMERO database user of config.xml).
+opts+=(--db-user postgres)
 show "$TOOL" --server-dir OMERO.server run --new-server OMERO.server-5.6.3.zip "${opts[@]}" --dry-run
 
 step "The upgrade: omero-upgrade run"
@@ -48,9 +52,6 @@ show "$TOOL" --server-dir OMERO.server run --new-server OMERO.server-5.6.3.zip "
 
 step "Afterwards"
 show ls -l "$demo"
-# The extension, installed now by the database owner, to see the upgraded database from psql.
-# (Installed before the run, the precheck step would use it instead of the new server's scripts.)
-show psql -X -U omero -d omero -c "CREATE EXTENSION omero_upgrade"
 show psql -X -U omero -d omero -c "SELECT omero_db_version()" -c "SELECT omero_precheck()"
 show psql -X -U omero -d omero -c "SELECT direction, converted, pending FROM omero_colors_status()"
 show psql -X -U omero -d omero -c "SELECT kind, discriminator, ns_kind, annotations FROM omero_orphans_summary()"

@@ -166,6 +166,9 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
         p.problems.push_back("the database (" + st.version + ") is newer than the target " + target);
     else
         p.hops = hop_path(p.ns, st.version, target);
+    if ((o.orphans || !o.colors.empty() || !o.wells.empty()) && st.extension_version.empty())
+        p.problems.push_back("--orphans, --colors and --move-annotations-to-wells need the extension in " + st.dbname +
+                             ": CREATE EXTENSION omero_upgrade (as the database owner) first");
     if (!old_tree.empty() && !p.ns.is_archive && real_path(o.new_server) == old_tree)
         p.problems.push_back("the new server " + o.new_server + " is the current server tree");
     p.steps = build_steps(o, target);
@@ -285,9 +288,6 @@ std::vector<std::string> subcommand_words(const nlohmann::json &cmd)
             break;
         w.push_back(s);
     }
-    // "config upgrade-check off": "off" is an argument.
-    if (w.size() == 3 && w[0] == "config")
-        w.pop_back();
     return w;
 }
 

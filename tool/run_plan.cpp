@@ -261,13 +261,11 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target)
              "deletes the orphaned annotations the official script would, keeping them in the extension's archive",
              true, true});
     if (!o.colors.empty()) {
-        std::vector<std::string> c = {"colors", "convert"};
-        if (o.colors == "all")
-            c.push_back("--all");
-        else if (o.colors[0] == '@')
-            c.insert(c.end(), {"--rois-file", o.colors.substr(1)});
-        else
-            c.insert(c.end(), {"--rois", o.colors});
+        std::vector<std::string> c = {"colors", "convert"};  // no selection: every shape
+        if (o.colors != "all" && o.colors[0] == '@')
+            c.insert(c.end(), {"--roi-file", o.colors.substr(1)});
+        else if (o.colors != "all")
+            c.insert(c.end(), {"--roi", o.colors});
         add({"colors", "convert shape colours ARGB → RGBA", c,
              "rewrites shape.fillcolor/strokecolor of the chosen ROIs, journaled (colors revert undoes it)", true, true});
     }

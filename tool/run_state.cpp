@@ -267,11 +267,15 @@ bool has_subcommand(const std::vector<std::string> &words)
     ProcOptions po;
     po.timeout_s = 20;
     ProcResult r = run_process(argv, po);
-    // CLI11 prints the subcommand's own usage line when it knows it.
+    // CLI11 prints the subcommand's own usage line when it knows it; the last word may be a
+    // positional argument of a shorter one ("db orphans delete", "config upgrade-check off").
     std::string usage;
     for (const auto &w : words)
         usage += " " + w;
-    return r.ok() && r.out.find(usage + " [OPTIONS]") != std::string::npos;
+    if (r.ok() && r.out.find(usage + " [OPTIONS]") != std::string::npos)
+        return true;
+    std::string shorter = usage.substr(0, usage.rfind(' '));
+    return words.size() >= 2 && r.ok() && r.out.find(shorter + " [OPTIONS] ") != std::string::npos;
 }
 
 bool fail_injected_after(const std::string &step_id)
