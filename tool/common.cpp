@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <iostream>
@@ -119,6 +120,16 @@ void Output::detail(const std::string &line)
 void Output::progress(const std::string &line)
 {
     log(line);
+    // Under `run` (OMERO_UPGRADE_PROGRESS=lines) a --json child still shows its progress: plain
+    // "progress: " lines on stderr, which the run shows on its terminal (README, "Design").
+    static const bool lines = [] {
+        const char *e = std::getenv("OMERO_UPGRADE_PROGRESS");
+        return e && std::string(e) == "lines";
+    }();
+    if (opts_.json && lines) {
+        std::cerr << "progress: " << line << "\n" << std::flush;
+        return;
+    }
     if (opts_.json || opts_.quiet)
         return;
     if (isatty(STDERR_FILENO)) {

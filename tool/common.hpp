@@ -55,6 +55,10 @@ public:
     nlohmann::json &result() { return result_; }
     const std::string &command() const { return command_; }
     bool json() const { return opts_.json; }
+    bool quiet() const { return opts_.quiet; }
+    // The log file chosen after begin() (run: a log beside its state file).
+    void set_log_file(const std::string &path) { opts_.log_file = path; }
+    const std::string &log_file() const { return opts_.log_file; }
     // Prints the JSON object (in --json mode) and returns the exit code.
     int finish(int code);
 

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# omero-upgrade run --resume: a failure injected after each step in turn
+# (OMERO_UPGRADE_FAIL_AFTER_STEP: the step has run, then the run stops as if it had failed), then
+# --resume, ends with the database and the server tree exactly as after a clean run. Real
+# failures too: bin/omero refusing to stop (nothing changed yet), a hop script failing half-way
+# (the database stays at its version; fixed, then resumed), and Ctrl-C during a step.
+source "$(dirname "$0")/../lib/tap.sh"
+source "$OU_SRC/test/lib/sample-server.sh"
+source "$OU_SRC/test/lib/run-scenario.sh"
+
+t=$(scratch)
+run_template
+upgrade() { local root=$1; shift; "$TOOL" --server-dir "$root/OMERO.server" run "$@"; }
+
+scenario "$t/clean" r_clean
+upgrade "$t/clean" --new-server "$t/clean/OMERO.server-5.6.3.zip" --vacuum-full >"$t/clean.out" 2>&1
+is "$?" 0 "a clean run"
+fingerprint "$t/clean" r_clean > "$t/clean.fp"
+steps=$(jq -r '.steps[].id' "$t/clean/.omero-upgrade-run.json")
+
+n=0
+for s in $steps; do
+  n=$((n + 1))
+  r=$t/s$n
+  scenario "$r" "r_s$n"
+  out=$(OMERO_UPGRADE_FAIL_AFTER_STEP=$s upgrade "$r" --new-server "$r/OMERO.server-5.6.3.zip" --vacuum-full 2>&1); rc=$?
+  st=$(jq -r '.status + " " + .failed_step' "$r/.omero-upgrade-run.json")
+  is "$rc $st" "2 failed $s" "failure injected after $s: exit 2, recorded as failed at $s"
+  out=$(upgrade "$r" --resume 2>&1); rc=$?
+  is "$rc" 0 "… --resume completes"
+  [ "$rc" -eq 0 ] || diag "$out"
+  is "$(jq -r --arg s "$s" '.steps[] | select(.id == $s) | .attempts' "$r/.omero-upgrade-run.json")" 2 "… having run $s again"
+  fingerprint "$r" "r_s$n" > "$t/s$n.fp"
+  diff "$t/clean.fp" "$t/s$n.fp" > "$t/s$n.diff"
+  ok $? "… with the database and tree exactly as after a clean run"
+  [ -s "$t/s$n.diff" ] && diag "$(head -20 "$t/s$n.diff")"
+done
+
+# bin/omero refuses to stop: the run stops there, before anything is changed.
+r=$t/stop
+scenario "$r" r_stop
+touch "$r/OMERO.server/var/stub/stop-fails"
+out=$(upgrade "$r" --new-server "$r/OMERO.server-5.6.3.zip" --vacuum-full --stop-timeout 3 2>&1); rc=$?
+ok "$([ "$rc" -ne 0 ]; echo $?)" "bin/omero admin stop fails: the run stops (exit $rc)"
+like "$out" "step server-stop failed" "… at server-stop"
+is "$(readlink "$r/OMERO.server")" "OMERO.server-5.3.5" "… the symlink untouched"
+is "$(q r_stop -c "SELECT currentversion || '__' || currentpatch FROM dbpatch ORDER BY id DESC LIMIT 1")" "OMERO5.3__1" \
+  "… the database untouched"
+out=$(upgrade "$r" --new-server "$r/OMERO.server-5.6.3.zip" 2>&1); rc=$?
+is "$rc" 2 "a new run without --resume refuses while one is unfinished"
+like "$out" "unfinished run" "… and says to resume"
+rm "$r/OMERO.server/var/stub/stop-fails"
+out=$(upgrade "$r" --resume 2>&1); rc=$?
+is "$rc" 0 "… --resume once it can stop"
+fingerprint "$r" r_stop > "$t/stop.fp"
+diff "$t/clean.fp" "$t/stop.fp" >/dev/null; ok $? "… same end state as a clean run"
+
+# A hop script fails half-way: the database stays at OMERO5.3__1; with the script fixed, --resume.
+r=$t/hop
+scenario "$r" r_hop OMERO5.3__1:OMERO5.4__0
+out=$(upgrade "$r" --new-server "$r/OMERO.server-5.6.3.zip" --vacuum-full 2>&1); rc=$?
+ok "$([ "$rc" -ne 0 ]; echo $?)" "a failing upgrade script stops the run (exit $rc)"
+like "$out" "step db-upgrade failed" "… at db-upgrade"
+is "$(q r_hop -c "SELECT currentversion || '__' || currentpatch FROM dbpatch ORDER BY id DESC LIMIT 1")" "OMERO5.3__1" \
+  "… the database is still at OMERO5.3__1"
+like "$out" "downtime the server has been down since" "… the report says the server is down"
+sed -i '/injected_failure/d' "$r/OMERO.server/sql/psql/OMERO5.4__0/OMERO5.3__1.sql"   # the fix
+out=$(upgrade "$r" --resume 2>&1); rc=$?
+is "$rc" 0 "… --resume with the script fixed completes"
+[ "$rc" -eq 0 ] || diag "$out"
+fingerprint "$r" r_hop > "$t/hop.fp"
+diff <(grep -v 'OMERO5.4__0/OMERO5.3__1.sql' "$t/clean.fp") <(grep -v 'OMERO5.4__0/OMERO5.3__1.sql' "$t/hop.fp") >/dev/null
+ok $? "… same end state as a clean run"
+
+# Ctrl-C (SIGINT to the run) during a step: recorded as interrupted, exit 2, then resumable.
+r=$t/int
+scenario "$r" r_int
+echo 4 > "$r/OMERO.server/var/stub/stop-delay"   # server stop waits ~4 s for the sessions to end
+"$TOOL" --server-dir "$r/OMERO.server" run --new-server "$r/OMERO.server-5.6.3.zip" >"$t/int.out" 2>&1 &
+pid=$!   # the tool itself, not a subshell (which would ignore SIGINT in the background)
+for _ in $(seq 100); do
+  [ "$(jq -r '.steps[] | select(.id == "server-stop") | .status' "$r/.omero-upgrade-run.json" 2>/dev/null)" = running ] && break
+  sleep 0.1
+done
+sleep 0.5
+kill -INT "$pid"; wait "$pid"; rc=$?
+is "$rc" 2 "Ctrl-C during server-stop: exit 2"
+is "$(jq -r '.status + " " + (.steps[] | select(.id == "server-stop") | .status)' "$r/.omero-upgrade-run.json")" \
+  "interrupted interrupted" "… recorded as interrupted"
+rm -f "$r/OMERO.server/var/stub/stop-delay"
+out=$(upgrade "$r" --resume 2>&1); rc=$?
+is "$rc" 0 "… --resume completes"
+[ "$rc" -eq 0 ] || diag "$out"
+
+done_testing

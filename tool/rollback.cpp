@@ -1,0 +1,179 @@
+// omero-upgrade rollback: undoes a run recorded in its state file, with the same machinery
+// (steps as child subcommands, recorded under state["rollback"], resumable by running it again):
+// stop the new server, point OMERO.server back at the old tree, restore the pre-upgrade backup
+// into a new database and set omero.db.name to it (restore --switch, on the old tree's
+// config.xml), start the old server, and check it runs. The upgraded database is kept.
+#include "run_state.hpp"
+
+#include "common.hpp"
+#include "fsutil.hpp"
+#include "settings.hpp"
+
+namespace ou::run {
+
+std::string given_server_dir();
+std::string lexical_absolute(const std::string &p);
+
+namespace {
+
+struct Args {
+    std::string state_file, into;
+    bool dry_run = false;
+} a;
+
+// Whether the run started this step (its effects may exist).
+bool ran(const nlohmann::json &state, const std::string &id)
+{
+    for (const auto &s : state["steps"])
+        if (s.value("id", "") == id)
+            return s.value("attempts", 0) > 0;
+    return false;
+}
+
+nlohmann::json plan(const nlohmann::json &state, const std::string &into)
+{
+    std::string backup = state["backup"].value("path", "");
+    bool db_changed = false;
+    for (const char *id : {"db-upgrade", "orphans", "colors", "wells", "vacuum-full"})
+        db_changed |= ran(state, id);
+    nlohmann::json steps = nlohmann::json::array();
+    steps.push_back(new_step("stop", "stop the server", {"server", "stop"}));
+    if (ran(state, "binaries-install"))
+        steps.push_back(new_step("binaries-rollback", "point OMERO.server back to the old tree", {"binaries", "rollback"}));
+    if (db_changed)
+        steps.push_back(new_step("restore", "restore the pre-upgrade backup into a new database and switch to it",
+                                 {"restore", backup, "--into", into, "--switch"}));
+    steps.push_back(new_step("start", "start the old server", {"server", "start"}));
+    steps.push_back(new_step("status", "check that it runs", {"server", "status"}));
+    return steps;
+}
+
+int run_rollback()
+{
+    std::string sdir = given_server_dir();
+    std::string state_path = a.state_file.empty() ? default_state_path(sdir) : lexical_absolute(a.state_file);
+    if (!state_exists(state_path))
+        throw CommandError("no run to roll back: no state file " + state_path,
+                           "give the state file of the run with --state");
+    std::unique_ptr<Lock> lock;
+    if (!a.dry_run)
+        lock = std::make_unique<Lock>(state_path);
+    nlohmann::json st = load_state(state_path);
+    if (!st["backup"].is_object() || st["backup"].value("path", "").empty()) {
+        out().say("run " + st.value("run_id", "") + " made no backup, so it changed neither the server nor the "
+                  "database: there is nothing to roll back");
+        out().result() = {{"rolled_back", false}, {"reason", "nothing changed"}};
+        return EXIT_PROBLEM;
+    }
+    nlohmann::json &rb = st["rollback"];
+    if (!rb.is_object())
+        rb = nlohmann::json::object();
+    if (rb.value("status", "") == "completed") {
+        out().say("run " + st.value("run_id", "") + " was already rolled back (" + rb.value("finished", "") +
+                  "): the server runs the old tree on database " + rb.value("into", ""));
+        out().result() = rb;
+        return EXIT_OK;
+    }
+    bool started = rb.contains("steps") && rb["steps"].is_array();
+    if (!started) {
+        if (!a.into.empty())
+            rb["into"] = a.into;
+        if (rb.value("into", "").empty())
+            rb["into"] = st["database"].value("name", "omero") + "_before_upgrade";
+        rb["steps"] = plan(st, rb.value("into", ""));
+    } else if (!a.into.empty() && a.into != rb.value("into", "")) {
+        throw CommandError("this rollback was started with --into " + rb.value("into", "") + "; run it again without --into");
+    }
+    out().say("Rollback of run " + st.value("run_id", "") + ": " + st["server"].value("dir", "") + " back to " +
+              st["server"].value("old_tree", "") + ", database restored from " + st["backup"].value("path", "") +
+              " into " + rb.value("into", "") + " (the upgraded database " + st["database"].value("name", "") +
+              " is kept)");
+    if (a.dry_run) {
+        int i = 0;
+        for (const auto &s : rb["steps"]) {
+            std::string c = "omero-upgrade --server-dir " + shell_quote(sdir);
+            for (const auto &x : s["command"])
+                c += " " + shell_quote(x.get<std::string>());
+            out().say("  " + std::to_string(++i) + ". " + s.value("title", "") + " [" + s.value("status", "") + "]: " + c);
+        }
+        out().result() = rb;
+        out().result()["dry_run"] = true;
+        return EXIT_OK;
+    }
+    if (rb.value("status", "") != "not run" && started)
+        out().say("continuing the rollback from its first unfinished step");
+    rb["status"] = "running";
+    if (!rb.contains("started"))
+        rb["started"] = iso_now();
+    save_state(state_path, st);
+
+    Executor x;
+    x.state_path = state_path;
+    x.server_dir = st["server"].value("dir", "");
+    x.log_file = st.value("log_file", "");
+    out().set_log_file(x.log_file);
+    out().log("omero-upgrade rollback of run " + st.value("run_id", ""));
+    // restore is not re-runnable once it succeeded (the database exists, not empty): a later
+    // attempt (after a failure recorded after it) only re-does its --switch.
+    x.command = [&](nlohmann::json &step) {
+        auto args = step["command"].get<std::vector<std::string>>();
+        if (step.value("id", "") == "restore" && step["exit_code"] == 0 && step["result"].is_object() &&
+            step["result"].value("database", "") == rb.value("into", ""))
+            return std::vector<std::string>{};
+        return args;
+    };
+    x.internal = [&](nlohmann::json &step) {
+        ChildOutcome o;
+        Settings s = load_settings(true);
+        require_omero_bin(s);
+        omero_config_set(s, "omero.db.name", rb.value("into", ""));
+        out().say("      restored before into " + rb.value("into", "") + "; omero.db.name set to it again");
+        o.exit_code = 0;
+        o.json = {{"result", {{"database", rb.value("into", "")}, {"switched", true}, {"restored_before", true}}}};
+        return o;
+    };
+    x.refuse = [&](nlohmann::json &step) -> std::string {
+        if (step.value("id", "") == "restore" && !path_exists(st["backup"].value("path", "")))
+            return "the backup " + st["backup"].value("path", "") + " is gone";
+        return "";
+    };
+    x.on_done = [&](nlohmann::json &step, const ChildOutcome &) {
+        if (step.value("id", "") == "status" && !step["result"].value("running", false)) {
+            step["status"] = "failed";
+            step["errors"].push_back("the old server does not run after bin/omero admin start");
+        }
+    };
+    // execute() marks the "status" step done on exit 0; a server that does not run is a failure.
+    int rc = execute(st, rb, rb["steps"], x);
+    nlohmann::json *status = find_step(rb, "status");
+    if (rc == EXIT_OK && status && status->value("status", "") == "failed") {
+        rb["status"] = "failed";
+        rc = EXIT_PROBLEM;
+        out().error("the old server does not run: see bin/omero admin diagnostics");
+    }
+    // The rollback's own status lives in rb; the file is saved with the whole state.
+    if (rc == EXIT_OK) {
+        rb["status"] = "completed";
+        rb["finished"] = iso_now();
+        st["status"] = "rolled back";
+        out().say("rolled back: " + sdir + " runs the old tree again, on database " + rb.value("into", "") +
+                  " (restored from " + st["backup"].value("path", "") + ")");
+    }
+    save_state(state_path, st);
+    out().result() = rb;
+    return rc;
+}
+
+Register reg({"rollback", "undo a run: old server tree, pre-upgrade backup restored into a new database (re-runnable)",
+              [](CLI::App &sub) {
+                  sub.add_option("--state", a.state_file,
+                                 "the run's state file (default: .omero-upgrade-run.json beside the server directory)");
+                  sub.add_option("--into", a.into,
+                                 "the new database to restore into (default: the one the run's report names)");
+                  sub.add_flag("--dry-run", a.dry_run, "show the steps, change nothing");
+                  return [] { return run_rollback(); };
+              }});
+
+} // namespace
+
+} // namespace ou::run

@@ -1,0 +1,726 @@
+// omero-upgrade run --new-server NEW.zip|NEW_DIR: the guide's whole checklist, in order, as this
+// tool's own subcommands run one after the other (run_state.hpp), with a state file so that
+// --resume continues after a failure or Ctrl-C, a lock against a second run, a --dry-run plan and a
+// report. Nothing that changes the server or the database runs before a verified backup is
+// recorded; everything that can run with the server up runs before it is stopped.
+#include "run_plan.hpp"
+#include "run_state.hpp"
+
+#include "common.hpp"
+#include "db.hpp"
+#include "fsutil.hpp"
+#include "settings.hpp"
+
+#include <ftw.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstring>
+#include <cstdlib>
+#include <sstream>
+
+#ifndef OMERO_UPGRADE_VERSION
+#define OMERO_UPGRADE_VERSION "dev"
+#endif
+
+namespace ou::run {
+
+// Also used by rollback.cpp.
+std::string given_server_dir();
+std::string lexical_absolute(const std::string &p);
+std::string rollback_commands(const nlohmann::json &state, bool by_hand);
+int print_report(const nlohmann::json &state);
+
+std::string lexical_absolute(const std::string &p)
+{
+    if (p.empty() || p[0] == '/')
+        return p;
+    char buf[PATH_MAX];
+    if (!getcwd(buf, sizeof buf))
+        return p;
+    std::string d = buf, r = p;
+    while (r.rfind("./", 0) == 0)
+        r.erase(0, 2);
+    return d + "/" + r;
+}
+
+// The server directory as the user named it (not resolved: OMERO.server is a symlink that the
+// run repoints, and every later step must see the new tree through it).
+std::string given_server_dir()
+{
+    const GlobalOptions &g = global_options();
+    std::string d = g.server_dir;
+    if (d.empty()) {
+        const char *e = std::getenv("OMERODIR");
+        d = e && *e ? e : "OMERO.server";
+    }
+    while (d.size() > 1 && d.back() == '/')
+        d.pop_back();
+    return lexical_absolute(d);
+}
+
+static std::string real_path(const std::string &p)
+{
+    char buf[PATH_MAX];
+    return realpath(p.c_str(), buf) ? std::string(buf) : "";
+}
+
+namespace {
+
+struct Args {
+    RunOptions o;
+    std::string state_file, into;
+    bool resume = false, dry_run = false, report = false;
+} a;
+
+// ---- the file-tree listing (internal step) ----------------------------------------------
+std::ostringstream *g_listing;
+std::string g_listing_root;
+unsigned long long g_listing_files, g_listing_bytes;
+
+int list_entry(const char *path, const struct stat *st, int type, FTW *)
+{
+    std::string rel = std::string(path).substr(std::min(g_listing_root.size() + 1, std::strlen(path)));
+    if (rel.empty())
+        rel = ".";
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", st->st_mode & 07777);
+    std::string kind = S_ISDIR(st->st_mode) ? "d" : S_ISLNK(st->st_mode) ? "l" : S_ISREG(st->st_mode) ? "f" : "o";
+    *g_listing << kind << "\t" << mode << "\t" << (S_ISREG(st->st_mode) ? st->st_size : 0) << "\t" << rel;
+    if (type == FTW_SL) {
+        char buf[PATH_MAX];
+        ssize_t n = readlink(path, buf, sizeof buf - 1);
+        *g_listing << "\t-> " << (n > 0 ? std::string(buf, n) : "?");
+    }
+    *g_listing << "\n";
+    if (S_ISREG(st->st_mode)) {
+        g_listing_files++;
+        g_listing_bytes += st->st_size;
+    }
+    return interrupted() ? 1 : 0;
+}
+
+ChildOutcome tree_listing(const nlohmann::json &state)
+{
+    ChildOutcome o;
+    std::string root = state["server"].value("old_tree", "");
+    std::string file = dir_name(state.value("state_file", "")) + "/omero-upgrade-run-" +
+                       state.value("run_id", "") + ".tree.tsv";
+    std::ostringstream s;
+    s << "# listing of " << root << " (type, mode, size, path, link target) before the upgrade\n";
+    g_listing = &s;
+    g_listing_root = root;
+    g_listing_files = g_listing_bytes = 0;
+    int rc = nftw(root.c_str(), list_entry, 32, FTW_PHYS);
+    g_listing = nullptr;
+    if (rc != 0) {
+        o.interrupted = interrupted();
+        o.error = o.interrupted ? "interrupted" : "cannot list " + root;
+        return o;
+    }
+    write_file_atomic(file, s.str());
+    o.exit_code = 0;
+    o.json = {{"result", {{"listing", file}, {"root", root}, {"files", g_listing_files}, {"bytes", g_listing_bytes}}}};
+    out().say("      " + std::to_string(g_listing_files) + " files, " + human_bytes(g_listing_bytes) + " listed in " +
+              file);
+    return o;
+}
+
+// ---- preparing a run ----------------------------------------------------------------------
+struct Prepared {
+    nlohmann::json state;
+    NewServer ns;
+    std::vector<std::pair<std::string, std::string>> hops;
+    std::vector<StepDef> steps;
+    std::vector<std::string> problems;  // the plan cannot run
+};
+
+Prepared prepare(const std::string &sdir, const std::string &state_path)
+{
+    Prepared p;
+    RunOptions o = a.o;
+    if (o.new_server.empty())
+        throw CommandError("--new-server is required (the OMERO.server zip or its unpacked directory)");
+    o.new_server = lexical_absolute(o.new_server);
+    if (o.backup_dir.empty())
+        o.backup_dir = dir_name(sdir) + "/omero-upgrade-backups";
+    o.backup_dir = lexical_absolute(o.backup_dir);
+    if (!o.colors.empty() && o.colors != "all" && o.colors[0] == '@')
+        o.colors = "@" + lexical_absolute(o.colors.substr(1));
+    Settings s = load_settings(true);
+    require_omero_bin(s);
+    if (!a.dry_run)
+        ensure_dir(o.backup_dir);  // before `check`, which measures its free space
+    std::string old_tree = real_path(sdir);
+    auto db = connect_db(s);
+    OmeroDbState st = read_omero_state(*db);
+    if (!st.is_omero)
+        throw CommandError("database " + st.dbname + " has no dbpatch rows: not an OMERO database");
+    p.ns = inspect_new_server(o.new_server);
+    std::string target = o.target.empty() ? p.ns.newest : o.target;
+    if (!st.finished)
+        p.problems.push_back("the newest dbpatch row (" + st.version +
+                             ") has no finished time: an upgrade died half-way; restore a backup first");
+    if (compare_versions(st.version, target) > 0)
+        p.problems.push_back("the database (" + st.version + ") is newer than the target " + target);
+    else
+        p.hops = hop_path(p.ns, st.version, target);
+    if ((o.orphans || !o.colors.empty() || !o.wells.empty()) && st.extension_version.empty())
+        p.problems.push_back("--orphans, --colors and --move-annotations-to-wells need the extension in " + st.dbname +
+                             ": CREATE EXTENSION omero_upgrade (as the database owner) first");
+    if (!old_tree.empty() && !p.ns.is_archive && real_path(o.new_server) == old_tree)
+        p.problems.push_back("the new server " + o.new_server + " is the current server tree");
+    p.steps = build_steps(o, target);
+
+    nlohmann::json hops = nlohmann::json::array();
+    for (const auto &[f, t] : p.hops)
+        hops.push_back({{"from", f}, {"to", t}, {"script", "sql/psql/" + t + "/" + f + ".sql"}});
+    nlohmann::json steps = nlohmann::json::array();
+    for (const auto &d : p.steps) {
+        nlohmann::json extra = {{"offline", d.offline}, {"needs_backup", d.needs_backup}};
+        if (d.internal)
+            extra["internal"] = true;
+        if (d.dir == StepDir::Preview)
+            extra["dir"] = "preview";
+        steps.push_back(new_step(d.id, d.title, d.command, extra));
+    }
+    std::string run_id = utc_timestamp() + "-" + std::to_string(getpid());
+    std::string log = out().log_file().empty() ? dir_name(state_path) + "/omero-upgrade-run-" + run_id + ".log"
+                                               : lexical_absolute(out().log_file());
+    std::string dbname = st.dbname;
+    std::string into = a.into;
+    if (into.empty()) {
+        std::string stamp = utc_timestamp();
+        for (auto &c : stamp)
+            c = std::tolower((unsigned char)c);
+        into = dbname.substr(0, 63 - 21) + "_before_" + stamp.substr(0, 13);  // omero_before_20261125t1345
+    }
+    p.state = {
+        {"kind", "omero-upgrade-run"},
+        {"format", 1},
+        {"run_id", run_id},
+        {"tool_version", OMERO_UPGRADE_VERSION},
+        {"status", "planned"},
+        {"created", iso_now()},
+        {"state_file", state_path},
+        {"log_file", log},
+        {"options", o.to_json()},
+        {"server", {{"dir", sdir}, {"old_tree", old_tree}, {"new_tree", nullptr}, {"config", s.config_path}}},
+        {"database",
+         {{"name", dbname},
+          {"host", s.conn.host},
+          {"port", s.conn.port},
+          {"user", s.conn.user},
+          {"omero_db_user", s.omero_db_user},
+          {"version_before", st.version},
+          {"target", target},
+          {"encoding", st.encoding},
+          {"size_bytes", st.size_bytes},
+          {"extension", st.extension_version}}},
+        {"new_server",
+         {{"path", p.ns.path},
+          {"archive", p.ns.is_archive},
+          {"top_dir", p.ns.top_dir},
+          {"bytes", p.ns.bytes},
+          {"newest", p.ns.newest}}},
+        {"hops", hops},
+        {"steps", steps},
+        {"backup", nullptr},
+        {"downtime", {{"stopped_at", nullptr}, {"started_at", nullptr}, {"seconds", nullptr}}},
+        {"rollback", {{"into", into}, {"status", "not run"}}},
+    };
+    // Space: the backup needs about the database's size (compressed: less); the new tree its size.
+    unsigned long long free_backup = free_bytes(path_exists(o.backup_dir) ? o.backup_dir : dir_name(o.backup_dir));
+    unsigned long long free_parent = free_bytes(dir_name(sdir));
+    p.state["space"] = {{"backup_dir", o.backup_dir},
+                        {"backup_dir_free", free_backup},
+                        {"backup_needs_about", st.size_bytes},
+                        {"server_parent_free", free_parent},
+                        {"new_tree_needs_about", p.ns.bytes}};
+    if ((unsigned long long)st.size_bytes > free_backup)
+        p.problems.push_back("not enough free space for the backup in " + o.backup_dir + ": " +
+                             human_bytes(free_backup) + " free, the database is " + human_bytes(st.size_bytes));
+    if (p.ns.is_archive && p.ns.bytes > free_parent)
+        p.problems.push_back("not enough free space to unpack the new server beside " + sdir + ": " +
+                             human_bytes(free_parent) + " free, it needs " + human_bytes(p.ns.bytes));
+    return p;
+}
+
+// The preview directory for `precheck` before the new server is installed: the current
+// config.xml (how to reach the database; mode 0600, it may hold the password) and the new
+// server's -precheck.sql scripts for the target. Removed when the process ends.
+struct Preview {
+    std::string dir;
+    Preview(const nlohmann::json &state)
+    {
+        const char *tmp = std::getenv("TMPDIR");
+        std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/omero-upgrade-preview.XXXXXX";
+        std::vector<char> buf(tmpl.begin(), tmpl.end());
+        buf.push_back('\0');
+        if (!mkdtemp(buf.data()))
+            throw CommandError("cannot create a private temporary directory in " + dir_name(tmpl));
+        dir = buf.data();
+        std::string cfg;
+        ensure_dir(dir + "/etc");
+        ensure_dir(dir + "/etc/grid");
+        if (read_file(state["server"].value("config", ""), cfg)) {
+            write_file_atomic(dir + "/etc/grid/config.xml", cfg);
+            chmod((dir + "/etc/grid/config.xml").c_str(), 0600);
+        }
+        NewServer ns = inspect_new_server(state["new_server"].value("path", ""));
+        extract_prechecks(ns, state["database"].value("target", ""), dir);
+    }
+    ~Preview()
+    {
+        if (!dir.empty())
+            remove_tree(dir);
+    }
+};
+
+std::vector<std::string> subcommand_words(const nlohmann::json &cmd)
+{
+    // The subcommand's words are its leading words that are not options or paths.
+    std::vector<std::string> w;
+    for (const auto &x : cmd) {
+        std::string s = x.get<std::string>();
+        if (s.empty() || s[0] == '-' || s[0] == '/' || s[0] == '(' || w.size() == 3)
+            break;
+        w.push_back(s);
+    }
+    return w;
+}
+
+std::vector<std::string> missing_subcommands(const nlohmann::json &steps)
+{
+    std::vector<std::string> missing;
+    for (const auto &s : steps) {
+        if (s.value("internal", false) || s.value("status", "") == "done")
+            continue;
+        std::vector<std::string> w = subcommand_words(s["command"]);
+        if (!has_subcommand(w)) {
+            std::string name;
+            for (const auto &x : w)
+                name += (name.empty() ? "" : " ") + x;
+            missing.push_back("step " + s.value("id", "") + " needs `omero-upgrade " + name +
+                              "`, which this build does not have");
+        }
+    }
+    return missing;
+}
+
+std::string command_line(const nlohmann::json &state, const nlohmann::json &step)
+{
+    std::string sd = step.value("dir", "") == "preview" ? "<current config + new prechecks>"
+                                                         : state["server"].value("dir", "");
+    std::string c = "omero-upgrade --server-dir " + shell_quote(sd);
+    if (step.value("internal", false))
+        return "(done by run itself)";
+    for (const auto &x : step["command"])
+        c += " " + shell_quote(x.get<std::string>());
+    return c;
+}
+
+void print_plan(const nlohmann::json &st)
+{
+    const auto &db = st["database"];
+    const auto &ns = st["new_server"];
+    const auto &sp = st["space"];
+    out().say("Plan: upgrade " + st["server"].value("dir", "") + " (now " + st["server"].value("old_tree", "") + ")");
+    out().say("  database   " + db.value("name", "") + " on " + db.value("host", "") + ":" + db.value("port", "") +
+              ", " + db.value("version_before", "") + " → " + db.value("target", "") + ", " +
+              human_bytes(db.value("size_bytes", 0ULL)) + ", " + db.value("encoding", ""));
+    out().say("  new server " + ns.value("path", "") +
+              (ns.value("archive", false) ? " (archive, top directory " + ns.value("top_dir", "") + ")" : " (directory)") +
+              ", " + human_bytes(ns.value("bytes", 0ULL)) + " unpacked");
+    out().say("  scripts    " + std::to_string(st["hops"].size()) + " hop(s) from the new server's sql/psql:");
+    for (const auto &h : st["hops"])
+        out().say("               " + h.value("from", "") + " → " + h.value("to", "") + ": " + h.value("script", "") +
+                  " (after its -precheck.sql when present)");
+    out().say("  space      backup dir " + sp.value("backup_dir", "") + ": " +
+              human_bytes(sp.value("backup_dir_free", 0ULL)) + " free, needs about " +
+              human_bytes(sp.value("backup_needs_about", 0ULL)) + "; beside the server: " +
+              human_bytes(sp.value("server_parent_free", 0ULL)) + " free, needs about " +
+              human_bytes(sp.value("new_tree_needs_about", 0ULL)));
+    out().say("  state      " + st.value("state_file", "") + " (lock: " + st.value("state_file", "") + ".lock)");
+    out().say("  log        " + st.value("log_file", ""));
+    out().say("Steps (the server is down from server-stop to server-start):");
+    int i = 0;
+    for (const auto &s : st["steps"]) {
+        char head[160];
+        std::snprintf(head, sizeof head, "  %2d. %-18s %s%s", ++i, s.value("id", "").c_str(),
+                      s.value("title", "").c_str(), s.value("offline", false) ? "  [server down]" : "");
+        out().say(head);
+        out().say("        " + command_line(st, s));
+        if (s.contains("touches"))
+            out().say("        " + s.value("touches", ""));
+    }
+}
+
+// ---- running --------------------------------------------------------------------------------
+bool backup_recorded(const nlohmann::json &state, std::string *why)
+{
+    const auto &b = state["backup"];
+    if (!b.is_object() || b.value("path", "").empty()) {
+        *why = "no verified backup is recorded yet (step backup)";
+        return false;
+    }
+    std::string p = b.value("path", "");
+    if (!path_exists(p)) {
+        *why = "the backup " + p + " recorded by step backup is gone";
+        return false;
+    }
+    return true;
+}
+
+Executor make_executor(nlohmann::json &state, const std::string &state_path, const std::string &preview)
+{
+    Executor x;
+    x.state_path = state_path;
+    x.server_dir = state["server"].value("dir", "");
+    x.preview_dir = preview;
+    x.log_file = state.value("log_file", "");
+    x.command = [&state](nlohmann::json &step) {
+        auto args = step["command"].get<std::vector<std::string>>();
+        // A backup made by an earlier attempt (which then failed to record, or was followed by a
+        // failure) is verified and kept rather than made again.
+        if (step.value("id", "") == "backup" && state["backup"].is_object()) {
+            std::string p = state["backup"].value("path", "");
+            if (!p.empty() && path_exists(p))
+                return std::vector<std::string>{"backup", "verify", p};
+        }
+        return args;
+    };
+    x.internal = [&state](nlohmann::json &step) { return tree_listing(state); };
+    x.refuse = [&state](nlohmann::json &step) {
+        std::string why;
+        if (step.value("needs_backup", false) && !backup_recorded(state, &why))
+            return "nothing that changes the server or the database runs before a verified backup: " + why;
+        return std::string();
+    };
+    x.on_start = [&state](nlohmann::json &step) {
+        if (step.value("id", "") == "server-stop" && state["downtime"]["stopped_at"].is_null())
+            state["downtime"]["stopped_at"] = step["started"];
+    };
+    x.on_done = [&state](nlohmann::json &step, const ChildOutcome &o) {
+        std::string id = step.value("id", "");
+        const auto &r = step["result"];
+        if (id == "backup" && r.is_object()) {
+            if (!r.value("path", "").empty() && r.contains("sha256")) {
+                state["backup"] = {{"path", r.value("path", "")},
+                                   {"sha256", r.value("sha256", "")},
+                                   {"size_bytes", r.value("size_bytes", 0ULL)},
+                                   {"dbpatch_version", r.value("dbpatch_version", "")},
+                                   {"format", r.value("format", "")},
+                                   {"created_utc", r.value("created_utc", "")},
+                                   {"verified", true}};
+            } else if (state["backup"].is_object()) {
+                state["backup"]["verified_again"] = step["ended"];  // backup verify of the earlier one
+            }
+            out().say("      backup " + state["backup"].value("path", "") + " sha256 " +
+                      state["backup"].value("sha256", ""));
+        }
+        if (id == "binaries-install")
+            state["server"]["new_tree"] = real_path(state["server"].value("dir", ""));
+        if (id == "environment") {
+            // The new tree lives at a new path: anything still naming the old one is stale.
+            std::string old_tree = state["server"].value("old_tree", "");
+            for (const char *v : {"PATH", "PYTHONPATH", "OMERODIR"}) {
+                const char *e = std::getenv(v);
+                if (e && !old_tree.empty() && std::string(e).find(old_tree) != std::string::npos) {
+                    std::string w = std::string(v) + " still points into the old tree " + old_tree +
+                                    ": point it at " + state["server"].value("dir", "");
+                    step["warnings"].push_back(w);
+                    out().warn(w);
+                }
+            }
+            if (r.is_object() && r.contains("output")) {
+                std::istringstream in(r.value("output", ""));
+                std::string l;
+                while (std::getline(in, l))
+                    if (!l.empty())
+                        out().say("      " + l);
+            }
+        }
+        if (id == "server-start") {
+            state["downtime"]["started_at"] = step["ended"];
+            state["downtime"]["seconds"] =
+                seconds_between(state["downtime"].value("stopped_at", ""), step.value("ended", ""));
+        }
+    };
+    return x;
+}
+
+void collect_warnings(const nlohmann::json &state, std::vector<std::string> &w)
+{
+    for (const auto &s : state["steps"])
+        for (const auto &x : s.value("warnings", nlohmann::json::array()))
+            w.push_back(s.value("id", "") + ": " + x.get<std::string>());
+}
+
+} // namespace
+
+std::string rollback_commands(const nlohmann::json &st, bool by_hand)
+{
+    std::string sd = shell_quote(st["server"].value("dir", ""));
+    std::string sf = shell_quote(st.value("state_file", ""));
+    std::string bk = st["backup"].is_object() ? shell_quote(st["backup"].value("path", "")) : "<backup>";
+    std::string into = shell_quote(st["rollback"].value("into", ""));
+    std::string c = "omero-upgrade --server-dir " + sd + " rollback --state " + sf + "\n";
+    if (!by_hand)
+        return c;
+    c += "  # which does, step by step:\n";
+    c += "  omero-upgrade --server-dir " + sd + " server stop\n";
+    c += "  omero-upgrade --server-dir " + sd + " binaries rollback      # OMERO.server → " +
+         st["server"].value("old_tree", "") + "\n";
+    c += "  omero-upgrade --server-dir " + sd + " restore " + bk + " --into " + into + " --switch\n";
+    c += "  omero-upgrade --server-dir " + sd + " server start\n";
+    c += "  # or with PostgreSQL's and OMERO's own tools:\n";
+    c += "  createdb -E UTF8 -O " + shell_quote(st["database"].value("omero_db_user", "omero")) + " " + into +
+         " && pg_restore -d " + into + " " + bk + "\n";
+    c += "  ln -sfn " + shell_quote(st["server"].value("old_tree", "")) + " " + sd + " && " + sd +
+         "/bin/omero config set omero.db.name " + into + "\n";
+    return c;
+}
+
+int print_report(const nlohmann::json &st)
+{
+    std::string status = st.value("status", "");
+    out().say("");
+    out().say("Report of run " + st.value("run_id", "") + ": " + status);
+    const auto &db = st["database"];
+    out().say("  database " + db.value("name", "") + ": " + db.value("version_before", "") + " → " +
+              db.value("version_after", db.value("target", "")) + (status == "completed" ? "" : " (target)"));
+    out().say("  server   " + st["server"].value("dir", "") + " → " +
+              (st["server"]["new_tree"].is_string() ? st["server"].value("new_tree", "") : "(not switched yet)") +
+              "; old tree kept: " + st["server"].value("old_tree", ""));
+    double total = 0;
+    for (const auto &s : st["steps"]) {
+        char line[256];
+        double secs = s["seconds"].is_number() ? s["seconds"].get<double>() : 0;
+        total += secs;
+        std::snprintf(line, sizeof line, "  %-18s %-11s %8s%s", s.value("id", "").c_str(),
+                      s.value("status", "").c_str(), s["seconds"].is_number() ? hms(secs).c_str() : "-",
+                      s.value("attempts", 0) > 1 ? ("  (" + std::to_string(s.value("attempts", 0)) + " attempts)").c_str()
+                                                 : "");
+        out().say(line);
+        for (const auto &e : s.value("errors", nlohmann::json::array()))
+            out().say("      error: " + e.get<std::string>());
+    }
+    out().say("  steps took " + hms(total) + " in all");
+    if (st["backup"].is_object())
+        out().say("  backup   " + st["backup"].value("path", "") + "\n           sha256 " +
+                  st["backup"].value("sha256", "") + ", " + human_bytes(st["backup"].value("size_bytes", 0ULL)) +
+                  ", dbpatch " + st["backup"].value("dbpatch_version", ""));
+    const auto &dt = st["downtime"];
+    if (dt["seconds"].is_number())
+        out().say("  downtime " + hms(dt["seconds"].get<double>()) + " (server stopped " + dt.value("stopped_at", "") +
+                  ", started " + dt.value("started_at", "") + ")");
+    else if (dt["stopped_at"].is_string())
+        out().say("  downtime the server has been down since " + dt.value("stopped_at", ""));
+    std::vector<std::string> w;
+    collect_warnings(st, w);
+    if (!w.empty()) {
+        out().say("  warnings:");
+        for (const auto &x : w)
+            out().say("    " + x);
+    }
+    out().say("  log      " + st.value("log_file", ""));
+    out().say("  state    " + st.value("state_file", ""));
+    if (st["backup"].is_object()) {
+        out().say("To roll back:");
+        std::istringstream in(rollback_commands(st, true));
+        std::string l;
+        while (std::getline(in, l))
+            out().say("  " + l);
+    }
+    if (status != "completed" && status != "rolled back")
+        out().say("To continue: omero-upgrade --server-dir " + shell_quote(st["server"].value("dir", "")) +
+                  " run --resume --state " + shell_quote(st.value("state_file", "")));
+    nlohmann::json r = st;
+    r["rollback_commands"] = rollback_commands(st, true);
+    r["warnings_all"] = w;
+    out().result() = r;
+    return status == "completed" ? EXIT_OK : EXIT_PROBLEM;
+}
+
+namespace {
+
+int dry_run(const std::string &sdir, const std::string &state_path)
+{
+    nlohmann::json st;
+    std::vector<std::string> problems;
+    if (state_exists(state_path)) {
+        st = load_state(state_path);
+        if (st.value("status", "") != "completed" && !a.resume)
+            problems.push_back("an unfinished run is recorded in " + state_path + ": use --resume");
+    }
+    if (!a.resume || st.is_null()) {
+        Prepared p = prepare(sdir, state_path);
+        st = p.state;
+        problems.insert(problems.end(), p.problems.begin(), p.problems.end());
+    }
+    for (auto &s : st["steps"]) {
+        for (const auto &d : build_steps(RunOptions::from_json(st["options"]), st["database"].value("target", "")))
+            if (d.id == s.value("id", ""))
+                s["touches"] = d.touches;
+    }
+    print_plan(st);
+    try {
+        Lock l(state_path, false);
+    } catch (const CommandError &e) {
+        problems.push_back(e.what());
+    }
+    for (const auto &m : missing_subcommands(st["steps"]))
+        problems.push_back(m);
+    // The read-only steps run for real: their verdict is the plan's.
+    Preview pv(st);
+    out().say("Read-only checks:");
+    for (const char *id : {"check", "precheck"}) {
+        nlohmann::json *s = find_step(st, id);
+        if (!s || s->value("status", "") == "done")
+            continue;
+        auto args = (*s)["command"].get<std::vector<std::string>>();
+        // The backup directory is created by the run: until then, check the space of its parent.
+        for (size_t i = 0; i + 1 < args.size(); i++)
+            if (args[i] == "--backup-dir" && !path_exists(args[i + 1]))
+                args[i + 1] = dir_name(args[i + 1]);
+        ChildOutcome o = run_child(id, child_globals(std::string(id) == "precheck" ? pv.dir : sdir, ""), args);
+        out().say(std::string("  ") + id + ": " + (o.exit_code == 0 ? "ok" : "NOT OK: " + o.error));
+        for (const auto &w : o.warnings)
+            out().say("    warning: " + w);
+        if (o.exit_code != 0)
+            problems.push_back(std::string(id) + ": " + o.error);
+    }
+    nlohmann::json r = st;
+    r["dry_run"] = true;
+    r["problems"] = problems;
+    r["can_run"] = problems.empty();
+    out().result() = r;
+    if (!problems.empty()) {
+        out().say("The plan cannot run:");
+        for (const auto &p : problems)
+            out().error(p);
+        return EXIT_PROBLEM;
+    }
+    out().say("The plan can run (--dry-run: nothing was changed).");
+    return EXIT_OK;
+}
+
+int run_run()
+{
+    std::string sdir = given_server_dir();
+    std::string state_path = a.state_file.empty() ? default_state_path(sdir) : lexical_absolute(a.state_file);
+    if (a.report) {
+        if (!state_exists(state_path))
+            throw CommandError("no run recorded: no state file " + state_path);
+        return print_report(load_state(state_path));
+    }
+    if (a.dry_run)
+        return dry_run(sdir, state_path);
+
+    Lock lock(state_path);
+    nlohmann::json st;
+    if (state_exists(state_path)) {
+        st = load_state(state_path);
+        std::string status = st.value("status", "");
+        bool finished = status == "completed" || status == "rolled back";
+        if (!a.resume) {
+            if (!finished)
+                throw CommandError("an unfinished run (" + st.value("run_id", "") + ", " + status + " at step " +
+                                       st.value("failed_step", "?") + ") is recorded in " + state_path,
+                                   "continue it with: omero-upgrade run --resume (or roll it back: omero-upgrade "
+                                   "rollback)");
+            // A new upgrade after a finished one: keep the old record beside it.
+            rename_noreplace(state_path, state_path + "." + st.value("run_id", "old"));
+            st = nullptr;
+        } else {
+            if (finished) {
+                out().say("run " + st.value("run_id", "") + " is already " + status + "; nothing to do");
+                return print_report(st);
+            }
+            if (!a.o.new_server.empty() && lexical_absolute(a.o.new_server) != st["options"].value("new_server", ""))
+                throw CommandError("--resume continues the recorded run, whose new server is " +
+                                   st["options"].value("new_server", "") + ", not " + a.o.new_server);
+            out().say("resuming run " + st.value("run_id", "") + " (" + st.value("status", "") + " at step " +
+                      st.value("failed_step", "?") + ")");
+        }
+    } else if (a.resume) {
+        throw CommandError("no run to resume: no state file " + state_path, "start one with omero-upgrade run --new-server NEW");
+    }
+    if (st.is_null()) {
+        Prepared p = prepare(sdir, state_path);
+        if (!p.problems.empty()) {
+            for (const auto &x : p.problems)
+                out().error(x);
+            out().say("nothing was changed; see omero-upgrade run --dry-run");
+            out().result() = {{"problems", p.problems}};
+            return EXIT_PROBLEM;
+        }
+        st = p.state;
+    }
+    out().set_log_file(st.value("log_file", ""));
+    out().log("omero-upgrade run " + st.value("run_id", "") + (a.resume ? " resumed" : " started"));
+    // Every subcommand the remaining steps need must exist before anything is done.
+    std::vector<std::string> missing = missing_subcommands(st["steps"]);
+    if (!missing.empty()) {
+        for (const auto &m : missing)
+            out().error(m);
+        throw CommandError("this build of omero-upgrade cannot run the whole plan; nothing was changed");
+    }
+    save_state(state_path, st);
+
+    std::unique_ptr<Preview> pv;
+    if (nlohmann::json *pre = find_step(st, "precheck"); pre && pre->value("status", "") != "done")
+        pv = std::make_unique<Preview>(st);
+    Executor x = make_executor(st, state_path, pv ? pv->dir : "");
+    int rc = execute(st, st, st["steps"], x);
+    pv.reset();
+    if (rc == EXIT_OK) {
+        st["status"] = "completed";
+        st["finished"] = iso_now();
+        st.erase("failed_step");
+        // The version reached, as the upgrade left it.
+        try {
+            Settings s = load_settings(false);
+            auto db = connect_db(s);
+            st["database"]["version_after"] = read_omero_state(*db).version;
+        } catch (const std::exception &e) {
+            out().warn(std::string("could not read the database version after the run: ") + e.what());
+        }
+        save_state(state_path, st);
+    }
+    int rep = print_report(st);
+    return rc != EXIT_OK ? rc : rep;
+}
+
+Register reg({"run", "the whole upgrade, step by step, resumable (--dry-run shows the plan)", [](CLI::App &sub) {
+                  sub.add_option("--new-server", a.o.new_server, "the new OMERO.server: its zip, or its unpacked directory");
+                  sub.add_flag("--dry-run", a.dry_run, "print the exact plan and run only the read-only checks; change nothing");
+                  sub.add_flag("--resume", a.resume, "continue the recorded run from its first unfinished step");
+                  sub.add_flag("--report", a.report, "print the report of the recorded run");
+                  sub.add_option("--state", a.state_file,
+                                 "the state file (default: .omero-upgrade-run.json beside the server directory)");
+                  sub.add_option("--backup-dir", a.o.backup_dir,
+                                 "where the backup goes (default: omero-upgrade-backups beside the server directory)");
+                  sub.add_option("--target", a.o.target, "database version to reach (default: the newest the new server has)");
+                  sub.add_option("-j,--jobs", a.o.jobs, "backup with N parallel pg_dump jobs")->check(CLI::Range(1, 64));
+                  sub.add_flag("--orphans", a.o.orphans, "also delete orphaned annotations (archived, restorable)");
+                  sub.add_option("--colors", a.o.colors,
+                                 "also convert shape colours ARGB → RGBA: all, ROI ids (1,2,3) or @FILE of ROI ids");
+                  sub.add_option("--move-annotations-to-wells", a.o.wells,
+                                 "also move annotations from Images to Wells: all, screen:IDS, plate:IDS or well:IDS");
+                  sub.add_flag("--vacuum-full", a.o.vacuum_full, "also VACUUM FULL ANALYZE the upgraded database");
+                  sub.add_flag("--carry-scripts", a.o.carry_scripts,
+                               "carry scripts added to the old server's lib/scripts over to the new one");
+                  sub.add_option("--stop-timeout", a.o.stop_timeout,
+                                 "seconds server stop may wait for the server to be down (default: its own)")
+                      ->check(CLI::Range(1, 86400));
+                  sub.add_option("--rollback-into", a.into,
+                                 "the database a later rollback restores into (default: <db>_before_<date>)");
+                  return [] { return run_run(); };
+              }});
+
+} // namespace
+
+} // namespace ou::run

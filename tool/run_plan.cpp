@@ -1,0 +1,299 @@
+// See run_plan.hpp.
+#include "run_plan.hpp"
+
+#include "common.hpp"
+#include "fsutil.hpp"
+#include "settings.hpp"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <regex>
+#include <set>
+
+namespace ou::run {
+
+nlohmann::json RunOptions::to_json() const
+{
+    return {{"new_server", new_server}, {"backup_dir", backup_dir},   {"target", target},
+            {"jobs", jobs},             {"orphans", orphans},         {"colors", colors},
+            {"wells", wells},           {"vacuum_full", vacuum_full}, {"carry_scripts", carry_scripts},
+            {"stop_timeout", stop_timeout}};
+}
+
+RunOptions RunOptions::from_json(const nlohmann::json &j)
+{
+    RunOptions o;
+    o.new_server = j.value("new_server", "");
+    o.backup_dir = j.value("backup_dir", "");
+    o.target = j.value("target", "");
+    o.jobs = j.value("jobs", 0);
+    o.orphans = j.value("orphans", false);
+    o.colors = j.value("colors", "");
+    o.wells = j.value("wells", "");
+    o.vacuum_full = j.value("vacuum_full", false);
+    o.carry_scripts = j.value("carry_scripts", false);
+    o.stop_timeout = j.value("stop_timeout", 0);
+    return o;
+}
+
+namespace {
+
+const std::regex script_re(R"(^sql/psql/(OMERO[0-9]+\.[0-9]+__[0-9]+)/(OMERO[0-9]+\.[0-9]+__[0-9]+)(-precheck)?\.sql$)");
+const std::regex folder_re(R"(^sql/psql/(OMERO[0-9]+\.[0-9]+__[0-9]+)/?$)");
+
+void note_path(NewServer &ns, const std::string &rel)
+{
+    std::smatch m;
+    if (std::regex_match(rel, m, script_re)) {
+        if (m[3].matched)
+            ns.prechecks.push_back(m[1].str() + "/" + m[2].str());
+        else
+            ns.hops.emplace_back(m[2].str(), m[1].str());
+        if (ns.newest.empty() || compare_versions(m[1].str(), ns.newest) > 0)
+            ns.newest = m[1].str();
+    }
+}
+
+struct ArchiveReader {
+    archive *a = archive_read_new();
+    explicit ArchiveReader(const std::string &path)
+    {
+        archive_read_support_format_all(a);
+        archive_read_support_filter_all(a);
+        if (archive_read_open_filename(a, path.c_str(), 1 << 16) != ARCHIVE_OK)
+            throw CommandError(path + " is neither a server directory nor a readable archive: " +
+                               archive_error_string(a));
+    }
+    ~ArchiveReader() { archive_read_free(a); }
+};
+
+// "OMERO.server-5.6.3/sql/psql/x" → "sql/psql/x" (and the top directory).
+std::string strip_top(const std::string &name, std::string &top)
+{
+    std::string n = name;
+    while (n.rfind("./", 0) == 0)
+        n.erase(0, 2);
+    size_t slash = n.find('/');
+    top = n.substr(0, slash);
+    return slash == std::string::npos ? "" : n.substr(slash + 1);
+}
+
+void walk(const std::string &root, const std::string &rel, const std::function<void(const std::string &)> &f)
+{
+    DIR *d = opendir((root + (rel.empty() ? "" : "/" + rel)).c_str());
+    if (!d)
+        return;
+    std::vector<std::string> names;
+    while (dirent *e = readdir(d)) {
+        std::string n = e->d_name;
+        if (n != "." && n != "..")
+            names.push_back(n);
+    }
+    closedir(d);
+    for (const auto &n : names) {
+        std::string r = rel.empty() ? n : rel + "/" + n;
+        f(r);
+        if (is_directory(root + "/" + r))
+            walk(root, r, f);
+    }
+}
+
+} // namespace
+
+NewServer inspect_new_server(const std::string &path)
+{
+    NewServer ns;
+    ns.path = path;
+    if (!path_exists(path))
+        throw CommandError("the new server " + path + " does not exist",
+                           "give --new-server the OMERO.server zip or its unpacked directory");
+    if (is_directory(path)) {
+        if (!is_directory(path + "/sql/psql"))
+            throw CommandError(path + " is not an OMERO.server directory: it has no sql/psql");
+        walk(path + "/sql/psql", "", [&](const std::string &r) { note_path(ns, "sql/psql/" + r); });
+        ns.bytes = path_size(path);
+    } else {
+        ns.is_archive = true;
+        ns.archive_bytes = path_size(path);
+        ArchiveReader r(path);
+        archive_entry *e;
+        int rc;
+        while ((rc = archive_read_next_header(r.a, &e)) == ARCHIVE_OK) {
+            std::string top, rel = strip_top(archive_entry_pathname(e), top);
+            if (ns.top_dir.empty())
+                ns.top_dir = top;
+            if (archive_entry_filetype(e) == AE_IFREG)
+                ns.bytes += archive_entry_size(e);
+            note_path(ns, rel);
+        }
+        if (rc != ARCHIVE_EOF)
+            throw CommandError("cannot read the archive " + path + ": " + archive_error_string(r.a));
+        if (ns.top_dir.empty())
+            throw CommandError(path + " is an empty archive");
+    }
+    std::sort(ns.hops.begin(), ns.hops.end());
+    std::sort(ns.prechecks.begin(), ns.prechecks.end());
+    if (ns.hops.empty())
+        throw CommandError(path + " holds no upgrade scripts (sql/psql/<to>/<from>.sql)",
+                           "is it an OMERO.server distribution?");
+    return ns;
+}
+
+void extract_prechecks(const NewServer &ns, const std::string &to, const std::string &dir)
+{
+    std::string want = "sql/psql/" + to + "/";
+    auto dest_of = [&](const std::string &rel) {
+        std::smatch m;
+        if (rel.rfind(want, 0) != 0 || !std::regex_match(rel, m, script_re) || !m[3].matched)
+            return std::string();
+        ensure_dir(dir + "/sql");
+        ensure_dir(dir + "/sql/psql");
+        ensure_dir(dir + "/" + want);
+        return dir + "/" + rel;
+    };
+    if (!ns.is_archive) {
+        walk(ns.path + "/" + want, "", [&](const std::string &r) {
+            std::string dest = dest_of(want + r), text;
+            if (!dest.empty() && read_file(ns.path + "/" + want + r, text))
+                write_file_atomic(dest, text);
+        });
+        return;
+    }
+    ArchiveReader r(ns.path);
+    archive_entry *e;
+    while (archive_read_next_header(r.a, &e) == ARCHIVE_OK) {
+        std::string top, dest = dest_of(strip_top(archive_entry_pathname(e), top));
+        if (dest.empty() || archive_entry_filetype(e) != AE_IFREG)
+            continue;
+        std::string text;
+        char buf[65536];
+        la_ssize_t n;
+        while ((n = archive_read_data(r.a, buf, sizeof buf)) > 0)
+            text.append(buf, n);
+        if (n < 0)
+            throw CommandError("cannot read " + dest + " from " + ns.path + ": " + archive_error_string(r.a));
+        write_file_atomic(dest, text);
+    }
+}
+
+std::vector<std::pair<std::string, std::string>> hop_path(const NewServer &ns, const std::string &from,
+                                                           const std::string &to)
+{
+    using Path = std::vector<std::pair<std::string, std::string>>;
+    if (from == to)
+        return {};
+    // Breadth-first over versions; at equal length the path through newer versions wins.
+    std::map<std::string, Path> best = {{from, {}}};
+    std::vector<std::string> frontier = {from};
+    while (!frontier.empty() && !best.count(to)) {
+        std::map<std::string, Path> next;
+        for (const auto &v : frontier)
+            for (const auto &h : ns.hops) {
+                if (h.first != v || best.count(h.second))
+                    continue;
+                Path p = best[v];
+                p.push_back(h);
+                auto it = next.find(h.second);
+                auto newer = [](const Path &a, const Path &b) {
+                    for (size_t i = 0; i < a.size() && i < b.size(); i++)
+                        if (int c = compare_versions(a[i].second, b[i].second))
+                            return c > 0;
+                    return false;
+                };
+                if (it == next.end() || newer(p, it->second))
+                    next[h.second] = p;
+            }
+        frontier.clear();
+        for (auto &[v, p] : next) {
+            best[v] = p;
+            frontier.push_back(v);
+        }
+    }
+    if (!best.count(to)) {
+        std::string have;
+        for (const auto &h : ns.hops)
+            have += (have.empty() ? "" : ", ") + h.first + "→" + h.second;
+        throw CommandError("the new server has no chain of upgrade scripts from " + from + " to " + to,
+                           "its sql/psql holds: " + have);
+    }
+    return best[to];
+}
+
+std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target)
+{
+    std::vector<StepDef> s;
+    auto add = [&](StepDef d) { s.push_back(std::move(d)); };
+    add({"check", "check the prerequisites", {"check", "--target", target, "--backup-dir", o.backup_dir},
+         "reads the settings, the database, free space; changes nothing"});
+    add({"precheck", "precheck the database for every hop (includes the SV5 scan)", {"precheck", "--target", target},
+         "reads the database (the extension, else the new server's -precheck.sql scripts); changes nothing",
+         false, false, StepDir::Preview});
+    add({"tree-listing", "record a listing of the current server tree", {"(internal)"},
+         "writes a listing (type, size, path, link target) of the server tree beside the state file",
+         false, false, StepDir::Server, true});
+    std::vector<std::string> backup = {"backup", "--backup-dir", o.backup_dir};
+    if (o.jobs > 0)
+        backup.insert(backup.end(), {"--jobs", std::to_string(o.jobs)});
+    add({"backup", "verified backup of the database", backup,
+         "writes a pg_dump, its .sha256 and the manifest into " + o.backup_dir});
+    std::vector<std::string> stop = {"server", "stop"};
+    if (o.stop_timeout > 0)
+        stop.insert(stop.end(), {"--timeout", std::to_string(o.stop_timeout)});
+    add({"server-stop", "stop the server (confirmed: no OMERO session left)", stop,
+         "runs bin/omero web stop, admin stop; the server is down from here", true, true});
+    std::vector<std::string> install = {"binaries", "install", o.new_server};
+    if (o.carry_scripts)
+        install.push_back("--carry-scripts");
+    add({"binaries-install", "install the new server and repoint the OMERO.server symlink", install,
+         "unpacks beside the current tree, copies etc/grid/config.xml, swaps the symlink; the old tree is kept",
+         true, true});
+    add({"db-upgrade", "upgrade the database, hop by hop", {"db", "upgrade", "--target", target},
+         "runs the new server's sql/psql scripts (listed above) as the OMERO database user", true, true});
+    if (o.orphans)
+        add({"orphans", "delete orphaned annotations (archived, restorable)", {"db", "orphans", "delete"},
+             "deletes the orphaned annotations the official script would, keeping them in the extension's archive",
+             true, true});
+    if (!o.colors.empty()) {
+        std::vector<std::string> c = {"colors", "convert"};  // no selection: every shape
+        if (o.colors != "all" && o.colors[0] == '@')
+            c.insert(c.end(), {"--roi-file", o.colors.substr(1)});
+        else if (o.colors != "all")
+            c.insert(c.end(), {"--roi", o.colors});
+        add({"colors", "convert shape colours ARGB → RGBA", c,
+             "rewrites shape.fillcolor/strokecolor of the chosen ROIs, journaled (colors revert undoes it)", true, true});
+    }
+    if (!o.wells.empty()) {
+        std::vector<std::string> w = {"annotations", "move-to-wells"};
+        if (o.wells == "all") {
+            w.push_back("--all");
+        } else {
+            size_t colon = o.wells.find(':');
+            w.insert(w.end(), {"--" + o.wells.substr(0, colon) + "s", o.wells.substr(colon + 1)});
+        }
+        add({"wells", "move annotations from Images to Wells", w,
+             "links annotations of the wells' images to the wells", true, true});
+    }
+    if (o.vacuum_full)
+        add({"vacuum-full", "VACUUM FULL ANALYZE, largest table first", {"db", "vacuum", "--full"},
+             "rewrites every table (needs free space about the size of the largest)", true, true});
+    add({"cache-clear", "clear the Bio-Formats memo cache", {"cache", "clear"},
+         "deletes everything below <omero.data.dir>/BioFormatsCache", true, true});
+    add({"upgrade-check-off", "turn the upgrade check off", {"config", "upgrade-check", "off"},
+         "bin/omero config set omero.upgrades.url ''", true, true});
+    add({"environment", "report the JVM memory settings", {"server", "jvmcfg"},
+         "runs bin/omero admin jvmcfg; checks PATH, PYTHONPATH and OMERODIR", true, true});
+    add({"server-start", "start the new server", {"server", "start"}, "runs bin/omero admin start; the server is up",
+         true, true});
+    add({"diagnostics", "server diagnostics", {"server", "diagnostics"}, "runs bin/omero admin diagnostics", false,
+         true});
+    return s;
+}
+
+} // namespace ou::run

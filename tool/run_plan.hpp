@@ -1,0 +1,68 @@
+// The plan of `omero-upgrade run`: its options, what the new server distribution holds (a zip or
+// a directory), the upgrade hops from its sql/psql, and the ordered list of steps, each the
+// command line of one of this tool's own subcommands.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace ou::run {
+
+struct RunOptions {
+    std::string new_server;      // NEW.zip or NEW_DIR (absolute)
+    std::string backup_dir;      // absolute
+    std::string target;          // database version to reach ("" = newest of the new server)
+    int jobs = 0;                // backup -j
+    bool orphans = false;        // delete orphaned annotations (archived, restorable)
+    std::string colors;          // "" | "all" | "1,2,3" | "@FILE"
+    std::string wells;           // "" | "all" | "screen:IDS" | "plate:IDS" | "well:IDS"
+    bool vacuum_full = false;
+    bool carry_scripts = false;  // binaries install --carry-scripts
+    int stop_timeout = 0;        // server stop --timeout (0: its default)
+
+    nlohmann::json to_json() const;
+    static RunOptions from_json(const nlohmann::json &j);
+};
+
+// What a server distribution (zip or directory) holds, read without extracting it.
+struct NewServer {
+    std::string path;
+    bool is_archive = false;
+    std::string top_dir;                        // archive: its single top directory
+    unsigned long long bytes = 0;               // archive: uncompressed size; dir: size on disk
+    unsigned long long archive_bytes = 0;       // archive: its file size
+    std::vector<std::pair<std::string, std::string>> hops;  // (from, to) of sql/psql/<to>/<from>.sql
+    std::vector<std::string> prechecks;        // "<to>/<from>" with a -precheck.sql
+    std::string newest;                         // newest version folder of sql/psql
+};
+// Throws CommandError when it is neither a readable archive nor a server directory.
+NewServer inspect_new_server(const std::string &path);
+
+// Copies sql/psql/<to>/*-precheck.sql of the new server into dir (for `precheck` before the
+// new server is installed).
+void extract_prechecks(const NewServer &ns, const std::string &to, const std::string &dir);
+
+// Shortest chain of hops from → to among the scripts present (ties: through the newest
+// versions); empty when from == to; throws CommandError when there is none.
+std::vector<std::pair<std::string, std::string>> hop_path(const NewServer &ns, const std::string &from,
+                                                           const std::string &to);
+
+// Which way a step uses the server directory.
+enum class StepDir { Server, Preview };
+
+struct StepDef {
+    std::string id, title;
+    std::vector<std::string> command;  // the subcommand and its arguments (after the globals)
+    std::string touches;               // what it reads/changes, for the plan
+    bool offline = false;              // runs with the server stopped
+    bool needs_backup = false;         // refused until a verified backup is recorded
+    StepDir dir = StepDir::Server;
+    bool internal = false;             // done by run itself, not a child
+};
+
+// The ordered steps (README, "omero-upgrade run").
+std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target);
+
+} // namespace ou::run
