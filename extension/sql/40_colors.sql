@@ -59,7 +59,6 @@ CREATE INDEX color_journal_range ON omero_upgrade.color_journal (lo_id, hi_id);
 
 SELECT omero_upgrade._grant_state('omero_upgrade.color_runs');
 SELECT omero_upgrade._grant_state('omero_upgrade.color_journal');
-GRANT USAGE ON SEQUENCE omero_upgrade.color_runs_run_id_seq, omero_upgrade.color_journal_chunk_id_seq TO @extowner@;
 SELECT pg_catalog.pg_extension_config_dump('omero_upgrade.color_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('omero_upgrade.color_journal', '');
 SELECT pg_catalog.pg_extension_config_dump('omero_upgrade.color_runs_run_id_seq', '');

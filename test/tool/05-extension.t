@@ -62,5 +62,17 @@ psql -X -q -v ON_ERROR_STOP=1 -U omero_owner -d ext_omero -f "$t/server/sql/psql
 ok $((! $?)) "running the upgrade script twice fails (wrong version) …"
 is "$(as_owner -c "SELECT count(*) FROM dbpatch")" "6" "… and adds no dbpatch row"
 
-q postgres -c "DROP DATABASE ext_omero" -c "DROP ROLE omero_owner"
+# Installed by a superuser: the OMERO user (owner of dbpatch) can still use the state and dump it.
+fixture_db ext_omero2 --version OMERO5.3__1 --owner omero_owner
+q ext_omero2 -c "CREATE EXTENSION omero_upgrade"
+as_owner2() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -A -t -v ON_ERROR_STOP=1 -U omero_owner -d ext_omero2 "$@"; }
+out=$(as_owner2 -c "SELECT converted FROM omero_colors_convert_tx('argb_to_rgba', roi_ids => '{1}')" 2>&1)
+like "$out" "^[1-9][0-9]*$" "the OMERO user converts colours with the extension a superuser installed"
+out=$(as_owner2 -c "SELECT deleted > 0 FROM omero_orphans_delete(dry_run => false)" 2>&1)
+is "$out" "t" "… and deletes orphans into the archive"
+pg_dump -U omero_owner -Fc -f "$t/owner.dump" ext_omero2 2>"$t/owner.err"
+ok $? "… and can pg_dump the database, extension state included: $(head -c 300 "$t/owner.err")"
+is "$(pg_restore -l "$t/owner.dump" | grep -c 'TABLE DATA omero_upgrade')" "4" "the dump holds the state tables' rows"
+
+q postgres -c "DROP DATABASE ext_omero" -c "DROP DATABASE ext_omero2" -c "DROP ROLE omero_owner"
 done_testing
