@@ -42,9 +42,6 @@ if has colors convert; then opts+=(--colors all); else echo "(this build has no 
 cd "$demo"
 
 step "The plan: omero-upgrade run --dry-run (changes nothing; exit 0 = it can run)"
-# As the PostgreSQL superuser: pg_dump must read the extension's state too (upgrade scripts
-# still run as the OMERO database user of config.xml).
-opts+=(--db-user postgres)
 show "$TOOL" --server-dir OMERO.server run --new-server OMERO.server-5.6.3.zip "${opts[@]}" --dry-run
 
 step "The upgrade: omero-upgrade run"
