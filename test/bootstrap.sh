@@ -9,7 +9,7 @@ packages=(
   g++ make pkg-config perl bc                     # compiler, make, prove (TAP runner)
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" postgresql-client-"$PG_MAJOR"
   libpq-dev libcli11-dev libpugixml-dev libarchive-dev libssl-dev nlohmann-json3-dev
-  zip unzip util-linux procps iproute2            # sample archives; runuser; ps/pkill; ss
+  zip unzip util-linux procps iproute2 jq mount  # sample archives; runuser, flock; ps/pkill; ss; JSON in tests
 )
 
 missing=()

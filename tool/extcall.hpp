@@ -1,6 +1,6 @@
 // Calling the omero_upgrade extension from the tool (db orphans, colors): where it is installed,
 // its NOTICEs shown as progress lines, WARNINGs as warnings, and id lists read from the command
-// line or a file. Shared by orphans_cmd.cpp and colors_cmd.cpp.
+// line or a file. Shared by orphans_cmd.cpp, colors_cmd.cpp and annotations_cmd.cpp.
 #pragma once
 
 #include "db.hpp"
@@ -26,22 +26,25 @@ inline std::string require_extension(Db &db)
 }
 
 // Progress NOTICEs become progress lines; other NOTICEs are said; WARNINGs are warnings.
+inline void show_extension_notice(const Notice &n)
+{
+    if (auto p = parse_progress(n)) {
+        char pct[16] = "";
+        if (p->total > 0)
+            std::snprintf(pct, sizeof pct, " (%d%%)", (int)(100.0 * p->done / p->total));
+        std::string eta = p->eta_s >= 0 ? ", ETA " + std::to_string((long)p->eta_s) + " s" : "";
+        out().progress(p->task + ": " + std::to_string(p->done) + "/" + std::to_string(p->total) + " " + p->unit + pct +
+                       eta);
+    } else if (n.severity == "WARNING") {
+        out().warn(n.message + (n.detail.empty() ? "" : " (" + n.detail + ")"));
+    } else {
+        out().say(n.message);
+    }
+}
+
 inline void show_extension_notices(Db &db)
 {
-    db.on_notice([](const Notice &n) {
-        if (auto p = parse_progress(n)) {
-            char pct[16] = "";
-            if (p->total > 0)
-                std::snprintf(pct, sizeof pct, " (%d%%)", (int)(100.0 * p->done / p->total));
-            std::string eta = p->eta_s >= 0 ? ", ETA " + std::to_string((long)p->eta_s) + " s" : "";
-            out().progress(p->task + ": " + std::to_string(p->done) + "/" + std::to_string(p->total) + " " + p->unit + pct +
-                           eta);
-        } else if (n.severity == "WARNING") {
-            out().warn(n.message + (n.detail.empty() ? "" : " (" + n.detail + ")"));
-        } else {
-            out().say(n.message);
-        }
-    });
+    db.on_notice(show_extension_notice);
 }
 
 // Ids given inline ("1,2 3") and/or in files (whitespace- or comma-separated, '#' comments),

@@ -18,6 +18,7 @@
 #include <climits>
 #include <cstring>
 #include <cstdlib>
+#include <regex>
 #include <sstream>
 
 #ifndef OMERO_UPGRADE_VERSION
@@ -709,7 +710,11 @@ Register reg({"run", "the whole upgrade, step by step, resumable (--dry-run show
                   sub.add_option("--colors", a.o.colors,
                                  "also convert shape colours ARGB → RGBA: all, ROI ids (1,2,3) or @FILE of ROI ids");
                   sub.add_option("--move-annotations-to-wells", a.o.wells,
-                                 "also move annotations from Images to Wells: all, screen:IDS, plate:IDS or well:IDS");
+                                 "also move annotations from Images to Wells: screen:IDS, plate:IDS or well:IDS")
+                      ->check([](const std::string &v) -> std::string {
+                          static const std::regex form("^(screen|plate|well):[0-9]+([, ][0-9]+)*$");
+                          return std::regex_match(v, form) ? "" : "expected screen:IDS, plate:IDS or well:IDS (e.g. plate:1,2)";
+                      });
                   sub.add_flag("--vacuum-full", a.o.vacuum_full, "also VACUUM FULL ANALYZE the upgraded database");
                   sub.add_flag("--carry-scripts", a.o.carry_scripts,
                                "carry scripts added to the old server's lib/scripts over to the new one");

@@ -270,13 +270,10 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target)
              "rewrites shape.fillcolor/strokecolor of the chosen ROIs, journaled (colors revert undoes it)", true, true});
     }
     if (!o.wells.empty()) {
-        std::vector<std::string> w = {"annotations", "move-to-wells"};
-        if (o.wells == "all") {
-            w.push_back("--all");
-        } else {
-            size_t colon = o.wells.find(':');
-            w.insert(w.end(), {"--" + o.wells.substr(0, colon) + "s", o.wells.substr(colon + 1)});
-        }
+        // "screen:1,2" → annotations move-to-wells --screen 1,2 --apply (validated by the option).
+        size_t colon = o.wells.find(':');
+        std::vector<std::string> w = {"annotations", "move-to-wells", "--" + o.wells.substr(0, colon),
+                                      o.wells.substr(colon + 1), "--apply"};
         add({"wells", "move annotations from Images to Wells", w,
              "links annotations of the wells' images to the wells", true, true});
     }

@@ -1,10 +1,19 @@
-# Sample OMERO.server pieces for tests and the demo (sourced). Our own writing, following the
-# conventions of the official scripts (omero-facts.md): version check, prerequisite checks,
-# dbpatch insert, schema change, `finished` set, the success line; prechecks in BEGIN … ROLLBACK.
+# Sample OMERO.server pieces for tests and the demo (sourced, after tap.sh in tests): the one
+# place that builds server directories. Our own writing, following the conventions of the
+# official scripts (omero-facts.md): version check, prerequisite checks, dbpatch insert, schema
+# change, `finished` set, the success line; prechecks in BEGIN … ROLLBACK.
 #
+#   make_sample_server DIR …         a whole server tree with a stub bin/omero (below)
+#   sample_config DIR [KEY=VALUE…]   (re)writes DIR/etc/grid/config.xml: the active profile
+#                                    "default" holds exactly the given properties; several
+#                                    profiles: sample_config DIR --active P --profile P K=V… --profile Q K=V…
 #   make_sample_sql DIR [FAIL_HOP]   writes DIR/sql/psql/<to>/<from>.sql (+ -precheck.sql) for
 #                                    every hop of the facts; FAIL_HOP "FROM:TO" makes that hop's
 #                                    script fail half-way (after its dbpatch insert).
+#   make_server_zip DIR ZIP          DIR zipped as OMERO.server zips are
+#   omero_calls DIR                  the calls the stub bin/omero received, one per line, args joined by '|'
+#   config_value DIR KEY             the value of KEY in DIR's config.xml
+#   db_fingerprint DB                row count and md5 of the key OMERO tables
 
 _sample_hops="OMERO5.2__0:OMERO5.3__0 OMERO5.2__0:OMERO5.3__1 OMERO5.3__0:OMERO5.3__1 OMERO5.3__0:OMERO5.4__0 OMERO5.3__1:OMERO5.4__0"
 _sample_prechecks="OMERO5.2__0:OMERO5.3__0 OMERO5.2__0:OMERO5.3__1 OMERO5.3__0:OMERO5.4__0 OMERO5.3__1:OMERO5.4__0"
@@ -77,13 +86,45 @@ make_sample_sql() {
   done
 }
 
+# sample_config (see the top): config.xml as OMERO writes it, values XML-escaped.
+xml_escape() { local s=$1; s=${s//&/&amp;}; s=${s//</&lt;}; s=${s//>/&gt;}; s=${s//\"/&quot;}; printf '%s' "$s"; }
+
+sample_config() {
+  local dir=$1 active=default open= arg; shift
+  if [ "${1:-}" = --active ]; then active=$2; shift 2; fi
+  mkdir -p "$dir/etc/grid"
+  {
+    echo '<?xml version="1.0" encoding="UTF-8"?>'
+    echo '<icegrid>'
+    echo '  <properties id="__ACTIVE__">'
+    echo '    <property name="omero.config.version" value="5.1.0"/>'
+    echo "    <property name=\"omero.config.profile\" value=\"$(xml_escape "$active")\"/>"
+    echo '  </properties>'
+    [ "${1:-}" = --profile ] || set -- --profile default "$@"
+    while [ $# -gt 0 ]; do
+      arg=$1; shift
+      if [ "$arg" = --profile ]; then
+        [ -z "$open" ] || echo '  </properties>'
+        echo "  <properties id=\"$(xml_escape "$1")\">"
+        echo '    <property name="omero.config.version" value="5.1.0"/>'
+        open=1; shift
+      else
+        echo "    <property name=\"${arg%%=*}\" value=\"$(xml_escape "${arg#*=}")\"/>"
+      fi
+    done
+    echo '  </properties>'
+    echo '</icegrid>'
+  } > "$dir/etc/grid/config.xml"
+}
+
 #   make_sample_server DIR [VERSION] [DB] [DB_USER] [DATA_DIR]
 #       a sample OMERO.server tree in DIR (release VERSION, default 5.6.3): a stub bin/omero,
 #       etc/grid/config.xml naming the test cluster (PGHOST/PGPORT) and database DB (default
 #       omero) of user DB_USER (default omero), omero.data.dir DATA_DIR (default DIR/../data),
 #       lib/scripts with a few scripts, and sql/psql from make_sample_sql (a 5.3.x release has
 #       no OMERO5.4__0 folder).
-#   The stub bin/omero appends every call ("ARGS") to DIR/var/stub/calls and keeps the server's
+#   The stub bin/omero appends every call ("ARGS") to DIR/var/stub/calls (and, args joined by '|',
+#   to DIR/var/stub/argv: see omero_calls) and keeps the server's
 #   state in DIR/var/stub/running. `admin start` opens a session on the database (application
 #   OMERO.blitz) as a running server would; `admin stop` ends it. Misbehaviour on request: a file
 #   var/stub/stop-fails (admin stop fails, server keeps running), var/stub/start-fails,
@@ -97,23 +138,8 @@ make_sample_server() {
   make_sample_sql "$dir"
   case $version in 5.3.*) rm -rf "$dir/sql/psql/OMERO5.4__0" ;; esac
   echo "$version" > "$dir/VERSION"
-  cat > "$dir/etc/grid/config.xml" <<XML
-<?xml version="1.0" encoding="UTF-8"?>
-<icegrid>
-  <properties id="__ACTIVE__">
-    <property name="omero.config.profile" value="default"/>
-    <property name="omero.config.version" value="5.1.0"/>
-  </properties>
-  <properties id="default">
-    <property name="omero.config.version" value="5.1.0"/>
-    <property name="omero.db.host" value="$PGHOST"/>
-    <property name="omero.db.port" value="$PGPORT"/>
-    <property name="omero.db.name" value="$db"/>
-    <property name="omero.db.user" value="$user"/>
-    <property name="omero.data.dir" value="$data"/>
-  </properties>
-</icegrid>
-XML
+  sample_config "$dir" "omero.db.host=$PGHOST" "omero.db.port=$PGPORT" "omero.db.name=$db" "omero.db.user=$user" \
+    "omero.data.dir=$data"
   # lib/scripts: a git checkout in real servers; contents differ a little between releases.
   printf '# Combine images (sample script of release %s)\n' "$version" > "$dir/lib/scripts/omero/util_scripts/Combine_Images.py"
   printf '# Batch export (sample)\n' > "$dir/lib/scripts/omero/export_scripts/Batch_Image_Export.py"
@@ -126,6 +152,7 @@ here=$(cd "$(dirname "$0")/.." && pwd -P)
 var=$here/var/stub
 mkdir -p "$var"
 echo "$*" >> "$var/calls"
+(IFS='|'; echo "$*") >> "$var/argv"
 cfg=$here/etc/grid/config.xml
 prop() { sed -n "s|.*<property name=\"$1\" value=\"\([^\"]*\)\"/>.*|\1|p" "$cfg" | tail -1; }
 psql_db() {
@@ -200,4 +227,20 @@ make_server_zip() {
   local dir=$1 zip=$2
   rm -f "$zip"
   (cd "$(dirname "$dir")" && zip -q -r -y "$zip" "$(basename "$dir")")
+}
+
+# The calls the stub bin/omero of DIR received, one per line, arguments joined by '|' (so that
+# one argument holding spaces stays visibly one).
+omero_calls() { cat "$1/var/stub/argv" 2>/dev/null; }
+
+# The value of a property in DIR's config.xml (one profile; sample_config writes each key once).
+config_value() { perl -ne 'print $1 if /<property name="\Q'"$2"'\E" value="([^"]*)"/' "$1/etc/grid/config.xml"; }
+
+# Content fingerprint of the key OMERO tables: row count and md5 of every row, ordered by id
+# (of the text in UTF8, so that databases of different encodings compare).
+db_fingerprint() {
+  local db=$1 t
+  for t in dbpatch experimenter experimentergroup event image annotation originalfile roi shape; do
+    q "$db" -c "SELECT '$t', count(*), md5(convert_to(coalesce(string_agg(x::text, '|' ORDER BY x.id), ''), 'UTF8')) FROM $t x"
+  done
 }

@@ -3,7 +3,7 @@
 # malformed, several profiles, OMERO_CONFIG), the precedence --db-* > config.xml > libpq
 # environment > OMERO defaults, and passwords: from config.xml, never in argv, logs or errors.
 source "$(dirname "$0")/../lib/tap.sh"
-source "$OU_SRC/test/lib/server-dir.sh"
+source "$OU_SRC/test/lib/sample-server.sh"
 
 t=$(scratch)
 fixture_db set_a
@@ -13,26 +13,8 @@ settings() { "$TOOL" --json "$@" check --backup-dir "$t" 2>/dev/null | jq -c .re
 field() { echo "$1" | jq -r "$2"; }
 
 # 1. several profiles: the active one, or OMERO_CONFIG's
-mkdir -p "$t/multi/etc/grid"
-cat > "$t/multi/etc/grid/config.xml" <<XML
-<?xml version="1.0" encoding="UTF-8"?>
-<icegrid>
-  <properties id="__ACTIVE__">
-    <property name="omero.config.version" value="5.1.0"/>
-    <property name="omero.config.profile" value="second"/>
-  </properties>
-  <properties id="default">
-    <property name="omero.config.version" value="5.1.0"/>
-    <property name="omero.db.name" value="set_a"/>
-  </properties>
-  <properties id="second">
-    <property name="omero.config.version" value="5.1.0"/>
-    <property name="omero.db.name" value="set_b"/>
-    <property name="omero.db.user" value="postgres"/>
-    <property name="omero.data.dir" value="/srv/omero-data"/>
-  </properties>
-</icegrid>
-XML
+sample_config "$t/multi" --active second --profile default omero.db.name=set_a \
+  --profile second omero.db.name=set_b omero.db.user=postgres omero.data.dir=/srv/omero-data
 s=$(settings --server-dir "$t/multi")
 is "$(field "$s" .profile),$(field "$s" .db_name),$(field "$s" .sources.dbname)" "second,set_b,config.xml" \
   "the active profile of config.xml gives the database"
@@ -68,7 +50,7 @@ is "$rc" 2 "a port that is not a number: exit 2"
 like "$out" "port '99999'.*is not a port number" "… with a clear message"
 
 # 3. malformed config.xml: refused, nothing guessed
-make_server "$t/bad" omero.db.name=set_a
+make_sample_server "$t/bad" && sample_config "$t/bad" omero.db.name=set_a
 printf '<icegrid><properties id="default"><property name="omero.db.name" value="x"></icegrid>' > "$t/bad/etc/grid/config.xml"
 out=$("$TOOL" --server-dir "$t/bad" check 2>&1)
 rc=$?
@@ -86,7 +68,8 @@ like "$out" "no OMERO.server configuration at .*nowhere/etc/grid/config.xml" "�
 pw='S3cret;pa:ss\word'
 echo "CREATE ROLE pw_owner LOGIN PASSWORD :'pw'" | psql -X -q -v ON_ERROR_STOP=1 -v pw="$pw" -d postgres
 fixture_db pw_db --owner pw_owner
-make_server "$t/pw" omero.db.host=127.0.0.1 "omero.db.port=$PGPORT" omero.db.name=pw_db omero.db.user=pw_owner "omero.db.pass=$pw"
+make_sample_server "$t/pw"
+sample_config "$t/pw" omero.db.host=127.0.0.1 "omero.db.port=$PGPORT" omero.db.name=pw_db omero.db.user=pw_owner "omero.db.pass=$pw"
 mkdir -p "$t/pw/tmp" "$t/pw/bk"
 # Watch every process's argv and environment while the backup runs over TCP with that password.
 ( while [ ! -e "$t/pw/done" ]; do
@@ -106,7 +89,7 @@ grep -qF "$pw" "$t/pw/ps.txt"; is "$?" 1 "the password never appears in any proc
 grep -aqF "S3cret" "$t/pw/environ.txt"; is "$?" 1 "… nor in any environment (PGPASSWORD)"
 grep -qF "PGPASSFILE" "$t/pw/log"; ok $? "the log shows that a passfile was used"
 grep -qF "S3cret" "$t/pw/log"; is "$?" 1 "… and not the password"
-make_server "$t/pw" omero.db.host=127.0.0.1 "omero.db.port=$PGPORT" omero.db.name=pw_db omero.db.user=pw_owner "omero.db.pass=Wr0ng;$pw"
+sample_config "$t/pw" omero.db.host=127.0.0.1 "omero.db.port=$PGPORT" omero.db.name=pw_db omero.db.user=pw_owner "omero.db.pass=Wr0ng;$pw"
 out=$(env -u PGHOST -u PGPORT "$TOOL" --server-dir "$t/pw" --log-file "$t/pw/log2" check 2>&1)
 rc=$?
 is "$rc" 2 "wrong password: exit 2"

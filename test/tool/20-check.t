@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # omero-upgrade check: each prerequisite ok / warning / failed with its fix; exit 1 when any failed.
 source "$(dirname "$0")/../lib/tap.sh"
-source "$OU_SRC/test/lib/server-dir.sh"
 source "$OU_SRC/test/lib/sample-server.sh"
 
 t=$(scratch)
@@ -9,8 +8,8 @@ fixture_db chk_good
 fixture_db chk_latin1 --encoding LATIN1
 fixture_db chk_unfinished --version OMERO5.3__0 --unfinished
 srv=$t/srv
-make_server "$srv" omero.db.name=chk_good omero.db.user=postgres
-make_sample_sql "$srv"
+make_sample_server "$srv"
+sample_config "$srv" omero.db.name=chk_good omero.db.user=postgres
 status_of() { echo "$1" | jq -r ".result.checks[] | select(.name == \"$2\") | .status"; }
 fix_of() { echo "$1" | jq -r ".result.checks[] | select(.name == \"$2\") | .fix"; }
 detail_of() { echo "$1" | jq -r ".result.checks[] | select(.name == \"$2\") | .detail"; }
@@ -37,7 +36,7 @@ like "$(detail_of "$j" vacuum_space)" "free in .*data, largest table" "free spac
 like "$(omero_calls "$srv")" "admin\|status" "the stub was asked for the server status"
 
 # The server running, and its open-file limit read from its own process.
-touch "$srv/running"
+mkdir -p "$srv/var/stub" && touch "$srv/var/stub/running"
 bash -c 'ulimit -n 1000; exec -a "$0" sleep 60' "$srv/bin/icegridnode" &
 fake=$!
 sleep 0.3
@@ -49,7 +48,7 @@ is "$(status_of "$j" open_files)" warning "a server process with ulimit -n 1000:
 like "$(detail_of "$j" open_files)" "^1000 of the running OMERO process $fake " "… naming that process and its limit"
 like "$(fix_of "$j" open_files)" "LimitNOFILE" "… with the fix"
 kill "$fake"; wait "$fake" 2>/dev/null
-rm -f "$srv/running"
+rm -f "$srv/var/stub/running"
 
 # Failures: a LATIN1 database, an unfinished upgrade, a too old pg_dump.
 j=$("$TOOL" --json --server-dir "$srv" --db-name chk_latin1 check --backup-dir "$t")

@@ -2,7 +2,6 @@
 # omero-upgrade precheck: the extension's report when installed; otherwise the server
 # distribution's precheck script through psql, whose only failure signal is an exception.
 source "$(dirname "$0")/../lib/tap.sh"
-source "$OU_SRC/test/lib/server-dir.sh"
 source "$OU_SRC/test/lib/sample-server.sh"
 
 t=$(scratch)
@@ -12,8 +11,8 @@ fixture_db pc_52 --version OMERO5.2__0
 fixture_db pc_54 --version OMERO5.4__0
 fixture_db pc_sv5 --version OMERO5.3__0 --sv5-trace
 srv=$t/srv
-make_server "$srv" omero.db.name=pc_ok omero.db.user=postgres
-make_sample_sql "$srv"
+make_sample_server "$srv"
+sample_config "$srv" omero.db.name=pc_ok omero.db.user=postgres
 pc() { "$TOOL" --server-dir "$srv" "$@" 2>&1; }
 
 # Without the extension: the sample precheck scripts (our own, in the official style).
@@ -38,8 +37,8 @@ like "$out" "ALREADY AT VERSION OMERO5.4__0" "a database already at the target"
 
 # A script whose version check fails (the 5.3__0 script in the 5.3__1 place).
 wrong=$t/wrong
-make_server "$wrong" omero.db.name=pc_ok omero.db.user=postgres
-make_sample_sql "$wrong"
+make_sample_server "$wrong"
+sample_config "$wrong" omero.db.name=pc_ok omero.db.user=postgres
 cp "$wrong/sql/psql/OMERO5.4__0/OMERO5.3__0-precheck.sql" "$wrong/sql/psql/OMERO5.4__0/OMERO5.3__1-precheck.sql"
 out=$("$TOOL" --server-dir "$wrong" precheck 2>&1)
 is "$?" 1 "an exception in the script: exit 1"

@@ -2,12 +2,13 @@
 # omero-upgrade backup / backup list / backup verify: verified, checksummed dumps that never
 # overwrite anything and never leave a partial file under a final name.
 source "$(dirname "$0")/../lib/tap.sh"
-source "$OU_SRC/test/lib/server-dir.sh"
+source "$OU_SRC/test/lib/sample-server.sh"
 
 t=$(scratch)
 fixture_db bk_src
 srv=$t/srv
-make_server "$srv" omero.db.name=bk_src omero.db.user=postgres
+make_sample_server "$srv"
+sample_config "$srv" omero.db.name=bk_src omero.db.user=postgres
 bk=$t/bk
 tool() { "$TOOL" --server-dir "$srv" "$@"; }
 no_partial() { find "$1" -name '*.partial' | wc -l; }

@@ -3,7 +3,7 @@
 # owned by the OMERO user, identical data, hostile names, the extension left out where the server
 # lacks it, --switch through bin/omero config set.
 source "$(dirname "$0")/../lib/tap.sh"
-source "$OU_SRC/test/lib/server-dir.sh"
+source "$OU_SRC/test/lib/sample-server.sh"
 
 t=$(scratch)
 psql -X -q -d postgres -c "CREATE ROLE rt_owner LOGIN"
@@ -11,7 +11,8 @@ fixture_db rt_src
 q rt_src -c "CREATE EXTENSION omero_upgrade"
 srv=$t/srv
 # The OMERO user is rt_owner; the tool connects as postgres (--db-user) to create databases.
-make_server "$srv" omero.db.name=rt_src omero.db.user=rt_owner
+make_sample_server "$srv"
+sample_config "$srv" omero.db.name=rt_src omero.db.user=rt_owner
 bk=$t/bk
 tool() { "$TOOL" --server-dir "$srv" --db-user postgres "$@"; }
 dbs() { q postgres -c "SELECT count(*) FROM pg_database WHERE datname = \$\$$1\$\$"; }

@@ -3,14 +3,15 @@
 # every table, dbpatch), non-ASCII text intact, the original untouched; --switch; and a database
 # whose bytes cannot become UTF8 leaves nothing behind.
 source "$(dirname "$0")/../lib/tap.sh"
-source "$OU_SRC/test/lib/server-dir.sh"
+source "$OU_SRC/test/lib/sample-server.sh"
 
 t=$(scratch)
 fixture_db u_latin1 --encoding LATIN1
 PGCLIENTENCODING=UTF8 q u_latin1 -c "CREATE TABLE site_notes (id int8 PRIMARY KEY, note text);
   INSERT INTO site_notes VALUES (1, 'Zürich café, Ångström, señal, ½ µm');"
 srv=$t/srv
-make_server "$srv" omero.db.name=u_latin1 omero.db.user=postgres
+make_sample_server "$srv"
+sample_config "$srv" omero.db.name=u_latin1 omero.db.user=postgres
 tool() { "$TOOL" --server-dir "$srv" "$@"; }
 fp_before=$(db_fingerprint u_latin1)
 

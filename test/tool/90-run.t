@@ -11,6 +11,7 @@ t=$(scratch)
 run_template
 r=$t/a
 scenario "$r" run_a
+q run_a -c "CREATE EXTENSION omero_upgrade"   # the optional steps (annotations to wells) work through it
 ou() { "$TOOL" --server-dir "$r/OMERO.server" "$@"; }
 state=$r/.omero-upgrade-run.json
 fingerprint "$r" run_a > "$t/original.fp"
@@ -38,6 +39,9 @@ is "$(jq -r '.result.can_run, ([.result.steps[].id] | join(","))' <<<"$j" | tr '
 out=$(ou run --new-server "$r/nothing.zip" --dry-run 2>&1); rc=$?
 is "$rc" 2 "--dry-run with a missing new server: exit 2"
 like "$out" "does not exist" "… says why"
+out=$(ou run --new-server "$r/OMERO.server-5.6.3.zip" --move-annotations-to-wells all --dry-run 2>&1); rc=$?
+is "$rc" 2 "--move-annotations-to-wells needs screen:, plate: or well: ids (exit 2)"
+like "$out" "expected screen:IDS, plate:IDS or well:IDS" "… says so"
 out=$(ou run --new-server "$r/OMERO.server-5.6.3.zip" --target OMERO9.9__0 --dry-run 2>&1); rc=$?
 ok "$([ "$rc" -ne 0 ]; echo $?)" "--dry-run to a target without scripts: not runnable (exit $rc)"
 like "$out" "no chain of upgrade scripts from OMERO5.3__1 to OMERO9.9__0" "… says why"
@@ -51,7 +55,8 @@ ok "$([ ! -e "$state" ]; echo $?)" "… and starts nothing"
 exec 9>&-
 
 # --- the full run ----------------------------------------------------------------------------
-out=$(ou run --new-server "$r/OMERO.server-5.6.3.zip" --vacuum-full 2>&1); rc=$?
+wells_before=$(q run_a -c "SELECT count(*) FROM wellannotationlink")
+out=$(ou run --new-server "$r/OMERO.server-5.6.3.zip" --vacuum-full --move-annotations-to-wells screen:1 2>&1); rc=$?
 is "$rc" 0 "full run: exit 0"
 [ "$rc" -eq 0 ] || diag "$out"
 like "$out" "Report of run [^ ]+: completed" "… ends with the report"
@@ -59,6 +64,10 @@ like "$out" "downtime [0-9]+:[0-9]{2}:[0-9]{2} \(server stopped" "… which stat
 like "$out" "rollback --state" "… and how to roll back"
 is "$(q run_a -c "SELECT currentversion || '__' || currentpatch FROM dbpatch ORDER BY id DESC LIMIT 1")" "OMERO5.4__0" \
   "the database is at OMERO5.4__0"
+ok "$([ "$(q run_a -c "SELECT count(*) FROM wellannotationlink")" -gt "$wells_before" ]; echo $?)" \
+  "the optional step moved annotations to the wells of screen 1"
+is "$(q run_a -c "SELECT count(*) FROM (SELECT parent, child, owner_id FROM wellannotationlink GROUP BY 1, 2, 3 HAVING count(*) > 1) d")" \
+  "0" "… each at most once per owner"
 is "$(readlink "$r/OMERO.server")" "OMERO.server-5.6.3" "OMERO.server points to the new tree"
 is "$("$r/OMERO.server/bin/omero" config get omero.db.name)" "run_a" "the new tree has the old config.xml"
 is "$("$r/OMERO.server/bin/omero" config get omero.upgrades.url)" "" "the upgrade check is off"
