@@ -108,11 +108,15 @@ void Journal::finish_run(int64_t run_id)
               {spi::int8(run_id)});
 }
 
-int64_t Journal::converted_shapes()
+std::pair<int64_t, int64_t> Journal::not_original_for(const std::string &direction)
 {
-    return std::stoll(spi_.scalar(std::string("SELECT count(*) FROM (") + colors_state_sql() + ") s WHERE kind = 'convert'",
-                                  {}, true)
-                          .value_or("0"));
+    // The batch path's "already" (newest chunk by this direction, whatever its kind), and
+    // conversions by the opposite direction (the batch path restores those, the rewrite cannot).
+    auto r = spi_.query(std::string("SELECT count(*) FILTER (WHERE direction = $1) AS already,"
+                                    " count(*) FILTER (WHERE direction <> $1 AND kind = 'convert') AS opposite FROM (") +
+                            colors_state_sql() + ") s",
+                        {spi::text(direction)}, true);
+    return {r.int64(0, "already"), r.int64(0, "opposite")};
 }
 
 void Journal::journal_whole_table(int64_t run_id, const std::string &direction)

@@ -5,6 +5,7 @@
 #include "spi.hpp"
 
 #include <string>
+#include <utility>
 
 namespace ou::colors {
 
@@ -32,8 +33,10 @@ public:
     void count_batch(int64_t run_id, int64_t converted, int64_t restored, int64_t already, int64_t changed,
                      int64_t purged, int64_t raced);
     void finish_run(int64_t run_id);
-    // Shapes whose newest journal chunk is a conversion (either direction).
-    int64_t converted_shapes();
+    // Shapes the fast path must not touch: newest journal chunk a conversion (either direction),
+    // or anything (conversion or restore) by `direction` itself, i.e. already in its result state.
+    // Returns {already by direction (either kind), converted by the opposite direction}.
+    std::pair<int64_t, int64_t> not_original_for(const std::string &direction);
     // Journals every shape as converted by this run (the rewrite fast path), one chunk per id range.
     void journal_whole_table(int64_t run_id, const std::string &direction);
 

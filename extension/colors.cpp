@@ -625,13 +625,21 @@ Summary rewrite(FunctionCallInfo fcinfo)
     jr.lock();
     if (!a.dry_run)
         spi.exec("LOCK TABLE shape IN ACCESS EXCLUSIVE MODE NOWAIT");
-    int64_t converted_any = jr.converted_shapes();
-    if (converted_any > 0)
+    // Only shapes a conversion in this direction applies to as such: none already in its result
+    // state (converted, or restored, by it), none converted by the opposite direction.
+    auto [already, opposite_converted] = jr.not_original_for(a.direction);
+    if (already > 0)
+        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "omero_colors_rewrite would convert shapes already converted " + a.direction,
+                    std::to_string(already) + " shape(s) are journaled as already converted " + a.direction +
+                        " (converted by it, or their originals restored by it).",
+                    "CALL omero_colors_convert('" + a.direction + "') converts only what is left.");
+    if (opposite_converted > 0)
         throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                     "omero_colors_rewrite converts only a table whose shapes all have their original colours",
-                    std::to_string(converted_any) + " shape(s) are journaled as converted already.",
-                    "CALL omero_colors_convert('" + a.direction + "') converts only what is left (or restores, for "
-                    "the reverse direction).");
+                    std::to_string(opposite_converted) + " shape(s) are journaled as converted " +
+                        opposite(a.direction) + ".",
+                    "CALL omero_colors_convert('" + a.direction + "') restores their originals from the journal.");
     Summary sum;
     sum.selected = std::stoll(spi.scalar("SELECT count(*) FROM shape", {}, true).value_or("0"));
     sum.converted = sum.selected;

@@ -194,6 +194,8 @@ SELECT direction, converted, pending FROM omero_colors_status();
 SELECT count(*) AS indexes_valid FROM pg_index WHERE indrelid = 'shape'::regclass AND indisvalid;
 SELECT * FROM omero_colors_rewrite('argb_to_rgba');
 \echo :LAST_ERROR_SQLSTATE
+SELECT * FROM omero_colors_rewrite('rgba_to_argb', dry_run => true);
+\echo :LAST_ERROR_SQLSTATE
 CALL omero_colors_convert('argb_to_rgba');
 CALL omero_colors_convert('rgba_to_argb', batch_size => 1000);
 SELECT count(*) AS shapes,
@@ -202,6 +204,17 @@ SELECT count(*) AS shapes,
   FROM shape s JOIN saved v USING (id);
 SELECT * FROM omero_colors_rewrite('wrong');
 \echo :LAST_ERROR_SQLSTATE
+-- every shape restored by rgba_to_argb: the batch path says "already", so the fast path refuses
+-- that direction (it would convert all of them again), while argb_to_rgba is a fresh conversion
+SELECT selected, converted, restored, already FROM omero_colors_convert_tx('rgba_to_argb', dry_run => true);
+SELECT * FROM omero_colors_rewrite('rgba_to_argb');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM omero_colors_rewrite('rgba_to_argb', dry_run => true);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FILTER (WHERE s.fillcolor IS NOT DISTINCT FROM v.fillcolor
+                          AND s.strokecolor IS NOT DISTINCT FROM v.strokecolor) AS exact_originals
+  FROM shape s JOIN saved v USING (id);
+SELECT selected, converted FROM omero_colors_rewrite('argb_to_rgba', dry_run => true);
 
 -- not an OMERO database
 CREATE DATABASE colors_plain;
