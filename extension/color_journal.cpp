@@ -102,10 +102,21 @@ void Journal::count_batch(int64_t run_id, int64_t converted, int64_t restored, i
                spi::int8(purged), spi::int8(raced)});
 }
 
-void Journal::finish_run(int64_t run_id)
+void Journal::finish_run(int64_t run_id, std::optional<int64_t> covered_to)
 {
-    spi_.exec("UPDATE omero_upgrade.color_runs SET finished_at = clock_timestamp() WHERE run_id = $1",
-              {spi::int8(run_id)});
+    spi_.exec("UPDATE omero_upgrade.color_runs SET finished_at = clock_timestamp(), covered_to = $2 WHERE run_id = $1",
+              {spi::int8(run_id), covered_to ? spi::int8(*covered_to) : spi::null(INT8OID)});
+}
+
+std::optional<int64_t> Journal::covered_to(const std::string &direction)
+{
+    auto r = spi_.query("SELECT direction, covered_to FROM omero_upgrade.color_runs"
+                        " WHERE finished_at IS NOT NULL AND covered_to IS NOT NULL"
+                        " ORDER BY finished_at DESC, run_id DESC LIMIT 1",
+                        {}, true);
+    if (r.rows.empty() || r.str(0, "direction") != direction)
+        return std::nullopt;
+    return r.int64(0, "covered_to");
 }
 
 std::pair<int64_t, int64_t> Journal::not_original_for(const std::string &direction)
@@ -213,6 +224,8 @@ OU_FUNCTION(omero_colors_purge_journal)
                          " SELECT run_id, 'convert', direction, min(id), max(id), max(done_at), true, array_agg(id)"
                          "   FROM st WHERE kind = 'convert' GROUP BY run_id, direction, id >> 16");
             spi.exec("DELETE FROM omero_upgrade.color_journal WHERE chunk_id <= $1", {spi::int8(top)});
+            if (forget)  // what was converted is forgotten: so is which shapes the full runs covered
+                spi.exec("UPDATE omero_upgrade.color_runs SET covered_to = NULL WHERE covered_to IS NOT NULL");
         }
         srf::Writer out(fcinfo);
         out.put({srf::Cell::int8(chunks), srf::Cell::int8(originals), srf::Cell::int8(marked)});

@@ -4,6 +4,7 @@
 
 #include "spi.hpp"
 
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -32,7 +33,11 @@ public:
                       int64_t selected);
     void count_batch(int64_t run_id, int64_t converted, int64_t restored, int64_t already, int64_t changed,
                      int64_t purged, int64_t raced);
-    void finish_run(int64_t run_id);
+    // covered_to: for an all-shapes run, the highest shape id it covered (see color_runs).
+    void finish_run(int64_t run_id, std::optional<int64_t> covered_to = std::nullopt);
+    // The covered_to of the newest finished all-shapes run, if it was in this direction: shapes above
+    // it with no journal entry are newer than that conversion, so already in its result state.
+    std::optional<int64_t> covered_to(const std::string &direction);
     // Shapes the fast path must not touch: newest journal chunk a conversion (either direction),
     // or anything (conversion or restore) by `direction` itself, i.e. already in its result state.
     // Returns {already by direction (either kind), converted by the opposite direction}.

@@ -130,7 +130,19 @@ SELECT count(*) AS journaled, count(DISTINCT id) AS distinct_ids
   FROM omero_upgrade.color_journal c, unnest(c.shape_ids) id WHERE c.kind = 'convert';
 SELECT run_id, direction, method, scope, finished_at IS NOT NULL AS finished, selected, converted, restored,
        already, changed, purged, raced FROM omero_upgrade.color_runs ORDER BY run_id;
+SELECT run_id, covered_to = (SELECT max(id) FROM saved) AS covers_all FROM omero_upgrade.color_runs
+ WHERE covered_to IS NOT NULL;
+-- a shape OMERO 5.3 created after the conversion (RGBA already: opaque red): running the same
+-- conversion again changes nothing and says so; given explicitly, it would be converted
+CREATE TEMP TABLE newer AS SELECT * FROM shape WHERE id = 1;
+UPDATE newer SET id = (SELECT max(id) + 1 FROM shape), roi_index = 1000, fillcolor = -16776961, strokecolor = -16776961;
+INSERT INTO shape SELECT * FROM newer;
 CALL omero_colors_convert('argb_to_rgba');
+SELECT selected, converted, already FROM omero_colors_convert_tx('argb_to_rgba', batch_size => 700, dry_run => true);
+SELECT s.fillcolor, s.strokecolor FROM shape s JOIN newer USING (id);
+SELECT selected, converted, already
+  FROM omero_colors_convert_tx('argb_to_rgba', shape_ids => ARRAY[(SELECT id FROM newer)], dry_run => true);
+DELETE FROM shape WHERE id = (SELECT id FROM newer);
 
 -- the reverse restores the exact originals (alpha 0 included), except what OMERO changed since
 UPDATE shape SET fillcolor = 123, version = version + 1 WHERE id = 25;
