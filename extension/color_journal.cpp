@@ -72,7 +72,8 @@ void Journal::lock()
 int64_t Journal::start_run(const std::string &direction, const char *method, const Datum ids[3], const bool has[3],
                            int64_t selected)
 {
-    // Earlier runs whose backend is gone were interrupted; this run takes over from them.
+    // Earlier runs whose backend is gone were interrupted; so were unfinished runs of this very
+    // backend (a cancelled CALL: statement_timeout, pg_cancel_backend). This run takes over from them.
     auto v = spi_.scalar(
         "WITH r AS (INSERT INTO omero_upgrade.color_runs (direction, method, scope, selected, backend_start)"
         "  SELECT $1, $2, CASE WHEN $3::int8[] IS NULL AND $4::int8[] IS NULL AND $5::int8[] IS NULL"
@@ -84,7 +85,8 @@ int64_t Journal::start_run(const std::string &direction, const char *method, con
         " u AS (UPDATE omero_upgrade.color_runs o SET resumed_by = (SELECT run_id FROM r)"
         "  WHERE o.finished_at IS NULL AND o.resumed_by IS NULL AND o.direction = $1 AND NOT EXISTS ("
         "    SELECT 1 FROM pg_catalog.pg_stat_activity a"
-        "     WHERE a.pid = o.backend_pid AND a.backend_start IS NOT DISTINCT FROM o.backend_start))"
+        "     WHERE a.pid = o.backend_pid AND a.backend_start IS NOT DISTINCT FROM o.backend_start"
+        "       AND a.pid <> pg_catalog.pg_backend_pid()))"
         " SELECT run_id FROM r",
         {spi::text(direction), spi::text(method), has[0] ? spi::datum(INT8ARRAYOID, ids[0]) : spi::null(INT8ARRAYOID),
          has[1] ? spi::datum(INT8ARRAYOID, ids[1]) : spi::null(INT8ARRAYOID),
@@ -163,7 +165,7 @@ OU_FUNCTION(omero_colors_status)
                 "        max(cur.done_at)::text AS last_at,"
                 "        (SELECT count(*) FROM omero_upgrade.color_runs r WHERE r.direction = d.direction) AS runs,"
                 "        (SELECT count(*) FROM omero_upgrade.color_runs r WHERE r.direction = d.direction"
-                "            AND r.finished_at IS NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
+                "            AND r.finished_at IS NULL AND r.resumed_by IS NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
                 "              WHERE a.pid = r.backend_pid AND a.backend_start IS NOT DISTINCT FROM r.backend_start))"
                 "          AS running_runs,"
                 "        (SELECT count(*) FROM omero_upgrade.color_runs r WHERE r.direction = d.direction"

@@ -228,6 +228,26 @@ SELECT count(*) FILTER (WHERE s.fillcolor IS NOT DISTINCT FROM v.fillcolor
   FROM shape s JOIN saved v USING (id);
 SELECT selected, converted FROM omero_colors_rewrite('argb_to_rgba', dry_run => true);
 
+-- a CALL cancelled by statement_timeout (each batch slowed by a trigger, so that the timeout
+-- strikes in the first batch, after the run was recorded): the next CALL of the same session
+-- takes the run over, as it does runs of sessions that are gone
+CREATE FUNCTION pg_temp.slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(10); RETURN NULL; END $$;
+CREATE TRIGGER slow AFTER UPDATE ON shape FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.slow();
+SET statement_timeout = '2s';
+\set VERBOSITY terse
+CALL omero_colors_convert('argb_to_rgba', batch_size => 500);
+\set VERBOSITY default
+RESET statement_timeout;
+DROP TRIGGER slow ON shape;
+SELECT direction, converted, running_runs, interrupted_runs FROM omero_colors_status();
+SELECT count(*) AS unfinished FROM omero_upgrade.color_runs WHERE finished_at IS NULL AND resumed_by IS NULL;
+CALL omero_colors_convert('argb_to_rgba', batch_size => 500);
+SELECT o.resumed_by = n.run_id AS taken_over, n.finished_at IS NOT NULL AS resumed_finished
+  FROM omero_upgrade.color_runs o, omero_upgrade.color_runs n
+ WHERE o.finished_at IS NULL AND n.run_id = (SELECT max(run_id) FROM omero_upgrade.color_runs);
+SELECT direction, converted, running_runs, interrupted_runs FROM omero_colors_status();
+SELECT * FROM pg_temp.summary();
+
 -- not an OMERO database
 CREATE DATABASE colors_plain;
 \c colors_plain
