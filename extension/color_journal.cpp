@@ -72,7 +72,8 @@ void Journal::lock()
 int64_t Journal::start_run(const std::string &direction, const char *method, const Datum ids[3], const bool has[3],
                            int64_t selected)
 {
-    // Earlier runs whose backend is gone were interrupted; this run takes over from them.
+    // Earlier runs whose backend is gone were interrupted; so were unfinished runs of this very
+    // backend (a cancelled CALL: statement_timeout, pg_cancel_backend). This run takes over from them.
     auto v = spi_.scalar(
         "WITH r AS (INSERT INTO omero_upgrade.color_runs (direction, method, scope, selected, backend_start)"
         "  SELECT $1, $2, CASE WHEN $3::int8[] IS NULL AND $4::int8[] IS NULL AND $5::int8[] IS NULL"
@@ -84,7 +85,8 @@ int64_t Journal::start_run(const std::string &direction, const char *method, con
         " u AS (UPDATE omero_upgrade.color_runs o SET resumed_by = (SELECT run_id FROM r)"
         "  WHERE o.finished_at IS NULL AND o.resumed_by IS NULL AND o.direction = $1 AND NOT EXISTS ("
         "    SELECT 1 FROM pg_catalog.pg_stat_activity a"
-        "     WHERE a.pid = o.backend_pid AND a.backend_start IS NOT DISTINCT FROM o.backend_start))"
+        "     WHERE a.pid = o.backend_pid AND a.backend_start IS NOT DISTINCT FROM o.backend_start"
+        "       AND a.pid <> pg_catalog.pg_backend_pid()))"
         " SELECT run_id FROM r",
         {spi::text(direction), spi::text(method), has[0] ? spi::datum(INT8ARRAYOID, ids[0]) : spi::null(INT8ARRAYOID),
          has[1] ? spi::datum(INT8ARRAYOID, ids[1]) : spi::null(INT8ARRAYOID),
@@ -102,17 +104,32 @@ void Journal::count_batch(int64_t run_id, int64_t converted, int64_t restored, i
                spi::int8(purged), spi::int8(raced)});
 }
 
-void Journal::finish_run(int64_t run_id)
+void Journal::finish_run(int64_t run_id, std::optional<int64_t> covered_to)
 {
-    spi_.exec("UPDATE omero_upgrade.color_runs SET finished_at = clock_timestamp() WHERE run_id = $1",
-              {spi::int8(run_id)});
+    spi_.exec("UPDATE omero_upgrade.color_runs SET finished_at = clock_timestamp(), covered_to = $2 WHERE run_id = $1",
+              {spi::int8(run_id), covered_to ? spi::int8(*covered_to) : spi::null(INT8OID)});
 }
 
-int64_t Journal::converted_shapes()
+std::optional<int64_t> Journal::covered_to(const std::string &direction)
 {
-    return std::stoll(spi_.scalar(std::string("SELECT count(*) FROM (") + colors_state_sql() + ") s WHERE kind = 'convert'",
-                                  {}, true)
-                          .value_or("0"));
+    auto r = spi_.query("SELECT direction, covered_to FROM omero_upgrade.color_runs"
+                        " WHERE finished_at IS NOT NULL AND covered_to IS NOT NULL"
+                        " ORDER BY finished_at DESC, run_id DESC LIMIT 1",
+                        {}, true);
+    if (r.rows.empty() || r.str(0, "direction") != direction)
+        return std::nullopt;
+    return r.int64(0, "covered_to");
+}
+
+std::pair<int64_t, int64_t> Journal::not_original_for(const std::string &direction)
+{
+    // The batch path's "already" (newest chunk by this direction, whatever its kind), and
+    // conversions by the opposite direction (the batch path restores those, the rewrite cannot).
+    auto r = spi_.query(std::string("SELECT count(*) FILTER (WHERE direction = $1) AS already,"
+                                    " count(*) FILTER (WHERE direction <> $1 AND kind = 'convert') AS opposite FROM (") +
+                            colors_state_sql() + ") s",
+                        {spi::text(direction)}, true);
+    return {r.int64(0, "already"), r.int64(0, "opposite")};
 }
 
 void Journal::journal_whole_table(int64_t run_id, const std::string &direction)
@@ -148,7 +165,7 @@ OU_FUNCTION(omero_colors_status)
                 "        max(cur.done_at)::text AS last_at,"
                 "        (SELECT count(*) FROM omero_upgrade.color_runs r WHERE r.direction = d.direction) AS runs,"
                 "        (SELECT count(*) FROM omero_upgrade.color_runs r WHERE r.direction = d.direction"
-                "            AND r.finished_at IS NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
+                "            AND r.finished_at IS NULL AND r.resumed_by IS NULL AND EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a"
                 "              WHERE a.pid = r.backend_pid AND a.backend_start IS NOT DISTINCT FROM r.backend_start))"
                 "          AS running_runs,"
                 "        (SELECT count(*) FROM omero_upgrade.color_runs r WHERE r.direction = d.direction"
@@ -209,6 +226,8 @@ OU_FUNCTION(omero_colors_purge_journal)
                          " SELECT run_id, 'convert', direction, min(id), max(id), max(done_at), true, array_agg(id)"
                          "   FROM st WHERE kind = 'convert' GROUP BY run_id, direction, id >> 16");
             spi.exec("DELETE FROM omero_upgrade.color_journal WHERE chunk_id <= $1", {spi::int8(top)});
+            if (forget)  // what was converted is forgotten: so is which shapes the full runs covered
+                spi.exec("UPDATE omero_upgrade.color_runs SET covered_to = NULL WHERE covered_to IS NOT NULL");
         }
         srf::Writer out(fcinfo);
         out.put({srf::Cell::int8(chunks), srf::Cell::int8(originals), srf::Cell::int8(marked)});

@@ -4,7 +4,9 @@
 
 #include "spi.hpp"
 
+#include <optional>
 #include <string>
+#include <utility>
 
 namespace ou::colors {
 
@@ -31,9 +33,15 @@ public:
                       int64_t selected);
     void count_batch(int64_t run_id, int64_t converted, int64_t restored, int64_t already, int64_t changed,
                      int64_t purged, int64_t raced);
-    void finish_run(int64_t run_id);
-    // Shapes whose newest journal chunk is a conversion (either direction).
-    int64_t converted_shapes();
+    // covered_to: for an all-shapes run, the highest shape id it covered (see color_runs).
+    void finish_run(int64_t run_id, std::optional<int64_t> covered_to = std::nullopt);
+    // The covered_to of the newest finished all-shapes run, if it was in this direction: shapes above
+    // it with no journal entry are newer than that conversion, so already in its result state.
+    std::optional<int64_t> covered_to(const std::string &direction);
+    // Shapes the fast path must not touch: newest journal chunk a conversion (either direction),
+    // or anything (conversion or restore) by `direction` itself, i.e. already in its result state.
+    // Returns {already by direction (either kind), converted by the opposite direction}.
+    std::pair<int64_t, int64_t> not_original_for(const std::string &direction);
     // Journals every shape as converted by this run (the rewrite fast path), one chunk per id range.
     void journal_whole_table(int64_t run_id, const std::string &direction);
 

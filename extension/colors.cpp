@@ -45,6 +45,7 @@ namespace {
 struct Summary {
     int64_t run_id = 0;
     int64_t selected = 0, converted = 0, restored = 0, already = 0, changed = 0, purged = 0, raced = 0;
+    int64_t newer = 0;  // all-shapes runs: left alone, created after the completed conversion (not selected)
     std::vector<std::string> sample;  // JSON objects
     std::vector<int64_t> changed_ids; // the first few
     void add(const Summary &b)
@@ -56,6 +57,7 @@ struct Summary {
         changed += b.changed;
         purged += b.purged;
         raced += b.raced;
+        newer += b.newer;
         for (const auto &s : b.sample)
             if (sample.size() < kSample)
                 sample.push_back(s);
@@ -67,7 +69,8 @@ struct Summary {
 };
 
 // The batch: the shapes in scope between $1 and $2 (inclusive), and in list mode also in $5.
-// $3 direction, $4 run id, $6 sample size. {F}: the requested formula, {R}: the opposite one
+// $3 direction, $4 run id, $6 sample size, $7 (all shapes only) the covered_to of a completed
+// all-shapes conversion in this direction, above which shapes with no journal entry are 'newer'. {F}: the requested formula, {R}: the opposite one
 // (both schema-qualified function names chosen by us, never user text). Rows whose colours
 // changed between our read and our update (OMERO writing concurrently) are left alone by the
 // last two conditions of the UPDATE and counted as raced: still pending, done by the next run.
@@ -104,7 +107,8 @@ j AS (
      ORDER BY e.id, c.chunk_id DESC),
 a AS MATERIALIZED (
     SELECT b.id, b.f, b.st, j.f AS of, j.st AS ost,
-           CASE WHEN j.id IS NULL THEN 'convert'
+           CASE WHEN j.id IS NULL AND b.id > $7 THEN 'newer'
+                WHEN j.id IS NULL THEN 'convert'
                 WHEN j.direction = $3 THEN 'already'  -- converted, or restored, by this direction
                 WHEN j.kind = 'restore' THEN 'convert'
                 WHEN j.purged THEN 'purged'
@@ -112,7 +116,8 @@ a AS MATERIALIZED (
                  AND b.f IS NOT DISTINCT FROM {R}(j.f) AND b.st IS NOT DISTINCT FROM {R}(j.st) THEN 'restore'
                 ELSE 'changed' END AS action
       FROM b LEFT JOIN j ON j.id = b.id),
-{MODIFY}SELECT count(*) AS selected,
+{MODIFY}SELECT count(*) FILTER (WHERE action <> 'newer') AS selected,
+       count(*) FILTER (WHERE action = 'newer') AS newer,
        count(*) FILTER (WHERE action = 'convert') AS to_convert,
        count(*) FILTER (WHERE action = 'restore') AS to_restore,
        count(*) FILTER (WHERE action = 'already') AS already,
@@ -341,13 +346,14 @@ Datum make_int8_array(const int64_t *ids, int n)
 }
 
 Summary run_batch(spi::Session &spi, const std::string &sql, int64_t lo, int64_t hi, const std::string &direction,
-                  int64_t run_id, Datum ids, bool dry_run, size_t want_sample)
+                  int64_t run_id, Datum ids, bool dry_run, size_t want_sample, std::optional<int64_t> covered)
 {
     auto r = spi.query(sql, {spi::int8(lo), spi::int8(hi), spi::text(direction), spi::int8(run_id),
                              ids ? spi::datum(INT8ARRAYOID, ids) : spi::null(INT8ARRAYOID),
-                             spi::int4((int32_t)want_sample)});
+                             spi::int4((int32_t)want_sample), covered ? spi::int8(*covered) : spi::null(INT8OID)});
     Summary s;
     s.selected = r.int64(0, "selected");
+    s.newer = r.int64(0, "newer");
     s.already = r.int64(0, "already");
     s.changed = r.int64(0, "changed");
     s.purged = r.int64(0, "purged");
@@ -446,6 +452,8 @@ void report(const char *what, const std::string &direction, const Summary &s, bo
     if (!dry_run && s.converted == 0 && s.restored == 0 && s.already == s.selected && s.selected > 0)
         msg = std::string(what) + ": nothing to do: all " + std::to_string(s.selected) +
               " selected shapes are already converted " + direction;
+    else if (s.selected == 0 && s.newer > 0)
+        msg = std::string(what) + ": nothing to do: no shape selected but newer ones";
     else if (s.selected == 0)
         msg = std::string(what) + ": nothing to do: no shape selected";
     else
@@ -465,6 +473,10 @@ void report(const char *what, const std::string &direction, const Summary &s, bo
     if (s.raced)
         detail += std::to_string(s.raced) + " shape(s) changed while being converted and are still pending: run "
                   "the same conversion again. ";
+    if (s.newer)
+        detail += std::to_string(s.newer) + " shape(s) newer than the completed conversion were left alone: they "
+                  "were created after it; convert them explicitly by shape ids if they really are " +
+                  std::string(direction == "argb_to_rgba" ? "ARGB" : "RGBA") + ". ";
     const char *m = msg.c_str();
     const char *d = detail.c_str();
     bool warn = s.changed || s.purged || s.raced;
@@ -523,6 +535,9 @@ Summary convert(FunctionCallInfo fcinfo, bool procedure)
                          "{JSEL}", a.all() ? "" : "AND e.id IN (SELECT id FROM b)");
     }
 
+    // An all-shapes run after a completed one in this direction: shapes created since are left alone.
+    const std::optional<int64_t> covered = a.all() ? jr.covered_to(a.direction) : std::nullopt;
+
     Summary sum;
     if (!a.dry_run) {
         sum.run_id = jr.start_run(a.direction, procedure ? "batch" : "tx", a.ids, a.has, total);
@@ -574,9 +589,10 @@ Summary convert(FunctionCallInfo fcinfo, bool procedure)
         if (!a.dry_run)
             jr.lock();
         size_t want = Summary::kSample - std::min(Summary::kSample, sum.sample.size());
-        Summary b = !a.dry_run && !journal_overlaps(spi, lo, hi)
+        // The lean way converts every shape of the batch: not for one that may hold newer shapes.
+        Summary b = !a.dry_run && (!covered || hi <= *covered) && !journal_overlaps(spi, lo, hi)
                         ? run_lean(spi, lean, lo, hi, a.direction, sum.run_id, arr, n, want)
-                        : run_batch(spi, sql, lo, hi, a.direction, sum.run_id, arr, a.dry_run, want);
+                        : run_batch(spi, sql, lo, hi, a.direction, sum.run_id, arr, a.dry_run, want, covered);
         if (arr)
             pg_guard([arr] { pfree(DatumGetPointer(arr)); });
         if (!a.dry_run) {
@@ -590,7 +606,10 @@ Summary convert(FunctionCallInfo fcinfo, bool procedure)
     }
     progress.update(sum.selected);  // not forced: a short run prints no progress line (the summary follows)
     if (!a.dry_run) {
-        jr.finish_run(sum.run_id);
+        std::optional<int64_t> covered_to;
+        if (a.all())
+            covered_to = covered ? covered : last == INT64_MIN ? std::nullopt : std::optional<int64_t>(last);
+        jr.finish_run(sum.run_id, covered_to);
         if (nonatomic)
             spi.commit();
     }
@@ -625,13 +644,32 @@ Summary rewrite(FunctionCallInfo fcinfo)
     jr.lock();
     if (!a.dry_run)
         spi.exec("LOCK TABLE shape IN ACCESS EXCLUSIVE MODE NOWAIT");
-    int64_t converted_any = jr.converted_shapes();
-    if (converted_any > 0)
+    // Only shapes a conversion in this direction applies to as such: none already in its result
+    // state (converted, or restored, by it), none converted by the opposite direction.
+    auto [already, opposite_converted] = jr.not_original_for(a.direction);
+    if (already > 0)
+        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "omero_colors_rewrite would convert shapes already converted " + a.direction,
+                    std::to_string(already) + " shape(s) are journaled as already converted " + a.direction +
+                        " (converted by it, or their originals restored by it).",
+                    "CALL omero_colors_convert('" + a.direction + "') converts only what is left.");
+    if (opposite_converted > 0)
         throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                     "omero_colors_rewrite converts only a table whose shapes all have their original colours",
-                    std::to_string(converted_any) + " shape(s) are journaled as converted already.",
-                    "CALL omero_colors_convert('" + a.direction + "') converts only what is left (or restores, for "
-                    "the reverse direction).");
+                    std::to_string(opposite_converted) + " shape(s) are journaled as converted " +
+                        opposite(a.direction) + ".",
+                    "CALL omero_colors_convert('" + a.direction + "') restores their originals from the journal.");
+    if (auto covered = jr.covered_to(a.direction)) {
+        int64_t newer = std::stoll(spi.scalar("SELECT count(*) FROM shape WHERE id > $1", {spi::int8(*covered)}, true)
+                                       .value_or("0"));
+        if (newer > 0)
+            throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        "omero_colors_rewrite would convert shapes created after a completed " + a.direction +
+                            " conversion",
+                        std::to_string(newer) + " shape(s) have ids above " + std::to_string(*covered) +
+                            ", the highest the completed conversion covered.",
+                        "CALL omero_colors_convert('" + a.direction + "') leaves them alone and converts what is left.");
+    }
     Summary sum;
     sum.selected = std::stoll(spi.scalar("SELECT count(*) FROM shape", {}, true).value_or("0"));
     sum.converted = sum.selected;
@@ -652,7 +690,8 @@ Summary rewrite(FunctionCallInfo fcinfo)
                  "(fillcolor), ALTER COLUMN strokecolor TYPE int4 USING " + F + "(strokecolor)");
         spi.exec("ANALYZE " + table);  // the rewrite dropped the two columns' statistics
         jr.count_batch(sum.run_id, sum.converted, 0, 0, 0, 0, 0);
-        jr.finish_run(sum.run_id);
+        auto top = spi.scalar("SELECT max(id) FROM shape", {}, true);
+        jr.finish_run(sum.run_id, top ? std::optional<int64_t>(std::stoll(*top)) : std::nullopt);
     }
     report("omero_colors_rewrite", a.direction, sum, a.dry_run);
     return sum;

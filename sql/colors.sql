@@ -130,7 +130,19 @@ SELECT count(*) AS journaled, count(DISTINCT id) AS distinct_ids
   FROM omero_upgrade.color_journal c, unnest(c.shape_ids) id WHERE c.kind = 'convert';
 SELECT run_id, direction, method, scope, finished_at IS NOT NULL AS finished, selected, converted, restored,
        already, changed, purged, raced FROM omero_upgrade.color_runs ORDER BY run_id;
+SELECT run_id, covered_to = (SELECT max(id) FROM saved) AS covers_all FROM omero_upgrade.color_runs
+ WHERE covered_to IS NOT NULL;
+-- a shape OMERO 5.3 created after the conversion (RGBA already: opaque red): running the same
+-- conversion again changes nothing and says so; given explicitly, it would be converted
+CREATE TEMP TABLE newer AS SELECT * FROM shape WHERE id = 1;
+UPDATE newer SET id = (SELECT max(id) + 1 FROM shape), roi_index = 1000, fillcolor = -16776961, strokecolor = -16776961;
+INSERT INTO shape SELECT * FROM newer;
 CALL omero_colors_convert('argb_to_rgba');
+SELECT selected, converted, already FROM omero_colors_convert_tx('argb_to_rgba', batch_size => 700, dry_run => true);
+SELECT s.fillcolor, s.strokecolor FROM shape s JOIN newer USING (id);
+SELECT selected, converted, already
+  FROM omero_colors_convert_tx('argb_to_rgba', shape_ids => ARRAY[(SELECT id FROM newer)], dry_run => true);
+DELETE FROM shape WHERE id = (SELECT id FROM newer);
 
 -- the reverse restores the exact originals (alpha 0 included), except what OMERO changed since
 UPDATE shape SET fillcolor = 123, version = version + 1 WHERE id = 25;
@@ -194,6 +206,8 @@ SELECT direction, converted, pending FROM omero_colors_status();
 SELECT count(*) AS indexes_valid FROM pg_index WHERE indrelid = 'shape'::regclass AND indisvalid;
 SELECT * FROM omero_colors_rewrite('argb_to_rgba');
 \echo :LAST_ERROR_SQLSTATE
+SELECT * FROM omero_colors_rewrite('rgba_to_argb', dry_run => true);
+\echo :LAST_ERROR_SQLSTATE
 CALL omero_colors_convert('argb_to_rgba');
 CALL omero_colors_convert('rgba_to_argb', batch_size => 1000);
 SELECT count(*) AS shapes,
@@ -202,6 +216,37 @@ SELECT count(*) AS shapes,
   FROM shape s JOIN saved v USING (id);
 SELECT * FROM omero_colors_rewrite('wrong');
 \echo :LAST_ERROR_SQLSTATE
+-- every shape restored by rgba_to_argb: the batch path says "already", so the fast path refuses
+-- that direction (it would convert all of them again), while argb_to_rgba is a fresh conversion
+SELECT selected, converted, restored, already FROM omero_colors_convert_tx('rgba_to_argb', dry_run => true);
+SELECT * FROM omero_colors_rewrite('rgba_to_argb');
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM omero_colors_rewrite('rgba_to_argb', dry_run => true);
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FILTER (WHERE s.fillcolor IS NOT DISTINCT FROM v.fillcolor
+                          AND s.strokecolor IS NOT DISTINCT FROM v.strokecolor) AS exact_originals
+  FROM shape s JOIN saved v USING (id);
+SELECT selected, converted FROM omero_colors_rewrite('argb_to_rgba', dry_run => true);
+
+-- a CALL cancelled by statement_timeout (each batch slowed by a trigger, so that the timeout
+-- strikes in the first batch, after the run was recorded): the next CALL of the same session
+-- takes the run over, as it does runs of sessions that are gone
+CREATE FUNCTION pg_temp.slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(10); RETURN NULL; END $$;
+CREATE TRIGGER slow AFTER UPDATE ON shape FOR EACH STATEMENT EXECUTE FUNCTION pg_temp.slow();
+SET statement_timeout = '2s';
+\set VERBOSITY terse
+CALL omero_colors_convert('argb_to_rgba', batch_size => 500);
+\set VERBOSITY default
+RESET statement_timeout;
+DROP TRIGGER slow ON shape;
+SELECT direction, converted, running_runs, interrupted_runs FROM omero_colors_status();
+SELECT count(*) AS unfinished FROM omero_upgrade.color_runs WHERE finished_at IS NULL AND resumed_by IS NULL;
+CALL omero_colors_convert('argb_to_rgba', batch_size => 500);
+SELECT o.resumed_by = n.run_id AS taken_over, n.finished_at IS NOT NULL AS resumed_finished
+  FROM omero_upgrade.color_runs o, omero_upgrade.color_runs n
+ WHERE o.finished_at IS NULL AND n.run_id = (SELECT max(run_id) FROM omero_upgrade.color_runs);
+SELECT direction, converted, running_runs, interrupted_runs FROM omero_colors_status();
+SELECT * FROM pg_temp.summary();
 
 -- not an OMERO database
 CREATE DATABASE colors_plain;

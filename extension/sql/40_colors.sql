@@ -28,7 +28,11 @@ CREATE TABLE omero_upgrade.color_runs (
     changed       int8 NOT NULL DEFAULT 0, -- changed by OMERO after the opposite conversion: untouched
     purged        int8 NOT NULL DEFAULT 0, -- opposite conversion's originals purged: untouched
     raced         int8 NOT NULL DEFAULT 0, -- colours changed while we worked: untouched, still pending
-    resumed_by    int8                     -- an interrupted run: the later run that took over
+    resumed_by    int8,                    -- an interrupted run: the later run that took over
+    -- A finished all-shapes run (or rewrite): the highest shape id it covered. Shapes above it with
+    -- no journal entry were created after it (a 5.3 server writes RGBA already): while it is the
+    -- newest such run, later all-shapes runs in its direction leave them alone.
+    covered_to    int8
 );
 
 -- The journal: one row ("chunk") per batch and kind, holding parallel arrays, one element per
