@@ -125,6 +125,12 @@ var=\$(cd "\$(dirname "\$0")/.." && pwd -P)/var/stub
 case "\$1 \$2" in
   "admin diagnostics")
     if [ -f "\$var/diag-hangs" ]; then echo "gathering (stub)"; $hang; echo done; exit 0; fi ;;
+  "admin status")
+    if [ -f "\$var/status-traceback" ]; then
+      printf 'Traceback (most recent call last):\\n  File "omero/cli.py", line 1\\nImportError: No module named Ice\\n' >&2
+      exit 1
+    fi
+    if [ -f "\$var/status-exit3" ]; then echo "status: cannot read the registry (stub)" >&2; exit 3; fi ;;
 esac
 exec "\$(dirname "\$0")/omero.stub" "\$@"
 EOF
@@ -142,6 +148,28 @@ left=$(pgrep -f "$hang")
 is "$left" "" "… leaving no process of it behind"
 [ -z "$left" ] || kill $left  # by id, only ours (the unique marker), should the assertion fail
 rm "$srv/var/stub/diag-hangs"
+
+# A broken bin/omero admin status is not "stopped": exit 2 with its stderr, nothing done after it.
+for broken in status-traceback status-exit3; do
+  case $broken in
+    status-traceback) msg="exit code 1\):.*ImportError: No module named Ice" ;;
+    status-exit3) msg="exit code 3\):.*status: cannot read the registry \(stub\)" ;;
+  esac
+  touch "$srv/var/stub/$broken"
+  : > "$calls"
+  out=$(ou server status 2>&1); rc=$?
+  is "$rc" 2 "$broken: server status exits 2"
+  like "$out" "bin/omero admin status failed \($msg" "… showing bin/omero's error"
+  unlike "$out" "server: (stopped|running)" "… without claiming a state"
+  out=$(ou server stop 2>&1); rc=$?
+  is "$rc" 2 "$broken: server stop exits 2"
+  like "$out" "bin/omero admin status failed \($msg" "… showing bin/omero's error"
+  unlike "$(cat "$calls")" "stop" "… and stops nothing"
+  rm "$srv/var/stub/$broken"
+done
+out=$(ou server status 2>&1); rc=$?
+is "$rc" 0 "status exit 1 with only 'not running' on stderr: stopped, as before"
+like "$out" "server: stopped" "… says stopped"
 
 out=$("$TOOL" --server-dir "$t/nowhere" server status 2>&1); rc=$?
 is "$rc" 2 "no bin/omero: exit 2"
