@@ -1,7 +1,8 @@
 // omero-upgrade cache clear: deletes everything below <omero.data.dir>/BioFormatsCache (stale
 // Bio-Formats memo files after an upgrade) and nothing else. The walk is openat()-based and never
 // follows a symlink (a link is removed, never what it points to), never crosses into another
-// file system, and refuses a cache directory that resolves outside the data directory.
+// file system, and refuses a BioFormatsCache that is itself a symlink or resolves anywhere but
+// <realpath of the data dir>/BioFormatsCache.
 #include "server.hpp"
 
 #include <dirent.h>
@@ -113,12 +114,23 @@ CommandRun setup_clear(CLI::App &sub)
             out().say("no " + cache + ": nothing to clear");
             return EXIT_OK;
         }
+        // The cache is exactly <realpath of data dir>/BioFormatsCache, a real directory: a symlink there
+        // (even one into the data dir, e.g. to ManagedRepository) would make us delete whatever it
+        // points at, so it is refused rather than followed.
         std::string cache_real = real_path(cache);
-        if (cache_real.empty() || cache_real.size() <= data.size() || cache_real.compare(0, data.size(), data) != 0 ||
-            cache_real[data.size()] != '/') {
-            out().error(cache + " resolves to " + (cache_real.empty() ? "nothing (a dangling link)" : cache_real) +
-                        ", outside the data directory " + data + ": refusing to delete there");
-            out().say("hint: point BioFormatsCache at a directory inside omero.data.dir, or clear it by hand");
+        std::string expected = data + "/BioFormatsCache";
+        if (S_ISLNK(lst.st_mode) || cache_real != expected) {
+            std::string where = cache_real.empty() ? "nothing (a dangling link)" : cache_real;
+            out().error(cache + (S_ISLNK(lst.st_mode) ? " is a symbolic link: it" : "") + " resolves to " + where +
+                        (cache_real.empty() || cache_real.compare(0, data.size() + 1, data + "/") != 0
+                             ? ", outside the data directory " + data
+                             : ", not " + expected) +
+                        ": refusing to delete there; nothing was removed");
+            out().say("hint: make " + cache + " a plain directory (not a link), or clear the cache by hand");
+            return EXIT_PROBLEM;
+        }
+        if (!S_ISDIR(lst.st_mode)) {
+            out().error(cache + " is not a directory: refusing to delete it; nothing was removed");
             return EXIT_PROBLEM;
         }
         if (access(s.server_path("bin/omero").c_str(), X_OK) == 0 && omero_admin_running(s, 120)) {
@@ -127,7 +139,8 @@ CommandRun setup_clear(CLI::App &sub)
                                    "stop it first (omero-upgrade server stop), or give --force");
             out().warn("the server is running (--force: clearing anyway)");
         }
-        int fd = open(cache_real.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        // O_NOFOLLOW: if the directory was swapped for a link since the check, the open fails.
+        int fd = open(expected.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
             throw CommandError("cannot open " + cache_real + ": " + std::strerror(errno));
         struct stat st;

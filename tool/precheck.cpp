@@ -10,6 +10,7 @@
 #include "process.hpp"
 #include "settings.hpp"
 
+#include <cctype>
 #include <regex>
 #include <sstream>
 
@@ -20,6 +21,67 @@ namespace {
 struct Args {
     std::string target;
 } g;
+
+// The script's statements with every string, quoted identifier, comment and dollar-quoted body
+// replaced by a space: a plpgsql function's `END;` (or a COMMIT in a comment or string) is not a
+// statement of the script, while a top-level END is a COMMIT and must still be found.
+std::string sql_statements_only(const std::string &t)
+{
+    std::string r;
+    size_t i = 0, n = t.size();
+    auto ident_char = [](char c) { return std::isalnum((unsigned char)c) || c == '_'; };
+    while (i < n) {
+        char c = t[i];
+        if (c == '-' && i + 1 < n && t[i + 1] == '-') {
+            size_t e = t.find('\n', i);
+            i = e == std::string::npos ? n : e;
+            r += ' ';
+        } else if (c == '/' && i + 1 < n && t[i + 1] == '*') {
+            int depth = 0;  // PostgreSQL block comments nest
+            while (i < n) {
+                if (t.compare(i, 2, "/*") == 0) {
+                    depth++;
+                    i += 2;
+                } else if (t.compare(i, 2, "*/") == 0) {
+                    i += 2;
+                    if (--depth == 0)
+                        break;
+                } else {
+                    i++;
+                }
+            }
+            r += ' ';
+        } else if (c == '\'' || c == '"') {
+            // '' (or "") inside is an escaped quote: the scan simply closes and reopens. E'…' strings
+            // also escape with a backslash.
+            bool e_string = c == '\'' && i > 0 && (t[i - 1] == 'E' || t[i - 1] == 'e') &&
+                            (i == 1 || !ident_char(t[i - 2]));
+            size_t j = i + 1;
+            while (j < n && t[j] != c)
+                j += e_string && t[j] == '\\' ? 2 : 1;
+            i = j >= n ? n : j + 1;
+            r += ' ';
+        } else if (c == '$' && (i == 0 || !ident_char(t[i - 1]))) {
+            // $tag$ … $tag$ (tag empty or an identifier not starting with a digit; $1 is a parameter)
+            size_t j = i + 1;
+            while (j < n && ident_char(t[j]) && !(j == i + 1 && std::isdigit((unsigned char)t[j])))
+                j++;
+            if (j < n && t[j] == '$') {
+                std::string tag = t.substr(i, j - i + 1);
+                size_t e = t.find(tag, j + 1);
+                i = e == std::string::npos ? n : e + tag.size();
+                r += ' ';
+            } else {
+                r += c;
+                i++;
+            }
+        } else {
+            r += c;
+            i++;
+        }
+    }
+    return r;
+}
 
 int verdict(const std::string &target, const std::vector<std::string> &problems, bool at_target)
 {
@@ -85,7 +147,7 @@ int with_script(const Settings &s, Db &db, const OmeroDbState &st, const std::st
                            "extension (CREATE EXTENSION omero_upgrade), which prechecks every hop of a longer path");
     static const std::regex commit(R"((^|;)\s*(COMMIT|END)\s*(TRANSACTION|WORK)?\s*;)",
                                    std::regex::icase | std::regex::multiline);
-    if (std::regex_search(text, commit))
+    if (std::regex_search(sql_statements_only(text), commit))
         throw CommandError(script + " contains a COMMIT: a precheck must change nothing, refusing to run it",
                            "use the precheck script of the official server distribution, unmodified");
     out().say("running " + script + " (changes nothing: it ends in ROLLBACK)");

@@ -136,6 +136,9 @@ ProcResult run_process(const std::vector<std::string> &argv, const ProcOptions &
         dup2(devnull, 0);
         dup2(outp[1], 1);
         dup2(errp[1], 2);
+        // Its own process group, so a timeout or Ctrl-C stops everything it started (a shell
+        // script's `sleep`, a JVM), not just the direct child.
+        setpgid(0, 0);
         // The tool's own handlers must not survive into the child.
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
@@ -144,6 +147,7 @@ ProcResult run_process(const std::vector<std::string> &argv, const ProcOptions &
         execve(prog.c_str(), cargv.data(), cenv.data());
         _exit(127);
     }
+    setpgid(pid, pid);  // also here: no race with the first kill(-pid)
     close(outp[1]);
     close(errp[1]);
 
@@ -158,9 +162,18 @@ ProcResult run_process(const std::vector<std::string> &argv, const ProcOptions &
         if (opts.log_stdout)
             out().log("  " + argv[0] + ": " + l);
     };
+    // Stopping: SIGTERM to the whole group, SIGKILL after a grace period; once that has passed too,
+    // stop reading (a process that left the group may hold the pipes open forever).
+    const auto grace = std::chrono::seconds(5);
     auto start = std::chrono::steady_clock::now();
     auto last_tick = start;
-    bool out_open = true, err_open = true, killed = false;
+    std::chrono::steady_clock::time_point killed_at;
+    bool out_open = true, err_open = true, killed = false, hard_killed = false;
+    auto stop_group = [&](std::chrono::steady_clock::time_point now) {
+        kill(-pid, SIGTERM);
+        killed = true;
+        killed_at = now;
+    };
     while (out_open || err_open) {
         pollfd fds[2];
         int n = 0;
@@ -190,15 +203,18 @@ ProcResult run_process(const std::vector<std::string> &argv, const ProcOptions &
             }
         }
         auto now = std::chrono::steady_clock::now();
-        if (!killed && interrupted()) {
-            kill(pid, SIGTERM);
-            killed = true;
-        }
+        if (!killed && interrupted())
+            stop_group(now);
         if (!killed && opts.timeout_s > 0 && now - start > std::chrono::seconds(opts.timeout_s)) {
-            kill(pid, SIGTERM);
-            killed = true;
+            stop_group(now);
             r.timed_out = true;
         }
+        if (killed && !hard_killed && now - killed_at > grace) {
+            kill(-pid, SIGKILL);
+            hard_killed = true;
+        }
+        if (hard_killed && now - killed_at > grace + std::chrono::seconds(1))
+            break;
         if (opts.on_tick && now - last_tick > std::chrono::milliseconds(500)) {
             last_tick = now;
             opts.on_tick();
@@ -213,6 +229,10 @@ ProcResult run_process(const std::vector<std::string> &argv, const ProcOptions &
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
+    // The direct child has ended but others of its group may still run (it exited on SIGTERM, they
+    // ignored it): they go too.
+    if (killed && !hard_killed)
+        kill(-pid, SIGKILL);
     if (WIFEXITED(status))
         r.exit_code = WEXITSTATUS(status);
     else if (WIFSIGNALED(status))

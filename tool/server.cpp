@@ -36,7 +36,20 @@ ProcResult run_omero(const Settings &s, const std::vector<std::string> &args, in
 
 bool omero_admin_running(const Settings &s, int timeout_s)
 {
-    return run_omero(s, {"admin", "status"}, timeout_s).exit_code == 0;
+    ProcResult r = run_omero(s, {"admin", "status"}, timeout_s);
+    if (r.exit_code == 0)
+        return true;
+    // `bin/omero admin status` exits 1 when the server is not running. Anything else (another exit
+    // code, a signal, a Python traceback or error on stderr) means bin/omero itself is broken: reading
+    // that as "stopped" would let a stop, an upgrade or a cache clear go ahead on a running server.
+    bool broken_output = r.err.find("Traceback") != std::string::npos || r.err.find("Error") != std::string::npos;
+    if (r.exit_code == 1 && !broken_output)
+        return false;
+    std::string tail = r.err_tail(5);
+    throw CommandError("bin/omero admin status failed (" + r.describe() + ")" + (tail.empty() ? "" : ":\n" + tail) +
+                           "\nwhether the server runs is unknown",
+                       "check that bin/omero works in " + s.server_dir + " (Python, Ice, OMERODIR) and try "
+                       "bin/omero admin status by hand");
 }
 
 std::string DbSession::describe() const

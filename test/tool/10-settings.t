@@ -78,10 +78,15 @@ mkdir -p "$t/pw/tmp" "$t/pw/bk"
     sleep 0.05
   done ) &
 watcher=$!
+# pg_dump waits ~1.5 s for a lock held on a table nothing else reads, so the watcher surely sees it.
+psql -X -q -d pw_db -c "BEGIN; LOCK TABLE dichroic IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(1.5); COMMIT;" >/dev/null &
+locker=$!
+until [ "$(q pw_db -c "SELECT count(*) FROM pg_locks WHERE relation = 'dichroic'::regclass AND granted")" = 1 ]; do sleep 0.05; done
 out=$(env -u PGHOST -u PGPORT TMPDIR="$t/pw/tmp" "$TOOL" --server-dir "$t/pw" --log-file "$t/pw/log" \
       backup --backup-dir "$t/pw/bk" 2>&1)
 rc=$?
-touch "$t/pw/done"; wait "$watcher"
+touch "$t/pw/done"; wait "$watcher" "$locker"
+grep -q "pg_dump .*--dbname=.*pw_db" "$t/pw/ps.txt"; ok $? "the watcher saw pg_dump running (so the checks below can fail)"
 is "$rc" 0 "backup over TCP with config.xml's password (pg_dump gets it through a passfile)"
 [ "$rc" = 0 ] || diag "$out"
 is "$(ls -A "$t/pw/tmp")" "" "the temporary passfile is removed"

@@ -63,6 +63,31 @@ out=$("$TOOL" --server-dir "$wrong" precheck 2>&1)
 is "$?" 2 "a precheck script with COMMIT is refused"
 like "$out" "contains a COMMIT: a precheck must change nothing" "… saying why"
 is "$(q pc_ok -c "SELECT count(*) FROM dbpatch")" "$before" "… and nothing was deleted"
+printf 'BEGIN;\nDELETE FROM dbpatch;\nEND;\n' > "$wrong/sql/psql/OMERO5.4__0/OMERO5.3__1-precheck.sql"
+out=$("$TOOL" --server-dir "$wrong" precheck 2>&1)
+is "$?" 2 "a top-level END (a COMMIT) is refused too"
+is "$(q pc_ok -c "SELECT count(*) FROM dbpatch")" "$before" "… and nothing was deleted"
+# A plpgsql body's END; is not a COMMIT (nor is one in a comment or string).
+cat > "$wrong/sql/psql/OMERO5.4__0/OMERO5.3__1-precheck.sql" <<'SQL'
+BEGIN;
+-- a comment saying COMMIT; is harmless
+CREATE FUNCTION pg_temp.sample_check() RETURNS void AS $$
+BEGIN
+    IF (SELECT count(*) FROM dbpatch) < 1 THEN
+        RAISE EXCEPTION 'no dbpatch row; COMMIT; is not allowed';
+    END IF;
+END;$$ LANGUAGE plpgsql;
+SELECT pg_temp.sample_check();
+SELECT E'\n\nYOUR DATABASE IS READY FOR UPGRADE TO VERSION OMERO5.4__0\n' AS Status;
+ROLLBACK;
+SQL
+out=$("$TOOL" --server-dir "$wrong" precheck 2>&1)
+is "$?" 0 "a precheck whose plpgsql function ends 'END;\$\$ LANGUAGE plpgsql;' runs: $out"
+like "$out" "READY FOR UPGRADE TO VERSION OMERO5.4__0" "… and prints the verdict"
+sed -i 's/^ROLLBACK;$/COMMIT;/' "$wrong/sql/psql/OMERO5.4__0/OMERO5.3__1-precheck.sql"
+out=$("$TOOL" --server-dir "$wrong" precheck 2>&1)
+is "$?" 2 "… the same script with a real COMMIT; is still refused"
+like "$out" "contains a COMMIT" "… saying why"
 
 # With the extension: every check of the report.
 q pc_ok -c "CREATE EXTENSION omero_upgrade"

@@ -116,6 +116,61 @@ like "$out" "blitz=-Xmx2048m" "… prints the JVM settings"
 like "$(cat "$t/log")" "bin/omero: OMERO Diagnostics \(stub\)" "bin/omero's output is in the log"
 like "$(cat "$t/log")" "running: .*bin/omero admin jvmcfg" "… and the commands run"
 
+# Misbehaving bin/omero: a wrapper in front of the stub, switched on by files in var/stub.
+mv "$srv/bin/omero" "$srv/bin/omero.stub"
+hang="sleep 30.0$$"  # a unique command line, to find leftovers with pgrep -f
+cat > "$srv/bin/omero" <<EOF
+#!/usr/bin/env bash
+var=\$(cd "\$(dirname "\$0")/.." && pwd -P)/var/stub
+case "\$1 \$2" in
+  "admin diagnostics")
+    if [ -f "\$var/diag-hangs" ]; then echo "gathering (stub)"; $hang; echo done; exit 0; fi ;;
+  "admin status")
+    if [ -f "\$var/status-traceback" ]; then
+      printf 'Traceback (most recent call last):\\n  File "omero/cli.py", line 1\\nImportError: No module named Ice\\n' >&2
+      exit 1
+    fi
+    if [ -f "\$var/status-exit3" ]; then echo "status: cannot read the registry (stub)" >&2; exit 3; fi ;;
+esac
+exec "\$(dirname "\$0")/omero.stub" "\$@"
+EOF
+chmod +x "$srv/bin/omero"
+
+# A timeout stops everything bin/omero started (its process group), not just bin/omero.
+touch "$srv/var/stub/diag-hangs"
+start=$SECONDS
+out=$(ou server diagnostics --timeout 2 2>&1); rc=$?
+took=$((SECONDS - start))
+is "$rc" 2 "server diagnostics --timeout 2 on a hanging bin/omero: exit 2"
+like "$out" "bin/omero admin diagnostics did not finish within 2 s" "… saying it did not finish in time"
+[ "$took" -le 10 ]; ok $? "… and returns within 10 s (took $took s)"
+left=$(pgrep -f "$hang")
+is "$left" "" "… leaving no process of it behind"
+[ -z "$left" ] || kill $left  # by id, only ours (the unique marker), should the assertion fail
+rm "$srv/var/stub/diag-hangs"
+
+# A broken bin/omero admin status is not "stopped": exit 2 with its stderr, nothing done after it.
+for broken in status-traceback status-exit3; do
+  case $broken in
+    status-traceback) msg="exit code 1\):.*ImportError: No module named Ice" ;;
+    status-exit3) msg="exit code 3\):.*status: cannot read the registry \(stub\)" ;;
+  esac
+  touch "$srv/var/stub/$broken"
+  : > "$calls"
+  out=$(ou server status 2>&1); rc=$?
+  is "$rc" 2 "$broken: server status exits 2"
+  like "$out" "bin/omero admin status failed \($msg" "… showing bin/omero's error"
+  unlike "$out" "server: (stopped|running)" "… without claiming a state"
+  out=$(ou server stop 2>&1); rc=$?
+  is "$rc" 2 "$broken: server stop exits 2"
+  like "$out" "bin/omero admin status failed \($msg" "… showing bin/omero's error"
+  unlike "$(cat "$calls")" "stop" "… and stops nothing"
+  rm "$srv/var/stub/$broken"
+done
+out=$(ou server status 2>&1); rc=$?
+is "$rc" 0 "status exit 1 with only 'not running' on stderr: stopped, as before"
+like "$out" "server: stopped" "… says stopped"
+
 out=$("$TOOL" --server-dir "$t/nowhere" server status 2>&1); rc=$?
 is "$rc" 2 "no bin/omero: exit 2"
 like "$out" "no executable bin/omero|no server directory" "… with a clear message"

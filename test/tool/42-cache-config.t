@@ -39,14 +39,22 @@ out=$(ou cache clear 2>&1); rc=$?
 is "$rc" 0 "clear again is safe"
 like "$out" "removed 0 file\(s\)" "… nothing left to remove"
 
-# BioFormatsCache as a symlink inside the data dir is followed once (it is the cache); outside is refused.
+# BioFormatsCache as a symlink is never followed, even into the data dir (it would delete whatever
+# it points at, e.g. the user's images in ManagedRepository); outside the data dir is refused too.
 mkdir -p "$data/cache-store/x" "$t/elsewhere"
 echo memo > "$data/cache-store/x/m.bfmemo"
 echo mine > "$t/elsewhere/important.txt"
 rmdir "$cache" && ln -s cache-store "$cache"
 out=$(ou cache clear 2>&1); rc=$?
-is "$rc" 0 "a BioFormatsCache symlink into the data dir: cleared"
-like "$out" "removed 1 file\(s\) and 1 directory\(ies\).*\($data/cache-store\)" "… names where it resolved"
+is "$rc" 1 "a BioFormatsCache symlink into the data dir: refused"
+like "$out" "$cache is a symbolic link: it resolves to $data/cache-store.*nothing was removed" "… saying where it leads"
+is "$(cat "$data/cache-store/x/m.bfmemo")" "memo" "… and nothing is deleted"
+rm "$cache" && ln -s ManagedRepository "$cache"
+out=$(ou cache clear 2>&1); rc=$?
+is "$rc" 1 "a BioFormatsCache symlink to ManagedRepository: refused"
+is "$(precious)" "$before" "… the user's images survive"
+out=$(ou cache clear --dry-run 2>&1); rc=$?
+is "$rc" 1 "… refused with --dry-run too"
 rm "$cache" && ln -s "$t/elsewhere" "$cache"
 out=$(ou cache clear 2>&1); rc=$?
 is "$rc" 1 "a BioFormatsCache resolving outside the data dir is refused"
