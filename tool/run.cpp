@@ -228,7 +228,7 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
         {"hops", hops},
         {"steps", steps},
         {"backup", nullptr},
-        {"downtime", {{"stopped_at", nullptr}, {"started_at", nullptr}, {"seconds", nullptr}}},
+        {"downtime", {{"stop_began", nullptr}, {"stopped_at", nullptr}, {"started_at", nullptr}, {"seconds", nullptr}}},
         {"rollback", {{"into", into}, {"status", "not run"}}},
     };
     // Space: the backup needs about the database's size (compressed: less); the new tree its size.
@@ -399,9 +399,12 @@ Executor make_executor(nlohmann::json &state, const std::string &state_path, con
             return "nothing that changes the server or the database runs before a verified backup: " + why;
         return std::string();
     };
+    // The server is down only once server-stop is done: until then (a stop that failed or was
+    // interrupted) it may well still run. The downtime is measured from the start of the attempt
+    // that stopped it; a re-run after that (an injected failure) does not move it.
     x.on_start = [&state](nlohmann::json &step) {
-        if (step.value("id", "") == "server-stop" && state["downtime"]["stopped_at"].is_null())
-            state["downtime"]["stopped_at"] = step["started"];
+        if (step.value("id", "") == "server-stop" && state["downtime"].value("stopped_at", nlohmann::json()).is_null())
+            state["downtime"]["stop_began"] = step["started"];
     };
     x.on_done = [&state](nlohmann::json &step, const ChildOutcome &o) {
         std::string id = step.value("id", "");
@@ -421,6 +424,8 @@ Executor make_executor(nlohmann::json &state, const std::string &state_path, con
             out().say("      backup " + state["backup"].value("path", "") + " sha256 " +
                       state["backup"].value("sha256", ""));
         }
+        if (id == "server-stop" && state["downtime"].value("stopped_at", nlohmann::json()).is_null())
+            state["downtime"]["stopped_at"] = step["ended"];
         if (id == "binaries-install")
             state["server"]["new_tree"] = real_path(state["server"].value("dir", ""));
         if (id == "environment") {
@@ -445,8 +450,10 @@ Executor make_executor(nlohmann::json &state, const std::string &state_path, con
         }
         if (id == "server-start") {
             state["downtime"]["started_at"] = step["ended"];
-            state["downtime"]["seconds"] =
-                seconds_between(state["downtime"].value("stopped_at", ""), step.value("ended", ""));
+            const auto &dt = state["downtime"];
+            state["downtime"]["seconds"] = seconds_between(
+                dt.value("stop_began", nlohmann::json()).is_string() ? dt.value("stop_began", "") : dt.value("stopped_at", ""),
+                step.value("ended", ""));
         }
     };
     return x;
@@ -514,11 +521,27 @@ int print_report(const nlohmann::json &st)
                   st["backup"].value("sha256", "") + ", " + human_bytes(st["backup"].value("size_bytes", 0ULL)) +
                   ", dbpatch " + st["backup"].value("dbpatch_version", ""));
     const auto &dt = st["downtime"];
-    if (dt["seconds"].is_number())
-        out().say("  downtime " + hms(dt["seconds"].get<double>()) + " (server stopped " + dt.value("stopped_at", "") +
-                  ", started " + dt.value("started_at", "") + ")");
-    else if (dt["stopped_at"].is_string())
-        out().say("  downtime the server has been down since " + dt.value("stopped_at", ""));
+    auto dts = [&dt](const char *k) { return dt.value(k, nlohmann::json()).is_string() ? dt.value(k, "") : ""; };
+    const nlohmann::json *stop = nullptr;
+    for (const auto &s : st["steps"])
+        if (s.value("id", "") == "server-stop")
+            stop = &s;
+    std::string stop_status = stop ? stop->value("status", "") : "";
+    if (dt.value("seconds", nlohmann::json()).is_number())
+        out().say("  downtime " + hms(dt["seconds"].get<double>()) + " (server stopped " + dts("stopped_at") +
+                  ", started " + dts("started_at") + "; measured from the start of the stop " + dts("stop_began") + ")");
+    else if (!dts("stopped_at").empty())
+        out().say("  downtime the server has been down since " + dts("stopped_at") +
+                  (dts("stop_began").empty() ? "" : " (stop began " + dts("stop_began") + ")"));
+    else if (stop_status == "failed") {
+        const auto &r = stop->value("result", nlohmann::json());
+        bool sessions = r.is_object() && !r.value("running", true);
+        out().say(sessions ? "  downtime none yet: server-stop failed; bin/omero says the server is down but OMERO "
+                             "sessions remain on the database, so it is not confirmed stopped"
+                           : "  downtime none: server-stop failed, the server is still running");
+    } else if (stop_status == "interrupted" || stop_status == "running")
+        out().say("  downtime unknown: server-stop did not finish, the server may still be running "
+                  "(omero-upgrade server status tells)");
     std::vector<std::string> w;
     collect_warnings(st, w);
     if (!w.empty()) {

@@ -30,6 +30,8 @@ for s in $steps; do
   is "$rc" 0 "… --resume completes"
   [ "$rc" -eq 0 ] || diag "$out"
   is "$(jq -r --arg s "$s" '.steps[] | select(.id == $s) | .attempts' "$r/.omero-upgrade-run.json")" 2 "… having run $s again"
+  [ "$s" = server-stop ] && ok "$(jq -e '.downtime.stop_began < (.steps[] | select(.id == "server-stop") | .started)' \
+    "$r/.omero-upgrade-run.json" >/dev/null; echo $?)" "… the downtime still measured from the first stop, which stopped it"
   fingerprint "$r" "r_s$n" > "$t/s$n.fp"
   diff "$t/clean.fp" "$t/s$n.fp" > "$t/s$n.diff"
   ok $? "… with the database and tree exactly as after a clean run"
@@ -43,6 +45,10 @@ touch "$r/OMERO.server/var/stub/stop-fails"
 out=$(upgrade "$r" --new-server "$r/OMERO.server-5.6.3.zip" --vacuum-full --stop-timeout 3 2>&1); rc=$?
 ok "$([ "$rc" -ne 0 ]; echo $?)" "bin/omero admin stop fails: the run stops (exit $rc)"
 like "$out" "step server-stop failed" "… at server-stop"
+like "$out" "downtime none: server-stop failed, the server is still running" "… the report says the server still runs"
+unlike "$out" "has been down since" "… not that it is down"
+is "$(jq -r '.downtime.stopped_at' "$r/.omero-upgrade-run.json")" null "… and the state records no stop time"
+is "$("$TOOL" --server-dir "$r/OMERO.server" --json server status | jq -r .result.running)" true "… (it does run)"
 is "$(readlink "$r/OMERO.server")" "OMERO.server-5.3.5" "… the symlink untouched"
 is "$(q r_stop -c "SELECT currentversion || '__' || currentpatch FROM dbpatch ORDER BY id DESC LIMIT 1")" "OMERO5.3__1" \
   "… the database untouched"
@@ -52,6 +58,11 @@ like "$out" "unfinished run" "… and says to resume"
 rm "$r/OMERO.server/var/stub/stop-fails"
 out=$(upgrade "$r" --resume 2>&1); rc=$?
 is "$rc" 0 "… --resume once it can stop"
+like "$out" "downtime [0-9]+:[0-9]{2}:[0-9]{2} \(server stopped" "… then the report states the downtime"
+is "$(jq -r '(.steps[] | select(.id == "server-stop")) as $s | .downtime as $d
+             | [$s.attempts, $d.stop_began == $s.started, $d.stopped_at == $s.ended] | map(tostring) | join(" ")' \
+        "$r/.omero-upgrade-run.json")" "2 true true" \
+  "… measured from the start of the second stop, the one that stopped it"
 fingerprint "$r" r_stop > "$t/stop.fp"
 diff "$t/clean.fp" "$t/stop.fp" >/dev/null; ok $? "… same end state as a clean run"
 
