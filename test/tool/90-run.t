@@ -11,7 +11,6 @@ t=$(scratch)
 run_template
 r=$t/a
 scenario "$r" run_a
-q run_a -c "CREATE EXTENSION omero_upgrade"   # the optional steps (annotations to wells) work through it
 ou() { "$TOOL" --server-dir "$r/OMERO.server" "$@"; }
 state=$r/.omero-upgrade-run.json
 fingerprint "$r" run_a > "$t/original.fp"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# omero-upgrade run --resume: a failure injected after each step in turn
-# (OMERO_UPGRADE_FAIL_AFTER_STEP: the step has run, then the run stops as if it had failed), then
-# --resume, ends with the database and the server tree exactly as after a clean run. Real
-# failures too: bin/omero refusing to stop (nothing changed yet), a hop script failing half-way
-# (the database stays at its version; fixed, then resumed), and Ctrl-C during a step.
+# omero-upgrade run --resume: a failure injected after each step in turn, the optional ones
+# included (OMERO_UPGRADE_FAIL_AFTER_STEP: the step has run, then the run stops as if it had
+# failed), then --resume, ends with the database and the server tree exactly as after a clean run.
+# Real failures too: bin/omero refusing to stop (nothing changed yet), a hop script failing
+# half-way (the database stays at its version; fixed, then resumed), and Ctrl-C during a step.
 source "$(dirname "$0")/../lib/tap.sh"
 source "$OU_SRC/test/lib/sample-server.sh"
 source "$OU_SRC/test/lib/run-scenario.sh"
@@ -11,10 +11,14 @@ source "$OU_SRC/test/lib/run-scenario.sh"
 t=$(scratch)
 run_template
 upgrade() { local root=$1; shift; "$TOOL" --server-dir "$root/OMERO.server" run "$@"; }
+# Every optional step too, so that a failure is injected after each of them as well.
+opts=(--orphans --colors all --move-annotations-to-wells screen:1 --vacuum-full)
 
 scenario "$t/clean" r_clean
-upgrade "$t/clean" --new-server "$t/clean/OMERO.server-5.6.3.zip" --vacuum-full >"$t/clean.out" 2>&1
+upgrade "$t/clean" --new-server "$t/clean/OMERO.server-5.6.3.zip" "${opts[@]}" >"$t/clean.out" 2>&1
 is "$?" 0 "a clean run"
+is "$(jq -r '[.steps[].id | select(. == "orphans" or . == "colors" or . == "wells" or . == "vacuum-full")] | join(",")' \
+        "$t/clean/.omero-upgrade-run.json")" "orphans,colors,wells,vacuum-full" "… with every optional step"
 fingerprint "$t/clean" r_clean > "$t/clean.fp"
 steps=$(jq -r '.steps[].id' "$t/clean/.omero-upgrade-run.json")
 
@@ -23,7 +27,7 @@ for s in $steps; do
   n=$((n + 1))
   r=$t/s$n
   scenario "$r" "r_s$n"
-  out=$(OMERO_UPGRADE_FAIL_AFTER_STEP=$s upgrade "$r" --new-server "$r/OMERO.server-5.6.3.zip" --vacuum-full 2>&1); rc=$?
+  out=$(OMERO_UPGRADE_FAIL_AFTER_STEP=$s upgrade "$r" --new-server "$r/OMERO.server-5.6.3.zip" "${opts[@]}" 2>&1); rc=$?
   st=$(jq -r '.status + " " + .failed_step' "$r/.omero-upgrade-run.json")
   is "$rc $st" "2 failed $s" "failure injected after $s: exit 2, recorded as failed at $s"
   out=$(upgrade "$r" --resume 2>&1); rc=$?
@@ -42,7 +46,7 @@ done
 r=$t/stop
 scenario "$r" r_stop
 touch "$r/OMERO.server/var/stub/stop-fails"
-out=$(upgrade "$r" --new-server "$r/OMERO.server-5.6.3.zip" --vacuum-full --stop-timeout 3 2>&1); rc=$?
+out=$(upgrade "$r" --new-server "$r/OMERO.server-5.6.3.zip" "${opts[@]}" --stop-timeout 3 2>&1); rc=$?
 ok "$([ "$rc" -ne 0 ]; echo $?)" "bin/omero admin stop fails: the run stops (exit $rc)"
 like "$out" "step server-stop failed" "… at server-stop"
 like "$out" "downtime none: server-stop failed, the server is still running" "… the report says the server still runs"
@@ -69,7 +73,7 @@ diff "$t/clean.fp" "$t/stop.fp" >/dev/null; ok $? "… same end state as a clean
 # A hop script fails half-way: the database stays at OMERO5.3__1; with the script fixed, --resume.
 r=$t/hop
 scenario "$r" r_hop OMERO5.3__1:OMERO5.4__0
-out=$(upgrade "$r" --new-server "$r/OMERO.server-5.6.3.zip" --vacuum-full 2>&1); rc=$?
+out=$(upgrade "$r" --new-server "$r/OMERO.server-5.6.3.zip" "${opts[@]}" 2>&1); rc=$?
 ok "$([ "$rc" -ne 0 ]; echo $?)" "a failing upgrade script stops the run (exit $rc)"
 like "$out" "step db-upgrade failed" "… at db-upgrade"
 is "$(q r_hop -c "SELECT currentversion || '__' || currentpatch FROM dbpatch ORDER BY id DESC LIMIT 1")" "OMERO5.3__1" \
