@@ -6,6 +6,7 @@
 #include "run_plan.hpp"
 #include "run_state.hpp"
 
+#include "checksum.hpp"
 #include "common.hpp"
 #include "db.hpp"
 #include "fsutil.hpp"
@@ -359,6 +360,10 @@ void print_plan(const nlohmann::json &st)
 }
 
 // ---- running --------------------------------------------------------------------------------
+// The backup (path and SHA-256) this process made or compared with the record: a resumed run,
+// perhaps days later, reads the whole file once before its first step that needs the backup.
+std::string g_backup_checked;
+
 bool backup_recorded(const nlohmann::json &state, std::string *why)
 {
     const auto &b = state["backup"];
@@ -371,6 +376,25 @@ bool backup_recorded(const nlohmann::json &state, std::string *why)
         *why = "the backup " + p + " recorded by step backup is gone";
         return false;
     }
+    std::string want = b.value("sha256", "");
+    if (g_backup_checked == p + "\n" + want)
+        return true;
+    out().say("      comparing the SHA-256 of the backup " + p + " with the recorded one");
+    std::string got;
+    try {
+        // As backup computes it: of the file, or of the sidecar listing a directory dump's files.
+        ChecksumList l = compute_checksums(p, base_name(p));
+        got = is_directory(p) ? sha256_string(format_sidecar(l)) : l.empty() ? "" : l[0].first;
+    } catch (const CommandError &e) {
+        *why = "cannot read the backup " + p + " to check it: " + e.what();
+        return false;
+    }
+    if (got != want) {
+        *why = "the backup " + p + " changed since step backup recorded it (sha256 " + got + ", recorded " + want +
+               "): it is not the backup this run verified; put the original back, or roll back";
+        return false;
+    }
+    g_backup_checked = p + "\n" + want;
     return true;
 }
 
@@ -418,6 +442,7 @@ Executor make_executor(nlohmann::json &state, const std::string &state_path, con
                                    {"format", r.value("format", "")},
                                    {"created_utc", r.value("created_utc", "")},
                                    {"verified", true}};
+                g_backup_checked = r.value("path", "") + "\n" + r.value("sha256", "");  // just made
             } else if (state["backup"].is_object()) {
                 state["backup"]["verified_again"] = step["ended"];  // backup verify of the earlier one
             }

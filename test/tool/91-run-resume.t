@@ -2,8 +2,9 @@
 # omero-upgrade run --resume: a failure injected after each step in turn, the optional ones
 # included (OMERO_UPGRADE_FAIL_AFTER_STEP: the step has run, then the run stops as if it had
 # failed), then --resume, ends with the database and the server tree exactly as after a clean run.
-# Real failures too: bin/omero refusing to stop (nothing changed yet), a hop script failing
-# half-way (the database stays at its version; fixed, then resumed), and Ctrl-C during a step.
+# Real failures too: bin/omero refusing to stop (nothing changed yet), the backup changed before
+# --resume (refused until it is the recorded one again), a hop script failing half-way (the
+# database stays at its version; fixed, then resumed), and Ctrl-C during a step.
 source "$(dirname "$0")/../lib/tap.sh"
 source "$OU_SRC/test/lib/sample-server.sh"
 source "$OU_SRC/test/lib/run-scenario.sh"
@@ -69,6 +70,25 @@ is "$(jq -r '(.steps[] | select(.id == "server-stop")) as $s | .downtime as $d
   "… measured from the start of the second stop, the one that stopped it"
 fingerprint "$r" r_stop > "$t/stop.fp"
 diff "$t/clean.fp" "$t/stop.fp" >/dev/null; ok $? "… same end state as a clean run"
+
+# The backup changes between the failure and --resume: the resumed steps refuse to go on until
+# the file is the one recorded again.
+r=$t/bk
+scenario "$r" r_bk
+OMERO_UPGRADE_FAIL_AFTER_STEP=server-stop upgrade "$r" --new-server "$r/OMERO.server-5.6.3.zip" "${opts[@]}" >/dev/null 2>&1
+bk=$(jq -r .backup.path "$r/.omero-upgrade-run.json")
+printf x >> "$bk"
+out=$(upgrade "$r" --resume 2>&1); rc=$?
+ok "$([ "$rc" -ne 0 ]; echo $?)" "a backup changed after it was recorded: --resume refuses (exit $rc)"
+like "$out" "step server-stop refused: .*the backup .* changed since step backup recorded it" "… at the next step, saying why"
+is "$(readlink "$r/OMERO.server")" "OMERO.server-5.3.5" "… the symlink untouched"
+is "$(q r_bk -c "SELECT currentversion || '__' || currentpatch FROM dbpatch ORDER BY id DESC LIMIT 1")" "OMERO5.3__1" \
+  "… the database untouched"
+truncate -s -1 "$bk"
+out=$(upgrade "$r" --resume 2>&1); rc=$?
+is "$rc" 0 "… with the original back, --resume completes"
+[ "$rc" -eq 0 ] || diag "$out"
+like "$out" "comparing the SHA-256 of the backup" "… having compared it again"
 
 # A hop script fails half-way: the database stays at OMERO5.3__1; with the script fixed, --resume.
 r=$t/hop
