@@ -72,7 +72,7 @@ bootstrap:
 
 # A sub-make, so that PGXS (just installed by bootstrap) is read afresh.
 build: bootstrap
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory -j$(shell nproc 2>/dev/null || echo 2) all
 
 test: build
 	@test/with-cluster.sh test/run-all.sh

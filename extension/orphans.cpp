@@ -467,6 +467,55 @@ OU_FUNCTION(omero_orphans_restore)
                                 std::to_string(conflicts) + " annotation id(s) are in use again",
                             "Annotation ids in use: " + c.str(0, "ids") + (conflicts > 20 ? ", …" : "") + ".",
                             "Nothing was restored. Delete or renumber those annotations first, or leave the run archived.");
+            // Missing references: a row the archived ones point to (owner, group, events, file, any
+            // foreign key of annotation in the catalog) that is gone since. Refuse with the list
+            // rather than PostgreSQL's first foreign-key error; nothing is inserted.
+            std::string missing;
+            int64_t n_missing = 0;
+            auto fks = spi.query(
+                "SELECT c.conname::text AS con, c.confrelid::regclass::text AS ref, c.confrelid = c.conrelid AS self,"
+                "       string_agg(fa.attname::text, ', ' ORDER BY k.ord) AS cols,"
+                "       string_agg(format('t.%I = r.%I', pa.attname, fa.attname), ' AND ' ORDER BY k.ord) AS cond,"
+                "       string_agg(format('r.%I IS NOT NULL', fa.attname), ' AND ' ORDER BY k.ord) AS notnull,"
+                "       CASE WHEN count(*) = 1 THEN format('r.%I::text', min(fa.attname::text))"
+                "            ELSE 'ROW(' || string_agg(format('r.%I', fa.attname), ', ' ORDER BY k.ord) || ')::text'"
+                "       END AS val"
+                "  FROM pg_catalog.pg_constraint c"
+                " CROSS JOIN LATERAL unnest(c.conkey, c.confkey) WITH ORDINALITY AS k(fk, pk, ord)"
+                "  JOIN pg_catalog.pg_attribute fa ON fa.attrelid = c.conrelid AND fa.attnum = k.fk"
+                "  JOIN pg_catalog.pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = k.pk"
+                " WHERE c.contype = 'f' AND c.conrelid = $1::regclass AND c.conparentid = 0"
+                " GROUP BY c.oid, c.conname, c.confrelid, c.conrelid"
+                " ORDER BY 4, 2",
+                {spi::text(rule.annotation)}, true);
+            for (size_t i = 0; i < fks.rows.size(); i++) {
+                // Identifiers come quoted from format('%I') / regclass output.
+                std::string rows = "SELECT r.* FROM omero_upgrade.orphan_archive v,"
+                                   " LATERAL pg_catalog.jsonb_populate_record(NULL::" + rule.annotation +
+                                   ", v.row_image) AS r WHERE v.run_id = $1";
+                std::string gone = "NOT EXISTS (SELECT 1 FROM " + fks.str(i, "ref") + " t WHERE " + fks.str(i, "cond") + ")";
+                if (fks.str(i, "self") == "t")  // may point to another row of the same run
+                    gone += " AND NOT EXISTS (SELECT 1 FROM (" + rows + ") t WHERE " + fks.str(i, "cond") + ")";
+                auto m = spi.query("SELECT count(*) AS n, count(DISTINCT x.v) AS nv,"
+                                   "       array_to_string((array_agg(DISTINCT x.v ORDER BY x.v))[1:10], ', ') AS vals"
+                                   "  FROM (SELECT " + fks.str(i, "val") + " AS v FROM (" + rows + ") r"
+                                   "         WHERE " + fks.str(i, "notnull") + " AND " + gone + ") x",
+                                   {run}, true);
+                int64_t n = m.int64(0, "n");
+                if (n == 0)
+                    continue;
+                n_missing += n;
+                missing += (missing.empty() ? "" : "; ") + fks.str(i, "cols") + " → " + fks.str(i, "ref") + ": " +
+                           std::to_string(n) + " annotation(s) refer to missing " + m.str(0, "vals") +
+                           (m.int64(0, "nv") > 10 ? ", …" : "");
+            }
+            if (n_missing > 0)
+                throw Error(ERRCODE_FOREIGN_KEY_VIOLATION,
+                            "cannot restore orphan delete run " + std::to_string(run_id) + ": " +
+                                std::to_string(n_missing) + " reference(s) of its annotations point to rows that are gone",
+                            "Missing references: " + missing + ".",
+                            "Nothing was restored. Put the missing rows back (or restore the pre-upgrade backup), then "
+                            "restore the run again.");
             // Whole rows back, column by column from the row image (columns added to annotation
             // since the delete get NULL). The sequence is untouched: the ids were issued by it before.
             restored = spi.exec("INSERT INTO " + rule.annotation + " SELECT r.* FROM omero_upgrade.orphan_archive v,"

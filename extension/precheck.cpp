@@ -11,6 +11,7 @@ extern "C" {
 
 #include <cerrno>
 #include <cstdlib>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -116,11 +117,15 @@ std::string join_ids(const std::vector<int64_t> &ids, size_t max = 20)
     return s + "}";
 }
 
-std::vector<Check> run_checks(spi::Session &spi, const std::string &target)
+// on_check (if given) sees each check as soon as it is made, so a long scan shows progress.
+std::vector<Check> run_checks(spi::Session &spi, const std::string &target,
+                              const std::function<void(const Check &)> &on_check = {})
 {
     std::vector<Check> checks;
     auto add = [&](const char *name, const char *status, std::string detail) {
         checks.push_back(Check{name, status, std::move(detail)});
+        if (on_check)
+            on_check(checks.back());
     };
 
     DbState db = read_db_state(spi);
@@ -310,15 +315,16 @@ OU_FUNCTION(omero_precheck)
         std::vector<Check> checks;
         {
             spi::Session spi;
-            checks = run_checks(spi, target);
+            checks = run_checks(spi, target, [](const Check &c) {
+                std::string line = "check " + c.name + ": " + c.status + ": " + c.detail;
+                const char *l = line.c_str();
+                pg_guard([l] { ereport(NOTICE, (errmsg("%s", l))); });
+            });
         }
         std::string problems;
         int failed = 0;
         bool at_target = false;
         for (const Check &c : checks) {
-            std::string line = "check " + c.name + ": " + c.status + ": " + c.detail;
-            const char *l = line.c_str();
-            pg_guard([l] { ereport(NOTICE, (errmsg("%s", l))); });
             if (c.status == "failed") {
                 failed++;
                 problems += "\n- " + c.name + ": " + c.detail;
@@ -328,8 +334,9 @@ OU_FUNCTION(omero_precheck)
         }
         if (failed)
             throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                        "DATABASE IS NOT READY FOR UPGRADE TO VERSION " + target + ": " + std::to_string(failed) +
-                            " problem(s)",
+                        (at_target ? "YOUR DATABASE IS ALREADY AT VERSION " + target + ", BUT IT HAS "
+                                   : "DATABASE IS NOT READY FOR UPGRADE TO VERSION " + target + ": ") +
+                            std::to_string(failed) + " problem(s)",
                         "Problems:" + problems, "Fix each problem, then run omero_precheck() again.");
         std::string verdict = at_target ? "YOUR DATABASE IS ALREADY AT VERSION " + target
                                         : "YOUR DATABASE IS READY FOR UPGRADE TO VERSION " + target;

@@ -297,7 +297,9 @@ int64_t allocate(spi::Session &spi, const char *seq, int64_t n)
 // l: the matching image links of the Images of the batch's Wells, one row per (well, link);
 // c: one candidate per (well, annotation, owner), from its lowest image link, and whether the
 //    Well already has a link to that annotation for that owner.
-const char *const cte_links =
+std::string cte_links(const char *extra_where = "")
+{
+    return std::string(
     "WITH l AS ("
     "  SELECT w.id AS well, w.plate, il.id AS link_id, il.parent AS image, il.child, il.owner_id,"
     "         il.group_id, il.permissions"
@@ -307,25 +309,49 @@ const char *const cte_links =
     "    JOIN imageannotationlink AS il ON il.parent = ws.image"
     "    JOIN annotation AS a ON a.id = il.child"
     "   WHERE ($2::text IS NULL OR a.discriminator = $2::text)"
-    "     AND ($3::text IS NULL OR a.ns = $3::text)),"
+    "     AND ($3::text IS NULL OR a.ns = $3::text)") + extra_where + "),"
     " c AS ("
     "  SELECT DISTINCT ON (l.well, l.child, l.owner_id) l.well, l.plate, l.child, l.owner_id, l.group_id,"
     "         l.permissions,"
     "         EXISTS (SELECT 1 FROM wellannotationlink AS x"
     "                  WHERE x.parent = l.well AND x.child = l.child AND x.owner_id = l.owner_id) AS present"
     "    FROM l ORDER BY l.well, l.child, l.owner_id, l.link_id)";
+}
+
+// A dry run changes nothing, so what earlier batches would have done is simulated. $5 chosen
+// plates (int8[], screens' included), $6 chosen wells (int8[]), $7 the lowest well of the batch:
+// a chosen well below it was in an earlier batch, so it has its well links by now.
+#define OU_EARLIER(w)                                                                                      \
+    "(" w " < $7::int8 AND EXISTS (SELECT 1 FROM well AS we WHERE we.id = " w                              \
+    " AND (we.plate = ANY ($5::int8[]) OR we.id = ANY ($6::int8[]))))"
+
+// Dry run, l: without the image links an earlier batch would have removed (their Image had a
+// chosen Well there, and each of its other Wells has the link or was in an earlier batch).
+const char *const dry_gone =
+    "     AND NOT ($4::boolean"
+    "          AND EXISTS (SELECT 1 FROM wellsample AS wa WHERE wa.image = il.parent AND " OU_EARLIER("wa.well") ")"
+    "          AND NOT EXISTS (SELECT 1 FROM wellsample AS wb"
+    "                           WHERE wb.image = il.parent AND NOT " OU_EARLIER("wb.well")
+    "                             AND NOT EXISTS (SELECT 1 FROM wellannotationlink AS x"
+    "                                              WHERE x.parent = wb.well AND x.child = il.child"
+    "                                                AND x.owner_id = il.owner_id)))";
 
 // What a batch would do. An image link goes only when every Well of its Image has (or, being
 // in this batch, gets) the annotation for the link's owner: nothing is lost, even for an Image
 // in several Wells. $4: whether links are removed.
-const char *const sql_plan =
+// A dry run also counts as having the link a Well of an earlier batch (dry_plan_extra).
+std::string sql_plan(bool dry_run)
+{
+    return std::string(
     " , r AS ("
     "  SELECT DISTINCT ON (l.link_id) l.link_id, l.plate, l.group_id FROM l"
     "   WHERE $4::boolean AND NOT EXISTS ("
     "         SELECT 1 FROM wellsample AS ws2"
     "          WHERE ws2.image = l.image AND ws2.well NOT IN (SELECT b.id FROM unnest($1::int8[]) AS b(id))"
     "            AND NOT EXISTS (SELECT 1 FROM wellannotationlink AS x"
-    "                             WHERE x.parent = ws2.well AND x.child = l.child AND x.owner_id = l.owner_id))"
+    "                             WHERE x.parent = ws2.well AND x.child = l.child AND x.owner_id = l.owner_id)") +
+    (dry_run ? " AND NOT " OU_EARLIER("ws2.well") : "") +
+    ")"
     "   ORDER BY l.link_id, l.well)"
     " SELECT 'links' AS what, s.plate, NULL::int8 AS grp, count(*) AS n"
     "   FROM (SELECT DISTINCT plate, link_id FROM l) AS s GROUP BY s.plate"
@@ -334,6 +360,7 @@ const char *const sql_plan =
     "   FROM c GROUP BY 1, 2, 3"
     " UNION ALL"
     " SELECT 'remove', plate, group_id, count(*) FROM r GROUP BY 2, 3";
+}
 
 // $4 first new link id, $5 first new eventlog id, $6 groups (int8[]), $7 their events (int8[]).
 const char *const sql_insert =
@@ -426,6 +453,14 @@ Report run_move(spi::Session &spi, const Options &o, bool commit_batches)
             well_ids.push_back(id);  // a well without samples has nothing to move
     }
     wells = spi::Result{};
+    // For a dry run's simulation of earlier batches (sql_plan): what the user chose.
+    spi::Param chosen_plates = spi::text("{}"), chosen_wells = spi::text(o.wells ? array_literal(*o.wells) : "{}");
+    if (o.dry_run) {
+        auto cp = spi.query("SELECT unnest($2::int8[]) AS id UNION SELECT child FROM screenplatelink"
+                            " WHERE parent = ANY ($1::int8[])",
+                            {ids_param(o.screens), ids_param(o.plates)}, true);
+        chosen_plates = spi::text(array_literal(ids_of(cp, "id")));
+    }
 
     Progress progress(o.dry_run ? "move annotations to wells (dry run)" : "move annotations to wells", "wells",
                       (int64_t)well_ids.size());
@@ -439,7 +474,10 @@ Report run_move(spi::Session &spi, const Options &o, bool commit_batches)
             // Keeps other writers out while counts, ids and rows of this batch must agree.
             spi.exec("LOCK TABLE wellannotationlink, imageannotationlink IN SHARE ROW EXCLUSIVE MODE");
 
-        auto plan = spi.query(std::string(cte_links) + sql_plan, {batch, disc, ns, spi::boolean(o.remove)}, o.dry_run);
+        std::vector<spi::Param> plan_params{batch, disc, ns, spi::boolean(o.remove)};
+        if (o.dry_run)
+            plan_params.insert(plan_params.end(), {chosen_plates, chosen_wells, spi::int8(well_ids[from])});
+        auto plan = spi.query(cte_links(o.dry_run ? dry_gone : "") + sql_plan(o.dry_run), plan_params, o.dry_run);
         int64_t n_new = 0, n_remove = 0;
         std::set<int64_t> new_groups, remove_groups;
         for (size_t i = 0; i < plan.rows.size(); i++) {
@@ -469,7 +507,7 @@ Report run_move(spi::Session &spi, const Options &o, bool commit_batches)
             int64_t first_log = allocate(spi, "seq_eventlog", n_new);
             std::vector<spi::Param> params{batch, disc, ns, spi::int8(first), spi::int8(first_log)};
             events_params(rec, new_groups, params);
-            auto r = spi.query(std::string(cte_links) + sql_insert, params);
+            auto r = spi.query(cte_links() + sql_insert, params);
             int64_t done = 0;
             for (size_t i = 0; i < r.rows.size(); i++) {
                 report[r.int64(i, "plate")].created += r.int64(i, "n");
@@ -486,7 +524,7 @@ Report run_move(spi::Session &spi, const Options &o, bool commit_batches)
             int64_t first_log = allocate(spi, "seq_eventlog", n_remove);
             std::vector<spi::Param> params{batch, disc, ns, spi::int8(first_log)};
             events_params(rec, remove_groups, params);
-            auto r = spi.query(std::string(cte_links) + sql_delete, params);
+            auto r = spi.query(cte_links() + sql_delete, params);
             int64_t done = 0;
             for (size_t i = 0; i < r.rows.size(); i++) {
                 report[r.int64(i, "plate")].removed += r.int64(i, "n");

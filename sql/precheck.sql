@@ -118,6 +118,8 @@ SET omero_upgrade.pretend_server_version_num = 90204;
 SELECT check_name, status FROM omero_precheck_report();
 SELECT omero_precheck();
 RESET omero_upgrade.pretend_server_version_num;
+-- already at the target, but not UTF8: said so, and still an error
+SELECT omero_precheck('OMERO5.3__0');
 
 -- OMERO5.2__0: two hops, and the data checks of the 5.2 → 5.3 precheck
 CREATE DATABASE precheck_520;

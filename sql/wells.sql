@@ -164,6 +164,33 @@ SELECT * FROM pg_temp.check_removed('{2}', NULL, 'example.org/lab');
 SELECT l.child, e.omename AS owner FROM snap_ial AS l JOIN experimenter AS e ON e.id = l.owner_id
  WHERE l.id NOT IN (SELECT id FROM imageannotationlink);
 
+-- 4b. Wells 3 and 5 in batches of one, with removal: image 3 is in both, so the real run removes
+--     its links in the second batch, once well 3 got the annotations in the first; the dry run
+--     must say exactly that (it changes nothing, so it simulates the earlier batches). The real
+--     run is rolled back.
+SELECT pg_temp.snapshot();
+CREATE TEMP TABLE dry35 AS
+SELECT * FROM omero_annotations_move_to_wells(well_ids => '{3,5}', remove_image_links => true, batch_size => 1);
+BEGIN;
+SELECT string_agg(r::text, ' ' ORDER BY r.plate_id) AS real35
+  FROM omero_annotations_move_to_wells(well_ids => '{3,5}', remove_image_links => true, batch_size => 1,
+                                       dry_run => false) AS r \gset
+ROLLBACK;
+SELECT * FROM dry35;
+SELECT :'real35' AS real_run,
+       (SELECT string_agg(r::text, ' ' ORDER BY r.plate_id) FROM dry35 AS r) = :'real35' AS dry_run_says_the_same,
+       pg_temp.unchanged() AS rolled_back;
+-- The same once both wells have the annotations (moved without removal first): the first batch
+-- removes image 3's links, so the second finds them gone; the dry run counts them once too.
+BEGIN;
+SELECT links_created FROM omero_annotations_move_to_wells(well_ids => '{3,5}', dry_run => false);
+SELECT string_agg(r::text, ' ' ORDER BY r.plate_id) AS dry35
+  FROM omero_annotations_move_to_wells(well_ids => '{3,5}', remove_image_links => true, batch_size => 1) AS r \gset
+SELECT string_agg(r::text, ' ' ORDER BY r.plate_id) AS real35
+  FROM omero_annotations_move_to_wells(well_ids => '{3,5}', remove_image_links => true, batch_size => 1,
+                                       dry_run => false) AS r \gset
+ROLLBACK;
+SELECT :'dry35' AS dry_run, :'dry35' = :'real35' AS dry_run_says_the_same, pg_temp.unchanged() AS rolled_back;
 -- 5. Well 3 alone, with removal: 85 goes to well 3 for bob (alice has it there already; carol's
 --    tag 84 came in step 2); image 3 is also in well 5, so its links stay until well 5 has
 --    their annotations too.

@@ -1,5 +1,7 @@
 // omero-upgrade db orphans scan|delete|restore: thin wrapper over the extension's orphan
-// annotation functions (README, "Orphan annotations"). delete commits per batch (CALL of
+// annotation functions (README, "Orphan annotations"). delete is a dry run unless --apply
+// (README Design: the tool passes dry_run true unless told otherwise); restore, the undo, puts
+// back unless --dry-run. delete commits per batch (CALL of
 // omero_orphans_delete_batches) and archives every row, so Ctrl-C (a libpq cancel) leaves whole
 // batches done and restorable, and running it again carries on.
 #include "extcall.hpp"
@@ -12,7 +14,7 @@ namespace {
 struct OrphansOpts {
     std::string action;
     std::vector<std::string> include_ns;
-    bool list = false, fast = false, dry_run = false;
+    bool list = false, fast = false, apply = false, dry_run = false;
     int batch_size = 10000;
     long long run = 0;
 };
@@ -26,8 +28,12 @@ CommandRun setup_orphans(CLI::App &sub)
     sub.add_option("--batch-size", o->batch_size, "delete: annotations per batch (one commit each)")->capture_default_str();
     sub.add_flag("--fast", o->fast, "delete: skip the per-row foreign-key triggers (superuser; see README)");
     sub.add_option("--run", o->run, "restore: the delete run to put back");
-    sub.add_flag("--dry-run", o->dry_run, "delete/restore: count, change nothing");
+    sub.add_flag("--apply", o->apply, "delete: delete them (without it: a dry run that changes nothing)");
+    // delete: the default anyway, kept so that older command lines still run.
+    sub.add_flag("--dry-run", o->dry_run, "delete (the default) / restore: count, change nothing");
     return [o]() -> int {
+        if (o->apply && o->dry_run)
+            throw CommandError("give --apply or --dry-run, not both");
         Settings s = load_settings(false);
         auto db = connect_db(s);
         std::string schema = require_extension(*db);
@@ -83,7 +89,7 @@ CommandRun setup_orphans(CLI::App &sub)
         if (o->action == "delete") {
             if (o->batch_size <= 0)
                 throw CommandError("--batch-size must be positive");
-            if (o->dry_run) {
+            if (!o->apply) {
                 Rows r = db->query("SELECT scanned, bytes FROM " + schema + ".omero_orphans_delete(true, $2::int, " + ns_sql +
                                        ", false)",
                                    {ns, std::to_string(o->batch_size)});
@@ -91,8 +97,10 @@ CommandRun setup_orphans(CLI::App &sub)
                 res["orphans"] = std::stoll(r.str(0, "scanned"));
                 out().say("would delete " + r.str(0, "scanned") + " orphan annotation(s) (" +
                           human_bytes(std::stoull(r.str(0, "bytes"))) + "), archived for restore");
+                out().say("DRY RUN: nothing was changed; give --apply to delete them");
                 return EXIT_OK;
             }
+            res["dry_run"] = false;
             db->query("CALL " + schema + ".omero_orphans_delete_batches(false, $2::int, " + ns_sql + ", $3::boolean)",
                       {ns, std::to_string(o->batch_size), o->fast ? "true" : "false"});
             Rows r = db->query("SELECT id, status, scanned, deleted, skipped, bytes FROM omero_upgrade.orphan_run"

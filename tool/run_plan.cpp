@@ -257,7 +257,7 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target)
     add({"db-upgrade", "upgrade the database, hop by hop", {"db", "upgrade", "--target", target},
          "runs the new server's sql/psql scripts (listed above) as the OMERO database user", true, true});
     if (o.orphans)
-        add({"orphans", "delete orphaned annotations (archived, restorable)", {"db", "orphans", "delete"},
+        add({"orphans", "delete orphaned annotations (archived, restorable)", {"db", "orphans", "delete", "--apply"},
              "deletes the orphaned annotations the official script would, keeping them in the extension's archive",
              true, true});
     if (!o.colors.empty()) {

@@ -36,12 +36,24 @@ is "$rc" 0 "delete --dry-run"
 like "$out" "would delete $n_orphans orphan annotation\(s\)" "… counts"
 is "$(q w_db -c "SELECT count(*) FROM annotation")" "$n_ann" "… deletes nothing"
 
-j=$(ou --json db orphans delete --batch-size 7)
+out=$(ou db orphans delete 2>&1); rc=$?
+is "$rc" 0 "delete without --apply"
+like "$out" "would delete $n_orphans orphan annotation\(s\)" "… is a dry run: counts"
+like "$out" "DRY RUN: nothing was changed; give --apply" "… says so"
+is "$(q w_db -c "SELECT count(*) FROM annotation")" "$n_ann" "… deletes nothing"
+is "$(q w_db -c "SELECT count(*) FROM omero_upgrade.orphan_run")" "0" "… starts no run"
+j=$(ou --json db orphans delete)
+is "$(jq -r '.exit_code, .result.dry_run, .result.orphans' <<<"$j" | tr '\n' ' ')" "0 true $n_orphans " "… JSON: dry_run true"
+out=$(ou db orphans delete --apply --dry-run 2>&1); rc=$?
+is "$rc" 2 "--apply with --dry-run: exit 2"
+is "$(q w_db -c "SELECT count(*) FROM annotation")" "$n_ann" "… deletes nothing"
+
+j=$(ou --json db orphans delete --apply --batch-size 7)
 is "$(jq -r '.exit_code, .result.deleted' <<<"$j" | tr '\n' ' ')" "0 $n_orphans " "delete: all $n_orphans deleted (batches of 7)"
 run=$(jq -r '.result.run_id' <<<"$j")
 is "$(q w_db -c "SELECT count(*) FROM annotation")" "$((n_ann - n_orphans))" "… gone from annotation"
 is "$(q w_db -c "SELECT count(*) FROM omero_upgrade.orphan_archive WHERE run_id = $run")" "$n_orphans" "… and archived under run $run"
-j=$(ou --json db orphans delete)
+j=$(ou --json db orphans delete --apply)
 is "$(jq -r '.exit_code, .result.deleted' <<<"$j" | tr '\n' ' ')" "0 0 " "delete again: nothing left"
 
 out=$(ou db orphans restore --run "$run" --dry-run 2>&1)

@@ -85,7 +85,8 @@ is "$(jq -r '.status + " " + (.rollback.status)' "$b/.omero-upgrade-run.json")" 
 
 # --- the full run ----------------------------------------------------------------------------
 wells_before=$(q run_a -c "SELECT count(*) FROM wellannotationlink")
-out=$(ou run --new-server "$r/OMERO.server-5.6.3.zip" --vacuum-full --move-annotations-to-wells screen:1 2>&1); rc=$?
+orphans_before=$(q run_a -c "SELECT count(*) FROM omero_orphans_scan()")
+out=$(ou run --new-server "$r/OMERO.server-5.6.3.zip" --vacuum-full --orphans --move-annotations-to-wells screen:1 2>&1); rc=$?
 is "$rc" 0 "full run: exit 0"
 [ "$rc" -eq 0 ] || diag "$out"
 like "$out" "Report of run [^ ]+: completed" "… ends with the report"
@@ -97,6 +98,9 @@ ok "$([ "$(q run_a -c "SELECT count(*) FROM wellannotationlink")" -gt "$wells_be
   "the optional step moved annotations to the wells of screen 1"
 is "$(q run_a -c "SELECT count(*) FROM (SELECT parent, child, owner_id FROM wellannotationlink GROUP BY 1, 2, 3 HAVING count(*) > 1) d")" \
   "0" "… each at most once per owner"
+ok "$([ "$orphans_before" -gt 0 ]; echo $?)" "the database had orphans ($orphans_before)"
+is "$(q run_a -c "SELECT count(*) FROM omero_orphans_scan()") $(q run_a -c "SELECT string_agg(status || ' ' || deleted, ',') FROM omero_upgrade.orphan_run")" \
+  "0 deleted $orphans_before" "--orphans deleted them (db orphans delete --apply), in one archived run"
 is "$(readlink "$r/OMERO.server")" "OMERO.server-5.6.3" "OMERO.server points to the new tree"
 is "$("$r/OMERO.server/bin/omero" config get omero.db.name)" "run_a" "the new tree has the old config.xml"
 is "$("$r/OMERO.server/bin/omero" config get omero.upgrades.url)" "" "the upgrade check is off"
