@@ -6,6 +6,7 @@
 #include "run_plan.hpp"
 #include "run_state.hpp"
 
+#include "checksum.hpp"
 #include "common.hpp"
 #include "db.hpp"
 #include "fsutil.hpp"
@@ -228,7 +229,7 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
         {"hops", hops},
         {"steps", steps},
         {"backup", nullptr},
-        {"downtime", {{"stopped_at", nullptr}, {"started_at", nullptr}, {"seconds", nullptr}}},
+        {"downtime", {{"stop_began", nullptr}, {"stopped_at", nullptr}, {"started_at", nullptr}, {"seconds", nullptr}}},
         {"rollback", {{"into", into}, {"status", "not run"}}},
     };
     // Space: the backup needs about the database's size (compressed: less); the new tree its size.
@@ -359,6 +360,10 @@ void print_plan(const nlohmann::json &st)
 }
 
 // ---- running --------------------------------------------------------------------------------
+// The backup (path and SHA-256) this process made or compared with the record: a resumed run,
+// perhaps days later, reads the whole file once before its first step that needs the backup.
+std::string g_backup_checked;
+
 bool backup_recorded(const nlohmann::json &state, std::string *why)
 {
     const auto &b = state["backup"];
@@ -371,6 +376,25 @@ bool backup_recorded(const nlohmann::json &state, std::string *why)
         *why = "the backup " + p + " recorded by step backup is gone";
         return false;
     }
+    std::string want = b.value("sha256", "");
+    if (g_backup_checked == p + "\n" + want)
+        return true;
+    out().say("      comparing the SHA-256 of the backup " + p + " with the recorded one");
+    std::string got;
+    try {
+        // As backup computes it: of the file, or of the sidecar listing a directory dump's files.
+        ChecksumList l = compute_checksums(p, base_name(p));
+        got = is_directory(p) ? sha256_string(format_sidecar(l)) : l.empty() ? "" : l[0].first;
+    } catch (const CommandError &e) {
+        *why = "cannot read the backup " + p + " to check it: " + e.what();
+        return false;
+    }
+    if (got != want) {
+        *why = "the backup " + p + " changed since step backup recorded it (sha256 " + got + ", recorded " + want +
+               "): it is not the backup this run verified; put the original back, or roll back";
+        return false;
+    }
+    g_backup_checked = p + "\n" + want;
     return true;
 }
 
@@ -399,9 +423,12 @@ Executor make_executor(nlohmann::json &state, const std::string &state_path, con
             return "nothing that changes the server or the database runs before a verified backup: " + why;
         return std::string();
     };
+    // The server is down only once server-stop is done: until then (a stop that failed or was
+    // interrupted) it may well still run. The downtime is measured from the start of the attempt
+    // that stopped it; a re-run after that (an injected failure) does not move it.
     x.on_start = [&state](nlohmann::json &step) {
-        if (step.value("id", "") == "server-stop" && state["downtime"]["stopped_at"].is_null())
-            state["downtime"]["stopped_at"] = step["started"];
+        if (step.value("id", "") == "server-stop" && state["downtime"].value("stopped_at", nlohmann::json()).is_null())
+            state["downtime"]["stop_began"] = step["started"];
     };
     x.on_done = [&state](nlohmann::json &step, const ChildOutcome &o) {
         std::string id = step.value("id", "");
@@ -415,12 +442,15 @@ Executor make_executor(nlohmann::json &state, const std::string &state_path, con
                                    {"format", r.value("format", "")},
                                    {"created_utc", r.value("created_utc", "")},
                                    {"verified", true}};
+                g_backup_checked = r.value("path", "") + "\n" + r.value("sha256", "");  // just made
             } else if (state["backup"].is_object()) {
                 state["backup"]["verified_again"] = step["ended"];  // backup verify of the earlier one
             }
             out().say("      backup " + state["backup"].value("path", "") + " sha256 " +
                       state["backup"].value("sha256", ""));
         }
+        if (id == "server-stop" && state["downtime"].value("stopped_at", nlohmann::json()).is_null())
+            state["downtime"]["stopped_at"] = step["ended"];
         if (id == "binaries-install")
             state["server"]["new_tree"] = real_path(state["server"].value("dir", ""));
         if (id == "environment") {
@@ -445,8 +475,10 @@ Executor make_executor(nlohmann::json &state, const std::string &state_path, con
         }
         if (id == "server-start") {
             state["downtime"]["started_at"] = step["ended"];
-            state["downtime"]["seconds"] =
-                seconds_between(state["downtime"].value("stopped_at", ""), step.value("ended", ""));
+            const auto &dt = state["downtime"];
+            state["downtime"]["seconds"] = seconds_between(
+                dt.value("stop_began", nlohmann::json()).is_string() ? dt.value("stop_began", "") : dt.value("stopped_at", ""),
+                step.value("ended", ""));
         }
     };
     return x;
@@ -514,11 +546,27 @@ int print_report(const nlohmann::json &st)
                   st["backup"].value("sha256", "") + ", " + human_bytes(st["backup"].value("size_bytes", 0ULL)) +
                   ", dbpatch " + st["backup"].value("dbpatch_version", ""));
     const auto &dt = st["downtime"];
-    if (dt["seconds"].is_number())
-        out().say("  downtime " + hms(dt["seconds"].get<double>()) + " (server stopped " + dt.value("stopped_at", "") +
-                  ", started " + dt.value("started_at", "") + ")");
-    else if (dt["stopped_at"].is_string())
-        out().say("  downtime the server has been down since " + dt.value("stopped_at", ""));
+    auto dts = [&dt](const char *k) { return dt.value(k, nlohmann::json()).is_string() ? dt.value(k, "") : ""; };
+    const nlohmann::json *stop = nullptr;
+    for (const auto &s : st["steps"])
+        if (s.value("id", "") == "server-stop")
+            stop = &s;
+    std::string stop_status = stop ? stop->value("status", "") : "";
+    if (dt.value("seconds", nlohmann::json()).is_number())
+        out().say("  downtime " + hms(dt["seconds"].get<double>()) + " (server stopped " + dts("stopped_at") +
+                  ", started " + dts("started_at") + "; measured from the start of the stop " + dts("stop_began") + ")");
+    else if (!dts("stopped_at").empty())
+        out().say("  downtime the server has been down since " + dts("stopped_at") +
+                  (dts("stop_began").empty() ? "" : " (stop began " + dts("stop_began") + ")"));
+    else if (stop_status == "failed") {
+        const auto &r = stop->value("result", nlohmann::json());
+        bool sessions = r.is_object() && !r.value("running", true);
+        out().say(sessions ? "  downtime none yet: server-stop failed; bin/omero says the server is down but OMERO "
+                             "sessions remain on the database, so it is not confirmed stopped"
+                           : "  downtime none: server-stop failed, the server is still running");
+    } else if (stop_status == "interrupted" || stop_status == "running")
+        out().say("  downtime unknown: server-stop did not finish, the server may still be running "
+                  "(omero-upgrade server status tells)");
     std::vector<std::string> w;
     collect_warnings(st, w);
     if (!w.empty()) {

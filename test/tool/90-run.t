@@ -2,7 +2,8 @@
 # omero-upgrade run end to end on a sample server (stub bin/omero, running, on a copy of the
 # fixture at OMERO5.3__1) and a sample new-server zip: --dry-run changes nothing and says whether
 # the plan can run; a full run reaches OMERO5.4__0 with every step recorded; the report; a second
-# run while one holds the lock refuses; rollback gives back the old tree and the original content.
+# run, --resume or rollback while one holds the lock (a shell flock, a real run) refuses; rollback
+# gives back the old tree and the original content.
 source "$(dirname "$0")/../lib/tap.sh"
 source "$OU_SRC/test/lib/sample-server.sh"
 source "$OU_SRC/test/lib/run-scenario.sh"
@@ -11,7 +12,6 @@ t=$(scratch)
 run_template
 r=$t/a
 scenario "$r" run_a
-q run_a -c "CREATE EXTENSION omero_upgrade"   # the optional steps (annotations to wells) work through it
 ou() { "$TOOL" --server-dir "$r/OMERO.server" "$@"; }
 state=$r/.omero-upgrade-run.json
 fingerprint "$r" run_a > "$t/original.fp"
@@ -53,6 +53,35 @@ is "$rc" 2 "a run while another holds the lock: exit 2"
 like "$out" "another omero-upgrade run or rollback is in progress" "… says so"
 ok "$([ ! -e "$state" ]; echo $?)" "… and starts nothing"
 exec 9>&-
+
+# A real run in progress (slowed down: server stop waits ~3 s for the sessions to end) on another
+# scenario: a second run, --resume and rollback all refuse while it holds the lock; it completes.
+b=$t/b
+scenario "$b" run_b
+echo 3 > "$b/OMERO.server/var/stub/stop-delay"
+"$TOOL" --server-dir "$b/OMERO.server" run --new-server "$b/OMERO.server-5.6.3.zip" >"$t/b.out" 2>&1 &
+pid=$!
+for _ in $(seq 150); do
+  [ "$(jq -r '.steps[] | select(.id == "server-stop") | .status' "$b/.omero-upgrade-run.json" 2>/dev/null)" = running ] && break
+  sleep 0.1
+done
+is "$(jq -r '.steps[] | select(.id == "server-stop") | .status' "$b/.omero-upgrade-run.json")" running \
+  "a real run in progress (at server-stop)"
+ob() { "$TOOL" --server-dir "$b/OMERO.server" "$@"; }
+out=$(ob run --new-server "$b/OMERO.server-5.6.3.zip" 2>&1); rc=$?
+is "$rc" 2 "… a second run meanwhile: exit 2"
+like "$out" "another omero-upgrade run or rollback is in progress \(pid $pid\)" "… naming the run in progress"
+out=$(ob run --resume 2>&1); rc=$?
+is "$rc" 2 "… run --resume meanwhile: exit 2"
+like "$out" "in progress" "… says so"
+out=$(ob rollback 2>&1); rc=$?
+is "$rc" 2 "… rollback meanwhile: exit 2"
+like "$out" "in progress" "… says so"
+wait "$pid"; rc=$?
+is "$rc" 0 "… and the run in progress completes (exit 0)"
+[ "$rc" -eq 0 ] || diag "$(tail -20 "$t/b.out")"
+is "$(jq -r '.status + " " + (.rollback.status)' "$b/.omero-upgrade-run.json")" "completed not run" \
+  "… recorded as completed, not rolled back"
 
 # --- the full run ----------------------------------------------------------------------------
 wells_before=$(q run_a -c "SELECT count(*) FROM wellannotationlink")
