@@ -110,7 +110,7 @@ void open_for_reading(ReadArchive &r, const std::string &path)
 
 } // namespace
 
-ArchiveCheck check_archive(const std::string &path)
+ArchiveCheck check_archive(const std::string &path, const std::function<void(unsigned long long)> &progress)
 {
     ReadArchive r;
     open_for_reading(r, path);
@@ -151,6 +151,8 @@ ArchiveCheck check_archive(const std::string &path)
             entries.push_back(en);
         }
         archive_read_data_skip(r.a);
+        if (progress)
+            progress((unsigned long long)archive_filter_bytes(r.a, -1));
     }
     if (rc != ARCHIVE_EOF)
         throw CommandError("cannot read the archive " + path + ": " + archive_error_string(r.a) +
@@ -201,8 +203,10 @@ ArchiveCheck check_archive(const std::string &path)
     return c;
 }
 
-void extract_archive(const std::string &path, const std::string &dest)
+void extract_archive(const std::string &path, const std::string &dest,
+                     const std::function<void(unsigned long long)> &progress)
 {
+    unsigned long long written = 0;
     ReadArchive r;
     open_for_reading(r, path);
     std::unique_ptr<archive, int (*)(archive *)> w(archive_write_disk_new(), archive_write_free);
@@ -233,12 +237,16 @@ void extract_archive(const std::string &path, const std::string &dest)
         size_t size;
         la_int64_t offset;
         int d;
-        while ((d = archive_read_data_block(r.a, &buf, &size, &offset)) == ARCHIVE_OK)
+        while ((d = archive_read_data_block(r.a, &buf, &size, &offset)) == ARCHIVE_OK) {
             if (archive_write_data_block(w.get(), buf, size, offset) < ARCHIVE_OK) {
                 d = ARCHIVE_FATAL;
                 failure = std::string(archive_entry_pathname(e)) + ": " + archive_error_string(w.get());
                 break;
             }
+            written += size;
+            if (progress)
+                progress(written);
+        }
         if (d != ARCHIVE_EOF) {
             if (failure.empty())
                 failure = std::string(archive_entry_pathname(e)) + ": " + archive_error_string(r.a);

@@ -3,6 +3,7 @@
 // the target and renamed into place, so a hostile or broken archive leaves nothing behind.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,11 +21,13 @@ struct ArchiveCheck {
 // entries written through a symlink of the archive, symlinks whose target leaves the archive's
 // root (followed the way the kernel would, through other symlinks of the archive), hard links
 // to paths outside it, device files, fifos and sockets. Throws CommandError when it is not a
-// readable archive.
-ArchiveCheck check_archive(const std::string &path);
+// readable archive. progress(bytes of the archive file read) is called after every entry.
+ArchiveCheck check_archive(const std::string &path, const std::function<void(unsigned long long)> &progress = {});
 
 // Extracts into dest, an existing empty directory, with libarchive's own secure flags as a
-// second line of defence. Call only after check_archive() said ok.
-void extract_archive(const std::string &path, const std::string &dest);
+// second line of defence. Call only after check_archive() said ok. progress(bytes written) is
+// called after every data block.
+void extract_archive(const std::string &path, const std::string &dest,
+                     const std::function<void(unsigned long long)> &progress = {});
 
 } // namespace ou

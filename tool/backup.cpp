@@ -11,6 +11,7 @@
 #include "fsutil.hpp"
 #include "manifest.hpp"
 #include "process.hpp"
+#include "progress.hpp"
 
 #include <cctype>
 #include <chrono>
@@ -41,28 +42,6 @@ std::string iso_utc()
     std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
     return buf;
 }
-
-// Throttled progress: at most one line every 2 s.
-class Ticker {
-public:
-    explicit Ticker(std::string what) : what_(std::move(what)), start_(clock::now()), last_(start_) {}
-    void bytes(unsigned long long n, const char *verb)
-    {
-        auto now = clock::now();
-        if (now - last_ < std::chrono::seconds(2))
-            return;
-        last_ = now;
-        double s = std::chrono::duration<double>(now - start_).count();
-        out().progress(what_ + ": " + human_bytes(n) + " " + verb + " (" +
-                       human_bytes((unsigned long long)(s > 0 ? n / s : 0)) + "/s)");
-    }
-    double elapsed() const { return std::chrono::duration<double>(clock::now() - start_).count(); }
-
-private:
-    using clock = std::chrono::steady_clock;
-    std::string what_;
-    clock::time_point start_, last_;
-};
 
 // Removes a partial dump unless released (every failure path leaves nothing behind).
 struct PartialGuard {
@@ -226,9 +205,10 @@ VerifyResult verify_backup(const std::string &path_in, bool checksum)
         out().warn(e.what());
     }
     if (checksum) {
-        Ticker t("checksum");
-        for (auto &p : verify_checksums(v.dir, v.name, [&](unsigned long long n) { t.bytes(n, "read"); }))
+        Meter m("checksum", "bytes", path_size(v.path));
+        for (auto &p : verify_checksums(v.dir, v.name, [&](unsigned long long n) { m.update(n); }))
             v.problems.push_back(p);
+        m.finish();
     }
     check_contents(v);
     if (v.manifest && !v.dbpatch_version.empty() && v.manifest->value("dbpatch_version", "") != v.dbpatch_version)
@@ -278,8 +258,11 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
     std::string partial = dir + "/." + name + ".partial";
 
     PgClient pc = pg_client(conn_for(s, db.params().dbname));  // db.params() holds no password
+    // --verbose names each table as its data is dumped: with the tables' sizes read first, the
+    // meter counts the bytes of the tables done (an estimate: sizes on disk, not bytes dumped).
+    // A table whose pages were never counted adds nothing.
     std::vector<std::string> argv = {"pg_dump", directory ? "--format=directory" : "--format=custom",
-                                     "--file=" + partial, "--no-password"};
+                                     "--file=" + partial, "--no-password", "--verbose"};
     if (directory)
         argv.push_back("--jobs=" + std::to_string(opts.jobs));
     if (!opts.encoding.empty())
@@ -288,11 +271,49 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
 
     out().say("backing up " + db.params().describe() + " (" + st.version + ", " + human_bytes(st.size_bytes) + ") to " +
               final_path);
+    std::map<std::string, unsigned long long> table_bytes;
+    unsigned long long total_bytes = 0;
+    // From the catalog's page counts (kept by VACUUM and ANALYZE), not pg_table_size(): that
+    // takes a lock on every table, and a table locked by a long transaction would stall us here.
+    Rows sizes = db.query("SELECT n.nspname || '.' || c.relname AS name,"
+                          "       (c.relpages::bigint + COALESCE(t.relpages, 0)) * current_setting('block_size')::bigint AS bytes"
+                          "  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                          "  LEFT JOIN pg_catalog.pg_class t ON t.oid = c.reltoastrelid"
+                          " WHERE c.relkind = 'r' AND n.nspname <> 'information_schema'"
+                          "   AND n.nspname NOT LIKE 'pg\\_%'");
+    for (size_t i = 0; i < sizes.rows.size(); i++) {
+        unsigned long long b = std::strtoull(sizes.get(i, "bytes").value_or("0").c_str(), nullptr, 10);
+        table_bytes[sizes.get(i, "name").value_or("")] = b;
+        total_bytes += b;
+    }
     PartialGuard guard{partial};
-    Ticker ticker("pg_dump");
+    Meter meter("pg_dump", "bytes", total_bytes, true);
+    std::vector<unsigned long long> started;  // sizes of the tables whose data pg_dump began
+    std::string current;
+    // The tables begun, except the last one (or the last `jobs` ones, which may still run), are done.
+    auto tables_done = [&] {
+        size_t running = std::min(started.size(), (size_t)std::max(1, opts.jobs));
+        unsigned long long d = 0;
+        for (size_t i = 0; i + running < started.size(); i++)
+            d += started[i];
+        return d;
+    };
+    auto note = [&] { return (current.empty() ? "" : current + ", ") + human_bytes(path_size(partial)) + " written"; };
     ProcOptions po;
     po.env = pc.env;
-    po.on_tick = [&] { ticker.bytes(path_size(partial), "written"); };
+    po.on_stderr_line = [&](const std::string &l) {
+        static const std::string tag = "dumping contents of table \"";
+        size_t p = l.find(tag);
+        if (p == std::string::npos)
+            return;
+        current = l.substr(p + tag.size());
+        if (!current.empty() && current.back() == '"')
+            current.pop_back();
+        auto it = table_bytes.find(current);
+        started.push_back(it == table_bytes.end() ? 0 : it->second);
+        meter.update(tables_done(), note());
+    };
+    po.on_tick = [&] { meter.update(tables_done(), note()); };
     ProcResult r = run_process(argv, po);
     if (!r.ok()) {
         std::string why = r.err_tail(3);
@@ -302,7 +323,9 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
                                ? "free some space or choose another --backup-dir"
                                : "");
     }
-    double dump_s = ticker.elapsed();
+    double dump_s = meter.elapsed();
+    current.clear();
+    meter.finish(note());
 
     VerifyResult v;
     v.path = partial;
@@ -317,8 +340,9 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
         throw CommandError("the new dump failed verification; it was removed:" + all);
     }
 
-    Ticker hticker("checksum");
-    ChecksumList sums = compute_checksums(partial, name, [&](unsigned long long n) { hticker.bytes(n, "read"); });
+    Meter hmeter("checksum", "bytes", path_size(partial));
+    ChecksumList sums = compute_checksums(partial, name, [&](unsigned long long n) { hmeter.update(n); });
+    hmeter.finish();
     std::string sidecar = format_sidecar(sums);
     fsync_path(partial);
     rename_noreplace(partial, final_path);
@@ -417,9 +441,18 @@ int run_verify(const std::string &file, bool full)
     VerifyResult v = verify_backup(file);
     if (full && v.ok()) {
         // Reads and decompresses every data block.
-        Ticker t("full read");
+        size_t total = 0, done = 0;
+        for (const auto &e : v.toc)
+            total += e.rest.rfind("TABLE DATA ", 0) == 0;
+        Meter m("full read", "tables", total);
         ProcOptions o;
-        ProcResult r = run_process({"pg_restore", "--file=/dev/null", v.path}, o);
+        o.on_stderr_line = [&](const std::string &l) {
+            if (l.find("processing data for table") != std::string::npos)
+                m.update(++done);
+        };
+        o.on_tick = [&] { m.update(done); };
+        ProcResult r = run_process({"pg_restore", "--verbose", "--file=/dev/null", v.path}, o);
+        m.finish();
         if (!r.ok())
             v.problems.push_back("pg_restore cannot read the whole dump (" + r.describe() + "): " + r.err_tail(2));
     }

@@ -6,6 +6,7 @@
 #include "archive.hpp"
 #include "checksum.hpp"
 #include "fsutil.hpp"
+#include "progress.hpp"
 #include "server.hpp"
 
 #include <dirent.h>
@@ -277,7 +278,9 @@ CommandRun setup_install(CLI::App &sub)
         std::string new_tree;
         ArchiveCheck check;
         if (from_archive) {
-            check = check_archive(o->source);
+            Meter m("checking the archive", "bytes", (unsigned long long)st.st_size);
+            check = check_archive(o->source, [&](unsigned long long n) { m.update(n); });
+            m.finish();
             res["archive"] = {{"entries", check.entries}, {"bytes", check.bytes}, {"problems", check.problems}};
             if (!check.ok()) {
                 for (const auto &p : check.problems)
@@ -369,7 +372,9 @@ CommandRun setup_install(CLI::App &sub)
             try {
                 out().say("extracting " + o->source + " (" + std::to_string(check.entries) + " entries, " +
                           human_bytes(check.bytes) + ")");
-                extract_archive(o->source, tmp);
+                Meter m("extracting", "bytes", check.bytes);
+                extract_archive(o->source, tmp, [&](unsigned long long n) { m.update(n); });
+                m.finish();
                 std::string tree = check.top_dir.empty() ? tmp : tmp + "/" + check.top_dir;
                 if (access((tree + "/bin/omero").c_str(), X_OK) != 0)
                     throw CommandError(o->source + " holds no OMERO.server (no executable bin/omero in it)");

@@ -3,6 +3,7 @@
 // follows a symlink (a link is removed, never what it points to), never crosses into another
 // file system, and refuses a BioFormatsCache that is itself a symlink or resolves anywhere but
 // <realpath of the data dir>/BioFormatsCache.
+#include "progress.hpp"
 #include "server.hpp"
 
 #include <dirent.h>
@@ -22,6 +23,7 @@ namespace {
 struct Tally {
     unsigned long long files = 0, dirs = 0, bytes = 0;
     std::vector<std::string> errors, skipped;
+    std::function<void(const Tally &)> tick;  // after every file (progress)
 };
 
 // Removes (or, dry_run, counts) everything in the open directory fd; path is for messages.
@@ -35,6 +37,7 @@ void clear_dir(int fd, const std::string &path, dev_t dev, bool dry_run, Tally &
         t.errors.push_back("cannot list " + path + ": " + std::strerror(errno));
         return;
     }
+    rewinddir(d);  // the dup shares fd's offset: a second walk (count, then remove) starts over
     std::vector<std::string> names;
     while (dirent *e = readdir(d)) {
         std::string n = e->d_name;
@@ -77,6 +80,8 @@ void clear_dir(int fd, const std::string &path, dev_t dev, bool dry_run, Tally &
             t.files++;
             if (S_ISREG(st.st_mode))
                 t.bytes += (unsigned long long)st.st_size;
+            if (t.tick)
+                t.tick(t);
         }
     }
 }
@@ -145,8 +150,23 @@ CommandRun setup_clear(CLI::App &sub)
             throw CommandError("cannot open " + cache_real + ": " + std::strerror(errno));
         struct stat st;
         fstat(fd, &st);
+        // Count first (a cheap walk; it is all a dry run does), so the removal shows done/total.
+        Tally count;
+        {
+            Meter m("counting", "files");
+            count.tick = [&](const Tally &c) { m.update(c.files, human_bytes(c.bytes)); };
+            clear_dir(fd, cache_real, st.st_dev, true, count);
+            m.finish(human_bytes(count.bytes));
+        }
         Tally t;
-        clear_dir(fd, cache_real, st.st_dev, o->dry_run, t);
+        if (o->dry_run) {
+            t = count;
+        } else if (!interrupted()) {
+            Meter m("removing", "files", count.files);
+            t.tick = [&](const Tally &c) { m.update(c.files, human_bytes(c.bytes) + "/" + human_bytes(count.bytes)); };
+            clear_dir(fd, cache_real, st.st_dev, false, t);
+            m.finish(human_bytes(t.bytes) + "/" + human_bytes(count.bytes));
+        }
         close(fd);
         if (interrupted())
             throw CommandError("interrupted (Ctrl-C): the cache is partly cleared; run cache clear again");

@@ -117,15 +117,33 @@ void Output::detail(const std::string &line)
     std::cerr << line << "\n";
 }
 
+namespace {
+
+// Set by `run` for its children: "lines" (the run's stderr is not a terminal) or "lines-tty".
+const std::string &progress_env()
+{
+    static const std::string e = [] {
+        const char *v = std::getenv("OMERO_UPGRADE_PROGRESS");
+        return std::string(v ? v : "");
+    }();
+    return e;
+}
+
+} // namespace
+
+bool Output::progress_in_place() const
+{
+    if (opts_.json)
+        return progress_env() == "lines-tty";
+    return isatty(STDERR_FILENO);
+}
+
 void Output::progress(const std::string &line)
 {
     log(line);
-    // Under `run` (OMERO_UPGRADE_PROGRESS=lines) a --json child still shows its progress: plain
-    // "progress: " lines on stderr, which the run shows on its terminal (README, "Design").
-    static const bool lines = [] {
-        const char *e = std::getenv("OMERO_UPGRADE_PROGRESS");
-        return e && std::string(e) == "lines";
-    }();
+    // Under `run` (OMERO_UPGRADE_PROGRESS=lines or lines-tty) a --json child still shows its
+    // progress: plain "progress: " lines on stderr, which the run shows (README, "Design").
+    bool lines = progress_env() == "lines" || progress_env() == "lines-tty";
     if (opts_.json && lines) {
         std::cerr << "progress: " << line << "\n" << std::flush;
         return;

@@ -48,6 +48,9 @@ public:
     void detail(const std::string &line);
     // Progress line: on a terminal rewritten in place, otherwise plain lines; never in --json.
     void progress(const std::string &line);
+    // Whether progress lines are rewritten in place: a terminal, or a child of `run` on one
+    // (OMERO_UPGRADE_PROGRESS=lines-tty). Meters (tool/progress.hpp) throttle by it.
+    bool progress_in_place() const;
     void warn(const std::string &line);
     void error(const std::string &line);
     // Log only.

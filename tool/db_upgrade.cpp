@@ -4,6 +4,7 @@
 // through the newest versions, as omero_upgrade_path() does), and run one hop at a time with
 // psql as the OMERO database user, each hop checked in dbpatch before the next one starts.
 #include "fsutil.hpp"
+#include "progress.hpp"
 #include "server.hpp"
 
 #include <dirent.h>
@@ -319,20 +320,14 @@ CommandRun setup_upgrade(CLI::App &sub)
         nlohmann::json done = nlohmann::json::array();
         res["done"] = done;
         size_t n = p.hops.size();
+        // Hops differ much in length: the ETA from the hops done is an estimate.
+        Meter meter("db upgrade", "hops", n, true);
         for (size_t i = 0; i < n; i++) {
             const ScriptHop &h = p.hops[i];
             std::string hop = "hop " + std::to_string(i + 1) + " of " + std::to_string(n) + " (" + h.from + " → " + h.to + ")";
             auto hop_t0 = std::chrono::steady_clock::now();
-            auto last = std::make_shared<std::chrono::steady_clock::time_point>(hop_t0);
-            auto tick = [&, hop, last] {
-                auto now = std::chrono::steady_clock::now();
-                if (now - *last < std::chrono::seconds(5))
-                    return;
-                *last = now;
-                out().progress(hop + ": running " + h.script + ", " +
-                               hms(std::chrono::duration<double>(now - hop_t0).count()) + " for this hop, " + hms(elapsed()) +
-                               " in all");
-            };
+            std::string phase;
+            auto tick = [&] { meter.update(i, phase); };
             // What to tell when the hop did not complete: where the database is, what to do.
             auto fail = [&](const std::string &what, const ProcResult *r) -> int {
                 OmeroDbState now = read_omero_state(*p.db);
@@ -372,7 +367,8 @@ CommandRun setup_upgrade(CLI::App &sub)
                                    "run omero-upgrade db upgrade again to go on");
             };
 
-            out().progress(hop + ": precheck, " + hms(elapsed()) + " elapsed");
+            phase = hop + ": precheck";
+            meter.show(i, phase);
             if (!h.precheck.empty()) {
                 PsqlRun pr = run_psql(p, h.precheck, appname, tick);
                 if (pr.interrupted)
@@ -380,7 +376,8 @@ CommandRun setup_upgrade(CLI::App &sub)
                 if (!pr.result.ok())
                     return fail("the precheck " + h.precheck + " failed (" + pr.result.describe() + ")", &pr.result);
             }
-            out().progress(hop + ": running " + h.script + ", " + hms(elapsed()) + " elapsed");
+            phase = hop + ": running " + h.script;
+            meter.show(i, phase);
             PsqlRun sr = run_psql(p, h.script, appname, tick);
             if (sr.interrupted)
                 on_interrupt();
@@ -396,6 +393,7 @@ CommandRun setup_upgrade(CLI::App &sub)
             res["done"] = done;
             out().say(hop + ": done in " + hms(hop_s) + "; dbpatch shows " + h.to + " finished");
         }
+        meter.finish();
         res["db_version"] = p.target;
         res["elapsed_s"] = elapsed();
         out().say("database " + p.s.conn.dbname + " upgraded from " + p.state.version + " to " + p.target + " in " +

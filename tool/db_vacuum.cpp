@@ -3,6 +3,7 @@
 // table (and its indexes) beside the old copy, so it needs about the table's size free in the
 // server's data directory: checked when the server is local and its data directory visible,
 // otherwise the tool says it cannot check and asks for --force.
+#include "progress.hpp"
 #include "server.hpp"
 
 #include <sys/statvfs.h>
@@ -146,12 +147,20 @@ CommandRun setup_vacuum(CLI::App &sub)
         });
         auto t0 = std::chrono::steady_clock::now();
         nlohmann::json done = nlohmann::json::array();
+        // Bytes of the tables done of all (sizes before): large tables take longest, so this is
+        // a fair estimate. The largest tables get a line of their own; between the others the
+        // meter's throttle decides.
+        Meter meter("db vacuum", "bytes", total, true);
+        unsigned long long bytes_done = 0;
         for (size_t i = 0; i < n; i++) {
             std::string name = r.str(i, "name");
             unsigned long long before = std::strtoull(r.str(i, "size").c_str(), nullptr, 10);
-            double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            out().progress("table " + std::to_string(i + 1) + " of " + std::to_string(n) + ": " + verb + " " + name + " (" +
-                           human_bytes(before) + "), " + std::to_string((long)el) + " s elapsed");
+            std::string note = "table " + std::to_string(i + 1) + " of " + std::to_string(n) + ": " + verb + " " + name +
+                               " (" + human_bytes(before) + ")";
+            if (i == 0 || before >= total / 20)
+                meter.show(bytes_done, note);
+            else
+                meter.update(bytes_done, note);
             auto ts = std::chrono::steady_clock::now();
             db->query(verb + " " + name);
             unsigned long long after = std::strtoull(
@@ -160,7 +169,9 @@ CommandRun setup_vacuum(CLI::App &sub)
                             {"size_before", before},
                             {"size_after", after},
                             {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count()}});
+            bytes_done += before;
         }
+        meter.finish();
         unsigned long long after_total = 0;
         for (const auto &d : done)
             after_total += d["size_after"].get<unsigned long long>();

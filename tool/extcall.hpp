@@ -4,8 +4,8 @@
 #pragma once
 
 #include "db.hpp"
+#include "progress.hpp"
 
-#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -29,12 +29,8 @@ inline std::string require_extension(Db &db)
 inline void show_extension_notice(const Notice &n)
 {
     if (auto p = parse_progress(n)) {
-        char pct[16] = "";
-        if (p->total > 0)
-            std::snprintf(pct, sizeof pct, " (%d%%)", (int)(100.0 * p->done / p->total));
-        std::string eta = p->eta_s >= 0 ? ", ETA " + std::to_string((long)p->eta_s) + " s" : "";
-        out().progress(p->task + ": " + std::to_string(p->done) + "/" + std::to_string(p->total) + " " + p->unit + pct +
-                       eta);
+        // The extension sends at most one every 2 s; shown as the tool's own meters are.
+        out().progress(progress_line(p->task, (double)p->done, (double)p->total, p->unit, p->elapsed_s, p->eta_s));
     } else if (n.severity == "WARNING") {
         out().warn(n.message + (n.detail.empty() ? "" : " (" + n.detail + ")"));
     } else {

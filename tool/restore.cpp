@@ -8,6 +8,7 @@
 #include "restore.hpp"
 #include "fsutil.hpp"
 #include "process.hpp"
+#include "progress.hpp"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -177,24 +178,28 @@ RestoreResult restore_into(const Settings &s, const VerifyResult &v, const Resto
         for (const auto &e : v.toc)
             if (e.rest.rfind("TABLE DATA ", 0) == 0)
                 total++;
-        auto start = std::chrono::steady_clock::now(), last = start;
+        // Tables' data done: with --jobs the "finished item … TABLE DATA" lines; alone, pg_restore
+        // names a table as it begins it, so the ones before the last are done. An estimate: tables
+        // differ in size.
+        Meter meter("pg_restore", "tables", total, true);
+        size_t begun = 0;
         ProcOptions po;
         po.env = pc.env;
         po.on_stderr_line = [&](const std::string &l) {
-            if (l.find("processing data for table") != std::string::npos ||
-                (l.find("finished item") != std::string::npos && l.find("TABLE DATA") != std::string::npos))
+            if (o.jobs > 0 && l.find("finished item") != std::string::npos && l.find("TABLE DATA") != std::string::npos)
                 done++;
-        };
-        po.on_tick = [&] {
-            auto now = std::chrono::steady_clock::now();
-            if (now - last < std::chrono::seconds(2))
+            else if (o.jobs == 0 && l.find("processing data for table") != std::string::npos)
+                done = begun++;
+            else
                 return;
-            last = now;
-            out().progress("pg_restore: " + std::to_string(done) + "/" + std::to_string(total) + " tables' data");
+            meter.update(done, "");
         };
+        po.on_tick = [&] { meter.update(done); };
         out().say("restoring " + v.path + " into '" + o.into + "'" +
                   (o.jobs > 0 ? " with " + std::to_string(o.jobs) + " jobs" : ""));
         ProcResult r = run_process(argv, po);
+        if (r.ok())
+            meter.finish();
         if (!r.ok()) {
             // Only the error lines: -v output is in the log.
             std::string errors;

@@ -193,7 +193,8 @@ ChildOutcome run_child(const std::string &label, const std::vector<std::string> 
     auto elapsed = [&] { return std::chrono::duration<double>(clock::now() - start).count(); };
 
     ProcOptions po;
-    po.env = {{"OMERO_UPGRADE_PROGRESS", "lines"}};
+    // The child's meters show a line every second when we rewrite it in place, else every 10 s.
+    po.env = {{"OMERO_UPGRADE_PROGRESS", tty ? "lines-tty" : "lines"}};
     po.on_stderr_line = [&](const std::string &l) {
         if (l.rfind("progress: ", 0) == 0) {
             out().progress("[" + label + " " + hms(elapsed()) + "] " + l.substr(10));
