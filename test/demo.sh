@@ -39,6 +39,9 @@ has() { "$TOOL" "$@" --help 2>/dev/null | grep -q "$* \[OPTIONS\]"; }
 opts=(--vacuum-full)
 if has db orphans; then opts+=(--orphans); else echo "(this build has no 'db orphans delete' yet: no --orphans)"; fi
 if has colors convert; then opts+=(--colors all); else echo "(this build has no 'colors convert' yet: no --colors)"; fi
+# Screen 1 of the fixture holds plates 1-3, whose wells' images carry annotations (test/fixture/README.md).
+if has annotations move-to-wells; then opts+=(--move-annotations-to-wells screen:1)
+else echo "(this build has no 'annotations move-to-wells' yet: no --move-annotations-to-wells)"; fi
 cd "$demo"
 
 step "The plan: omero-upgrade run --dry-run (changes nothing; exit 0 = it can run)"
