@@ -692,7 +692,9 @@ Summary rewrite(FunctionCallInfo fcinfo)
         "'?'), coalesce(client_addr::text, 'local')), '; ' ORDER BY pid) AS list"
         "  FROM pg_catalog.pg_stat_activity"
         " WHERE datname = pg_catalog.current_database() AND pid <> pg_catalog.pg_backend_pid()"
-        "   AND backend_type = 'client backend'",
+        // Another role's session shows backend_type NULL to a non-superuser: count it too (but
+        // not background processes, which have no user).
+        "   AND coalesce(backend_type, 'client backend') = 'client backend' AND usesysid IS NOT NULL",
         {}, true);
     if (others.int64(0, "n") > 0)
         throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
