@@ -3,8 +3,12 @@
 #include "omero.hpp"
 #include "srf.hpp"
 
+#include <algorithm>
+#include <vector>
+
 extern "C" {
 #include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 }
 
@@ -102,6 +106,12 @@ void Journal::count_batch(int64_t run_id, int64_t converted, int64_t restored, i
               " WHERE run_id = $1",
               {spi::int8(run_id), spi::int8(converted), spi::int8(restored), spi::int8(already), spi::int8(changed),
                spi::int8(purged), spi::int8(raced)});
+}
+
+void Journal::set_selected(int64_t run_id, int64_t selected)
+{
+    spi_.exec("UPDATE omero_upgrade.color_runs SET selected = $2 WHERE run_id = $1",
+              {spi::int8(run_id), spi::int8(selected)});
 }
 
 void Journal::finish_run(int64_t run_id, std::optional<int64_t> covered_to)
@@ -231,6 +241,74 @@ OU_FUNCTION(omero_colors_purge_journal)
         }
         srf::Writer out(fcinfo);
         out.put({srf::Cell::int8(chunks), srf::Cell::int8(originals), srf::Cell::int8(marked)});
+        return out.done();
+    });
+}
+
+// The elements of one journal chunk for the shapes asked about: ids in [lo, hi] and, unless `want`
+// is NULL, in `want`. It replaces unnest() over the whole chunk: a subset after a full conversion
+// overlaps every chunk, and unnesting (then sorting) all of them made the subset cost grow with
+// the journal; here a chunk costs one detoast and a binary search per element, and only matching
+// elements become rows.
+OU_FUNCTION(omero_color_journal_pick)
+{
+    return boundary([&] {
+        if (PG_ARGISNULL(0) || PG_ARGISNULL(5) || PG_ARGISNULL(6))
+            throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "omero_color_journal_pick: shape_ids, lo and hi are required");
+        int64_t lo = PG_GETARG_INT64(5), hi = PG_GETARG_INT64(6);
+        struct Col {
+            Datum *v = nullptr;
+            bool *null = nullptr;
+            int n = 0;
+        } cols[5];
+        static const Oid types[5] = {INT8OID, INT4OID, INT4OID, INT4OID, INT8OID};
+        for (int i = 0; i < 5; i++) {
+            if (PG_ARGISNULL(i))  // purged originals: NULL arrays
+                continue;
+            Col &c = cols[i];
+            pg_guard([&] {
+                ArrayType *a = PG_GETARG_ARRAYTYPE_P(i);
+                bool byval = types[i] == INT4OID ? true : FLOAT8PASSBYVAL;
+                deconstruct_array(a, types[i], types[i] == INT4OID ? 4 : 8, byval,
+                                  types[i] == INT4OID ? TYPALIGN_INT : TYPALIGN_DOUBLE, &c.v, &c.null, &c.n);
+            });
+        }
+        const int n = cols[0].n;
+        for (int i = 1; i < 5; i++)
+            if (cols[i].v && cols[i].n != n)
+                throw Error(ERRCODE_DATA_CORRUPTED, "omero_upgrade: a colour journal chunk has arrays of different lengths");
+        std::vector<int64_t> want;
+        bool filter = !PG_ARGISNULL(7);
+        if (filter) {
+            Datum *v;
+            bool *nulls;
+            int m;
+            pg_guard([&] {
+                deconstruct_array(PG_GETARG_ARRAYTYPE_P(7), INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &v, &nulls, &m);
+            });
+            want.reserve(m);
+            for (int i = 0; i < m; i++)
+                if (!nulls[i])
+                    want.push_back(DatumGetInt64(v[i]));
+            if (!std::is_sorted(want.begin(), want.end()))  // ours always are
+                std::sort(want.begin(), want.end());
+        }
+        srf::Writer out(fcinfo);
+        using srf::Cell;
+        auto cell = [&](int col, int i) {
+            const Col &c = cols[col];
+            if (!c.v || c.null[i])
+                return Cell::null();
+            return types[col] == INT4OID ? Cell::int4(DatumGetInt32(c.v[i])) : Cell::int8(DatumGetInt64(c.v[i]));
+        };
+        for (int i = 0; i < n; i++) {
+            if (cols[0].null[i])
+                continue;
+            int64_t id = DatumGetInt64(cols[0].v[i]);
+            if (id < lo || id > hi || (filter && !std::binary_search(want.begin(), want.end(), id)))
+                continue;
+            out.put({Cell::int8(id), cell(1, i), cell(2, i), cell(3, i), cell(4, i)});
+        }
         return out.done();
     });
 }

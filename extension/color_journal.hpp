@@ -33,6 +33,8 @@ public:
                       int64_t selected);
     void count_batch(int64_t run_id, int64_t converted, int64_t restored, int64_t already, int64_t changed,
                      int64_t purged, int64_t raced);
+    // The run's number of shapes in scope, once known (a ROI subset counts them as it goes).
+    void set_selected(int64_t run_id, int64_t selected);
     // covered_to: for an all-shapes run, the highest shape id it covered (see color_runs).
     void finish_run(int64_t run_id, std::optional<int64_t> covered_to = std::nullopt);
     // The covered_to of the newest finished all-shapes run, if it was in this direction: shapes above

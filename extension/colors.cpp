@@ -96,17 +96,10 @@ const char *const kDryModifySql = "ins AS (SELECT NULL::text AS kind, 0::int8 AS
 
 const char *const kBatchSql = R"SQL(
 WITH b AS MATERIALIZED (
-    SELECT s.id, s.fillcolor AS f, s.strokecolor AS st, s.version AS v, s.update_id AS u
-      FROM shape s WHERE {SEL}),
-j AS (
-    SELECT DISTINCT ON (e.id) e.id, c.kind, c.direction, c.purged, e.f, e.st, e.v, e.u
-      FROM omero_upgrade.color_journal c
-     CROSS JOIN LATERAL unnest(c.shape_ids, c.fill_before, c.stroke_before, c.version_after, c.update_after)
-           AS e(id, f, st, v, u)
-     WHERE c.lo_id <= $2 AND c.hi_id >= $1 AND e.id BETWEEN $1 AND $2 {JSEL}
-     ORDER BY e.id, c.chunk_id DESC),
-a AS MATERIALIZED (
-    SELECT b.id, b.f, b.st, j.f AS of, j.st AS ost,
+    SELECT s.id, s.fillcolor AS f, s.strokecolor AS st, s.version AS v, s.update_id AS u{BT}
+      FROM shape s WHERE {SEL}{LIMIT}),
+{J}a AS MATERIALIZED (
+    SELECT b.id, b.f, b.st, j.f AS of, j.st AS ost{AT},
            CASE WHEN j.id IS NULL AND b.id > $7 THEN 'newer'
                 WHEN j.id IS NULL THEN 'convert'
                 WHEN j.direction = $3 THEN 'already'  -- converted, or restored, by this direction
@@ -125,14 +118,39 @@ a AS MATERIALIZED (
        count(*) FILTER (WHERE action = 'purged') AS purged,
        (SELECT coalesce(sum(n), 0) FROM ins WHERE kind = 'convert') AS converted,
        (SELECT coalesce(sum(n), 0) FROM ins WHERE kind = 'restore') AS restored,
-       (SELECT jsonb_agg(x ORDER BY (x->>'shape_id')::int8)::text FROM (
-            SELECT jsonb_build_object('shape_id', id, 'action', action,
+       (SELECT jsonb_agg(jsonb_build_object('shape_id', id, 'action', action,
                      'fillcolor', jsonb_build_array(f, CASE WHEN action = 'convert' THEN {F}(f) ELSE of END),
-                     'strokecolor', jsonb_build_array(st, CASE WHEN action = 'convert' THEN {F}(st) ELSE ost END)) AS x
-              FROM a WHERE action IN ('convert', 'restore') ORDER BY id LIMIT $6) s) AS sample,
+                     'strokecolor', jsonb_build_array(st, CASE WHEN action = 'convert' THEN {F}(st) ELSE ost END))
+                     ORDER BY id)::text
+          FROM (SELECT * FROM a WHERE action IN ('convert', 'restore') ORDER BY id LIMIT $6) s) AS sample,
        (SELECT array_agg(id ORDER BY id)::text FROM (
             SELECT id FROM a WHERE action = 'changed' ORDER BY id LIMIT 10) c) AS changed_ids
   FROM a
+)SQL";
+
+// The journal entries of the batch's shapes (newest chunk first per shape), from the chunks whose
+// id range overlaps it; color_journal_pick returns only the elements asked about.
+const char *const kBatchJournalSql = R"SQL(j AS (
+    SELECT DISTINCT ON (e.id) e.id, c.kind, c.direction, c.purged, e.f, e.st, e.v, e.u
+      FROM omero_upgrade.color_journal c
+     CROSS JOIN LATERAL omero_upgrade.color_journal_pick(c.shape_ids, c.fill_before, c.stroke_before,
+                                                         c.version_after, c.update_after, $1, $2, $5) AS e
+     WHERE c.lo_id <= $2 AND c.hi_id >= $1
+     ORDER BY e.id, c.chunk_id DESC),
+)SQL";
+
+// The same for a ROI scope (b holds its shapes, $5 is the ROI ids): the ids come from b itself, so
+// the shapes are read once here and once more by the UPDATE, not a third time to list their ids.
+// b is read with LIMIT $2 (one more than a batch): when it is full, the subset is too big for one
+// statement, k.want is NULL, nothing is updated or journaled, and the caller goes by batches.
+const char *const kScopeJournalSql = R"SQL(k AS (SELECT min(id) AS lo, max(id) AS hi,
+              CASE WHEN count(*) < $2 THEN array_agg(id ORDER BY id) END AS want FROM b),
+j AS (
+    SELECT DISTINCT ON (e.id) e.id, c.kind, c.direction, c.purged, e.f, e.st, e.v, e.u
+      FROM k JOIN omero_upgrade.color_journal c ON c.lo_id <= k.hi AND c.hi_id >= k.lo
+     CROSS JOIN LATERAL omero_upgrade.color_journal_pick(c.shape_ids, c.fill_before, c.stroke_before,
+                                                         c.version_after, c.update_after, k.lo, k.hi, k.want) AS e
+     ORDER BY e.id, c.chunk_id DESC),
 )SQL";
 
 // The common case, a batch no journal chunk overlaps (every shape in it has its original colours):
@@ -152,10 +170,9 @@ ins AS (
       FROM w HAVING count(*) > 0
     RETURNING cardinality(shape_ids) AS n)
 SELECT (SELECT coalesce(sum(n), 0) FROM ins) AS converted,
-       (SELECT jsonb_agg(x ORDER BY (x->>'shape_id')::int8)::text FROM (
-            SELECT jsonb_build_object('shape_id', id, 'action', 'convert', 'fillcolor', jsonb_build_array(f, {F}(f)),
-                                      'strokecolor', jsonb_build_array(st, {F}(st))) AS x
-              FROM w ORDER BY id LIMIT $6) s) AS sample
+       (SELECT jsonb_agg(jsonb_build_object('shape_id', id, 'action', 'convert', 'fillcolor', jsonb_build_array(f, {F}(f)),
+                                            'strokecolor', jsonb_build_array(st, {F}(st))) ORDER BY id)::text
+          FROM (SELECT * FROM w ORDER BY id LIMIT $6) s) AS sample
 )SQL";
 
 // The fast subset: ROIs (given, or those of the given images) whose shapes fit in one batch, none
@@ -182,10 +199,9 @@ ins AS (
     RETURNING cardinality(shape_ids) AS n)
 SELECT (SELECT coalesce(sum(n), 0) FROM ins) AS converted,
        (SELECT count(*) FROM o) AS selected,
-       (SELECT jsonb_agg(x ORDER BY (x->>'shape_id')::int8)::text FROM (
-            SELECT jsonb_build_object('shape_id', id, 'action', 'convert', 'fillcolor', jsonb_build_array(f, {F}(f)),
-                                      'strokecolor', jsonb_build_array(st, {F}(st))) AS x
-              FROM w ORDER BY id LIMIT $4) s) AS sample
+       (SELECT jsonb_agg(jsonb_build_object('shape_id', id, 'action', 'convert', 'fillcolor', jsonb_build_array(f, {F}(f)),
+                                            'strokecolor', jsonb_build_array(st, {F}(st))) ORDER BY id)::text
+          FROM (SELECT * FROM w ORDER BY id LIMIT $4) s) AS sample
 )SQL";
 
 std::string replace_all(std::string s, const std::string &from, const std::string &to)
@@ -402,33 +418,48 @@ bool journal_empty(spi::Session &spi)
 
 // The ROIs of a subset given by roi_ids and/or image_ids (no shape_ids), and how many shapes they
 // hold: counted on the shape(roi) index alone (an index-only scan where the visibility map allows).
-std::pair<Datum, int64_t> roi_scope(spi::Session &spi, const Args &a)
+Datum roi_scope(spi::Session &spi, const Args &a)
 {
     auto r = spi.query("WITH r AS (SELECT x AS id FROM unnest($1::int8[]) x UNION SELECT id FROM roi WHERE image = ANY($2::int8[]))"
-                       " SELECT coalesce(array_agg(id), '{}')::text AS rois,"
-                       "        (SELECT count(*) FROM shape WHERE roi = ANY(ARRAY(SELECT id FROM r))) AS n FROM r",
+                       " SELECT coalesce(array_agg(id), '{}')::text AS rois FROM r",
                        {a.has[0] ? spi::datum(INT8ARRAYOID, a.ids[0]) : spi::null(INT8ARRAYOID),
                         a.has[1] ? spi::datum(INT8ARRAYOID, a.ids[1]) : spi::null(INT8ARRAYOID)},
                        true);
     std::vector<int64_t> rois = parse_id_array(r.str(0, "rois"));
-    return {make_int8_array(rois.data(), (int)rois.size()), r.int64(0, "n")};
+    return make_int8_array(rois.data(), (int)rois.size());
+}
+
+// The shapes of those ROIs, counted on the shape(roi) index (index-only where the visibility map
+// allows: a vacuumed table).
+int64_t count_scope(spi::Session &spi, Datum rois)
+{
+    return std::stoll(spi.scalar("SELECT count(*) FROM shape WHERE roi = ANY($1)", {spi::datum(INT8ARRAYOID, rois)}, true)
+                          .value_or("0"));
 }
 
 // One statement for the whole subset (kScopeSql). The planner would rather hash-join the ~1% of
 // shapes against a scan of the whole table; the nested loop over the primary key is what keeps it
 // proportional to the subset (and reads each page once), so this transaction gets it by GUC, as
 // well as no JIT (the plan's cost would trigger it, for nothing). The settings are put back after.
-Summary run_scope(spi::Session &spi, const std::string &sql, const std::string &direction, int64_t run_id, Datum rois,
-                  size_t want_sample)
+template <class F> auto with_nested_loops(spi::Session &spi, F &&f)
 {
     auto old = spi.query("SELECT current_setting('enable_hashjoin') AS h, current_setting('enable_mergejoin') AS m,"
                          " current_setting('jit') AS j, set_config('enable_hashjoin', 'off', true),"
                          " set_config('enable_mergejoin', 'off', true), set_config('jit', 'off', true)");
-    auto r = spi.query(sql, {spi::text(direction), spi::int8(run_id), spi::datum(INT8ARRAYOID, rois),
-                             spi::int4((int32_t)want_sample)});
+    auto r = f();
     spi.exec("SELECT set_config('enable_hashjoin', $1, true), set_config('enable_mergejoin', $2, true),"
              " set_config('jit', $3, true)",
              {spi::text(old.str(0, "h")), spi::text(old.str(0, "m")), spi::text(old.str(0, "j"))});
+    return r;
+}
+
+Summary run_scope(spi::Session &spi, const std::string &sql, const std::string &direction, int64_t run_id, Datum rois,
+                  size_t want_sample)
+{
+    auto r = with_nested_loops(spi, [&] {
+        return spi.query(sql, {spi::text(direction), spi::int8(run_id), spi::datum(INT8ARRAYOID, rois),
+                               spi::int4((int32_t)want_sample)});
+    });
     Summary s;
     s.selected = r.int64(0, "selected");
     s.converted = r.int64(0, "converted");
@@ -477,6 +508,13 @@ void report(const char *what, const std::string &direction, const Summary &s, bo
         detail += std::to_string(s.newer) + " shape(s) newer than the completed conversion were left alone: they "
                   "were created after it; convert them explicitly by shape ids if they really are " +
                   std::string(direction == "argb_to_rgba" ? "ARGB" : "RGBA") + ". ";
+    if (dry_run && !s.sample.empty()) {
+        // What the DBA checks before running it for real: shape ids with [before, after] colours.
+        detail += "Sample (up to " + std::to_string(Summary::kSample) + " shapes, [before, after]): ";
+        for (size_t i = 0; i < s.sample.size(); i++)
+            detail += (i ? "; " : "") + s.sample[i];
+        detail += ". ";
+    }
     const char *m = msg.c_str();
     const char *d = detail.c_str();
     bool warn = s.changed || s.purged || s.raced;
@@ -506,33 +544,43 @@ Summary convert(FunctionCallInfo fcinfo, bool procedure)
 
     std::vector<int64_t> ids;
     int64_t total = 0;
-    Datum rois = 0;  // the fast subset (kScopeSql): its ROIs
+    Datum rois = 0;  // a subset of ROIs that fits in one batch: one statement by ROI (kScopeSql, kScopeJournalSql)
     if (a.all())
         total = std::stoll(spi.scalar("SELECT count(*) FROM shape", {}, true).value_or("0"));
     else {
         check_ids_exist(spi, a);
-        if (!a.has[2] && !a.dry_run && journal_empty(spi)) {
-            auto [r, n] = roi_scope(spi, a);
-            if (n <= a.batch_size) {
-                rois = r;
-                total = n;
-            }
-        }
-        if (!rois) {
+        if (!a.has[2])
+            rois = roi_scope(spi, a);  // shapes counted (or bounded) below
+        else {
             ids = select_subset(spi, a);
             total = (int64_t)ids.size();
         }
     }
 
-    std::string sql = replace_all(kBatchSql, "{MODIFY}", a.dry_run ? kDryModifySql : kModifySql);
+    std::string sql = replace_all(replace_all(kBatchSql, "{MODIFY}", a.dry_run ? kDryModifySql : kModifySql), "{J}",
+                                  kBatchJournalSql);
+    sql = replace_all(replace_all(sql, "{BT}", ""), "{AT}", "");
+    // A ROI scope: b reads the shapes by ROI ($5), the UPDATE finds them again by their ids (k.want).
+    std::string scope_sql = replace_all(
+        replace_all(replace_all(replace_all(kBatchSql, "{MODIFY}", a.dry_run ? kDryModifySql : kModifySql), "{J}",
+                                kScopeJournalSql),
+                    "{SEL}", "s.roi = ANY($5)"),
+        // The UPDATE finds the rows where b read them (a TID scan, same snapshot, same statement):
+        // no second descent of the primary key. A row OMERO updated meanwhile has moved: skipped,
+        // counted as raced.
+        // (k.want is NULL when the subset is bigger than a batch: then nothing is updated.)
+        "{SSEL}", "s.ctid = ANY((SELECT array_agg(t) FROM a WHERE action IN ('convert', 'restore')"
+                  " AND (SELECT k.want IS NOT NULL FROM k))::tid[])");
+    scope_sql = replace_all(replace_all(scope_sql, "{BT}", ", s.ctid AS t"), "{AT}", ", b.t");
+    scope_sql = replace_all(replace_all(replace_all(scope_sql, "{F}", F), "{R}", R), "{LIMIT}", " LIMIT $2");
+    sql = replace_all(sql, "{LIMIT}", "");
     std::string lean = kLeanSql;
     for (std::string *q : {&sql, &lean}) {
         *q = replace_all(replace_all(*q, "{F}", F), "{R}", R);
         // $5 is NULL in range mode (all shapes); the range alone then picks the batch.
         const char *sel = a.all() ? "s.id BETWEEN $1 AND $2" : "s.id = ANY($5) AND s.id BETWEEN $1 AND $2";
         const char *osel = a.all() ? "o.id BETWEEN $1 AND $2" : "o.id = ANY($5) AND o.id BETWEEN $1 AND $2";
-        *q = replace_all(replace_all(replace_all(replace_all(*q, "{SEL}", sel), "{SSEL}", sel), "{OSEL}", osel),
-                         "{JSEL}", a.all() ? "" : "AND e.id IN (SELECT id FROM b)");
+        *q = replace_all(replace_all(replace_all(*q, "{SEL}", sel), "{SSEL}", sel), "{OSEL}", osel);
     }
 
     // An all-shapes run after a completed one in this direction: shapes created since are left alone.
@@ -547,23 +595,42 @@ Summary convert(FunctionCallInfo fcinfo, bool procedure)
 
     int64_t last = INT64_MIN;  // range mode: the highest id done
     size_t pos = 0;             // list mode: the next index into ids
-    Progress progress("colors " + a.direction, "shapes", total);
     if (rois) {
-        // Under the journal lock: still nothing journaled (else another run came first: the general way).
-        jr.lock();
-        if (journal_empty(spi)) {
-            std::string scope = replace_all(kScopeSql, "{F}", F);
-            Summary b = run_scope(spi, scope, a.direction, sum.run_id, rois, Summary::kSample);
-            jr.count_batch(sum.run_id, b.converted, b.restored, b.already, b.changed, b.purged, b.raced);
-            if (nonatomic)
-                spi.commit();
-            sum.add(b);
+        // A subset of ROIs that fits in one batch is done by one statement, under the journal lock:
+        // with nothing journaled, the lean one-pass statement (its size counted first, on the
+        // shape(roi) index); else the one that looks its shapes up in the journal (its size bounded
+        // by the statement itself). A bigger subset goes by batches of shape ids.
+        if (!a.dry_run)
+            jr.lock();
+        std::optional<Summary> b;
+        if (!a.dry_run && journal_empty(spi)) {
+            int64_t n = count_scope(spi, rois);
+            if (n <= a.batch_size)
+                b = run_scope(spi, replace_all(kScopeSql, "{F}", F), a.direction, sum.run_id, rois, Summary::kSample);
+        } else {
+            b = run_batch(spi, scope_sql, INT64_MIN, (int64_t)a.batch_size + 1, a.direction, sum.run_id, rois,
+                          a.dry_run, Summary::kSample, std::nullopt);
+            if (b->selected > a.batch_size)
+                b.reset();  // nothing was changed: the statement saw more shapes than a batch
+        }
+        if (b) {
+            if (!a.dry_run) {
+                jr.count_batch(sum.run_id, b->converted, b->restored, b->already, b->changed, b->purged, b->raced);
+                jr.set_selected(sum.run_id, b->selected);
+                if (nonatomic)
+                    spi.commit();
+            }
+            total = b->selected;
+            sum.add(*b);
             pos = SIZE_MAX;  // done: the loop below has no ids
         } else {
             ids = select_subset(spi, a);
             total = (int64_t)ids.size();
+            if (!a.dry_run)
+                jr.set_selected(sum.run_id, total);
         }
     }
+    Progress progress("colors " + a.direction, "shapes", total);
     for (;;) {
         check_interrupts();
         int64_t lo, hi, n;
@@ -632,7 +699,9 @@ Summary rewrite(FunctionCallInfo fcinfo)
         "'?'), coalesce(client_addr::text, 'local')), '; ' ORDER BY pid) AS list"
         "  FROM pg_catalog.pg_stat_activity"
         " WHERE datname = pg_catalog.current_database() AND pid <> pg_catalog.pg_backend_pid()"
-        "   AND backend_type = 'client backend'",
+        // Another role's session shows backend_type NULL to a non-superuser: count it too (but
+        // not background processes, which have no user).
+        "   AND coalesce(backend_type, 'client backend') = 'client backend' AND usesysid IS NOT NULL",
         {}, true);
     if (others.int64(0, "n") > 0)
         throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

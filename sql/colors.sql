@@ -248,6 +248,16 @@ SELECT o.resumed_by = n.run_id AS taken_over, n.finished_at IS NOT NULL AS resum
 SELECT direction, converted, running_runs, interrupted_runs FROM omero_colors_status();
 SELECT * FROM pg_temp.summary();
 
+-- the journal reader: only the elements asked about, by range and by list (in any order); a
+-- purged chunk (NULL arrays) gives NULL originals; arrays of different lengths are an error
+SELECT * FROM omero_upgrade.color_journal_pick('{5,3,9,7}', '{50,30,90,70}', '{-1,-3,NULL,-7}', '{1,1,2,2}',
+                                               '{10,10,20,20}', 4, 9, NULL);
+SELECT * FROM omero_upgrade.color_journal_pick('{5,3,9,7}', '{50,30,90,70}', '{-1,-3,NULL,-7}', '{1,1,2,2}',
+                                               '{10,10,20,20}', 0, 100, '{9,3,4}');
+SELECT * FROM omero_upgrade.color_journal_pick('{5,3}', NULL, NULL, NULL, NULL, 0, 100, '{3}');
+SELECT * FROM omero_upgrade.color_journal_pick('{5,3}', '{1}', NULL, NULL, NULL, 0, 100, NULL);
+\echo :LAST_ERROR_SQLSTATE
+
 -- not an OMERO database
 CREATE DATABASE colors_plain;
 \c colors_plain

@@ -60,6 +60,19 @@ CREATE TABLE omero_upgrade.color_journal (
     update_after  int8[]
 );
 CREATE INDEX color_journal_range ON omero_upgrade.color_journal (lo_id, hi_id);
+-- The arrays are mostly distinct integers that do not compress: store them uncompressed (no
+-- compression attempt on write, no decompression on read).
+ALTER TABLE omero_upgrade.color_journal ALTER shape_ids SET STORAGE EXTERNAL, ALTER fill_before SET STORAGE EXTERNAL,
+  ALTER stroke_before SET STORAGE EXTERNAL, ALTER version_after SET STORAGE EXTERNAL,
+  ALTER update_after SET STORAGE EXTERNAL;
+
+-- Internal: the elements of one chunk for shape ids in [lo, hi] (and in want, unless NULL). Reads a
+-- chunk with one binary search per element, where unnest() would return every element to be filtered.
+CREATE FUNCTION omero_upgrade.color_journal_pick(shape_ids int8[], fill_before int4[], stroke_before int4[],
+                                                 version_after int4[], update_after int8[], lo int8, hi int8,
+                                                 want int8[])
+RETURNS TABLE (id int8, f int4, st int4, v int4, u int8)
+AS 'MODULE_PATHNAME', 'omero_color_journal_pick' LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 1000;
 
 SELECT omero_upgrade._grant_state('omero_upgrade.color_runs');
 SELECT omero_upgrade._grant_state('omero_upgrade.color_journal');
