@@ -437,26 +437,37 @@ int64_t count_scope(spi::Session &spi, Datum rois)
                           .value_or("0"));
 }
 
-// One statement for the whole subset (kScopeSql). The planner would rather hash-join the ~1% of
-// shapes against a scan of the whole table; the nested loop over the primary key is what keeps it
-// proportional to the subset (and reads each page once), so this transaction gets it by GUC, as
-// well as no JIT (the plan's cost would trigger it, for nothing). The settings are put back after.
-template <class F> auto with_nested_loops(spi::Session &spi, F &&f)
+// Planner settings for one of our statements, transaction-local, put back after it (an error
+// aborts the transaction, which puts them back too). The names are ours, never user text.
+using Settings = std::vector<std::pair<const char *, const char *>>;
+template <class F> auto with_settings(spi::Session &spi, const Settings &set, F &&f)
 {
-    auto old = spi.query("SELECT current_setting('enable_hashjoin') AS h, current_setting('enable_mergejoin') AS m,"
-                         " current_setting('jit') AS j, set_config('enable_hashjoin', 'off', true),"
-                         " set_config('enable_mergejoin', 'off', true), set_config('jit', 'off', true)");
+    std::vector<std::string> old;
+    for (const auto &[name, value] : set) {
+        old.push_back(spi.scalar("SELECT pg_catalog.current_setting($1)", {spi::text(name)}, true).value_or(""));
+        spi.exec("SELECT pg_catalog.set_config($1, $2, true)", {spi::text(name), spi::text(value)});
+    }
     auto r = f();
-    spi.exec("SELECT set_config('enable_hashjoin', $1, true), set_config('enable_mergejoin', $2, true),"
-             " set_config('jit', $3, true)",
-             {spi::text(old.str(0, "h")), spi::text(old.str(0, "m")), spi::text(old.str(0, "j"))});
+    for (size_t i = 0; i < set.size(); i++)
+        spi.exec("SELECT pg_catalog.set_config($1, $2, true)", {spi::text(set[i].first), spi::text(old[i])});
     return r;
 }
+// Every batch statement: no JIT (compiling a plan per batch costs more than it saves).
+const Settings kBatchSettings = {{"jit", "off"}};
+// A subset's statements: never a scan of the whole table (the planner, seeing ~1% of a big table
+// scattered over many pages, would rather read it all, in parallel), so that their cost follows
+// the subset's size.
+const Settings kSubsetSettings = {{"jit", "off"}, {"enable_seqscan", "off"}};
+// One statement for the whole subset (kScopeSql): the planner would rather hash-join the ~1% of
+// shapes against a scan of the whole table; the nested loop over the primary key is what keeps it
+// proportional to the subset and reads each page once.
+const Settings kScopeSettings = {{"jit", "off"}, {"enable_seqscan", "off"}, {"enable_hashjoin", "off"},
+                                 {"enable_mergejoin", "off"}};
 
 Summary run_scope(spi::Session &spi, const std::string &sql, const std::string &direction, int64_t run_id, Datum rois,
                   size_t want_sample)
 {
-    auto r = with_nested_loops(spi, [&] {
+    auto r = with_settings(spi, kScopeSettings, [&] {
         return spi.query(sql, {spi::text(direction), spi::int8(run_id), spi::datum(INT8ARRAYOID, rois),
                                spi::int4((int32_t)want_sample)});
     });
@@ -542,6 +553,8 @@ Summary convert(FunctionCallInfo fcinfo, bool procedure)
     jr.require_omero();
     const std::string F = jr.function_for(a.direction), R = jr.function_for(opposite(a.direction));
 
+    // Our statements run with kBatchSettings (all shapes) or kSubsetSettings.
+    auto guarded = [&](auto &&f) { return with_settings(spi, a.all() ? kBatchSettings : kSubsetSettings, f); };
     std::vector<int64_t> ids;
     int64_t total = 0;
     Datum rois = 0;  // a subset of ROIs that fits in one batch: one statement by ROI (kScopeSql, kScopeJournalSql)
@@ -552,7 +565,7 @@ Summary convert(FunctionCallInfo fcinfo, bool procedure)
         if (!a.has[2])
             rois = roi_scope(spi, a);  // shapes counted (or bounded) below
         else {
-            ids = select_subset(spi, a);
+            ids = guarded([&] { return select_subset(spi, a); });
             total = (int64_t)ids.size();
         }
     }
@@ -604,12 +617,14 @@ Summary convert(FunctionCallInfo fcinfo, bool procedure)
             jr.lock();
         std::optional<Summary> b;
         if (!a.dry_run && journal_empty(spi)) {
-            int64_t n = count_scope(spi, rois);
+            int64_t n = guarded([&] { return count_scope(spi, rois); });
             if (n <= a.batch_size)
                 b = run_scope(spi, replace_all(kScopeSql, "{F}", F), a.direction, sum.run_id, rois, Summary::kSample);
         } else {
-            b = run_batch(spi, scope_sql, INT64_MIN, (int64_t)a.batch_size + 1, a.direction, sum.run_id, rois,
-                          a.dry_run, Summary::kSample, std::nullopt);
+            b = guarded([&] {
+                return run_batch(spi, scope_sql, INT64_MIN, (int64_t)a.batch_size + 1, a.direction, sum.run_id, rois,
+                                 a.dry_run, Summary::kSample, std::nullopt);
+            });
             if (b->selected > a.batch_size)
                 b.reset();  // nothing was changed: the statement saw more shapes than a batch
         }
@@ -624,7 +639,7 @@ Summary convert(FunctionCallInfo fcinfo, bool procedure)
             sum.add(*b);
             pos = SIZE_MAX;  // done: the loop below has no ids
         } else {
-            ids = select_subset(spi, a);
+            ids = guarded([&] { return select_subset(spi, a); });
             total = (int64_t)ids.size();
             if (!a.dry_run)
                 jr.set_selected(sum.run_id, total);
@@ -657,9 +672,11 @@ Summary convert(FunctionCallInfo fcinfo, bool procedure)
             jr.lock();
         size_t want = Summary::kSample - std::min(Summary::kSample, sum.sample.size());
         // The lean way converts every shape of the batch: not for one that may hold newer shapes.
-        Summary b = !a.dry_run && (!covered || hi <= *covered) && !journal_overlaps(spi, lo, hi)
-                        ? run_lean(spi, lean, lo, hi, a.direction, sum.run_id, arr, n, want)
-                        : run_batch(spi, sql, lo, hi, a.direction, sum.run_id, arr, a.dry_run, want, covered);
+        Summary b = guarded([&] {
+            return !a.dry_run && (!covered || hi <= *covered) && !journal_overlaps(spi, lo, hi)
+                       ? run_lean(spi, lean, lo, hi, a.direction, sum.run_id, arr, n, want)
+                       : run_batch(spi, sql, lo, hi, a.direction, sum.run_id, arr, a.dry_run, want, covered);
+        });
         if (arr)
             pg_guard([arr] { pfree(DatumGetPointer(arr)); });
         if (!a.dry_run) {

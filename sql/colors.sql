@@ -190,7 +190,7 @@ SELECT * FROM pg_temp.summary();
 BEGIN;
 SELECT selected, converted, already, raced FROM omero_colors_convert_tx('argb_to_rgba', image_ids => '{2, 3}');
 SELECT bool_and(setting = reset_val) AS settings_back FROM pg_settings
- WHERE name IN ('enable_hashjoin', 'enable_mergejoin', 'jit');
+ WHERE name IN ('enable_hashjoin', 'enable_mergejoin', 'enable_seqscan', 'jit');
 SELECT roi, orig, conv, other FROM pg_temp.per_roi() WHERE roi <= 4 ORDER BY roi;
 SELECT count(*) AS chunks, sum(cardinality(shape_ids)) AS journaled FROM omero_upgrade.color_journal;
 ROLLBACK;
