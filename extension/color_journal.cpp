@@ -142,17 +142,34 @@ std::pair<int64_t, int64_t> Journal::not_original_for(const std::string &directi
     return {r.int64(0, "already"), r.int64(0, "opposite")};
 }
 
-void Journal::journal_whole_table(int64_t run_id, const std::string &direction)
+int64_t Journal::journal_whole_table(int64_t run_id, const std::string &direction,
+                                     const std::function<void(int64_t)> &on_chunk)
 {
-    // One chunk per 65536 ids. array_agg without ORDER BY: the five aggregates of a group see the
-    // rows in the same order, so the arrays stay parallel, and no sort is needed.
-    spi_.exec("INSERT INTO omero_upgrade.color_journal"
-              " (run_id, kind, direction, lo_id, hi_id, shape_ids, fill_before, stroke_before, version_after,"
-              "  update_after)"
-              " SELECT $1, 'convert', $2, min(id), max(id), array_agg(id), array_agg(fillcolor), array_agg(strokecolor),"
-              "        array_agg(version), array_agg(update_id)"
-              "   FROM shape GROUP BY id >> 16",
-              {spi::int8(run_id), spi::text(direction)});
+    // One chunk per 65536 ids from the lowest id present, each read by an index range scan in id
+    // order: a plain aggregate per chunk, where GROUP BY over the whole table would hash (and spill)
+    // or sort every row. Gaps in the ids cost one index probe each. The five aggregates of a chunk
+    // see its rows in the same order, so the arrays stay parallel.
+    int64_t total = 0;
+    std::optional<std::string> next = spi_.scalar("SELECT min(id) FROM shape", {}, true);
+    while (next) {
+        int64_t lo = std::stoll(*next);
+        int64_t hi = lo > INT64_MAX - 65536 ? INT64_MAX : lo + 65535;
+        auto r = spi_.query(
+            "WITH ins AS (INSERT INTO omero_upgrade.color_journal"
+            " (run_id, kind, direction, lo_id, hi_id, shape_ids, fill_before, stroke_before, version_after,"
+            "  update_after)"
+            " SELECT $1, 'convert', $2, min(id), max(id), array_agg(id), array_agg(fillcolor), array_agg(strokecolor),"
+            "        array_agg(version), array_agg(update_id)"
+            "   FROM shape WHERE id BETWEEN $3 AND $4 HAVING count(*) > 0"
+            " RETURNING cardinality(shape_ids) AS n)"
+            " SELECT coalesce(sum(n), 0) AS n, (SELECT min(id) FROM shape WHERE id > $4) AS next FROM ins",
+            {spi::int8(run_id), spi::text(direction), spi::int8(lo), spi::int8(hi)});
+        total += r.int64(0, "n");
+        if (on_chunk)
+            on_chunk(total);
+        next = hi == INT64_MAX ? std::nullopt : r.get(0, "next");
+    }
+    return total;
 }
 
 } // namespace ou::colors

@@ -4,6 +4,7 @@
 
 #include "spi.hpp"
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -45,7 +46,9 @@ public:
     // Returns {already by direction (either kind), converted by the opposite direction}.
     std::pair<int64_t, int64_t> not_original_for(const std::string &direction);
     // Journals every shape as converted by this run (the rewrite fast path), one chunk per id range.
-    void journal_whole_table(int64_t run_id, const std::string &direction);
+    // Returns the number of shapes journaled.
+    int64_t journal_whole_table(int64_t run_id, const std::string &direction,
+                                const std::function<void(int64_t)> &on_chunk = {});
 
 private:
     spi::Session &spi_;

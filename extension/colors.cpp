@@ -439,7 +439,7 @@ int64_t count_scope(spi::Session &spi, Datum rois)
 
 // Planner settings for one of our statements, transaction-local, put back after it (an error
 // aborts the transaction, which puts them back too). The names are ours, never user text.
-using Settings = std::vector<std::pair<const char *, const char *>>;
+using Settings = std::vector<std::pair<std::string, std::string>>;
 template <class F> auto with_settings(spi::Session &spi, const Settings &set, F &&f)
 {
     std::vector<std::string> old;
@@ -757,8 +757,10 @@ Summary rewrite(FunctionCallInfo fcinfo)
                         "CALL omero_colors_convert('" + a.direction + "') leaves them alone and converts what is left.");
     }
     Summary sum;
-    sum.selected = std::stoll(spi.scalar("SELECT count(*) FROM shape", {}, true).value_or("0"));
-    sum.converted = sum.selected;
+    if (a.dry_run) {  // (for real, the journal counts them)
+        sum.selected = std::stoll(spi.scalar("SELECT count(*) FROM shape", {}, true).value_or("0"));
+        sum.converted = sum.selected;
+    }
     auto sample = spi.scalar(replace_all(
         "SELECT jsonb_agg(jsonb_build_object('shape_id', id, 'action', 'convert',"
         " 'fillcolor', jsonb_build_array(fillcolor, {F}(fillcolor)),"
@@ -767,14 +769,35 @@ Summary rewrite(FunctionCallInfo fcinfo)
     if (sample)
         sum.sample = split_json_array(*sample);
     if (!a.dry_run) {
-        sum.run_id = jr.start_run(a.direction, "rewrite", a.ids, a.has, sum.selected);
-        jr.journal_whole_table(sum.run_id, a.direction);
-        std::string table = *spi.scalar("SELECT 'shape'::regclass::text", {}, true);
-        // A USING expression that is not a plain column makes PostgreSQL rewrite the table (and
-        // rebuild its indexes) in one pass, instead of writing a new version of every row.
-        spi.exec("ALTER TABLE " + table + " ALTER COLUMN fillcolor TYPE int4 USING " + F +
-                 "(fillcolor), ALTER COLUMN strokecolor TYPE int4 USING " + F + "(strokecolor)");
-        spi.exec("ANALYZE " + table);  // the rewrite dropped the two columns' statistics
+        sum.run_id = jr.start_run(a.direction, "rewrite", a.ids, a.has, 0);
+        // Progress: the journal, chunk by chunk, against the planner's row estimate; the rewrite
+        // itself is one statement (PostgreSQL reports nothing of it), announced by a NOTICE.
+        int64_t estimate = std::stoll(spi.scalar("SELECT greatest(reltuples, 0)::int8 FROM pg_catalog.pg_class"
+                                                 " WHERE oid = 'shape'::pg_catalog.regclass", {}, true)
+                                          .value_or("0"));
+        Progress progress("colors rewrite " + a.direction + " (journal)", "shapes", estimate);
+        // The index builds of the rewrite sort every row of each index: give them at least 512 MB
+        // (only ever raised, for this transaction).
+        std::string mwm = *spi.scalar("SELECT (greatest(pg_catalog.pg_size_bytes(pg_catalog.current_setting("
+                                      "'maintenance_work_mem')), 512 * 1024 * 1024) / 1024)::text || 'kB'",
+                                      {}, true);
+        with_settings(spi, {{"jit", "off"}, {"maintenance_work_mem", mwm}}, [&] {
+            sum.selected = jr.journal_whole_table(sum.run_id, a.direction, [&](int64_t n) { progress.update(n); });
+            progress.update(sum.selected);
+            jr.set_selected(sum.run_id, sum.selected);
+            std::string table = *spi.scalar("SELECT 'shape'::regclass::text", {}, true);
+            std::string m = "omero_colors_rewrite: " + std::to_string(sum.selected) +
+                            " shapes journaled; rewriting the table and rebuilding its indexes";
+            const char *mc = m.c_str();
+            pg_guard([mc] { ereport(NOTICE, (errmsg("%s", mc))); });
+            // A USING expression that is not a plain column makes PostgreSQL rewrite the table (and
+            // rebuild its indexes) in one pass, instead of writing a new version of every row.
+            spi.exec("ALTER TABLE " + table + " ALTER COLUMN fillcolor TYPE int4 USING " + F +
+                     "(fillcolor), ALTER COLUMN strokecolor TYPE int4 USING " + F + "(strokecolor)");
+            spi.exec("ANALYZE " + table);  // the rewrite dropped the two columns' statistics
+            return 0;
+        });
+        sum.converted = sum.selected;
         jr.count_batch(sum.run_id, sum.converted, 0, 0, 0, 0, 0);
         auto top = spi.scalar("SELECT max(id) FROM shape", {}, true);
         jr.finish_run(sum.run_id, top ? std::optional<int64_t>(std::stoll(*top)) : std::nullopt);
