@@ -3,6 +3,7 @@
 // says the server is down AND no OMERO session remains on its database, since a server that
 // says it stopped may still hold connections (or a second server may use the same database).
 #include "server.hpp"
+#include "progress.hpp"
 
 #include <unistd.h>
 
@@ -21,10 +22,22 @@ ProcResult run_omero(const Settings &s, const std::vector<std::string> &args, in
     o.cwd = s.server_dir;
     o.timeout_s = timeout_s;
     o.log_stdout = true;
-    ProcResult r = run_process(argv, o);
     std::string shown = "bin/omero";
     for (const auto &a : args)
         shown += " " + shell_quote(a);
+    // bin/omero reports nothing of its progress (starting Ice and the JVMs can take minutes): after
+    // 2 s, a line every 5 s with the elapsed time and the deadline, so that a wait is never silent.
+    auto t0 = std::chrono::steady_clock::now();
+    double shown_at = 0;
+    o.on_tick = [&] {
+        double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (el < 2 || (shown_at > 0 && el - shown_at < 5))
+            return;
+        shown_at = el;
+        out().progress(shown + ": running, elapsed " + clock_hms(el) + ", ETA unknown (bin/omero reports no " +
+                       "progress; gives up after " + clock_hms(timeout_s) + ")");
+    };
+    ProcResult r = run_process(argv, o);
     if (r.timed_out)
         throw CommandError(shown + " did not finish within " + std::to_string(timeout_s) + " s (stopped it)",
                            "see the server's logs (var/log/) and try it by hand; --timeout gives it longer");
@@ -240,7 +253,8 @@ CommandRun setup_stop(CLI::App &sub)
             if (el - last_shown >= 5) {
                 out().progress("waiting for the server to stop: " + std::string(running ? "still running" : "down") +
                                (db ? ", " + std::to_string(omero.size()) + " OMERO session(s) on the database" : "") +
-                               " (" + std::to_string(el) + " s)");
+                               ", elapsed " + clock_hms(el) + ", ETA unknown (gives up after " +
+                               clock_hms(o->timeout) + ")");
                 last_shown = el;
             }
             std::this_thread::sleep_for(std::chrono::seconds(1));

@@ -170,6 +170,7 @@ case "$1 $2" in
   "admin start")
     if [ -f "$var/start-fails" ]; then echo "Error: could not start (stub)" >&2; exit 1; fi
     if [ -f "$var/running" ]; then echo "OMERO.blitz already running"; exit 0; fi
+    if [ -f "$var/start-delay" ]; then sleep "$(cat "$var/start-delay")"; fi   # a slow start (JVMs)
     touch "$var/running"
     if [ -n "$(prop omero.db.name)" ]; then
       PGAPPNAME=OMERO.blitz psql_db -c "SELECT pg_sleep(86400)" </dev/null >/dev/null 2>&1 &

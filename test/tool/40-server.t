@@ -82,8 +82,15 @@ like "$out" "warning: other sessions remain on srv_omero \(not OMERO's\): 1 sess
 q postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'admin-shell'" >/dev/null
 wait "$sleeper" 2>/dev/null
 
+# A slow start (the stub's bin/omero admin start takes 3 s): the wait is not silent.
+echo 3 > "$srv/var/stub/start-delay"
+out=$(ou server start 2>&1); rc=$?
+rm -f "$srv/var/stub/start-delay"
+is "$rc" 0 "a slow server start"
+like "$out" "bin/omero admin start: running, elapsed 0:00:0[2-4], ETA unknown \(bin/omero reports no progress; gives up after 0:10:00\)" \
+  "… shows a progress line with the elapsed time and the deadline"
+
 # bin/omero admin stop fails: the server keeps running, the tool says so.
-ou server start >/dev/null 2>&1
 touch "$srv/var/stub/stop-fails"
 out=$(ou server stop --timeout 2 2>&1); rc=$?
 is "$rc" 1 "admin stop fails: exit 1"
