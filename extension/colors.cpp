@@ -535,9 +535,29 @@ void report(const char *what, const std::string &direction, const Summary &s, bo
 }
 
 // The conversion of CALL omero_colors_convert (commit per batch) and omero_colors_convert_tx.
+std::pair<int64_t, std::string> other_sessions(spi::Session &spi);
+void check_rewrite(spi::Session &spi, Journal &jr, const std::string &direction, bool dry_run, bool wait_for_lock);
+Summary rewrite_all(spi::Session &spi, Journal &jr, const Args &a, const std::string &F);
+
 Summary convert(FunctionCallInfo fcinfo, bool procedure)
 {
     Args a = read_args(fcinfo, true);
+    // The procedure's method: 'auto' (the default) rewrites the table in one pass when every shape
+    // is asked for, no other session is connected and nothing is journaled, else goes by batches;
+    // 'batch' always by batches; 'rewrite' as omero_colors_rewrite (refused unless it applies).
+    std::string method = "batch";
+    if (procedure && PG_NARGS() > 6) {
+        if (PG_ARGISNULL(6))
+            throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "method must not be NULL", "",
+                        "Use 'auto' (the default), 'batch' or 'rewrite'.");
+        method = pg_guard([&] { return text_to_cstring(PG_GETARG_TEXT_PP(6)); });
+        if (method != "auto" && method != "batch" && method != "rewrite")
+            throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "unknown method \"" + method + "\"",
+                        "", "Use 'auto' (the default), 'batch' or 'rewrite'.");
+        if (method == "rewrite" && !a.all())
+            throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "method 'rewrite' converts every shape",
+                        "", "Leave roi_ids, image_ids and shape_ids out, or use method 'batch' or 'auto'.");
+    }
     bool nonatomic = false;
     if (procedure) {
         CallContext *cc = (CallContext *)fcinfo->context;
@@ -552,6 +572,34 @@ Summary convert(FunctionCallInfo fcinfo, bool procedure)
     Journal jr(spi);
     jr.require_omero();
     const std::string F = jr.function_for(a.direction), R = jr.function_for(opposite(a.direction));
+
+    std::string by_batches;  // under 'auto': why not the rewrite
+    if (a.all() && !a.dry_run && method == "auto") {
+        int64_t others = other_sessions(spi).first;
+        if (others > 0)
+            by_batches = std::to_string(others) + " other session(s) are connected";
+        else if (!journal_empty(spi))
+            by_batches = "the journal holds earlier conversions";
+        if (!by_batches.empty()) {
+            std::string m = "omero_colors_convert: converting by batches, not by the one-pass rewrite: " + by_batches;
+            const char *mc = m.c_str();
+            pg_guard([mc] { ereport(NOTICE, (errmsg("%s", mc))); });
+        }
+    }
+    if (a.all() && !a.dry_run && (method == "rewrite" || (method == "auto" && by_batches.empty()))) {
+        if (method == "auto") {
+            const char *m = "omero_colors_convert: no other session is connected and nothing is journaled: "
+                            "converting every shape by the one-pass rewrite (an exclusive lock on shape until it "
+                            "is done; method => 'batch' converts by batches instead)";
+            pg_guard([m] { ereport(NOTICE, (errmsg("%s", m))); });
+        }
+        check_rewrite(spi, jr, a.direction, false, method == "auto");
+        Summary sum = rewrite_all(spi, jr, a, F);
+        if (nonatomic)
+            spi.commit();
+        report("omero_colors_convert", a.direction, sum, false);
+        return sum;
+    }
 
     // Our statements run with kBatchSettings (all shapes) or kSubsetSettings.
     auto guarded = [&](auto &&f) { return with_settings(spi, a.all() ? kBatchSettings : kSubsetSettings, f); };
@@ -702,16 +750,10 @@ Summary convert(FunctionCallInfo fcinfo, bool procedure)
     return sum;
 }
 
-// The fast path: one journal insert and one table rewrite, in one transaction.
-Summary rewrite(FunctionCallInfo fcinfo)
+// Client sessions connected to this database besides ours: how many, and who.
+std::pair<int64_t, std::string> other_sessions(spi::Session &spi)
 {
-    Args a = read_args(fcinfo, false);
-    spi::Session spi;
-    Journal jr(spi);
-    jr.require_omero();
-    const std::string F = jr.function_for(a.direction);
-
-    auto others = spi.query(
+    auto r = spi.query(
         "SELECT count(*) AS n, string_agg(format('pid %s (%s@%s, %s)', pid, usename, coalesce(nullif(application_name, ''), "
         "'?'), coalesce(client_addr::text, 'local')), '; ' ORDER BY pid) AS list"
         "  FROM pg_catalog.pg_stat_activity"
@@ -720,42 +762,60 @@ Summary rewrite(FunctionCallInfo fcinfo)
         // not background processes, which have no user).
         "   AND coalesce(backend_type, 'client backend') = 'client backend' AND usesysid IS NOT NULL",
         {}, true);
-    if (others.int64(0, "n") > 0)
+    return {r.int64(0, "n"), r.str(0, "list")};
+}
+
+// The rewrite's conditions (omero_colors_rewrite, CALL … method => 'rewrite' or 'auto'): the
+// database to itself, every shape with its original colours. Throws 55000 otherwise; takes the
+// journal lock and (for real) the exclusive lock on shape, NOWAIT unless wait_for_lock.
+void check_rewrite(spi::Session &spi, Journal &jr, const std::string &direction, bool dry_run, bool wait_for_lock)
+{
+    auto others = other_sessions(spi);
+    if (others.first > 0)
         throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                    "omero_colors_rewrite needs the database to itself: " + others.str(0, "n") +
+                    "omero_colors_rewrite needs the database to itself: " + std::to_string(others.first) +
                         " other session(s) are connected",
-                    others.str(0, "list"),
+                    others.second,
                     "Stop OMERO (bin/omero admin stop) and other clients first, or use CALL omero_colors_convert(...), "
                     "which works while OMERO runs.");
     jr.lock();
-    if (!a.dry_run)
-        spi.exec("LOCK TABLE shape IN ACCESS EXCLUSIVE MODE NOWAIT");
+    if (!dry_run) {
+        if (wait_for_lock)  // (an autovacuum of shape gives way; anything else gets 30 s)
+            spi.exec("SELECT pg_catalog.set_config('lock_timeout', '30s', true)");
+        spi.exec(wait_for_lock ? "LOCK TABLE shape IN ACCESS EXCLUSIVE MODE"
+                               : "LOCK TABLE shape IN ACCESS EXCLUSIVE MODE NOWAIT");
+    }
     // Only shapes a conversion in this direction applies to as such: none already in its result
     // state (converted, or restored, by it), none converted by the opposite direction.
-    auto [already, opposite_converted] = jr.not_original_for(a.direction);
+    auto [already, opposite_converted] = jr.not_original_for(direction);
     if (already > 0)
         throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                    "omero_colors_rewrite would convert shapes already converted " + a.direction,
-                    std::to_string(already) + " shape(s) are journaled as already converted " + a.direction +
+                    "omero_colors_rewrite would convert shapes already converted " + direction,
+                    std::to_string(already) + " shape(s) are journaled as already converted " + direction +
                         " (converted by it, or their originals restored by it).",
-                    "CALL omero_colors_convert('" + a.direction + "') converts only what is left.");
+                    "CALL omero_colors_convert('" + direction + "') converts only what is left.");
     if (opposite_converted > 0)
         throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                     "omero_colors_rewrite converts only a table whose shapes all have their original colours",
                     std::to_string(opposite_converted) + " shape(s) are journaled as converted " +
-                        opposite(a.direction) + ".",
-                    "CALL omero_colors_convert('" + a.direction + "') restores their originals from the journal.");
-    if (auto covered = jr.covered_to(a.direction)) {
+                        opposite(direction) + ".",
+                    "CALL omero_colors_convert('" + direction + "') restores their originals from the journal.");
+    if (auto covered = jr.covered_to(direction)) {
         int64_t newer = std::stoll(spi.scalar("SELECT count(*) FROM shape WHERE id > $1", {spi::int8(*covered)}, true)
                                        .value_or("0"));
         if (newer > 0)
             throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                        "omero_colors_rewrite would convert shapes created after a completed " + a.direction +
+                        "omero_colors_rewrite would convert shapes created after a completed " + direction +
                             " conversion",
                         std::to_string(newer) + " shape(s) have ids above " + std::to_string(*covered) +
                             ", the highest the completed conversion covered.",
-                        "CALL omero_colors_convert('" + a.direction + "') leaves them alone and converts what is left.");
+                        "CALL omero_colors_convert('" + direction + "') leaves them alone and converts what is left.");
     }
+}
+
+// The rewrite itself (after check_rewrite), in the current transaction: journal, table, ANALYZE.
+Summary rewrite_all(spi::Session &spi, Journal &jr, const Args &a, const std::string &F)
+{
     Summary sum;
     if (a.dry_run) {  // (for real, the journal counts them)
         sum.selected = std::stoll(spi.scalar("SELECT count(*) FROM shape", {}, true).value_or("0"));
@@ -802,6 +862,18 @@ Summary rewrite(FunctionCallInfo fcinfo)
         auto top = spi.scalar("SELECT max(id) FROM shape", {}, true);
         jr.finish_run(sum.run_id, top ? std::optional<int64_t>(std::stoll(*top)) : std::nullopt);
     }
+    return sum;
+}
+
+// The fast path: one journal insert and one table rewrite, in one transaction.
+Summary rewrite(FunctionCallInfo fcinfo)
+{
+    Args a = read_args(fcinfo, false);
+    spi::Session spi;
+    Journal jr(spi);
+    jr.require_omero();
+    check_rewrite(spi, jr, a.direction, a.dry_run, false);
+    Summary sum = rewrite_all(spi, jr, a, jr.function_for(a.direction));
     report("omero_colors_rewrite", a.direction, sum, a.dry_run);
     return sum;
 }

@@ -228,6 +228,30 @@ SELECT count(*) FILTER (WHERE s.fillcolor IS NOT DISTINCT FROM v.fillcolor
   FROM shape s JOIN saved v USING (id);
 SELECT selected, converted FROM omero_colors_rewrite('argb_to_rgba', dry_run => true);
 
+-- CALL with method 'auto' (the default), every shape, no other session, nothing journaled: the
+-- one-pass rewrite; the reverse then goes by batches (the journal is not empty) and is exact;
+-- the methods' errors
+SELECT * FROM omero_colors_purge_journal(forget => true);
+CALL omero_colors_convert('argb_to_rgba');
+SELECT method, selected, converted, finished_at IS NOT NULL AS finished FROM omero_upgrade.color_runs
+ WHERE run_id = (SELECT max(run_id) FROM omero_upgrade.color_runs);
+SELECT count(*) AS shapes, count(*) FILTER (WHERE s.fillcolor IS NOT DISTINCT FROM pg_temp.ref_argb_to_rgba(v.fillcolor)
+                                             AND s.strokecolor IS NOT DISTINCT FROM pg_temp.ref_argb_to_rgba(v.strokecolor)) AS exact
+  FROM shape s JOIN saved v USING (id);
+CALL omero_colors_convert('rgba_to_argb');
+SELECT method FROM omero_upgrade.color_runs WHERE run_id = (SELECT max(run_id) FROM omero_upgrade.color_runs);
+SELECT count(*) FILTER (WHERE s.fillcolor IS NOT DISTINCT FROM v.fillcolor
+                          AND s.strokecolor IS NOT DISTINCT FROM v.strokecolor) AS exact_originals
+  FROM shape s JOIN saved v USING (id);
+CALL omero_colors_convert('rgba_to_argb', method => 'rewrite');
+\echo :LAST_ERROR_SQLSTATE
+CALL omero_colors_convert('argb_to_rgba', roi_ids => '{1}', method => 'rewrite');
+\echo :LAST_ERROR_SQLSTATE
+CALL omero_colors_convert('argb_to_rgba', method => 'fast');
+\echo :LAST_ERROR_SQLSTATE
+CALL omero_colors_convert('argb_to_rgba', method => NULL);
+\echo :LAST_ERROR_SQLSTATE
+
 -- a CALL cancelled by statement_timeout (each batch slowed by a trigger, so that the timeout
 -- strikes in the first batch, after the run was recorded): the next CALL of the same session
 -- takes the run over, as it does runs of sessions that are gone

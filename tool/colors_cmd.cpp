@@ -12,7 +12,7 @@ namespace {
 struct ColorsOpts {
     std::vector<std::string> rois, roi_files, images, image_files, shapes, shape_files;
     int batch_size = 50000;
-    bool rewrite = false, fast = false, dry_run = false;
+    bool rewrite = false, batches = false, dry_run = false;
 };
 
 nlohmann::json counts_json(const Rows &r)
@@ -43,9 +43,9 @@ CommandRun setup_convert(CLI::App &sub, const std::string &direction)
     sub.add_option("--shape-file", o->shape_files, "file of shape ids");
     sub.add_option("--batch-size", o->batch_size, "shapes per batch (one commit each)")->capture_default_str();
     sub.add_flag("--rewrite", o->rewrite, "all shapes by rewriting the table once (server stopped, no other session)");
-    sub.add_flag("--fast", o->fast,
-                 "all shapes: the one-pass rewrite when the database has no other session and every shape has its "
-                 "original colours, else batches (what `run --colors all` uses: the server is stopped then)");
+    sub.add_flag("--batches", o->batches,
+                 "all shapes by batches even when the one-pass rewrite would apply (no other session, nothing "
+                 "journaled: the default then rewrites the table)");
     sub.add_flag("--dry-run", o->dry_run, "count and show a sample, change nothing");
     return [o, direction]() -> int {
         Value rois = id_array(o->rois, o->roi_files, "ROI");
@@ -54,11 +54,10 @@ CommandRun setup_convert(CLI::App &sub, const std::string &direction)
         if (o->batch_size <= 0)
             throw CommandError("--batch-size must be positive");
         bool subset = rois || images || shapes;
-        if ((o->rewrite || o->fast) && subset)
-            throw CommandError(std::string(o->rewrite ? "--rewrite" : "--fast") +
-                               " converts every shape: it takes no --roi/--image/--shape");
-        if (o->rewrite && o->fast)
-            throw CommandError("--rewrite or --fast, not both");
+        if (o->rewrite && subset)
+            throw CommandError("--rewrite converts every shape: it takes no --roi/--image/--shape");
+        if (o->rewrite && o->batches)
+            throw CommandError("--rewrite or --batches, not both");
         Settings s = load_settings(false);
         auto db = connect_db(s);
         std::string schema = require_extension(*db);
@@ -70,34 +69,20 @@ CommandRun setup_convert(CLI::App &sub, const std::string &direction)
         res["scope"] = subset ? "subset" : "all shapes";
         std::vector<Value> params{direction, rois, images, shapes, std::to_string(o->batch_size)};
         const std::string args = "$1, $2::int8[], $3::int8[], $4::int8[], $5::int";
+        // CALL's method: 'auto' rewrites every shape in one pass when nothing else uses the database
+        // and nothing is journaled (the extension checks and says which way it goes).
+        const std::string method = o->batches ? "batch" : "auto";
 
         Rows r;
-        bool rewrite = o->rewrite;
-        if (o->fast) {
-            // The rewrite checks its own conditions first (other sessions, journal state, the shape
-            // table's lock) and refuses with 55000/55P03 before changing anything: then batches.
-            try {
-                r = db->query("SELECT * FROM " + schema + ".omero_colors_rewrite($1, $2::boolean)",
-                              {direction, o->dry_run ? "true" : "false"});
-                rewrite = true;
-            } catch (const DbError &e) {
-                if (e.sqlstate != "55000" && e.sqlstate != "55P03")
-                    throw;
-                out().say(std::string("the one-pass rewrite does not apply (") + e.what() + "): converting by batches");
-                res["fast_path_refused"] = e.what();
-                show_extension_notices(*db);
-            }
-        }
-        res["method"] = rewrite ? "rewrite" : "batch";
-        if (rewrite) {
-            if (!o->fast)
-                r = db->query("SELECT * FROM " + schema + ".omero_colors_rewrite($1, $2::boolean)",
-                              {direction, o->dry_run ? "true" : "false"});
+        if (o->rewrite) {
+            r = db->query("SELECT * FROM " + schema + ".omero_colors_rewrite($1, $2::boolean)",
+                          {direction, o->dry_run ? "true" : "false"});
         } else if (o->dry_run) {
             r = db->query("SELECT * FROM " + schema + ".omero_colors_convert_tx(" + args + ", true)", params);
         } else {
-            db->query("CALL " + schema + ".omero_colors_convert(" + args + ", false)", params);
-            r = db->query("SELECT run_id, selected, converted, restored, already, changed, purged, raced"
+            params.push_back(method);
+            db->query("CALL " + schema + ".omero_colors_convert(" + args + ", false, $6)", params);
+            r = db->query("SELECT run_id, method, selected, converted, restored, already, changed, purged, raced"
                           "  FROM omero_upgrade.color_runs WHERE backend_pid = pg_catalog.pg_backend_pid()"
                           " ORDER BY run_id DESC LIMIT 1");
         }
@@ -106,6 +91,10 @@ CommandRun setup_convert(CLI::App &sub, const std::string &direction)
             return EXIT_OK;
         }
         nlohmann::json c = counts_json(r);
+        if (o->rewrite)
+            res["method"] = "rewrite";
+        else if (!o->dry_run)
+            res["method"] = r.str(0, "method");  // batch, or rewrite (chosen by 'auto')
         res["counts"] = c;
         if (!r.str(0, "run_id").empty())
             res["run_id"] = std::stoll(r.str(0, "run_id"));

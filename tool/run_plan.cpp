@@ -261,10 +261,9 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target)
              "deletes the orphaned annotations the official script would, keeping them in the extension's archive",
              true, true});
     if (!o.colors.empty()) {
-        // No selection: every shape, by the one-pass rewrite where it applies (the server is stopped).
+        // No selection: every shape (the extension rewrites the table in one pass when nothing else
+        // uses the database, as with the server stopped, and nothing is journaled).
         std::vector<std::string> c = {"colors", "convert"};
-        if (o.colors == "all")
-            c.push_back("--fast");
         if (o.colors != "all" && o.colors[0] == '@')
             c.insert(c.end(), {"--roi-file", o.colors.substr(1)});
         else if (o.colors != "all")

@@ -83,10 +83,10 @@ SELECT pg_catalog.pg_extension_config_dump('omero_upgrade.color_journal_chunk_id
 
 CREATE PROCEDURE omero_colors_convert(direction text, roi_ids int8[] DEFAULT NULL, image_ids int8[] DEFAULT NULL,
                                       shape_ids int8[] DEFAULT NULL, batch_size int DEFAULT 50000,
-                                      dry_run boolean DEFAULT false)
+                                      dry_run boolean DEFAULT false, method text DEFAULT 'auto')
 AS 'MODULE_PATHNAME', 'omero_colors_convert' LANGUAGE C;
-COMMENT ON PROCEDURE omero_colors_convert(text, int8[], int8[], int8[], int, boolean) IS
-  'convert shape colours (argb_to_rgba or rgba_to_argb), journaled, committing per batch; CALL it again to resume';
+COMMENT ON PROCEDURE omero_colors_convert(text, int8[], int8[], int8[], int, boolean, text) IS
+  'convert shape colours (argb_to_rgba or rgba_to_argb), journaled, committing per batch (or, every shape with the database to itself, one rewrite); CALL it again to resume';
 
 CREATE FUNCTION omero_colors_convert_tx(direction text, roi_ids int8[] DEFAULT NULL, image_ids int8[] DEFAULT NULL,
                                         shape_ids int8[] DEFAULT NULL, batch_size int DEFAULT 50000,

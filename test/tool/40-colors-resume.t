@@ -47,7 +47,7 @@ wait_journal() {
 }
 
 # 1. pg_terminate_backend
-psql -X -q -d "$db" -c "CALL omero_colors_convert('argb_to_rgba', batch_size => 200)" >"$OU_TMP/colors-kill.out" 2>&1 &
+psql -X -q -d "$db" -c "CALL omero_colors_convert('argb_to_rgba', batch_size => 200, method => 'batch')" >"$OU_TMP/colors-kill.out" 2>&1 &
 bg=$!
 wait_journal 1000
 ok $? "the conversion is under way"
@@ -62,14 +62,14 @@ is "$wrong_conv $wrong_orig $dupes" "0 0 0" "journaled shapes converted once, th
 is "$(q "$db" -c "SELECT interrupted_runs FROM omero_colors_status() WHERE direction = 'argb_to_rgba'")" 1 \
   "status shows the interrupted run"
 
-q "$db" -c "CALL omero_colors_convert('argb_to_rgba', batch_size => 2000)" >/dev/null 2>&1
+q "$db" -c "CALL omero_colors_convert('argb_to_rgba', batch_size => 2000, method => 'batch')" >/dev/null 2>&1
 ok $? "the resumed run finishes"
 is "$(check)" "$total 0 0 0" "after resuming: every shape converted exactly once"
 is "$(q "$db" -c "SELECT converted, pending, interrupted_runs FROM omero_colors_status() WHERE direction = 'argb_to_rgba'")" \
   "$total|0|0" "status: all converted, none pending, the interrupted run taken over"
 
 # 2. a server crash (immediate restart) in the middle of the reverse
-psql -X -q -d "$db" -c "CALL omero_colors_convert('rgba_to_argb', batch_size => 200)" >"$OU_TMP/colors-crash.out" 2>&1 &
+psql -X -q -d "$db" -c "CALL omero_colors_convert('rgba_to_argb', batch_size => 200, method => 'batch')" >"$OU_TMP/colors-crash.out" 2>&1 &
 bg=$!
 restored() { q "$db" -c "SELECT coalesce(sum(cardinality(shape_ids)), 0) FROM omero_upgrade.color_journal WHERE kind = 'restore'"; }
 for _ in $(seq 300); do [ "$(restored)" -ge 1000 ] && break; sleep 0.1; done

@@ -121,32 +121,45 @@ j=$(ou --json colors revert)
 is "$(jq -r '.exit_code, .result.counts.restored' <<<"$j" | tr '\n' ' ')" "0 $n_shapes " "colors revert: every shape restored from the journal"
 is "$(colours)" "$orig" "… exactly the original colours (alpha 0 included)"
 
-# --fast: the one-pass rewrite where it applies, else batches (with the reason); results the same
+# Every shape with the database to itself and nothing journaled: the one-pass rewrite (CALL's
+# method 'auto'); otherwise batches, saying why; results the same
 q w_db -c "CREATE TABLE fast_saved AS SELECT id, fillcolor, strokecolor FROM shape" >/dev/null
+q w_db -c "SELECT omero_colors_purge_journal(forget => true)" >/dev/null
 exact_fast() { q w_db -c "SELECT count(*) FROM shape s JOIN fast_saved v USING (id)
   WHERE s.fillcolor IS NOT DISTINCT FROM omero_argb_to_rgba(v.fillcolor) AND s.strokecolor IS NOT DISTINCT FROM omero_argb_to_rgba(v.strokecolor)"; }
-j=$(ou --json colors convert --fast)
+j=$(ou --json colors convert)
 is "$(jq -r '.exit_code, .result.method, .result.counts.converted' <<<"$j" | tr '\n' ' ')" "0 rewrite $n_shapes " \
-  "convert --fast with the database to itself: the one-pass rewrite, every shape"
+  "convert with the database to itself and nothing journaled: the one-pass rewrite, every shape"
 is "$(exact_fast)" "$n_shapes" "… every shape converted exactly once"
-j=$(ou --json colors convert --fast)
+j=$(ou --json colors convert)
 is "$(jq -r '.exit_code, .result.method, .result.counts.converted, .result.counts.already' <<<"$j" | tr '\n' ' ')" \
-  "0 batch 0 $n_shapes " "--fast again: the rewrite refuses (already converted), batches change nothing"
-like "$(jq -r '.result.fast_path_refused' <<<"$j")" "already converted" "… and the reason is given"
+  "0 batch 0 $n_shapes " "convert again: by batches (the journal holds the conversion), nothing changes"
 is "$(exact_fast)" "$n_shapes" "… colours unchanged"
+out=$(ou colors convert --rewrite 2>&1); rc=$?
+is "$rc" 2 "--rewrite when every shape is converted already: refused"
+like "$out" "already converted" "… saying why"
 ou colors revert >/dev/null 2>&1
 is "$(colours)" "$orig" "revert after the rewrite: the originals"
+q w_db -c "SELECT omero_colors_purge_journal(forget => true)" >/dev/null
 psql -X -q -d w_db -c "SELECT pg_sleep(20)" >/dev/null 2>&1 &
 sleeper=$!
 for _ in $(seq 50); do [ "$(q postgres -c "SELECT count(*) FROM pg_stat_activity WHERE datname = 'w_db' AND query LIKE '%pg_sleep(20)%' AND pid <> pg_backend_pid()")" -ge 1 ] && break; sleep 0.1; done
-out=$(ou colors convert --fast 2>&1); rc=$?
-is "$rc" 0 "convert --fast while another session is connected"
-like "$out" "rewrite does not apply .*other session" "… says why the rewrite does not apply"
-is "$(exact_fast)" "$n_shapes" "… and converts every shape by batches"
+out=$(ou colors convert 2>&1); rc=$?
+is "$rc" 0 "convert while another session is connected"
+like "$out" "converting by batches, not by the one-pass rewrite: 1 other session\(s\) are connected" "… by batches, saying why"
+is "$(q w_db -c "SELECT method FROM omero_upgrade.color_runs ORDER BY run_id DESC LIMIT 1")" "batch" "… recorded as a batch run"
+is "$(exact_fast)" "$n_shapes" "… every shape converted"
 q postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'w_db' AND query LIKE '%pg_sleep(20)%' AND pid <> pg_backend_pid()" >/dev/null
 wait "$sleeper" 2>/dev/null
-out=$(ou colors convert --fast --roi 1 2>&1); rc=$?
-is "$rc" 2 "--fast with --roi: exit 2"
+ou colors revert >/dev/null 2>&1
+q w_db -c "SELECT omero_colors_purge_journal(forget => true)" >/dev/null
+out=$(ou colors convert --batches 2>&1); rc=$?
+is "$rc" 0 "convert --batches with the database to itself"
+is "$(q w_db -c "SELECT method FROM omero_upgrade.color_runs ORDER BY run_id DESC LIMIT 1")" "batch" "… goes by batches"
+like "$(ou colors convert --batches 2>&1)" "converting by batches, not by the one-pass rewrite: the journal holds earlier conversions|nothing to do|already" \
+  "… and again changes nothing"
+out=$(ou colors convert --rewrite --roi 1 2>&1); rc=$?
+is "$rc" 2 "--rewrite with --roi: exit 2"
 like "$out" "converts every shape" "… explained"
 
 psql -X -q -c "CREATE DATABASE w_noext" postgres
