@@ -269,7 +269,11 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target)
         else if (o.colors != "all")
             c.insert(c.end(), {"--roi", o.colors});
         add({"colors", "convert shape colours ARGB → RGBA", c,
-             "rewrites shape.fillcolor/strokecolor of the chosen ROIs, journaled (colors revert undoes it)", true, true});
+             o.colors == "all"
+                 ? "converts shape.fillcolor/strokecolor of every shape (one pass over the table when nothing else "
+                   "uses the database), journaled (colors revert undoes it)"
+                 : "converts shape.fillcolor/strokecolor of the chosen ROIs' shapes, journaled (colors revert undoes it)",
+             true, true});
     }
     if (!o.wells.empty()) {
         // "screen:1,2" → annotations move-to-wells --screen 1,2 --apply (validated by the option).
