@@ -1,7 +1,11 @@
 // See db.hpp.
 #include "db.hpp"
 
+#include <poll.h>
+
 #include <atomic>
+#include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -136,11 +140,86 @@ Rows Db::query(const std::string &sql, const std::vector<Value> &params)
     std::vector<const char *> vals;
     for (const auto &p : params)
         vals.push_back(p ? p->c_str() : nullptr);
+    // Restores the previous cancel afterwards: a query on a second connection during
+    // query_ticking() must leave Ctrl-C aimed at the long statement.
     PGcancel *cancel = PQgetCancel(conn_);
-    g_cancel.store(cancel);
+    PGcancel *prev = g_cancel.exchange(cancel);
     PGresult *res = PQexecParams(conn_, sql.c_str(), (int)vals.size(), nullptr, vals.data(), nullptr, nullptr, 0);
-    g_cancel.store(nullptr);
+    g_cancel.store(prev);
     PQfreeCancel(cancel);
+    return take_result(res);
+}
+
+Rows Db::query_ticking(const std::string &sql, const std::vector<Value> &params, double interval_s,
+                       const std::function<void()> &tick)
+{
+    std::vector<const char *> vals;
+    for (const auto &p : params)
+        vals.push_back(p ? p->c_str() : nullptr);
+    if (!PQsendQueryParams(conn_, sql.c_str(), (int)vals.size(), nullptr, vals.data(), nullptr, nullptr, 0))
+        return take_result(nullptr);
+    PGcancel *cancel = PQgetCancel(conn_);
+    PGcancel *prev = g_cancel.exchange(cancel);
+    bool cancelled = false;
+    auto cancel_now = [&] {
+        if (!cancelled && cancel) {
+            char errbuf[256];
+            PQcancel(cancel, errbuf, sizeof errbuf);
+        }
+        cancelled = true;
+    };
+    std::exception_ptr tick_error;
+    using clock = std::chrono::steady_clock;
+    auto next = clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(interval_s));
+    PGresult *keep = nullptr;  // the first error, else the last result
+    for (;;) {
+        while (PQisBusy(conn_)) {
+            // Ctrl-C during a tick cancelled the tick's query (or nothing): cancel ours too.
+            if (interrupted())
+                cancel_now();
+            int wait_ms = (int)std::chrono::duration_cast<std::chrono::milliseconds>(next - clock::now()).count();
+            struct pollfd pfd = {PQsocket(conn_), POLLIN, 0};
+            int pr = poll(&pfd, 1, wait_ms < 0 ? 0 : wait_ms);
+            if (pr > 0 && !PQconsumeInput(conn_))
+                break;  // connection lost: PQgetResult reports it
+            if (pr < 0 && errno != EINTR)
+                break;
+            if (clock::now() >= next) {
+                if (!tick_error && !cancelled) {
+                    try {
+                        tick();
+                    } catch (...) {
+                        tick_error = std::current_exception();
+                        cancel_now();
+                    }
+                }
+                next = clock::now() + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(interval_s));
+            }
+        }
+        PGresult *res = PQgetResult(conn_);
+        if (!res)
+            break;
+        bool kept_error = keep && PQresultStatus(keep) != PGRES_TUPLES_OK && PQresultStatus(keep) != PGRES_COMMAND_OK;
+        if (kept_error) {
+            PQclear(res);
+        } else {
+            if (keep)
+                PQclear(keep);
+            keep = res;
+        }
+    }
+    g_cancel.store(prev);
+    PQfreeCancel(cancel);
+    if (tick_error) {
+        if (keep)
+            PQclear(keep);
+        std::rethrow_exception(tick_error);
+    }
+    return take_result(keep);
+}
+
+Rows Db::take_result(PGresult *res)
+{
     std::unique_ptr<PGresult, void (*)(PGresult *)> guard(res, PQclear);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
@@ -185,6 +264,42 @@ Value Db::scalar(const std::string &sql, const std::vector<Value> &params)
 int Db::server_version() const
 {
     return PQserverVersion(conn_);
+}
+
+std::optional<BackendProgress> read_backend_progress(Db &monitor, int pid)
+{
+    // Columns present in PostgreSQL 13 to 17. One backend runs one command at a time; VACUUM
+    // (ANALYZE) shows in the vacuum view, then in the analyze view. Catalog reads only: the
+    // relation itself is locked by the command (VACUUM FULL: exclusively).
+    Rows r = monitor.query(
+        "SELECT p.command, p.phase, p.relid::pg_catalog.regclass::text AS relation, p.done, p.total, p.idx_done,"
+        "       (SELECT count(*) FROM pg_catalog.pg_index i WHERE i.indrelid = p.relid) AS idx_total,"
+        "       pg_catalog.current_setting('block_size') AS block_size"
+        "  FROM (SELECT 'VACUUM' AS command, phase, relid, heap_blks_scanned AS done, heap_blks_total AS total,"
+        "               0::bigint AS idx_done, 1 AS ord"
+        "          FROM pg_catalog.pg_stat_progress_vacuum WHERE pid = $1::integer"
+        "        UNION ALL"
+        "        SELECT command, phase, relid, heap_blks_scanned, heap_blks_total, index_rebuild_count, 2"
+        "          FROM pg_catalog.pg_stat_progress_cluster WHERE pid = $1::integer"
+        "        UNION ALL"
+        "        SELECT 'ANALYZE', phase, relid, sample_blks_scanned, sample_blks_total, 0, 3"
+        "          FROM pg_catalog.pg_stat_progress_analyze WHERE pid = $1::integer) p"
+        " ORDER BY p.ord LIMIT 1",
+        {std::to_string(pid)});
+    if (r.empty())
+        return std::nullopt;
+    auto num = [&](const char *c) { return std::atoll(r.str(0, c).c_str()); };
+    BackendProgress p;
+    p.command = r.str(0, "command");
+    p.phase = r.str(0, "phase");
+    p.relation = r.str(0, "relation");
+    p.blks_done = num("done");
+    p.blks_total = num("total");
+    p.indexes_done = num("idx_done");
+    p.indexes_total = num("idx_total");
+    if (long long bs = num("block_size"); bs > 0)
+        p.block_size = bs;
+    return p;
 }
 
 OmeroDbState read_omero_state(Db &db)

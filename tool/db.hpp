@@ -65,6 +65,14 @@ public:
 
     Rows query(const std::string &sql, const std::vector<Value> &params = {});
     Value scalar(const std::string &sql, const std::vector<Value> &params = {});
+    // query() for a long statement: sent asynchronously, and tick() is called about every
+    // interval_s seconds while it runs (e.g. to read its progress from another connection:
+    // read_backend_progress). Ctrl-C cancels it as it does query(), also during a tick. An
+    // exception from tick() cancels the statement and is rethrown once the statement ended.
+    Rows query_ticking(const std::string &sql, const std::vector<Value> &params, double interval_s,
+                       const std::function<void()> &tick);
+    // The server process of this connection (the pid of PostgreSQL's progress views).
+    int backend_pid() const { return PQbackendPID(conn_); }
     // Every NOTICE/WARNING the server sends while a statement runs.
     void on_notice(std::function<void(const Notice &)> handler) { notice_handler_ = std::move(handler); }
     int server_version() const;
@@ -74,10 +82,26 @@ public:
 private:
     Db() = default;
     static void notice_receiver(void *arg, const PGresult *res);
+    Rows take_result(PGresult *res);  // frees res; throws DbError for an error result
     PGconn *conn_ = nullptr;
     ConnParams params_;
     std::function<void(const Notice &)> notice_handler_;
 };
+
+// What PostgreSQL's progress views (13+) say about the command another backend runs: VACUUM
+// (pg_stat_progress_vacuum), VACUUM FULL / CLUSTER (pg_stat_progress_cluster), ANALYZE
+// (pg_stat_progress_analyze). Read through a second connection of the same user (the views
+// hide other users' backends unless pg_read_all_stats); nullopt while the backend reports
+// nothing. Throws DbError when the views cannot be read (e.g. PostgreSQL before 13).
+struct BackendProgress {
+    std::string command;   // "VACUUM", "VACUUM FULL", "CLUSTER", "ANALYZE"
+    std::string phase;     // the view's, e.g. "seq scanning heap", "rebuilding index"
+    std::string relation;  // the relation being worked on, as regclass shows it
+    long long blks_done = 0, blks_total = 0;        // heap blocks scanned (ANALYZE: sample blocks)
+    long long indexes_done = 0, indexes_total = 0;  // VACUUM FULL/CLUSTER: indexes rebuilt, of the table's
+    long long block_size = 8192;
+};
+std::optional<BackendProgress> read_backend_progress(Db &monitor, int pid);
 
 // What the tool needs to know about an OMERO database before acting on it.
 struct OmeroDbState {

@@ -149,8 +149,24 @@ CommandRun setup_vacuum(CLI::App &sub)
         nlohmann::json done = nlohmann::json::array();
         // Bytes of the tables done of all (sizes before): large tables take longest, so this is
         // a fair estimate. The largest tables get a line of their own; between the others the
-        // meter's throttle decides.
+        // meter's throttle decides. Inside a table, a second connection reads PostgreSQL's
+        // progress views about once a second (heap blocks scanned, indexes rebuilt): without
+        // it a large table would be silent for minutes. Monitoring is never worth failing for.
         Meter meter("db vacuum", "bytes", total, true);
+        std::unique_ptr<Db> monitor;
+        auto monitoring_off = [&](const std::string &why) {
+            out().detail("db vacuum: progress inside each table not shown (" + why + "): the meter moves between tables only");
+            monitor.reset();
+        };
+        try {
+            monitor = connect_db(s);
+            if (monitor->server_version() < 130000)
+                monitoring_off("PostgreSQL " + std::to_string(monitor->server_version() / 10000) +
+                               " has no progress view for ANALYZE; 13 or later has");
+        } catch (const std::exception &e) {
+            monitoring_off(std::string("no second connection: ") + e.what());
+        }
+        const int pid = db->backend_pid();
         unsigned long long bytes_done = 0;
         for (size_t i = 0; i < n; i++) {
             std::string name = r.str(i, "name");
@@ -162,7 +178,67 @@ CommandRun setup_vacuum(CLI::App &sub)
             else
                 meter.update(bytes_done, note);
             auto ts = std::chrono::steady_clock::now();
-            db->query(verb + " " + name);
+            // Bytes of this table counted done so far: heap blocks scanned, then (VACUUM FULL)
+            // the indexes' share as they are rebuilt; never back, never beyond the table.
+            unsigned long long in_table = 0;
+            std::string last_phase;
+            auto tick = [&] {
+                if (!monitor)
+                    return;
+                std::optional<BackendProgress> p;
+                try {
+                    p = read_backend_progress(*monitor, pid);
+                } catch (const std::exception &e) {
+                    if (!interrupted())
+                        monitoring_off(std::string("PostgreSQL's progress views cannot be read: ") + e.what());
+                    monitor.reset();
+                    return;
+                }
+                if (!p)
+                    return;
+                unsigned long long bs = (unsigned long long)p->block_size;
+                unsigned long long heap = (unsigned long long)std::max(0LL, p->blks_total) * bs;
+                unsigned long long scanned = (unsigned long long)std::max(0LL, p->blks_done) * bs;
+                unsigned long long est = 0;
+                std::string what = p->phase;
+                if (p->command == "ANALYZE") {
+                    // The statement's last part: the rest of the table as the sample is read.
+                    what = "analyzing: " + p->phase;
+                    est = in_table;
+                    if (p->blks_total > 0) {
+                        what += ", " + std::to_string(p->blks_done) + "/" + std::to_string(p->blks_total) + " sample blocks";
+                        est += (unsigned long long)((double)(before - std::min(in_table, before)) *
+                                                    (double)std::min(p->blks_done, p->blks_total) / (double)p->blks_total);
+                    }
+                } else if (p->phase == "rebuilding index" || p->phase == "performing final cleanup") {
+                    unsigned long long rest = before > heap ? before - heap : 0;
+                    if (p->phase == "performing final cleanup")
+                        est = before;
+                    else if (p->indexes_total > 0)
+                        est = heap + (unsigned long long)((double)rest * (double)std::min(p->indexes_done, p->indexes_total) /
+                                                          (double)p->indexes_total);
+                    if (p->phase == "rebuilding index" && p->indexes_total > 0)
+                        what += " " + std::to_string(std::min(p->indexes_done + 1, p->indexes_total)) + " of " +
+                                std::to_string(p->indexes_total);
+                } else if (p->command != "VACUUM" && p->phase != "seq scanning heap" && p->phase != "index scanning heap") {
+                    est = heap;  // VACUUM FULL past its heap scan: sorting, writing, swapping
+                } else {
+                    est = scanned;
+                    if (p->blks_total > 0)
+                        what += ", " + std::to_string(p->blks_done) + "/" + std::to_string(p->blks_total) + " blocks";
+                }
+                if (p->relation.rfind("pg_toast.", 0) == 0)
+                    what += " of " + p->relation;
+                in_table = std::max(in_table, std::min(est, before));
+                std::string line_note = note + ": " + what;
+                // A new phase of a table that has already taken a while gets its own line.
+                if (p->command + p->phase != last_phase && !last_phase.empty() && meter.elapsed() >= 2)
+                    meter.show(bytes_done + in_table, line_note);
+                else
+                    meter.update(bytes_done + in_table, line_note);
+                last_phase = p->command + p->phase;
+            };
+            db->query_ticking(verb + " " + name, {}, 1.0, tick);
             unsigned long long after = std::strtoull(
                 db->scalar("SELECT pg_catalog.pg_total_relation_size($1::regclass)", {name}).value_or("0").c_str(), nullptr, 10);
             done.push_back({{"table", name},
