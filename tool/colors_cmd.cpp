@@ -3,11 +3,19 @@
 // commits per batch: Ctrl-C (a libpq cancel) leaves every batch converted and journaled or
 // untouched, and running the command again resumes. ROI/image/shape ids inline or from files.
 #include "extcall.hpp"
+#include "progress.hpp"
 #include "settings.hpp"
+
+#include <chrono>
+#include <optional>
 
 namespace ou {
 
 namespace {
+
+// The one-pass rewrite's table phase (ALTER TABLE: rewrite and 7 index builds, then ANALYZE)
+// against its journal phase (one read of the table into the journal), measured by bench/colors.sh.
+constexpr double kRewriteFactor = 6.0;  // 7 at 2M shapes, 5.5 at 10M
 
 struct ColorsOpts {
     std::vector<std::string> rois, roi_files, images, image_files, shapes, shape_files;
@@ -81,7 +89,35 @@ CommandRun setup_convert(CLI::App &sub, const std::string &direction)
             r = db->query("SELECT * FROM " + schema + ".omero_colors_convert_tx(" + args + ", true)", params);
         } else {
             params.push_back(method);
-            db->query("CALL " + schema + ".omero_colors_convert(" + args + ", false, $6)", params);
+            // The one-pass rewrite's table phase is one ALTER TABLE, of which PostgreSQL reports
+            // nothing: from the extension's NOTICEs we know when the journal phase (one full read
+            // of the table) started and ended, and the table phase takes about kRewriteFactor times
+            // as long (bench/colors.sh, 2M and 10M shapes): an estimated ETA, ticking.
+            using clock = std::chrono::steady_clock;
+            std::optional<clock::time_point> rewrite_from, table_from;
+            double journal_s = 0;
+            db->on_notice([&](const Notice &n) {
+                if (n.message.find("converting every shape by the one-pass rewrite") != std::string::npos)
+                    rewrite_from = clock::now();
+                else if (rewrite_from && n.message.find("shapes journaled; rewriting the table") != std::string::npos) {
+                    table_from = clock::now();
+                    journal_s = std::chrono::duration<double>(*table_from - *rewrite_from).count();
+                }
+                show_extension_notice(n);
+            });
+            db->query_ticking("CALL " + schema + ".omero_colors_convert(" + args + ", false, $6)", params, 1.0, [&] {
+                if (!table_from)
+                    return;
+                double el = std::chrono::duration<double>(clock::now() - *table_from).count();
+                if (el < 2)
+                    return;
+                double est = journal_s * kRewriteFactor;
+                out().progress("colors: rewriting the shape table and its indexes: elapsed " + clock_hms(el) +
+                               ", ETA ~" + clock_hms(est > el ? est - el : 0) +
+                               (est > el ? "" : " (longer than estimated)") +
+                               " (estimated from the journal's pace; PostgreSQL reports no progress for this)");
+            });
+            show_extension_notices(*db);
             r = db->query("SELECT run_id, method, selected, converted, restored, already, changed, purged, raced"
                           "  FROM omero_upgrade.color_runs WHERE backend_pid = pg_catalog.pg_backend_pid()"
                           " ORDER BY run_id DESC LIMIT 1");

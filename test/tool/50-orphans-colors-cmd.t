@@ -162,6 +162,22 @@ out=$(ou colors convert --rewrite --roi 1 2>&1); rc=$?
 is "$rc" 2 "--rewrite with --roi: exit 2"
 like "$out" "converts every shape" "… explained"
 
+# The one-pass rewrite's table phase (one ALTER TABLE, no progress from PostgreSQL) on a table big
+# enough for it to last more than 2 s: a ticking line with an ETA estimated from the journal's pace.
+ou colors revert >/dev/null 2>&1
+q w_db -c "SELECT omero_colors_purge_journal(forget => true)" >/dev/null
+cols=$(q w_db -c "SELECT string_agg(CASE attname WHEN 'id' THEN 's.id + g.k * 10000' WHEN 'roi_index'
+                    THEN 's.roi_index + g.k * 100000' ELSE 's.' || quote_ident(attname) END, ', ' ORDER BY attnum)
+                    FROM pg_attribute WHERE attrelid = 'shape'::regclass AND attnum > 0 AND NOT attisdropped")
+q w_db -c "ALTER TABLE shape DISABLE TRIGGER ALL" \
+  -c "INSERT INTO shape SELECT $cols FROM generate_series(1, 600) g(k), shape s WHERE s.id < 10000" \
+  -c "ALTER TABLE shape ENABLE TRIGGER ALL" -c "VACUUM ANALYZE shape" >/dev/null
+big=$(q w_db -c "SELECT count(*) FROM shape")
+out=$(ou colors convert 2>&1); rc=$?
+is "$rc" 0 "convert $big shapes by the one-pass rewrite"
+like "$out" "colors: rewriting the shape table and its indexes: elapsed 0:00:0[2-9], ETA ~[0-9]+:[0-9][0-9]:[0-9][0-9]" \
+  "… the table phase shows the elapsed time and an estimated ETA"
+
 psql -X -q -c "CREATE DATABASE w_noext" postgres
 out=$(ou --db-name w_noext db orphans scan 2>&1); rc=$?
 is "$rc" 2 "no extension in the database: exit 2"
