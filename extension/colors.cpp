@@ -153,6 +153,21 @@ j AS (
      ORDER BY e.id, c.chunk_id DESC),
 )SQL";
 
+// The end of kLeanSql and kScopeSql, after w (the rows converted, with their old colours): journal
+// them as one 'convert' chunk, then the count converted and a sample. {RUN}, {DIR} and {N}: the
+// parameters holding the run id, the direction and the sample size.
+const char *const kConvertTailSql = R"SQL(ins AS (
+    INSERT INTO omero_upgrade.color_journal
+           (run_id, kind, direction, lo_id, hi_id, shape_ids, fill_before, stroke_before, version_after, update_after)
+    SELECT {RUN}, 'convert', {DIR}, min(w.id), max(w.id), array_agg(w.id), array_agg(w.f), array_agg(w.st),
+           array_agg(w.version), array_agg(w.update_id)
+      FROM w HAVING count(*) > 0
+    RETURNING cardinality(shape_ids) AS n)
+SELECT (SELECT coalesce(sum(n), 0) FROM ins) AS converted,
+       (SELECT jsonb_agg(jsonb_build_object('shape_id', id, 'action', 'convert', 'fillcolor', jsonb_build_array(f, {F}(f)),
+                                            'strokecolor', jsonb_build_array(st, {F}(st))) ORDER BY id)::text
+          FROM (SELECT * FROM w ORDER BY id LIMIT {N}) s) AS sample)SQL";
+
 // The common case, a batch no journal chunk overlaps (every shape in it has its original colours):
 // no state to look up, so just update and journal. The self-join gives the old values.
 const char *const kLeanSql = R"SQL(
@@ -162,18 +177,7 @@ WITH w AS (
      WHERE o.id = s.id AND {SSEL} AND {OSEL}
        AND s.fillcolor IS NOT DISTINCT FROM o.fillcolor AND s.strokecolor IS NOT DISTINCT FROM o.strokecolor
     RETURNING s.id, o.fillcolor AS f, o.strokecolor AS st, s.version, s.update_id),
-ins AS (
-    INSERT INTO omero_upgrade.color_journal
-           (run_id, kind, direction, lo_id, hi_id, shape_ids, fill_before, stroke_before, version_after, update_after)
-    SELECT $4, 'convert', $3, min(w.id), max(w.id), array_agg(w.id), array_agg(w.f), array_agg(w.st),
-           array_agg(w.version), array_agg(w.update_id)
-      FROM w HAVING count(*) > 0
-    RETURNING cardinality(shape_ids) AS n)
-SELECT (SELECT coalesce(sum(n), 0) FROM ins) AS converted,
-       (SELECT jsonb_agg(jsonb_build_object('shape_id', id, 'action', 'convert', 'fillcolor', jsonb_build_array(f, {F}(f)),
-                                            'strokecolor', jsonb_build_array(st, {F}(st))) ORDER BY id)::text
-          FROM (SELECT * FROM w ORDER BY id LIMIT $6) s) AS sample
-)SQL";
+{TAIL})SQL";
 
 // The fast subset: ROIs (given, or those of the given images) whose shapes fit in one batch, none
 // of them journaled. One statement reads each shape once and updates it right away: the self-join
@@ -190,18 +194,8 @@ w AS (
      WHERE s.id = o.id
        AND s.fillcolor IS NOT DISTINCT FROM o.fillcolor AND s.strokecolor IS NOT DISTINCT FROM o.strokecolor
     RETURNING s.id, o.fillcolor AS f, o.strokecolor AS st, s.version, s.update_id),
-ins AS (
-    INSERT INTO omero_upgrade.color_journal
-           (run_id, kind, direction, lo_id, hi_id, shape_ids, fill_before, stroke_before, version_after, update_after)
-    SELECT $2, 'convert', $1, min(w.id), max(w.id), array_agg(w.id), array_agg(w.f), array_agg(w.st),
-           array_agg(w.version), array_agg(w.update_id)
-      FROM w HAVING count(*) > 0
-    RETURNING cardinality(shape_ids) AS n)
-SELECT (SELECT coalesce(sum(n), 0) FROM ins) AS converted,
-       (SELECT count(*) FROM o) AS selected,
-       (SELECT jsonb_agg(jsonb_build_object('shape_id', id, 'action', 'convert', 'fillcolor', jsonb_build_array(f, {F}(f)),
-                                            'strokecolor', jsonb_build_array(st, {F}(st))) ORDER BY id)::text
-          FROM (SELECT * FROM w ORDER BY id LIMIT $4) s) AS sample
+{TAIL},
+       (SELECT count(*) FROM o) AS selected
 )SQL";
 
 std::string replace_all(std::string s, const std::string &from, const std::string &to)
@@ -209,6 +203,13 @@ std::string replace_all(std::string s, const std::string &from, const std::strin
     for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size()))
         s.replace(p, from.size(), to);
     return s;
+}
+
+// sql with its {TAIL} (kConvertTailSql) filled in, for these parameter numbers.
+std::string with_tail(const char *sql, const char *run, const char *dir, const char *n)
+{
+    return replace_all(
+        replace_all(replace_all(replace_all(sql, "{TAIL}", kConvertTailSql), "{RUN}", run), "{DIR}", dir), "{N}", n);
 }
 
 std::vector<std::string> split_json_array(const std::string &json)
@@ -635,7 +636,7 @@ Summary convert(FunctionCallInfo fcinfo, bool procedure)
     scope_sql = replace_all(replace_all(scope_sql, "{BT}", ", s.ctid AS t"), "{AT}", ", b.t");
     scope_sql = replace_all(replace_all(replace_all(scope_sql, "{F}", F), "{R}", R), "{LIMIT}", " LIMIT $2");
     sql = replace_all(sql, "{LIMIT}", "");
-    std::string lean = kLeanSql;
+    std::string lean = with_tail(kLeanSql, "$4", "$3", "$6");
     for (std::string *q : {&sql, &lean}) {
         *q = replace_all(replace_all(*q, "{F}", F), "{R}", R);
         // $5 is NULL in range mode (all shapes); the range alone then picks the batch.
@@ -667,7 +668,7 @@ Summary convert(FunctionCallInfo fcinfo, bool procedure)
         if (!a.dry_run && journal_empty(spi)) {
             int64_t n = guarded([&] { return count_scope(spi, rois); });
             if (n <= a.batch_size)
-                b = run_scope(spi, replace_all(kScopeSql, "{F}", F), a.direction, sum.run_id, rois, Summary::kSample);
+                b = run_scope(spi, replace_all(with_tail(kScopeSql, "$2", "$1", "$4"), "{F}", F), a.direction, sum.run_id, rois, Summary::kSample);
         } else {
             b = guarded([&] {
                 return run_batch(spi, scope_sql, INT64_MIN, (int64_t)a.batch_size + 1, a.direction, sum.run_id, rois,

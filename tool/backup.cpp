@@ -33,16 +33,6 @@ namespace {
 const std::vector<std::string> key_tables = {"dbpatch",    "experimenter", "experimentergroup", "event", "image",
                                              "annotation", "originalfile", "roi",               "shape"};
 
-std::string iso_utc()
-{
-    char buf[32];
-    std::time_t t = std::time(nullptr);
-    std::tm tm;
-    gmtime_r(&t, &tm);
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 // Removes a partial dump unless released (every failure path leaves nothing behind).
 struct PartialGuard {
     std::string path;
@@ -357,7 +347,7 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
         {"database", st.dbname},
         {"dbpatch_version", st.version},
         {"dbpatch_finished", st.finished},
-        {"created_utc", iso_utc()},
+        {"created_utc", utc_timestamp("%Y-%m-%dT%H:%M:%SZ")},
         {"size_bytes", size},
         {"sha256", directory ? sha256_string(sidecar) : sums[0].first},
         {"server_version", st.server_version},
@@ -415,16 +405,12 @@ int run_list(const std::string &dir)
         out().say(line);
     }
     nlohmann::json unlisted = nlohmann::json::array(), partials = nlohmann::json::array();
-    if (DIR *d = opendir(dir.c_str())) {
-        while (dirent *de = readdir(d)) {
-            std::string n = de->d_name;
-            auto ends = [&](const std::string &x) { return n.size() > x.size() && n.compare(n.size() - x.size(), x.size(), x) == 0; };
-            if (n[0] == '.' && ends(".partial"))
-                partials.push_back(n);
-            else if (n[0] != '.' && (ends(".pgdump") || ends(".pgdir")) && !known.count(n))
-                unlisted.push_back(n);
-        }
-        closedir(d);
+    for (const auto &n : dir_entries(dir).value_or(std::vector<std::string>{})) {
+        auto ends = [&](const std::string &x) { return n.size() > x.size() && n.compare(n.size() - x.size(), x.size(), x) == 0; };
+        if (n[0] == '.' && ends(".partial"))
+            partials.push_back(n);
+        else if (n[0] != '.' && (ends(".pgdump") || ends(".pgdir")) && !known.count(n))
+            unlisted.push_back(n);
     }
     for (const auto &n : unlisted)
         out().warn(n.get<std::string>() + " is in " + dir + " but not in the manifest (not made by this tool here)");

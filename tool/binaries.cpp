@@ -159,18 +159,12 @@ bool same_content(const std::string &a, const std::string &b)
 // Python's byte code, which always differ and are not scripts.
 void hash_tree(const std::string &dir, const std::string &rel, std::map<std::string, std::string> &hashes)
 {
-    DIR *d = opendir((dir + (rel.empty() ? "" : "/" + rel)).c_str());
-    if (!d)
+    auto names = dir_entries(dir + (rel.empty() ? "" : "/" + rel));
+    if (!names)
         return;
-    std::vector<std::string> names;
-    while (dirent *e = readdir(d)) {
-        std::string n = e->d_name;
-        if (n != "." && n != ".." && n != ".git" && n != "__pycache__" &&
-            !(n.size() > 4 && n.compare(n.size() - 4, 4, ".pyc") == 0))
-            names.push_back(n);
-    }
-    closedir(d);
-    for (const auto &n : names) {
+    for (const auto &n : *names) {
+        if (n == ".git" || n == "__pycache__" || (n.size() > 4 && n.compare(n.size() - 4, 4, ".pyc") == 0))
+            continue;
         std::string r = rel.empty() ? n : rel + "/" + n;
         std::string full = dir + "/" + r;
         struct stat st;

@@ -54,14 +54,10 @@ struct Ctx {
 // Files below dir, relative names, sorted.
 void walk(const std::string &dir, const std::string &rel, std::vector<std::string> &files)
 {
-    DIR *d = opendir((dir + (rel.empty() ? "" : "/" + rel)).c_str());
-    if (!d)
+    auto names = dir_entries(dir + (rel.empty() ? "" : "/" + rel));
+    if (!names)
         throw CommandError("cannot read directory " + dir + "/" + rel + ": " + std::strerror(errno));
-    std::unique_ptr<DIR, int (*)(DIR *)> guard(d, closedir);
-    while (dirent *e = readdir(d)) {
-        std::string n = e->d_name;
-        if (n == "." || n == "..")
-            continue;
+    for (const auto &n : *names) {
         std::string r = rel.empty() ? n : rel + "/" + n;
         struct stat st;
         if (lstat((dir + "/" + r).c_str(), &st) != 0)

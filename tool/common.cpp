@@ -34,13 +34,13 @@ Register::Register(CommandSpec spec)
     commands().push_back(std::move(spec));
 }
 
-std::string utc_timestamp()
+std::string utc_timestamp(const char *format)
 {
-    char buf[32];
+    char buf[64];
     std::time_t t = std::time(nullptr);
     std::tm tm;
     gmtime_r(&t, &tm);
-    std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+    std::strftime(buf, sizeof buf, format, &tm);
     return buf;
 }
 

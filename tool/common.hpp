@@ -91,7 +91,8 @@ struct Register {
 std::vector<CommandSpec> &commands();
 
 // Utilities used by many subcommands.
-std::string utc_timestamp();                    // 20261125T134500Z
+// Now in UTC: 20261125T134500Z by default (names), "%Y-%m-%dT%H:%M:%SZ" for ISO 8601 (records).
+std::string utc_timestamp(const char *format = "%Y%m%dT%H%M%SZ");
 std::string human_bytes(unsigned long long n);  // 1.5 GiB
 std::string shell_quote(const std::string &s);  // for showing commands, never for running them
 

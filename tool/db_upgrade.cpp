@@ -33,13 +33,7 @@ bool is_version(const std::string &v)
 
 std::vector<std::string> list_dir(const std::string &dir)
 {
-    std::vector<std::string> names;
-    if (DIR *d = opendir(dir.c_str())) {
-        while (dirent *e = readdir(d))
-            names.emplace_back(e->d_name);
-        closedir(d);
-    }
-    return names;
+    return dir_entries(dir).value_or(std::vector<std::string>{});
 }
 
 // Every hop the server directory ships a script for.

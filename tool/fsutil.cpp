@@ -63,18 +63,28 @@ void fsync_dir(const std::string &dir)
     close(fd);
 }
 
+std::optional<std::vector<std::string>> dir_entries(const std::string &dir)
+{
+    DIR *d = opendir(dir.c_str());
+    if (!d)
+        return std::nullopt;
+    std::vector<std::string> names;
+    while (dirent *e = readdir(d)) {
+        std::string n = e->d_name;
+        if (n != "." && n != "..")
+            names.push_back(std::move(n));
+    }
+    int saved = errno;
+    closedir(d);
+    errno = saved;
+    return names;
+}
+
 void fsync_path(const std::string &p)
 {
     if (is_directory(p)) {
-        DIR *d = opendir(p.c_str());
-        if (d) {
-            while (dirent *e = readdir(d)) {
-                std::string n = e->d_name;
-                if (n != "." && n != "..")
-                    fsync_path(p + "/" + n);
-            }
-            closedir(d);
-        }
+        for (const auto &n : dir_entries(p).value_or(std::vector<std::string>{}))
+            fsync_path(p + "/" + n);
         fsync_dir(p);
         return;
     }
@@ -154,15 +164,8 @@ unsigned long long path_size(const std::string &p)
     if (!S_ISDIR(st.st_mode))
         return (unsigned long long)st.st_size;
     unsigned long long total = 0;
-    DIR *d = opendir(p.c_str());
-    if (!d)
-        return 0;
-    while (dirent *e = readdir(d)) {
-        std::string n = e->d_name;
-        if (n != "." && n != "..")
-            total += path_size(p + "/" + n);
-    }
-    closedir(d);
+    for (const auto &n : dir_entries(p).value_or(std::vector<std::string>{}))
+        total += path_size(p + "/" + n);
     return total;
 }
 
@@ -180,15 +183,8 @@ void remove_tree(const std::string &p)
     if (lstat(p.c_str(), &st) != 0)
         return;
     if (S_ISDIR(st.st_mode)) {
-        DIR *d = opendir(p.c_str());
-        if (d) {
-            while (dirent *e = readdir(d)) {
-                std::string n = e->d_name;
-                if (n != "." && n != "..")
-                    remove_tree(p + "/" + n);
-            }
-            closedir(d);
-        }
+        for (const auto &n : dir_entries(p).value_or(std::vector<std::string>{}))
+            remove_tree(p + "/" + n);
         rmdir(p.c_str());
     } else {
         unlink(p.c_str());

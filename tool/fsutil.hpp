@@ -2,13 +2,18 @@
 // rename), renames that never overwrite, sizes, free space, removal of our own partial files.
 #pragma once
 
+#include <optional>
 #include <string>
+#include <vector>
 
 namespace ou {
 
 bool path_exists(const std::string &p);   // lstat: a dangling symlink exists too
 bool is_directory(const std::string &p);
 bool read_file(const std::string &p, std::string &out);
+// The names in a directory, without "." and "..", in readdir order; nullopt (errno set) when it
+// cannot be read. The one place the tool lists a directory by name.
+std::optional<std::vector<std::string>> dir_entries(const std::string &dir);
 // Writes a temp file beside p, fsyncs it, renames it over p, fsyncs the directory.
 void write_file_atomic(const std::string &p, const std::string &data, bool overwrite = true);
 // rename(2) that fails with a clear error when `to` exists (RENAME_NOREPLACE).

@@ -87,17 +87,10 @@ std::string strip_top(const std::string &name, std::string &top)
 
 void walk(const std::string &root, const std::string &rel, const std::function<void(const std::string &)> &f)
 {
-    DIR *d = opendir((root + (rel.empty() ? "" : "/" + rel)).c_str());
-    if (!d)
+    auto names = dir_entries(root + (rel.empty() ? "" : "/" + rel));
+    if (!names)
         return;
-    std::vector<std::string> names;
-    while (dirent *e = readdir(d)) {
-        std::string n = e->d_name;
-        if (n != "." && n != "..")
-            names.push_back(n);
-    }
-    closedir(d);
-    for (const auto &n : names) {
+    for (const auto &n : *names) {
         std::string r = rel.empty() ? n : rel + "/" + n;
         f(r);
         if (is_directory(root + "/" + r))

@@ -6,6 +6,7 @@
 // The environment never overrides config.xml: config.xml is what the OMERO server itself reads,
 // and the tool must work on the server's own database; --db-* is the explicit way elsewhere.
 #include "settings.hpp"
+#include "fsutil.hpp"
 
 #include "process.hpp"
 
@@ -292,17 +293,12 @@ int compare_versions(const std::string &a, const std::string &b)
 std::string server_newest_version(const Settings &s)
 {
     std::string best;
-    DIR *d = opendir(s.server_path("sql/psql").c_str());
-    if (!d)
-        return best;
-    while (dirent *e = readdir(d)) {
-        std::string n = e->d_name;
+    for (const auto &n : dir_entries(s.server_path("sql/psql")).value_or(std::vector<std::string>{})) {
         int v[3];
         if (std::sscanf(n.c_str(), "OMERO%d.%d__%d", &v[0], &v[1], &v[2]) == 3 && is_dir(s.server_path("sql/psql/" + n)) &&
             (best.empty() || compare_versions(n, best) > 0))
             best = n;
     }
-    closedir(d);
     return best;
 }
 
