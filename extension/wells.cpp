@@ -501,40 +501,33 @@ Report run_move(spi::Session &spi, const Options &o, bool commit_batches)
             }
         }
 
+        // Each plate's count into report (created or removed); every row logged, the total as planned.
+        auto tally = [&](const auto &r, int64_t planned, int64_t PlateStats::*count, const char *what) {
+            int64_t done = 0;
+            for (size_t i = 0; i < r.rows.size(); i++) {
+                report[r.int64(i, "plate")].*count += r.int64(i, "n");
+                done += r.int64(i, "n");
+                if (r.int64(i, "logged") != planned)
+                    done = -1;
+            }
+            if (done != planned)
+                throw Error(ERRCODE_INTERNAL_ERROR, std::string("omero_upgrade: ") + what + " differ from the plan",
+                            "planned " + std::to_string(planned) + ", done " + std::to_string(done));
+        };
         if (!o.dry_run && n_new > 0) {
             ensure_events(spi, rec, new_groups);
             int64_t first = allocate(spi, "seq_wellannotationlink", n_new);
             int64_t first_log = allocate(spi, "seq_eventlog", n_new);
             std::vector<spi::Param> params{batch, disc, ns, spi::int8(first), spi::int8(first_log)};
             events_params(rec, new_groups, params);
-            auto r = spi.query(cte_links() + sql_insert, params);
-            int64_t done = 0;
-            for (size_t i = 0; i < r.rows.size(); i++) {
-                report[r.int64(i, "plate")].created += r.int64(i, "n");
-                done += r.int64(i, "n");
-                if (r.int64(i, "logged") != n_new)
-                    done = -1;
-            }
-            if (done != n_new)
-                throw Error(ERRCODE_INTERNAL_ERROR, "omero_upgrade: well links inserted differ from the plan",
-                            "planned " + std::to_string(n_new) + ", inserted " + std::to_string(done));
+            tally(spi.query(cte_links() + sql_insert, params), n_new, &PlateStats::created, "well links inserted");
         }
         if (!o.dry_run && n_remove > 0) {
             ensure_events(spi, rec, remove_groups);
             int64_t first_log = allocate(spi, "seq_eventlog", n_remove);
             std::vector<spi::Param> params{batch, disc, ns, spi::int8(first_log)};
             events_params(rec, remove_groups, params);
-            auto r = spi.query(cte_links() + sql_delete, params);
-            int64_t done = 0;
-            for (size_t i = 0; i < r.rows.size(); i++) {
-                report[r.int64(i, "plate")].removed += r.int64(i, "n");
-                done += r.int64(i, "n");
-                if (r.int64(i, "logged") != n_remove)
-                    done = -1;
-            }
-            if (done != n_remove)
-                throw Error(ERRCODE_INTERNAL_ERROR, "omero_upgrade: image links removed differ from the plan",
-                            "planned " + std::to_string(n_remove) + ", removed " + std::to_string(done));
+            tally(spi.query(cte_links() + sql_delete, params), n_remove, &PlateStats::removed, "image links removed");
         }
         if (commit_batches && !o.dry_run)
             spi.commit();
