@@ -68,6 +68,15 @@ struct Args {
             nulls[i] = params[i].isnull ? 'n' : ' ';
         }
     }
+    // Plain pointers into the arrays, for a pg_guard lambda to capture by value.
+    struct Raw {
+        int n;
+        Oid *types;
+        Datum *values;
+        const char *nulls;
+    };
+    Raw raw() { return Raw{n, types.data(), values.data(), nulls.data()}; }
+
     int n;
     std::vector<Oid> types;
     std::vector<Datum> values;
@@ -78,11 +87,8 @@ int run(const std::string &sql, const std::vector<Param> &params, bool read_only
 {
     Args a(params);
     const char *q = sql.c_str();
-    int n = a.n;
-    Oid *t = a.types.data();
-    Datum *v = a.values.data();
-    const char *nl = a.nulls.data();
-    int rc = pg_guard([=] { return SPI_execute_with_args(q, n, t, v, nl, read_only, 0); });
+    Args::Raw r = a.raw();
+    int rc = pg_guard([=] { return SPI_execute_with_args(q, r.n, r.types, r.values, r.nulls, read_only, 0); });
     if (rc < 0)
         throw Error(ERRCODE_INTERNAL_ERROR, std::string("omero_upgrade: SPI error ") + SPI_result_code_string(rc) +
                                                 " in: " + sql);
@@ -95,11 +101,8 @@ Portal open_cursor(const std::string &sql, const std::vector<Param> &params)
 {
     Args a(params);
     const char *q = sql.c_str();
-    int n = a.n;
-    Oid *t = a.types.data();
-    Datum *v = a.values.data();
-    const char *nl = a.nulls.data();
-    return pg_guard([=] { return SPI_cursor_open_with_args(nullptr, q, n, t, v, nl, true, 0); });
+    Args::Raw r = a.raw();
+    return pg_guard([=] { return SPI_cursor_open_with_args(nullptr, q, r.n, r.types, r.values, r.nulls, true, 0); });
 }
 
 Result Session::query(const std::string &sql, const std::vector<Param> &params, bool read_only)
