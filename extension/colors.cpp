@@ -582,17 +582,14 @@ Summary convert(FunctionCallInfo fcinfo, bool procedure)
         else if (!journal_empty(spi))
             by_batches = "the journal holds earlier conversions";
         if (!by_batches.empty()) {
-            std::string m = "omero_colors_convert: converting by batches, not by the one-pass rewrite: " + by_batches;
-            const char *mc = m.c_str();
-            pg_guard([mc] { ereport(NOTICE, (errmsg("%s", mc))); });
+            notice("omero_colors_convert: converting by batches, not by the one-pass rewrite: " + by_batches);
         }
     }
     if (a.all() && !a.dry_run && (method == "rewrite" || (method == "auto" && by_batches.empty()))) {
         if (method == "auto") {
-            const char *m = "omero_colors_convert: no other session is connected and nothing is journaled: "
-                            "converting every shape by the one-pass rewrite (an exclusive lock on shape until it "
-                            "is done; method => 'batch' converts by batches instead)";
-            pg_guard([m] { ereport(NOTICE, (errmsg("%s", m))); });
+            notice("omero_colors_convert: no other session is connected and nothing is journaled: converting every "
+                   "shape by the one-pass rewrite (an exclusive lock on shape until it is done; method => 'batch' "
+                   "converts by batches instead)");
         }
         check_rewrite(spi, jr, a.direction, false, method == "auto");
         Summary sum = rewrite_all(spi, jr, a, F);
@@ -847,10 +844,8 @@ Summary rewrite_all(spi::Session &spi, Journal &jr, const Args &a, const std::st
             progress.update(sum.selected);
             jr.set_selected(sum.run_id, sum.selected);
             std::string table = *spi.scalar("SELECT 'shape'::regclass::text", {}, true);
-            std::string m = "omero_colors_rewrite: " + std::to_string(sum.selected) +
-                            " shapes journaled; rewriting the table and rebuilding its indexes";
-            const char *mc = m.c_str();
-            pg_guard([mc] { ereport(NOTICE, (errmsg("%s", mc))); });
+            notice("omero_colors_rewrite: " + std::to_string(sum.selected) +
+                   " shapes journaled; rewriting the table and rebuilding its indexes");
             // A USING expression that is not a plain column makes PostgreSQL rewrite the table (and
             // rebuild its indexes) in one pass, instead of writing a new version of every row.
             spi.exec("ALTER TABLE " + table + " ALTER COLUMN fillcolor TYPE int4 USING " + F +

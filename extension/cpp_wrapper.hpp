@@ -84,6 +84,13 @@ auto pg_guard(F &&f) -> decltype(f())
     }
 }
 
+// A NOTICE to the client (the message is ours; "%s" keeps any '%' in it literal).
+inline void notice(const std::string &msg)
+{
+    const char *m = msg.c_str();
+    pg_guard([m] { ereport(NOTICE, (errmsg("%s", m))); });
+}
+
 // CHECK_FOR_INTERRUPTS from C++: a cancel or terminate arrives as PgError and unwinds cleanly.
 inline void check_interrupts()
 {

@@ -153,12 +153,6 @@ Datum int8_array(const int64_t *ids, int n)
     });
 }
 
-void notice(const std::string &msg)
-{
-    const char *m = msg.c_str();
-    pg_guard([m] { ereport(NOTICE, (errmsg("%s", m))); });
-}
-
 // fast => true: the DELETE runs with session_replication_role = replica, so PostgreSQL's
 // per-row foreign-key triggers on annotation (two index probes per foreign key per row, 60 on
 // OMERO 5.4: most of the time of a delete) do not fire. Sound only because the same statement

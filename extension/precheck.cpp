@@ -316,9 +316,7 @@ OU_FUNCTION(omero_precheck)
         {
             spi::Session spi;
             checks = run_checks(spi, target, [](const Check &c) {
-                std::string line = "check " + c.name + ": " + c.status + ": " + c.detail;
-                const char *l = line.c_str();
-                pg_guard([l] { ereport(NOTICE, (errmsg("%s", l))); });
+                notice("check " + c.name + ": " + c.status + ": " + c.detail);
             });
         }
         std::string problems;

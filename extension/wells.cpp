@@ -588,8 +588,7 @@ OU_FUNCTION(omero_annotations_move_to_wells_in_batches)
                                std::to_string(s.created) + (o.dry_run ? " link(s) to create, " : " link(s) created, ") +
                                std::to_string(s.present) + " already on the well, " + std::to_string(s.removed) +
                                (o.dry_run ? " image link(s) to remove" : " image link(s) removed");
-            const char *l = line.c_str();
-            pg_guard([l] { ereport(NOTICE, (errmsg("%s", l))); });
+            notice(line);
         }
         int64_t w = total.wells, c = total.created, r = total.removed;
         return pg_guard([fcinfo, w, c, r] {
