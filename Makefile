@@ -17,15 +17,16 @@ OBJS       = $(EXT_SRCS:.cpp=.o)
 EXT_SQL_PARTS = $(sort $(wildcard extension/sql/*.sql))
 DATA_built = extension/$(EXTENSION)--$(EXTVERSION).sql
 DATA       = $(filter-out $(DATA_built),$(wildcard extension/$(EXTENSION)--*--*.sql))
-REGRESS    = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
-REGRESS_OPTS = --inputdir=. --dbname=omero_regress
+# pg_regress inputs live beside the other tests: test/sql/NAME.sql against test/expected/NAME.out.
+REGRESS    = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
+REGRESS_OPTS = --inputdir=test --outputdir=test --dbname=omero_regress
 
 PG_CXXFLAGS = -std=c++17 -Wno-register -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers
 SHLIB_LINK  = -lstdc++
 # No JIT bitcode: it would need clang with our C++ flags, and nothing here is worth inlining.
 override with_llvm = no
 
-EXTRA_CLEAN = $(TOOL) $(TOOL_OBJS) $(TOOL_OBJS:.o=.d) $(OBJS:.o=.d) results regression.diffs regression.out
+EXTRA_CLEAN = $(TOOL) $(TOOL_OBJS) $(TOOL_OBJS:.o=.d) $(OBJS:.o=.d) test/results test/regression.diffs test/regression.out
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(wildcard $(PGXS)),)

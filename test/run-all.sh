@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test against the throwaway cluster of test/with-cluster.sh:
-#   1. the extension's pg_regress suite (sql/*.sql against expected/*.out)
+#   1. the extension's pg_regress suite (test/sql/*.sql against test/expected/*.out)
 #   2. the tool and end-to-end tests, test/tool/*.t (TAP, run by prove)
 # and ends with the line "N passed, N failed" (exit status 1 when anything failed).
 # Everything it writes goes to $OU_TMP, never into the checkout.
@@ -19,14 +19,14 @@ failed=0
 outdir=$OU_TMP/regress
 rsrc=$OU_TMP/regress-src
 mkdir -p "$outdir" "$rsrc/test" && chmod 777 "$outdir"
-cp -r sql expected "$rsrc/" && cp -r test/fixture "$rsrc/test/" && chmod -R a+rX "$rsrc"
+cp -r test/sql test/expected test/fixture "$rsrc/test/" && chmod -R a+rX "$rsrc"
 if [ -n "${TESTS:-}" ]; then
   tests=$TESTS
 else
-  tests=$(for f in sql/*.sql; do basename "$f" .sql; done)
+  tests=$(for f in test/sql/*.sql; do basename "$f" .sql; done)
 fi
 # shellcheck disable=SC2086
-(cd "$rsrc" && $OU_RUNAS "$pg_regress" --inputdir=. --outputdir="$outdir" --bindir="$("$PG_CONFIG" --bindir)" \
+(cd "$rsrc" && $OU_RUNAS "$pg_regress" --inputdir=test --outputdir="$outdir" --bindir="$("$PG_CONFIG" --bindir)" \
   --dbname=omero_regress $tests) 2>&1 | tee "$OU_TMP/regress.log"
 n_ok=$(grep -cE '^(ok|test|     ).* \.\.\. ok|^ok [0-9]+' "$OU_TMP/regress.log" || true)
 n_bad=$(grep -cE '\.\.\. FAILED|^not ok [0-9]+' "$OU_TMP/regress.log" || true)
