@@ -1,7 +1,10 @@
 // The colour conversion's journal and run log (omero_upgrade.color_journal, color_runs):
-// see extension/sql/40_colors.sql for the layout and the meaning of a shape's state.
+// see extension/sql/40_colors.sql for the layout and the meaning of a shape's state. This file is
+// the only writer of their rows: the conversion statements journal their batch in the same
+// statement, through the INSERT journal_insert_cte() writes.
 #pragma once
 
+#include "colors.hpp"
 #include "spi.hpp"
 
 #include <functional>
@@ -14,24 +17,24 @@ namespace ou::colors {
 // Each shape's newest journal chunk: columns id, kind, direction, purged, done_at, run_id.
 const char *colors_state_sql();
 
-int32_t argb_to_rgba(int32_t v);
-int32_t rgba_to_argb(int32_t v);
-
-// 'argb_to_rgba' or 'rgba_to_argb', else a clear 22023 error.
-void check_direction(const std::string &direction);
-std::string opposite(const std::string &direction);
+// The CTE "ins AS (INSERT INTO omero_upgrade.color_journal … RETURNING returning)" that journals
+// rows as chunks: `rows` is a FROM clause (with its WHERE, GROUP BY or HAVING) over an alias w with
+// columns id, f, st (the colours before), version, update_id (after); run, kind and direction are
+// SQL expressions (parameters, or columns of w).
+std::string journal_insert_cte(const std::string &run, const std::string &kind, const std::string &direction,
+                               const std::string &rows, const std::string &returning);
 
 class Journal {
 public:
     explicit Journal(spi::Session &spi) : spi_(spi) {}
     // 55000 unless this is an OMERO database with the shape colour columns.
     void require_omero();
-    // The schema-qualified SQL function of a direction's formula (for SQL text we build).
-    std::string function_for(const std::string &direction);
     // Serialises conversions and purges, per transaction (so per batch in the procedure).
     void lock();
-    int64_t start_run(const std::string &direction, const char *method, const Datum ids[3], const bool has[3],
-                      int64_t selected);
+    // Nothing journaled at all / a chunk whose id range overlaps [lo, hi].
+    bool empty();
+    bool overlaps(int64_t lo, int64_t hi);
+    int64_t start_run(const Request &r, const char *method, int64_t selected);
     void count_batch(int64_t run_id, int64_t converted, int64_t restored, int64_t already, int64_t changed,
                      int64_t purged, int64_t raced);
     // The run's number of shapes in scope, once known (a ROI subset counts them as it goes).
@@ -47,12 +50,11 @@ public:
     std::pair<int64_t, int64_t> not_original_for(const std::string &direction);
     // Journals every shape as converted by this run (the rewrite fast path), one chunk per id range.
     // Returns the number of shapes journaled.
-    int64_t journal_whole_table(int64_t run_id, const std::string &direction,
+    int64_t journal_whole_table(const std::string &shape, int64_t run_id, const std::string &direction,
                                 const std::function<void(int64_t)> &on_chunk = {});
 
 private:
     spi::Session &spi_;
-    std::string schema_;
 };
 
 } // namespace ou::colors

@@ -8,8 +8,11 @@
 //     raise go through ou::pg_guard(), which catches the error with PG_TRY and rethrows it as
 //     ou::PgError, a C++ exception, so destructors run; the boundary then re-raises the original
 //     error unchanged (same SQLSTATE, message, detail), so cancels and conflicts keep their codes.
+//  3. Nothing we run resolves a name through the caller's search_path: boundary() runs the body
+//     with search_path = pg_catalog, pg_temp (boundary.cpp), put back on return and on error.
 // Lambdas given to pg_guard must hold only trivially destructible locals: they are what a
-// longjmp may skip.
+// longjmp may skip. pg_guard is called only by the facade files (boundary, args, spi, srf):
+// domain files use those.
 #pragma once
 
 extern "C" {
@@ -84,18 +87,38 @@ auto pg_guard(F &&f) -> decltype(f())
     }
 }
 
-// A NOTICE to the client (the message is ours; "%s" keeps any '%' in it literal).
-inline void notice(const std::string &msg)
+// A NOTICE or WARNING to the client (the texts are ours; "%s" keeps any '%' in them literal).
+inline void report(int elevel, const std::string &msg, const std::string &detail = {})
 {
     const char *m = msg.c_str();
-    pg_guard([m] { ereport(NOTICE, (errmsg("%s", m))); });
+    const char *d = detail.c_str();
+    pg_guard([=] { ereport(elevel, (errmsg("%s", m), *d ? errdetail("%s", d) : 0)); });
 }
+inline void notice(const std::string &msg, const std::string &detail = {}) { report(NOTICE, msg, detail); }
 
 // CHECK_FOR_INTERRUPTS from C++: a cancel or terminate arrives as PgError and unwinds cleanly.
 inline void check_interrupts()
 {
     pg_guard([] { CHECK_FOR_INTERRUPTS(); });
 }
+
+// The SQL-callable function running now (calls nest: one of ours may run inside another's SQL).
+// Every call runs its SQL with search_path = pg_catalog, pg_temp (boundary.cpp): a GUC nest level
+// of its own, as a function's SET clause has, popped on return and by the abort on error.
+struct Call {
+    Call *prev = nullptr;
+    int guc_level = 0;  // our GUC nest level; 0 when the search_path was already pg_catalog, pg_temp
+    bool omero_schema_known = false;
+    std::optional<std::string> omero_schema;  // resolved once per call (omero_db.cpp), quoted
+};
+Call &current_call();
+// After SPI_commit (a procedure called by CALL): the commit popped every GUC nest level and put
+// the caller's search_path back; this pushes ours again for the new transaction.
+void renew_search_path();
+// A search_path of our own for a part of a call (e.g. OMERO's schema for OMERO's own code): the
+// GUC nest level to give back to pop_search_path. On error the (sub)transaction abort pops it.
+int push_search_path(const char *path);
+void pop_search_path(int level);
 
 namespace detail {
 // malloc'd copy: used inside catch blocks, where a palloc failure would longjmp out of the handler.
@@ -104,6 +127,9 @@ inline char *dup(const std::string &s)
     return s.empty() ? nullptr : strdup(s.c_str());
 }
 [[noreturn]] void raise(ErrorData *pg, int code, char *msg, char *detail, char *hint);
+Call *enter_call();              // pushes the safe search_path (may throw)
+void leave_call(Call *call);     // a normal return: pops it (may throw)
+void drop_call(Call *call) noexcept;  // an error: forgets the call; the abort restores the GUCs
 } // namespace detail
 
 // Runs the body of an SQL-callable function; see rule 1 above.
@@ -113,8 +139,14 @@ Datum boundary(F &&body)
     ErrorData *pg = nullptr;
     int code = ERRCODE_INTERNAL_ERROR;
     char *msg = nullptr, *detail = nullptr, *hint = nullptr;
+    Call *call = nullptr;
     try {
-        return body();
+        call = detail::enter_call();
+        Datum result = body();
+        Call *done = call;
+        call = nullptr;
+        detail::leave_call(done);
+        return result;
     } catch (PgError &e) {
         pg = e.edata;
     } catch (Error &e) {
@@ -130,6 +162,7 @@ Datum boundary(F &&body)
     } catch (...) {
         msg = strdup("omero_upgrade internal error: unknown exception");
     }
+    detail::drop_call(call);
     detail::raise(pg, code, msg, detail, hint);
 }
 

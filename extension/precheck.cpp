@@ -6,11 +6,12 @@
 #include "sv5_trace.hpp"
 
 extern "C" {
-#include "utils/builtins.h"
+#include "catalog/pg_type.h"
 }
 
 #include <cerrno>
 #include <cstdlib>
+#include <algorithm>
 #include <functional>
 #include <set>
 #include <sstream>
@@ -24,10 +25,12 @@ struct Check {
 
 bool column_exists(spi::Session &spi, const char *table, const char *column, const char *type = nullptr)
 {
-    auto v = spi.scalar("SELECT count(*) FROM pg_catalog.pg_attribute"
-                        " WHERE attrelid = pg_catalog.to_regclass($1) AND attname = $2 AND NOT attisdropped"
-                        "   AND ($3::text IS NULL OR atttypid = $3::regtype)",
-                        {spi::text(table), spi::text(column), type ? spi::text(type) : spi::null(TEXTOID)}, true);
+    auto v = spi.scalar("SELECT pg_catalog.count(*) FROM pg_catalog.pg_attribute"
+                        " WHERE attrelid = pg_catalog.to_regclass($1) AND attname = $2::pg_catalog.name"
+                        "   AND NOT attisdropped AND ($3::pg_catalog.text IS NULL OR atttypid = $3::pg_catalog.regtype)",
+                        {spi::text(omero_name(spi, table)), spi::text(column),
+                         type ? spi::text(type) : spi::null(TEXTOID)},
+                        true);
     return v && *v != "0";
 }
 
@@ -117,174 +120,219 @@ std::string join_ids(const std::vector<int64_t> &ids, size_t max = 20)
     return s + "}";
 }
 
-// on_check (if given) sees each check as soon as it is made, so a long scan shows progress.
-std::vector<Check> run_checks(spi::Session &spi, const std::string &target,
-                              const std::function<void(const Check &)> &on_check = {})
-{
-    std::vector<Check> checks;
-    auto add = [&](const char *name, const char *status, std::string detail) {
-        checks.push_back(Check{name, status, std::move(detail)});
-        if (on_check)
-            on_check(checks.back());
-    };
-
-    DbState db = read_db_state(spi);
-    if (!db.has_dbpatch || !db.has_rows) {
-        add("omero_database", "failed", "not an OMERO database: " + db.why_not_omero());
-        return checks;
+// The checks made so far; on_check (if given) sees each as soon as it is made, so a long scan
+// shows progress.
+class Checks {
+public:
+    explicit Checks(std::function<void(const Check &)> on_check) : on_check_(std::move(on_check)) {}
+    void add(const char *name, const char *status, std::string detail)
+    {
+        list.push_back(Check{name, status, std::move(detail)});
+        if (on_check_)
+            on_check_(list.back());
     }
-    add("omero_database", "ok", "dbpatch found, newest row id " + std::to_string(db.id));
+    std::vector<Check> list;
 
-    // 1. the version, and a chain of scripts to the target
+private:
+    std::function<void(const Check &)> on_check_;
+};
+
+// 1. the version, and a chain of scripts to the target (nullopt: none)
+std::optional<std::vector<Hop>> check_version(Checks &c, const DbState &db, const std::string &target)
+{
     std::optional<std::vector<Hop>> path;
     if (db.version == target) {
-        add("version", "ok", "already at version " + target + ": no upgrade needed");
+        c.add("version", "ok", "already at version " + target + ": no upgrade needed");
         path = std::vector<Hop>{};
     } else if (!is_known_version(db.version)) {
-        add("version", "failed",
-            "wrong OMERO database version for this upgrade: " + db.version + " is not a version this extension knows");
+        c.add("version", "failed",
+              "wrong OMERO database version for this upgrade: " + db.version + " is not a version this extension knows");
     } else if (!(path = upgrade_path(db.version, target))) {
-        add("version", "failed", "wrong OMERO database version for this upgrade: no upgrade path from " + db.version +
-                                     " to " + target);
+        c.add("version", "failed", "wrong OMERO database version for this upgrade: no upgrade path from " +
+                                       db.version + " to " + target);
     } else {
         std::string hops;
         for (const Hop &h : *path)
             hops += (hops.empty() ? "" : ", ") + h.script();
-        add("version", "ok",
-            db.version + " → " + target + " in " + std::to_string(path->size()) + " hop(s): " + hops);
+        c.add("version", "ok", db.version + " → " + target + " in " + std::to_string(path->size()) + " hop(s): " + hops);
     }
+    return path;
+}
 
-    // 2. a half-applied upgrade: the newest dbpatch row never got its finished time
+// 2. a half-applied upgrade: the newest dbpatch row never got its finished time
+void check_finished(Checks &c, const DbState &db)
+{
     if (db.finished)
-        add("dbpatch_finished", "ok", "the newest dbpatch row (" + db.version + ") is finished");
+        c.add("dbpatch_finished", "ok", "the newest dbpatch row (" + db.version + ") is finished");
     else
-        add("dbpatch_finished", "failed",
-            "the newest dbpatch row (id " + std::to_string(db.id) + ", " + db.previous_version + " → " + db.version +
-                ", message '" + db.message +
-                "') has no finished time: an upgrade died half-way; restore the backup taken before it");
+        c.add("dbpatch_finished", "failed",
+              "the newest dbpatch row (id " + std::to_string(db.id) + ", " + db.previous_version + " → " + db.version +
+                  ", message '" + db.message +
+                  "') has no finished time: an upgrade died half-way; restore the backup taken before it");
+}
 
-    // 3. PostgreSQL prerequisite of every hop. omero_upgrade.pretend_server_version_num can only
-    //    lower the version seen (to test the failure), never raise it.
-    int server = std::stoi(spi.scalar("SELECT current_setting('server_version_num')", {}, true).value_or("0"));
-    auto pretend = spi.scalar("SELECT current_setting('omero_upgrade.pretend_server_version_num', true)", {}, true);
-    if (pretend && !pretend->empty() && std::atoi(pretend->c_str()) > 0 && std::atoi(pretend->c_str()) < server)
-        server = std::atoi(pretend->c_str());
+std::string setting(spi::Session &spi, const char *name)
+{
+    return spi.scalar("SELECT pg_catalog.current_setting($1, true)", {spi::text(name)}, true).value_or("");
+}
+
+// 3. PostgreSQL prerequisite of every hop. omero_upgrade.pretend_server_version_num can only
+//    lower the version seen (to test the failure), never raise it.
+void check_pg_version(Checks &c, spi::Session &spi, const std::optional<std::vector<Hop>> &path)
+{
+    const int real = std::stoi(setting(spi, "server_version_num"));
+    int server = real;
+    int pretend = std::atoi(setting(spi, "omero_upgrade.pretend_server_version_num").c_str());
+    if (pretend > 0 && pretend < server)
+        server = pretend;
     int prereq = 0;
     if (path)
         for (const Hop &h : *path)
             prereq = std::max(prereq, h.pg_prerequisite);
-    std::string shown = spi.scalar("SELECT current_setting('server_version')", {}, true).value_or("?");
-    if (server != std::stoi(spi.scalar("SELECT current_setting('server_version_num')", {}, true).value_or("0")))
-        shown = pretty_pg_version(server) + " (pretended)";
+    std::string shown = server != real ? pretty_pg_version(server) + " (pretended)" : setting(spi, "server_version");
     if (prereq == 0)
-        add("postgresql_version", "ok", "PostgreSQL " + shown);
+        c.add("postgresql_version", "ok", "PostgreSQL " + shown);
     else if (server < prereq)
-        add("postgresql_version", "failed",
-            "PostgreSQL database server version " + pretty_pg_version(server) + " is less than OMERO prerequisite " +
-                pretty_pg_version(prereq));
+        c.add("postgresql_version", "failed",
+              "PostgreSQL database server version " + pretty_pg_version(server) + " is less than OMERO prerequisite " +
+                  pretty_pg_version(prereq));
     else
-        add("postgresql_version", "ok", "PostgreSQL " + shown + " ≥ prerequisite " + pretty_pg_version(prereq));
+        c.add("postgresql_version", "ok", "PostgreSQL " + shown + " ≥ prerequisite " + pretty_pg_version(prereq));
+}
 
-    // 4. encoding
+// 4. encoding
+void check_encoding(Checks &c, spi::Session &spi)
+{
     std::string enc = spi.scalar("SELECT pg_catalog.pg_encoding_to_char(encoding) FROM pg_catalog.pg_database"
                                  " WHERE datname = pg_catalog.current_database()",
                                  {}, true)
                           .value_or("?");
     if (enc == "UTF8")
-        add("encoding", "ok", "UTF8");
+        c.add("encoding", "ok", "UTF8");
     else
-        add("encoding", "failed", "OMERO database character encoding must be UTF8, not " + enc +
-                                      " (omero-upgrade db to-utf8 makes a UTF8 copy)");
+        c.add("encoding", "failed", "OMERO database character encoding must be UTF8, not " + enc +
+                                        " (omero-upgrade db to-utf8 makes a UTF8 copy)");
+}
 
-    // 5. per-hop data checks of the official prechecks
+// 5a. OMERO5.2__0 → 5.3: no data in roi.keywords or roi.namespaces (the upgrade drops them)
+void check_roi_keywords(Checks &c, spi::Session &spi)
+{
+    if (!column_exists(spi, "roi", "keywords") || !column_exists(spi, "roi", "namespaces")) {
+        c.add("roi_keywords_namespaces", "ok", "roi has no keywords/namespaces columns");
+        return;
+    }
+    auto r = spi.query("SELECT id FROM " + omero_name(spi, "roi") +
+                           " WHERE EXISTS (SELECT 1 FROM pg_catalog.unnest(keywords) k WHERE k::pg_catalog.text <> '')"
+                           "    OR EXISTS (SELECT 1 FROM pg_catalog.unnest(namespaces) n WHERE n::pg_catalog.text <> '')"
+                           " ORDER BY id",
+                       {}, true);
+    if (r.empty()) {
+        c.add("roi_keywords_namespaces", "ok", "no data in roi.keywords or roi.namespaces");
+        return;
+    }
+    std::vector<int64_t> ids;
+    for (size_t i = 0; i < r.rows.size(); i++)
+        ids.push_back(r.int64(i, "id"));
+    c.add("roi_keywords_namespaces", "failed",
+          "data in roi.keywords or roi.namespaces, which the upgrade drops: roi ids " + join_ids(ids));
+}
+
+// 5b. OMERO5.2__0 → 5.3: every shape.transform text can be converted
+void check_shape_transform(Checks &c, spi::Session &spi)
+{
+    if (!column_exists(spi, "shape", "transform", "text") && !column_exists(spi, "shape", "transform", "varchar")) {
+        c.add("shape_transform", "ok", "shape.transform is not a text column");
+        return;
+    }
+    auto r = spi.query("SELECT DISTINCT transform::pg_catalog.text AS t FROM " + omero_name(spi, "shape") +
+                           " WHERE transform IS NOT NULL ORDER BY 1",
+                       {}, true);
+    std::vector<std::string> bad;
+    for (size_t i = 0; i < r.rows.size(); i++) {
+        std::string p = transform_problem(r.str(i, "t"));
+        if (!p.empty())
+            bad.push_back(p);
+    }
+    if (bad.empty()) {
+        c.add("shape_transform", "ok", std::to_string(r.rows.size()) + " distinct transforms, all convertible");
+        return;
+    }
+    std::string d = std::to_string(bad.size()) + " shape.transform value(s) cannot be converted: " + bad[0];
+    for (size_t i = 1; i < bad.size() && i < 5; i++)
+        d += "; " + bad[i];
+    c.add("shape_transform", "failed", d);
+}
+
+// 6. 2017-SV5-filename-2, for paths that start before OMERO5.3__1 (fixed in 5.3.4)
+bool sv5_check_needed(const DbState &db, const std::optional<std::vector<Hop>> &path)
+{
+    if (!path || path->empty())
+        return false;
+    int r0 = -1, r531 = -1;
+    const auto &k = known_versions();
+    for (size_t i = 0; i < k.size(); i++) {
+        if (k[i] == db.version)
+            r0 = (int)i;
+        if (k[i] == "OMERO5.3__1")
+            r531 = (int)i;
+    }
+    return r0 >= 0 && r0 < r531;
+}
+
+void check_sv5(Checks &c, spi::Session &spi)
+{
+    auto groups = find_sv5_traces(spi);
+    if (groups.empty()) {
+        c.add("sv5_filename_trace", "ok", "no trace of 2017-SV5-filename-2 in originalfile");
+        return;
+    }
+    std::string d =
+        std::to_string(groups.size()) + " group(s) of duplicate original file paths (trace of 2017-SV5-filename-2): ";
+    for (size_t i = 0; i < groups.size() && i < 10; i++)
+        d += (i ? "; " : "") + std::string("duplicate original file paths with IDs ") + join_ids(groups[i].ids);
+    if (groups.size() > 10)
+        d += "; … (SELECT * FROM omero_filename_trace_2017_sv5() lists all)";
+    c.add("sv5_filename_trace", "failed", d);
+}
+
+// 7. other sessions on this database: a running OMERO server (warning: precheck may run with it up)
+void check_other_sessions(Checks &c, spi::Session &spi)
+{
+    OtherSessions others = other_sessions(spi);
+    if (others.count == 0)
+        c.add("other_sessions", "ok", "no other session is connected to this database");
+    else
+        c.add("other_sessions", "warning",
+              std::to_string(others.count) + " other session(s) connected (" + others.who +
+                  "): if the OMERO server is running, stop it before the upgrade itself");
+}
+
+std::vector<Check> run_checks(spi::Session &spi, const std::string &target,
+                              std::function<void(const Check &)> on_check = {})
+{
+    Checks c(std::move(on_check));
+    DbState db = read_db_state(spi);
+    if (!db.has_dbpatch || !db.has_rows) {
+        c.add("omero_database", "failed", "not an OMERO database: " + db.why_not_omero());
+        return c.list;
+    }
+    c.add("omero_database", "ok", "dbpatch found, newest row id " + std::to_string(db.id));
+    const auto path = check_version(c, db, target);
+    check_finished(c, db);
+    check_pg_version(c, spi, path);
+    check_encoding(c, spi);
     bool from_52 = false;
     if (path)
         for (const Hop &h : *path)
-            if (h.from == "OMERO5.2__0" && starts(h.to, "OMERO5.3__"))
-                from_52 = true;
+            from_52 = from_52 || (h.from == "OMERO5.2__0" && starts(h.to, "OMERO5.3__"));
     if (from_52) {
-        if (column_exists(spi, "roi", "keywords") && column_exists(spi, "roi", "namespaces")) {
-            auto r = spi.query("SELECT id FROM roi WHERE EXISTS (SELECT 1 FROM unnest(keywords) k WHERE k <> '')"
-                               " OR EXISTS (SELECT 1 FROM unnest(namespaces) n WHERE n <> '') ORDER BY id",
-                               {}, true);
-            if (r.empty())
-                add("roi_keywords_namespaces", "ok", "no data in roi.keywords or roi.namespaces");
-            else {
-                std::vector<int64_t> ids;
-                for (size_t i = 0; i < r.rows.size(); i++)
-                    ids.push_back(r.int64(i, "id"));
-                add("roi_keywords_namespaces", "failed",
-                    "data in roi.keywords or roi.namespaces, which the upgrade drops: roi ids " + join_ids(ids));
-            }
-        } else {
-            add("roi_keywords_namespaces", "ok", "roi has no keywords/namespaces columns");
-        }
-        if (column_exists(spi, "shape", "transform", "text") || column_exists(spi, "shape", "transform", "varchar")) {
-            auto r = spi.query("SELECT DISTINCT transform::text AS t FROM shape WHERE transform IS NOT NULL ORDER BY 1", {}, true);
-            std::vector<std::string> bad;
-            for (size_t i = 0; i < r.rows.size(); i++) {
-                std::string p = transform_problem(r.str(i, "t"));
-                if (!p.empty())
-                    bad.push_back(p);
-            }
-            if (bad.empty())
-                add("shape_transform", "ok", std::to_string(r.rows.size()) + " distinct transforms, all convertible");
-            else {
-                std::string d = std::to_string(bad.size()) + " shape.transform value(s) cannot be converted: " + bad[0];
-                for (size_t i = 1; i < bad.size() && i < 5; i++)
-                    d += "; " + bad[i];
-                add("shape_transform", "failed", d);
-            }
-        } else {
-            add("shape_transform", "ok", "shape.transform is not a text column");
-        }
+        check_roi_keywords(c, spi);
+        check_shape_transform(c, spi);
     }
-
-    // 6. 2017-SV5-filename-2, for paths that start before OMERO5.3__1 (fixed in 5.3.4)
-    bool sv5_needed = false;
-    if (path && !path->empty()) {
-        int r0 = -1, r531 = -1;
-        const auto &k = known_versions();
-        for (size_t i = 0; i < k.size(); i++) {
-            if (k[i] == db.version)
-                r0 = (int)i;
-            if (k[i] == "OMERO5.3__1")
-                r531 = (int)i;
-        }
-        sv5_needed = r0 >= 0 && r0 < r531;
-    }
-    if (sv5_needed) {
-        auto groups = find_sv5_traces(spi);
-        if (groups.empty())
-            add("sv5_filename_trace", "ok", "no trace of 2017-SV5-filename-2 in originalfile");
-        else {
-            std::string d = std::to_string(groups.size()) +
-                            " group(s) of duplicate original file paths (trace of 2017-SV5-filename-2): ";
-            for (size_t i = 0; i < groups.size() && i < 10; i++)
-                d += (i ? "; " : "") + std::string("duplicate original file paths with IDs ") + join_ids(groups[i].ids);
-            if (groups.size() > 10)
-                d += "; … (SELECT * FROM omero_filename_trace_2017_sv5() lists all)";
-            add("sv5_filename_trace", "failed", d);
-        }
-    }
-
-    // 7. other sessions on this database: a running OMERO server (warning: precheck may run with it up)
-    auto r = spi.query("SELECT count(*) AS n,"
-                       "       coalesce(string_agg(DISTINCT coalesce(usename::text, '?') || '@' ||"
-                       "                coalesce(nullif(application_name, ''), '?'), ', '), '') AS who"
-                       "  FROM pg_catalog.pg_stat_activity"
-                       " WHERE datname = pg_catalog.current_database() AND pid <> pg_catalog.pg_backend_pid()"
-                       // Sessions of other roles show backend_type only to privileged viewers.
-                       "   AND coalesce(backend_type, 'client backend') = 'client backend' AND usesysid IS NOT NULL",
-                       {}, true);
-    int64_t others = r.int64(0, "n");
-    if (others == 0)
-        add("other_sessions", "ok", "no other session is connected to this database");
-    else
-        add("other_sessions", "warning",
-            std::to_string(others) + " other session(s) connected (" + r.str(0, "who") +
-                "): if the OMERO server is running, stop it before the upgrade itself");
-    return checks;
+    if (sv5_check_needed(db, path))
+        check_sv5(c, spi);
+    check_other_sessions(c, spi);
+    return c.list;
 }
 
 } // namespace
@@ -338,7 +386,6 @@ OU_FUNCTION(omero_precheck)
                         "Problems:" + problems, "Fix each problem, then run omero_precheck() again.");
         std::string verdict = at_target ? "YOUR DATABASE IS ALREADY AT VERSION " + target
                                         : "YOUR DATABASE IS READY FOR UPGRADE TO VERSION " + target;
-        const char *v = verdict.c_str();
-        return pg_guard([v] { return PointerGetDatum(cstring_to_text(v)); });
+        return srf::text_result(verdict);
     });
 }

@@ -17,6 +17,45 @@ Param int8(int64_t v) { return Param{INT8OID, Int64GetDatum(v), false}; }
 Param int4(int32_t v) { return Param{INT4OID, Int32GetDatum(v), false}; }
 Param boolean(bool v) { return Param{BOOLOID, BoolGetDatum(v), false}; }
 Param null(Oid type) { return Param{type, (Datum)0, true}; }
+Param int8_array(const Ids &ids) { return Param{INT8ARRAYOID, int8_array_datum(ids), false}; }
+Param text_array(const std::vector<std::string> &items) { return Param{TEXTARRAYOID, text_array_datum(items), false}; }
+Param int8_array(const std::optional<Ids> &ids) { return ids ? int8_array(*ids) : null(INT8ARRAYOID); }
+Param text_array(const std::optional<std::vector<std::string>> &items)
+{
+    return items ? text_array(*items) : null(TEXTARRAYOID);
+}
+
+std::string quote_ident(const std::string &name)
+{
+    const char *n = name.c_str();
+    return pg_guard([n] { return quote_identifier(n); });
+}
+
+Datum Row::datum(int col, bool *isnull) const
+{
+    // Columns of a query we wrote: SPI_getbinval cannot fail for them.
+    return SPI_getbinval(tuple_, desc_, col, isnull);
+}
+
+int64_t Row::int8(int col) const
+{
+    bool isnull;
+    Datum d = datum(col, &isnull);
+    if (isnull)
+        throw Error(ERRCODE_INTERNAL_ERROR, "omero_upgrade: unexpected NULL in column " + std::to_string(col));
+    return DatumGetInt64(d);
+}
+
+std::string_view Row::string(int col) const
+{
+    bool isnull;
+    Datum d = datum(col, &isnull);
+    if (isnull)
+        throw Error(ERRCODE_INTERNAL_ERROR, "omero_upgrade: unexpected NULL in column " + std::to_string(col));
+    // varchar and text share the varlena layout ("text" here is our spi::text: name the struct)
+    struct varlena *t = pg_guard([d] { return pg_detoast_datum_packed((struct varlena *)DatumGetPointer(d)); });
+    return std::string_view(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+}
 
 size_t Result::col(const char *name) const
 {
@@ -105,6 +144,29 @@ Portal open_cursor(const std::string &sql, const std::vector<Param> &params)
     return pg_guard([=] { return SPI_cursor_open_with_args(nullptr, q, r.n, r.types, r.values, r.nulls, true, 0); });
 }
 
+bool fetch(Portal portal, long count)
+{
+    check_interrupts();
+    pg_guard([portal, count] { SPI_cursor_fetch(portal, true, count); });
+    if (SPI_processed == 0) {
+        free_fetched();
+        return false;
+    }
+    return true;
+}
+
+void free_fetched()
+{
+    SPITupleTable *tt = SPI_tuptable;
+    if (tt)
+        pg_guard([tt] { SPI_freetuptable(tt); });
+}
+
+void close_cursor(Portal portal)
+{
+    pg_guard([portal] { SPI_cursor_close(portal); });
+}
+
 Result Session::query(const std::string &sql, const std::vector<Param> &params, bool read_only)
 {
     run(sql, params, read_only);
@@ -155,6 +217,7 @@ void Session::commit()
         SPI_start_transaction();
 #endif
     });
+    renew_search_path();
 }
 
 } // namespace ou::spi

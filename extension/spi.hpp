@@ -2,6 +2,7 @@
 // copied out into C++ values before SPI memory goes away, every call behind pg_guard.
 #pragma once
 
+#include "args.hpp"
 #include "cpp_wrapper.hpp"
 
 extern "C" {
@@ -10,6 +11,7 @@ extern "C" {
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ou::spi {
@@ -25,11 +27,11 @@ Param int8(int64_t v);
 Param int4(int32_t v);
 Param boolean(bool v);
 Param null(Oid type);
-// A Datum built by the caller (e.g. an int8[] passed through from SQL).
-inline Param datum(Oid type, Datum value, bool isnull = false)
-{
-    return Param{type, value, isnull};
-}
+Param int8_array(const Ids &ids);
+Param text_array(const std::vector<std::string> &items);
+// An array argument that may be absent: NULL then.
+Param int8_array(const std::optional<Ids> &ids);
+Param text_array(const std::optional<std::vector<std::string>> &items);
 
 using Value = std::optional<std::string>;
 
@@ -45,28 +47,44 @@ struct Result {
     bool empty() const { return rows.empty(); }
 };
 
+// An identifier quoted for SQL text when it needs it (PostgreSQL's quote_identifier).
+std::string quote_ident(const std::string &name);
+
+// One row of a streamed result, read in place (no text conversion): columns count from 1.
+class Row {
+public:
+    Row(HeapTuple tuple, TupleDesc desc) : tuple_(tuple), desc_(desc) {}
+    // The value as PostgreSQL holds it (valid until the next fetch), e.g. to hand on to srf::Cell.
+    Datum datum(int col, bool *isnull) const;
+    int64_t int8(int col) const;  // NULL → error
+    // A text or varchar value, detoasted; valid until the next fetch. NULL → error.
+    std::string_view string(int col) const;
+
+private:
+    HeapTuple tuple_;
+    TupleDesc desc_;
+};
+
 // Opens a read-only cursor on a parameterised query (rows are fetched by for_each_row).
 Portal open_cursor(const std::string &sql, const std::vector<Param> &params);
+// The next `fetch` rows into SPI_tuptable; false at the end. close_cursor ends it.
+bool fetch(Portal portal, long count);
+void free_fetched();
+void close_cursor(Portal portal);
 
-// Streams a read-only query through a cursor, calling row(tuple, desc) for each row, so that a
-// large result never sits whole in SPI memory. row must not raise PostgreSQL errors itself
-// (wrap such calls in pg_guard).
+// Streams a read-only query through a cursor, calling row(const Row &) for each row, so that a
+// large result never sits whole in SPI memory.
 template <typename F>
-void for_each_row(const std::string &sql, const std::vector<Param> &params, F &&row, long fetch = 10000)
+void for_each_row(const std::string &sql, const std::vector<Param> &params, F &&row, long count = 10000)
 {
     Portal portal = open_cursor(sql, params);
-    for (;;) {
-        check_interrupts();
-        pg_guard([portal, fetch] { SPI_cursor_fetch(portal, true, fetch); });
-        uint64 got = SPI_processed;
+    while (fetch(portal, count)) {
         SPITupleTable *tt = SPI_tuptable;
-        for (uint64 i = 0; i < got; i++)
-            row(tt->vals[i], tt->tupdesc);
-        pg_guard([tt] { SPI_freetuptable(tt); });
-        if (got == 0)
-            break;
+        for (uint64 i = 0; i < SPI_processed; i++)
+            row(Row(tt->vals[i], tt->tupdesc));
+        free_fetched();
     }
-    pg_guard([portal] { SPI_cursor_close(portal); });
+    close_cursor(portal);
 }
 
 // One SPI connection for the lifetime of the object.
@@ -82,7 +100,7 @@ public:
     uint64_t exec(const std::string &sql, const std::vector<Param> &params = {}, bool read_only = false);
     // First column of the first row, or nullopt for no row / NULL.
     Value scalar(const std::string &sql, const std::vector<Param> &params = {}, bool read_only = false);
-    // Commits and starts a new transaction (nonatomic sessions only).
+    // Commits and starts a new transaction (nonatomic sessions only), with our search_path again.
     void commit();
 
 private:

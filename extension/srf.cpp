@@ -4,6 +4,7 @@
 #include <memory>
 
 extern "C" {
+#include "access/htup_details.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
@@ -31,32 +32,75 @@ Writer::Writer(FunctionCallInfo fcinfo)
     });
 }
 
-void Writer::put(const std::vector<Cell> &row)
+namespace {
+
+Datum to_datum(const Cell &c)
 {
-    const int n = desc_->natts;
-    if ((int)row.size() != n)
-        throw Error(ERRCODE_INTERNAL_ERROR, "omero_upgrade: result row has the wrong number of columns");
-    std::vector<Datum> values(n);
-    std::unique_ptr<bool[]> nullbuf(new bool[n]());  // std::vector<bool> has no data()
-    bool *nulls = nullbuf.get();
-    for (int i = 0; i < n; i++) {
-        const Cell &c = row[i];
-        nulls[i] = c.kind == Cell::Null;
-        switch (c.kind) {
-        case Cell::Null: values[i] = 0; break;
-        case Cell::Text: {
-            const char *s = c.text.c_str();
-            values[i] = pg_guard([s] { return PointerGetDatum(cstring_to_text(s)); });
-            break;
-        }
-        case Cell::Int8: values[i] = Int64GetDatum(c.i); break;
-        case Cell::Int4: values[i] = Int32GetDatum((int32)c.i); break;
-        case Cell::Bool: values[i] = BoolGetDatum(c.i != 0); break;
-        case Cell::Raw: values[i] = c.raw; break;
+    const char *s = c.text.c_str();
+    switch (c.kind) {
+    case Cell::Null: return 0;
+    case Cell::Text: return pg_guard([s] { return PointerGetDatum(cstring_to_text(s)); });
+    case Cell::Int8: return Int64GetDatum(c.i);
+    case Cell::Int4: return Int32GetDatum((int32)c.i);
+    case Cell::Bool: return BoolGetDatum(c.i != 0);
+    case Cell::Int8Array: return int8_array_datum(c.ids);
+    case Cell::Jsonb: return pg_guard([s] { return DirectFunctionCall1(jsonb_in, CStringGetDatum(s)); });
+    case Cell::Timestamptz:
+        return pg_guard([s] {
+            return DirectFunctionCall3(timestamptz_in, CStringGetDatum(s), ObjectIdGetDatum(InvalidOid),
+                                       Int32GetDatum(-1));
+        });
+    case Cell::Raw: return c.raw;
+    }
+    return 0;
+}
+
+// The row's values and nulls, as heap_form_tuple and tuplestore_putvalues take them.
+struct Values {
+    explicit Values(const std::vector<Cell> &row) : values(row.size()), nulls(new bool[row.size() + 1]())
+    {
+        for (size_t i = 0; i < row.size(); i++) {
+            nulls[i] = row[i].kind == Cell::Null;
+            values[i] = to_datum(row[i]);
         }
     }
-    Datum *v = values.data();
+    std::vector<Datum> values;
+    std::unique_ptr<bool[]> nulls;  // std::vector<bool> has no data()
+};
+
+} // namespace
+
+void Writer::put(const std::vector<Cell> &row)
+{
+    if ((int)row.size() != desc_->natts)
+        throw Error(ERRCODE_INTERNAL_ERROR, "omero_upgrade: result row has the wrong number of columns");
+    Values vals(row);
+    Datum *v = vals.values.data();
+    bool *nulls = vals.nulls.get();
     pg_guard([&] { tuplestore_putvalues((Tuplestorestate *)store_, desc_, v, nulls); });
+}
+
+Datum text_result(const std::string &s)
+{
+    const char *c = s.c_str();
+    return pg_guard([c] { return PointerGetDatum(cstring_to_text(c)); });
+}
+
+Datum composite_result(FunctionCallInfo fcinfo, const std::vector<Cell> &row)
+{
+    Values vals(row);
+    Datum *v = vals.values.data();
+    bool *nulls = vals.nulls.get();
+    int n = (int)row.size();
+    return pg_guard([fcinfo, v, nulls, n] {
+        TupleDesc desc;
+        if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+            elog(ERROR, "return type must be a row type");
+        desc = BlessTupleDesc(desc);
+        if (desc->natts != n)
+            elog(ERROR, "omero_upgrade: result row has the wrong number of columns");
+        return HeapTupleGetDatum(heap_form_tuple(desc, v, nulls));
+    });
 }
 
 } // namespace ou::srf

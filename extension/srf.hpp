@@ -1,6 +1,7 @@
 // Set-returning functions from C++: materialise rows into a tuplestore (works on PostgreSQL 13–17).
 #pragma once
 
+#include "args.hpp"
 #include "cpp_wrapper.hpp"
 
 extern "C" {
@@ -13,11 +14,13 @@ extern "C" {
 
 namespace ou::srf {
 
-// A result column value: text, int8, int4, bool, timestamptz or a prebuilt Datum.
+// A result column value: text, int8, int4, bool, int8[], jsonb or timestamptz (both from their
+// text form), or a Datum handed on as it is (a column of a query we streamed).
 struct Cell {
-    enum Kind { Null, Text, Int8, Int4, Bool, Raw } kind = Null;
+    enum Kind { Null, Text, Int8, Int4, Bool, Int8Array, Jsonb, Timestamptz, Raw } kind = Null;
     std::string text;
     int64_t i = 0;
+    Ids ids;
     Datum raw = 0;
 
     static Cell null() { return Cell{}; }
@@ -27,6 +30,17 @@ struct Cell {
     static Cell int8(int64_t v) { Cell c; c.kind = Int8; c.i = v; return c; }
     static Cell int4(int32_t v) { Cell c; c.kind = Int4; c.i = v; return c; }
     static Cell boolean(bool v) { Cell c; c.kind = Bool; c.i = v; return c; }
+    static Cell int8_array(Ids v) { Cell c; c.kind = Int8Array; c.ids = std::move(v); return c; }
+    static Cell jsonb(std::string s) { Cell c; c.kind = Jsonb; c.text = std::move(s); return c; }
+    static Cell timestamptz(const std::optional<std::string> &s)
+    {
+        if (!s)
+            return null();
+        Cell c;
+        c.kind = Timestamptz;
+        c.text = *s;
+        return c;
+    }
     static Cell datum(Datum d) { Cell c; c.kind = Raw; c.raw = d; return c; }
 };
 
@@ -41,5 +55,10 @@ private:
     TupleDesc desc_ = nullptr;
     MemoryContext ctx_ = nullptr;
 };
+
+// The result of a function returning one text value.
+Datum text_result(const std::string &s);
+// The result of a procedure with INOUT arguments (one composite row).
+Datum composite_result(FunctionCallInfo fcinfo, const std::vector<Cell> &row);
 
 } // namespace ou::srf

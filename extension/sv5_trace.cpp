@@ -5,12 +5,6 @@
 #include "omero.hpp"
 #include "srf.hpp"
 
-extern "C" {
-#include "catalog/pg_type.h"
-#include "utils/array.h"
-#include "utils/lsyscache.h"
-}
-
 #include <algorithm>
 #include <string_view>
 
@@ -60,42 +54,40 @@ uint64_t fnv1a(const char *p, size_t n)
 }
 } // namespace
 
-std::vector<Sv5Group> find_sv5_traces(spi::Session &spi)
+namespace {
+
+// Every originalfile row with a repo, a path and a name: its key (repo '\0' normalized path) into
+// the arena, one entry per row.
+void scan_originalfiles(spi::Session &spi, std::string &arena, std::vector<Entry> &entries)
 {
     // Rows with a NULL repo, path or name never match (as in SQL).
-    std::string arena;
-    std::vector<Entry> entries;
+    const std::string table = omero_name(spi, "originalfile");
     // The scan is the long part of a precheck on a big database: progress against the planner's
     // row estimate (a NOTICE every 2 s, none for a scan shorter than that).
-    int64_t estimate = std::stoll(spi.scalar("SELECT greatest(reltuples, 0)::int8 FROM pg_catalog.pg_class"
-                                             " WHERE oid = 'originalfile'::pg_catalog.regclass", {}, true)
+    int64_t estimate = std::stoll(spi.scalar("SELECT GREATEST(reltuples, 0)::pg_catalog.int8"
+                                             "  FROM pg_catalog.pg_class WHERE oid = pg_catalog.to_regclass($1)",
+                                             {spi::text(table)}, true)
                                       .value_or("0"));
     Progress progress("SV5 filename trace scan", "files", estimate);
     int64_t rows = 0;
     spi::for_each_row(
-        "SELECT id, repo, path, name FROM originalfile"
-        " WHERE repo IS NOT NULL AND path IS NOT NULL AND name IS NOT NULL",
-        {}, [&](HeapTuple tup, TupleDesc desc) {
-            text *cols[3];
-            int64_t id = 0;
-            // varchar and text share the varlena layout; long values are detoasted here.
-            pg_guard([&] {
-                bool isnull;
-                id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
-                for (int c = 0; c < 3; c++)
-                    cols[c] = DatumGetTextPP(SPI_getbinval(tup, desc, c + 2, &isnull));
-            });
+        "SELECT id, repo, path, name FROM " + table + " WHERE repo IS NOT NULL AND path IS NOT NULL AND name IS NOT NULL",
+        {}, [&](const spi::Row &row) {
+            std::string_view repo = row.string(2), path = row.string(3), name = row.string(4);
             size_t offset = arena.size();
-            arena.append(VARDATA_ANY(cols[0]), VARSIZE_ANY_EXHDR(cols[0]));
+            arena.append(repo.data(), repo.size());
             arena.push_back('\0');
-            append_sv5_path(arena, VARDATA_ANY(cols[1]), VARSIZE_ANY_EXHDR(cols[1]), VARDATA_ANY(cols[2]),
-                            VARSIZE_ANY_EXHDR(cols[2]));
+            append_sv5_path(arena, path.data(), path.size(), name.data(), name.size());
             uint32_t length = (uint32_t)(arena.size() - offset);
-            entries.push_back(Entry{fnv1a(arena.data() + offset, length), offset, length, id});
+            entries.push_back(Entry{fnv1a(arena.data() + offset, length), offset, length, row.int8(1)});
             if ((++rows & 1023) == 0)
                 progress.update(rows);
         });
+}
 
+// Groups of entries with equal keys, ordered by their first id.
+std::vector<Sv5Group> group_duplicates(const std::string &arena, std::vector<Entry> &entries)
+{
     auto key = [&arena](const Entry &e) { return std::string_view(arena.data() + e.offset, e.length); };
     // Equal keys end up adjacent: hash first, then the key itself (hash collisions), then id.
     std::sort(entries.begin(), entries.end(), [&](const Entry &a, const Entry &b) {
@@ -123,6 +115,16 @@ std::vector<Sv5Group> find_sv5_traces(spi::Session &spi)
     return groups;
 }
 
+} // namespace
+
+std::vector<Sv5Group> find_sv5_traces(spi::Session &spi)
+{
+    std::string arena;
+    std::vector<Entry> entries;
+    scan_originalfiles(spi, arena, entries);
+    return group_duplicates(arena, entries);
+}
+
 } // namespace ou
 
 using namespace ou;
@@ -137,18 +139,9 @@ OU_FUNCTION(omero_filename_trace_2017_sv5)
             groups = find_sv5_traces(spi);
         }
         srf::Writer out(fcinfo);
-        for (const Sv5Group &g : groups) {
-            std::vector<Datum> elems;
-            for (int64_t id : g.ids)
-                elems.push_back(Int64GetDatum(id));
-            Datum *e = elems.data();
-            int n = (int)elems.size();
-            Datum arr = pg_guard([e, n] {
-                return PointerGetDatum(construct_array(e, n, INT8OID, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-            });
-            out.put({srf::Cell::of(g.repo), srf::Cell::of(g.path), srf::Cell::datum(arr),
+        for (const Sv5Group &g : groups)
+            out.put({srf::Cell::of(g.repo), srf::Cell::of(g.path), srf::Cell::int8_array(g.ids),
                      srf::Cell::int4((int32_t)g.ids.size())});
-        }
         return out.done();
     });
 }

@@ -121,52 +121,6 @@ std::string resolve_target(FunctionCallInfo fcinfo, int argno)
     return target;
 }
 
-DbState read_db_state(spi::Session &spi)
-{
-    DbState s;
-    s.has_dbpatch = spi.scalar("SELECT pg_catalog.to_regclass('dbpatch') IS NOT NULL", {}, true) == std::string("t");
-    if (!s.has_dbpatch)
-        return s;
-    // A table called dbpatch without OMERO's columns is not OMERO's.
-    auto missing = spi.scalar(
-        "SELECT string_agg(c, ', ') FROM unnest(ARRAY['id', 'currentversion', 'currentpatch', 'previousversion',"
-        "       'previouspatch', 'finished', 'message']) AS c"
-        " WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass('dbpatch')"
-        "                     AND a.attname = c AND NOT a.attisdropped)",
-        {}, true);
-    if (missing) {
-        s.has_dbpatch = false;
-        s.missing_columns = *missing;
-        return s;
-    }
-    spi::Result r = spi.query(
-        "SELECT id, currentversion || '__' || currentpatch AS version,"
-        "       previousversion || '__' || previouspatch AS previous,"
-        "       finished IS NOT NULL AS finished, coalesce(message, '') AS message"
-        "  FROM dbpatch ORDER BY id DESC LIMIT 1",
-        {}, true);
-    if (r.empty())
-        return s;
-    s.has_rows = true;
-    s.id = r.int64(0, "id");
-    s.version = r.str(0, "version");
-    s.previous_version = r.str(0, "previous");
-    s.finished = r.str(0, "finished") == "t";
-    s.message = r.str(0, "message");
-    return s;
-}
-
-std::string require_db_version(spi::Session &spi)
-{
-    DbState s = read_db_state(spi);
-    if (!s.has_dbpatch)
-        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "not an OMERO database: " + s.why_not_omero(), "",
-                    "Connect to the OMERO database (omero.db.name in the server's config.xml).");
-    if (!s.has_rows)
-        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "not an OMERO database: the dbpatch table is empty");
-    return s.version;
-}
-
 std::string pretty_pg_version(int num)
 {
     return std::to_string(num / 10000) + "." + std::to_string((num / 100) % 100) + "." + std::to_string(num % 100);

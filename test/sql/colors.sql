@@ -87,6 +87,18 @@ BEGIN;
 CALL omero_colors_convert('argb_to_rgba', roi_ids => '{1}');
 \echo :LAST_ERROR_SQLSTATE
 ROLLBACK;
+-- more than one dimension
+CALL omero_colors_convert('argb_to_rgba', roi_ids => '{{1, 2}, {3, 4}}');
+\echo :LAST_ERROR_SQLSTATE
+-- NULL is not false: a NULL flag, batch size or method is an error (22023) that changes nothing
+SELECT * FROM omero_colors_convert_tx('argb_to_rgba', roi_ids => '{1}', dry_run => NULL);
+\echo :LAST_ERROR_SQLSTATE
+CALL omero_colors_convert('argb_to_rgba', roi_ids => '{1}', dry_run => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM omero_colors_convert_tx('argb_to_rgba', batch_size => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM omero_colors_rewrite('argb_to_rgba', NULL);
+\echo :LAST_ERROR_SQLSTATE
 SELECT * FROM pg_temp.summary();
 SELECT count(*) AS runs FROM omero_upgrade.color_runs;
 
@@ -175,6 +187,13 @@ SELECT * FROM pg_temp.summary();
 
 -- purge: originals dropped, converted shapes stay marked
 CALL omero_colors_convert('argb_to_rgba', roi_ids => '{8, 9}');
+-- (NULL is not false: NULL flags purge nothing)
+SELECT * FROM omero_colors_purge_journal(NULL, NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM omero_colors_purge_journal(forget => NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT * FROM omero_colors_purge_journal(dry_run => NULL);
+\echo :LAST_ERROR_SQLSTATE
 SELECT * FROM omero_colors_purge_journal(dry_run => true);
 SELECT * FROM omero_colors_purge_journal();
 SELECT direction, converted, pending, purged FROM omero_colors_status();

@@ -111,10 +111,28 @@ SELECT omero_orphans_restore(42);
 \echo :LAST_ERROR_SQLSTATE
 SELECT omero_orphans_restore(NULL);
 \echo :LAST_ERROR_SQLSTATE
+-- The caller's search_path plays no part: OMERO's tables are those of the schema holding dbpatch
+-- (and the caller's search_path is as it was afterwards).
 SET search_path = pg_catalog;
-SELECT * FROM public.omero_orphans_scan();
-\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) AS orphans_found FROM public.omero_orphans_scan();
+SHOW search_path;
 RESET search_path;
+-- Two schemas holding a dbpatch table: an error naming both, until omero_upgrade.omero_schema
+-- says which holds OMERO's tables.
+CREATE SCHEMA decoy;
+CREATE TABLE decoy.dbpatch (id int8);
+SELECT count(*) FROM omero_orphans_scan();
+\echo :LAST_ERROR_SQLSTATE
+SET omero_upgrade.omero_schema = 'decoy';
+SELECT count(*) FROM omero_orphans_scan();
+\echo :LAST_ERROR_SQLSTATE
+SET omero_upgrade.omero_schema = 'nowhere';
+SELECT count(*) FROM omero_orphans_scan();
+\echo :LAST_ERROR_SQLSTATE
+SET omero_upgrade.omero_schema = 'public';
+SELECT count(*) AS orphans_found FROM omero_orphans_scan();
+RESET omero_upgrade.omero_schema;
+DROP SCHEMA decoy CASCADE;
 SELECT count(*) AS annotations_after, (SELECT count(*) FROM omero_upgrade.orphan_run) AS runs FROM annotation;
 
 -- 5. Dry run (the default): counts, changes nothing, records no run.

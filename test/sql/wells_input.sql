@@ -41,6 +41,13 @@ SELECT pg_temp.sqlstate($$SELECT * FROM omero_annotations_move_to_wells()$$) AS 
        pg_temp.sqlstate($$SELECT * FROM omero_annotations_move_to_wells(plate_ids => '{999}')$$) AS no_such_plate,
        pg_temp.sqlstate($$SELECT * FROM omero_annotations_move_to_wells(plate_ids => '{2}', annotation_kind => 'photo')$$) AS unknown_kind,
        pg_temp.sqlstate($$SELECT * FROM omero_annotations_move_to_wells(plate_ids => '{2}', batch_size => -1)$$) AS bad_batch;
+-- NULL is not false: a NULL dry_run, remove_image_links or batch_size is an error, never a default.
+SELECT pg_temp.sqlstate($$SELECT * FROM omero_annotations_move_to_wells(plate_ids => '{2}', dry_run => NULL)$$) AS dry_run_null,
+       pg_temp.sqlstate($$SELECT * FROM omero_annotations_move_to_wells(plate_ids => '{2}', dry_run => false,
+                                                                       remove_image_links => NULL)$$) AS remove_null,
+       pg_temp.sqlstate($$SELECT * FROM omero_annotations_move_to_wells(plate_ids => '{2}', batch_size => NULL)$$) AS batch_null,
+       pg_temp.sqlstate($$CALL omero_annotations_move_to_wells_in_batches(plate_ids => '{2}', dry_run => NULL)$$) AS call_dry_run_null;
+SELECT * FROM omero_annotations_move_to_wells(plate_ids => '{2}', remove_image_links => true, dry_run => NULL);
 \c wells_plain
 DO $$
 BEGIN
@@ -51,11 +58,9 @@ END
 $$;
 \c wells_input
 
--- Kinds are case-insensitive; NULL dry_run and remove_image_links mean their defaults (a dry
--- run that removes nothing); a well without samples and a plate without wells are counted.
+-- Kinds are case-insensitive; a well without samples and a plate without wells are counted.
 SELECT plate_id, wells, wells_without_samples, links_created > 0 AS would_create, links_removed
-  FROM omero_annotations_move_to_wells(plate_ids => '{1}', well_ids => '{1,2}', annotation_kind => 'TAG',
-                                       remove_image_links => NULL, dry_run => NULL);
+  FROM omero_annotations_move_to_wells(plate_ids => '{1}', well_ids => '{1,2}', annotation_kind => 'TAG');
 SELECT * FROM omero_annotations_move_to_wells(well_ids => '{1}', dry_run => false);
 -- A screen without plates is a valid choice with nothing to report.
 SELECT * FROM omero_annotations_move_to_wells(screen_ids => '{2}', dry_run => false);

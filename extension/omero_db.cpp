@@ -1,0 +1,182 @@
+// See omero_db.hpp.
+#include "omero_db.hpp"
+
+extern "C" {
+#include "catalog/pg_type.h"
+}
+
+namespace ou {
+namespace {
+
+Error not_omero(const std::string &why, const std::string &detail = {})
+{
+    return Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "not an OMERO database: " + why, detail,
+                 "Connect to the OMERO database (omero.db.name in the server's config.xml).");
+}
+
+// Schemas holding a table named dbpatch (temporary schemas left out), or only the one named.
+spi::Result dbpatch_schemas(spi::Session &spi, const char *only)
+{
+    return spi.query("SELECT pg_catalog.quote_ident(n.nspname) AS q FROM pg_catalog.pg_class c"
+                     "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                     " WHERE c.relname = 'dbpatch'::pg_catalog.name AND c.relkind IN ('r'::\"char\", 'p'::\"char\")"
+                     "   AND n.oid <> pg_catalog.pg_my_temp_schema() AND NOT pg_catalog.pg_is_other_temp_schema(n.oid)"
+                     "   AND ($1::pg_catalog.text IS NULL OR n.nspname = $1::pg_catalog.name)"
+                     " ORDER BY n.nspname",
+                     {only ? spi::text(only) : spi::null(TEXTOID)}, true);
+}
+
+std::optional<std::string> resolve_omero_schema(spi::Session &spi)
+{
+    const char *chosen = omero_schema_setting();
+    spi::Result r = dbpatch_schemas(spi, chosen);
+    if (chosen) {
+        if (r.empty())
+            throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        std::string("omero_upgrade.omero_schema is \"") + chosen +
+                            "\", but no schema of that name holds a table named dbpatch",
+                        "", "Set omero_upgrade.omero_schema to the schema of OMERO's tables, or RESET it.");
+        return r.str(0, "q");
+    }
+    if (r.rows.size() > 1) {
+        std::string names;
+        for (size_t i = 0; i < r.rows.size(); i++)
+            names += (i ? ", " : "") + r.str(i, "q");
+        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "more than one schema holds a table named dbpatch: " + names,
+                    "omero_upgrade never picks OMERO's tables among several candidates.",
+                    "Name the schema of OMERO's tables: SET omero_upgrade.omero_schema = '<schema>' (ALTER ROLE … "
+                    "SET or ALTER DATABASE … SET to keep it), or drop the other dbpatch tables.");
+    }
+    if (r.empty())
+        return std::nullopt;
+    return r.str(0, "q");
+}
+
+} // namespace
+
+const std::optional<std::string> &find_omero_schema(spi::Session &spi)
+{
+    Call &call = current_call();
+    if (!call.omero_schema_known) {
+        call.omero_schema = resolve_omero_schema(spi);
+        call.omero_schema_known = true;
+    }
+    return call.omero_schema;
+}
+
+const std::string &omero_schema(spi::Session &spi)
+{
+    const auto &s = find_omero_schema(spi);
+    if (!s)
+        throw not_omero("there is no dbpatch table");
+    return *s;
+}
+
+std::string omero_name(spi::Session &spi, const char *name)
+{
+    return omero_schema(spi) + "." + spi::quote_ident(name);
+}
+
+std::string extension_schema(spi::Session &spi)
+{
+    return spi.scalar("SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e"
+                      " JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace"
+                      " WHERE e.extname = 'omero_upgrade'::pg_catalog.name",
+                      {}, true)
+        .value_or("public");
+}
+
+DbState read_db_state(spi::Session &spi)
+{
+    DbState s;
+    s.has_dbpatch = find_omero_schema(spi).has_value();
+    if (!s.has_dbpatch)
+        return s;
+    const std::string dbpatch = omero_name(spi, "dbpatch");
+    // A table called dbpatch without OMERO's columns is not OMERO's.
+    auto missing = spi.scalar(
+        "SELECT pg_catalog.string_agg(c, ', ') FROM pg_catalog.unnest(ARRAY['id', 'currentversion', 'currentpatch',"
+        "       'previousversion', 'previouspatch', 'finished', 'message']::pg_catalog.name[]) AS c"
+        " WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass($1)"
+        "                     AND a.attname = c AND NOT a.attisdropped)",
+        {spi::text(dbpatch)}, true);
+    if (missing) {
+        s.has_dbpatch = false;
+        s.missing_columns = *missing;
+        return s;
+    }
+    spi::Result r = spi.query(
+        "SELECT id, currentversion::pg_catalog.text || '__' || currentpatch::pg_catalog.text AS version,"
+        "       previousversion::pg_catalog.text || '__' || previouspatch::pg_catalog.text AS previous,"
+        "       finished IS NOT NULL AS finished, coalesce(message::pg_catalog.text, '') AS message"
+        "  FROM " + dbpatch + " ORDER BY id DESC LIMIT 1",
+        {}, true);
+    if (r.empty())
+        return s;
+    s.has_rows = true;
+    s.id = r.int64(0, "id");
+    s.version = r.str(0, "version");
+    s.previous_version = r.str(0, "previous");
+    s.finished = r.str(0, "finished") == "t";
+    s.message = r.str(0, "message");
+    return s;
+}
+
+std::string require_db_version(spi::Session &spi)
+{
+    DbState s = read_db_state(spi);
+    if (!s.has_dbpatch)
+        throw not_omero(s.why_not_omero());
+    if (!s.has_rows)
+        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "not an OMERO database: the dbpatch table is empty");
+    return s.version;
+}
+
+OtherSessions other_sessions(spi::Session &spi)
+{
+    auto r = spi.query(
+        "SELECT pg_catalog.count(*) AS n,"
+        "       pg_catalog.string_agg(pg_catalog.format('pid %s (%s@%s, %s)', pid, usename,"
+        "                             coalesce(NULLIF(application_name, ''), '?'),"
+        "                             coalesce(client_addr::pg_catalog.text, 'local')), '; ' ORDER BY pid) AS by_pid,"
+        "       coalesce(pg_catalog.string_agg(DISTINCT coalesce(usename::pg_catalog.text, '?') || '@' ||"
+        "                coalesce(NULLIF(application_name, ''), '?'), ', '), '') AS who"
+        "  FROM pg_catalog.pg_stat_activity"
+        " WHERE datname = pg_catalog.current_database() AND pid <> pg_catalog.pg_backend_pid()"
+        // Another role's session shows backend_type NULL to a non-superuser: count it too (but
+        // not background processes, which have no user).
+        "   AND coalesce(backend_type, 'client backend') = 'client backend' AND usesysid IS NOT NULL",
+        {}, true);
+    return OtherSessions{r.int64(0, "n"), r.str(0, "by_pid"), r.str(0, "who")};
+}
+
+int enter_omero_code(spi::Session &spi)
+{
+    const std::string &schema = omero_schema(spi);
+    auto shadows = spi.scalar(
+        "SELECT pg_catalog.string_agg(x, ', ' ORDER BY x) FROM ("
+        " SELECT p.oid::pg_catalog.regprocedure::pg_catalog.text AS x FROM pg_catalog.pg_proc p"
+        "  WHERE p.pronamespace = pg_catalog.to_regnamespace($1) AND EXISTS (SELECT 1 FROM pg_catalog.pg_proc c"
+        "        WHERE c.pronamespace = 'pg_catalog'::pg_catalog.regnamespace AND c.proname = p.proname)"
+        " UNION ALL"
+        " SELECT 'operator ' || o.oid::pg_catalog.regoperator::pg_catalog.text FROM pg_catalog.pg_operator o"
+        "  WHERE o.oprnamespace = pg_catalog.to_regnamespace($1)) AS s",
+        {spi::text(schema)}, true);
+    if (shadows)
+        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "the schema of OMERO's tables holds functions or operators named like PostgreSQL's own",
+                    "In " + schema + ": " + *shadows +
+                        ". OMERO defines none; OMERO's own functions and triggers, which this step runs, would "
+                        "call them with your rights.",
+                    "Drop them (and REVOKE CREATE ON SCHEMA " + schema +
+                        " FROM PUBLIC if every role may create objects there), then run it again.");
+    return push_search_path(("pg_catalog, " + schema + ", pg_temp").c_str());
+}
+
+void leave_omero_code(int level)
+{
+    pop_search_path(level);
+}
+
+} // namespace ou
