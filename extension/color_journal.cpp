@@ -1,6 +1,6 @@
 // The colour journal: run log, state queries, omero_colors_status(), omero_colors_purge_journal().
 #include "color_journal.hpp"
-#include "omero.hpp"
+#include "omero_db.hpp"
 #include "srf.hpp"
 
 #include <algorithm>
@@ -75,7 +75,8 @@ bool Journal::overlaps(int64_t lo, int64_t hi)
                        {spi::int8(lo), spi::int8(hi)}, true) == std::optional<std::string>("t");
 }
 
-int64_t Journal::start_run(const Request &req, const char *method, int64_t selected)
+int64_t Journal::start_run(const std::string &direction, const char *method, const std::optional<Ids> &roi_ids,
+                           const std::optional<Ids> &image_ids, const std::optional<Ids> &shape_ids, int64_t selected)
 {
     // Earlier runs whose backend is gone were interrupted; so were unfinished runs of this very
     // backend (a cancelled CALL: statement_timeout, pg_cancel_backend). This run takes over from them.
@@ -95,8 +96,8 @@ int64_t Journal::start_run(const Request &req, const char *method, int64_t selec
         "     WHERE a.pid = o.backend_pid AND a.backend_start IS NOT DISTINCT FROM o.backend_start"
         "       AND a.pid <> pg_catalog.pg_backend_pid()))"
         " SELECT run_id FROM r",
-        {spi::text(req.direction), spi::text(method), spi::int8_array(req.roi_ids), spi::int8_array(req.image_ids),
-         spi::int8_array(req.shape_ids), spi::int8(selected)});
+        {spi::text(direction), spi::text(method), spi::int8_array(roi_ids), spi::int8_array(image_ids),
+         spi::int8_array(shape_ids), spi::int8(selected)});
     return std::stoll(*v);
 }
 

@@ -4,7 +4,7 @@
 // statement, through the INSERT journal_insert_cte() writes.
 #pragma once
 
-#include "colors.hpp"
+#include "args.hpp"
 #include "spi.hpp"
 
 #include <functional>
@@ -34,7 +34,9 @@ public:
     // Nothing journaled at all / a chunk whose id range overlaps [lo, hi].
     bool empty();
     bool overlaps(int64_t lo, int64_t hi);
-    int64_t start_run(const Request &r, const char *method, int64_t selected);
+    // A new run (its scope: the id lists, all NULL for every shape); interrupted ones it takes over.
+    int64_t start_run(const std::string &direction, const char *method, const std::optional<Ids> &roi_ids,
+                      const std::optional<Ids> &image_ids, const std::optional<Ids> &shape_ids, int64_t selected);
     void count_batch(int64_t run_id, int64_t converted, int64_t restored, int64_t already, int64_t changed,
                      int64_t purged, int64_t raced);
     // The run's number of shapes in scope, once known (a ROI subset counts them as it goes).

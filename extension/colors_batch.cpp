@@ -152,7 +152,7 @@ int64_t Engine::plan()
     if (r_.all())
         covered_ = jr_.covered_to(r_.direction);
     if (!r_.dry_run) {
-        sum_.run_id = jr_.start_run(r_, procedure_ ? "batch" : "tx", total);
+        sum_.run_id = jr_.start_run(r_.direction, procedure_ ? "batch" : "tx", r_.roi_ids, r_.image_ids, r_.shape_ids, total);
         commit();
     }
     if (rois && try_rois_in_one_statement(*rois))

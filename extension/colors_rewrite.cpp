@@ -98,7 +98,7 @@ Summary rewrite_all(spi::Session &spi, Journal &jr, const Names &n, const Reques
         sum.sample = split_json_array(*sample);
     if (r.dry_run)
         return sum;
-    sum.run_id = jr.start_run(r, "rewrite", 0);
+    sum.run_id = jr.start_run(r.direction, "rewrite", r.roi_ids, r.image_ids, r.shape_ids, 0);
     // The index builds of the rewrite sort every row of each index: give them at least 512 MB
     // (only ever raised, for this transaction). No JIT for the rewrite's expressions either.
     std::string mwm = *spi.scalar("SELECT (GREATEST(pg_catalog.pg_size_bytes(pg_catalog.current_setting("

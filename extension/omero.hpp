@@ -1,4 +1,4 @@
-// What the extension knows about OMERO databases: versions, upgrade hops, the dbpatch state.
+// What the extension knows about OMERO versions and upgrade hops (the database itself: omero_db.hpp).
 #pragma once
 
 #include "omero_db.hpp"
