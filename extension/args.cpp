@@ -125,6 +125,11 @@ std::optional<std::vector<std::string>> Args::text_array(int n, const char *name
     return items;
 }
 
+IntArray Args::int_array(int n) const
+{
+    return is_null(n) ? IntArray{} : ou::int_array(fcinfo_->args[n].value);
+}
+
 bool Args::nonatomic_call() const
 {
     return fcinfo_->context && IsA(fcinfo_->context, CallContext) && !castNode(CallContext, fcinfo_->context)->atomic;

@@ -34,6 +34,8 @@ public:
     // int8[] / text[]: nullopt for NULL; else its elements (one dimension, no NULL).
     std::optional<Ids> int8_array(int n, const char *name, const char *what) const;
     std::optional<std::vector<std::string>> text_array(int n, const char *name, const char *what) const;
+    // An integer array read in place (int2[], int4[] or int8[]; NULL: no elements).
+    struct IntArray int_array(int n) const;
     // CALL outside a transaction block: the procedure may commit. False for a function, and for
     // a CALL inside a transaction block (atomic).
     bool nonatomic_call() const;

@@ -239,12 +239,6 @@ PurgeCounts purge(spi::Session &spi, colors::Journal &jr, bool forget, bool dry_
     return c;
 }
 
-// One array argument of omero_color_journal_pick (NULL: purged originals, no elements).
-IntArray pick_column(FunctionCallInfo fcinfo, int n)
-{
-    return PG_ARGISNULL(n) ? IntArray{} : int_array(PG_GETARG_DATUM(n));
-}
-
 } // namespace
 
 OU_FUNCTION(omero_colors_status)
@@ -297,20 +291,21 @@ OU_FUNCTION(omero_colors_purge_journal)
 OU_FUNCTION(omero_color_journal_pick)
 {
     return boundary([&] {
-        if (PG_ARGISNULL(0) || PG_ARGISNULL(5) || PG_ARGISNULL(6))
+        Args args(fcinfo);
+        if (args.is_null(0) || args.is_null(5) || args.is_null(6))
             throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "omero_color_journal_pick: shape_ids, lo and hi are required");
-        int64_t lo = PG_GETARG_INT64(5), hi = PG_GETARG_INT64(6);
-        IntArray cols[5];
+        int64_t lo = args.int8(5, "lo", ""), hi = args.int8(6, "hi", "");
+        IntArray cols[5];  // purged originals: NULL arrays, no elements
         for (int i = 0; i < 5; i++)
-            cols[i] = pick_column(fcinfo, i);
+            cols[i] = args.int_array(i);
         const size_t n = cols[0].size();
         for (int i = 1; i < 5; i++)
-            if (!PG_ARGISNULL(i) && cols[i].size() != n)
+            if (!args.is_null(i) && cols[i].size() != n)
                 throw Error(ERRCODE_DATA_CORRUPTED, "omero_upgrade: a colour journal chunk has arrays of different lengths");
         std::vector<int64_t> want;
-        const bool filter = !PG_ARGISNULL(7);
+        const bool filter = !args.is_null(7);
         if (filter) {
-            IntArray w = int_array(PG_GETARG_DATUM(7));
+            IntArray w = args.int_array(7);
             want.reserve(w.size());
             for (size_t i = 0; i < w.size(); i++)
                 if (!w.is_null(i))
