@@ -151,6 +151,8 @@ OtherSessions other_sessions(spi::Session &spi)
     return OtherSessions{r.int64(0, "n"), r.str(0, "by_pid"), r.str(0, "who")};
 }
 
+// Members of an installed extension (pgcrypto's gen_random_uuid, say) do not count: only the
+// owner of an extension can add objects to it.
 int enter_omero_code(spi::Session &spi)
 {
     const std::string &schema = omero_schema(spi);
@@ -159,9 +161,14 @@ int enter_omero_code(spi::Session &spi)
         " SELECT p.oid::pg_catalog.regprocedure::pg_catalog.text AS x FROM pg_catalog.pg_proc p"
         "  WHERE p.pronamespace = pg_catalog.to_regnamespace($1) AND EXISTS (SELECT 1 FROM pg_catalog.pg_proc c"
         "        WHERE c.pronamespace = 'pg_catalog'::pg_catalog.regnamespace AND c.proname = p.proname)"
+        "    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_catalog.pg_proc'::pg_catalog.regclass"
+        "                      AND d.objid = p.oid AND d.deptype = 'e')"
         " UNION ALL"
         " SELECT 'operator ' || o.oid::pg_catalog.regoperator::pg_catalog.text FROM pg_catalog.pg_operator o"
-        "  WHERE o.oprnamespace = pg_catalog.to_regnamespace($1)) AS s",
+        "  WHERE o.oprnamespace = pg_catalog.to_regnamespace($1)"
+        "    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d"
+        "                     WHERE d.classid = 'pg_catalog.pg_operator'::pg_catalog.regclass"
+        "                      AND d.objid = o.oid AND d.deptype = 'e')) AS s",
         {spi::text(schema)}, true);
     if (shadows)
         throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

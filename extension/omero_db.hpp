@@ -59,7 +59,8 @@ OtherSessions other_sessions(spi::Session &spi);
 // through the search_path. Statements that call it or write OMERO's tables run inside
 // with_omero_code(): search_path = pg_catalog, <OMERO's schema>, pg_temp, once that schema has
 // been checked to hold no function or operator shadowing PostgreSQL's (55000 naming them: OMERO
-// defines none, a plant would run inside OMERO's code with our caller's rights). Our own text in
+// defines none, a plant would run inside OMERO's code with our caller's rights; members of an
+// installed extension do not count). Our own text in
 // those statements is fully qualified, so nothing of it resolves through that path.
 int enter_omero_code(spi::Session &spi);
 void leave_omero_code(int level);

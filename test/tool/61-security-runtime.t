@@ -237,6 +237,10 @@ is "$(as postgres sec61_legacy -c "SELECT count(*) > 0 FROM omero_orphans_scan()
 # (ome_nextval, with OMERO's schema on the path) included, and still no plant runs.
 fixture_db sec61_user --version OMERO5.3__1 --owner "$owner"
 q sec61_user -c "CREATE EXTENSION omero_upgrade"
+# (an extension installed in OMERO's schema whose functions share pg_catalog's names is no plant:
+# pgcrypto's gen_random_uuid)
+q sec61_user -c "CREATE EXTENSION pgcrypto SCHEMA public"
+ok $? "pgcrypto installed in public (its gen_random_uuid shares pg_catalog's name)"
 as "$owner" sec61_user -v ON_ERROR_STOP=1 -c "CREATE SCHEMA postgres" >/dev/null
 plant_out=$(plant sec61_user "$owner" postgres 2>&1)
 ok $? "the OMERO owner plants the same in a schema named postgres, the superuser's \"\$user\": ${plant_out:0:300}"
