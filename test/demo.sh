@@ -55,6 +55,10 @@ show ls -l "$demo"
 show psql -X -U omero -d omero -c "SELECT omero_db_version()" -c "SELECT omero_precheck()"
 show psql -X -U omero -d omero -c "SELECT direction, converted, pending FROM omero_colors_status()"
 show psql -X -U omero -d omero -c "SELECT kind, discriminator, ns_kind, annotations FROM omero_orphans_summary()"
+if has db verify; then
+  step "The schema against a fresh OMERO5.4__0 built from the new server's creation files: db verify"
+  show "$TOOL" --server-dir OMERO.server db verify
+fi
 show "$TOOL" --server-dir OMERO.server rollback --dry-run
 
 step "Done: the throwaway cluster and everything above are removed now"

@@ -8,12 +8,105 @@
 #                                    "default" holds exactly the given properties; several
 #                                    profiles: sample_config DIR --active P --profile P K=V… --profile Q K=V…
 #   make_sample_sql DIR [FAIL_HOP]   writes DIR/sql/psql/<to>/<from>.sql (+ -precheck.sql) for
-#                                    every hop of the facts; FAIL_HOP "FROM:TO" makes that hop's
-#                                    script fail half-way (after its dbpatch insert).
+#                                    every hop of the facts, and the creation files of every <to>
+#                                    (psql-header.sql, schema.sql, views.sql, psql-footer.sql, as
+#                                    `omero db script` assembles them; see "Sample versions" below);
+#                                    FAIL_HOP "FROM:TO" makes that hop's script fail half-way
+#                                    (after its dbpatch insert).
 #   make_server_zip DIR ZIP          DIR zipped as OMERO.server zips are
 #   omero_calls DIR                  the calls the stub bin/omero received, one per line, args joined by '|'
 #   config_value DIR KEY             the value of KEY in DIR's config.xml
 #   db_fingerprint DB                row count and md5 of the key OMERO tables
+
+# ---- Sample versions ---------------------------------------------------------------------------
+# Our own model of what each sample release changed in the schema (not OMERO's changes). The
+# fixture's DDL, test/fixture/schema.sql, is the schema of OMERO5.2__0; each later version adds
+# its part below, cumulatively (OMERO5.4__0 has the changes of 5.3__0, 5.3__1 and its own):
+#   OMERO5.3__0  the colour columns and annotation.ns retyped (to the types they already have),
+#                index sample_omero5_3_0
+#   OMERO5.3__1  index sample_omero5_3_1, function sample_annotation_kind(varchar)
+#   OMERO5.4__0  index sample_omero5_4_0, the unique originalfile_repo_path_index a real 5.4 has
+#                (exactly as the fixture builds it at OMERO5.4__0), view
+#                sample_count_imageannotationlinks_by_owner
+# A hop script into TO applies all of TO's changes, idempotently (IF NOT EXISTS, OR REPLACE,
+# retyping to the same type), since a fixture database claims its version only by its dbpatch
+# rows: so a fixture database of any older version, upgraded by the sample scripts along any
+# chain, has exactly TO's schema. TO's creation files build that same schema from scratch: the
+# header (BEGIN, the prerequisite checks), schema.sql = the fixture's DDL verbatim, views.sql =
+# TO's views, the footer = TO's other changes, the creation dbpatch row and COMMIT. That is what
+# `omero-upgrade db verify` checks (test/tool/70-db-verify.t). The header and the footer use
+# `omero db script`'s substitutions: %(TIME)s, %(DIR)s, %(SCRIPT)s and %% in both (Python %
+# formatting), @DBVERSION@, @DBPATCH@ and @ROOTPASS@ in the footer.
+_sample_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+_sample_changes() {  # $1 version: its schema changes beyond the fixture's DDL, views aside
+  case $1 in OMERO5.3__0|OMERO5.3__1|OMERO5.4__0)
+    echo "ALTER TABLE shape ALTER COLUMN fillcolor TYPE int4, ALTER COLUMN strokecolor TYPE int4;"
+    echo "ALTER TABLE annotation ALTER COLUMN ns TYPE text;"
+    echo "CREATE INDEX IF NOT EXISTS sample_omero5_3_0 ON annotation (discriminator);" ;;
+  esac
+  case $1 in OMERO5.3__1|OMERO5.4__0)
+    echo "CREATE INDEX IF NOT EXISTS sample_omero5_3_1 ON annotation (discriminator, ns);"
+    echo "CREATE OR REPLACE FUNCTION sample_annotation_kind(d varchar) RETURNS text"
+    echo "    LANGUAGE sql IMMUTABLE AS \$\$ SELECT split_part(d, '/', 2) \$\$;" ;;
+  esac
+  case $1 in OMERO5.4__0)
+    echo "CREATE INDEX IF NOT EXISTS sample_omero5_4_0 ON annotation (discriminator);"
+    echo "CREATE UNIQUE INDEX IF NOT EXISTS originalfile_repo_path_index ON originalfile"
+    echo "    (repo, regexp_split_to_array('/' || path || name || '/', '/+'))"
+    echo "    WHERE repo IS NOT NULL;" ;;
+  esac
+}
+
+_sample_views() {  # $1 version: its views
+  case $1 in OMERO5.4__0)
+    echo "CREATE OR REPLACE VIEW sample_count_imageannotationlinks_by_owner (image_id, owner_id, count) AS"
+    echo "    SELECT parent, owner_id, count(*) FROM imageannotationlink GROUP BY parent, owner_id;" ;;
+  esac
+}
+
+# The creation files of version $2 in $1/sql/psql/$2 (our own writing, in OMERO's layout).
+_sample_creation() {
+  local d=$1/sql/psql/$2
+  mkdir -p "$d"
+  cat > "$d/psql-header.sql" <<SQL
+--
+-- Sample creation script of %(SCRIPT)s, written for omero_upgrade's tests (not OMERO's).
+-- Assembled %(TIME)s from %(DIR)s.
+--
+BEGIN;
+
+CREATE FUNCTION pg_temp.sample_creation_check() RETURNS void LANGUAGE plpgsql AS \$\$
+DECLARE n int := current_setting('server_version_num')::int; e text;
+BEGIN
+    SELECT pg_encoding_to_char(encoding) INTO STRICT e FROM pg_database WHERE datname = current_database();
+    IF n < 90300 THEN
+        RAISE EXCEPTION 'PostgreSQL database server version %% is less than OMERO prerequisite %%', n, 90300;
+    END IF;
+    IF e <> 'UTF8' THEN
+        RAISE EXCEPTION 'OMERO database character encoding must be UTF8, not %%', e;
+    END IF;
+END \$\$;
+SELECT pg_temp.sample_creation_check();
+SQL
+  cp "$_sample_here/../fixture/schema.sql" "$d/schema.sql"
+  {
+    echo "-- Sample views of $2, written for omero_upgrade's tests (not OMERO's)."
+    _sample_views "$2"
+  } > "$d/views.sql"
+  {
+    echo "-- Sample creation script footer of $2, written for omero_upgrade's tests (not OMERO's)."
+    _sample_changes "$2" | sed 's/%/%%/g'
+    echo "INSERT INTO dbpatch (currentversion, currentpatch, previousversion, previouspatch, message)"
+    echo "    VALUES ('@DBVERSION@', @DBPATCH@, '@DBVERSION@', @DBPATCH@, 'Initializing');"
+    echo "INSERT INTO configuration (name, value) VALUES ('sample.root.password', '@ROOTPASS@');"
+    echo "-- 100%% built: the creation row is finished."
+    echo "UPDATE dbpatch SET message = 'Database ready.', finished = clock_timestamp()"
+    echo " WHERE currentversion = '@DBVERSION@' AND currentpatch = @DBPATCH@"
+    echo "   AND previousversion = '@DBVERSION@' AND previouspatch = @DBPATCH@;"
+    echo "COMMIT;"
+  } > "$d/psql-footer.sql"
+}
 
 _sample_hops="OMERO5.2__0:OMERO5.3__0 OMERO5.2__0:OMERO5.3__1 OMERO5.3__0:OMERO5.3__1 OMERO5.3__0:OMERO5.4__0 OMERO5.3__1:OMERO5.4__0"
 _sample_prechecks="OMERO5.2__0:OMERO5.3__0 OMERO5.2__0:OMERO5.3__1 OMERO5.3__0:OMERO5.4__0 OMERO5.3__1:OMERO5.4__0"
@@ -58,10 +151,9 @@ make_sample_sql() {
       _sample_checks "$fv" "$fp"
       echo "INSERT INTO dbpatch (id, currentversion, currentpatch, previousversion, previouspatch)"
       echo "    VALUES (ome_nextval('seq_dbpatch'), '$tv', $tp, '$fv', $fp);"
-      echo "-- schema changes of the kind real scripts make, on tables the extension reads"
-      echo "ALTER TABLE shape ALTER COLUMN fillcolor TYPE int4, ALTER COLUMN strokecolor TYPE int4;"
-      echo "ALTER TABLE annotation ALTER COLUMN ns TYPE text;"
-      echo "CREATE INDEX sample_${tv//./_}_${tp}_from_${fv//./_}_${fp} ON annotation (discriminator);"
+      echo "-- schema changes of the kind real scripts make, on tables the extension reads: all of $to's"
+      _sample_changes "$to"
+      _sample_views "$to"
       if [ "$hop" = "$fail" ]; then
         echo "-- injected failure, half-way through"
         echo "SELECT 1 / 0 AS injected_failure;"
@@ -71,6 +163,9 @@ make_sample_sql() {
       echo "SELECT E'\\n\\n\\nYOU HAVE SUCCESSFULLY UPGRADED YOUR DATABASE TO VERSION $to\\n\\n\\n' AS Status;"
       echo "COMMIT;"
     } > "$f"
+  done
+  for to in OMERO5.3__0 OMERO5.3__1 OMERO5.4__0; do
+    _sample_creation "$dir" "$to"
   done
   for hop in $_sample_prechecks; do
     from=${hop%%:*} to=${hop##*:}
