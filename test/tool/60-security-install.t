@@ -168,7 +168,7 @@ SQL
 ext_grantees() {
   sq "$1" <<'SQL'
 WITH acls AS (
-  SELECT relacl AS acl FROM pg_class WHERE relnamespace = 'omero_upgrade'::regnamespace
+  SELECT c.relacl AS acl FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'omero_upgrade'
   UNION ALL SELECT nspacl FROM pg_namespace WHERE nspname = 'omero_upgrade'
   UNION ALL SELECT p.proacl FROM pg_proc p JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
              AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e')
@@ -388,6 +388,21 @@ like "$before" "^[1-9][0-9]* [1-9][0-9]*$" "… of which there was some"
 out=$(as omero_owner sp_up_clean -c "SELECT omero_orphans_restore(1)" 2>&1)
 like "$out" "^[1-9][0-9]*$" "… and a 1.0 delete run is restored by $extversion: $out"
 
+# A dump of a 1.0 database restores as the current version (pg_dump names no version), state
+# included, and the OMERO owner can use that state after a superuser's restore.
+fixture sp_dump10
+as omero_owner sp_dump10 -c "CREATE EXTENSION omero_upgrade VERSION '1.0'" \
+  -c "SELECT count(*) FROM omero_orphans_delete(dry_run => false)" >/dev/null
+pg_dump -Fc -f "$t/sp_dump10.dump" sp_dump10
+createdb -O omero_owner -T template0 sp_rs10
+pg_restore -d sp_rs10 "$t/sp_dump10.dump"
+ok $? "a dump of a 1.0 database restores (as the superuser)"
+is "$(sq sp_rs10 -c "SELECT extversion FROM pg_extension WHERE extname = 'omero_upgrade'") $(sq sp_rs10 -c "SELECT count(*) FROM omero_upgrade.orphan_archive")" \
+   "$extversion $(sq sp_dump10 -c "SELECT count(*) FROM omero_upgrade.orphan_archive")" "… as $extversion, with its archived orphans"
+catalog_is sp_rs10 sp_clean_su "… and the extension is exactly a fresh superuser install's"
+out=$(as omero_owner sp_rs10 -c "SELECT omero_orphans_restore(1)" 2>&1)
+like "$out" "^[1-9][0-9]*$" "… whose state the OMERO owner (the database's owner) may use: restored $out"
+
 # Then with every plant, by the owner (its own install) and by mallory (the superuser's install).
 fixture sp_up_owner
 as omero_owner sp_up_owner -c "CREATE EXTENSION omero_upgrade VERSION '1.0'"
@@ -486,7 +501,7 @@ else
   ok 0 "# SKIP not a git checkout: the .gitignore check needs one"
 fi
 
-for db in sp_clean sp_clean_su sp_report sp_owner sp_legacy sp_up_clean sp_up_clean_su sp_up_owner sp_up_legacy \
+for db in sp_clean sp_clean_su sp_report sp_owner sp_legacy sp_up_clean sp_up_clean_su sp_up_owner sp_up_legacy sp_dump10 sp_rs10 \
           sp_rs_super sp_rs_owner sp_rs_preplanted sp_rs_legacy; do
   dropdb --if-exists "$db"
 done
