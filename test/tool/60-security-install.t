@@ -368,6 +368,10 @@ dropdb sp_names
 # Without plants first: an updated 1.0 is exactly a fresh install of this version.
 fixture sp_up_clean
 as omero_owner sp_up_clean -c "CREATE EXTENSION omero_upgrade VERSION '1.0'"
+ext_catalog sp_clean > "$t/cat.sp_clean"
+ext_catalog sp_up_clean | diff - "$t/cat.sp_clean" > "$t/cat.10.diff"
+ok $((! $?)) "the comparison sees what 1.0 lacks before the update (it can fail): $(grep -c '^[<>]' "$t/cat.10.diff") line(s) differ"
+like "$(cat "$t/cat.10.diff")" "SET search_path TO 'pg_catalog', 'pg_temp'" "… among them _grant_state's pinned search_path"
 out=$(as omero_owner sp_up_clean -c "ALTER EXTENSION omero_upgrade UPDATE" 2>&1)
 ok $? "the owner updates 1.0 to $extversion: $out"
 is "$(sq sp_up_clean -c "SELECT extversion FROM pg_extension WHERE extname = 'omero_upgrade'")" "$extversion" "… now at $extversion"
