@@ -7,7 +7,7 @@
 #   make bench      benchmarks (ratios against the plain-SQL way); not part of make test
 
 EXTENSION  = omero_upgrade
-EXTVERSION = 1.0
+EXTVERSION = 1.1
 MODULE_big = omero_upgrade
 PG_CONFIG ?= pg_config
 

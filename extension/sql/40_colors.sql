@@ -1,38 +1,40 @@
 -- Shape colours, ARGB <-> RGBA (extension/colors.cpp).
 
-CREATE FUNCTION omero_argb_to_rgba(int4) RETURNS int4
+CREATE FUNCTION @extschema@.omero_argb_to_rgba(pg_catalog.int4) RETURNS pg_catalog.int4
 AS 'MODULE_PATHNAME', 'omero_argb_to_rgba' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION omero_argb_to_rgba(int4) IS
+COMMENT ON FUNCTION @extschema@.omero_argb_to_rgba(pg_catalog.int4) IS
   'ARGB colour to RGBA as OMERO 5.3 converts it: alpha 0 becomes 255 (opaque)';
 
-CREATE FUNCTION omero_rgba_to_argb(int4) RETURNS int4
+CREATE FUNCTION @extschema@.omero_rgba_to_argb(pg_catalog.int4) RETURNS pg_catalog.int4
 AS 'MODULE_PATHNAME', 'omero_rgba_to_argb' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
-COMMENT ON FUNCTION omero_rgba_to_argb(int4) IS
+COMMENT ON FUNCTION @extschema@.omero_rgba_to_argb(pg_catalog.int4) IS
   'RGBA colour to ARGB, the formula of OMERO''s reverse script (cannot give back an alpha of 0: use the journal)';
 
 -- One row per conversion run (CALL, _tx or rewrite); dry runs leave none.
 CREATE TABLE omero_upgrade.color_runs (
     run_id        bigserial PRIMARY KEY,
-    direction     text NOT NULL CHECK (direction IN ('argb_to_rgba', 'rgba_to_argb')),
-    method        text NOT NULL CHECK (method IN ('batch', 'tx', 'rewrite')),
-    scope         jsonb NOT NULL,          -- {"all": true} or {"roi_ids": [...], "image_ids": [...], "shape_ids": [...]}
-    started_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
-    finished_at   timestamptz,             -- NULL: running, or interrupted (see omero_colors_status)
-    backend_pid   int4 NOT NULL DEFAULT pg_catalog.pg_backend_pid(),
-    backend_start timestamptz,
-    run_by        name NOT NULL DEFAULT current_user,
-    selected      int8 NOT NULL DEFAULT 0, -- shapes in scope
-    converted     int8 NOT NULL DEFAULT 0, -- formula applied, originals journaled
-    restored      int8 NOT NULL DEFAULT 0, -- originals of the opposite conversion put back
-    already       int8 NOT NULL DEFAULT 0, -- already converted in this direction: untouched
-    changed       int8 NOT NULL DEFAULT 0, -- changed by OMERO after the opposite conversion: untouched
-    purged        int8 NOT NULL DEFAULT 0, -- opposite conversion's originals purged: untouched
-    raced         int8 NOT NULL DEFAULT 0, -- colours changed while we worked: untouched, still pending
-    resumed_by    int8,                    -- an interrupted run: the later run that took over
+    direction     pg_catalog.text NOT NULL CONSTRAINT color_runs_direction_check
+                  CHECK (direction OPERATOR(pg_catalog.=) ANY (ARRAY['argb_to_rgba', 'rgba_to_argb']::pg_catalog.text[])),
+    method        pg_catalog.text NOT NULL CONSTRAINT color_runs_method_check
+                  CHECK (method OPERATOR(pg_catalog.=) ANY (ARRAY['batch', 'tx', 'rewrite']::pg_catalog.text[])),
+    scope         pg_catalog.jsonb NOT NULL,             -- {"all": true} or {"roi_ids": [...], "image_ids": [...], "shape_ids": [...]}
+    started_at    pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    finished_at   pg_catalog.timestamptz,                -- NULL: running, or interrupted (see omero_colors_status)
+    backend_pid   pg_catalog.int4 NOT NULL DEFAULT pg_catalog.pg_backend_pid(),
+    backend_start pg_catalog.timestamptz,
+    run_by        pg_catalog.name NOT NULL DEFAULT current_user,
+    selected      pg_catalog.int8 NOT NULL DEFAULT 0,    -- shapes in scope
+    converted     pg_catalog.int8 NOT NULL DEFAULT 0,    -- formula applied, originals journaled
+    restored      pg_catalog.int8 NOT NULL DEFAULT 0,    -- originals of the opposite conversion put back
+    already       pg_catalog.int8 NOT NULL DEFAULT 0,    -- already converted in this direction: untouched
+    changed       pg_catalog.int8 NOT NULL DEFAULT 0,    -- changed by OMERO after the opposite conversion: untouched
+    purged        pg_catalog.int8 NOT NULL DEFAULT 0,    -- opposite conversion's originals purged: untouched
+    raced         pg_catalog.int8 NOT NULL DEFAULT 0,    -- colours changed while we worked: untouched, still pending
+    resumed_by    pg_catalog.int8,                       -- an interrupted run: the later run that took over
     -- A finished all-shapes run (or rewrite): the highest shape id it covered. Shapes above it with
     -- no journal entry were created after it (a 5.3 server writes RGBA already): while it is the
     -- newest such run, later all-shapes runs in its direction leave them alone.
-    covered_to    int8
+    covered_to    pg_catalog.int8
 );
 
 -- The journal: one row ("chunk") per batch and kind, holding parallel arrays, one element per
@@ -46,18 +48,20 @@ CREATE TABLE omero_upgrade.color_runs (
 -- Chunks are only inserted, never updated, except by omero_colors_purge_journal().
 CREATE TABLE omero_upgrade.color_journal (
     chunk_id      bigserial PRIMARY KEY,
-    run_id        int8 NOT NULL,
-    kind          text NOT NULL CHECK (kind IN ('convert', 'restore')),
-    direction     text NOT NULL CHECK (direction IN ('argb_to_rgba', 'rgba_to_argb')),
-    lo_id         int8 NOT NULL,           -- min and max of shape_ids: finds chunks by id range
-    hi_id         int8 NOT NULL,
-    done_at       timestamptz NOT NULL DEFAULT now(),
-    purged        boolean NOT NULL DEFAULT false,  -- originals dropped; the ids still mark the state
-    shape_ids     int8[] NOT NULL,
-    fill_before   int4[],
-    stroke_before int4[],
-    version_after int4[],
-    update_after  int8[]
+    run_id        pg_catalog.int8 NOT NULL,
+    kind          pg_catalog.text NOT NULL CONSTRAINT color_journal_kind_check
+                  CHECK (kind OPERATOR(pg_catalog.=) ANY (ARRAY['convert', 'restore']::pg_catalog.text[])),
+    direction     pg_catalog.text NOT NULL CONSTRAINT color_journal_direction_check
+                  CHECK (direction OPERATOR(pg_catalog.=) ANY (ARRAY['argb_to_rgba', 'rgba_to_argb']::pg_catalog.text[])),
+    lo_id         pg_catalog.int8 NOT NULL,              -- min and max of shape_ids: finds chunks by id range
+    hi_id         pg_catalog.int8 NOT NULL,
+    done_at       pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    purged        pg_catalog.bool NOT NULL DEFAULT false, -- originals dropped; the ids still mark the state
+    shape_ids     pg_catalog.int8[] NOT NULL,
+    fill_before   pg_catalog.int4[],
+    stroke_before pg_catalog.int4[],
+    version_after pg_catalog.int4[],
+    update_after  pg_catalog.int8[]
 );
 CREATE INDEX color_journal_range ON omero_upgrade.color_journal (lo_id, hi_id);
 -- The arrays are mostly distinct integers that do not compress: store them uncompressed (no
@@ -68,51 +72,52 @@ ALTER TABLE omero_upgrade.color_journal ALTER shape_ids SET STORAGE EXTERNAL, AL
 
 -- Internal: the elements of one chunk for shape ids in [lo, hi] (and in want, unless NULL). Reads a
 -- chunk with one binary search per element, where unnest() would return every element to be filtered.
-CREATE FUNCTION omero_upgrade.color_journal_pick(shape_ids int8[], fill_before int4[], stroke_before int4[],
-                                                 version_after int4[], update_after int8[], lo int8, hi int8,
-                                                 want int8[])
-RETURNS TABLE (id int8, f int4, st int4, v int4, u int8)
+CREATE FUNCTION omero_upgrade.color_journal_pick(shape_ids pg_catalog.int8[], fill_before pg_catalog.int4[],
+                                                 stroke_before pg_catalog.int4[], version_after pg_catalog.int4[],
+                                                 update_after pg_catalog.int8[], lo pg_catalog.int8, hi pg_catalog.int8,
+                                                 want pg_catalog.int8[])
+RETURNS TABLE (id pg_catalog.int8, f pg_catalog.int4, st pg_catalog.int4, v pg_catalog.int4, u pg_catalog.int8)
 AS 'MODULE_PATHNAME', 'omero_color_journal_pick' LANGUAGE C IMMUTABLE PARALLEL SAFE ROWS 1000;
 
-SELECT omero_upgrade._grant_state('omero_upgrade.color_runs');
-SELECT omero_upgrade._grant_state('omero_upgrade.color_journal');
-SELECT pg_catalog.pg_extension_config_dump('omero_upgrade.color_runs', '');
-SELECT pg_catalog.pg_extension_config_dump('omero_upgrade.color_journal', '');
-SELECT pg_catalog.pg_extension_config_dump('omero_upgrade.color_runs_run_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('omero_upgrade.color_journal_chunk_id_seq', '');
+SELECT omero_upgrade._grant_state('omero_upgrade.color_runs'::pg_catalog.regclass);
+SELECT omero_upgrade._grant_state('omero_upgrade.color_journal'::pg_catalog.regclass);
+SELECT pg_catalog.pg_extension_config_dump('omero_upgrade.color_runs'::pg_catalog.regclass, ''::pg_catalog.text);
+SELECT pg_catalog.pg_extension_config_dump('omero_upgrade.color_journal'::pg_catalog.regclass, ''::pg_catalog.text);
+SELECT pg_catalog.pg_extension_config_dump('omero_upgrade.color_runs_run_id_seq'::pg_catalog.regclass, ''::pg_catalog.text);
+SELECT pg_catalog.pg_extension_config_dump('omero_upgrade.color_journal_chunk_id_seq'::pg_catalog.regclass, ''::pg_catalog.text);
 
-CREATE PROCEDURE omero_colors_convert(direction text, roi_ids int8[] DEFAULT NULL, image_ids int8[] DEFAULT NULL,
-                                      shape_ids int8[] DEFAULT NULL, batch_size int DEFAULT 50000,
-                                      dry_run boolean DEFAULT false, method text DEFAULT 'auto')
+CREATE PROCEDURE @extschema@.omero_colors_convert(direction pg_catalog.text, roi_ids pg_catalog.int8[] DEFAULT NULL, image_ids pg_catalog.int8[] DEFAULT NULL,
+                                      shape_ids pg_catalog.int8[] DEFAULT NULL, batch_size pg_catalog.int4 DEFAULT 50000,
+                                      dry_run pg_catalog.bool DEFAULT false, method pg_catalog.text DEFAULT 'auto')
 AS 'MODULE_PATHNAME', 'omero_colors_convert' LANGUAGE C;
-COMMENT ON PROCEDURE omero_colors_convert(text, int8[], int8[], int8[], int, boolean, text) IS
+COMMENT ON PROCEDURE @extschema@.omero_colors_convert(pg_catalog.text, pg_catalog.int8[], pg_catalog.int8[], pg_catalog.int8[], pg_catalog.int4, pg_catalog.bool, pg_catalog.text) IS
   'convert shape colours (argb_to_rgba or rgba_to_argb), journaled, committing per batch (or, every shape with the database to itself, one rewrite); CALL it again to resume';
 
-CREATE FUNCTION omero_colors_convert_tx(direction text, roi_ids int8[] DEFAULT NULL, image_ids int8[] DEFAULT NULL,
-                                        shape_ids int8[] DEFAULT NULL, batch_size int DEFAULT 50000,
-                                        dry_run boolean DEFAULT false)
-RETURNS TABLE (run_id int8, direction text, dry_run boolean, selected int8, converted int8, restored int8,
-               already int8, changed int8, purged int8, raced int8, sample jsonb)
+CREATE FUNCTION @extschema@.omero_colors_convert_tx(direction pg_catalog.text, roi_ids pg_catalog.int8[] DEFAULT NULL, image_ids pg_catalog.int8[] DEFAULT NULL,
+                                        shape_ids pg_catalog.int8[] DEFAULT NULL, batch_size pg_catalog.int4 DEFAULT 50000,
+                                        dry_run pg_catalog.bool DEFAULT false)
+RETURNS TABLE (run_id pg_catalog.int8, direction pg_catalog.text, dry_run pg_catalog.bool, selected pg_catalog.int8, converted pg_catalog.int8, restored pg_catalog.int8,
+               already pg_catalog.int8, changed pg_catalog.int8, purged pg_catalog.int8, raced pg_catalog.int8, sample pg_catalog.jsonb)
 AS 'MODULE_PATHNAME', 'omero_colors_convert_tx' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION omero_colors_convert_tx(text, int8[], int8[], int8[], int, boolean) IS
+COMMENT ON FUNCTION @extschema@.omero_colors_convert_tx(pg_catalog.text, pg_catalog.int8[], pg_catalog.int8[], pg_catalog.int8[], pg_catalog.int4, pg_catalog.bool) IS
   'as CALL omero_colors_convert, inside the caller''s transaction; returns what it did (or would do)';
 
-CREATE FUNCTION omero_colors_rewrite(direction text, dry_run boolean DEFAULT false)
-RETURNS TABLE (run_id int8, direction text, dry_run boolean, selected int8, converted int8, restored int8,
-               already int8, changed int8, purged int8, raced int8, sample jsonb)
+CREATE FUNCTION @extschema@.omero_colors_rewrite(direction pg_catalog.text, dry_run pg_catalog.bool DEFAULT false)
+RETURNS TABLE (run_id pg_catalog.int8, direction pg_catalog.text, dry_run pg_catalog.bool, selected pg_catalog.int8, converted pg_catalog.int8, restored pg_catalog.int8,
+               already pg_catalog.int8, changed pg_catalog.int8, purged pg_catalog.int8, raced pg_catalog.int8, sample pg_catalog.jsonb)
 AS 'MODULE_PATHNAME', 'omero_colors_rewrite' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION omero_colors_rewrite(text, boolean) IS
+COMMENT ON FUNCTION @extschema@.omero_colors_rewrite(pg_catalog.text, pg_catalog.bool) IS
   'fast path: converts every shape by rewriting the shape table in one pass (server stopped, no other session), journaled';
 
-CREATE FUNCTION omero_colors_status()
-RETURNS TABLE (direction text, converted int8, pending int8, purged int8, first_at timestamptz,
-               last_at timestamptz, runs int8, running_runs int8, interrupted_runs int8)
+CREATE FUNCTION @extschema@.omero_colors_status()
+RETURNS TABLE (direction pg_catalog.text, converted pg_catalog.int8, pending pg_catalog.int8, purged pg_catalog.int8, first_at pg_catalog.timestamptz,
+               last_at pg_catalog.timestamptz, runs pg_catalog.int8, running_runs pg_catalog.int8, interrupted_runs pg_catalog.int8)
 AS 'MODULE_PATHNAME', 'omero_colors_status' LANGUAGE C STABLE;
-COMMENT ON FUNCTION omero_colors_status() IS
+COMMENT ON FUNCTION @extschema@.omero_colors_status() IS
   'per direction: shapes converted (journaled), pending, with purged originals; when; runs done, running, interrupted';
 
-CREATE FUNCTION omero_colors_purge_journal(forget boolean DEFAULT false, dry_run boolean DEFAULT false)
-RETURNS TABLE (chunks_deleted int8, originals_dropped int8, shapes_still_marked int8)
+CREATE FUNCTION @extschema@.omero_colors_purge_journal(forget pg_catalog.bool DEFAULT false, dry_run pg_catalog.bool DEFAULT false)
+RETURNS TABLE (chunks_deleted pg_catalog.int8, originals_dropped pg_catalog.int8, shapes_still_marked pg_catalog.int8)
 AS 'MODULE_PATHNAME', 'omero_colors_purge_journal' LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION omero_colors_purge_journal(boolean, boolean) IS
+COMMENT ON FUNCTION @extschema@.omero_colors_purge_journal(pg_catalog.bool, pg_catalog.bool) IS
   'drops the journaled originals (no exact reverse afterwards); converted shapes stay marked unless forget';
