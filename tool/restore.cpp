@@ -1,4 +1,4 @@
-// omero-upgrade restore FILE --into NEW_DB [--switch]: a verified backup into a new database.
+// A verified backup into a new database (the library of `restore`, `db to-utf8` and `rollback`).
 //
 // Order: checksum and contents first (a damaged dump stops everything before a database is
 // created), then the new database (UTF8, template0, owned by the OMERO user; names are quoted by
@@ -237,66 +237,5 @@ RestoreResult restore_into(const Settings &s, const VerifyResult &v, const Resto
         throw;
     }
 }
-
-namespace {
-
-struct Args {
-    std::string file;
-    RestoreOptions o;
-    bool do_switch = false;
-} g;
-
-int run_restore()
-{
-    Settings s = load_settings(g.do_switch);
-    if (g.do_switch)
-        require_omero_bin(s);
-    check_db_name(g.o.into);
-    VerifyResult v = verify_backup(g.file);
-    if (!v.ok()) {
-        for (const auto &p : v.problems)
-            out().error(p);
-        out().say("refusing to restore " + v.path + ": it failed verification; nothing was created");
-        out().result() = {{"file", v.path}, {"problems", v.problems}, {"created", false}};
-        return EXIT_PROBLEM;
-    }
-    if (v.manifest)
-        g.o.expected_version = v.manifest->value("dbpatch_version", "");
-    else {
-        g.o.expected_version = v.dbpatch_version;
-        out().warn(v.name + " is not in the manifest of " + v.dir + ": expecting the version its dbpatch data holds, " +
-                   v.dbpatch_version);
-    }
-    out().say("verified " + v.path + " (checksum, " + std::to_string(v.toc.size()) + " entries, dbpatch " +
-              v.dbpatch_version + ")");
-    RestoreResult r = restore_into(s, v, g.o);
-    out().result() = r.info;
-    if (!r.version_ok)
-        return EXIT_PROBLEM;
-    if (g.do_switch) {
-        std::string old = s.property("omero.db.name", "omero");
-        omero_config_set(s, "omero.db.name", g.o.into);
-        out().result()["switched"] = true;
-        out().result()["previous_db_name"] = old;
-        out().say("switched: omero.db.name is now '" + g.o.into + "' (was '" + old + "'; to go back: bin/omero config set omero.db.name " +
-                  shell_quote(old) + ")");
-        if (omero_server_running(s).value_or(false))
-            out().warn("the OMERO server is running: restart it (bin/omero admin restart) to use '" + g.o.into + "'");
-    }
-    return EXIT_OK;
-}
-
-Register reg({"restore", "restore a verified backup into a new UTF8 database", [](CLI::App &sub) {
-                  sub.add_option("FILE", g.file, "the backup (NAME.pgdump or NAME.pgdir)")->required();
-                  sub.add_option("--into", g.o.into, "the new database (refused when it exists and is not empty)")->required();
-                  sub.add_flag("--switch", g.do_switch, "then point the server at it: bin/omero config set omero.db.name NEW_DB");
-                  sub.add_option("-j,--jobs", g.o.jobs, "restore with N parallel jobs")->check(CLI::Range(1, 64));
-                  sub.add_option("--owner", g.o.owner, "owner of the new database (default: omero.db.user of config.xml, else omero)");
-                  sub.add_flag("--skip-extension", g.o.skip_extension,
-                               "leave out the omero_upgrade extension and its state (automatic when the server lacks it)");
-                  return [] { return run_restore(); };
-              }});
-
-} // namespace
 
 } // namespace ou

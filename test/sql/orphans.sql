@@ -2,7 +2,7 @@
 -- tables found in the catalog, the scanned and deleted set against the official rule written
 -- here as plain SQL (the oracle), the summary, bad input, delete then restore giving back the
 -- identical table, and schemas with more references than OMERO's.
--- (The link inserted by another session between scan and delete: test/tool/30-orphans-concurrent.t.)
+-- (The link inserted by another session between scan and delete: test/tool/51-orphans-concurrent.t.)
 CREATE DATABASE orphans_regress;
 \c orphans_regress
 \set version OMERO5.4__0

@@ -5,7 +5,7 @@
 // psql as the OMERO database user, each hop checked in dbpatch before the next one starts.
 #include "fsutil.hpp"
 #include "progress.hpp"
-#include "server.hpp"
+#include "omero_server.hpp"
 
 #include <dirent.h>
 #include <unistd.h>

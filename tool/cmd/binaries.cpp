@@ -7,7 +7,7 @@
 #include "checksum.hpp"
 #include "fsutil.hpp"
 #include "progress.hpp"
-#include "server.hpp"
+#include "omero_server.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>

@@ -1,7 +1,7 @@
 // omero-upgrade config upgrade-check off: turns off the server's upgrade-check notifications by
 // setting omero.upgrades.url to an empty string through bin/omero config set (OMERO edits
 // config.xml under its own lock), then reads config.xml back to confirm.
-#include "server.hpp"
+#include "omero_server.hpp"
 
 namespace ou {
 

@@ -4,7 +4,7 @@
 // file system, and refuses a BioFormatsCache that is itself a symlink or resolves anywhere but
 // <realpath of the data dir>/BioFormatsCache.
 #include "progress.hpp"
-#include "server.hpp"
+#include "omero_server.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>

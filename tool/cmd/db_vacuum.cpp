@@ -4,7 +4,7 @@
 // server's data directory: checked when the server is local and its data directory visible,
 // otherwise the tool says it cannot check and asks for --force.
 #include "progress.hpp"
-#include "server.hpp"
+#include "omero_server.hpp"
 
 #include <sys/statvfs.h>
 
