@@ -10,6 +10,7 @@
 #include "common.hpp"
 #include "db.hpp"
 #include "fsutil.hpp"
+#include "installation.hpp"
 #include "settings.hpp"
 
 #include <ftw.h>
@@ -28,44 +29,12 @@
 
 namespace ou::run {
 
-// Also used by rollback.cpp.
-std::string given_server_dir();
-std::string lexical_absolute(const std::string &p);
 std::string rollback_commands(const nlohmann::json &state, bool by_hand);
 int print_report(const nlohmann::json &state);
 
-std::string lexical_absolute(const std::string &p)
-{
-    if (p.empty() || p[0] == '/')
-        return p;
-    char buf[PATH_MAX];
-    if (!getcwd(buf, sizeof buf))
-        return p;
-    std::string d = buf, r = p;
-    while (r.rfind("./", 0) == 0)
-        r.erase(0, 2);
-    return d + "/" + r;
-}
-
-// The server directory as the user named it (not resolved: OMERO.server is a symlink that the
-// run repoints, and every later step must see the new tree through it).
-std::string given_server_dir()
-{
-    const GlobalOptions &g = global_options();
-    std::string d = g.server_dir;
-    if (d.empty()) {
-        const char *e = std::getenv("OMERODIR");
-        d = e && *e ? e : "OMERO.server";
-    }
-    while (d.size() > 1 && d.back() == '/')
-        d.pop_back();
-    return lexical_absolute(d);
-}
-
 static std::string real_path(const std::string &p)
 {
-    char buf[PATH_MAX];
-    return realpath(p.c_str(), buf) ? std::string(buf) : "";
+    return resolved_path(p);
 }
 
 namespace {
