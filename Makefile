@@ -48,10 +48,10 @@ override CPPFLAGS += -MMD -MP
 
 # ---- the omero-upgrade tool ------------------------------------------------------------
 TOOL       = tool/omero-upgrade
-TOOL_SRCS  = $(sort $(wildcard tool/*.cpp))
+TOOL_SRCS  = $(sort $(wildcard tool/*.cpp tool/cmd/*.cpp))
 TOOL_OBJS  = $(TOOL_SRCS:.cpp=.o)
 PG_INCLUDEDIR := $(shell $(PG_CONFIG) --includedir 2>/dev/null)
-TOOL_CXXFLAGS = -std=c++17 -O2 -g -Wall -Wextra -Wno-unused-parameter -I$(PG_INCLUDEDIR) -MMD -MP \
+TOOL_CXXFLAGS = -std=c++17 -O2 -g -Wall -Wextra -Wno-unused-parameter -I$(PG_INCLUDEDIR) -Itool -MMD -MP \
                 -DOMERO_UPGRADE_VERSION='"$(EXTVERSION)"'
 TOOL_LIBS  = -lpq -lpugixml -larchive -lcrypto
 
