@@ -78,11 +78,11 @@ override CPPFLAGS += -MMD -MP
 
 # ---- the omero-upgrade tool ------------------------------------------------------------
 TOOL       = tool/omero-upgrade
-TOOL_SRCS  = $(sort $(wildcard tool/*.cpp))
+TOOL_SRCS  = $(sort $(wildcard tool/*.cpp tool/cmd/*.cpp))
 TOOL_OBJS  = $(TOOL_SRCS:.cpp=.o)
 # The tool is built against this Debian's libpq whatever PostgreSQL the extension is built for.
 LIBPQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
-TOOL_CXXFLAGS = -std=c++17 -O2 -g -Wall -Wextra -Wno-unused-parameter $(LIBPQ_CFLAGS) -MMD -MP \
+TOOL_CXXFLAGS = -std=c++17 -O2 -g -Wall -Wextra -Wno-unused-parameter $(LIBPQ_CFLAGS) -Itool -MMD -MP \
                 -DOMERO_UPGRADE_VERSION='"$(EXTVERSION)"'
 TOOL_LIBS  = -lpq -lpugixml -larchive -lcrypto
 
