@@ -91,6 +91,11 @@ copy cb_rw
 t_rw=$(time_sql cb_rw "CALL omero_colors_convert('argb_to_rgba')")
 [ "$(q cb_rw -c "SELECT method FROM omero_upgrade.color_runs")" = rewrite ] ||
   { echo "bench colors: CHECK FAILED: the default CALL did not take the one-pass rewrite" >&2; exit 1; }
+# The same rewrite with PostgreSQL's parallel index builds off (the caller's 0 is raised by ours:
+# a session whose max_parallel_workers is 0 caps them at 0).
+copy cb_rw0
+t_rw0=$(PGOPTIONS="-c max_parallel_workers=0 -c max_parallel_maintenance_workers=0" time_sql cb_rw0 "CALL omero_colors_convert('argb_to_rgba')")
+q postgres -c "DROP DATABASE cb_rw0" >/dev/null
 
 # 1% subsets reversed after the full conversions: the official reverse restricted to ROIs % 100 = 7
 # (after the official full conversion), ours on ROIs % 100 = 8 (after our CALL: the journal holds
@@ -131,6 +136,7 @@ echo "bench colors: journal of the full batch conversion: $journal" >&2
 ratio "colors full conversion, CALL with the database to itself (auto: one-pass rewrite, journal)" "$t_off" "$t_rw"
 ratio "colors full conversion, CALL by batches of 50000 while OMERO could run (journal)" "$t_off" "$t_ours"
 ratio "colors one-pass rewrite against our batches" "$t_ours" "$t_rw"
+ratio "colors one-pass rewrite, parallel index builds against none" "$t_rw0" "$t_rw"
 ratio "colors 1% ROI subset, CALL (journal) vs restricted UPDATE" "$t_off_sub" "$t_our_sub"
 ratio "colors 1% ROI subset reversed after a full conversion (journal of every shape) vs restricted UPDATE" "$t_off_rev" "$t_our_rev"
 for d in cb_sub cb_off cb_ours cb_rw; do q postgres -c "DROP DATABASE $d" >/dev/null; done

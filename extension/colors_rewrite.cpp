@@ -100,18 +100,28 @@ Summary rewrite_all(spi::Session &spi, Journal &jr, const Names &n, const Reques
         return sum;
     sum.run_id = jr.start_run(r.direction, "rewrite", r.roi_ids, r.image_ids, r.shape_ids, 0);
     // The index builds of the rewrite sort every row of each index: give them at least 512 MB
-    // (only ever raised, for this transaction). No JIT for the rewrite's expressions either.
+    // (only ever raised, for this transaction), and PostgreSQL's parallel index builds: at least
+    // as many maintenance workers as max_parallel_workers allows, up to 4 (the server is stopped,
+    // the cores are ours; each participant needs 32 MB of maintenance_work_mem, which 512 MB
+    // covers). No JIT for the rewrite's expressions either.
     std::string mwm = *spi.scalar("SELECT (GREATEST(pg_catalog.pg_size_bytes(pg_catalog.current_setting("
                                   "'maintenance_work_mem')), 512 * 1024 * 1024) / 1024)::pg_catalog.text || 'kB'",
                                   {}, true);
+    std::string workers = *spi.scalar(
+        "SELECT GREATEST(pg_catalog.current_setting('max_parallel_maintenance_workers')::pg_catalog.int4,"
+        " LEAST(pg_catalog.current_setting('max_parallel_workers')::pg_catalog.int4, 4))::pg_catalog.text",
+        {}, true);
     std::vector<std::string> old;
-    for (const char *name : {"jit", "maintenance_work_mem"})
+    const char *const settings[] = {"jit", "maintenance_work_mem", "max_parallel_maintenance_workers"};
+    for (const char *name : settings)
         old.push_back(spi.scalar("SELECT pg_catalog.current_setting($1)", {spi::text(name)}, true).value_or(""));
-    spi.exec("SELECT pg_catalog.set_config('jit', 'off', true), pg_catalog.set_config('maintenance_work_mem', $1, true)",
-             {spi::text(mwm)});
+    spi.exec("SELECT pg_catalog.set_config('jit', 'off', true), pg_catalog.set_config('maintenance_work_mem', $1, true),"
+             " pg_catalog.set_config('max_parallel_maintenance_workers', $2, true)",
+             {spi::text(mwm), spi::text(workers)});
     sum.selected = journal_and_rewrite(spi, jr, n, r, sum.run_id);
-    spi.exec("SELECT pg_catalog.set_config('jit', $1, true), pg_catalog.set_config('maintenance_work_mem', $2, true)",
-             {spi::text(old[0]), spi::text(old[1])});
+    spi.exec("SELECT pg_catalog.set_config('jit', $1, true), pg_catalog.set_config('maintenance_work_mem', $2, true),"
+             " pg_catalog.set_config('max_parallel_maintenance_workers', $3, true)",
+             {spi::text(old[0]), spi::text(old[1]), spi::text(old[2])});
     sum.converted = sum.selected;
     jr.count_batch(sum.run_id, sum.converted, 0, 0, 0, 0, 0);
     auto top = spi.scalar("SELECT pg_catalog.max(id) FROM " + n.shape, {}, true);

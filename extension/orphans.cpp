@@ -33,6 +33,10 @@ struct Reference {
     std::string columns;     // referencing columns, for display
     std::string cond;        // r.<col> = a.<col> [AND …]
     std::string kind;        // link | link parent | other
+    // NO ACTION or RESTRICT on delete and not deferrable: PostgreSQL's own foreign-key check at
+    // the end of our DELETE statement refuses to delete a row this reference points to, so the
+    // delete needs no re-check of it unless a link raced the scan (see delete_batch).
+    bool guards = false;
 };
 
 struct Rule {
@@ -58,7 +62,8 @@ const char *const kReferencesSql =
     "                 AND rel.relname::pg_catalog.text = 'annotationannotationlink' THEN 'link parent'"
     "            ELSE 'other' END AS kind,"
     "       CASE WHEN pg_catalog.quote_ident(ns.nspname) = $2 THEN pg_catalog.quote_ident(rel.relname)"
-    "            ELSE pg_catalog.quote_ident(ns.nspname) || '.' || pg_catalog.quote_ident(rel.relname) END AS name"
+    "            ELSE pg_catalog.quote_ident(ns.nspname) || '.' || pg_catalog.quote_ident(rel.relname) END AS name,"
+    "       (c.confdeltype OPERATOR(pg_catalog.=) ANY ('{a,r}'::pg_catalog.\"char\"[]) AND NOT c.condeferrable) AS guards"
     "  FROM pg_catalog.pg_constraint c"
     "  JOIN pg_catalog.pg_class rel ON rel.oid = c.conrelid"
     "  JOIN pg_catalog.pg_namespace ns ON ns.oid = rel.relnamespace"
@@ -66,7 +71,7 @@ const char *const kReferencesSql =
     "  JOIN pg_catalog.pg_attribute fa ON fa.attrelid = c.conrelid AND fa.attnum = k.fk"
     "  JOIN pg_catalog.pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = k.pk"
     " WHERE c.contype = 'f' AND c.confrelid = pg_catalog.to_regclass($1) AND c.conparentid = 0"
-    " GROUP BY c.oid, c.conrelid, c.conname, rel.relname, ns.nspname"
+    " GROUP BY c.oid, c.conrelid, c.conname, c.confdeltype, c.condeferrable, rel.relname, ns.nspname"
     " ORDER BY 5, rel.relname, c.conname";
 
 Rule discover(spi::Session &spi)
@@ -86,7 +91,7 @@ Rule discover(spi::Session &spi)
     auto f = spi.query(kReferencesSql, {spi::text(rule.annotation), spi::text(schema)}, true);
     for (size_t i = 0; i < f.rows.size(); i++)
         rule.refs.push_back(Reference{f.str(i, "tbl"), f.str(i, "name"), f.str(i, "con"), f.str(i, "cols"),
-                                      f.str(i, "cond"), f.str(i, "kind")});
+                                      f.str(i, "cond"), f.str(i, "kind"), f.str(i, "guards") == "t"});
     return rule;
 }
 
@@ -200,12 +205,52 @@ int64_t start_delete_run(spi::Session &spi, const DeleteOptions &o, const spi::P
         {ns, spi::int4(o.batch), spi::int8(scanned)}));
 }
 
-// One batch: lock its rows, then delete and archive those still orphans (in a new statement, so a
-// new snapshot). Returns {deleted, bytes}.
+// The DELETE of a batch with its archive, in one statement: rows of the batch still matching
+// `predicate` are deleted, each one's whole row going into the archive. {deleted, bytes}.
+std::pair<int64_t, int64_t> delete_archive(spi::Session &spi, const Rule &rule, const spi::Param &ns,
+                                           const spi::Param &run, const spi::Param &batch,
+                                           const std::string &predicate)
+{
+    // The DELETE fires OMERO's own triggers on annotation: it runs as OMERO's code.
+    auto d = with_omero_code(spi, [&] {
+        return spi.query(
+            "WITH d AS (DELETE FROM " + rule.annotation + " a WHERE a.id OPERATOR(pg_catalog.=) ANY ($2) AND " +
+                predicate +
+                "           RETURNING a AS r, pg_catalog.pg_column_size(a.*) AS bytes),"
+                "     i AS (INSERT INTO omero_upgrade.orphan_archive (run_id, annotation_id, row_image)"
+                "           SELECT $3, (d.r).id, pg_catalog.to_jsonb(d.r) FROM d)"
+                " SELECT pg_catalog.count(*) AS n, coalesce(pg_catalog.sum(d.bytes), 0)::pg_catalog.int8 AS bytes FROM d",
+            {ns, batch, run});
+    });
+    return {d.int64(0, "n"), d.int64(0, "bytes")};
+}
+
+// One batch. Without fast, and when every reference is guarded by a foreign key (OMERO's are),
+// first optimistically: one DELETE that re-checks only the kinds and namespaces, in a
+// subtransaction.
+// The DELETE locks each row (waiting for any transaction whose new link holds a KEY SHARE lock on
+// it); the foreign keys' own checks at the end of the statement then see every link committed
+// before, and a link that raced the scan makes them fail (23503): the subtransaction is rolled
+// back and the batch done the careful way below. On the common path the re-check of every
+// reference (as many index probes per row as the foreign-key checks PostgreSQL runs anyway)
+// is not paid twice.
+// The careful way (and fast): lock the batch's rows, then delete and archive those still orphans
+// under every reference (in a new statement, so a new snapshot). Returns {deleted, bytes}.
 std::pair<int64_t, int64_t> delete_batch(spi::Session &spi, const Rule &rule, const DeleteOptions &o,
                                          const spi::Param &ns, const spi::Param &run, const spi::Param &batch,
                                          const std::string &srr)
 {
+    // Only when every reference is guarded: a DELETE that re-checked an unguarded one (ON DELETE
+    // CASCADE, a deferrable key) in the same statement would not see a reference committed while it
+    // waited for the row's lock.
+    const bool all_guarded = std::all_of(rule.refs.begin(), rule.refs.end(), [](const Reference &r) { return r.guards; });
+    if (!o.fast && all_guarded) {
+        std::pair<int64_t, int64_t> r;
+        if (spi::try_subtransaction(
+                [&] { r = delete_archive(spi, rule, ns, run, batch, kind_and_ns); },
+                ERRCODE_FOREIGN_KEY_VIOLATION))
+            return r;
+    }
     spi.exec("SELECT pg_catalog.count(*) FROM (SELECT 1 FROM " + rule.annotation +
                  " a WHERE a.id OPERATOR(pg_catalog.=) ANY ($2) ORDER BY a.id FOR UPDATE) AS l",
              {ns, batch});
@@ -217,20 +262,10 @@ std::pair<int64_t, int64_t> delete_batch(spi::Session &spi, const Rule &rule, co
                         "Run it in a READ COMMITTED transaction, or with fast => false.");
         spi.exec("SELECT pg_catalog.set_config('session_replication_role', 'replica', true)");
     }
-    // The DELETE fires OMERO's own triggers on annotation: it runs as OMERO's code.
-    auto d = with_omero_code(spi, [&] {
-        return spi.query(
-            "WITH d AS (DELETE FROM " + rule.annotation + " a WHERE a.id OPERATOR(pg_catalog.=) ANY ($2) AND " +
-                orphan_predicate(rule, true) +
-                "           RETURNING a AS r, pg_catalog.pg_column_size(a.*) AS bytes),"
-                "     i AS (INSERT INTO omero_upgrade.orphan_archive (run_id, annotation_id, row_image)"
-                "           SELECT $3, (d.r).id, pg_catalog.to_jsonb(d.r) FROM d)"
-                " SELECT pg_catalog.count(*) AS n, coalesce(pg_catalog.sum(d.bytes), 0)::pg_catalog.int8 AS bytes FROM d",
-            {ns, batch, run});
-    });
+    auto d = delete_archive(spi, rule, ns, run, batch, orphan_predicate(rule, true));
     if (o.fast)
         spi.exec("SELECT pg_catalog.set_config('session_replication_role', $1, true)", {spi::text(srr)});
-    return {d.int64(0, "n"), d.int64(0, "bytes")};
+    return d;
 }
 
 // The delete, shared by the function (one transaction) and the procedure (commit per batch).

@@ -141,7 +141,13 @@ private:
 std::optional<std::vector<Hop>> check_version(Checks &c, const DbState &db, const std::string &target)
 {
     std::optional<std::vector<Hop>> path;
-    if (db.version == target) {
+    if (db.version == target && !db.finished) {
+        // Never "already at" on a row an upgrade script left unfinished: the script stopped half-way.
+        c.add("version", "failed",
+              "half-upgraded (unfinished): the newest dbpatch row claims " + target +
+                  " but has no finished time; restore the backup taken before that upgrade, then upgrade again");
+        path = std::vector<Hop>{};
+    } else if (db.version == target) {
         c.add("version", "ok", "already at version " + target + ": no upgrade needed");
         path = std::vector<Hop>{};
     } else if (!is_known_version(db.version)) {
@@ -369,7 +375,7 @@ OU_FUNCTION(omero_precheck)
         }
         std::string problems;
         int failed = 0;
-        bool at_target = false;
+        bool at_target = false, half = false;
         for (const Check &c : checks) {
             if (c.status == "failed") {
                 failed++;
@@ -377,11 +383,14 @@ OU_FUNCTION(omero_precheck)
             }
             if (c.name == "version" && c.status == "ok" && c.detail.rfind("already at", 0) == 0)
                 at_target = true;
+            if (c.name == "version" && c.detail.rfind("half-upgraded", 0) == 0)
+                half = true;
         }
         if (failed)
             throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                        (at_target ? "YOUR DATABASE IS ALREADY AT VERSION " + target + ", BUT IT HAS "
-                                   : "DATABASE IS NOT READY FOR UPGRADE TO VERSION " + target + ": ") +
+                        (half        ? "YOUR DATABASE IS HALF-UPGRADED (UNFINISHED) TO VERSION " + target + ": "
+                         : at_target ? "YOUR DATABASE IS ALREADY AT VERSION " + target + ", BUT IT HAS "
+                                     : "DATABASE IS NOT READY FOR UPGRADE TO VERSION " + target + ": ") +
                             std::to_string(failed) + " problem(s)",
                         "Problems:" + problems, "Fix each problem, then run omero_precheck() again.");
         std::string verdict = at_target ? "YOUR DATABASE IS ALREADY AT VERSION " + target

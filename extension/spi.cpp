@@ -2,6 +2,7 @@
 #include "spi.hpp"
 
 extern "C" {
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 }
@@ -218,6 +219,40 @@ void Session::commit()
 #endif
     });
     renew_search_path();
+}
+
+bool try_subtransaction(const std::function<void()> &f, int sqlstate)
+{
+    MemoryContext ctx = CurrentMemoryContext;
+    ResourceOwner owner = CurrentResourceOwner;
+    pg_guard([ctx] {
+        BeginInternalSubTransaction(nullptr);
+        MemoryContextSwitchTo(ctx);  // what f allocates outlives the subtransaction, as before it
+    });
+    auto rollback = [ctx, owner] {
+        pg_guard([ctx, owner] {
+            RollbackAndReleaseCurrentSubTransaction();
+            MemoryContextSwitchTo(ctx);
+            CurrentResourceOwner = owner;
+        });
+    };
+    try {
+        f();
+    } catch (const PgError &e) {
+        rollback();
+        if (e.edata && e.edata->sqlerrcode == sqlstate)
+            return false;
+        throw;
+    } catch (...) {
+        rollback();
+        throw;
+    }
+    pg_guard([ctx, owner] {
+        ReleaseCurrentSubTransaction();
+        MemoryContextSwitchTo(ctx);
+        CurrentResourceOwner = owner;
+    });
+    return true;
 }
 
 } // namespace ou::spi

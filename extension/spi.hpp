@@ -10,6 +10,7 @@ extern "C" {
 }
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -106,5 +107,11 @@ public:
 private:
     bool connected_ = false;
 };
+
+// Runs f in a subtransaction of the current transaction (as a plpgsql BEGIN … EXCEPTION block).
+// f returns normally: the subtransaction is released, true. f raises a PostgreSQL error with
+// SQLSTATE `sqlstate`: everything f did is rolled back, false. Any other error or exception:
+// rolled back too, then rethrown. f must not commit.
+bool try_subtransaction(const std::function<void()> &f, int sqlstate);
 
 } // namespace ou::spi

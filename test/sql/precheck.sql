@@ -105,6 +105,9 @@ SELECT currentversion, currentpatch, previousversion, previouspatch, finished IS
 SELECT omero_db_version();
 SELECT check_name, status, detail FROM omero_precheck_report() WHERE status <> 'ok';
 SELECT omero_precheck();
+-- its unfinished row's own version as the target: half-upgraded, never "already at"
+SELECT check_name, status, detail FROM omero_precheck_report('OMERO5.3__1') WHERE status <> 'ok';
+SELECT omero_precheck('OMERO5.3__1');
 
 -- Not UTF8, with SV5 traces and an old server: several problems at once, all listed
 CREATE DATABASE precheck_latin1 ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0;

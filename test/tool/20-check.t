@@ -25,7 +25,7 @@ like "$out" "[0-9]+ ok, 1 warning\(s\), 0 failed" "a summary line"
 
 j=$("$TOOL" --json --server-dir "$srv" check --backup-dir "$t")
 is "$(echo "$j" | jq -r '[.result.checks[].name] | join(",")')" \
-  "config,dbpatch,postgresql_version,encoding,pg_dump,pg_restore,open_files,backup_space,vacuum_space,omero_server,extension" \
+  "config,target,dbpatch,postgresql_version,encoding,pg_dump,pg_restore,open_files,backup_space,vacuum_space,omero_server,extension" \
   "--json: every prerequisite, in order"
 is "$(status_of "$j" encoding),$(status_of "$j" pg_dump),$(status_of "$j" pg_restore),$(status_of "$j" omero_server)" \
   "ok,ok,ok,ok" "encoding, client programs, server not running: ok"

@@ -32,8 +32,11 @@ like "$out" "no precheck script sql/psql/OMERO5.4__0/OMERO5.2__0-precheck.sql.*
 hint: .*CREATE EXTENSION omero_upgrade" "… suggesting the extension"
 out=$(pc --db-name pc_52 precheck --target OMERO5.3__1)
 is "$?" 0 "--target OMERO5.3__1 for a 5.2 database: its script, ready"
-out=$(pc --db-name pc_54 precheck)
-like "$out" "ALREADY AT VERSION OMERO5.4__0" "a database already at the target"
+out=$(pc --db-name pc_54 precheck 2>&1)
+is "$?" 1 "a database already at the server directory's own newest version, no target named: exit 1 (issue 14)"
+like "$out" "no newer target is known" "… no newer target is known, never an all-clear"
+out=$(pc --db-name pc_54 precheck --target OMERO5.4__0)
+like "$out" "ALREADY AT VERSION OMERO5.4__0" "a database already at the target named by --target"
 
 # A script whose version check fails (the 5.3__0 script in the 5.3__1 place).
 wrong=$t/wrong

@@ -1,5 +1,6 @@
 // omero-upgrade check [--target V] [--backup-dir DIR]: every prerequisite of the upgrade, each
 // ok / warning / failed with its fix in one line. Changes nothing. Exit 1 when any failed.
+#include "installation.hpp"
 #include "fsutil.hpp"
 #include "process.hpp"
 #include "settings.hpp"
@@ -104,7 +105,7 @@ bool local_host(const std::string &h)
 }
 
 struct Args {
-    std::string target;
+    std::string target, new_server;
     std::string backup_dir = ".";
 } g;
 
@@ -125,12 +126,17 @@ int run_check()
     auto db = connect_db(s);
     OmeroDbState st = read_omero_state(*db);
 
-    // The target: --target, else the server directory's newest scripts, else the newest known.
-    std::string target = g.target;
-    if (target.empty())
-        target = server_newest_version(s);
+    // The target: --target, else the newest of --new-server, else the server directory's newest
+    // scripts, else the newest known. Taken from the server directory and equal to the database's
+    // version, it is the release that runs now, not a target: no all-clear then.
+    auto ut = resolve_upgrade_target(s, st, g.target, g.new_server);
+    std::string target = ut->version;
     if (target.empty())
         target = "OMERO5.4__0";
+    if (!ut->no_newer.empty())
+        add("target", "failed", ut->no_newer, "give --new-server DIR|ZIP, the release to upgrade to (or --target)");
+    else
+        add("target", "ok", target + " (" + (ut->source.empty() ? "the newest known" : "from " + ut->source) + ")");
 
     // dbpatch state
     if (!st.is_omero)
@@ -296,6 +302,8 @@ int run_check()
 Register reg({"check", "check the upgrade prerequisites (each ok / warning / failed, with the fix)", [](CLI::App &sub) {
                   sub.add_option("--target", g.target,
                                  "target database version (default: the newest in the server's sql/psql, else OMERO5.4__0)");
+                  sub.add_option("--new-server", g.new_server,
+                                 "the release to upgrade to (its zip or directory): its newest version is the target");
                   sub.add_option("--backup-dir", g.backup_dir, "where backups will go (default: .)");
                   return [] { return run_check(); };
               }});

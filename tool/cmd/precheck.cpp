@@ -7,6 +7,7 @@
 // outside the script's own BEGIN … ROLLBACK can be committed; the connection's end rolls back),
 // and a script that contains COMMIT is refused before it runs.
 #include "fsutil.hpp"
+#include "installation.hpp"
 #include "process.hpp"
 #include "settings.hpp"
 
@@ -19,7 +20,7 @@ namespace ou {
 namespace {
 
 struct Args {
-    std::string target;
+    std::string target, new_server;
 } g;
 
 // The script's statements with every string, quoted identifier, comment and dollar-quoted body
@@ -131,18 +132,27 @@ int with_extension(Db &db, const std::string &target)
     return verdict(resolved, problems, at_target);
 }
 
-int with_script(const Settings &s, Db &db, const OmeroDbState &st, const std::string &target)
+int with_script(const Settings &s, Db &db, const OmeroDbState &st, const std::string &target,
+                const std::string &scripts_dir)
 {
     out().result()["method"] = "script";
     out().result()["target"] = target;
+    if (!st.finished) {
+        // Never "already at" (nor a script run) on a row an upgrade left unfinished.
+        std::string p = "half-upgraded (unfinished): the newest dbpatch row (" + st.version +
+                        ") has no finished time: an upgrade script stopped half-way; restore the backup taken "
+                        "before it";
+        out().error(p);
+        return verdict(target, {p}, false);
+    }
     if (st.version == target)
         return verdict(target, {}, true);
     std::string rel = "sql/psql/" + target + "/" + st.version + "-precheck.sql";
-    std::string script = s.server_path(rel);
+    std::string script = scripts_dir + "/" + rel;
     out().result()["script"] = script;
     std::string text;
     if (!read_file(script, text))
-        throw CommandError("no precheck script " + rel + " in " + s.server_dir + " (the extension is not installed)",
+        throw CommandError("no precheck script " + rel + " in " + scripts_dir + " (the extension is not installed)",
                            "use the server distribution of the target release (--server-dir), or install the "
                            "extension (CREATE EXTENSION omero_upgrade), which prechecks every hop of a longer path");
     static const std::regex commit(R"((^|;)\s*(COMMIT|END)\s*(TRANSACTION|WORK)?\s*;)",
@@ -196,14 +206,24 @@ int run_precheck()
         return EXIT_PROBLEM;
     }
     out().result()["current"] = st.version;
-    std::string target = g.target.empty() ? server_newest_version(s) : g.target;
+    out().result()["current_finished"] = st.finished;
+    auto t = resolve_upgrade_target(s, st, g.target, g.new_server);
+    out().result()["target_source"] = t->source;
+    if (!t->no_newer.empty()) {
+        out().error(t->no_newer);
+        out().say("hint: give --new-server DIR|ZIP, the release to upgrade to (or --target VERSION)");
+        out().result()["ready"] = false;
+        out().result()["target"] = nullptr;
+        out().result()["problems"] = {t->no_newer};
+        return EXIT_PROBLEM;
+    }
     if (!st.extension_version.empty())
-        return with_extension(*db, target);
-    if (target.empty())
+        return with_extension(*db, t->version);
+    if (t->version.empty())
         throw CommandError("no target version: no sql/psql/OMERO* folder in " + s.server_dir +
                                " and the extension is not installed",
-                           "give --target OMEROx.y__z and --server-dir of the target release's server distribution");
-    return with_script(s, *db, st, target);
+                           "give --new-server DIR|ZIP of the release to upgrade to (or --target OMEROx.y__z)");
+    return with_script(s, *db, st, t->version, t->scripts_dir);
 }
 
 Register reg({"precheck", "is the database ready for the upgrade? (the extension, else the server's precheck script)",
@@ -211,6 +231,9 @@ Register reg({"precheck", "is the database ready for the upgrade? (the extension
                   sub.add_option("--target", g.target,
                                  "target database version, e.g. OMERO5.4__0 (default: the newest in the server's "
                                  "sql/psql, else the newest known)");
+                  sub.add_option("--new-server", g.new_server,
+                                 "the release to upgrade to (its zip or directory): its newest version is the target "
+                                 "and, without the extension, its -precheck.sql scripts are run");
                   return [] { return run_precheck(); };
               }});
 

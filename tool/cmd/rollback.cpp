@@ -7,12 +7,11 @@
 
 #include "common.hpp"
 #include "fsutil.hpp"
+#include "installation.hpp"
+#include "run_undo.hpp"
 #include "settings.hpp"
 
 namespace ou::run {
-
-std::string given_server_dir();
-std::string lexical_absolute(const std::string &p);
 
 namespace {
 
@@ -21,31 +20,16 @@ struct Args {
     bool dry_run = false;
 } a;
 
-// Whether the run started this step (its effects may exist).
-bool ran(const nlohmann::json &state, const std::string &id)
+// A database name for the restore that no database has yet (<db>_before_<date>, then _2, _3…).
+std::string free_database_name(const std::string &want)
 {
-    for (const auto &s : state["steps"])
-        if (s.value("id", "") == id)
-            return s.value("attempts", 0) > 0;
-    return false;
-}
-
-nlohmann::json plan(const nlohmann::json &state, const std::string &into)
-{
-    std::string backup = state["backup"].value("path", "");
-    bool db_changed = false;
-    for (const char *id : {"db-upgrade", "orphans", "colors", "wells", "vacuum-full"})
-        db_changed |= ran(state, id);
-    nlohmann::json steps = nlohmann::json::array();
-    steps.push_back(new_step("stop", "stop the server", {"server", "stop"}));
-    if (ran(state, "binaries-install"))
-        steps.push_back(new_step("binaries-rollback", "point OMERO.server back to the old tree", {"binaries", "rollback"}));
-    if (db_changed)
-        steps.push_back(new_step("restore", "restore the pre-upgrade backup into a new database and switch to it",
-                                 {"restore", backup, "--into", into, "--switch"}));
-    steps.push_back(new_step("start", "start the old server", {"server", "start"}));
-    steps.push_back(new_step("status", "check that it runs", {"server", "status"}));
-    return steps;
+    Settings s = load_settings(false);
+    auto db = connect_db(s);
+    for (int i = 1;; i++) {
+        std::string n = i == 1 ? want : want.substr(0, 60) + "_" + std::to_string(i);
+        if (db->query("SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1", {n}).empty())
+            return n;
+    }
 }
 
 int run_rollback()
@@ -80,14 +64,30 @@ int run_rollback()
             rb["into"] = a.into;
         if (rb.value("into", "").empty())
             rb["into"] = st["database"].value("name", "omero") + "_before_upgrade";
-        rb["steps"] = plan(st, rb.value("into", ""));
+        if (a.into.empty())
+            rb["into"] = free_database_name(rb.value("into", ""));
+        // Only what changed, as the installation shows it now.
+        Installation m = read_installation({true, state_path});
+        RollbackPlan p = plan_rollback(st, m, rb.value("into", ""));
+        for (const auto &r : p.reasons)
+            out().say("  " + r);
+        if (p.steps.empty()) {
+            out().say("nothing to roll back: run " + st.value("run_id", "") + " left the installation as it was "
+                      "(the old tree, the unchanged database, the server running)");
+            out().result() = {{"rolled_back", false}, {"reason", "nothing changed"}, {"reasons", p.reasons}};
+            return EXIT_OK;
+        }
+        rb["steps"] = p.steps;
+        rb["reasons"] = p.reasons;
     } else if (!a.into.empty() && a.into != rb.value("into", "")) {
         throw CommandError("this rollback was started with --into " + rb.value("into", "") + "; run it again without --into");
     }
+    bool restores = find_step(rb, "restore") != nullptr;
     out().say("Rollback of run " + st.value("run_id", "") + ": " + st["server"].value("dir", "") + " back to " +
-              st["server"].value("old_tree", "") + ", database restored from " + st["backup"].value("path", "") +
-              " into " + rb.value("into", "") + " (the upgraded database " + st["database"].value("name", "") +
-              " is kept)");
+              st["server"].value("old_tree", "") +
+              (restores ? ", database restored from " + st["backup"].value("path", "") + " into " + rb.value("into", "") +
+                              " (the upgraded database " + st["database"].value("name", "") + " is kept)"
+                        : ", database " + st["database"].value("name", "") + " kept as it is (unchanged)"));
     if (a.dry_run) {
         int i = 0;
         for (const auto &s : rb["steps"]) {
@@ -156,8 +156,9 @@ int run_rollback()
         rb["status"] = "completed";
         rb["finished"] = iso_now();
         st["status"] = "rolled back";
-        out().say("rolled back: " + sdir + " runs the old tree again, on database " + rb.value("into", "") +
-                  " (restored from " + st["backup"].value("path", "") + ")");
+        out().say("rolled back: " + sdir + " runs the old tree again, on database " +
+                  (restores ? rb.value("into", "") + " (restored from " + st["backup"].value("path", "") + ")"
+                            : st["database"].value("name", "") + " (unchanged, not restored)"));
     }
     save_state(state_path, st);
     out().result() = rb;

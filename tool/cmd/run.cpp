@@ -10,6 +10,7 @@
 #include "common.hpp"
 #include "db.hpp"
 #include "fsutil.hpp"
+#include "installation.hpp"
 #include "settings.hpp"
 
 #include <ftw.h>
@@ -28,44 +29,12 @@
 
 namespace ou::run {
 
-// Also used by rollback.cpp.
-std::string given_server_dir();
-std::string lexical_absolute(const std::string &p);
 std::string rollback_commands(const nlohmann::json &state, bool by_hand);
 int print_report(const nlohmann::json &state);
 
-std::string lexical_absolute(const std::string &p)
-{
-    if (p.empty() || p[0] == '/')
-        return p;
-    char buf[PATH_MAX];
-    if (!getcwd(buf, sizeof buf))
-        return p;
-    std::string d = buf, r = p;
-    while (r.rfind("./", 0) == 0)
-        r.erase(0, 2);
-    return d + "/" + r;
-}
-
-// The server directory as the user named it (not resolved: OMERO.server is a symlink that the
-// run repoints, and every later step must see the new tree through it).
-std::string given_server_dir()
-{
-    const GlobalOptions &g = global_options();
-    std::string d = g.server_dir;
-    if (d.empty()) {
-        const char *e = std::getenv("OMERODIR");
-        d = e && *e ? e : "OMERO.server";
-    }
-    while (d.size() > 1 && d.back() == '/')
-        d.pop_back();
-    return lexical_absolute(d);
-}
-
 static std::string real_path(const std::string &p)
 {
-    char buf[PATH_MAX];
-    return realpath(p.c_str(), buf) ? std::string(buf) : "";
+    return resolved_path(p);
 }
 
 namespace {
@@ -136,6 +105,7 @@ struct Prepared {
     std::vector<std::pair<std::string, std::string>> hops;
     std::vector<StepDef> steps;
     std::vector<std::string> problems;  // the plan cannot run
+    std::string nothing;                // set: the installation is already upgraded (why)
 };
 
 Prepared prepare(const std::string &sdir, const std::string &state_path)
@@ -174,6 +144,11 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
     if (!old_tree.empty() && !p.ns.is_archive && real_path(o.new_server) == old_tree)
         p.problems.push_back("the new server " + o.new_server + " is the current server tree");
     p.steps = build_steps(o, target);
+    // Already upgraded: the database at the target, finished, and the tree OMERO.server points to
+    // made for it. Nothing to do means no stop, no backup, no new run record.
+    if (st.finished && st.version == target && tree_newest_version(old_tree) == target)
+        p.nothing = "the installation is already upgraded: " + st.dbname + " is at " + target + " and " + sdir +
+                    " runs " + old_tree + ", whose scripts lead to " + target;
 
     nlohmann::json hops = nlohmann::json::array();
     for (const auto &[f, t] : p.hops)
@@ -601,13 +576,19 @@ int dry_run(const std::string &sdir, const std::string &state_path)
     std::vector<std::string> problems;
     if (state_exists(state_path)) {
         st = load_state(state_path);
-        if (st.value("status", "") != "completed" && !a.resume)
+        std::string status = st.value("status", "");
+        if (status != "completed" && status != "rolled back" && !a.resume)
             problems.push_back("an unfinished run is recorded in " + state_path + ": use --resume");
     }
     if (!a.resume || st.is_null()) {
         Prepared p = prepare(sdir, state_path);
         st = p.state;
         problems.insert(problems.end(), p.problems.begin(), p.problems.end());
+        if (!p.nothing.empty() && p.problems.empty()) {
+            out().say("nothing to do: " + p.nothing);
+            out().result() = {{"dry_run", true}, {"nothing_to_do", true}, {"reason", p.nothing}, {"can_run", true}};
+            return EXIT_OK;
+        }
     }
     for (auto &s : st["steps"]) {
         for (const auto &d : build_steps(RunOptions::from_json(st["options"]), st["database"].value("target", "")))
@@ -670,6 +651,7 @@ int run_run()
 
     Lock lock(state_path);
     nlohmann::json st;
+    std::string keep_old;
     if (state_exists(state_path)) {
         st = load_state(state_path);
         std::string status = st.value("status", "");
@@ -680,8 +662,9 @@ int run_run()
                                        st.value("failed_step", "?") + ") is recorded in " + state_path,
                                    "continue it with: omero-upgrade run --resume (or roll it back: omero-upgrade "
                                    "rollback)");
-            // A new upgrade after a finished one: keep the old record beside it.
-            rename_noreplace(state_path, state_path + "." + st.value("run_id", "old"));
+            // A new upgrade after a finished one: the old record is kept beside it (below, once
+            // there is something to do).
+            keep_old = st.value("run_id", "old");
             st = nullptr;
         } else {
             if (finished) {
@@ -706,6 +689,13 @@ int run_run()
             out().result() = {{"problems", p.problems}};
             return EXIT_PROBLEM;
         }
+        if (!p.nothing.empty()) {
+            out().say("nothing to do: " + p.nothing + " (no server stop, no backup, no run recorded)");
+            out().result() = {{"nothing_to_do", true}, {"reason", p.nothing}};
+            return EXIT_OK;
+        }
+        if (!keep_old.empty())
+            rename_noreplace(state_path, state_path + "." + keep_old);
         st = p.state;
     }
     out().set_log_file(st.value("log_file", ""));

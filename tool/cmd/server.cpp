@@ -214,12 +214,19 @@ CommandRun setup_start(CLI::App &sub)
                 out().say("hint: restore the database from the backup taken before the upgrade, then run db upgrade again");
                 return EXIT_PROBLEM;
             }
-            if (st.is_omero && !newest.empty() && compare_versions(st.version, newest) < 0) {
+            int c = st.is_omero && !newest.empty() ? compare_versions(st.version, newest) : 0;
+            if (c != 0) {
+                // Behind: the server's code expects a schema the database does not have yet. Newer:
+                // an old server on an upgraded database (after a binaries rollback without a restore).
                 std::string msg = "the database " + s.conn.dbname + " is at " + st.version + " but this server (" +
-                                  s.server_dir + ") needs " + newest;
+                                  s.server_dir + ") " + (c < 0 ? "needs " : "is made for ") + newest +
+                                  (c > 0 ? ": the database is newer than this server's scripts" : "");
                 if (!o->force) {
                     out().error(msg);
-                    out().say("hint: run omero-upgrade db upgrade first (or --force to start anyway)");
+                    out().say(c < 0 ? "hint: run omero-upgrade db upgrade first (or --force to start anyway)"
+                                    : "hint: point OMERO.server at the server the database was upgraded for, or "
+                                      "restore the backup taken before the upgrade (omero-upgrade rollback); --force "
+                                      "starts anyway");
                     return EXIT_PROBLEM;
                 }
                 out().warn(msg + " (--force: starting anyway)");

@@ -1,0 +1,168 @@
+// omero-upgrade status [--new-server DIR|ZIP] [--target V]: the live installation as one model
+// (installation.hpp), like `flyway info` / `sqitch status`: where OMERO.server points, the tree's
+// newest scripts, the database config.xml names and its dbpatch, whether the server runs, whether
+// they agree; the last run and what a rollback would undo; with --new-server, what an upgrade
+// would do (the hops, the steps). Changes nothing. Exit 0 all agree, 1 a problem (the database
+// is not what the tree's scripts lead to, an unfinished upgrade or run), 2 could not tell.
+#include "installation.hpp"
+#include "run_plan.hpp"
+#include "run_state.hpp"
+#include "run_undo.hpp"
+
+namespace ou {
+
+namespace {
+
+struct StatusOptions {
+    std::string new_server, target, state_file;
+};
+
+void say_installation(const Installation &m)
+{
+    out().say("installation " + m.server_dir + " (" + m.kind +
+              (m.kind == "symlink" ? " → " + m.link_target : std::string()) + ")");
+    out().say("  tree       " + (m.tree.empty() ? "(none)" : m.tree) + ": scripts up to " +
+              (m.tree_newest.empty() ? "(no sql/psql)" : m.tree_newest));
+    out().say("  config     " + m.config_path + (m.config_found ? "" : " (missing)") + ": database " + m.db_name +
+              " on " + (m.db_host.empty() ? "(libpq default)" : m.db_host) + ":" + m.db_port + " as " + m.db_user);
+    if (!m.db_read)
+        out().say("  database   " + m.db_name + ": cannot be read: " + m.db_error);
+    else if (!m.db.is_omero)
+        out().say("  database   " + m.db_name + ": not an OMERO database (no dbpatch rows)");
+    else
+        out().say("  database   " + m.db_name + ": " + m.db.version +
+                  (m.db.finished ? " (finished)" : " (half-upgraded: unfinished)") + ", extension " +
+                  (m.db.extension_version.empty() ? "not installed" : m.db.extension_version));
+    out().say(std::string("  server     ") + server_run_name(m.server) + " (" + m.server_how +
+              (m.omero_sessions >= 0 ? "; " + std::to_string(m.omero_sessions) + " OMERO session(s)" : std::string()) +
+              ")");
+    std::string mm = m.mismatch();
+    out().say("  agreement  " + (mm.empty() ? "the database is at the tree's newest scripts: the server can run on it" : mm));
+}
+
+void say_run(const Installation &m, nlohmann::json &res)
+{
+    if (!m.run.is_object()) {
+        out().say("last run   none recorded (" + m.run_state_path + ")");
+        res["last_run"] = nullptr;
+        return;
+    }
+    const auto &r = m.run;
+    std::string st = r.value("status", "");
+    out().say("last run   " + r.value("run_id", "") + ": " + st +
+              (r.contains("failed_step") ? " at step " + r.value("failed_step", "") : std::string()) + ", " +
+              r["database"].value("version_before", "") + " → " + r["database"].value("target", "") + " (" +
+              m.run_state_path + ")");
+    nlohmann::json done = nlohmann::json::array(), pending = nlohmann::json::array();
+    for (const auto &s : r["steps"])
+        (s.value("status", "") == "done" ? done : pending).push_back(s.value("id", ""));
+    res["last_run"] = {{"run_id", r.value("run_id", "")}, {"status", st}, {"failed_step", r.value("failed_step", "")},
+                       {"steps_done", done}, {"steps_pending", pending}, {"state_file", m.run_state_path}};
+    if (!m.earlier_runs.empty())
+        out().say("           " + std::to_string(m.earlier_runs.size()) + " earlier run record(s) beside it");
+    bool can = st != "rolled back" && r["backup"].is_object();
+    if (!can) {
+        out().say("rollback   " + std::string(st == "rolled back" ? "done already" : "not possible: the run made no backup"));
+        res["rollback"] = {{"possible", false}};
+        return;
+    }
+    run::RollbackPlan p = run::plan_rollback(r, m, r["rollback"].value("into", ""));
+    nlohmann::json steps = nlohmann::json::array();
+    for (const auto &s : p.steps)
+        steps.push_back(s["command"]);
+    out().say("rollback   " + std::string(p.steps.empty() ? "nothing to undo" : "possible") + "; backup " +
+              r["backup"].value("path", "") + " " + run::backup_age(r));
+    for (const auto &x : p.reasons)
+        out().say("           " + x);
+    for (const auto &x : run::advice(r, p))
+        out().say("advice     " + x);
+    res["rollback"] = {{"possible", !p.steps.empty()}, {"switched", p.switched}, {"db_changed", p.db_changed},
+                       {"restores", p.db_changed ? r["backup"].value("path", "") : ""}, {"reasons", p.reasons},
+                       {"commands", steps}, {"advice", run::advice(r, p)}};
+}
+
+// What `run --new-server` would do from here.
+bool say_upgrade(const Installation &m, const StatusOptions &o, nlohmann::json &res)
+{
+    run::NewServer ns = run::inspect_new_server(lexical_absolute(o.new_server));
+    std::string target = o.target.empty() ? ns.newest : o.target;
+    nlohmann::json u = {{"new_server", ns.path}, {"target", target}};
+    bool ok = true;
+    out().say("upgrade to " + ns.path + " (" + target + ")");
+    if (!m.db_read || !m.db.is_omero) {
+        out().say("  cannot plan: the database cannot be read");
+        res["upgrade"] = u;
+        return false;
+    }
+    if (!m.db.finished) {
+        out().say("  refused: the database is half-upgraded (unfinished at " + m.db.version + "); restore a backup first");
+        u["pending_hops"] = nlohmann::json::array();
+        res["upgrade"] = u;
+        return false;
+    }
+    bool upgraded = m.db.version == target && m.tree_newest == target;
+    u["nothing_to_do"] = upgraded;
+    nlohmann::json hops = nlohmann::json::array();
+    if (compare_versions(m.db.version, target) > 0) {
+        out().say("  the database (" + m.db.version + ") is newer than the target");
+        ok = false;
+    } else {
+        for (const auto &[f, t] : run::hop_path(ns, m.db.version, target)) {
+            hops.push_back({{"from", f}, {"to", t}, {"script", "sql/psql/" + t + "/" + f + ".sql"}});
+            out().say("  pending hop " + f + " → " + t + ": sql/psql/" + t + "/" + f + ".sql");
+        }
+    }
+    u["pending_hops"] = hops;
+    nlohmann::json ids = nlohmann::json::array();
+    if (upgraded) {
+        out().say("  nothing to do: the installation is already upgraded (" + target + ", " + m.tree + ")");
+    } else {
+        run::RunOptions ro;
+        ro.new_server = ns.path;
+        for (const auto &d : run::build_steps(ro, target))
+            ids.push_back(d.id);
+        out().say("  steps of run: " + ids.dump());
+    }
+    u["steps"] = ids;
+    res["upgrade"] = u;
+    return ok;
+}
+
+int run_status(const StatusOptions &o)
+{
+    Installation m = read_installation({true, o.state_file});
+    nlohmann::json &res = out().result();
+    res["installation"] = m.to_json();
+    say_installation(m);
+    say_run(m, res);
+    bool ok = true;
+    if (!o.new_server.empty())
+        ok = say_upgrade(m, o, res);
+    if (!m.db_read && m.kind == "missing")
+        throw CommandError("no OMERO.server at " + m.server_dir + " and its database cannot be read",
+                           "give the server directory with --server-dir DIR or OMERODIR");
+    bool run_unfinished = m.run.is_object() && m.run.value("status", "") != "completed" &&
+                          m.run.value("status", "") != "rolled back";
+    bool server_wrong = m.server == ServerRun::Running && !m.mismatch().empty();
+    if (server_wrong)
+        out().error("the server runs on a database its tree was not made for: " + m.mismatch());
+    if (run_unfinished)
+        out().warn("run " + m.run.value("run_id", "") + " is unfinished (" + m.run.value("status", "") + ")");
+    return (!m.mismatch().empty() || run_unfinished || !ok) ? EXIT_PROBLEM : EXIT_OK;
+}
+
+StatusOptions g_status;
+
+Register reg({"status", "the live installation: server tree, database, server, last run, rollback; --new-server: the plan",
+              [](CLI::App &sub) {
+                  sub.add_option("--new-server", g_status.new_server,
+                                 "also show what an upgrade to this release (zip or directory) would do");
+                  sub.add_option("--target", g_status.target, "with --new-server: the version to reach");
+                  sub.add_option("--state", g_status.state_file,
+                                 "the run's state file (default: .omero-upgrade-run.json beside the server directory)");
+                  return [] { return run_status(g_status); };
+              }});
+
+} // namespace
+
+} // namespace ou

@@ -1,0 +1,37 @@
+// What a rollback of a recorded run would undo, decided from the live installation
+// (installation.hpp), never from the record alone: only what changed is undone. Used by
+// `rollback` (its steps), `status` (what a rollback would restore) and the run's report (which of
+// "continue" and "roll back" fits).
+#pragma once
+
+#include "installation.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace ou::run {
+
+struct RollbackPlan {
+    bool has_backup = false;   // the run recorded a verified backup
+    bool switched = false;     // OMERO.server points elsewhere than the run's old tree
+    bool db_changed = false;   // the run's database is not as before the run (version, unfinished, content steps)
+    std::string db_now;        // its version now ("" unread)
+    bool server_down = false;  // the server is confirmed down (a rollback starts it again)
+    std::vector<std::string> reasons;  // one line per thing to undo, or why nothing is to be undone
+    nlohmann::json steps = nlohmann::json::array();  // new_step()s, in order
+    bool nothing() const { return !switched && !db_changed && !server_down; }
+};
+
+// into: the database a restore would create.
+RollbackPlan plan_rollback(const nlohmann::json &state, const Installation &m, const std::string &into);
+
+// Which of "continue" and "roll back" fits a run in this state, in words (for the report, status
+// and resume).
+std::vector<std::string> advice(const nlohmann::json &state, const RollbackPlan &p);
+
+// "2:03:11 old (taken 2026-12-02T10:00:00.000Z)" of the run's backup, "" when none.
+std::string backup_age(const nlohmann::json &state);
+
+} // namespace ou::run
