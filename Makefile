@@ -5,11 +5,33 @@
 #   make test       install missing Debian packages, build, run every test on a throwaway cluster
 #   make demo       install missing Debian packages, build, run a whole upgrade on sample data
 #   make bench      benchmarks (ratios against the plain-SQL way); not part of make test
+#
+#   make test PG=13 (or PG=18; also demo, bench, all): the same on that PostgreSQL, built by
+#                   test/pg-source.sh from Debian's source package into /var/cache/omero-upgrade/pg-NN
+#                   (reused when present). Without PG: Debian 12's PostgreSQL 15.
+#                   PG_CONFIG=/path/to/pg_config make test: any other installed PostgreSQL.
 
+# The PostgreSQL of this Debian (12): `make test` without PG tests on it.
+PG_DEFAULT_MAJOR = 15
+
+ifneq ($(filter-out $(PG_DEFAULT_MAJOR),$(PG)),)
+# ---- PG=NN: another PostgreSQL ----------------------------------------------------------------
+# Bootstrap (with the packages a source build needs), build that PostgreSQL (or reuse its cache),
+# then run this Makefile again against its pg_config.
+.PHONY: all test demo bench build install clean
+all test demo bench build install clean:
+	@OU_PG_SOURCE=1 test/bootstrap.sh
+	@pgc=$$(test/pg-source.sh $(PG)) && \
+	  $(MAKE) --no-print-directory PG= PG_CONFIG="$$pgc" $@
+else
 EXTENSION  = omero_upgrade
 EXTVERSION = 1.1
 MODULE_big = omero_upgrade
 PG_CONFIG ?= pg_config
+export PG_CONFIG
+ifneq ($(PG),)
+PG_CONFIG = /usr/lib/postgresql/$(PG_DEFAULT_MAJOR)/bin/pg_config
+endif
 
 EXT_SRCS   = $(sort $(wildcard extension/*.cpp))
 OBJS       = $(EXT_SRCS:.cpp=.o)
@@ -26,7 +48,7 @@ SHLIB_LINK  = -lstdc++
 # No JIT bitcode: it would need clang with our C++ flags, and nothing here is worth inlining.
 override with_llvm = no
 
-EXTRA_CLEAN = $(TOOL) $(TOOL_OBJS) $(TOOL_OBJS:.o=.d) $(OBJS:.o=.d) test/results test/regression.diffs test/regression.out
+EXTRA_CLEAN = extension/.built-for $(TOOL) $(TOOL_OBJS) $(TOOL_OBJS:.o=.d) $(OBJS:.o=.d) test/results test/regression.diffs test/regression.out
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(wildcard $(PGXS)),)
@@ -42,6 +64,14 @@ $(DATA_built): $(EXT_SQL_PARTS) Makefile
 	  printf '%s\n' '\echo Use "CREATE EXTENSION $(EXTENSION)" to load this file. \quit'; \
 	  for f in $(EXT_SQL_PARTS); do echo; echo "-- $$f"; cat $$f; done; } > $@.tmp && mv $@.tmp $@
 
+# Objects built against another PostgreSQL (make test PG=13 after make test, say) are removed
+# before anything is built: a module must be compiled against the server that loads it.
+PG_BUILT_FOR := $(shell $(PG_CONFIG) --version 2>/dev/null) $(PG_CONFIG)
+ifneq ($(PG_BUILT_FOR),$(shell cat extension/.built-for 2>/dev/null))
+$(shell rm -f $(OBJS) $(OBJS:.o=.d) $(OBJS:.o=.bc) $(MODULE_big).so $(MODULE_big).index.bc; \
+        printf '%s\n' '$(PG_BUILT_FOR)' > extension/.built-for)
+endif
+
 # Header changes must rebuild the objects that include them.
 override CPPFLAGS += -MMD -MP
 -include $(OBJS:.o=.d)
@@ -50,8 +80,9 @@ override CPPFLAGS += -MMD -MP
 TOOL       = tool/omero-upgrade
 TOOL_SRCS  = $(sort $(wildcard tool/*.cpp tool/cmd/*.cpp))
 TOOL_OBJS  = $(TOOL_SRCS:.cpp=.o)
-PG_INCLUDEDIR := $(shell $(PG_CONFIG) --includedir 2>/dev/null)
-TOOL_CXXFLAGS = -std=c++17 -O2 -g -Wall -Wextra -Wno-unused-parameter -I$(PG_INCLUDEDIR) -Itool -MMD -MP \
+# The tool is built against this Debian's libpq whatever PostgreSQL the extension is built for.
+LIBPQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
+TOOL_CXXFLAGS = -std=c++17 -O2 -g -Wall -Wextra -Wno-unused-parameter $(LIBPQ_CFLAGS) -Itool -MMD -MP \
                 -DOMERO_UPGRADE_VERSION='"$(EXTVERSION)"'
 TOOL_LIBS  = -lpq -lpugixml -larchive -lcrypto
 
@@ -83,3 +114,5 @@ demo: build
 
 bench: build
 	@test/with-cluster.sh bench/run.sh
+
+endif # PG=NN

@@ -13,6 +13,10 @@
 
 namespace ou {
 
+// Declared here, not by an elaborated `struct IntArray` below: PostgreSQL 13's c.h has a global
+// typedef of that name, which the elaborated form would find instead.
+struct IntArray;
+
 using Ids = std::vector<int64_t>;
 
 constexpr int32_t kMaxBatchSize = 1000000;
@@ -35,7 +39,7 @@ public:
     std::optional<Ids> int8_array(int n, const char *name, const char *what) const;
     std::optional<std::vector<std::string>> text_array(int n, const char *name, const char *what) const;
     // An integer array read in place (int2[], int4[] or int8[]; NULL: no elements).
-    struct IntArray int_array(int n) const;
+    IntArray int_array(int n) const;
     // CALL outside a transaction block: the procedure may commit. False for a function, and for
     // a CALL inside a transaction block (atomic).
     bool nonatomic_call() const;

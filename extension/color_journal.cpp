@@ -295,7 +295,7 @@ OU_FUNCTION(omero_color_journal_pick)
         if (args.is_null(0) || args.is_null(5) || args.is_null(6))
             throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "omero_color_journal_pick: shape_ids, lo and hi are required");
         int64_t lo = args.int8(5, "lo", ""), hi = args.int8(6, "hi", "");
-        IntArray cols[5];  // purged originals: NULL arrays, no elements
+        ou::IntArray cols[5];  // purged originals: NULL arrays, no elements
         for (int i = 0; i < 5; i++)
             cols[i] = args.int_array(i);
         const size_t n = cols[0].size();
@@ -305,7 +305,7 @@ OU_FUNCTION(omero_color_journal_pick)
         std::vector<int64_t> want;
         const bool filter = !args.is_null(7);
         if (filter) {
-            IntArray w = args.int_array(7);
+            ou::IntArray w = args.int_array(7);
             want.reserve(w.size());
             for (size_t i = 0; i < w.size(); i++)
                 if (!w.is_null(i))

@@ -12,6 +12,13 @@ packages=(
   zip unzip util-linux procps iproute2 jq mount  # sample archives; runuser, flock; ps/pkill; ss; JSON in tests
 )
 
+# make test PG=NN builds that PostgreSQL from Debian's source package (test/pg-source.sh): apt's
+# own source download, dpkg-source, the archive keyring, and the -dev packages of its configure.
+if [ "${OU_PG_SOURCE:-0}" = 1 ]; then
+  packages+=(dpkg-dev debian-archive-keyring gpgv xz-utils bzip2 ca-certificates bison flex  # 18's tarball has no generated parsers
+             libxml2-dev libssl-dev zlib1g-dev libreadline-dev libicu-dev)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)

@@ -13,6 +13,7 @@ PG_CONFIG=${PG_CONFIG:-pg_config}
 pg_regress=$(dirname "$("$PG_CONFIG" --pgxs)")/../test/regress/pg_regress
 passed=0
 failed=0
+echo "run-all: testing on PostgreSQL $(psql -X -A -t -c 'SELECT version()')"
 
 # 1. pg_regress, as the server user, output in its own temp dir. Its inputs are copied there
 #    too: the server user may not be able to read a root-owned checkout.
@@ -57,5 +58,6 @@ if [ ${#taps[@]} -gt 0 ]; then
   failed=$((failed + t_bad))
 fi
 
+echo "on PostgreSQL $(psql -X -A -t -c 'SHOW server_version' 2>/dev/null || echo '(server not answering)') (pg_config: $PG_CONFIG)"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -13,6 +13,7 @@
 #   OU_PGBIN     the server's bin dir (the private copy: postgres, initdb, pg_ctl; clients are there too)
 #   OU_PGDATA    the data dir;  OU_PGLOG the server log;  OU_RUNAS the command prefix to act as
 #                the server user ("runuser -u postgres --" as root, empty otherwise)
+#   PATH         the private bin dir first: psql, pg_dump and pg_restore of the server's version
 # Environment: PG_CONFIG (default pg_config) picks the PostgreSQL; OU_KEEP=1 keeps the temp dir.
 set -euo pipefail
 
@@ -107,7 +108,10 @@ fi
 unset PGSERVICE PGSERVICEFILE PGPASSWORD PGPASSFILE PGSSLMODE PGOPTIONS PGHOSTADDR
 export PGHOST=$sock PGPORT=$port PGUSER=postgres PGDATABASE=postgres
 export OU_TMP=$scratch OU_PGBIN=$inst$bindir OU_PGDATA=$data OU_PGLOG=$log OU_RUNAS
-export OU_SRC=$here
+export OU_SRC=$here PG_CONFIG
+# The server's own client programs (psql, pg_dump, pg_restore) first on PATH, as a site running
+# that PostgreSQL has them; the tool itself links this Debian's libpq whatever the server.
+export PATH=$inst$bindir:$PATH
 echo "with-cluster: PostgreSQL $("$inst$bindir/postgres" -V | awk '{print $3}') on port $port, socket $sock" >&2
 
 set +e

@@ -92,8 +92,8 @@ j=$("$TOOL" --json --server-dir "$srv" --db-user postgres check --backup-dir "$t
 is "$(echo "$j" | jq -r .result.settings.db_name)" "rt switched;'x" "the tool itself now uses the new database"
 
 # A server without the omero_upgrade extension: its entries are left out.
-inst=${OU_PGBIN%"$(pg_config --bindir)"}
-ctl=$inst$(pg_config --sharedir)/extension/omero_upgrade.control
+inst=${OU_PGBIN%"$("${PG_CONFIG:-pg_config}" --bindir)"}
+ctl=$inst$("${PG_CONFIG:-pg_config}" --sharedir)/extension/omero_upgrade.control
 mv "$ctl" "$ctl.away"
 trap 'mv "$ctl.away" "$ctl" 2>/dev/null' EXIT
 out=$(tool restore "$f" --into rt_noext 2>&1)
