@@ -94,4 +94,21 @@ like "$out" "nothing to roll back" "… nothing to roll back"
 is "$(psql -X -A -t -c "SELECT count(*) FROM pg_database WHERE datname LIKE 'st_a_before%'" postgres)" 0 "… no restore made"
 is "$(readlink "$r/OMERO.server")" "OMERO.server-5.3.5" "… the symlink untouched"
 
+# --- run on an already-upgraded installation: nothing to do -------------------------------------
+b=$t/b
+scenario "$b" st_b
+ob() { "$TOOL" --server-dir "$b/OMERO.server" "$@"; }
+ob run --new-server "$b/OMERO.server-5.6.3.zip" >"$t/b.out" 2>&1; is "$?" 0 "a run upgrades st_b"
+id=$(jq -r .run_id "$b/.omero-upgrade-run.json")
+stops=$(grep -c 'admin stop' "$b/OMERO.server-5.6.3/var/stub/calls" 2>/dev/null)
+out=$(ob run --new-server "$b/OMERO.server-5.6.3.zip" 2>&1); rc=$?
+is "$rc" 0 "run again on the upgraded installation: exit 0"
+like "$out" "nothing to do: the installation is already upgraded" "… nothing to do"
+is "$(jq -r .run_id "$b/.omero-upgrade-run.json") $(ls -a "$b" | grep -c '^\.omero-upgrade-run\.json\.[0-9]')" "$id 0" \
+  "… no new run record (the completed one stays, none renamed)"
+is "$(grep -c 'admin stop' "$b/OMERO.server-5.6.3/var/stub/calls" 2>/dev/null)" "$stops" "… and no server stop"
+out=$(ob run --new-server "$b/OMERO.server-5.6.3.zip" --dry-run 2>&1); rc=$?
+is "$rc" 0 "run --dry-run agrees: exit 0"
+like "$out" "nothing to do" "… nothing to do"
+
 done_testing
