@@ -251,6 +251,12 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target)
          true, true});
     add({"db-upgrade", "upgrade the database, hop by hop", {"db", "upgrade", "--target", target},
          "runs the new server's sql/psql scripts (listed above) as the OMERO database user", true, true});
+    // Its verdict goes into the report; a schema that differs, or one it could not verify, does
+    // not stop the run (README, "omero-upgrade run").
+    add({"db-verify", "verify the upgraded schema against a fresh one of its version", {"db", "verify"},
+         "builds the fresh schema from the new server's creation files in a scratch database (dropped after) and "
+         "compares the catalogs; changes nothing",
+         true, true});
     if (o.orphans)
         add({"orphans", "delete orphaned annotations (archived, restorable)", {"db", "orphans", "delete", "--apply"},
              "deletes the orphaned annotations the official script would, keeping them in the extension's archive",

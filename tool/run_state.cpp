@@ -356,7 +356,8 @@ int execute(nlohmann::json &root, nlohmann::json &state, nlohmann::json &steps, 
         step["warnings"] = o.warnings;
         for (const auto &w : o.warnings)
             out().warn(id + ": " + w);
-        if (o.exit_code == 0) {
+        bool intr = o.interrupted || interrupted();
+        if (o.exit_code == 0 || (!intr && x.accept && x.accept(step, o))) {
             step["status"] = "done";
             if (x.on_done)
                 x.on_done(step, o);
@@ -373,7 +374,6 @@ int execute(nlohmann::json &root, nlohmann::json &state, nlohmann::json &steps, 
             out().say("      done in " + hms(secs));
             continue;
         }
-        bool intr = o.interrupted || interrupted();
         step["status"] = intr ? "interrupted" : "failed";
         step["errors"].push_back(o.error);
         state["status"] = step["status"];
