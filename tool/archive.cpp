@@ -6,6 +6,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -15,6 +16,15 @@
 #include <set>
 
 namespace ou {
+
+std::string archive_error(archive *a)
+{
+    const char *s = a ? archive_error_string(a) : nullptr;
+    if (s && *s)
+        return s;
+    int e = a ? archive_errno(a) : 0;
+    return e > 0 ? std::string(std::strerror(e)) : std::string("unreadable data (truncated or damaged archive?)");
+}
 
 namespace {
 
@@ -56,9 +66,11 @@ bool has_dotdot(const Parts &p)
 }
 
 // Follows target from directory dir (components below the root) the way the kernel would,
-// through the archive's own symlinks. False when it would leave the root or loops.
+// through the archive's own symlinks. False when it would climb above the first `floor`
+// components of the path (the kept top directory; 0: the archive's root), even on the way
+// back down (a/b -> ../a/c names another place once the top directory is renamed), or loops.
 bool resolve_inside(const std::map<std::string, std::string> &links, Parts dir, const std::string &target,
-                    int &depth, Parts &result)
+                    size_t floor, int &depth, Parts &result)
 {
     bool absolute = false;
     Parts parts = split_path(target, &absolute);
@@ -66,7 +78,7 @@ bool resolve_inside(const std::map<std::string, std::string> &links, Parts dir, 
         return false;
     for (const auto &c : parts) {
         if (c == "..") {
-            if (dir.empty())
+            if (dir.size() <= floor)
                 return false;
             dir.pop_back();
             continue;
@@ -78,7 +90,7 @@ bool resolve_inside(const std::map<std::string, std::string> &links, Parts dir, 
                 return false;
             dir.pop_back();
             Parts resolved;
-            if (!resolve_inside(links, dir, it->second, depth, resolved))
+            if (!resolve_inside(links, dir, it->second, floor, depth, resolved))
                 return false;
             dir = resolved;
         }
@@ -87,128 +99,231 @@ bool resolve_inside(const std::map<std::string, std::string> &links, Parts dir, 
     return true;
 }
 
-struct Entry {
-    std::string name;  // as stored
-    Parts parts;
-    unsigned type = 0;
-    std::string symlink, hardlink;
-};
-
-struct ReadArchive {
-    archive *a = archive_read_new();
-    ~ReadArchive() { archive_read_free(a); }
-};
-
-void open_for_reading(ReadArchive &r, const std::string &path)
+// An entry as read from a header, normalized; what the check records and the extraction compares.
+CheckedEntry read_entry(archive_entry *e, bool &absolute, std::string &stored)
 {
-    archive_read_support_filter_all(r.a);
-    archive_read_support_format_all(r.a);
-    if (archive_read_open_filename(r.a, path.c_str(), 65536) != ARCHIVE_OK)
-        throw CommandError("cannot read the archive " + path + ": " + archive_error_string(r.a),
-                           "give an OMERO.server zip (or a directory holding an unpacked server)");
+    CheckedEntry ce;
+    const char *name = archive_entry_pathname(e);
+    stored = name ? name : "";
+    ce.name = join(split_path(stored, &absolute));
+    ce.type = archive_entry_filetype(e);
+    if (const char *s = archive_entry_symlink(e))
+        ce.symlink = s;
+    if (const char *h = archive_entry_hardlink(e))
+        ce.hardlink = h;
+    ce.size = archive_entry_size_is_set(e) ? (long long)archive_entry_size(e) : -1;
+    return ce;
+}
+
+// The checks of one entry on its own ("" when it may be written), in both passes.
+std::string entry_problem(const CheckedEntry &ce, bool absolute, const std::string &stored)
+{
+    Parts parts = split_path(stored);
+    if (stored.empty() || parts.empty())
+        return "an entry without a name";
+    if (absolute)
+        return stored + ": absolute path";
+    if (has_dotdot(parts))
+        return stored + ": path with '..'";
+    if (!ce.hardlink.empty()) {
+        if (ce.type != AE_IFREG && ce.type != 0)
+            return stored + ": hard link of an unsupported type";
+        return "";
+    }
+    switch (ce.type) {
+    case AE_IFREG:
+    case AE_IFDIR:
+        return "";
+    case AE_IFLNK:
+        return ce.symlink.empty() ? stored + ": symlink without a target" : "";
+    case AE_IFCHR:
+    case AE_IFBLK:
+        return stored + ": device file";
+    case AE_IFIFO:
+        return stored + ": fifo";
+    case AE_IFSOCK:
+        return stored + ": socket";
+    default:
+        return stored + ": unsupported entry type (only files, directories and symlinks)";
+    }
+}
+
+bool same_entry(const CheckedEntry &a, const CheckedEntry &b)
+{
+    return a.name == b.name && a.type == b.type && a.symlink == b.symlink && a.hardlink == b.hardlink &&
+           a.size == b.size;
+}
+
+struct Reader {
+    archive *a;
+    explicit Reader(const ArchiveFile &f) : a(f.open_reader()) {}
+    ~Reader() { archive_read_free(a); }
+};
+
+const char *kind_name(mode_t m)
+{
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a fifo" : S_ISCHR(m) || S_ISBLK(m) ? "a device" :
+           S_ISSOCK(m) ? "a socket" : "not a regular file";
 }
 
 } // namespace
 
-ArchiveCheck check_archive(const std::string &path, const std::function<void(unsigned long long)> &progress)
+ArchiveFile::ArchiveFile(const std::string &path) : path_(path)
 {
-    ReadArchive r;
-    open_for_reading(r, path);
+    const char *hint = "give an OMERO.server zip (or a directory holding an unpacked server)";
+    struct stat st, fst;
+    if (stat(path.c_str(), &st) != 0)
+        throw CommandError("cannot read the archive " + path + ": " + std::strerror(errno), hint);
+    // Never opened when it is not a regular file: opening a fifo would wait for a writer, a
+    // device may act on open; and a fifo gives different bytes to every reader.
+    if (!S_ISREG(st.st_mode))
+        throw CommandError("cannot read the archive " + path + ": it is " + kind_name(st.st_mode) +
+                               ", not a regular file",
+                           hint);
+    fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd_ < 0)
+        throw CommandError("cannot read the archive " + path + ": " + std::strerror(errno), hint);
+    if (fstat(fd_, &fst) != 0 || !S_ISREG(fst.st_mode) || fst.st_dev != st.st_dev || fst.st_ino != st.st_ino) {
+        close(fd_);
+        throw CommandError("cannot read the archive " + path + ": it was replaced while being opened", hint);
+    }
+    fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
+    size_ = (unsigned long long)fst.st_size;
+}
+
+ArchiveFile::~ArchiveFile()
+{
+    if (fd_ >= 0)
+        close(fd_);
+}
+
+archive *ArchiveFile::open_reader() const
+{
+    if (lseek(fd_, 0, SEEK_SET) != 0)
+        throw CommandError("cannot rewind the archive " + path_ + ": " + std::strerror(errno));
+    archive *a = archive_read_new();
+    if (!a)
+        throw CommandError("cannot read the archive " + path_ + ": out of memory");
+    archive_read_support_filter_all(a);
+    archive_read_support_format_all(a);
+    if (archive_read_open_fd(a, fd_, 65536) != ARCHIVE_OK) {
+        std::string msg = archive_error(a);
+        archive_read_free(a);
+        throw CommandError("cannot read the archive " + path_ + ": " + msg,
+                           "give an OMERO.server zip (or a directory holding an unpacked server)");
+    }
+    return a;
+}
+
+ArchiveCheck check_archive(const ArchiveFile &file, const std::function<void(unsigned long long)> &progress)
+{
+    Reader r(file);
     ArchiveCheck c;
-    std::vector<Entry> entries;
-    std::map<std::string, std::string> links;  // normalized path of a symlink → its target
+    struct Kept {
+        Parts parts;
+        std::string stored;
+        size_t index;
+    };
+    std::vector<Kept> kept;                      // the entries without a problem of their own
+    std::map<std::string, std::string> links;    // normalized path of a symlink → its target
+    std::map<std::string, size_t> regulars;      // normalized path of a regular file → its index
+    std::set<std::string> names;
     archive_entry *e;
     int rc;
     while ((rc = archive_read_next_header(r.a, &e)) == ARCHIVE_OK || rc == ARCHIVE_WARN) {
-        Entry en;
-        const char *name = archive_entry_pathname(e);
-        en.name = name ? name : "";
         bool absolute = false;
-        en.parts = split_path(en.name, &absolute);
-        en.type = archive_entry_filetype(e);
-        if (const char *s = archive_entry_symlink(e))
-            en.symlink = s;
-        if (const char *h = archive_entry_hardlink(e))
-            en.hardlink = h;
-        c.entries++;
-        if (en.name.empty() || en.parts.empty())
-            c.problems.push_back("an entry without a name");
-        else if (absolute)
-            c.problems.push_back(en.name + ": absolute path");
-        else if (has_dotdot(en.parts))
-            c.problems.push_back(en.name + ": path with '..'");
-        else if (en.type == AE_IFCHR || en.type == AE_IFBLK)
-            c.problems.push_back(en.name + ": device file");
-        else if (en.type == AE_IFIFO)
-            c.problems.push_back(en.name + ": fifo");
-        else if (en.type == AE_IFSOCK)
-            c.problems.push_back(en.name + ": socket");
-        else {
-            if (en.type == AE_IFLNK)
-                links[join(en.parts)] = en.symlink;
-            if (en.type == AE_IFREG && en.hardlink.empty())
-                c.bytes += (unsigned long long)archive_entry_size(e);
-            entries.push_back(en);
+        std::string stored;
+        CheckedEntry ce = read_entry(e, absolute, stored);
+        size_t index = c.entries++;
+        c.seen.push_back(ce);
+        std::string problem = entry_problem(ce, absolute, stored);
+        if (problem.empty() && !names.insert(ce.name).second)
+            problem = stored + ": a second entry of the same name";
+        if (!problem.empty()) {
+            c.problems.push_back(problem);
+        } else {
+            if (ce.type == AE_IFLNK && ce.hardlink.empty())
+                links[ce.name] = ce.symlink;
+            if (ce.type == AE_IFREG && ce.hardlink.empty()) {
+                c.bytes += ce.size > 0 ? (unsigned long long)ce.size : 0;
+                regulars[ce.name] = index;
+            }
+            kept.push_back({split_path(stored), stored, index});
         }
-        archive_read_data_skip(r.a);
+        if (archive_read_data_skip(r.a) < ARCHIVE_WARN)
+            throw CommandError("cannot read the archive " + file.path() + ": " + archive_error(r.a) + " (in " +
+                               stored + ")");
         if (progress)
             progress((unsigned long long)archive_filter_bytes(r.a, -1));
     }
     if (rc != ARCHIVE_EOF)
-        throw CommandError("cannot read the archive " + path + ": " + archive_error_string(r.a) +
-                           " (after " + std::to_string(c.entries) + " entries)");
+        throw CommandError("cannot read the archive " + file.path() + ": " + archive_error(r.a) + " (after " +
+                           std::to_string(c.entries) + " entries)");
 
     std::set<std::string> tops;
-    for (const Entry &en : entries) {
-        tops.insert(en.parts[0]);
+    bool lone_file = false;
+    for (const Kept &k : kept) {
+        tops.insert(k.parts[0]);
+        const CheckedEntry &ce = c.seen[k.index];
+        lone_file |= k.parts.size() == 1 && (ce.type != AE_IFDIR || !ce.hardlink.empty());
+    }
+    // A single top-level directory (OMERO.server-5.6.3-ice36-b228/...), not a lone file: it is
+    // what is kept (renamed into the versioned directory), so nothing may lead above it.
+    if (tops.size() == 1 && !lone_file)
+        c.top_dir = *tops.begin();
+    size_t floor = c.top_dir.empty() ? 0 : 1;
+    std::string prefix = c.top_dir.empty() ? "" : c.top_dir + "/";
+
+    for (const Kept &k : kept) {
+        const CheckedEntry &ce = c.seen[k.index];
         // Written through a symlink of the archive: its real place is not where its name says.
         bool through = false;
-        for (size_t n = 1; n < en.parts.size() && !through; n++)
-            if (links.count(join(en.parts, n))) {
-                c.problems.push_back(en.name + ": written through the symlink " + join(en.parts, n) +
+        for (size_t n = 1; n < k.parts.size() && !through; n++)
+            if (links.count(join(k.parts, n))) {
+                c.problems.push_back(k.stored + ": written through the symlink " + join(k.parts, n) +
                                      " of the archive");
                 through = true;
             }
         if (through)
             continue;
-        if (en.type == AE_IFLNK) {
-            Parts dir(en.parts.begin(), en.parts.end() - 1), result;
+        if (ce.type == AE_IFLNK && ce.hardlink.empty()) {
+            Parts dir(k.parts.begin(), k.parts.end() - 1), result;
             int depth = 0;
-            if (en.symlink.empty())
-                c.problems.push_back(en.name + ": symlink without a target");
-            else if (!resolve_inside(links, dir, en.symlink, depth, result))
-                c.problems.push_back(en.name + ": symlink pointing outside the archive (" + en.symlink + ")");
+            if (!resolve_inside(links, dir, ce.symlink, floor, depth, result))
+                c.problems.push_back(k.stored + ": symlink pointing outside the archive (" + ce.symlink + ")" +
+                                     (floor ? ", or above its top directory " + c.top_dir + " (the tree kept)" : ""));
         }
-        if (!en.hardlink.empty()) {
+        if (!ce.hardlink.empty()) {
             bool absolute = false;
-            Parts h = split_path(en.hardlink, &absolute);
+            Parts h = split_path(ce.hardlink, &absolute);
+            auto it = regulars.find(join(h));
+            std::string via;
+            for (size_t n = 1; n <= h.size() && via.empty(); n++)
+                if (links.count(join(h, n)))
+                    via = join(h, n);
             if (absolute || h.empty() || has_dotdot(h))
-                c.problems.push_back(en.name + ": hard link to a path outside the archive (" + en.hardlink + ")");
-            else
-                for (size_t n = 1; n <= h.size(); n++)
-                    if (links.count(join(h, n))) {
-                        c.problems.push_back(en.name + ": hard link through the symlink " + join(h, n));
-                        break;
-                    }
+                c.problems.push_back(k.stored + ": hard link to a path outside the archive (" + ce.hardlink + ")");
+            else if (!via.empty())
+                c.problems.push_back(k.stored + ": hard link through the symlink " + via);
+            else if (it == regulars.end() || it->second > k.index)
+                c.problems.push_back(k.stored + ": hard link to " + ce.hardlink +
+                                     ", which is not an earlier regular file of the archive");
         }
-    }
-    if (tops.size() == 1) {
-        // A single top-level directory (OMERO.server-5.6.3-ice36-b228/...), not a lone file.
-        bool lone_file = false;
-        for (const Entry &en : entries)
-            lone_file |= en.parts.size() == 1 && en.type != AE_IFDIR;
-        if (!lone_file)
-            c.top_dir = *tops.begin();
+        if (ce.name == prefix + "bin/omero" && (ce.type == AE_IFREG || ce.type == AE_IFLNK || !ce.hardlink.empty()))
+            c.has_bin_omero = true;
+        if (ce.name == prefix + "sql/psql" || ce.name.rfind(prefix + "sql/psql/", 0) == 0)
+            c.has_sql_psql = true;
     }
     return c;
 }
 
-void extract_archive(const std::string &path, const std::string &dest,
+void extract_archive(const ArchiveFile &file, const ArchiveCheck &checked, const std::string &dest,
                      const std::function<void(unsigned long long)> &progress)
 {
+    if (!checked.ok())
+        throw CommandError("refusing to extract " + file.path() + ": its check found unsafe entries");
     unsigned long long written = 0;
-    ReadArchive r;
-    open_for_reading(r, path);
+    Reader r(file);
     std::unique_ptr<archive, int (*)(archive *)> w(archive_write_disk_new(), archive_write_free);
     archive_write_disk_set_options(w.get(), ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
                                                 ARCHIVE_EXTRACT_SECURE_NODOTDOT |
@@ -226,11 +341,27 @@ void extract_archive(const std::string &path, const std::string &dest,
     std::string failure;
     archive_entry *e;
     int rc;
+    size_t index = 0;
     while ((rc = archive_read_next_header(r.a, &e)) == ARCHIVE_OK || rc == ARCHIVE_WARN) {
+        // Every entry again, before it is written: the bytes read now are the ones written.
+        bool absolute = false;
+        std::string stored;
+        CheckedEntry ce = read_entry(e, absolute, stored);
+        std::string problem = entry_problem(ce, absolute, stored);
+        if (!problem.empty()) {
+            failure = "unsafe entry met while extracting: " + problem;
+            break;
+        }
+        if (index >= checked.seen.size() || !same_entry(ce, checked.seen[index])) {
+            failure = "the archive changed since it was checked (entry " + std::to_string(index + 1) + ", " +
+                      stored + ")";
+            break;
+        }
+        index++;
         // No set-uid/set-gid/sticky bits from an archive; owners are not restored either.
         archive_entry_set_perm(e, archive_entry_perm(e) & 0777);
         if (archive_write_header(w.get(), e) < ARCHIVE_WARN) {
-            failure = std::string(archive_entry_pathname(e)) + ": " + archive_error_string(w.get());
+            failure = stored + ": " + archive_error(w.get());
             break;
         }
         const void *buf;
@@ -240,7 +371,7 @@ void extract_archive(const std::string &path, const std::string &dest,
         while ((d = archive_read_data_block(r.a, &buf, &size, &offset)) == ARCHIVE_OK) {
             if (archive_write_data_block(w.get(), buf, size, offset) < ARCHIVE_OK) {
                 d = ARCHIVE_FATAL;
-                failure = std::string(archive_entry_pathname(e)) + ": " + archive_error_string(w.get());
+                failure = stored + ": " + archive_error(w.get());
                 break;
             }
             written += size;
@@ -249,22 +380,25 @@ void extract_archive(const std::string &path, const std::string &dest,
         }
         if (d != ARCHIVE_EOF) {
             if (failure.empty())
-                failure = std::string(archive_entry_pathname(e)) + ": " + archive_error_string(r.a);
+                failure = stored + ": " + archive_error(r.a);
             break;
         }
         if (archive_write_finish_entry(w.get()) < ARCHIVE_WARN) {
-            failure = std::string(archive_entry_pathname(e)) + ": " + archive_error_string(w.get());
+            failure = stored + ": " + archive_error(w.get());
             break;
         }
     }
     if (failure.empty() && rc != ARCHIVE_EOF)
-        failure = archive_error_string(r.a);
+        failure = archive_error(r.a);
+    if (failure.empty() && index != checked.seen.size())
+        failure = "the archive changed since it was checked (" + std::to_string(index) + " entries instead of " +
+                  std::to_string(checked.seen.size()) + ")";
     if (failure.empty() && archive_write_close(w.get()) != ARCHIVE_OK)
-        failure = archive_error_string(w.get());
+        failure = archive_error(w.get());
     int back = fchdir(cwd);
     close(cwd);
     if (!failure.empty())
-        throw CommandError("extracting " + path + " failed: " + failure);
+        throw CommandError("extracting " + file.path() + " failed: " + failure);
     if (back != 0)
         throw CommandError(std::string("cannot return to the working directory: ") + std::strerror(errno));
 }

@@ -71,7 +71,7 @@ std::string default_state_path(const std::string &server_dir)
 Lock::Lock(const std::string &state_path, bool create)
 {
     std::string path = state_path + ".lock";
-    fd_ = open(path.c_str(), O_RDWR | (create ? O_CREAT : 0) | O_CLOEXEC, 0644);
+    fd_ = create ? open_private(path, O_RDWR) : open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (fd_ < 0 && !create && errno == ENOENT)
         return;  // no lock file: nobody holds it
     if (fd_ < 0)
@@ -356,7 +356,8 @@ int execute(nlohmann::json &root, nlohmann::json &state, nlohmann::json &steps, 
         step["warnings"] = o.warnings;
         for (const auto &w : o.warnings)
             out().warn(id + ": " + w);
-        if (o.exit_code == 0) {
+        bool intr = o.interrupted || interrupted();
+        if (o.exit_code == 0 || (!intr && x.accept && x.accept(step, o))) {
             step["status"] = "done";
             if (x.on_done)
                 x.on_done(step, o);
@@ -373,7 +374,6 @@ int execute(nlohmann::json &root, nlohmann::json &state, nlohmann::json &steps, 
             out().say("      done in " + hms(secs));
             continue;
         }
-        bool intr = o.interrupted || interrupted();
         step["status"] = intr ? "interrupted" : "failed";
         step["errors"].push_back(o.error);
         state["status"] = step["status"];

@@ -99,6 +99,10 @@ struct Executor {
     // Called before (started) and after a successful step, to record what it did.
     std::function<void(nlohmann::json &step)> on_start;
     std::function<void(nlohmann::json &step, const ChildOutcome &)> on_done;
+    // A step whose non-zero exit is its verdict rather than a failure (db verify: 1 the schema
+    // differs, 2 it could not verify): returns true to record it done (on_done is called, the
+    // exit code is kept in the step). Never asked for an interrupted step.
+    std::function<bool(nlohmann::json &step, const ChildOutcome &)> accept;
 };
 
 // Runs every step of `steps` not yet done, in order, saving `root` (the whole state file) before

@@ -34,7 +34,7 @@ cmp -s <(fingerprint "$r" run_a) "$t/original.fp"
 ok $? "… and the database and tree exactly as they were"
 j=$(ou --json run --new-server "$r/OMERO.server-5.6.3.zip" --dry-run 2>/dev/null)
 is "$(jq -r '.result.can_run, ([.result.steps[].id] | join(","))' <<<"$j" | tr '\n' ' ')" \
-  "true check,precheck,tree-listing,backup,server-stop,binaries-install,db-upgrade,cache-clear,upgrade-check-off,environment,server-start,diagnostics " \
+  "true check,precheck,tree-listing,backup,server-stop,binaries-install,db-upgrade,db-verify,cache-clear,upgrade-check-off,environment,server-start,diagnostics " \
   "--dry-run --json: can_run and the steps in the guide's order"
 out=$(ou run --new-server "$r/nothing.zip" --dry-run 2>&1); rc=$?
 is "$rc" 2 "--dry-run with a missing new server: exit 2"
@@ -92,6 +92,7 @@ is "$rc" 0 "full run: exit 0"
 like "$out" "Report of run [^ ]+: completed" "… ends with the report"
 like "$out" "downtime [0-9]+:[0-9]{2}:[0-9]{2} \(server stopped" "… which states the downtime"
 like "$out" "rollback --state" "… and how to roll back"
+like "$out" "schema +conforms to a fresh OMERO5.4__0 \(db verify: no difference\)" "… and db verify's verdict on the upgraded schema"
 is "$(q run_a -c "SELECT currentversion || '__' || currentpatch FROM dbpatch ORDER BY id DESC LIMIT 1")" "OMERO5.4__0" \
   "the database is at OMERO5.4__0"
 ok "$([ "$(q run_a -c "SELECT count(*) FROM wellannotationlink")" -gt "$wells_before" ]; echo $?)" \
@@ -111,6 +112,8 @@ is "$(ou --json server status | jq -r .result.running)" "true" "the new server r
 j=$(cat "$state")
 is "$(jq -r '[.steps[] | .status] | unique | join(",")' <<<"$j")" "done" "the state file: every step done"
 is "$(jq -r .status <<<"$j")" "completed" "… the run completed"
+is "$(jq -r '[.schema.verdict, .schema.differences, .schema.version] | map(tostring) | join(" ")' <<<"$j")" "conforms 0 OMERO5.4__0" \
+  "… the schema's verdict recorded (db-verify after db-upgrade)"
 is "$(jq -r '.steps[] | select(.id == "backup") | .result.path' <<<"$j")" "$(jq -r .backup.path <<<"$j")" \
   "… the backup recorded"
 sha=$(jq -r .backup.sha256 <<<"$j"); bk=$(jq -r .backup.path <<<"$j")

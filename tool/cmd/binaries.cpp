@@ -19,6 +19,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <sstream>
 
 namespace ou {
@@ -107,21 +108,102 @@ nlohmann::json read_state(const std::string &path)
     return j;
 }
 
-// Copies a regular file through a temp file and rename, with the source's mode, and its owner
-// when we may (root, or our own file).
-void copy_file(const std::string &from, const std::string &to, bool keep_owner)
+// Splits a relative path into its components ("" and "." dropped).
+std::vector<std::string> components(const std::string &rel)
 {
+    std::vector<std::string> parts;
+    std::istringstream in(rel);
+    std::string c;
+    while (std::getline(in, c, '/'))
+        if (!c.empty() && c != ".")
+            parts.push_back(c);
+    return parts;
+}
+
+// Opens the directory rel below root one component at a time, never following a symlink (and
+// creating missing ones, 0755, when create): whatever a tree holds (etc -> .., lib/scripts ->
+// ../..), nothing is written outside root. -1 with why set when a component is a symlink, not a
+// directory, "..", or (without create) missing.
+int open_dir_beneath(const std::string &root, const std::string &rel, bool create, std::string &why)
+{
+    int fd = open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        why = root + ": " + std::strerror(errno);
+        return -1;
+    }
+    std::string done = root;
+    for (const auto &c : components(rel)) {
+        done += "/" + c;
+        if (c == "..") {
+            why = done + ": '..' in a path to write";
+            close(fd);
+            return -1;
+        }
+        int next = openat(fd, c.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0 && errno == ENOENT && create) {
+            if (mkdirat(fd, c.c_str(), 0755) != 0 && errno != EEXIST) {
+                why = "cannot create " + done + ": " + std::strerror(errno);
+                close(fd);
+                return -1;
+            }
+            next = openat(fd, c.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        if (next < 0) {
+            int e = errno;
+            struct stat st;
+            if (fstatat(fd, c.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+                why = done + " is a symlink: refusing to write through it (it could lead outside " + root + ")";
+            else if (e == ENOTDIR)
+                why = done + " is not a directory";
+            else
+                why = done + ": " + std::strerror(e);
+            close(fd);
+            return e == ENOENT && !create ? -2 : -1;
+        }
+        close(fd);
+        fd = next;
+    }
+    return fd;
+}
+
+// Refuses (before anything is repointed) a path the install will write below root when one of
+// its existing components is a symlink or not a directory; missing components are fine.
+void check_writable_beneath(const std::string &root, const std::string &rel)
+{
+    std::string why;
+    int fd = open_dir_beneath(root, rel, false, why);
+    if (fd >= 0)
+        close(fd);
+    else if (fd == -1)
+        throw CommandError("the new server tree is not safe to write into: " + why + "; nothing was repointed",
+                           "use the release's own zip or directory, unchanged");
+}
+
+// Copies the regular file from to root/rel through a temp file and rename, with the source's
+// mode, and its owner when we may (root, or our own file). rel's directories are opened (and
+// created) below root without following symlinks.
+void copy_file_beneath(const std::string &from, const std::string &root, const std::string &rel, bool keep_owner)
+{
+    std::string to = root + "/" + rel, why;
     int in = open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (in < 0)
         throw CommandError("cannot read " + from + ": " + std::strerror(errno));
     struct stat st;
     fstat(in, &st);
-    std::string tmp = dir_name(to) + "/." + base_name(to) + ".omero-upgrade-tmp." + std::to_string(getpid());
-    int outfd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int dfd = open_dir_beneath(root, dir_name(rel), true, why);
+    if (dfd < 0) {
+        close(in);
+        throw CommandError("cannot write " + to + ": " + why);
+    }
+    std::string name = base_name(rel);
+    std::string tmp = "." + name + ".omero-upgrade-tmp." + std::to_string(getpid());
+    unlinkat(dfd, tmp.c_str(), 0);
+    int outfd = openat(dfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (outfd < 0) {
         int e = errno;
         close(in);
-        throw CommandError("cannot write " + tmp + ": " + std::strerror(e));
+        close(dfd);
+        throw CommandError("cannot write " + dir_name(to) + "/" + tmp + ": " + std::strerror(e));
     }
     std::string err;
     char buf[65536];
@@ -142,12 +224,16 @@ void copy_file(const std::string &from, const std::string &to, bool keep_owner)
         err = std::strerror(errno);
     close(outfd);
     close(in);
-    if (err.empty() && rename(tmp.c_str(), to.c_str()) != 0)
+    // renameat replaces whatever has the name (a symlink included) and never writes through it.
+    if (err.empty() && renameat(dfd, tmp.c_str(), dfd, name.c_str()) != 0)
         err = std::strerror(errno);
-    if (!err.empty()) {
-        unlink(tmp.c_str());
+    if (!err.empty())
+        unlinkat(dfd, tmp.c_str(), 0);
+    else
+        fsync(dfd);
+    close(dfd);
+    if (!err.empty())
         throw CommandError("cannot copy " + from + " to " + to + ": " + err);
-    }
 }
 
 bool same_content(const std::string &a, const std::string &b)
@@ -175,15 +261,6 @@ void hash_tree(const std::string &dir, const std::string &rel, std::map<std::str
         else if (S_ISREG(st.st_mode))
             hashes[r] = sha256_file(full);
     }
-}
-
-void make_dirs(const std::string &dir)
-{
-    if (is_directory(dir))
-        return;
-    make_dirs(dir_name(dir));
-    if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
-        throw CommandError("cannot create " + dir + ": " + std::strerror(errno));
 }
 
 // Entries of PATH, PYTHONPATH and OMERODIR that lead into the old tree (other than through the
@@ -271,9 +348,12 @@ CommandRun setup_install(CLI::App &sub)
         bool from_archive = !S_ISDIR(st.st_mode);
         std::string new_tree;
         ArchiveCheck check;
+        // Opened once (a regular file, nothing else): checked and extracted from this descriptor.
+        std::unique_ptr<ArchiveFile> archive;
         if (from_archive) {
-            Meter m("checking the archive", "bytes", (unsigned long long)st.st_size);
-            check = check_archive(o->source, [&](unsigned long long n) { m.update(n); });
+            archive = std::make_unique<ArchiveFile>(o->source);
+            Meter m("checking the archive", "bytes", archive->size());
+            check = check_archive(*archive, [&](unsigned long long n) { m.update(n); });
             m.finish();
             res["archive"] = {{"entries", check.entries}, {"bytes", check.bytes}, {"problems", check.problems}};
             if (!check.ok()) {
@@ -282,6 +362,13 @@ CommandRun setup_install(CLI::App &sub)
                 out().say("hint: nothing was extracted; use an archive from the official download site");
                 return EXIT_PROBLEM;
             }
+            std::string top = check.top_dir.empty() ? "" : check.top_dir + "/";
+            if (!check.has_bin_omero || !check.has_sql_psql)
+                throw CommandError(o->source + " is not an OMERO.server: it holds no " +
+                                       (!check.has_bin_omero ? top + "bin/omero" : "") +
+                                       (!check.has_bin_omero && !check.has_sql_psql ? " and no " : "") +
+                                       (!check.has_sql_psql ? top + "sql/psql" : "") + "; nothing was extracted",
+                                   "give the OMERO.server-<version>.zip of a release (or its unpacked directory)");
             std::string name = o->name;
             if (name.empty())
                 name = check.top_dir;
@@ -295,6 +382,16 @@ CommandRun setup_install(CLI::App &sub)
             }
             if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
                 throw CommandError("cannot use '" + name + "' as the name of the new server directory", "give --name NAME");
+            // Names the tool itself uses beside the server: the new tree would be (or replace)
+            // the link, the place of the old tree, the state file or a temp file.
+            std::string lb = base_name(link);
+            if (name == lb || name == lb + "-old" || name == state_name || name.rfind(".omero-upgrade", 0) == 0 ||
+                name.rfind("." + lb + ".omero-upgrade", 0) == 0)
+                throw CommandError("cannot use '" + name + "' as the name of the new server directory: " +
+                                       "omero-upgrade uses " + parent + "/" + name + " itself" +
+                                       (o->name.empty() ? " (it is the top directory or the name of " + o->source + ")" : "") +
+                                       "; nothing was extracted",
+                                   "give --name NAME (e.g. OMERO.server-<version>)");
             new_tree = parent + "/" + name;
         } else {
             new_tree = real_path(o->source);
@@ -305,8 +402,14 @@ CommandRun setup_install(CLI::App &sub)
             out().say(new_tree + " exists already (extracted before): using it");
         if (from_archive && !extracted && path_exists(new_tree))
             throw CommandError(new_tree + " exists and is not a directory");
-        if (extracted && access((new_tree + "/bin/omero").c_str(), X_OK) != 0)
-            throw CommandError(new_tree + " is not an OMERO.server (no executable bin/omero)");
+        if (extracted) {
+            bool bin = access((new_tree + "/bin/omero").c_str(), X_OK) == 0, sql = is_directory(new_tree + "/sql/psql");
+            if (!bin || !sql)
+                throw CommandError(new_tree + " is not an OMERO.server: it has no " +
+                                       (!bin ? std::string("executable bin/omero") : "") + (!bin && !sql ? " and no " : "") +
+                                       (!sql ? "sql/psql" : "") + "; nothing was changed",
+                                   "give the unpacked OMERO.server directory of a release (or its zip)");
+        }
 
         // 3. Re-run after a swap: the link already points at the new tree; the state file knows the old one.
         nlohmann::json state = read_state(state_path);
@@ -334,6 +437,44 @@ CommandRun setup_install(CLI::App &sub)
         std::vector<std::string> env_warnings;
         if (!old_tree.empty())
             env_warnings = env_into(old_tree, link);
+
+        // Every path the install writes below the new tree (config.xml, carried scripts) is
+        // opened without following symlinks; refuse a tree where that fails before the swap.
+        std::map<std::string, std::string> old_h, new_h;
+        nlohmann::json added = nlohmann::json::array(), changed = nlohmann::json::array();
+        auto preflight = [&] {
+            if (old_tree.empty())
+                return;
+            check_writable_beneath(new_tree, "etc/grid");
+            // Not compared through a symlink of the new tree (it could lead anywhere); refused
+            // when scripts are to be carried into it.
+            std::string why;
+            int fd = open_dir_beneath(new_tree, "lib/scripts", false, why);
+            if (fd >= 0)
+                close(fd);
+            if (fd == -1) {
+                if (o->carry)
+                    check_writable_beneath(new_tree, "lib/scripts");
+                out().warn("lib/scripts not compared: " + why);
+                return;
+            }
+            // A plain directory is moved to old_tree only by the swap below: until then it is at link.
+            std::string old_now = k == Kind::Directory && !already ? link : old_tree;
+            hash_tree(old_now + "/lib/scripts", "", old_h);
+            hash_tree(new_tree + "/lib/scripts", "", new_h);
+            for (const auto &[rel, h] : old_h) {
+                auto it = new_h.find(rel);
+                if (it == new_h.end())
+                    added.push_back(rel);
+                else if (it->second != h)
+                    changed.push_back(rel);
+            }
+            if (o->carry)
+                for (const auto &rel : added)
+                    check_writable_beneath(new_tree, "lib/scripts/" + dir_name(rel.get<std::string>()));
+        };
+        if (extracted)
+            preflight();
 
         if (o->dry_run) {
             if (from_archive && !extracted)
@@ -367,11 +508,11 @@ CommandRun setup_install(CLI::App &sub)
                 out().say("extracting " + o->source + " (" + std::to_string(check.entries) + " entries, " +
                           human_bytes(check.bytes) + ")");
                 Meter m("extracting", "bytes", check.bytes);
-                extract_archive(o->source, tmp, [&](unsigned long long n) { m.update(n); });
+                extract_archive(*archive, check, tmp, [&](unsigned long long n) { m.update(n); });
                 m.finish();
                 std::string tree = check.top_dir.empty() ? tmp : tmp + "/" + check.top_dir;
-                if (access((tree + "/bin/omero").c_str(), X_OK) != 0)
-                    throw CommandError(o->source + " holds no OMERO.server (no executable bin/omero in it)");
+                if (access((tree + "/bin/omero").c_str(), X_OK) != 0 || !is_directory(tree + "/sql/psql"))
+                    throw CommandError(o->source + " holds no OMERO.server (no executable bin/omero or no sql/psql in it)");
                 if (check.top_dir.empty()) {
                     chmod(tmp.c_str(), 0755);
                     rename_noreplace(tmp, new_tree);
@@ -384,6 +525,7 @@ CommandRun setup_install(CLI::App &sub)
                 throw;
             }
             out().say("extracted to " + new_tree);
+            preflight();
         }
 
         // 6. The swap. A plain directory is first moved aside, as the guide does.
@@ -420,8 +562,7 @@ CommandRun setup_install(CLI::App &sub)
             cfg_status = "none in the old server";
             out().warn("no " + old_cfg + " to copy");
         } else if (!path_exists(new_cfg)) {
-            make_dirs(dir_name(new_cfg));
-            copy_file(old_cfg, new_cfg, true);
+            copy_file_beneath(old_cfg, new_tree, "etc/grid/config.xml", true);
             cfg_status = "copied";
             out().say("copied " + old_cfg + " to " + new_cfg);
         } else if (same_content(old_cfg, new_cfg)) {
@@ -435,22 +576,12 @@ CommandRun setup_install(CLI::App &sub)
         res["config_xml"] = cfg_status;
 
         // 8. lib/scripts: added and changed in the old server compared with the new one.
-        std::map<std::string, std::string> old_h, new_h;
-        hash_tree(old_tree + "/lib/scripts", "", old_h);
-        hash_tree(new_tree + "/lib/scripts", "", new_h);
-        nlohmann::json added = nlohmann::json::array(), changed = nlohmann::json::array(), carried = nlohmann::json::array();
-        for (const auto &[rel, h] : old_h) {
-            auto it = new_h.find(rel);
-            if (it == new_h.end())
-                added.push_back(rel);
-            else if (it->second != h)
-                changed.push_back(rel);
-        }
+        // (compared by preflight() above, before the swap)
+        nlohmann::json carried = nlohmann::json::array();
         for (const auto &rel : added) {
             std::string r = rel.get<std::string>();
             if (o->carry) {
-                make_dirs(dir_name(new_tree + "/lib/scripts/" + r));
-                copy_file(old_tree + "/lib/scripts/" + r, new_tree + "/lib/scripts/" + r, true);
+                copy_file_beneath(old_tree + "/lib/scripts/" + r, new_tree, "lib/scripts/" + r, true);
                 carried.push_back(r);
                 out().say("carried lib/scripts/" + r + " to the new server");
             } else {

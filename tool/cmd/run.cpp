@@ -204,6 +204,7 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
         {"hops", hops},
         {"steps", steps},
         {"backup", nullptr},
+        {"schema", nullptr},
         {"downtime", {{"stop_began", nullptr}, {"stopped_at", nullptr}, {"started_at", nullptr}, {"seconds", nullptr}}},
         {"rollback", {{"into", into}, {"status", "not run"}}},
     };
@@ -373,6 +374,41 @@ bool backup_recorded(const nlohmann::json &state, std::string *why)
     return true;
 }
 
+// state["schema"] from the db-verify step: {"verdict": "conforms"|"differs"|"not verified",
+// "version", "differences", "by_change", "reason", "exit_code", "command"}.
+void record_schema_verdict(nlohmann::json &state, nlohmann::json &step, const ChildOutcome &o)
+{
+    const nlohmann::json &r = step["result"];
+    std::string cmd = "omero-upgrade --server-dir " + shell_quote(state["server"].value("dir", "")) + " db verify";
+    nlohmann::json v = {{"exit_code", o.exit_code}, {"command", cmd}};
+    v["version"] = r.is_object() ? r.value("version", nlohmann::json()) : nlohmann::json();
+    std::string warning;
+    if (o.exit_code == 0 || (o.exit_code == EXIT_PROBLEM && r.is_object() && r.contains("differences"))) {
+        nlohmann::json by = nlohmann::json::object();
+        size_t n = 0;
+        for (const auto &d : r.value("differences", nlohmann::json::array())) {
+            std::string c = d.value("difference", "");
+            by[c] = by.value(c, 0) + 1;
+            n++;
+        }
+        v["verdict"] = n == 0 ? "conforms" : "differs";
+        v["differences"] = n;
+        v["by_change"] = by;
+        if (n)
+            warning = "schema differs: " + std::to_string(n) + " difference(s) from a fresh " +
+                      v.value("version", std::string("?")) + ", see " + cmd;
+    } else {
+        v["verdict"] = "not verified";
+        v["reason"] = o.error;
+        warning = "schema not verified (" + o.error + "); run " + cmd + " when that is fixed";
+    }
+    state["schema"] = v;
+    if (!warning.empty()) {
+        step["warnings"].push_back(warning);
+        out().warn(warning);
+    }
+}
+
 Executor make_executor(nlohmann::json &state, const std::string &state_path, const std::string &preview)
 {
     Executor x;
@@ -405,9 +441,16 @@ Executor make_executor(nlohmann::json &state, const std::string &state_path, con
         if (step.value("id", "") == "server-stop" && state["downtime"].value("stopped_at", nlohmann::json()).is_null())
             state["downtime"]["stop_began"] = step["started"];
     };
+    // db verify's exit 1 (the schema differs) and 2 (it could not verify: no CREATEDB, no
+    // creation files) are its verdict: the run goes on and the report says it.
+    x.accept = [](nlohmann::json &step, const ChildOutcome &o) {
+        return step.value("id", "") == "db-verify" && (o.exit_code == EXIT_PROBLEM || o.exit_code == EXIT_ERROR);
+    };
     x.on_done = [&state](nlohmann::json &step, const ChildOutcome &o) {
         std::string id = step.value("id", "");
         const auto &r = step["result"];
+        if (id == "db-verify")
+            record_schema_verdict(state, step, o);
         if (id == "backup" && r.is_object()) {
             if (!r.value("path", "").empty() && r.contains("sha256")) {
                 state["backup"] = {{"path", r.value("path", "")},
@@ -542,6 +585,22 @@ int print_report(const nlohmann::json &st)
     } else if (stop_status == "interrupted" || stop_status == "running")
         out().say("  downtime unknown: server-stop did not finish, the server may still be running "
                   "(omero-upgrade server status tells)");
+    if (st.contains("schema") && st["schema"].is_object()) {
+        const auto &v = st["schema"];
+        std::string verdict = v.value("verdict", "");
+        std::string ver = v["version"].is_string() ? v.value("version", "") : "its version";
+        if (verdict == "conforms")
+            out().say("  schema   conforms to a fresh " + ver + " (db verify: no difference)");
+        else if (verdict == "differs") {
+            std::string by;
+            for (const char *c : {"missing", "changed", "extra"})
+                if (v["by_change"].value(c, 0) > 0)
+                    by += (by.empty() ? "" : ", ") + std::to_string(v["by_change"].value(c, 0)) + " " + c;
+            out().say("  schema   differs: " + std::to_string(v.value("differences", 0)) + " difference(s) from a fresh " +
+                      ver + " (" + by + "), see " + v.value("command", "db verify"));
+        } else
+            out().say("  schema   not verified: " + v.value("reason", "") + "; see " + v.value("command", "db verify"));
+    }
     std::vector<std::string> w;
     collect_warnings(st, w);
     if (!w.empty()) {
