@@ -1,6 +1,7 @@
 // omero-upgrade check [--target V] [--backup-dir DIR]: every prerequisite of the upgrade, each
 // ok / warning / failed with its fix in one line. Changes nothing. Exit 1 when any failed.
 #include "installation.hpp"
+#include "extcall.hpp"
 #include "fsutil.hpp"
 #include "process.hpp"
 #include "settings.hpp"
@@ -153,7 +154,7 @@ int run_check()
     int need = pg_prerequisite_of(target);
     if (!st.extension_version.empty() && st.is_omero) {
         try {
-            Value v = db->scalar("SELECT max(pg_prerequisite) FROM omero_upgrade_path($1)", {target});
+            Value v = db->scalar("SELECT max(pg_prerequisite) FROM " + require_extension(*db) + ".omero_upgrade_path($1)", {target});
             if (v)
                 need = std::atoi(v->c_str());
         } catch (const DbError &) {
