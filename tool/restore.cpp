@@ -106,10 +106,6 @@ bool check_restore_target(const Settings &s, const std::string &name, const std:
                              "from template0, owned by the OMERO user)";
     if (d.str(0, "system") == "t")
         throw CommandError("'" + name + "' is a system or template database: refusing to restore into it", hint);
-    if (d.str(0, "sessions") != "0")
-        throw CommandError("database '" + name + "' already exists and " + d.str(0, "sessions") +
-                               " other session(s) are connected to it: refusing to restore into it",
-                           hint);
     auto target = connect_db(s, name);
     // Anything made after initdb (an OID from FirstNormalObjectId, 16384, on) is not the system's:
     // a function, operator or type planted there would run inside the restored database's code.
@@ -143,7 +139,13 @@ bool check_restore_target(const Settings &s, const std::string &name, const std:
            "      AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE' AND a.grantee OPERATOR(pg_catalog.<>) x.datdba"
            "   UNION ALL SELECT a.grantee FROM pg_catalog.pg_namespace x, pg_catalog.aclexplode(x.nspacl) a"
            "    WHERE x.nspname OPERATOR(pg_catalog.=) 'public' AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'"
-           "      AND a.grantee OPERATOR(pg_catalog.<>) x.nspowner) g"
+           "      AND a.grantee OPERATOR(pg_catalog.<>) x.nspowner"
+           // Before PostgreSQL 15, PUBLIC's CREATE on a public owned by the bootstrap superuser is
+           // what every new database has (one the tool creates too): the version's default, not
+           // a grant someone made. check warns about it (schema_privileges).
+           "      AND NOT (pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.<) 150000"
+           "               AND a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid"
+           "               AND x.nspowner OPERATOR(pg_catalog.=) 10::pg_catalog.oid)) g"
            ") c WHERE n OPERATOR(pg_catalog.>) 0 ORDER BY k";
     Rows found = target->query(sql);
     if (!found.empty()) {
@@ -163,6 +165,12 @@ bool check_restore_target(const Settings &s, const std::string &name, const std:
     if (d.str(0, "owner") != owner)
         throw CommandError("database '" + name + "' already exists and belongs to " + d.str(0, "owner") + ", not to " +
                                owner + " (the owner the restored database must have): refusing to restore into it",
+                           hint);
+    // Last: sessions come and go (a backup's or a restore's connection may still be closing),
+    // what the database holds does not.
+    if (d.str(0, "sessions") != "0")
+        throw CommandError("database '" + name + "' already exists and " + d.str(0, "sessions") +
+                               " other session(s) are connected to it: refusing to restore into it",
                            hint);
     return true;
 }

@@ -53,7 +53,13 @@ like "$("$TOOL" --server-dir "$srv" colors convert --dry-run --roi 1,x 2>&1)" "n
 # 3. The passfile: over TCP with config.xml's password; the tool killed (SIGKILL) while pg_dump runs.
 pw='S3cret;pa:ss\word'
 echo "CREATE ROLE ss_owner LOGIN PASSWORD :'pw'" | psql -X -q -v ON_ERROR_STOP=1 -v pw="$pw" -d postgres
-q ss_db -c "ALTER DATABASE ss_db OWNER TO ss_owner" -c "GRANT pg_read_all_data TO ss_owner"
+q ss_db -c "ALTER DATABASE ss_db OWNER TO ss_owner"
+# The dump needs to read every table: pg_read_all_data since PostgreSQL 14, plain grants before.
+if [ "$(q postgres -c "SHOW server_version_num")" -ge 140000 ]; then
+  q ss_db -c "GRANT pg_read_all_data TO ss_owner"
+else
+  q ss_db -c "GRANT SELECT ON ALL TABLES IN SCHEMA public TO ss_owner" -c "GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO ss_owner"
+fi
 sample_config "$srv" omero.db.host=127.0.0.1 "omero.db.port=$PGPORT" omero.db.name=ss_db omero.db.user=ss_owner "omero.db.pass=$pw"
 mkdir -p "$t/tmp" "$t/bk"
 psql -X -q -d ss_db -c "BEGIN; LOCK TABLE dichroic IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;" >/dev/null &
