@@ -13,6 +13,8 @@
 #include "process.hpp"
 #include "progress.hpp"
 
+#include <sys/stat.h>
+
 #include <cctype>
 #include <chrono>
 #include <csignal>
@@ -228,7 +230,13 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
                                " and put its bin directory first on PATH");
 
     std::string dir = opts.dir.empty() ? "." : opts.dir;
-    ensure_dir(dir);
+    // A dump holds password hashes and session keys: the directory we create is 0700, the dumps,
+    // sidecars and manifest 0600, whatever the umask.
+    if (!ensure_dir(dir, 0700)) {
+        struct stat ds;
+        if (stat(dir.c_str(), &ds) == 0 && (ds.st_mode & 077))
+            out().detail(dir + " is readable by others: its backups are 0600, but their names show");
+    }
     unsigned long long avail = free_bytes(dir);
     if (!opts.skip_space_check && avail < (unsigned long long)st.size_bytes)
         throw CommandError("not enough free space in " + dir + ": " + human_bytes(avail) + " available, the database is " +
@@ -291,6 +299,7 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
     auto note = [&] { return (current.empty() ? "" : current + ", ") + human_bytes(path_size(partial)) + " written"; };
     ProcOptions po;
     po.env = pc.env;
+    po.umask = 077;  // pg_dump creates its file (custom format) with the umask's mode
     po.on_stderr_line = [&](const std::string &l) {
         static const std::string tag = "dumping contents of table \"";
         size_t p = l.find(tag);
@@ -334,11 +343,12 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
     ChecksumList sums = compute_checksums(partial, name, [&](unsigned long long n) { hmeter.update(n); });
     hmeter.finish();
     std::string sidecar = format_sidecar(sums);
+    make_private(partial);
     fsync_path(partial);
     rename_noreplace(partial, final_path);
     guard.path.clear();
     fsync_dir(dir);
-    write_file_atomic(final_path + ".sha256", sidecar, false);
+    write_file_atomic(final_path + ".sha256", sidecar, false, 0600);
 
     unsigned long long size = path_size(final_path);
     nlohmann::json entry = {

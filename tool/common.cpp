@@ -1,7 +1,10 @@
 // See common.hpp.
 #include "common.hpp"
 
+#include <fcntl.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <cstdio>
 #include <cstdlib>
@@ -80,15 +83,25 @@ void Output::log(const std::string &line)
 {
     if (opts_.log_file.empty())
         return;
-    std::ofstream f(opts_.log_file, std::ios::app);
-    if (!f)
+    // Created 0600 whatever the umask: the log holds commands and their output.
+    int fd = ::open(opts_.log_file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
         return;
     char ts[32];
     std::time_t t = std::time(nullptr);
     std::tm tm;
     gmtime_r(&t, &tm);
     std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    f << ts << " [" << getpid() << "] " << line << "\n";
+    std::string text = std::string(ts) + " [" + std::to_string(getpid()) + "] " + line + "\n";
+    for (size_t done = 0; done < text.size();) {
+        ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        done += n;
+    }
+    ::close(fd);
 }
 
 void Output::end_progress_line()

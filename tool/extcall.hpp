@@ -50,34 +50,47 @@ inline Value id_array(const std::vector<std::string> &inline_ids, const std::vec
                       const std::string &what)
 {
     std::vector<std::string> words;
-    auto split = [&](const std::string &text, const std::string &where) {
-        std::string w;
+    // A bad word of the command line is shown; one of a file only by its line and column (the
+    // file may be anything: --roi-file /etc/shadow must not print a line of it).
+    auto split = [&](const std::string &text, const std::string *file) {
         std::istringstream in(text);
         std::string line;
-        while (std::getline(in, line)) {
+        for (size_t lineno = 1; std::getline(in, line); lineno++) {
             size_t hash = line.find('#');
             if (hash != std::string::npos)
                 line.resize(hash);
-            for (char &c : line)
-                if (c == ',' || c == ';' || c == '\t' || c == '\r')
-                    c = ' ';
-            std::istringstream ws(line);
-            while (ws >> w) {
-                if (w.find_first_not_of("0123456789") != std::string::npos || w.size() > 18 || std::stoll(w) <= 0)
-                    throw CommandError("not a " + what + " id: '" + w + "'" + where);
+            for (size_t i = 0; i < line.size();) {
+                char c = line[i];
+                if (c == ' ' || c == ',' || c == ';' || c == '\t' || c == '\r') {
+                    i++;
+                    continue;
+                }
+                size_t end = line.find_first_of(" ,;\t\r", i);
+                if (end == std::string::npos)
+                    end = line.size();
+                std::string w = line.substr(i, end - i);
+                if (w.find_first_not_of("0123456789") != std::string::npos || w.size() > 18 || std::stoll(w) <= 0) {
+                    if (file)
+                        throw CommandError("not a " + what + " id at line " + std::to_string(lineno) + ", column " +
+                                               std::to_string(i + 1) + " of " + *file,
+                                           "the file holds positive integers separated by white space or commas, "
+                                           "'#' starts a comment");
+                    throw CommandError("not a " + what + " id: '" + w + "'");
+                }
                 words.push_back(w);
+                i = end;
             }
         }
     };
     for (const auto &s : inline_ids)
-        split(s, "");
+        split(s, nullptr);
     for (const auto &f : files) {
         std::ifstream in(f);
         if (!in)
             throw CommandError("cannot read the " + what + " id file " + f);
         std::stringstream ss;
         ss << in.rdbuf();
-        split(ss.str(), " (in " + f + ")");
+        split(ss.str(), &f);
     }
     if (inline_ids.empty() && files.empty())
         return std::nullopt;

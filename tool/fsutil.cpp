@@ -116,12 +116,19 @@ void rename_noreplace(const std::string &from, const std::string &to)
     throw CommandError("cannot rename " + from + " to " + to + ": " + std::strerror(e));
 }
 
-void write_file_atomic(const std::string &p, const std::string &data, bool overwrite)
+void write_file_atomic(const std::string &p, const std::string &data, bool overwrite, unsigned mode)
 {
     std::string tmp = dir_name(p) + "/." + base_name(p) + ".tmp." + std::to_string(getpid());
-    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    unlink(tmp.c_str());  // a leftover of ours with this pid (its mode may be another); a link is removed, never followed
+    int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0600);
     if (fd < 0)
         throw CommandError("cannot write " + tmp + ": " + std::strerror(errno));
+    if (fchmod(fd, mode) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp.c_str());
+        throw CommandError("cannot set the mode of " + tmp + ": " + std::strerror(e));
+    }
     size_t done = 0;
     while (done < data.size()) {
         ssize_t n = write(fd, data.data() + done, data.size() - done);
@@ -191,17 +198,51 @@ void remove_tree(const std::string &p)
     }
 }
 
-void ensure_dir(const std::string &dir)
+bool ensure_dir(const std::string &dir, unsigned mode)
 {
+    bool created = false;
     if (!is_directory(dir)) {
         if (path_exists(dir))
             throw CommandError(dir + " exists and is not a directory");
-        if (mkdir(dir.c_str(), 0755) != 0)
+        if (mkdir(dir.c_str(), 0700) != 0)
             throw CommandError("cannot create the directory " + dir + ": " + std::strerror(errno));
+        if (chmod(dir.c_str(), mode) != 0)
+            throw CommandError("cannot set the mode of " + dir + ": " + std::strerror(errno));
         out().detail("created " + dir);
+        created = true;
     }
     if (access(dir.c_str(), W_OK | X_OK) != 0)
         throw CommandError("cannot write into " + dir + ": " + std::strerror(errno));
+    return created;
+}
+
+int open_private(const std::string &p, int flags)
+{
+    int fd = open(p.c_str(), flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() && (st.st_mode & 077))
+        fchmod(fd, 0600);
+    return fd;
+}
+
+void make_private(const std::string &p)
+{
+    struct stat st;
+    if (lstat(p.c_str(), &st) != 0)
+        throw CommandError("cannot read " + p + ": " + std::strerror(errno));
+    if (S_ISLNK(st.st_mode))
+        return;
+    if (chmod(p.c_str(), S_ISDIR(st.st_mode) ? 0700 : 0600) != 0)
+        throw CommandError("cannot make " + p + " private: " + std::strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return;
+    auto names = dir_entries(p);
+    if (!names)
+        throw CommandError("cannot read the directory " + p + ": " + std::strerror(errno));
+    for (const auto &n : *names)
+        make_private(p + "/" + n);
 }
 
 } // namespace ou

@@ -14,8 +14,11 @@ bool read_file(const std::string &p, std::string &out);
 // The names in a directory, without "." and "..", in readdir order; nullopt (errno set) when it
 // cannot be read. The one place the tool lists a directory by name.
 std::optional<std::vector<std::string>> dir_entries(const std::string &dir);
-// Writes a temp file beside p, fsyncs it, renames it over p, fsyncs the directory.
-void write_file_atomic(const std::string &p, const std::string &data, bool overwrite = true);
+// Writes a temp file beside p, fsyncs it, renames it over p, fsyncs the directory. The temp file
+// is created O_EXCL|O_NOFOLLOW (nothing planted at its name is written through) and gets exactly
+// `mode` whatever the umask: 0600 by default, since every file the tool writes so holds data or
+// state (sidecars, manifests, run and binaries state, listings, a preview's config.xml).
+void write_file_atomic(const std::string &p, const std::string &data, bool overwrite = true, unsigned mode = 0600);
 // rename(2) that fails with a clear error when `to` exists (RENAME_NOREPLACE).
 void rename_noreplace(const std::string &from, const std::string &to);
 // fsync a file, or every file of a directory and the directory itself.
@@ -29,7 +32,16 @@ unsigned long long free_bytes(const std::string &p);
 void remove_tree(const std::string &p);
 std::string dir_name(const std::string &p);
 std::string base_name(const std::string &p);
-// Creates dir (one level) when missing; throws CommandError when it cannot be used.
-void ensure_dir(const std::string &dir);
+// Creates dir (one level) when missing; throws CommandError when it cannot be used. Returns
+// whether it created it. A created directory gets exactly `mode` whatever the umask (0700 by
+// default: the tool's directories hold backups, state and previews). An existing directory keeps
+// its mode (it may be the user's own, "."): what the tool writes into it is private by itself.
+bool ensure_dir(const std::string &dir, unsigned mode = 0700);
+// Opens (creating when missing, O_NOFOLLOW) a lock or log file of the tool: created 0600, and
+// made 0600 when it is ours and looser (a file of an older version). Returns the descriptor or -1.
+int open_private(const std::string &p, int flags);
+// Makes a file 0600, or a directory tree private: directories 0700, files 0600 (no symlink is
+// followed). For what a child program wrote (a pg_dump file or directory).
+void make_private(const std::string &p);
 
 } // namespace ou

@@ -29,7 +29,7 @@ void add_to_manifest(const std::string &backup_dir, const nlohmann::json &entry)
 {
     // Two runs at once must not lose an entry: an exclusive lock around read-modify-write.
     std::string lock = backup_dir + "/." + manifest_name + ".lock";
-    int fd = open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open_private(lock, O_RDWR);
     if (fd < 0)
         throw CommandError("cannot open " + lock + ": " + std::strerror(errno));
     while (flock(fd, LOCK_EX) != 0 && errno == EINTR) {
@@ -42,7 +42,7 @@ void add_to_manifest(const std::string &backup_dir, const nlohmann::json &entry)
                 kept.push_back(e);
         kept.push_back(entry);
         m["backups"] = kept;
-        write_file_atomic(backup_dir + "/" + manifest_name, json_text(m, 2) + "\n");
+        write_file_atomic(backup_dir + "/" + manifest_name, json_text(m, 2) + "\n", true, 0600);
     } catch (...) {
         close(fd);
         throw;

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -142,6 +144,12 @@ ProcResult run_process(const std::vector<std::string> &argv, const ProcOptions &
         // The tool's own handlers must not survive into the child.
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
+        // The in-memory passfile (PassFile) is the one descriptor of ours a child inherits.
+        for (const auto &[k, v] : opts.env)
+            if (k == "PGPASSFILE" && passfile_fd(v) > 2)
+                fcntl(passfile_fd(v), F_SETFD, 0);
+        if (opts.umask >= 0)
+            ::umask((mode_t)opts.umask);
         if (!opts.cwd.empty() && chdir(opts.cwd.c_str()) != 0)
             _exit(126);
         execve(prog.c_str(), cargv.data(), cenv.data());
@@ -247,19 +255,16 @@ ProcResult run_process(const std::vector<std::string> &argv, const ProcOptions &
 
 PassFile::PassFile(const std::string &password)
 {
-    const char *tmp = std::getenv("TMPDIR");
-    std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/omero-upgrade.XXXXXX";
-    std::vector<char> buf(tmpl.begin(), tmpl.end());
-    buf.push_back('\0');
-    if (!mkdtemp(buf.data()))
-        throw CommandError(std::string("cannot create a private temporary directory: ") + std::strerror(errno));
-    dir_ = buf.data();
-    path_ = dir_ + "/pgpass";
-    int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rmdir(dir_.c_str());
-        throw CommandError(std::string("cannot create a temporary passfile: ") + std::strerror(errno));
-    }
+    if (password.find_first_of("\n\r") != std::string::npos)
+        throw CommandError("the database password contains a line break: it cannot be handed to pg_dump, pg_restore "
+                           "or psql (a libpq password file holds one password per line)",
+                           "give the database role a password without line breaks");
+    // An anonymous memory file: no name in any directory, so nothing is left behind whatever
+    // happens to the tool (kill -9 included); it is gone when the last process holding it (the
+    // child) ends. libpq reads it as /dev/fd/N: a regular file of mode 0600, as it requires.
+    fd_ = memfd_create("omero-upgrade-pgpass", MFD_CLOEXEC);
+    if (fd_ < 0)
+        throw CommandError(std::string("cannot create an in-memory password file: ") + std::strerror(errno));
     // .pgpass syntax: ':' and '\' in a field are escaped with '\'.
     std::string line = "*:*:*:*:";
     for (char c : password) {
@@ -268,19 +273,27 @@ PassFile::PassFile(const std::string &password)
         line += c;
     }
     line += "\n";
-    bool ok = write(fd, line.data(), line.size()) == (ssize_t)line.size();
-    close(fd);
+    bool ok = fchmod(fd_, 0600) == 0 && write(fd_, line.data(), line.size()) == (ssize_t)line.size();
+    std::fill(line.begin(), line.end(), '\0');
     if (!ok) {
-        unlink(path_.c_str());
-        rmdir(dir_.c_str());
-        throw CommandError("cannot write a temporary passfile");
+        close(fd_);
+        throw CommandError("cannot write the in-memory password file");
     }
+    path_ = "/dev/fd/" + std::to_string(fd_);
 }
 
 PassFile::~PassFile()
 {
-    unlink(path_.c_str());
-    rmdir(dir_.c_str());
+    close(fd_);
+}
+
+int passfile_fd(const std::string &pgpassfile)
+{
+    static const std::string prefix = "/dev/fd/";
+    if (pgpassfile.rfind(prefix, 0) != 0 || pgpassfile.size() == prefix.size() ||
+        pgpassfile.find_first_not_of("0123456789", prefix.size()) != std::string::npos)
+        return -1;
+    return std::atoi(pgpassfile.c_str() + prefix.size());
 }
 
 std::string conninfo_quote(const std::string &v)

@@ -20,6 +20,7 @@ struct ProcOptions {
     std::function<void()> on_tick;                         // about every 0.5 s while it runs
     std::function<void(const std::string &)> on_stderr_line;
     bool log_stdout = false;  // stdout is captured; also log it line by line
+    int umask = -1;           // the child's umask (e.g. 077 for private files); -1: the tool's
 };
 
 struct ProcResult {
@@ -41,8 +42,11 @@ ProcResult run_process(const std::vector<std::string> &argv, const ProcOptions &
 // The path of a program on PATH, or "" when there is none.
 std::string find_program(const std::string &name);
 
-// A temporary libpq passfile (mode 0600, in a private 0700 directory), removed on destruction.
-// Holds "*:*:*:*:<password>" so the child uses it for whatever it connects to.
+// A libpq passfile that exists in no directory: an anonymous memory file (memfd, mode 0600)
+// named /dev/fd/N, inherited by the child run_process starts with PGPASSFILE=/dev/fd/N (and by
+// no other), gone when both the tool and that child have closed it: no file outlives the child,
+// even when the tool is killed. Holds "*:*:*:*:<password>" so the child uses it for whatever it
+// connects to. A password with a line break cannot be written so: refused with a clear error.
 class PassFile {
 public:
     explicit PassFile(const std::string &password);
@@ -52,8 +56,11 @@ public:
     const std::string &path() const { return path_; }
 
 private:
-    std::string dir_, path_;
+    int fd_ = -1;
+    std::string path_;
 };
+// N of a PGPASSFILE value /dev/fd/N, else -1.
+int passfile_fd(const std::string &pgpassfile);
 
 // How a libpq client program (pg_dump, pg_restore, psql) reaches a database: a connection string
 // for -d (no password in it) and the environment (PGPASSFILE when there is a password).

@@ -71,7 +71,7 @@ std::string default_state_path(const std::string &server_dir)
 Lock::Lock(const std::string &state_path, bool create)
 {
     std::string path = state_path + ".lock";
-    fd_ = open(path.c_str(), O_RDWR | (create ? O_CREAT : 0) | O_CLOEXEC, 0644);
+    fd_ = create ? open_private(path, O_RDWR) : open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (fd_ < 0 && !create && errno == ENOENT)
         return;  // no lock file: nobody holds it
     if (fd_ < 0)

@@ -145,6 +145,14 @@ Settings load_settings(bool need_config)
         }
         bool found_profile = false;
         s.properties = read_block(root, s.profile, found_profile);
+        // A profile named (OMERO_CONFIG, omero.config.profile) but absent is a typo: falling to
+        // OMERO's defaults and the libpq environment would reach another database. Only an absent
+        // "default" profile means OMERO's defaults (a config.xml that was never edited).
+        if (!found_profile && s.profile != "default")
+            throw CommandError("profile '" + s.profile + "' (from " + s.profile_source + ") is not in " + s.config_path,
+                               s.profile_source == "OMERO_CONFIG"
+                                   ? "check the name (the <properties id=\"…\"> blocks of config.xml are the profiles), or unset OMERO_CONFIG"
+                                   : "check omero.config.profile in config.xml (bin/omero config def)");
         if (!found_profile)
             out().warn("profile '" + s.profile + "' (from " + s.profile_source + ") is not in " + s.config_path +
                        ": using OMERO's defaults, as the server would");
@@ -198,6 +206,12 @@ Settings load_settings(bool need_config)
     // config.xml's password is sent only as the user it belongs to; any other user authenticates
     // through libpq's own PGPASSWORD/.pgpass.
     std::string pass = s.property("omero.db.pass");
+    if (!pass.empty() && s.conn.user == s.omero_db_user && pass.find_first_of("\n\r") != std::string::npos)
+        throw CommandError("omero.db.pass in " + s.config_path +
+                               " contains a line break: it cannot be handed to pg_dump, pg_restore or psql "
+                               "(a libpq password file holds one password per line)",
+                           "give the database role a password without line breaks (ALTER ROLE … PASSWORD), then "
+                           "bin/omero config set omero.db.pass");
     if (!pass.empty() && s.conn.user == s.omero_db_user) {
         s.conn.password = pass;
         s.password_from_config = true;
