@@ -94,10 +94,11 @@ DbState read_db_state(spi::Session &spi)
     if (!s.has_dbpatch)
         return s;
     const std::string dbpatch = omero_name(spi, "dbpatch");
-    // A table called dbpatch without OMERO's columns is not OMERO's.
+    // A table called dbpatch without OMERO's columns is not OMERO's. They are named in OMERO's
+    // order whatever plan the server picks (PostgreSQL 18's anti-join returns them in another).
     auto missing = spi.scalar(
-        "SELECT pg_catalog.string_agg(c, ', ') FROM pg_catalog.unnest(ARRAY['id', 'currentversion', 'currentpatch',"
-        "       'previousversion', 'previouspatch', 'finished', 'message']::pg_catalog.name[]) AS c"
+        "SELECT pg_catalog.string_agg(c, ', ' ORDER BY i) FROM pg_catalog.unnest(ARRAY['id', 'currentversion', 'currentpatch',"
+        "       'previousversion', 'previouspatch', 'finished', 'message']::pg_catalog.name[]) WITH ORDINALITY AS u(c, i)"
         " WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = pg_catalog.to_regclass($1)"
         "                     AND a.attname = c AND NOT a.attisdropped)",
         {spi::text(dbpatch)}, true);

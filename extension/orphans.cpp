@@ -145,7 +145,7 @@ void check_fast_allowed(spi::Session &spi, const Rule &rule)
                     "It sets session_replication_role, which only a superuser may change.",
                     "Connect as a superuser, or use fast => false (the default).");
     auto other = spi.scalar(
-        "SELECT pg_catalog.string_agg(x, ', ') FROM ("
+        "SELECT pg_catalog.string_agg(x, ', ' ORDER BY x) FROM ("
         " SELECT 'trigger ' || pg_catalog.quote_ident(tgname) AS x FROM pg_catalog.pg_trigger"
         "  WHERE tgrelid = pg_catalog.to_regclass($1) AND NOT tgisinternal"
         " UNION ALL SELECT 'rule ' || pg_catalog.quote_ident(rulename) FROM pg_catalog.pg_rewrite"

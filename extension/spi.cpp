@@ -1,5 +1,6 @@
 // SPI helpers: see spi.hpp.
 #include "spi.hpp"
+#include "pg_compat.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -213,10 +214,7 @@ Value Session::scalar(const std::string &sql, const std::vector<Param> &params, 
 void Session::commit()
 {
     pg_guard([] {
-        SPI_commit();
-#if PG_VERSION_NUM < 150000
-        SPI_start_transaction();
-#endif
+        compat::spi_commit_and_continue();
     });
     renew_search_path();
 }

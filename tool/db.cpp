@@ -107,6 +107,10 @@ std::unique_ptr<Db> Db::connect(const ConnParams &p)
                            "and PGPASSWORD or ~/.pgpass");
     }
     PQsetNoticeReceiver(db->conn_, &Db::notice_receiver, db.get());
+    // Before anything else is sent: no name of ours resolves through a schema others may write
+    // (ALTER ROLE … SET search_path, PGOPTIONS and "$user" included). Session-wide, so it holds
+    // after a failed transaction too.
+    db->query("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)");
     return db;
 }
 
@@ -302,16 +306,103 @@ std::optional<BackendProgress> read_backend_progress(Db &monitor, int pid)
     return p;
 }
 
+std::string quote_ident(const std::string &name)
+{
+    std::string q = "\"";
+    for (char c : name) {
+        if (c == '"')
+            q += '"';
+        q += c;
+    }
+    return q + "\"";
+}
+
+std::optional<std::string> find_omero_schema(Db &db)
+{
+    Value chosen = db.scalar("SELECT NULLIF(pg_catalog.current_setting('omero_upgrade.omero_schema', true), '')");
+    Rows r = db.query("SELECT n.nspname::pg_catalog.text AS s FROM pg_catalog.pg_class c"
+                      "  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+                      " WHERE c.relname OPERATOR(pg_catalog.=) 'dbpatch'::pg_catalog.name"
+                      "   AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::\"char\"[])"
+                      "   AND n.oid OPERATOR(pg_catalog.<>) pg_catalog.pg_my_temp_schema()"
+                      "   AND NOT pg_catalog.pg_is_other_temp_schema(n.oid)"
+                      "   AND ($1::pg_catalog.text IS NULL OR n.nspname OPERATOR(pg_catalog.=) $1::pg_catalog.name)"
+                      " ORDER BY 1",
+                      {chosen});
+    if (chosen) {
+        if (r.empty())
+            throw CommandError("omero_upgrade.omero_schema is \"" + *chosen +
+                                   "\", but no schema of that name holds a table named dbpatch",
+                               "set omero_upgrade.omero_schema to the schema of OMERO's tables, or RESET it");
+        return r.str(0, "s");
+    }
+    if (r.rows.size() > 1) {
+        std::string names;
+        for (size_t i = 0; i < r.rows.size(); i++)
+            names += (i ? ", " : "") + quote_ident(r.str(i, "s"));
+        throw CommandError("more than one schema of the database " + db.params().dbname +
+                               " holds a table named dbpatch: " + names + " (omero-upgrade never picks one)",
+                           "name the schema of OMERO's tables: ALTER ROLE <you> SET omero_upgrade.omero_schema = "
+                           "'<schema>' (or ALTER DATABASE … SET), or drop the other dbpatch tables");
+    }
+    if (r.empty())
+        return std::nullopt;
+    return r.str(0, "s");
+}
+
+std::string omero_code_pgoptions(Db &db, const std::string &schema)
+{
+    Value shadows = db.scalar(
+        "SELECT pg_catalog.string_agg(x, ', ' ORDER BY x) FROM ("
+        " SELECT p.oid::pg_catalog.regprocedure::pg_catalog.text AS x FROM pg_catalog.pg_proc p"
+        "  WHERE p.pronamespace OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace(pg_catalog.quote_ident($1))"
+        "    AND EXISTS (SELECT 1 FROM pg_catalog.pg_proc c"
+        "        WHERE c.pronamespace OPERATOR(pg_catalog.=) 'pg_catalog'::pg_catalog.regnamespace"
+        "          AND c.proname OPERATOR(pg_catalog.=) p.proname)"
+        "    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d"
+        "                     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass"
+        "                       AND d.objid OPERATOR(pg_catalog.=) p.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')"
+        " UNION ALL"
+        " SELECT 'operator ' OPERATOR(pg_catalog.||) o.oid::pg_catalog.regoperator::pg_catalog.text"
+        "   FROM pg_catalog.pg_operator o"
+        "  WHERE o.oprnamespace OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace(pg_catalog.quote_ident($1))"
+        "    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d"
+        "                     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_operator'::pg_catalog.regclass"
+        "                       AND d.objid OPERATOR(pg_catalog.=) o.oid AND d.deptype OPERATOR(pg_catalog.=) 'e')) AS s",
+        {schema});
+    if (shadows)
+        throw CommandError("the schema of OMERO's tables (" + quote_ident(schema) +
+                               ") holds functions or operators named like PostgreSQL's own: " + *shadows +
+                               "; OMERO defines none, and OMERO's scripts would call them with the rights of the role "
+                               "running them",
+                           "drop them (and REVOKE CREATE ON SCHEMA " + quote_ident(schema) +
+                               " FROM PUBLIC if every role may create objects there), then run it again");
+    // PGOPTIONS splits on unescaped white space; a backslash escapes the next character.
+    std::string path = quote_ident(schema) + ", pg_catalog, pg_temp", esc;
+    for (char c : path) {
+        if (c == ' ' || c == '\\' || c == '\t')
+            esc += '\\';
+        esc += c;
+    }
+    return "-c search_path=" + esc;
+}
+
+std::string pgoptions_with(const std::string &opts)
+{
+    const char *env = std::getenv("PGOPTIONS");
+    return env && *env ? std::string(env) + " " + opts : opts;
+}
+
 OmeroDbState read_omero_state(Db &db)
 {
     OmeroDbState st;
-    Rows r = db.query("SELECT current_database() AS dbname, pg_catalog.pg_encoding_to_char(d.encoding) AS encoding, "
+    Rows r = db.query("SELECT pg_catalog.current_database() AS dbname, pg_catalog.pg_encoding_to_char(d.encoding) AS encoding, "
                       "pg_catalog.pg_database_size(d.oid) AS size, "
                       "pg_catalog.current_setting('server_version_num') AS num, "
                       "pg_catalog.current_setting('server_version') AS ver, "
-                      "(SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'omero_upgrade') AS ext, "
-                      "pg_catalog.to_regclass('dbpatch') IS NOT NULL AS has_dbpatch "
-                      "FROM pg_catalog.pg_database d WHERE d.datname = current_database()");
+                      "(SELECT e.extversion FROM pg_catalog.pg_extension e"
+                      "  WHERE e.extname OPERATOR(pg_catalog.=) 'omero_upgrade'::pg_catalog.name) AS ext "
+                      "FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()");
     st.dbname = r.str(0, "dbname");
     st.encoding = r.str(0, "encoding");
     st.size_bytes = std::atoll(r.str(0, "size").c_str());
@@ -321,10 +412,14 @@ OmeroDbState read_omero_state(Db &db)
     if (sp != std::string::npos)
         st.server_version.resize(sp);
     st.extension_version = r.str(0, "ext");
-    if (r.str(0, "has_dbpatch") != "t")
+    std::optional<std::string> schema = find_omero_schema(db);
+    if (!schema)
         return st;
-    Rows p = db.query("SELECT currentversion || '__' || currentpatch AS version, finished IS NOT NULL AS finished, "
-                      "coalesce(message, '') AS message FROM dbpatch ORDER BY id DESC LIMIT 1");
+    st.schema = *schema;
+    Rows p = db.query("SELECT currentversion::pg_catalog.text OPERATOR(pg_catalog.||) '__'::pg_catalog.text"
+                      "       OPERATOR(pg_catalog.||) currentpatch::pg_catalog.text AS version,"
+                      "       finished IS NOT NULL AS finished, coalesce(message::pg_catalog.text, '') AS message"
+                      "  FROM " + quote_ident(*schema) + ".dbpatch ORDER BY id DESC LIMIT 1");
     if (p.empty())
         return st;
     st.is_omero = true;

@@ -106,6 +106,7 @@ std::optional<BackendProgress> read_backend_progress(Db &monitor, int pid);
 // What the tool needs to know about an OMERO database before acting on it.
 struct OmeroDbState {
     std::string dbname;
+    std::string schema;         // OMERO's schema (find_omero_schema), "" when none
     bool is_omero = false;      // has a dbpatch table with rows
     std::string version;        // newest dbpatch row: OMERO5.3__1
     bool finished = false;      // its finished time is set
@@ -117,6 +118,29 @@ struct OmeroDbState {
     int server_version_num = 0;
 };
 OmeroDbState read_omero_state(Db &db);
+
+// Every connection of the tool runs with search_path = pg_catalog, pg_temp (Db::connect sets it):
+// nothing the tool sends resolves a name through a schema another role may create objects in
+// (public, "$user"). OMERO's tables are named with the schema that holds them, the extension's
+// functions with the extension's schema.
+//
+// OMERO's schema, unquoted: the setting omero_upgrade.omero_schema when it is set, else the only
+// schema holding a table named dbpatch (temporary schemas never count); nullopt when none does.
+// Several candidates are an error naming them, never a silent pick (as the extension does:
+// extension/omero_db.*): a role that can create a schema cannot make the tool read its dbpatch.
+std::optional<std::string> find_omero_schema(Db &db);
+// An SQL identifier, always double-quoted ("a""b").
+std::string quote_ident(const std::string &name);
+
+// The search_path for a psql child that runs OMERO's own SQL (upgrade and precheck scripts):
+// OMERO's schema first (where the scripts create their objects), then pg_catalog, then pg_temp;
+// no "$user", no public unless it is OMERO's. Checks first that OMERO's schema holds no function
+// or operator named like one of PostgreSQL's (OMERO defines none; members of an installed
+// extension do not count), which the scripts would otherwise call with the child's rights: an
+// error naming them. Returned as a PGOPTIONS value ("-c search_path=…").
+std::string omero_code_pgoptions(Db &db, const std::string &schema);
+// The caller's PGOPTIONS (if any) followed by opts: ours come last, so they win.
+std::string pgoptions_with(const std::string &opts);
 
 // Ctrl-C / SIGTERM: cancels the statement running on the current connection (PQcancel is
 // async-signal-safe) and sets a flag that long steps poll.

@@ -86,34 +86,96 @@ void check_db_name(const std::string &name)
                            "choose a shorter name");
 }
 
-bool check_restore_target(const Settings &s, const std::string &name)
+bool check_restore_target(const Settings &s, const std::string &name, const std::string &owner)
 {
     check_db_name(name);
     auto maint = connect_maintenance(s);
-    if (maint->query("SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1", {name}).empty())
+    Rows d = maint->query("SELECT d.datistemplate OR NOT d.datallowconn"
+                          "       OR d.datname OPERATOR(pg_catalog.=) ANY (ARRAY['postgres', 'template0', 'template1']::pg_catalog.name[]) AS system,"
+                          "       pg_catalog.pg_get_userbyid(d.datdba)::pg_catalog.text AS owner,"
+                          "       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity a"
+                          "         WHERE a.datid OPERATOR(pg_catalog.=) d.oid"
+                          "           AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()) AS sessions"
+                          "  FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+                          {name});
+    if (d.empty()) {
+        out().detail("the database '" + name + "' does not exist: it will be created");
         return false;
+    }
+    const std::string hint = "choose a new name with --into: the tool then creates the database itself (UTF8, "
+                             "from template0, owned by the OMERO user)";
+    if (d.str(0, "system") == "t")
+        throw CommandError("'" + name + "' is a system or template database: refusing to restore into it", hint);
+    if (d.str(0, "sessions") != "0")
+        throw CommandError("database '" + name + "' already exists and " + d.str(0, "sessions") +
+                               " other session(s) are connected to it: refusing to restore into it",
+                           hint);
     auto target = connect_db(s, name);
-    Rows r = target->query(
-        "SELECT (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-        "        WHERE n.nspname <> ALL (ARRAY['pg_catalog', 'information_schema']) "
-        "          AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%') AS relations, "
-        "       pg_catalog.pg_encoding_to_char(d.encoding) AS encoding "
-        "FROM pg_catalog.pg_database d WHERE d.datname = current_database()");
-    if (r.str(0, "relations") != "0")
-        throw CommandError("database '" + name + "' already exists and is not empty (" + r.str(0, "relations") +
-                               " relations): refusing to restore into it",
+    // Anything made after initdb (an OID from FirstNormalObjectId, 16384, on) is not the system's:
+    // a function, operator or type planted there would run inside the restored database's code.
+    // Temporary schemas (made on first use) do not count.
+    static const char *catalogs[][2] = {
+        {"relations", "pg_class"}, {"functions", "pg_proc"}, {"types", "pg_type"}, {"operators", "pg_operator"},
+        {"extensions", "pg_extension"}, {"casts", "pg_cast"}, {"collations", "pg_collation"},
+        {"conversions", "pg_conversion"}, {"operator classes", "pg_opclass"}, {"operator families", "pg_opfamily"},
+        {"access methods", "pg_am"}, {"languages", "pg_language"}, {"event triggers", "pg_event_trigger"},
+        {"text search configurations", "pg_ts_config"}, {"text search dictionaries", "pg_ts_dict"},
+        {"text search parsers", "pg_ts_parser"}, {"text search templates", "pg_ts_template"},
+        {"foreign-data wrappers", "pg_foreign_data_wrapper"}, {"foreign servers", "pg_foreign_server"},
+        {"publications", "pg_publication"}, {"default privileges", "pg_default_acl"},
+        {"large objects", "pg_largeobject_metadata"}, {"transforms", "pg_transform"},
+        {"statistics objects", "pg_statistic_ext"}, {"triggers", "pg_trigger"}, {"policies", "pg_policy"}};
+    std::string sql = "SELECT k, n FROM (";
+    for (size_t i = 0; i < sizeof catalogs / sizeof catalogs[0]; i++)
+        sql += std::string(i ? " UNION ALL " : "") + "SELECT '" + catalogs[i][0] +
+               "'::pg_catalog.text AS k, pg_catalog.count(*) AS n FROM pg_catalog." + catalogs[i][1] +
+               " WHERE oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid";
+    sql += " UNION ALL SELECT 'schemas', pg_catalog.count(*) FROM pg_catalog.pg_namespace"
+           " WHERE oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid"
+           "   AND pg_catalog.left(nspname::pg_catalog.text, 8) OPERATOR(pg_catalog.<>) 'pg_temp_'"
+           "   AND pg_catalog.left(nspname::pg_catalog.text, 14) OPERATOR(pg_catalog.<>) 'pg_toast_temp_'"
+           " UNION ALL SELECT 'settings of the database (ALTER DATABASE … SET)', pg_catalog.count(*)"
+           "   FROM pg_catalog.pg_db_role_setting WHERE setdatabase OPERATOR(pg_catalog.=)"
+           "        (SELECT oid FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+           " UNION ALL SELECT 'grants of CREATE to other roles', pg_catalog.count(*) FROM ("
+           "   SELECT a.grantee FROM pg_catalog.pg_database x, pg_catalog.aclexplode(x.datacl) a"
+           "    WHERE x.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()"
+           "      AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE' AND a.grantee OPERATOR(pg_catalog.<>) x.datdba"
+           "   UNION ALL SELECT a.grantee FROM pg_catalog.pg_namespace x, pg_catalog.aclexplode(x.nspacl) a"
+           "    WHERE x.nspname OPERATOR(pg_catalog.=) 'public' AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'"
+           "      AND a.grantee OPERATOR(pg_catalog.<>) x.nspowner) g"
+           ") c WHERE n OPERATOR(pg_catalog.>) 0 ORDER BY k";
+    Rows found = target->query(sql);
+    if (!found.empty()) {
+        std::string what;
+        for (size_t i = 0; i < found.rows.size(); i++)
+            what += (i ? ", " : "") + found.str(i, "n") + " " + found.str(i, "k");
+        throw CommandError("database '" + name + "' already exists and is not empty (it holds " + what +
+                               "): refusing to restore into it",
                            "choose a new name with --into, or drop that database yourself if it is really unused");
-    if (r.str(0, "encoding") != "UTF8")
-        throw CommandError("database '" + name + "' already exists with encoding " + r.str(0, "encoding") +
+    }
+    Value enc = target->scalar("SELECT pg_catalog.pg_encoding_to_char(d.encoding) FROM pg_catalog.pg_database d"
+                               " WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()");
+    if (enc.value_or("") != "UTF8")
+        throw CommandError("database '" + name + "' already exists with encoding " + enc.value_or("?") +
                                ", not UTF8: OMERO needs UTF8",
                            "drop it, or choose a new name with --into (the tool then creates it UTF8)");
+    if (d.str(0, "owner") != owner)
+        throw CommandError("database '" + name + "' already exists and belongs to " + d.str(0, "owner") + ", not to " +
+                               owner + " (the owner the restored database must have): refusing to restore into it",
+                           hint);
     return true;
+}
+
+std::string restore_owner(const Settings &s, const RestoreOptions &o)
+{
+    return o.owner.empty() ? s.omero_db_user : o.owner;
 }
 
 RestoreResult restore_into(const Settings &s, const VerifyResult &v, const RestoreOptions &o)
 {
-    std::string owner = o.owner.empty() ? s.omero_db_user : o.owner;
-    bool existed = check_restore_target(s, o.into);
+    std::string owner = restore_owner(s, o);
+    bool existed = check_restore_target(s, o.into, owner);
     auto maint = connect_maintenance(s);
     bool created = false;
     if (!existed) {
@@ -136,7 +198,8 @@ RestoreResult restore_into(const Settings &s, const VerifyResult &v, const Resto
         created = true;
         out().say("created database '" + o.into + "' (UTF8, owner " + owner + ")");
     } else {
-        out().say("restoring into the existing empty UTF8 database '" + o.into + "'");
+        out().say("the database '" + o.into + "' exists: restoring into it, as it is empty (no object made after initdb), "
+                  "UTF8, owned by " + owner + " and used by no one");
     }
     auto drop_created = [&] {
         if (!created) {

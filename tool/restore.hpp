@@ -26,8 +26,15 @@ struct RestoreResult {
 // Validates a new database name (non-empty, at most 63 bytes: PostgreSQL would cut it silently).
 void check_db_name(const std::string &name);
 
-// Refuses (CommandError) when `name` exists and is not empty or not UTF8; returns whether it exists.
-bool check_restore_target(const Settings &s, const std::string &name);
+// Whether the restore may use the database `name`: false when it does not exist (restore_into
+// creates it). An existing one is taken only when it is not a system or template database
+// (postgres, template0, template1), belongs to `owner`, has no other session, holds no object made
+// after initdb (relations, functions, operators, types, schemas, extensions… any OID from 16384 on,
+// temporary schemas aside), has no settings of its own, grants CREATE (on itself or on public) to
+// no other role, and is UTF8; otherwise CommandError saying which.
+bool check_restore_target(const Settings &s, const std::string &name, const std::string &owner);
+// The owner the restored database gets: --owner, else the OMERO database user.
+std::string restore_owner(const Settings &s, const RestoreOptions &o);
 
 // Creates (or takes an existing empty UTF8) database and restores the verified dump into it.
 // A database created here is dropped again if the restore fails. The dump must have been checked

@@ -565,17 +565,9 @@ std::string contents_text(const std::map<std::string, size_t> &contains)
 
 std::string omero_schema(Db &db)
 {
-    // The caller's search_path, read without resolving anything through it.
-    Rows path = db.query("SELECT u.s::pg_catalog.text AS s FROM pg_catalog.unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS u(s, i) "
-                         "ORDER BY u.i");
-    db.query("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)");
-    Rows have = db.query("SELECT n.nspname::pg_catalog.text AS s FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-                         "WHERE c.relname = 'dbpatch' AND c.relkind IN ('r', 'p')");
-    for (size_t i = 0; i < path.rows.size(); i++)
-        for (size_t j = 0; j < have.rows.size(); j++)
-            if (path.str(i, "s") == have.str(j, "s"))
-                return path.str(i, "s");
-    throw CommandError("no dbpatch table on the search_path of the connection: not an OMERO database");
+    if (auto s = find_omero_schema(db))
+        return *s;
+    throw CommandError("no schema of the database holds a dbpatch table: not an OMERO database");
 }
 
 Catalog read_catalog(Db &db)

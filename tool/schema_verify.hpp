@@ -114,8 +114,8 @@ using Catalog = std::map<std::pair<std::string, std::string>, SchemaObject>;
 // the system ones, leaving out extensions' objects and schemas (omero_upgrade's state among them).
 Catalog read_catalog(Db &db);
 
-// The schema in which the connection's own search_path finds OMERO's dbpatch table: where the
-// creation script's objects must go in the scratch database. Call before read_catalog().
+// The schema holding OMERO's dbpatch table (find_omero_schema, db.hpp): where the creation
+// script's objects must go in the scratch database.
 std::string omero_schema(Db &db);
 
 struct SchemaDifference {

@@ -33,3 +33,16 @@ fixture_db() { "$OU_SRC/test/fixture/omero-fixture" "$@" >/dev/null; }
 q() { local db=$1; shift; psql -X -q -A -t -v ON_ERROR_STOP=1 -d "$db" "$@"; }
 # A fresh scratch dir below $OU_TMP, writable by the server user too.
 scratch() { local d; d=$(mktemp -d "$OU_TMP/t.XXXXXX"); chmod 777 "$d"; echo "$d"; }
+# Cumulative statistics (pg_stat_user_tables and friends): before PostgreSQL 15 a backend sends
+# them to the stats collector asynchronously, so a reading made just after the command may not
+# show it yet. q_stats DB WANT SQL... polls (new session each time, up to 10 s) until the query
+# prints WANT, then prints what it last read (so `is` still reports a real mismatch).
+q_stats() {
+  local db=$1 want=$2 got i; shift 2
+  for i in $(seq 1 50); do
+    got=$(q "$db" "$@")
+    [ "$got" = "$want" ] && break
+    sleep 0.2
+  done
+  printf '%s\n' "$got"
+}

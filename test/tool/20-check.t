@@ -7,6 +7,8 @@ t=$(scratch)
 fixture_db chk_good
 fixture_db chk_latin1 --encoding LATIN1
 fixture_db chk_unfinished --version OMERO5.3__0 --unfinished
+# Healthy on every PostgreSQL: before 15, PUBLIC may create in public by default (test 88).
+q chk_good -c "REVOKE CREATE ON SCHEMA public FROM PUBLIC"
 srv=$t/srv
 make_sample_server "$srv"
 sample_config "$srv" omero.db.name=chk_good omero.db.user=postgres
@@ -25,7 +27,7 @@ like "$out" "[0-9]+ ok, 1 warning\(s\), 0 failed" "a summary line"
 
 j=$("$TOOL" --json --server-dir "$srv" check --backup-dir "$t")
 is "$(echo "$j" | jq -r '[.result.checks[].name] | join(",")')" \
-  "config,target,dbpatch,postgresql_version,encoding,pg_dump,pg_restore,open_files,backup_space,vacuum_space,omero_server,extension" \
+  "config,target,dbpatch,postgresql_version,encoding,schema_privileges,pg_dump,pg_restore,open_files,backup_space,vacuum_space,omero_server,extension" \
   "--json: every prerequisite, in order"
 is "$(status_of "$j" encoding),$(status_of "$j" pg_dump),$(status_of "$j" pg_restore),$(status_of "$j" omero_server)" \
   "ok,ok,ok,ok" "encoding, client programs, server not running: ok"

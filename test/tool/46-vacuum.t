@@ -27,7 +27,7 @@ j=$(ou --json db vacuum)
 is "$(jq -r '.exit_code' <<<"$j")" 0 "db vacuum (plain)"
 is "$(jq -r '.result.done | length' <<<"$j")" "$ntables" "… vacuumed every table"
 is "$(jq -r '[.result.done[].size_before] | . == (sort | reverse)' <<<"$j")" "true" "… largest first"
-is "$(q vac_db -c "SELECT count(*) FROM pg_stat_user_tables WHERE last_vacuum IS NULL AND schemaname = 'public'")" 0 \
+is "$(q_stats vac_db 0 -c "SELECT count(*) FROM pg_stat_user_tables WHERE last_vacuum IS NULL AND schemaname = 'public'")" 0 \
   "… and PostgreSQL saw each one vacuumed"
 
 # Bloat the annotation table, then VACUUM FULL gives the space back.

@@ -27,6 +27,27 @@ detail_of() { echo "$1" | jq -r ".result.checks[] | select(.name == \"$2\") | .d
 j=$("$TOOL" --json --server-dir "$srv" check --backup-dir "$t")
 is "$(status_of "$j" pg_dump),$(status_of "$j" pg_restore)" "ok,ok" "the server's own clients: ok"
 
+# Who may create in public: every role before PostgreSQL 15 (template1's default), nobody but the
+# owner since. check warns while PUBLIC has CREATE on public or OMERO's schema, and names the fix.
+pub=$(q ver_db -c "SELECT has_schema_privilege('public', 'public', 'CREATE')")
+if [ "$server_major" -lt 15 ]; then
+  is "$pub" t "PostgreSQL $server_major: PUBLIC may create in public by default"
+  is "$(status_of "$j" schema_privileges)" warning "… check warns"
+  like "$(detail_of "$j" schema_privileges)" "every role may create objects in schema public \(the default before PostgreSQL 15; this server is $server_major\." "… saying it is this version's default"
+else
+  is "$pub" f "PostgreSQL $server_major: PUBLIC may not create in public"
+  is "$(status_of "$j" schema_privileges)" ok "… check: ok"
+  q ver_db -c "GRANT CREATE ON SCHEMA public TO PUBLIC"
+  j=$("$TOOL" --json --server-dir "$srv" check --backup-dir "$t")
+  is "$(status_of "$j" schema_privileges)" warning "after GRANT CREATE ON SCHEMA public TO PUBLIC: check warns"
+  like "$(detail_of "$j" schema_privileges)" "every role may create objects in schema public \(granted to PUBLIC on this database\)" "… saying it was granted"
+fi
+like "$(fix_of "$j" schema_privileges)" "REVOKE CREATE ON SCHEMA public FROM PUBLIC" "… and the fix is the REVOKE"
+q ver_db -c "REVOKE CREATE ON SCHEMA public FROM PUBLIC"
+j=$("$TOOL" --json --server-dir "$srv" check --backup-dir "$t")
+is "$(status_of "$j" schema_privileges)" ok "after the REVOKE: ok"
+is "$(echo "$j" | jq -r .exit_code)" 0 "… and check still exits 0 (a warning is not a failure)"
+
 # Debian 12's own clients (15) in front, as on a machine whose tool and clients are 15.
 deb=/usr/lib/postgresql/15/bin
 if [ -x "$deb/pg_dump" ]; then

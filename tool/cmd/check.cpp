@@ -1,6 +1,7 @@
 // omero-upgrade check [--target V] [--backup-dir DIR]: every prerequisite of the upgrade, each
 // ok / warning / failed with its fix in one line. Changes nothing. Exit 1 when any failed.
 #include "installation.hpp"
+#include "extcall.hpp"
 #include "fsutil.hpp"
 #include "process.hpp"
 #include "settings.hpp"
@@ -153,7 +154,7 @@ int run_check()
     int need = pg_prerequisite_of(target);
     if (!st.extension_version.empty() && st.is_omero) {
         try {
-            Value v = db->scalar("SELECT max(pg_prerequisite) FROM omero_upgrade_path($1)", {target});
+            Value v = db->scalar("SELECT max(pg_prerequisite) FROM " + require_extension(*db) + ".omero_upgrade_path($1)", {target});
             if (v)
                 need = std::atoi(v->c_str());
         } catch (const DbError &) {
@@ -174,8 +175,35 @@ int run_check()
         add("encoding", "failed", "database encoding is " + st.encoding + "; OMERO needs UTF8",
             "omero-upgrade db to-utf8 --into " + st.dbname + "_utf8 --switch");
 
-    // client programs
+    // Who may create objects beside OMERO's tables. Before PostgreSQL 15 every role may create in
+    // public (the default of a database created from template1); a role that can plant a function
+    // or operator there can have it run by whoever resolves names through search_path (CVE-2018-1058).
+    // The extension and the tool never do, but OMERO and a DBA's psql session do.
     int server_major = st.server_version_num / 10000;
+    {
+        Rows w = db->query(
+            "SELECT pg_catalog.quote_ident(n.nspname) AS nsp FROM pg_catalog.pg_namespace n"
+            " WHERE (n.nspname OPERATOR(pg_catalog.=) 'public'::pg_catalog.name"
+            "        OR n.oid OPERATOR(pg_catalog.=) (SELECT c.relnamespace FROM pg_catalog.pg_class c"
+            "                                         WHERE c.relname OPERATOR(pg_catalog.=) 'dbpatch'::pg_catalog.name"
+            "                                           AND c.relkind OPERATOR(pg_catalog.=) 'r' LIMIT 1))"
+            "   AND pg_catalog.has_schema_privilege('public'::pg_catalog.name, n.oid, 'CREATE'::pg_catalog.text)"
+            " ORDER BY 1");
+        std::string open;
+        for (size_t i = 0; i < w.rows.size(); ++i)
+            open += (open.empty() ? "" : ", ") + w.str(i, "nsp");
+        if (open.empty())
+            add("schema_privileges", "ok", "no CREATE for PUBLIC on OMERO's schema");
+        else
+            add("schema_privileges", "warning",
+                "every role may create objects in schema " + open +
+                    (server_major < 15 ? " (the default before PostgreSQL 15; this server is " + st.server_version + ")"
+                                       : " (granted to PUBLIC on this database)") +
+                    ": a planted function or operator runs with the rights of whoever resolves it",
+                "REVOKE CREATE ON SCHEMA " + open + " FROM PUBLIC  (as the database owner; OMERO needs no more)");
+    }
+
+    // client programs
     for (const char *prog : {"pg_dump", "pg_restore"}) {
         std::string full;
         int major = client_major_version(prog, &full);

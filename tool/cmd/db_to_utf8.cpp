@@ -53,7 +53,7 @@ int run_to_utf8()
         out().result()["converted"] = false;
         return EXIT_OK;
     }
-    check_restore_target(s, g.into);  // refuse early, before the dump
+    check_restore_target(s, g.into, restore_owner(s, RestoreOptions{}));  // refuse early, before the dump
     if (omero_server_running(s).value_or(false))
         out().warn("the OMERO server is running: changes made during the conversion would not be in the new "
                    "database; stop it first (bin/omero admin stop)");

@@ -244,6 +244,9 @@ PsqlRun run_psql(const Plan &p, const std::string &file, const std::string &appn
         c.conninfo.replace(pos, needle.size(), "application_name=" + conninfo_quote(appname));
     ProcOptions po;
     po.env = c.env;
+    // OMERO's scripts resolve names in OMERO's schema, then pg_catalog: no "$user", no other
+    // schema, and no plant in OMERO's schema (checked before each hop and each precheck).
+    po.env.emplace_back("PGOPTIONS", pgoptions_with(omero_code_pgoptions(*p.db, p.state.schema)));
     po.cwd = p.scripts_dir;
     po.log_stdout = true;
     po.on_tick = on_tick;

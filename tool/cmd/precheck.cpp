@@ -6,6 +6,7 @@
 // exit 0), so psql runs with ON_ERROR_STOP (exit 3 on the exception) and AUTOCOMMIT off (nothing
 // outside the script's own BEGIN … ROLLBACK can be committed; the connection's end rolls back),
 // and a script that contains COMMIT is refused before it runs.
+#include "extcall.hpp"
 #include "fsutil.hpp"
 #include "installation.hpp"
 #include "process.hpp"
@@ -101,11 +102,12 @@ int verdict(const std::string &target, const std::vector<std::string> &problems,
 int with_extension(Db &db, const std::string &target)
 {
     out().result()["method"] = "extension";
-    Rows r = db.query("SELECT check_name, status, detail FROM omero_precheck_report($1)",
+    const std::string x = require_extension(db);
+    Rows r = db.query("SELECT check_name, status, detail FROM " + x + ".omero_precheck_report($1)",
                       {target.empty() ? Value() : Value(target)});
     std::string resolved = target;
     if (resolved.empty())
-        resolved = db.scalar("SELECT to_version FROM omero_upgrade_path() ORDER BY step DESC LIMIT 1").value_or("");
+        resolved = db.scalar("SELECT to_version FROM " + x + ".omero_upgrade_path() ORDER BY step DESC LIMIT 1").value_or("");
     std::vector<std::string> problems;
     nlohmann::json checks = nlohmann::json::array();
     bool at_target = false;
@@ -125,7 +127,7 @@ int with_extension(Db &db, const std::string &target)
     }
     if (resolved.empty()) {
         // Already at the newest version: omero_upgrade_path() is empty.
-        resolved = db.scalar("SELECT omero_db_version()").value_or("");
+        resolved = db.scalar("SELECT " + x + ".omero_db_version()").value_or("");
     }
     out().result()["target"] = resolved;
     out().result()["checks"] = checks;
@@ -164,6 +166,9 @@ int with_script(const Settings &s, Db &db, const OmeroDbState &st, const std::st
     PgClient pc = pg_client(conn_for(s, db.params().dbname));  // db.params() holds no password
     ProcOptions po;
     po.env = pc.env;
+    // OMERO's script, run with the rights of the connecting role (--db-user postgres): its names
+    // resolve in OMERO's schema and pg_catalog only, once OMERO's schema holds no plant.
+    po.env.emplace_back("PGOPTIONS", pgoptions_with(omero_code_pgoptions(db, st.schema)));
     po.log_stdout = true;
     po.timeout_s = 0;
     ProcResult r = run_process({"psql", "--no-psqlrc", "--no-password", "--quiet", "--no-align", "--tuples-only",
