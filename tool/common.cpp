@@ -191,6 +191,11 @@ void Output::error(const std::string &line)
     std::cerr << "error: " << line << "\n";
 }
 
+std::string json_text(const nlohmann::json &j, int indent)
+{
+    return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 int Output::finish(int code)
 {
     end_progress_line();
@@ -204,7 +209,7 @@ int Output::finish(int code)
             {"warnings", warnings_},
             {"errors", errors_},
         };
-        std::cout << j.dump(2) << "\n" << std::flush;
+        std::cout << json_text(j, 2) << "\n" << std::flush;
     }
     return code;
 }

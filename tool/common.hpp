@@ -25,6 +25,11 @@ struct CommandError : std::runtime_error {
     std::string hint;
 };
 
+// The one way JSON becomes text (stdout, state files, manifests): strings that are not valid
+// UTF-8 (a Latin-1 file name, a SQL_ASCII database's text, a byte in an option) get U+FFFD for
+// each invalid byte instead of nlohmann's type_error.316. indent as nlohmann's dump().
+std::string json_text(const nlohmann::json &j, int indent = -1);
+
 // Options every subcommand shares.
 struct GlobalOptions {
     bool json = false;

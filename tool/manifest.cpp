@@ -42,7 +42,7 @@ void add_to_manifest(const std::string &backup_dir, const nlohmann::json &entry)
                 kept.push_back(e);
         kept.push_back(entry);
         m["backups"] = kept;
-        write_file_atomic(backup_dir + "/" + manifest_name, m.dump(2) + "\n", true, 0600);
+        write_file_atomic(backup_dir + "/" + manifest_name, json_text(m, 2) + "\n", true, 0600);
     } catch (...) {
         close(fd);
         throw;

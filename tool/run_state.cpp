@@ -125,7 +125,7 @@ nlohmann::json load_state(const std::string &path)
 void save_state(const std::string &path, nlohmann::json &state)
 {
     state["updated"] = iso_now();
-    write_file_atomic(path, state.dump(2) + "\n");
+    write_file_atomic(path, json_text(state, 2) + "\n");
 }
 
 nlohmann::json new_step(const std::string &id, const std::string &title, const std::vector<std::string> &command,

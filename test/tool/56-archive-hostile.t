@@ -26,12 +26,13 @@ sample_config "$srv" "omero.db.name=omero" "omero.db.user=omero" "omero.db.pass=
 mkdir -p "$srv/lib/scripts/omero/custom"
 echo "# a site's own script" > "$srv/lib/scripts/omero/custom/My_Script.py"
 # The stub bin/omero, wrapped: `admin status` (run between the archive's check and its
-# extraction, to see that the server is stopped) first runs $t/between once when it exists.
+# extraction, to see that the server is stopped) first runs $t/src/between once when it exists
+# (in $t/src, outside the snapshot: removing it changes no mtime that is compared).
 wrap_stub() {
   mv "$1/bin/omero" "$1/bin/omero.stub"
   cat > "$1/bin/omero" <<EOF
 #!/usr/bin/env bash
-if [ "\$1 \$2" = "admin status" ] && [ -f "$t/between" ]; then bash "$t/between"; rm -f "$t/between"; fi
+if [ "\$1 \$2" = "admin status" ] && [ -f "$t/src/between" ]; then bash "$t/src/between"; rm -f "$t/src/between"; fi
 exec "\$(dirname "\$0")/omero.stub" "\$@"
 EOF
   chmod 755 "$1/bin/omero"
@@ -58,7 +59,7 @@ tarit() {
      eval $ENV{EXTRA}; die $@ if $@; $t->write($ENV{OUT}) or die $t->error')
 }
 # Every path below $t but the sources and the stub's call records, with type, size and mtime.
-snapshot() { (cd "$t" && find . -path ./src -prune -o -path '*/var/stub' -prune -o -name between -prune -o -print | LC_ALL=C sort | xargs -d '\n' stat -c '%n %F %s %Y' 2>/dev/null); }
+snapshot() { (cd "$t" && find . -path ./src -prune -o -path '*/var/stub' -prune -o -print | LC_ALL=C sort | xargs -d '\n' stat -c '%n %F %s %Y' 2>/dev/null); }
 no_secret_outside() {  # the password appears nowhere below $t but in the old server's config.xml
   grep -rl "S3cret-56" "$t" --exclude-dir=src 2>/dev/null | grep -v -e "^$srv/etc/grid/config.xml$" -e "^$srv-old/etc/grid/config.xml$"
 }
@@ -84,7 +85,6 @@ for case in "climb-etc.zip:$top/etc: symlink pointing outside the archive \(\.\.
 done
 
 # ---- the same links in a directory given as the new server -------------------------------------
-mkdir -p "$t/up"
 for d in etc grid scripts; do cp -a "$src/pristine/$top" "$opt/new-$d"; done
 rm -r "$opt/new-etc/etc"; ln -s .. "$opt/new-etc/etc"
 rm -r "$opt/new-grid/etc/grid"; ln -s ../../OMERO.server-old/lib "$opt/new-grid/etc/grid"
@@ -125,10 +125,10 @@ is "$rc" 1 "evil.tar on its own is refused"
 like "$out" "unsafe archive entry: $top/lib/sda: device file" "… for its device"
 # Swapped between the check and the extraction: the checked bytes are the ones installed.
 cp "$src/good.tar" "$src/swap.tar"
-echo "mv -f '$src/evil.tar' '$src/swap.tar'" > "$t/between"
+echo "mv -f '$src/evil.tar' '$src/swap.tar'" > "$t/src/between"
 out=$(ou binaries install "$src/swap.tar" 2>&1); rc=$?
 is "$rc" 0 "an archive renamed over between check and extraction: the checked one is installed: $out"
-[ ! -e "$t/between" ]; ok $? "… (the swap did happen, between the two)"
+[ ! -e "$t/src/between" ]; ok $? "… (the swap did happen, between the two)"
 is "$(find "$t" -path "$src" -prune -o -type b -print)" "" "… no block device anywhere"
 is "$(readlink "$srv")" "$top" "… OMERO.server points to the new tree"
 cmp -s "$srv-old/etc/grid/config.xml" "$srv/etc/grid/config.xml"; ok $? "… config.xml copied into it"
@@ -140,7 +140,7 @@ tarit good2.tar
 tarit evil2.tar '$t->add_data("'"$top2"'/bin/sda", "", {type => Archive::Tar::Constant::BLOCKDEV, devmajor => 7, devminor => 0})'
 cp "$src/good2.tar" "$src/inplace.tar"
 "$srv/bin/omero" admin status >/dev/null 2>&1   # the new tree's stub makes its var/stub
-echo "cat '$src/evil2.tar' > '$src/inplace.tar'" > "$t/between"
+echo "cat '$src/evil2.tar' > '$src/inplace.tar'" > "$t/src/between"
 before=$(snapshot)
 out=$(ou binaries install "$src/inplace.tar" 2>&1); rc=$?
 is "$rc" 2 "an archive rewritten in place between check and extraction: exit 2"

@@ -545,7 +545,7 @@ CommandRun setup_install(CLI::App &sub)
                                  {"source", o->source},
                                  {"installed_at", utc_timestamp()},
                                  {"history", history}};
-            write_file_atomic(state_path, ns.dump(2) + "\n");
+            write_file_atomic(state_path, json_text(ns, 2) + "\n");
         }
         res["swapped"] = !already;
 
@@ -661,7 +661,7 @@ CommandRun setup_rollback(CLI::App &sub)
         swap_symlink(link, link_text(link, previous));
         state["history"].push_back({{"at", utc_timestamp()}, {"action", "rollback"}, {"from", current}, {"to", previous}});
         state["rolled_back_at"] = utc_timestamp();
-        write_file_atomic(state_path, state.dump(2) + "\n");
+        write_file_atomic(state_path, json_text(state, 2) + "\n");
         res["rolled_back"] = true;
         out().say("pointed " + link + " back to " + previous + "; " + current + " is kept");
         return EXIT_OK;

@@ -121,7 +121,7 @@ bool say_upgrade(const Installation &m, const StatusOptions &o, nlohmann::json &
         ro.new_server = ns.path;
         for (const auto &d : run::build_steps(ro, target))
             ids.push_back(d.id);
-        out().say("  steps of run: " + ids.dump());
+        out().say("  steps of run: " + json_text(ids));
     }
     u["steps"] = ids;
     res["upgrade"] = u;
