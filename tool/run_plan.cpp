@@ -25,7 +25,7 @@ nlohmann::json RunOptions::to_json() const
     return {{"new_server", new_server}, {"backup_dir", backup_dir},   {"target", target},
             {"jobs", jobs},             {"orphans", orphans},         {"colors", colors},
             {"wells", wells},           {"vacuum_full", vacuum_full}, {"carry_scripts", carry_scripts},
-            {"stop_timeout", stop_timeout}};
+            {"stop_timeout", stop_timeout}, {"force_steps", force_steps}};
 }
 
 RunOptions RunOptions::from_json(const nlohmann::json &j)
@@ -41,6 +41,7 @@ RunOptions RunOptions::from_json(const nlohmann::json &j)
     o.vacuum_full = j.value("vacuum_full", false);
     o.carry_scripts = j.value("carry_scripts", false);
     o.stop_timeout = j.value("stop_timeout", 0);
+    o.force_steps = j.value("force_steps", std::vector<std::string>{});
     return o;
 }
 
@@ -284,9 +285,14 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target)
         add({"wells", "move annotations from Images to Wells", w,
              "links annotations of the wells' images to the wells", true, true});
     }
-    if (o.vacuum_full)
-        add({"vacuum-full", "VACUUM FULL ANALYZE, largest table first", {"db", "vacuum", "--full"},
+    if (o.vacuum_full) {
+        // --force-step vacuum-full: the user made sure of the space the plan could not check.
+        std::vector<std::string> v = {"db", "vacuum", "--full"};
+        if (std::find(o.force_steps.begin(), o.force_steps.end(), "vacuum-full") != o.force_steps.end())
+            v.push_back("--force");
+        add({"vacuum-full", "VACUUM FULL ANALYZE, largest table first", v,
              "rewrites every table (needs free space about the size of the largest)", true, true});
+    }
     add({"cache-clear", "clear the Bio-Formats memo cache", {"cache", "clear"},
          "deletes everything below <omero.data.dir>/BioFormatsCache", true, true});
     add({"upgrade-check-off", "turn the upgrade check off", {"config", "upgrade-check", "off"},

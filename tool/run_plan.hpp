@@ -21,6 +21,7 @@ struct RunOptions {
     bool vacuum_full = false;
     bool carry_scripts = false;  // binaries install --carry-scripts
     int stop_timeout = 0;        // server stop --timeout (0: its default)
+    std::vector<std::string> force_steps;  // --force-step: the plan does not check their preconditions
 
     nlohmann::json to_json() const;
     static RunOptions from_json(const nlohmann::json &j);

@@ -1,7 +1,11 @@
 // See run_undo.hpp.
 #include "run_undo.hpp"
 
+#include "common.hpp"
+#include "fsutil.hpp"
 #include "run_state.hpp"
+
+#include <sys/stat.h>
 
 namespace ou::run {
 
@@ -49,11 +53,22 @@ void read_run_database(const nlohmann::json &state, const Installation &m, Rollb
 
 } // namespace
 
+std::string old_tree_now(const nlohmann::json &state)
+{
+    std::string dir = state["server"].value("dir", ""), old_tree = state["server"].value("old_tree", "");
+    if (!dir.empty() && old_tree == dir) {
+        struct stat st;
+        if (lstat(dir.c_str(), &st) == 0 && S_ISLNK(st.st_mode) && is_directory(dir + "-old"))
+            return dir + "-old";
+    }
+    return old_tree;
+}
+
 RollbackPlan plan_rollback(const nlohmann::json &state, const Installation &m, const std::string &into)
 {
     RollbackPlan p;
     p.has_backup = state["backup"].is_object() && !state["backup"].value("path", "").empty();
-    std::string old_tree = state["server"].value("old_tree", "");
+    std::string old_tree = old_tree_now(state);
     std::string old_now = resolved_path(old_tree);
     p.switched = !m.tree.empty() && m.tree != (old_now.empty() ? old_tree : old_now);
     if (p.switched)
@@ -76,6 +91,67 @@ RollbackPlan plan_rollback(const nlohmann::json &state, const Installation &m, c
         p.steps.push_back(new_step("status", "check that it runs", {"server", "status"}));
     }
     return p;
+}
+
+StepEffect step_effect(const nlohmann::json &state, const nlohmann::json &step)
+{
+    StepEffect e;
+    if (step.value("status", "") != "done")
+        return e;
+    const nlohmann::json &r = step.contains("result") && step["result"].is_object() ? step["result"] : nlohmann::json::object();
+    auto n = [&r](const nlohmann::json &o, const char *k) {
+        return o.is_object() && o.contains(k) && o[k].is_number() ? std::to_string(o[k].get<long long>()) : std::string("?");
+    };
+    std::string id = step.value("id", "");
+    std::string sd = "omero-upgrade --server-dir " + shell_quote(state["server"].value("dir", ""));
+    std::string bk = state["backup"].is_object() ? shell_quote(state["backup"].value("path", "")) : "<backup>";
+    std::string restore = sd + " restore " + bk + " --into NEW_DB --switch (the whole database as before the run)";
+    if (id == "binaries-install") {
+        e.did = "OMERO.server → " + (state["server"]["new_tree"].is_string() ? state["server"].value("new_tree", "") : "?") +
+                " (was " + old_tree_now(state) + ")";
+        if (r.contains("config_xml"))
+            e.did += "; config.xml " + r.value("config_xml", "");
+        e.undo = sd + " binaries rollback (the server stopped)";
+    } else if (id == "db-upgrade") {
+        std::string hops;
+        for (const auto &h : state.value("hops", nlohmann::json::array()))
+            hops += (hops.empty() ? "" : ", ") + h.value("from", "") + " → " + h.value("to", "");
+        e.did = "ran " + std::to_string(state.value("hops", nlohmann::json::array()).size()) + " upgrade script(s)" +
+                (hops.empty() ? "" : ": " + hops);
+        e.undo = "no script undoes an upgrade: " + restore;
+    } else if (id == "orphans") {
+        e.did = "deleted " + n(r, "deleted") + " orphaned annotation(s) in orphans run " + n(r, "run_id") + " (" +
+                n(r, "skipped") + " skipped: linked meanwhile), archived in the extension";
+        e.undo = sd + " db orphans restore --run " + n(r, "run_id");
+    } else if (id == "colors") {
+        const nlohmann::json &c = r.contains("counts") ? r["counts"] : nlohmann::json::object();
+        e.did = "converted " + n(c, "converted") + " shape(s) ARGB → RGBA (" + r.value("scope", std::string("?")) +
+                ", method " + r.value("method", std::string("?")) + ", colours run " + n(r, "run_id") + "; " +
+                n(c, "already") + " already converted), journaled";
+        e.undo = sd + " colors revert (the exact originals from the journal)";
+    } else if (id == "wells") {
+        const nlohmann::json &t = r.contains("totals") ? r["totals"] : nlohmann::json::object();
+        e.did = "created " + n(t, "links_created") + " well annotation link(s) on " + n(t, "wells") + " well(s), removed " +
+                n(t, "links_removed") + " image link(s)";
+        e.undo = "not journaled: delete the created wellannotationlink rows by hand, or " + restore;
+    } else if (id == "vacuum-full") {
+        e.did = "rewrote " + n(r, "tables") + " table(s): " + human_bytes(r.value("size_before", 0ULL)) + " → " +
+                human_bytes(r.value("size_after", 0ULL));
+        e.undo = "nothing to undo (the data is the same)";
+    } else if (id == "cache-clear") {
+        e.did = "deleted " + n(r, "files") + " memo file(s), " + human_bytes(r.value("bytes", 0ULL));
+        e.undo = "nothing to undo (the server rebuilds the memo files as it reads images)";
+    } else if (id == "upgrade-check-off") {
+        e.did = "set omero.upgrades.url to ''";
+        e.undo = "OMERO.server/bin/omero config set omero.upgrades.url <its former value> (unset: config set omero.upgrades.url)";
+    } else if (id == "server-stop") {
+        e.did = "stopped the server";
+        e.undo = sd + " server start";
+    } else if (id == "server-start") {
+        e.did = "started the new server";
+        e.undo = sd + " server stop";
+    }
+    return e;
 }
 
 std::string backup_age(const nlohmann::json &state)

@@ -24,6 +24,18 @@ struct RollbackPlan {
     bool nothing() const { return !switched && !db_changed && !server_down; }
 };
 
+// The run's old tree where it is now: server.old_tree, except for a server directory that was a
+// plain directory when the run was planned (old_tree is then the server directory itself):
+// binaries install moved it to <dir>-old, so that is the old tree once it is there.
+std::string old_tree_now(const nlohmann::json &state);
+
+// What a done step of the run did, in words, and how to undo that step alone (for the report):
+// {"", ""} for a step with nothing to tell. Read from the step's recorded result.
+struct StepEffect {
+    std::string did, undo;
+};
+StepEffect step_effect(const nlohmann::json &state, const nlohmann::json &step);
+
 // into: the database a restore would create.
 RollbackPlan plan_rollback(const nlohmann::json &state, const Installation &m, const std::string &into);
 

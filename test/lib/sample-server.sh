@@ -257,6 +257,14 @@ psql_db() {
 end_sessions() {
   psql_db -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'OMERO.blitz'
               AND datname = current_database() AND pid <> pg_backend_pid()" >/dev/null 2>&1
+  # A stopping server ends its own session wherever it is, also when config.xml was edited to
+  # name another database since it started (the database it started on is in var/stub/session.db).
+  if [ -s "$var/session.db" ] && [ "$(cat "$var/session.db")" != "$(prop omero.db.name)" ]; then
+    psql -X -q -A -t -h "$(prop omero.db.host)" -p "$(prop omero.db.port)" -U "$(prop omero.db.user)" -d "$(cat "$var/session.db")" \
+      -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'OMERO.blitz'
+          AND datname = current_database() AND pid <> pg_backend_pid()" >/dev/null 2>&1
+  fi
+  rm -f "$var/session.db"
 }
 case "$1 $2" in
   "admin status")
@@ -270,6 +278,7 @@ case "$1 $2" in
     if [ -n "$(prop omero.db.name)" ]; then
       PGAPPNAME=OMERO.blitz psql_db -c "SELECT pg_sleep(86400)" </dev/null >/dev/null 2>&1 &
       echo $! > "$var/session.pid"
+      prop omero.db.name > "$var/session.db"
       for _ in $(seq 50); do
         [ "$(psql_db -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'OMERO.blitz'" 2>/dev/null)" -ge 1 ] 2>/dev/null && break
         sleep 0.1

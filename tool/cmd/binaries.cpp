@@ -568,6 +568,32 @@ CommandRun setup_install(CLI::App &sub)
         } else if (same_content(old_cfg, new_cfg)) {
             cfg_status = "already there";
             out().say(new_cfg + " is already the old server's config.xml");
+        } else if (!already) {
+            // Swapped just now: the server ran on the old tree's config.xml until this install, so
+            // a different one in the new tree is stale (left by an earlier install that was rolled
+            // back: it names the database from before the rollback). Starting the new server on
+            // it would run it on that database. Kept aside, and the live one copied.
+            std::string stamp = "config.xml.stale-" + utc_timestamp(), aside = stamp;
+            std::string why;
+            int dfd = open_dir_beneath(new_tree, "etc/grid", false, why);
+            if (dfd < 0)
+                throw CommandError("cannot set " + new_cfg + " aside: " + why);
+            int rc, e;
+            for (int i = 2;; i++) {  // a free name: two installs in one second get -2, -3…
+                rc = renameat2(dfd, "config.xml", dfd, aside.c_str(), RENAME_NOREPLACE);
+                e = errno;
+                if (rc == 0 || e != EEXIST || i > 1000)
+                    break;
+                aside = stamp + "-" + std::to_string(i);
+            }
+            close(dfd);
+            if (rc != 0)
+                throw CommandError("cannot rename " + new_cfg + " to " + aside + ": " + std::strerror(e));
+            copy_file_beneath(old_cfg, new_tree, "etc/grid/config.xml", true);
+            cfg_status = "replaced the stale one (kept as etc/grid/" + aside + ")";
+            res["config_xml_stale"] = new_tree + "/etc/grid/" + aside;
+            out().warn(new_cfg + " differed from " + old_cfg + ", the configuration the server ran on: kept it as " +
+                       aside + " and copied the live one (compare them if the new tree's was edited on purpose)");
         } else {
             cfg_status = "kept the new one (differs)";
             out().warn(new_cfg + " exists and differs from " + old_cfg +

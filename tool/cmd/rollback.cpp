@@ -84,7 +84,7 @@ int run_rollback()
     }
     bool restores = find_step(rb, "restore") != nullptr;
     out().say("Rollback of run " + st.value("run_id", "") + ": " + st["server"].value("dir", "") + " back to " +
-              st["server"].value("old_tree", "") +
+              old_tree_now(st) +
               (restores ? ", database restored from " + st["backup"].value("path", "") + " into " + rb.value("into", "") +
                               " (the upgraded database " + st["database"].value("name", "") + " is kept)"
                         : ", database " + st["database"].value("name", "") + " kept as it is (unchanged)"));
@@ -133,8 +133,21 @@ int run_rollback()
         return o;
     };
     x.refuse = [&](nlohmann::json &step) -> std::string {
-        if (step.value("id", "") == "restore" && !path_exists(st["backup"].value("path", "")))
+        std::string id = step.value("id", "");
+        if (id == "restore" && !path_exists(st["backup"].value("path", "")))
             return "the backup " + st["backup"].value("path", "") + " is gone";
+        // The old server is started on the database the rollback gives back: the restored one
+        // (once restored), else the run's own, unchanged. A config.xml edited since (during a
+        // rollback that was interrupted) would start it on another.
+        if (id == "start" || id == "status") {
+            nlohmann::json *r = find_step(rb, "restore");
+            std::string want = r ? rb.value("into", "") : st["database"].value("name", "");
+            Settings s = load_settings(false);
+            if ((!r || r->value("status", "") == "done") && s.conn.dbname != want)
+                return s.config_path + " names the database " + s.conn.dbname + ", but this rollback gives back " +
+                       want + ": set omero.db.name to " + want + " (bin/omero config set omero.db.name " + want +
+                       ") and run rollback again";
+        }
         return "";
     };
     x.on_done = [&](nlohmann::json &step, const ChildOutcome &) {

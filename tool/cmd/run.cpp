@@ -4,7 +4,9 @@
 // report. Nothing that changes the server or the database runs before a verified backup is
 // recorded; everything that can run with the server up runs before it is stopped.
 #include "run_plan.hpp"
+#include "run_preflight.hpp"
 #include "run_state.hpp"
+#include "run_undo.hpp"
 
 #include "checksum.hpp"
 #include "common.hpp"
@@ -144,6 +146,14 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
     if (!old_tree.empty() && !p.ns.is_archive && real_path(o.new_server) == old_tree)
         p.problems.push_back("the new server " + o.new_server + " is the current server tree");
     p.steps = build_steps(o, target);
+    // Every step's preconditions, while the server still runs (nothing to do: none to check).
+    if (!(st.finished && st.version == target && tree_newest_version(old_tree) == target)) {
+        std::vector<std::string> ids;
+        for (const auto &d : p.steps)
+            ids.push_back(d.id);
+        for (const auto &x : step_preconditions(o, s, *db, st, sdir, ids))
+            p.problems.push_back(x);
+    }
     // Already upgraded: the database at the target, finished, and the tree OMERO.server points to
     // made for it. Nothing to do means no stop, no backup, no new run record.
     if (st.finished && st.version == target && tree_newest_version(old_tree) == target)
@@ -329,9 +339,79 @@ void print_plan(const nlohmann::json &st)
         std::snprintf(head, sizeof head, "  %2d. %-18s %s%s", ++i, s.value("id", "").c_str(),
                       s.value("title", "").c_str(), s.value("offline", false) ? "  [server down]" : "");
         out().say(head);
+        if (s.contains("live")) {
+            // --resume --dry-run: the record and, where it shows, the live installation.
+            std::string rec = s.value("status", "pending") == "done" ? "done" : "pending";
+            std::string l = s.value("live", "");
+            std::string line = "        [" + l + "] ";
+            if (l != rec)
+                line += "recorded " + s.value("status", "pending") + ", but live " + l;
+            else
+                line += rec == "done" ? "done" : "pending (" + s.value("status", "pending") + ")";
+            if (s.contains("live_why"))
+                line += ": " + s.value("live_why", "");
+            out().say(line + (rec == "done" ? "; --resume skips it" : "; --resume runs it"));
+        }
         out().say("        " + command_line(st, s));
         if (s.contains("touches"))
             out().say("        " + s.value("touches", ""));
+    }
+}
+
+// The preconditions of a recorded run's steps not yet done (run --resume before its stop).
+std::vector<std::string> resume_preconditions(const nlohmann::json &st)
+{
+    Settings s = load_settings(true);
+    auto db = connect_db(s);
+    OmeroDbState dbs = read_omero_state(*db);
+    std::vector<std::string> ids;
+    for (const auto &x : st["steps"])
+        if (x.value("status", "") != "done")
+            ids.push_back(x.value("id", ""));
+    return step_preconditions(RunOptions::from_json(st["options"]), s, *db, dbs, st["server"].value("dir", ""), ids);
+}
+
+// run --resume --dry-run: each step's "live" state ("done" | "pending"), and why, from the live
+// installation (installation.hpp) where it shows the step's effect, beside the recorded status.
+// A step whose record and live state differ says so in the plan.
+void mark_live(nlohmann::json &st, const Installation &m)
+{
+    std::string target = st["database"].value("target", ""), name = st["database"].value("name", "");
+    std::string new_tree = st["server"]["new_tree"].is_string() ? st["server"].value("new_tree", "") : "";
+    bool db_here = m.db_read && m.db_name == name;
+    bool db_at = db_here && m.db.is_omero && m.db.finished && m.db.version == target;
+    bool installed = !m.tree.empty() && (m.tree == new_tree || (m.tree != old_tree_now(st) && m.tree_newest == target));
+    for (auto &s : st["steps"]) {
+        std::string id = s.value("id", ""), live, why;
+        if (id == "server-stop") {
+            // Once server-start is recorded done the server runs again by design: the record tells.
+            nlohmann::json *start = find_step(st, "server-start");
+            bool started = start && start->value("status", "") == "done";
+            live = started || (m.server != ServerRun::Down && m.server != ServerRun::Running)
+                       ? (s.value("status", "") == "done" ? "done" : "pending")
+                       : m.server == ServerRun::Down ? "done" : "pending";
+            why = std::string("the server is ") + server_run_name(m.server);
+        } else if (id == "binaries-install") {
+            live = installed ? "done" : "pending";
+            why = m.server_dir + " → " + (m.tree.empty() ? "(nothing)" : m.tree);
+        } else if (id == "db-upgrade") {
+            live = db_at ? "done" : "pending";
+            why = !db_here ? "config.xml names " + m.db_name + ", not " + name
+                  : m.db_read ? name + " is at " + m.db.version + (m.db.finished ? "" : " (unfinished)")
+                              : "the database cannot be read: " + m.db_error;
+        } else if (id == "server-start") {
+            live = m.server == ServerRun::Running && installed && db_at ? "done" : "pending";
+            why = std::string("the server is ") + server_run_name(m.server);
+        } else if (id == "backup") {
+            bool have = st["backup"].is_object() && path_exists(st["backup"].value("path", ""));
+            live = have ? "done" : "pending";
+            why = have ? "the backup " + st["backup"].value("path", "") + " is there" : "no recorded backup file";
+        } else {
+            live = s.value("status", "") == "done" ? "done" : "pending";  // nothing outside the record shows it
+        }
+        s["live"] = live;
+        if (!why.empty())
+            s["live_why"] = why;
     }
 }
 
@@ -409,6 +489,50 @@ void record_schema_verdict(nlohmann::json &state, nlohmann::json &step, const Ch
     }
 }
 
+// "" when the config.xml the server directory leads to now (the new tree's once binaries-install
+// has swapped it) names the run's database; else why not. Every step but the run's own checks
+// works on that database, and server-start starts the server on it: a config.xml edited since
+// the plan (or a stale one) would make them upgrade, change or run another database.
+std::string database_moved(const nlohmann::json &state)
+{
+    const auto &db = state["database"];
+    Settings s;
+    try {
+        s = load_settings(true);
+    } catch (const std::exception &e) {
+        return std::string("cannot read the server's settings: ") + e.what();
+    }
+    auto where = [](const std::string &n, const std::string &h, const std::string &p) {
+        return n + " on " + (h.empty() ? "(local socket)" : h) + ":" + (p.empty() ? "5432" : p);
+    };
+    std::string now = where(s.conn.dbname, s.conn.host, s.conn.port);
+    std::string want = where(db.value("name", ""), db.value("host", ""), db.value("port", ""));
+    if (now == want)
+        return "";
+    return s.config_path + " names the database " + now + ", but this run upgrades " + want +
+           ": set omero.db.name (host, port) back to it, or roll the run back (omero-upgrade rollback)";
+}
+
+// The database the server uses after this invocation, read back (never taken from the plan):
+// database.name_after, version_after, finished_after; read_back_error when it could not be read.
+void read_back(nlohmann::json &state)
+{
+    auto &db = state["database"];
+    for (const char *k : {"name_after", "version_after", "finished_after", "read_back_error"})
+        db.erase(k);
+    try {
+        Settings s = load_settings(false);
+        db["name_after"] = s.conn.dbname;
+        auto c = connect_db(s);
+        OmeroDbState o = read_omero_state(*c);
+        db["version_after"] = o.version;
+        db["finished_after"] = o.finished;
+    } catch (const std::exception &e) {
+        db["read_back_error"] = e.what();
+        out().warn(std::string("could not read the database version back after the run: ") + e.what());
+    }
+}
+
 Executor make_executor(nlohmann::json &state, const std::string &state_path, const std::string &preview)
 {
     Executor x;
@@ -432,6 +556,8 @@ Executor make_executor(nlohmann::json &state, const std::string &state_path, con
         std::string why;
         if (step.value("needs_backup", false) && !backup_recorded(state, &why))
             return "nothing that changes the server or the database runs before a verified backup: " + why;
+        if (!step.value("internal", false) && step.value("dir", "") != "preview")
+            return database_moved(state);
         return std::string();
     };
     // The server is down only once server-stop is done: until then (a stop that failed or was
@@ -517,20 +643,30 @@ std::string rollback_commands(const nlohmann::json &st, bool by_hand)
     std::string sf = shell_quote(st.value("state_file", ""));
     std::string bk = st["backup"].is_object() ? shell_quote(st["backup"].value("path", "")) : "<backup>";
     std::string into = shell_quote(st["rollback"].value("into", ""));
+    // Where the old tree is now: a server directory that was a plain directory was moved to
+    // <dir>-old by binaries install (its recorded path is the server directory itself).
+    std::string old_tree = old_tree_now(st);
     std::string c = "omero-upgrade --server-dir " + sd + " rollback --state " + sf + "\n";
     if (!by_hand)
         return c;
+    // The connection of the run (host, port, user), as the tool's own restore uses it.
+    const auto &db = st["database"];
+    std::string conn;
+    if (!db.value("host", "").empty())
+        conn += " -h " + shell_quote(db.value("host", ""));
+    if (!db.value("port", "").empty())
+        conn += " -p " + shell_quote(db.value("port", ""));
+    if (!db.value("user", "").empty())
+        conn += " -U " + shell_quote(db.value("user", ""));
     c += "  # which does, step by step:\n";
     c += "  omero-upgrade --server-dir " + sd + " server stop\n";
-    c += "  omero-upgrade --server-dir " + sd + " binaries rollback      # OMERO.server → " +
-         st["server"].value("old_tree", "") + "\n";
+    c += "  omero-upgrade --server-dir " + sd + " binaries rollback      # OMERO.server → " + old_tree + "\n";
     c += "  omero-upgrade --server-dir " + sd + " restore " + bk + " --into " + into + " --switch\n";
     c += "  omero-upgrade --server-dir " + sd + " server start\n";
-    c += "  # or with PostgreSQL's and OMERO's own tools:\n";
-    c += "  createdb -E UTF8 -O " + shell_quote(st["database"].value("omero_db_user", "omero")) + " " + into +
-         " && pg_restore -d " + into + " " + bk + "\n";
-    c += "  ln -sfn " + shell_quote(st["server"].value("old_tree", "")) + " " + sd + " && " + sd +
-         "/bin/omero config set omero.db.name " + into + "\n";
+    c += "  # or with PostgreSQL's and OMERO's own tools (the server stopped):\n";
+    c += "  createdb" + conn + " -T template0 -E UTF8 -O " + shell_quote(db.value("omero_db_user", "omero")) + " " + into +
+         " && pg_restore" + conn + " -d " + into + " " + bk + "\n";
+    c += "  ln -sfn " + shell_quote(old_tree) + " " + sd + " && " + sd + "/bin/omero config set omero.db.name " + into + "\n";
     return c;
 }
 
@@ -540,11 +676,23 @@ int print_report(const nlohmann::json &st)
     out().say("");
     out().say("Report of run " + st.value("run_id", "") + ": " + status);
     const auto &db = st["database"];
-    out().say("  database " + db.value("name", "") + ": " + db.value("version_before", "") + " → " +
-              db.value("version_after", db.value("target", "")) + (status == "completed" ? "" : " (target)"));
+    // The versions as read back at the end of the run from the database the server uses (config.xml
+    // of the tree OMERO.server points to), never the plan's target.
+    std::string name = db.value("name", ""), after = db.value("name_after", name);
+    std::string line = "  database " + after + ": " + db.value("version_before", "");
+    if (!db.value("version_after", "").empty()) {
+        std::string v = db.value("version_after", "") + (db.value("finished_after", true) ? "" : " (unfinished)");
+        line += status == "completed" ? " → " + v : ", now " + v + " (target " + db.value("target", "") + ")";
+    } else {
+        line += " → ? (target " + db.value("target", "") + "; not read back" +
+                (db.contains("read_back_error") ? ": " + db.value("read_back_error", "") : "") + ")";
+    }
+    if (after != name)
+        line += "; the run worked on " + name + ", but the server's config.xml now names " + after;
+    out().say(line);
     out().say("  server   " + st["server"].value("dir", "") + " → " +
               (st["server"]["new_tree"].is_string() ? st["server"].value("new_tree", "") : "(not switched yet)") +
-              "; old tree kept: " + st["server"].value("old_tree", ""));
+              "; old tree kept: " + old_tree_now(st));
     double total = 0;
     for (const auto &s : st["steps"]) {
         char line[256];
@@ -557,6 +705,10 @@ int print_report(const nlohmann::json &st)
         out().say(line);
         for (const auto &e : s.value("errors", nlohmann::json::array()))
             out().say("      error: " + e.get<std::string>());
+        // What it did and how to undo that step alone (run_undo.hpp).
+        StepEffect fx = step_effect(st, s);
+        if (!fx.did.empty())
+            out().say("      did: " + fx.did + "\n      undo alone: " + fx.undo);
     }
     out().say("  steps took " + hms(total) + " in all");
     if (st["backup"].is_object())
@@ -648,6 +800,11 @@ int dry_run(const std::string &sdir, const std::string &state_path)
             out().result() = {{"dry_run", true}, {"nothing_to_do", true}, {"reason", p.nothing}, {"can_run", true}};
             return EXIT_OK;
         }
+    } else {
+        if (nlohmann::json *stop = find_step(st, "server-stop"); stop && stop->value("status", "") != "done")
+            for (const auto &x : resume_preconditions(st))  // as run --resume checks them
+                problems.push_back(x);
+        mark_live(st, read_installation({true, state_path}));
     }
     for (auto &s : st["steps"]) {
         for (const auto &d : build_steps(RunOptions::from_json(st["options"]), st["database"].value("target", "")))
@@ -703,7 +860,10 @@ int run_run()
     if (a.report) {
         if (!state_exists(state_path))
             throw CommandError("no run recorded: no state file " + state_path);
-        return print_report(load_state(state_path));
+        // The versions read back now, from the database the server uses (not saved).
+        nlohmann::json st = load_state(state_path);
+        read_back(st);
+        return print_report(st);
     }
     if (a.dry_run)
         return dry_run(sdir, state_path);
@@ -728,6 +888,7 @@ int run_run()
         } else {
             if (finished) {
                 out().say("run " + st.value("run_id", "") + " is already " + status + "; nothing to do");
+                read_back(st);  // the report's versions as they are now (not saved)
                 return print_report(st);
             }
             if (!a.o.new_server.empty() && lexical_absolute(a.o.new_server) != st["options"].value("new_server", ""))
@@ -735,6 +896,31 @@ int run_run()
                                    st["options"].value("new_server", "") + ", not " + a.o.new_server);
             out().say("resuming run " + st.value("run_id", "") + " (" + st.value("status", "") + " at step " +
                       st.value("failed_step", "?") + ")");
+            // --force-step given to --resume: recorded, and the step's command gets --force.
+            for (const auto &f : a.o.force_steps) {
+                auto &fs = st["options"]["force_steps"];
+                if (!fs.is_array())
+                    fs = nlohmann::json::array();
+                if (std::find(fs.begin(), fs.end(), f) == fs.end())
+                    fs.push_back(f);
+                nlohmann::json *s = find_step(st, f.c_str());
+                if (f == "vacuum-full" && s && s->value("status", "") != "done") {
+                    auto &c = (*s)["command"];
+                    if (std::find(c.begin(), c.end(), "--force") == c.end())
+                        c.push_back("--force");
+                }
+            }
+            // Before the stop, the steps still to run are checked as a new plan's are.
+            if (nlohmann::json *stop = find_step(st, "server-stop"); stop && stop->value("status", "") != "done") {
+                std::vector<std::string> problems = resume_preconditions(st);
+                if (!problems.empty()) {
+                    for (const auto &x : problems)
+                        out().error(x);
+                    out().say("nothing was changed; the server was not stopped");
+                    out().result() = {{"problems", problems}};
+                    return EXIT_PROBLEM;
+                }
+            }
         }
     } else if (a.resume) {
         throw CommandError("no run to resume: no state file " + state_path, "start one with omero-upgrade run --new-server NEW");
@@ -778,16 +964,10 @@ int run_run()
         st["status"] = "completed";
         st["finished"] = iso_now();
         st.erase("failed_step");
-        // The version reached, as the upgrade left it.
-        try {
-            Settings s = load_settings(false);
-            auto db = connect_db(s);
-            st["database"]["version_after"] = read_omero_state(*db).version;
-        } catch (const std::exception &e) {
-            out().warn(std::string("could not read the database version after the run: ") + e.what());
-        }
-        save_state(state_path, st);
     }
+    // The versions of the report: read back from the database the server uses now.
+    read_back(st);
+    save_state(state_path, st);
     int rep = print_report(st);
     return rc != EXIT_OK ? rc : rep;
 }
@@ -813,6 +993,11 @@ Register reg({"run", "the whole upgrade, step by step, resumable (--dry-run show
                           return std::regex_match(v, form) ? "" : "expected screen:IDS, plate:IDS or well:IDS (e.g. plate:1,2)";
                       });
                   sub.add_flag("--vacuum-full", a.o.vacuum_full, "also VACUUM FULL ANALYZE the upgraded database");
+                  sub.add_option("--force-step", a.o.force_steps,
+                                 "do not check the preconditions of this step in the plan (repeatable: "
+                                 "binaries-install, db-upgrade, vacuum-full, cache-clear); vacuum-full also "
+                                 "gets --force (you made sure of the free space)")
+                      ->check(CLI::IsMember(checked_steps()));
                   sub.add_flag("--carry-scripts", a.o.carry_scripts,
                                "carry scripts added to the old server's lib/scripts over to the new one");
                   sub.add_option("--stop-timeout", a.o.stop_timeout,

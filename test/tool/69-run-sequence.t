@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Random sequences (issue 14): seeded and reproducible, OU_SEQ_STEPS steps (default 200 in make
+# test) from OU_SEQ_SEED (default: a fresh seed, printed; give it back to replay), of run, run
+# --resume, rollback, Ctrl-C (SIGINT to the tool at a random moment of a run, resume or rollback),
+# binaries rollback, server stop, server start, a manual edit of config.xml (omero.db.name to
+# another database of the installation) and a write by the users (a marker row), against a model
+# of what must hold, checked after every step:
+#   I1 the server never runs on a database whose version differs from its tree's newest scripts
+#      (every OMERO session's database, for the one tree that runs; never two trees running);
+#   I2 every report's versions equal what is read back: the database it names is the one the
+#      server's config.xml names, at the version the report gives;
+#   I3 no step stops a server when nothing is to be done (run: nothing to do, or refused;
+#      rollback: nothing to roll back);
+#   I4 a rollback that restores gets back the state before the recorded run: OMERO.server's tree,
+#      and the database the server uses at the version and with the marker it had before the run;
+#   I5 a run that completed leaves the server on the database it used before the run.
+source "$(dirname "$0")/../lib/tap.sh"
+source "$OU_SRC/test/lib/sample-server.sh"
+source "$OU_SRC/test/lib/run-scenario.sh"
+
+steps=${OU_SEQ_STEPS:-200}
+seed=${OU_SEQ_SEED:-$(( $(date +%s%N) % 1000000 ))}
+diag "sequence of $steps steps, seed $seed (replay: OU_SEQ_SEED=$seed OU_SEQ_STEPS=$steps)"
+RANDOM=$seed
+
+t=$(scratch)
+run_template
+r=$t/a
+scenario "$r" sq_a
+zip=$r/OMERO.server-5.6.3.zip
+state=$r/.omero-upgrade-run.json
+ou() { "$TOOL" --server-dir "$r/OMERO.server" "$@"; }
+dbv() { q "$1" -c "SELECT currentversion || '__' || currentpatch || CASE WHEN finished IS NULL THEN ' (unfinished)' ELSE '' END
+                    FROM dbpatch ORDER BY id DESC LIMIT 1" 2>/dev/null; }
+cur_db() { config_value "$r/OMERO.server" omero.db.name; }
+marker() { q "$1" -c "SELECT value FROM configuration WHERE name = 'seq.marker'" 2>/dev/null; }
+stops() { cat "$r"/OMERO.server-*/var/stub/calls 2>/dev/null | grep -c '^admin stop'; }
+newest() { ls "$1/sql/psql" 2>/dev/null | sort -V | tail -1; }
+run_id() { jq -r .run_id "$state" 2>/dev/null; }
+
+declare -A before_link before_ver before_mark  # by run id: the installation before that run
+fails=0
+bad() { fails=$((fails + 1)); diag "step $n ($op): $*"; }
+
+# I1: at most one tree runs; every OMERO session is on a database at that tree's newest version.
+check_i1() {
+  local running=() tree d v
+  for tree in "$r"/OMERO.server-*/; do
+    tree=${tree%/}
+    [ -f "$tree/var/stub/running" ] && running+=("$tree")
+  done
+  [ ${#running[@]} -le 1 ] || { bad "I1: two trees run: ${running[*]}"; return; }
+  [ ${#running[@]} -eq 1 ] || return
+  for d in $(psql -X -A -t -c "SELECT DISTINCT datname FROM pg_stat_activity WHERE application_name = 'OMERO.blitz' AND datname LIKE 'sq\_a%'" postgres); do
+    v=$(dbv "$d")
+    [ "$v" = "$(newest "${running[0]}")" ] || bad "I1: ${running[0]##*/} runs on $d at '$v', its scripts lead to $(newest "${running[0]}")"
+  done
+}
+
+# I2: the report's database line against what is read back now.
+check_i2() {
+  local line name after
+  line=$(grep -m1 '^  database [^ ]*: ' <<<"$out") || return
+  local re='^  database ([^:]+): [^ ]+( → |, now )(OMERO[0-9.]+__[0-9]+( \(unfinished\))?)'
+  [[ $line =~ $re ]] || return
+  name=${BASH_REMATCH[1]} after=${BASH_REMATCH[3]}
+  [ "$name" = "$(cur_db)" ] || bad "I2: the report names $name, the server's config.xml $(cur_db)"
+  [ "$after" = "$(dbv "$name")" ] || bad "I2: the report says $name is at $after, it is at $(dbv "$name")"
+}
+
+ops=(run run run resume resume rollback rollback ctrlc ctrlc binrb stop start start edit write)
+for n in $(seq 1 "$steps"); do
+  op=${ops[RANDOM % ${#ops[@]}]}
+  s0=$(stops) id0=$(run_id) link0=$(readlink "$r/OMERO.server") db0=$(cur_db)
+  ver0=$(dbv "$db0") mark0=$(marker "$db0")
+  out= rc=0
+  case $op in
+    run) out=$(ou run --new-server "$zip" 2>&1); rc=$? ;;
+    resume) out=$(ou run --resume 2>&1); rc=$? ;;
+    rollback) out=$(ou rollback 2>&1); rc=$? ;;
+    ctrlc)
+      case $((RANDOM % 3)) in
+        0) set -- run --new-server "$zip" ;; 1) set -- run --resume ;; 2) set -- rollback ;;
+      esac
+      op="ctrlc $1 $2"
+      "$TOOL" --server-dir "$r/OMERO.server" "$@" >"$t/bg.out" 2>&1 &
+      pid=$!
+      sleep "$((RANDOM % 4)).$((RANDOM % 10))"
+      kill -INT "$pid" 2>/dev/null
+      wait "$pid"; rc=$?
+      out=$(cat "$t/bg.out") ;;
+    binrb) out=$(ou binaries rollback 2>&1); rc=$? ;;
+    stop) out=$(ou server stop 2>&1); rc=$? ;;
+    start) out=$(ou server start 2>&1); rc=$? ;;
+    edit)
+      dbs=($(psql -X -A -t -c "SELECT datname FROM pg_database WHERE datname LIKE 'sq\_a%' ORDER BY 1" postgres))
+      "$r/OMERO.server/bin/omero" config set omero.db.name "${dbs[RANDOM % ${#dbs[@]}]}" ;;
+    write) q "$db0" -c "DELETE FROM configuration WHERE name = 'seq.marker';
+                        INSERT INTO configuration (name, value) VALUES ('seq.marker', '$n')" >/dev/null 2>&1 ;;
+  esac
+  echo "$n $op rc=$rc link=$(readlink "$r/OMERO.server") db=$(cur_db)@$(dbv "$(cur_db)") run=$(run_id)/$(jq -r .status "$state" 2>/dev/null)" >> "$t/trace"
+  # A new run recorded: the installation before it is what a rollback must give back.
+  id1=$(run_id)
+  if [ -n "$id1" ] && [ "$id1" != null ] && [ "$id1" != "$id0" ]; then
+    before_link[$id1]=$link0 before_ver[$id1]=$ver0 before_mark[$id1]=$mark0
+  fi
+  check_i1
+  case $op in run|resume|"ctrlc run"*) check_i2 ;; esac
+  # I5: a fresh run that completed upgraded the database the server used before it, and the
+  # server uses that one after it.
+  if [[ $op == run ]] && [ "$rc" -eq 0 ] && grep -q "^Report of run [^ ]*: completed" <<<"$out"; then
+    [ "$(cur_db)" = "$db0" ] || bad "I5: the server used $db0 before the run, its config.xml names $(cur_db) after it"
+  fi
+  if [[ $op == run ]] && { grep -q "^nothing to do" <<<"$out" || grep -q "nothing was changed" <<<"$out"; }; then
+    [ "$(stops)" = "$s0" ] || bad "I3: run had nothing to do (or refused) but stopped the server"
+  fi
+  if [[ $op == rollback ]] && grep -q "nothing to roll back" <<<"$out"; then
+    [ "$(stops)" = "$s0" ] || bad "I3: rollback had nothing to roll back but stopped the server"
+  fi
+  if [[ $op == rollback ]] && [ "$rc" -eq 0 ] && grep -q "^rolled back: .*(restored from" <<<"$out" && [ -n "${before_link[$id1]+x}" ]; then
+    [ "$(readlink "$r/OMERO.server")" = "${before_link[$id1]}" ] ||
+      bad "I4: OMERO.server → $(readlink "$r/OMERO.server"), before run $id1 it was ${before_link[$id1]}"
+    [ "$(dbv "$(cur_db)")" = "${before_ver[$id1]}" ] ||
+      bad "I4: the database is at $(dbv "$(cur_db)"), before run $id1 it was at ${before_ver[$id1]}"
+    [ "$(marker "$(cur_db)")" = "${before_mark[$id1]}" ] ||
+      bad "I4: the marker is '$(marker "$(cur_db)")', before run $id1 it was '${before_mark[$id1]}'"
+  fi
+  [ "$fails" -eq 0 ] || { diag "$(tail -${OU_SEQ_TRACE:-8} "$t/trace")"; diag "$(tail -30 <<<"$out")"; break; }
+done
+is "$fails" 0 "$steps random steps (seed $seed): the invariants hold after every one"
+diag "ops: $(awk '{print $2}' "$t/trace" | sort | uniq -c | tr '\n' ' ')"
+diag "runs that completed: $(grep -c ' run rc=0 .*/completed' "$t/trace"), rollbacks that completed: $(grep -c ' rollback rc=0 .*/rolled back' "$t/trace")"
+ok "$([ "$(grep -c ' run rc=0' "$t/trace")" -gt 0 ]; echo $?)" "… the sequence has completed runs"
+cp "$t/trace" "$OU_TMP/seq-trace.txt" 2>/dev/null
+
+done_testing
