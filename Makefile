@@ -1,7 +1,9 @@
 # omero_upgrade: the PostgreSQL extension (PGXS, C++17) and the omero-upgrade tool.
 #
 #   make            build the extension and the tool
-#   make install    install the extension into the PostgreSQL that pg_config names
+#   make install    install the extension into the PostgreSQL that pg_config names, and the tool
+#                   (omero-upgrade into pg_config's bindir, its man page and bash completion;
+#                   PREFIX=/usr/local puts them under PREFIX instead; DESTDIR as usual)
 #   make test       install missing Debian packages, build, run every test on a throwaway cluster
 #   make demo       install missing Debian packages, build, run a whole upgrade on sample data
 #   make bench      benchmarks (ratios against the plain-SQL way); not part of make test
@@ -48,7 +50,7 @@ SHLIB_LINK  = -lstdc++
 # No JIT bitcode: it would need clang with our C++ flags, and nothing here is worth inlining.
 override with_llvm = no
 
-EXTRA_CLEAN = extension/.built-for $(TOOL) $(TOOL_OBJS) $(TOOL_OBJS:.o=.d) $(OBJS:.o=.d) test/results test/regression.diffs test/regression.out
+EXTRA_CLEAN = extension/.built-for $(TOOL) $(TOOL_MAN) $(TOOL_COMPLETION) tool/commit.inc $(TOOL_OBJS) $(TOOL_OBJS:.o=.d) $(OBJS:.o=.d) test/results test/regression.diffs test/regression.out
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(wildcard $(PGXS)),)
@@ -83,13 +85,58 @@ TOOL_OBJS  = $(TOOL_SRCS:.cpp=.o)
 # The tool is built against this Debian's libpq whatever PostgreSQL the extension is built for.
 LIBPQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
 TOOL_CXXFLAGS = -std=c++17 -O2 -g -Wall -Wextra -Wno-unused-parameter $(LIBPQ_CFLAGS) -Itool -MMD -MP \
-                -DOMERO_UPGRADE_VERSION='"$(EXTVERSION)"'
+                -DOMERO_UPGRADE_VERSION='"$(EXTVERSION)"' -DOMERO_UPGRADE_EXTENSION_VERSION='"$(EXTVERSION)"'
 TOOL_LIBS  = -lpq -lpugixml -larchive -lcrypto
 
-all: $(TOOL)
+TOOL_MAN   = tool/omero-upgrade.1
+TOOL_COMPLETION = tool/omero-upgrade.bash-completion
+
+all: $(TOOL) $(TOOL_MAN) $(TOOL_COMPLETION)
 
 $(TOOL): $(TOOL_OBJS)
 	$(CXX) -o $@ $(TOOL_OBJS) $(TOOL_LIBS)
+
+# The git commit baked into --version ("unknown" outside git); rewritten only when it changes, so
+# that only main.o is rebuilt, and only then.
+tool/commit.inc: FORCE
+	@if c=$$(git -C $(CURDIR) rev-parse --short=12 HEAD 2>/dev/null); then \
+	   git -C $(CURDIR) diff --quiet HEAD -- 2>/dev/null || c="$$c-dirty"; \
+	 else c=unknown; fi; \
+	 line="#define OMERO_UPGRADE_COMMIT \"$$c\""; \
+	 if [ "$$(cat $@ 2>/dev/null)" != "$$line" ]; then echo "$$line" > $@; fi
+tool/main.o: tool/commit.inc
+.PHONY: FORCE
+FORCE:
+
+# The man page is the tool's own --help (help2man), and the completion is written by the tool from
+# its command table (omero-upgrade --bash-completion): neither is kept by hand.
+$(TOOL_MAN): $(TOOL)
+	help2man --no-info --no-discard-stderr --section=1 --help-option=--help-all --version-string="$(EXTVERSION)" \
+	  --name="upgrade an OMERO.server and its PostgreSQL database safely, step by step" \
+	  --output=$@.tmp ./$(TOOL) && mv $@.tmp $@
+
+$(TOOL_COMPLETION): $(TOOL)
+	./$(TOOL) --bash-completion > $@.tmp && mv $@.tmp $@
+
+# make install: PGXS installs the extension; the tool goes into pg_config's bindir (or PREFIX/bin),
+# the man page into pg_config's mandir (or PREFIX/share/man), the completion into bash-completion's
+# directory (or PREFIX/share/bash-completion/completions); DESTDIR prefixes all of them.
+ifdef PREFIX
+tool_bindir = $(PREFIX)/bin
+tool_mandir = $(PREFIX)/share/man
+tool_completiondir = $(PREFIX)/share/bash-completion/completions
+else
+tool_bindir = $(shell $(PG_CONFIG) --bindir 2>/dev/null)
+tool_mandir = $(shell $(PG_CONFIG) --mandir 2>/dev/null)
+tool_completiondir = $(or $(shell pkg-config --variable=completionsdir bash-completion 2>/dev/null),/usr/share/bash-completion/completions)
+endif
+.PHONY: install-tool
+install: install-tool
+install-tool: $(TOOL) $(TOOL_MAN) $(TOOL_COMPLETION)
+	install -d '$(DESTDIR)$(tool_bindir)' '$(DESTDIR)$(tool_mandir)/man1' '$(DESTDIR)$(tool_completiondir)'
+	install -m 0755 $(TOOL) '$(DESTDIR)$(tool_bindir)/omero-upgrade'
+	install -m 0644 $(TOOL_MAN) '$(DESTDIR)$(tool_mandir)/man1/omero-upgrade.1'
+	install -m 0644 $(TOOL_COMPLETION) '$(DESTDIR)$(tool_completiondir)/omero-upgrade'
 
 tool/%.o: tool/%.cpp
 	$(CXX) $(TOOL_CXXFLAGS) -c -o $@ $<

@@ -10,6 +10,7 @@ packages=(
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" postgresql-client-"$PG_MAJOR"
   libpq-dev libcli11-dev libpugixml-dev libarchive-dev libssl-dev nlohmann-json3-dev
   zip unzip util-linux procps iproute2 jq mount  # sample archives; runuser, flock; ps/pkill; ss; JSON in tests
+  help2man bash-completion                        # the man page (make all), the completion test
 )
 
 # make test PG=NN builds that PostgreSQL from Debian's source package (test/pg-source.sh): apt's

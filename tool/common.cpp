@@ -115,10 +115,20 @@ void Output::end_progress_line()
 void Output::say(const std::string &line)
 {
     log(line);
-    if (opts_.json || opts_.quiet)
+    if (opts_.json)
         return;
     end_progress_line();
     std::cout << line << "\n" << std::flush;
+}
+
+void Output::hint(const std::string &line)
+{
+    log("hint: " + line);
+    hints_.push_back(line);
+    if (opts_.json)
+        return;
+    end_progress_line();
+    std::cerr << "hint: " << line << "\n";
 }
 
 void Output::detail(const std::string &line)
@@ -203,11 +213,15 @@ int Output::finish(int code)
     if (opts_.json) {
         nlohmann::json j = {
             {"command", command_},
-            {"status", code == EXIT_OK ? "ok" : code == EXIT_PROBLEM ? "problem" : "error"},
+            {"status", code == EXIT_OK        ? "ok"
+                       : code == EXIT_PROBLEM ? "problem"
+                       : code == EXIT_NOT_YET ? "pending"
+                                              : "error"},
             {"exit_code", code},
             {"result", result_},
             {"warnings", warnings_},
             {"errors", errors_},
+            {"hints", hints_},
         };
         std::cout << json_text(j, 2) << "\n" << std::flush;
     }

@@ -13,16 +13,26 @@
 
 namespace ou {
 
-// Exit codes of every subcommand (README, "Design").
-enum ExitCode { EXIT_OK = 0, EXIT_PROBLEM = 1, EXIT_ERROR = 2 };
+// Exit codes of every subcommand (README, "Design"): 0 ok; 1 a problem was found or a
+// precondition refused (the server is running, other sessions, …); 2 could not run (bad
+// arguments, no connection, missing files, interrupted); 3 not there yet, as LSB init scripts
+// and pg_ctl status (hops pending, the server stopped).
+enum ExitCode { EXIT_OK = 0, EXIT_PROBLEM = 1, EXIT_ERROR = 2, EXIT_NOT_YET = 3 };
 
 // "Could not run": a clear message for the user, exit code 2. Never carries a password.
 struct CommandError : std::runtime_error {
-    explicit CommandError(const std::string &msg, std::string hint = {})
-        : std::runtime_error(msg), hint(std::move(hint))
+    explicit CommandError(const std::string &msg, std::string hint = {}, int code = EXIT_ERROR)
+        : std::runtime_error(msg), hint(std::move(hint)), code(code)
     {
     }
     std::string hint;
+    int code;
+};
+
+// A precondition refused (the server is running, …): the same condition gets exit code 1 in
+// every command.
+struct Refused : CommandError {
+    explicit Refused(const std::string &msg, std::string hint = {}) : CommandError(msg, std::move(hint), EXIT_PROBLEM) {}
 };
 
 // The one way JSON becomes text (stdout, state files, manifests): strings that are not valid
@@ -42,13 +52,17 @@ struct GlobalOptions {
 
 // Output of one subcommand run: human lines on stderr/stdout, or one JSON object on stdout.
 //
-// JSON shape (README, "Design"): {"command": "...", "status": "ok"|"problem"|"error",
-//   "exit_code": 0|1|2, "result": {...}, "warnings": [...], "errors": [...]}
+// JSON shape (README, "Design"): {"command": "...", "status": "ok"|"problem"|"error"|"pending",
+//   "exit_code": 0|1|2|3, "result": {...}, "warnings": [...], "errors": [...], "hints": [...]}
+// Streams: results on stdout (shown with -q too: -q drops chatter, never the data asked for);
+// hints, warnings, errors, details and progress on stderr.
 class Output {
 public:
     void begin(const GlobalOptions &opts, std::string command);
     // Human text for the result (stdout); silent in --json mode.
     void say(const std::string &line);
+    // What to do about an error or a warning: "hint: …" on stderr, "hints" in --json.
+    void hint(const std::string &line);
     // Detail shown with -v (always logged).
     void detail(const std::string &line);
     // Progress line: on a terminal rewritten in place, otherwise plain lines; never in --json.
@@ -75,7 +89,7 @@ private:
     GlobalOptions opts_;
     std::string command_;
     nlohmann::json result_ = nlohmann::json::object();
-    std::vector<std::string> warnings_, errors_;
+    std::vector<std::string> warnings_, errors_, hints_;
     bool progress_open_ = false;
 };
 

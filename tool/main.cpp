@@ -1,7 +1,12 @@
 // omero-upgrade: the file-system and process steps of the OMERO.server upgrade.
 // Global options and dispatch live here; each subcommand is its own file (tool/<name>.cpp).
 #include "common.hpp"
+#include "completion.hpp"
 #include "db.hpp"
+#include "help_text.hpp"
+#include "commit.inc"  // OMERO_UPGRADE_COMMIT, written by make
+
+#include <libpq-fe.h>
 
 #include <iostream>
 #include <map>
@@ -10,20 +15,88 @@
 #ifndef OMERO_UPGRADE_VERSION
 #define OMERO_UPGRADE_VERSION "dev"
 #endif
+#ifndef OMERO_UPGRADE_COMMIT
+#define OMERO_UPGRADE_COMMIT "unknown"
+#endif
+#ifndef OMERO_UPGRADE_EXTENSION_VERSION
+#define OMERO_UPGRADE_EXTENSION_VERSION OMERO_UPGRADE_VERSION
+#endif
+
+namespace {
+
+// --version: the tool, the commit it was built from, the libpq it runs with, the extension it expects.
+std::string version_text()
+{
+    int v = PQlibVersion();  // 160004 → 16.4; before 10: 90624 → 9.6.24
+    std::string lib = v >= 100000 ? std::to_string(v / 10000) + "." + std::to_string(v % 10000)
+                                  : std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) + "." +
+                                        std::to_string(v % 100);
+    return std::string("omero-upgrade ") + OMERO_UPGRADE_VERSION + "\n" + "commit " + OMERO_UPGRADE_COMMIT + "\n" +
+           "libpq " + lib + "\n" + "extension omero_upgrade " + OMERO_UPGRADE_EXTENSION_VERSION + " (the version this tool expects)";
+}
+
+// --json anywhere before a "--": a parse error is then answered in JSON too.
+bool json_wanted(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        std::string a = argv[i];
+        if (a == "--")
+            break;
+        if (a == "--json")
+            return true;
+    }
+    return false;
+}
+
+// The subcommand words of a command line (for an error's "command"): the longest chain of
+// arguments naming subcommands, other arguments skipped.
+std::string command_words(const CLI::App &app, int argc, char **argv)
+{
+    const CLI::App *cur = &app;
+    std::string words;
+    for (int i = 1; i < argc; i++) {
+        std::string a = argv[i];
+        if (a == "--")
+            break;
+        if (a.empty() || a[0] == '-')
+            continue;
+        for (const CLI::App *sub : cur->get_subcommands([](const CLI::App *) { return true; }))
+            if (sub->get_name() == a) {
+                cur = sub;
+                words += (words.empty() ? "" : " ") + a;
+                break;
+            }
+    }
+    return words;
+}
+
+} // namespace
 
 int main(int argc, char **argv)
 {
     using namespace ou;
     CLI::App app{"omero-upgrade: upgrade an OMERO.server and its PostgreSQL database safely, step by step.\n"
-                 "Exit codes: 0 ok, 1 a problem was found, 2 could not run."};
-    app.set_version_flag("--version", std::string("omero-upgrade ") + OMERO_UPGRADE_VERSION);
+                 "Exit codes (every subcommand): 0 ok; 1 a problem was found or a precondition refused (the server is\n"
+                 "running, …); 2 could not run (bad arguments, no connection, missing files, interrupted); 3 not there\n"
+                 "yet (db plan, db upgrade --dry-run: hops pending; server status: stopped). With --json, one JSON object\n"
+                 "on stdout whatever the outcome. Each subcommand's --help shows its exit codes and an example."};
+    app.set_version_flag("--version", version_text(), "print the version, git commit, libpq version and the "
+                                                      "extension version it expects, and exit");
+    bool want_completion = false;
+    app.add_flag("--bash-completion", want_completion, "print a bash completion script and exit")->group("");
+    // The man page (help2man --help-option=--help-all): this help, then every subcommand's.
+    bool want_help_all = false;
+    app.add_flag("--help-all", want_help_all, "print the help of every subcommand and exit")->group("");
+    // The registry, one command a line (test 81 walks it: a new command is covered automatically).
+    bool want_list = false;
+    app.add_flag("--list-commands", want_list, "print every subcommand, one a line, and exit")->group("");
     app.require_subcommand(0, 1);
     app.fallthrough();
 
     GlobalOptions &g = global_options();
     app.add_flag("--json", g.json, "print one JSON object on stdout instead of human output");
     app.add_flag("-v,--verbose", g.verbose, "show details");
-    app.add_flag("-q,--quiet", g.quiet, "show only warnings and errors");
+    app.add_flag("-q,--quiet", g.quiet, "no progress or chatter: results, warnings, errors and hints only");
     app.add_option("--log-file", g.log_file, "append a log of everything done to this file");
     app.add_option("--server-dir", g.server_dir, "OMERO.server directory (default: $OMERODIR, else ./OMERO.server)");
     app.add_option("--db-host", g.db_host, "database host (overrides omero.db.host)");
@@ -42,6 +115,7 @@ int main(int argc, char **argv)
             continue;
         CLI::App *sub = app.add_subcommand(name, spec.help);
         sub->fallthrough();
+        sub->footer(help_footer(name));
         parents[name] = sub;
         runs.emplace_back(name, sub, spec.setup(*sub));
     }
@@ -52,25 +126,69 @@ int main(int argc, char **argv)
             continue;
         std::string parent = name.substr(0, sp);
         if (!parents.count(parent)) {
-            parents[parent] = app.add_subcommand(parent, parent + " subcommands");
+            std::string what = group_description(parent);
+            parents[parent] = app.add_subcommand(parent, what.empty() ? parent + " subcommands" : what);
             parents[parent]->fallthrough();
+            parents[parent]->footer("Exit codes: 2 without a subcommand; each subcommand's --help shows its own.\n"
+                                    "Global options (--json, -v, -q, --log-file, --server-dir, --db-*): see omero-upgrade --help.");
             parents[parent]->require_subcommand(1);
         }
         CLI::App *sub = parents[parent]->add_subcommand(name.substr(sp + 1), spec.help);
         sub->fallthrough();
+        sub->footer(help_footer(name));
         // Nested subcommands are tried first, so that "backup list" does not run "backup".
         runs.emplace(runs.begin(), name, sub, spec.setup(*sub));
     }
 
+    // A command line that cannot be parsed is still answered in the chosen form: with --json the
+    // usual envelope (status "error", exit code 2), named after the subcommand words given.
+    auto usage_error = [&](const std::string &msg, bool show_usage) {
+        GlobalOptions opts = g;
+        opts.json = json_wanted(argc, argv);
+        opts.quiet = opts.verbose = false;
+        std::string words = command_words(app, argc, argv);
+        out().begin(opts, words);
+        out().error(msg);
+        out().hint("see omero-upgrade " + (words.empty() ? std::string() : words + " ") + "--help");
+        if (show_usage && !opts.json)
+            std::cerr << "\n" << app.help();
+        return out().finish(EXIT_ERROR);
+    };
     try {
         app.parse(argc, argv);
+    } catch (const CLI::CallForHelp &e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp &e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion &e) {
+        return app.exit(e);
     } catch (const CLI::ParseError &e) {
-        return app.exit(e) == 0 ? EXIT_OK : EXIT_ERROR;
+        return usage_error(e.what(), false);
     }
-    if (g.verbose && g.quiet) {
-        std::cerr << "error: -v and -q exclude each other\n";
-        return EXIT_ERROR;
+    if (want_help_all) {
+        std::cout << app.help();
+        std::function<void(const CLI::App &, const std::string &)> walk = [&](const CLI::App &a,
+                                                                               const std::string &path) {
+            for (const CLI::App *sub : a.get_subcommands([](const CLI::App *s) { return !s->get_group().empty(); })) {
+                std::string p = path + " " + sub->get_name();
+                std::cout << "\n" << p << "\n" << sub->help();
+                walk(*sub, p);
+            }
+        };
+        walk(app, "omero-upgrade");
+        return EXIT_OK;
     }
+    if (want_list) {
+        for (auto &spec : commands())
+            std::cout << spec.name << "\n";
+        return EXIT_OK;
+    }
+    if (want_completion) {
+        std::cout << ou::bash_completion(app);
+        return EXIT_OK;
+    }
+    if (g.verbose && g.quiet)
+        return usage_error("-v and -q exclude each other", false);
 
     for (auto &[name, sub, run] : runs) {
         if (!sub->parsed())
@@ -82,13 +200,13 @@ int main(int argc, char **argv)
         } catch (const CommandError &e) {
             out().error(e.what());
             if (!e.hint.empty())
-                out().say("hint: " + e.hint);
-            return out().finish(EXIT_ERROR);
+                out().hint(e.hint);
+            return out().finish(e.code);
         } catch (const std::exception &e) {
             out().error(std::string("internal error: ") + e.what());
             return out().finish(EXIT_ERROR);
         }
     }
-    std::cout << app.help();
-    return EXIT_OK;
+    // No subcommand: the usage, exit 2 (as git does).
+    return usage_error("a subcommand is required", true);
 }

@@ -15,7 +15,7 @@ ou() { "$TOOL" --server-dir "$srv" --log-file "$t/log" "$@"; }
 blitz_sessions() { q postgres -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'OMERO.blitz' AND datname = 'srv_omero'"; }
 
 out=$(ou server status 2>&1); rc=$?
-is "$rc" 0 "server status runs"
+is "$rc" 3 "server status on a stopped server: exit 3 (as LSB status and pg_ctl status)"
 like "$out" "server: stopped" "… and says stopped"
 is "$(ou --json server status | jq -r '.result.running')" "false" "--json: running false"
 
@@ -175,7 +175,7 @@ for broken in status-traceback status-exit3; do
   rm "$srv/var/stub/$broken"
 done
 out=$(ou server status 2>&1); rc=$?
-is "$rc" 0 "status exit 1 with only 'not running' on stderr: stopped, as before"
+is "$rc" 3 "status exit 1 with only 'not running' on stderr: stopped, as before (exit 3)"
 like "$out" "server: stopped" "… says stopped"
 
 out=$("$TOOL" --server-dir "$t/nowhere" server status 2>&1); rc=$?

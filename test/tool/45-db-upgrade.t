@@ -19,7 +19,7 @@ npatch() { q "$1" -c "SELECT count(*) FROM dbpatch"; }
 
 # ---- plan ------------------------------------------------------------------------------------------
 out=$(ou db plan 2>&1); rc=$?
-is "$rc" 0 "db plan"
+is "$rc" 3 "db plan with hops pending: exit 3"
 like "$out" "OMERO5.2__0 → OMERO5.4__0 in 2 hop\(s\)" "… 2 hops to the newest version of the scripts"
 like "$out" "1\. OMERO5.2__0 → OMERO5.3__1: sql/psql/OMERO5.3__1/OMERO5.2__0.sql \(precheck: sql/psql/OMERO5.3__1/OMERO5.2__0-precheck.sql\)" \
   "… first hop through the newest intermediate version, with its precheck"
@@ -38,7 +38,7 @@ like "$out" "no script starts at OMERO5.2__0" "… and where the chain breaks"
 
 # ---- refusals ----------------------------------------------------------------------------------------
 out=$(ou db upgrade --dry-run 2>&1); rc=$?
-is "$rc" 0 "db upgrade --dry-run"
+is "$rc" 3 "db upgrade --dry-run with hops pending: exit 3"
 like "$out" "would run: psql -X -q -v ON_ERROR_STOP=1 -U omero_up -f sql/psql/OMERO5.3__1/OMERO5.2__0.sql" "… shows the psql commands"
 is "$(version up_db)" "OMERO5.2__0" "… and runs nothing"
 

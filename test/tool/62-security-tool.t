@@ -102,7 +102,7 @@ is "$(log_count st_modern)" 0 "no plant ran"
 q postgres -c "ALTER ROLE postgres IN DATABASE st_modern SET omero_upgrade.omero_schema = 'public'" >/dev/null
 for c in "${cmds[@]}"; do
   out=$(tool --json $c 2>/dev/null)
-  like "$(jq -r .exit_code <<<"$out")" "^[01]$" "omero_upgrade.omero_schema = public: $c runs (exit $(jq -r .exit_code <<<"$out"))"
+  like "$(jq -r .exit_code <<<"$out")" "^[013]$" "omero_upgrade.omero_schema = public: $c runs (exit $(jq -r .exit_code <<<"$out"))"
   [ "$(jq -r .exit_code <<<"$out")" = 2 ] && diag "$(jq -c .errors <<<"$out")"
 done
 like "$(tool --json status 2>/dev/null | jq -c .)" "OMERO5\.3__1" "status shows the real version"
@@ -142,7 +142,7 @@ out=$(plant st_legacy "$mallory" public); ok $? "an unprivileged role plants in 
 make_sample_server "$t/srv_legacy" 5.6.3 st_legacy "$owner"
 for c in "check --backup-dir $t/bk3" "status" "precheck" "db orphans scan" "colors status" "db plan"; do
   out=$("$TOOL" --server-dir "$t/srv_legacy" --db-user postgres --json $c 2>/dev/null)
-  like "$(jq -r .exit_code <<<"$out")" "^[01]$" "legacy database: $c as the superuser runs"
+  like "$(jq -r .exit_code <<<"$out")" "^[013]$" "legacy database: $c as the superuser runs"
 done
 is "$(log_count st_legacy)" 0 "legacy database: the plant log is empty"
 is "$(supers)" "" "… and no role became superuser"

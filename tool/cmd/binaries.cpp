@@ -300,7 +300,7 @@ void require_stopped(const Settings &base, const std::string &tree, bool force)
         return;
     if (omero_admin_running(settings_for_tree(base, tree), 120)) {
         if (!force)
-            throw CommandError("the server in " + tree + " is running (bin/omero admin status)",
+            throw Refused("the server in " + tree + " is running (bin/omero admin status)",
                                "stop it first: omero-upgrade server stop (or --force)");
         out().warn("the server in " + tree + " is running (--force: going on)");
     }
@@ -359,7 +359,7 @@ CommandRun setup_install(CLI::App &sub)
             if (!check.ok()) {
                 for (const auto &p : check.problems)
                     out().error("unsafe archive entry: " + p);
-                out().say("hint: nothing was extracted; use an archive from the official download site");
+                out().hint("nothing was extracted; use an archive from the official download site");
                 return EXIT_PROBLEM;
             }
             std::string top = check.top_dir.empty() ? "" : check.top_dir + "/";
@@ -663,7 +663,7 @@ CommandRun setup_rollback(CLI::App &sub)
         if (current != installed) {
             out().error(link + " points to " + (current.empty() ? link_target(link) : current) +
                         ", not to what binaries install made it point to (" + installed + ")");
-            out().say("hint: it was changed by hand since; point it yourself");
+            out().hint("it was changed by hand since; point it yourself");
             return EXIT_PROBLEM;
         }
         if (previous.empty() || !is_directory(previous) || access((previous + "/bin/omero").c_str(), X_OK) != 0)

@@ -131,7 +131,7 @@ CommandRun setup_clear(CLI::App &sub)
                              ? ", outside the data directory " + data
                              : ", not " + expected) +
                         ": refusing to delete there; nothing was removed");
-            out().say("hint: make " + cache + " a plain directory (not a link), or clear the cache by hand");
+            out().hint("make " + cache + " a plain directory (not a link), or clear the cache by hand");
             return EXIT_PROBLEM;
         }
         if (!S_ISDIR(lst.st_mode)) {
@@ -140,7 +140,7 @@ CommandRun setup_clear(CLI::App &sub)
         }
         if (access(s.server_path("bin/omero").c_str(), X_OK) == 0 && omero_admin_running(s, 120)) {
             if (!o->force)
-                throw CommandError("the server is running (bin/omero admin status): it may be writing memo files",
+                throw Refused("the server is running (bin/omero admin status): it may be writing memo files",
                                    "stop it first (omero-upgrade server stop), or give --force");
             out().warn("the server is running (--force: clearing anyway)");
         }

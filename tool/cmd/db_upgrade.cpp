@@ -154,7 +154,7 @@ Plan make_plan(const PlanOpts &o)
     if (!p.state.finished) {
         out().error("the newest dbpatch row of " + p.s.conn.dbname + " (" + p.state.version + ", message '" +
                     p.state.message + "') has no finished time: an upgrade script stopped half-way, or one is running now");
-        out().say("hint: do not run further scripts. If no upgrade is running, restore the backup taken before the "
+        out().hint("do not run further scripts. If no upgrade is running, restore the backup taken before the "
                   "upgrade (omero-upgrade restore), then run db upgrade again");
         p.code = EXIT_PROBLEM;
         return p;
@@ -216,7 +216,7 @@ CommandRun setup_plan(CLI::App &sub)
         if (p.code != EXIT_OK || p.nothing_to_do)
             return p.code;
         show_plan(p);
-        return EXIT_OK;
+        return EXIT_NOT_YET;  // hops pending (0 at the target), as omego's db upgrade -n
     };
 }
 
@@ -283,7 +283,7 @@ CommandRun setup_upgrade(CLI::App &sub)
             std::string msg = "other sessions use the database " + p.s.conn.dbname + ": " + describe_sessions(others);
             if (!o->force) {
                 out().error(msg);
-                out().say("hint: stop the server (omero-upgrade server stop) and other clients first, or give --force");
+                out().hint("stop the server (omero-upgrade server stop) and other clients first, or give --force");
                 return EXIT_PROBLEM;
             }
             out().warn(msg + " (--force: going on)");
@@ -291,7 +291,7 @@ CommandRun setup_upgrade(CLI::App &sub)
         if (access(p.s.server_path("bin/omero").c_str(), X_OK) == 0 && omero_admin_running(p.s, 120)) {
             if (!o->force) {
                 out().error("the server in " + p.s.server_dir + " is running (bin/omero admin status)");
-                out().say("hint: omero-upgrade server stop first, or give --force");
+                out().hint("omero-upgrade server stop first, or give --force");
                 return EXIT_PROBLEM;
             }
             out().warn("the server in " + p.s.server_dir + " is running (--force: going on)");
@@ -306,7 +306,7 @@ CommandRun setup_upgrade(CLI::App &sub)
                 out().say("would run: psql -X -q -v ON_ERROR_STOP=1 -U " + p.s.omero_db_user + " -f " + p.hops[i].script +
                           ", then check that dbpatch shows " + p.hops[i].to + " finished");
             }
-            return EXIT_OK;
+            return EXIT_NOT_YET;  // hops pending
         }
 
         auto t0 = std::chrono::steady_clock::now();
@@ -336,16 +336,16 @@ CommandRun setup_upgrade(CLI::App &sub)
                     out().error("the database " + p.s.conn.dbname + " is still at " + h.from +
                                 " (the script's transaction was rolled back)" +
                                 (i ? "; " + std::to_string(i) + " of " + std::to_string(n) + " hop(s) done" : ""));
-                    out().say("hint: fix the cause shown above, then run omero-upgrade db upgrade again: it goes on from " +
+                    out().hint("fix the cause shown above, then run omero-upgrade db upgrade again: it goes on from " +
                               h.from + " (the full psql output is in the log, --log-file)");
                 } else if (!now.finished) {
                     out().error("the database " + p.s.conn.dbname + " is half-upgraded: its newest dbpatch row (" + now.version +
                                 ") is unfinished");
-                    out().say("hint: restore the backup taken before the upgrade (omero-upgrade restore), then run "
+                    out().hint("restore the backup taken before the upgrade (omero-upgrade restore), then run "
                               "db upgrade again");
                 } else {
                     out().error("the database " + p.s.conn.dbname + " is at " + now.version + " (expected " + h.to + ")");
-                    out().say("hint: compare with db plan; if unsure, restore the backup taken before the upgrade");
+                    out().hint("compare with db plan; if unsure, restore the backup taken before the upgrade");
                 }
                 return EXIT_PROBLEM;
             };

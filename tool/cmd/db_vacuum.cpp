@@ -90,7 +90,7 @@ CommandRun setup_vacuum(CLI::App &sub)
                 std::string msg = "other sessions use the database " + s.conn.dbname + ": " + describe_sessions(others);
                 if (!o->force) {
                     out().error(msg + " (VACUUM FULL locks each table exclusively)");
-                    out().say("hint: stop the server first (omero-upgrade server stop), or give --force");
+                    out().hint("stop the server first (omero-upgrade server stop), or give --force");
                     return EXIT_PROBLEM;
                 }
                 out().warn(msg + " (--force: going on)");
@@ -107,7 +107,7 @@ CommandRun setup_vacuum(CLI::App &sub)
                                       " free in the server's data directory, " + human_bytes(free) + " are free";
                     if (!o->force) {
                         out().error(msg);
-                        out().say("hint: free some space, or run db vacuum without --full (or --force)");
+                        out().hint("free some space, or run db vacuum without --full (or --force)");
                         return EXIT_PROBLEM;
                     }
                     out().warn(msg + " (--force: going on)");
@@ -117,7 +117,7 @@ CommandRun setup_vacuum(CLI::App &sub)
                 }
             } else if (!o->force) {
                 out().error("cannot check the free space VACUUM FULL needs: " + why);
-                out().say("hint: make sure about " + human_bytes(largest + largest / 10) +
+                out().hint("make sure about " + human_bytes(largest + largest / 10) +
                           " are free where the database keeps its files, then give --force");
                 return EXIT_PROBLEM;
             } else {

@@ -45,7 +45,7 @@ int run_db_verify(const DbVerifyOptions &o)
     if (!st.finished) {
         out().error("the newest dbpatch row of " + st.dbname + " (" + st.version + ", message '" + st.message +
                     "') has no finished time: an upgrade stopped half-way (or runs now), so the schema is of no version");
-        out().say("hint: restore the backup taken before the upgrade (omero-upgrade restore), then upgrade again");
+        out().hint("restore the backup taken before the upgrade (omero-upgrade restore), then upgrade again");
         return EXIT_PROBLEM;
     }
 

@@ -216,7 +216,7 @@ int run_precheck()
     out().result()["target_source"] = t->source;
     if (!t->no_newer.empty()) {
         out().error(t->no_newer);
-        out().say("hint: give --new-server DIR|ZIP, the release to upgrade to (or --target VERSION)");
+        out().hint("give --new-server DIR|ZIP, the release to upgrade to (or --target VERSION)");
         out().result()["ready"] = false;
         out().result()["target"] = nullptr;
         out().result()["problems"] = {t->no_newer};

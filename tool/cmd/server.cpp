@@ -74,7 +74,7 @@ CommandRun setup_status(CLI::App &sub)
         } catch (const CommandError &e) {
             out().warn(std::string("cannot list the database sessions: ") + e.what());
         }
-        return EXIT_OK;
+        return running ? EXIT_OK : EXIT_NOT_YET;  // 3 stopped, as LSB status and pg_ctl status
     };
 }
 
@@ -164,7 +164,7 @@ CommandRun setup_stop(CLI::App &sub)
             if (!omero.empty())
                 out().error("OMERO still holds connections to the database " + s.conn.dbname + ": " +
                             describe_sessions(omero));
-            out().say("hint: stop whatever still runs (the server's processes, OMERO.web, another server on this "
+            out().hint("stop whatever still runs (the server's processes, OMERO.web, another server on this "
                       "database; end a stale session with SELECT pg_terminate_backend(pid)), then run server stop again");
             out().result()["stopped"] = false;
             return EXIT_PROBLEM;
@@ -211,7 +211,7 @@ CommandRun setup_start(CLI::App &sub)
             if (st.is_omero && !st.finished && !o->force) {
                 out().error("the newest dbpatch row of " + s.conn.dbname + " (" + st.version +
                             ") is unfinished: an upgrade script stopped half-way");
-                out().say("hint: restore the database from the backup taken before the upgrade, then run db upgrade again");
+                out().hint("restore the database from the backup taken before the upgrade, then run db upgrade again");
                 return EXIT_PROBLEM;
             }
             int c = st.is_omero && !newest.empty() ? compare_versions(st.version, newest) : 0;
@@ -223,8 +223,8 @@ CommandRun setup_start(CLI::App &sub)
                                   (c > 0 ? ": the database is newer than this server's scripts" : "");
                 if (!o->force) {
                     out().error(msg);
-                    out().say(c < 0 ? "hint: run omero-upgrade db upgrade first (or --force to start anyway)"
-                                    : "hint: point OMERO.server at the server the database was upgraded for, or "
+                    out().hint(c < 0 ? "run omero-upgrade db upgrade first (or --force to start anyway)"
+                                    : "point OMERO.server at the server the database was upgraded for, or "
                                       "restore the backup taken before the upgrade (omero-upgrade rollback); --force "
                                       "starts anyway");
                     return EXIT_PROBLEM;
@@ -247,7 +247,7 @@ CommandRun setup_start(CLI::App &sub)
         if (!r.ok() || !running) {
             out().error("bin/omero admin start: " + r.describe() + (r.err_tail(3).empty() ? "" : ": " + r.err_tail(3)) +
                         (running ? "" : "; the server is not running"));
-            out().say("hint: see var/log/ in the server directory and omero-upgrade server diagnostics");
+            out().hint("see var/log/ in the server directory and omero-upgrade server diagnostics");
             return running ? EXIT_OK : EXIT_PROBLEM;
         }
         out().say("server started (bin/omero admin status says running)");
