@@ -9,6 +9,9 @@
 #           full conversions (our journal then holds every shape); the plans of our real statements
 #           (auto_explain, as NOTICEs) must not scan the shape table.
 # Every copy starts from the same template; results are compared with each other at the end.
+# COLORS_ONLY=subset-after-full runs only that part (the official and our full conversion by
+# batches, then the two reverses and the plans of ours), e.g.
+#   BENCH=colors COLORS_ONLY=subset-after-full make bench
 # BENCH_SHAPES=10000000: first grows a copy of the template to that many shapes (copies of its
 # shapes under new ids, in the same ROIs), and runs everything on it.
 set -euo pipefail
@@ -54,6 +57,34 @@ official_update() {  # WHERE clause: "TRUE" for every shape, or a restriction
 shapes=$(q "$tmpl" -c "SELECT count(*) FROM shape")
 echo "bench colors: $shapes shapes" >&2
 
+only=${COLORS_ONLY:-}
+case "$only" in ""|subset-after-full) ;; *) echo "bench colors: unknown COLORS_ONLY=$only (subset-after-full)" >&2; exit 2 ;; esac
+# The plans of every statement a subset conversion runs (auto_explain, sent back as NOTICEs), on
+# another 1% of the ROIs: none may read the whole shape table. $1: database, $2: direction; $3
+# "analyze": also print the journal lookup of the ROI statement as run (EXPLAIN ANALYZE).
+check_plans() {
+  local plans analyze=off
+  [ -n "${3:-}" ] && analyze=on
+  plans=$(psql -X -q -d "$1" -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
+            -c "SET auto_explain.log_nested_statements = on" -c "SET auto_explain.log_level = notice" \
+            -c "SET auto_explain.log_analyze = $analyze" -c "SET auto_explain.log_buffers = $analyze" \
+            -c "DO \$\$ DECLARE ids int8[] := (SELECT array_agg(id) FROM roi WHERE id % 100 = 9);
+                BEGIN CALL omero_colors_convert('$2', roi_ids => ids); END \$\$" 2>&1 >/dev/null)
+  if grep -q 'Seq Scan on shape' <<<"$plans"; then
+    echo "bench colors: WARNING: a statement of the $2 subset on $1 scans the whole shape table:" >&2
+    grep -B30 'Seq Scan on shape' <<<"$plans" | head -60 >&2
+  else
+    echo "bench colors: the $2 subset on $1 ran $(grep -c 'Query Text' <<<"$plans") statements, none scanning shape" >&2
+  fi
+  if [ -n "${3:-}" ]; then
+    echo "bench colors: the journal lookup and the update of the $2 subset on $1 (EXPLAIN ANALYZE, as run):" >&2
+    awk '/Query Text: WITH ids AS MATERIALIZED/ {p = 1} p && /CTE ins/ {p = 0} p' <<<"$plans" |
+      grep -E 'Execution Time|actual time=[0-9.]+\.\.[0-9.]+ rows=1 loops=1\)$|CTE (ids|k|a|w)$|Bitmap Heap Scan on shape|(Index|Bitmap Index) Scan on (shape|color_journal)|Index Cond: \(\(lo_id|Bitmap Heap Scan on color_journal|color_journal_pick|Sort \(|Update on shape|Tid Scan|TID Cond|Heap Blocks|Buffers' |
+      sed 's/^/    /' | cut -c1-160 >&2
+  fi
+}
+
+if [ "$only" != subset-after-full ]; then
 # 1% subsets: ROIs with id % 100 = 7 (official) and = 8 (ours), the same size.
 copy cb_sub
 q cb_sub -c "$official_fn" >/dev/null
@@ -64,22 +95,8 @@ t_off_sub=$(time_sql cb_sub "$(official_update "roi IN (SELECT id FROM roi WHERE
 q cb_sub -c "CHECKPOINT" >/dev/null
 t_our_sub=$(time_sql cb_sub "DO \$\$ DECLARE ids int8[] := (SELECT array_agg(id) FROM roi WHERE id % 100 = 8);
   BEGIN CALL omero_colors_convert('argb_to_rgba', roi_ids => ids); END \$\$")
-# The plans of every statement a subset conversion runs (auto_explain, sent back as NOTICEs), on
-# another 1% of the ROIs: none may read the whole shape table. $1: database, $2: direction.
-check_plans() {
-  local plans
-  plans=$(psql -X -q -d "$1" -c "LOAD 'auto_explain'" -c "SET auto_explain.log_min_duration = 0" \
-            -c "SET auto_explain.log_nested_statements = on" -c "SET auto_explain.log_level = notice" \
-            -c "DO \$\$ DECLARE ids int8[] := (SELECT array_agg(id) FROM roi WHERE id % 100 = 9);
-                BEGIN CALL omero_colors_convert('$2', roi_ids => ids); END \$\$" 2>&1 >/dev/null)
-  if grep -q 'Seq Scan on shape' <<<"$plans"; then
-    echo "bench colors: WARNING: a statement of the $2 subset on $1 scans the whole shape table:" >&2
-    grep -B30 'Seq Scan on shape' <<<"$plans" | head -60 >&2
-  else
-    echo "bench colors: the $2 subset on $1 ran $(grep -c 'Query Text' <<<"$plans") statements, none scanning shape" >&2
-  fi
-}
 check_plans cb_sub argb_to_rgba
+fi
 
 # Full conversion, three ways, each on a fresh copy.
 copy cb_off
@@ -87,6 +104,7 @@ q cb_off -c "$official_fn" >/dev/null
 t_off=$(time_sql cb_off "$(official_update TRUE)")
 copy cb_ours
 t_ours=$(time_sql cb_ours "CALL omero_colors_convert('argb_to_rgba', method => 'batch')")
+if [ "$only" != subset-after-full ]; then
 copy cb_rw
 t_rw=$(time_sql cb_rw "CALL omero_colors_convert('argb_to_rgba')")
 [ "$(q cb_rw -c "SELECT method FROM omero_upgrade.color_runs")" = rewrite ] ||
@@ -96,6 +114,7 @@ t_rw=$(time_sql cb_rw "CALL omero_colors_convert('argb_to_rgba')")
 copy cb_rw0
 t_rw0=$(PGOPTIONS="-c max_parallel_workers=0 -c max_parallel_maintenance_workers=0" time_sql cb_rw0 "CALL omero_colors_convert('argb_to_rgba')")
 q postgres -c "DROP DATABASE cb_rw0" >/dev/null
+fi
 
 # 1% subsets reversed after the full conversions: the official reverse restricted to ROIs % 100 = 7
 # (after the official full conversion), ours on ROIs % 100 = 8 (after our CALL: the journal holds
@@ -110,7 +129,7 @@ t_off_rev=$(time_sql cb_off "UPDATE shape SET fillcolor = CASE WHEN fillcolor IS
                            WHERE (fillcolor IS NOT NULL OR strokecolor IS NOT NULL) AND roi IN (SELECT id FROM roi WHERE id % 100 = 7)")
 t_our_rev=$(time_sql cb_ours "DO \$\$ DECLARE ids int8[] := (SELECT array_agg(id) FROM roi WHERE id % 100 = 8);
   BEGIN CALL omero_colors_convert('rgba_to_argb', roi_ids => ids); END \$\$")
-check_plans cb_ours rgba_to_argb
+check_plans cb_ours rgba_to_argb analyze
 # Back to the originals, exactly (ROIs % 100 = 8 and 9): compared with the template.
 sub_sum() { q "$1" -c "SELECT md5(string_agg(concat_ws(',', id, fillcolor, strokecolor), ';' ORDER BY id)) FROM shape WHERE roi % 100 IN (8, 9)"; }
 if [ "$(sub_sum cb_ours)" = "$(sub_sum "$tmpl")" ]; then
@@ -120,6 +139,11 @@ else
   exit 1
 fi
 
+if [ "$only" = subset-after-full ]; then
+  ratio "colors 1% ROI subset reversed after a full conversion (journal of every shape) vs restricted UPDATE" "$t_off_rev" "$t_our_rev"
+  for d in cb_off cb_ours; do q postgres -c "DROP DATABASE $d" >/dev/null; done
+  exit 0
+fi
 # Same colours everywhere?
 # (ROIs % 100 in 7, 8, 9 were reversed above, each in one copy only.)
 sum() { q "$1" -c "SELECT md5(string_agg(concat_ws(',', id, fillcolor, strokecolor), ';' ORDER BY id)) FROM shape WHERE roi % 100 NOT IN (7, 8, 9)"; }

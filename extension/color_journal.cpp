@@ -286,8 +286,10 @@ OU_FUNCTION(omero_colors_purge_journal)
 // The elements of one journal chunk for the shapes asked about: ids in [lo, hi] and, unless `want`
 // is NULL, in `want`. It replaces unnest() over the whole chunk: a subset after a full conversion
 // overlaps every chunk, and unnesting (then sorting) all of them made the subset cost grow with
-// the journal; here a chunk costs one detoast and a binary search per element, and only matching
-// elements become rows.
+// the journal. Here the chunk's ids are read (one detoast), and then, when they are sorted (every
+// chunk of a full conversion is) and fewer are wanted than the chunk holds, each wanted id in
+// [lo, hi] is looked up by binary search: the work follows the subset, not the chunk. The other
+// four arrays are only read when some element matches. Only matching elements become rows.
 OU_FUNCTION(omero_color_journal_pick)
 {
     return boundary([&] {
@@ -296,12 +298,8 @@ OU_FUNCTION(omero_color_journal_pick)
             throw Error(ERRCODE_NULL_VALUE_NOT_ALLOWED, "omero_color_journal_pick: shape_ids, lo and hi are required");
         int64_t lo = args.int8(5, "lo", ""), hi = args.int8(6, "hi", "");
         ou::IntArray cols[5];  // purged originals: NULL arrays, no elements
-        for (int i = 0; i < 5; i++)
-            cols[i] = args.int_array(i);
+        cols[0] = args.int_array(0);
         const size_t n = cols[0].size();
-        for (int i = 1; i < 5; i++)
-            if (!args.is_null(i) && cols[i].size() != n)
-                throw Error(ERRCODE_DATA_CORRUPTED, "omero_upgrade: a colour journal chunk has arrays of different lengths");
         std::vector<int64_t> want;
         const bool filter = !args.is_null(7);
         if (filter) {
@@ -313,7 +311,43 @@ OU_FUNCTION(omero_color_journal_pick)
             if (!std::is_sorted(want.begin(), want.end()))  // ours always are
                 std::sort(want.begin(), want.end());
         }
+        // The positions of the matching elements, in chunk order.
+        std::vector<size_t> hits;
+        bool sorted = true;
+        for (size_t i = 0; sorted && i < n; i++)
+            sorted = !cols[0].is_null(i) && (i == 0 || cols[0][i - 1] < cols[0][i]);
+        if (filter && sorted) {
+            auto first = std::lower_bound(want.begin(), want.end(), lo);
+            auto last = std::upper_bound(first, want.end(), hi);
+            for (auto it = first; it != last; ++it) {
+                size_t l = 0, h = n;  // the first element >= *it
+                while (l < h) {
+                    size_t m = l + (h - l) / 2;
+                    if (cols[0][m] < *it)
+                        l = m + 1;
+                    else
+                        h = m;
+                }
+                if (l < n && cols[0][l] == *it)
+                    hits.push_back(l);
+            }
+        } else {
+            for (size_t i = 0; i < n; i++) {
+                if (cols[0].is_null(i))
+                    continue;
+                int64_t id = cols[0][i];
+                if (id >= lo && id <= hi && (!filter || std::binary_search(want.begin(), want.end(), id)))
+                    hits.push_back(i);
+            }
+        }
         srf::Writer out(fcinfo);
+        if (hits.empty())
+            return out.done();
+        for (int i = 1; i < 5; i++) {
+            cols[i] = args.int_array(i);
+            if (!args.is_null(i) && cols[i].size() != n)
+                throw Error(ERRCODE_DATA_CORRUPTED, "omero_upgrade: a colour journal chunk has arrays of different lengths");
+        }
         using srf::Cell;
         static const bool is_int4[5] = {false, true, true, true, false};
         auto cell = [&](int col, size_t i) {
@@ -321,14 +355,8 @@ OU_FUNCTION(omero_color_journal_pick)
                 return Cell::null();
             return is_int4[col] ? Cell::int4((int32_t)cols[col][i]) : Cell::int8(cols[col][i]);
         };
-        for (size_t i = 0; i < n; i++) {
-            if (cols[0].is_null(i))
-                continue;
-            int64_t id = cols[0][i];
-            if (id < lo || id > hi || (filter && !std::binary_search(want.begin(), want.end(), id)))
-                continue;
-            out.put({Cell::int8(id), cell(1, i), cell(2, i), cell(3, i), cell(4, i)});
-        }
+        for (size_t i : hits)
+            out.put({Cell::int8(cols[0][i]), cell(1, i), cell(2, i), cell(3, i), cell(4, i)});
         return out.done();
     });
 }

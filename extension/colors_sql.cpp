@@ -23,19 +23,23 @@ std::string where_shapes(Selection sel, const char *s)
     return "false";
 }
 
-// b: the batch's shapes as they are now (Rois: with their ctid, and one more than a batch at most).
+// b: the batch's shapes as they are now. A ROI scope first lists its shape ids alone (ids, at most
+// one more than a batch, for k and the journal lookup); b, read after the journal lookup and not
+// stored, streams each shape (with its ctid) to the UPDATE, which writes it while its page is still
+// in shared buffers: the subset's heap pages are read twice in all, never three times.
 std::string batch_shapes(const Names &n, Selection sel)
 {
-    const bool rois = sel == Selection::Rois;
+    if (sel == Selection::Rois)
+        return "WITH ids AS MATERIALIZED (SELECT s.id FROM " + n.shape + " s WHERE " + where_shapes(sel, "s") +
+               " LIMIT $2),\n";
     return "WITH b AS MATERIALIZED (\n"
-           "    SELECT s.id, s.fillcolor AS f, s.strokecolor AS st, s.version AS v, s.update_id AS u" +
-           std::string(rois ? ", s.ctid AS t" : "") + "\n      FROM " + n.shape + " s WHERE " +
-           where_shapes(sel, "s") + (rois ? " LIMIT $2" : "") + "),\n";
+           "    SELECT s.id, s.fillcolor AS f, s.strokecolor AS st, s.version AS v, s.update_id AS u\n      FROM " +
+           n.shape + " s WHERE " + where_shapes(sel, "s") + "),\n";
 }
 
 // j: the journal entries of the batch's shapes (newest chunk first per shape), from the chunks
 // whose id range overlaps it; color_journal_pick returns only the elements asked about.
-std::string batch_journal(Selection sel)
+std::string batch_journal(const Names &n, Selection sel)
 {
     if (sel != Selection::Rois)
         return "j AS (\n"
@@ -45,18 +49,20 @@ std::string batch_journal(Selection sel)
                "                        c.version_after, c.update_after, $1, $2, $5) AS e\n"
                "     WHERE c.lo_id <= $2 AND c.hi_id >= $1\n"
                "     ORDER BY e.id, c.chunk_id DESC),\n";
-    // A ROI scope: the ids come from b itself, so the shapes are read once here and once more by
-    // the UPDATE, not a third time to list their ids. b is read with LIMIT $2 (one more than a
-    // batch): when it is full, the subset is too big for one statement, k.want is NULL, nothing
-    // is updated or journaled, and the caller goes by batches.
-    return "k AS (SELECT pg_catalog.min(id) AS lo, pg_catalog.max(id) AS hi,\n"
-           "             CASE WHEN pg_catalog.count(*) < $2 THEN pg_catalog.array_agg(id ORDER BY id) END AS want FROM b),\n"
+    // A ROI scope: the ids come from ids, read with LIMIT $2 (one more than a batch): when it is
+    // full, the subset is too big for one statement, k.want is NULL, b is empty, nothing is
+    // updated or journaled, and the caller goes by batches.
+    return "k AS (SELECT pg_catalog.min(id) AS lo, pg_catalog.max(id) AS hi, pg_catalog.count(*) AS n,\n"
+           "             CASE WHEN pg_catalog.count(*) < $2 THEN pg_catalog.array_agg(id ORDER BY id) END AS want FROM ids),\n"
            "j AS (\n"
            "    SELECT DISTINCT ON (e.id) e.id, c.kind, c.direction, c.purged, e.f, e.st, e.v, e.u\n"
            "      FROM k JOIN omero_upgrade.color_journal c ON c.lo_id <= k.hi AND c.hi_id >= k.lo\n"
            "     CROSS JOIN LATERAL omero_upgrade.color_journal_pick(c.shape_ids, c.fill_before, c.stroke_before,\n"
            "                        c.version_after, c.update_after, k.lo, k.hi, k.want) AS e\n"
-           "     ORDER BY e.id, c.chunk_id DESC),\n";
+           "     ORDER BY e.id, c.chunk_id DESC),\n"
+           "b AS (\n"
+           "    SELECT s.id, s.fillcolor AS f, s.strokecolor AS st, s.version AS v, s.update_id AS u, s.ctid AS t\n"
+           "      FROM " + n.shape + " s WHERE " + where_shapes(sel, "s") + " AND (SELECT k.want IS NOT NULL FROM k)),\n";
 }
 
 // a: what to do with each shape. $3 direction; $7 (all shapes only) the covered_to of a completed
@@ -79,16 +85,13 @@ std::string batch_actions(const Names &n, Selection sel)
 
 // w, ins: the update and its journal chunks ($4 run id). Rows whose colours changed between our
 // read and our update (OMERO writing concurrently) are left alone by the last two conditions and
-// counted as raced: still pending, done by the next run. A ROI scope updates the rows where b read
-// them (a TID scan, same snapshot, same statement): no second descent of the primary key; a row
-// OMERO updated meanwhile has moved: skipped, counted as raced. (k.want is NULL when the subset
-// is bigger than a batch: then nothing is updated.)
+// counted as raced: still pending, done by the next run. A ROI scope updates each row where b
+// read it, as b streams it (a TID scan per row, same snapshot, same statement): no descent of the
+// primary key, and the page is still in shared buffers; a row OMERO updated meanwhile has moved:
+// skipped, counted as raced.
 std::string batch_modify(const Names &n, Selection sel)
 {
-    const std::string target =
-        sel == Selection::Rois ? "s.ctid = ANY ((SELECT pg_catalog.array_agg(t) FROM a WHERE action IN ('convert', "
-                                 "'restore') AND (SELECT k.want IS NOT NULL FROM k))::pg_catalog.tid[])"
-                               : where_shapes(sel, "s");
+    const std::string target = sel == Selection::Rois ? "s.ctid = a.t" : where_shapes(sel, "s");
     return "w AS (\n"
            "    UPDATE " + n.shape + " s\n"
            "       SET fillcolor   = CASE WHEN a.action = 'convert' THEN " + n.F + "(a.f)  ELSE a.of  END,\n"
@@ -111,17 +114,25 @@ std::string sample_object(const std::string &action, const std::string &after_f,
 }
 
 // The counts of a batch, the chunks journaled, a sample of $6 shapes and the first changed ids.
-std::string batch_counts(const Names &n)
+// ins is read first (the lateral reference makes it the outer side): so the UPDATE is what pulls
+// the shapes through a, and the counts then read a as stored. A ROI scope too big for one
+// statement (k.want NULL) reports the shapes it saw in ids, more than a batch.
+std::string batch_counts(const Names &n, Selection sel)
 {
-    return "SELECT pg_catalog.count(*) FILTER (WHERE action <> 'newer') AS selected,\n"
+    const std::string selected = "pg_catalog.count(*) FILTER (WHERE action <> 'newer')";
+    return "SELECT i.converted, i.restored, c.*\n"
+           "  FROM (SELECT coalesce(pg_catalog.sum(n) FILTER (WHERE kind = 'convert'), 0) AS converted,\n"
+           "               coalesce(pg_catalog.sum(n) FILTER (WHERE kind = 'restore'), 0) AS restored FROM ins) i\n"
+           " CROSS JOIN LATERAL (\n"
+           "SELECT " + (sel == Selection::Rois ? "CASE WHEN (SELECT k.want IS NULL FROM k) THEN (SELECT k.n FROM k) ELSE " +
+                                                     selected + " END"
+                                               : selected) + " AS selected,\n"
            "       pg_catalog.count(*) FILTER (WHERE action = 'newer') AS newer,\n"
            "       pg_catalog.count(*) FILTER (WHERE action = 'convert') AS to_convert,\n"
            "       pg_catalog.count(*) FILTER (WHERE action = 'restore') AS to_restore,\n"
            "       pg_catalog.count(*) FILTER (WHERE action = 'already') AS already,\n"
            "       pg_catalog.count(*) FILTER (WHERE action = 'changed') AS changed,\n"
            "       pg_catalog.count(*) FILTER (WHERE action = 'purged') AS purged,\n"
-           "       (SELECT coalesce(pg_catalog.sum(n), 0) FROM ins WHERE kind = 'convert') AS converted,\n"
-           "       (SELECT coalesce(pg_catalog.sum(n), 0) FROM ins WHERE kind = 'restore') AS restored,\n"
            "       (SELECT pg_catalog.jsonb_agg(" +
            sample_object("action", "CASE WHEN action = 'convert' THEN " + n.F + "(f) ELSE of END",
                          "CASE WHEN action = 'convert' THEN " + n.F + "(st) ELSE ost END") +
@@ -129,7 +140,7 @@ std::string batch_counts(const Names &n)
            "          FROM (SELECT * FROM a WHERE action IN ('convert', 'restore') ORDER BY id LIMIT $6) s) AS sample,\n"
            "       (SELECT pg_catalog.array_agg(id ORDER BY id)::pg_catalog.text FROM (\n"
            "            SELECT id FROM a WHERE action = 'changed' ORDER BY id LIMIT 10) c) AS changed_ids\n"
-           "  FROM a\n";
+           "  FROM a WHERE i.converted IS NOT NULL) c\n";
 }
 
 // After w (the rows converted, with their old colours): journal them as one 'convert' chunk,
@@ -154,7 +165,7 @@ std::string batch_sql(const Names &n, Selection sel, bool dry_run)
     const std::string modify =
         dry_run ? "ins AS (SELECT NULL::pg_catalog.text AS kind, 0::pg_catalog.int8 AS n WHERE false)\n"
                 : batch_modify(n, sel);
-    return batch_shapes(n, sel) + batch_journal(sel) + batch_actions(n, sel) + modify + batch_counts(n);
+    return batch_shapes(n, sel) + batch_journal(n, sel) + batch_actions(n, sel) + modify + batch_counts(n, sel);
 }
 
 // The common case, a batch no journal chunk overlaps: no state to look up, so just update and
