@@ -36,7 +36,10 @@ PG_CONFIG = /usr/lib/postgresql/$(PG_DEFAULT_MAJOR)/bin/pg_config
 endif
 
 EXT_SRCS   = $(sort $(wildcard extension/*.cpp))
-OBJS       = $(EXT_SRCS:.cpp=.o)
+# common/: PostgreSQL-free units (OMERO's version facts) compiled into the extension and the tool.
+COMMON_SRCS = $(sort $(wildcard common/*.cpp))
+OBJS       = $(EXT_SRCS:.cpp=.o) $(COMMON_SRCS:.cpp=.o)
+PG_CPPFLAGS = -Icommon
 # The install script is assembled from one file per concept, in name order.
 EXT_SQL_PARTS = $(sort $(wildcard extension/sql/*.sql))
 DATA_built = extension/$(EXTENSION)--$(EXTVERSION).sql
@@ -81,10 +84,10 @@ override CPPFLAGS += -MMD -MP
 # ---- the omero-upgrade tool ------------------------------------------------------------
 TOOL       = tool/omero-upgrade
 TOOL_SRCS  = $(sort $(wildcard tool/*.cpp tool/cmd/*.cpp))
-TOOL_OBJS  = $(TOOL_SRCS:.cpp=.o)
+TOOL_OBJS  = $(TOOL_SRCS:.cpp=.o) $(COMMON_SRCS:.cpp=.tool.o)
 # The tool is built against this Debian's libpq whatever PostgreSQL the extension is built for.
 LIBPQ_CFLAGS := $(shell pkg-config --cflags libpq 2>/dev/null || echo -I/usr/include/postgresql)
-TOOL_CXXFLAGS = -std=c++17 -O2 -g -Wall -Wextra -Wno-unused-parameter $(LIBPQ_CFLAGS) -Itool -MMD -MP \
+TOOL_CXXFLAGS = -std=c++17 -O2 -g -Wall -Wextra -Wno-unused-parameter $(LIBPQ_CFLAGS) -Itool -Icommon -MMD -MP \
                 -DOMERO_UPGRADE_VERSION='"$(EXTVERSION)"' -DOMERO_UPGRADE_EXTENSION_VERSION='"$(EXTVERSION)"'
 TOOL_LIBS  = -lpq -lpugixml -larchive -lcrypto
 
@@ -139,6 +142,10 @@ install-tool: $(TOOL) $(TOOL_MAN) $(TOOL_COMPLETION)
 	install -m 0644 $(TOOL_COMPLETION) '$(DESTDIR)$(tool_completiondir)/omero-upgrade'
 
 tool/%.o: tool/%.cpp
+	$(CXX) $(TOOL_CXXFLAGS) -c -o $@ $<
+
+# The tool's own build of common/ (the extension's is PGXS's, with its flags).
+common/%.tool.o: common/%.cpp
 	$(CXX) $(TOOL_CXXFLAGS) -c -o $@ $<
 
 -include $(TOOL_OBJS:.o=.d)

@@ -274,15 +274,7 @@ bool sv5_check_needed(const DbState &db, const std::optional<std::vector<Hop>> &
 {
     if (!path || path->empty())
         return false;
-    int r0 = -1, r531 = -1;
-    const auto &k = known_versions();
-    for (size_t i = 0; i < k.size(); i++) {
-        if (k[i] == db.version)
-            r0 = (int)i;
-        if (k[i] == "OMERO5.3__1")
-            r531 = (int)i;
-    }
-    return r0 >= 0 && r0 < r531;
+    return is_known_version(db.version) && compare_versions(db.version, "OMERO5.3__1") < 0;
 }
 
 void check_sv5(Checks &c, spi::Session &spi)

@@ -182,44 +182,21 @@ void extract_prechecks(const NewServer &ns, const std::string &to, const std::st
 std::vector<std::pair<std::string, std::string>> hop_path(const NewServer &ns, const std::string &from,
                                                            const std::string &to)
 {
-    using Path = std::vector<std::pair<std::string, std::string>>;
-    if (from == to)
-        return {};
-    // Breadth-first over versions; at equal length the path through newer versions wins.
-    std::map<std::string, Path> best = {{from, {}}};
-    std::vector<std::string> frontier = {from};
-    while (!frontier.empty() && !best.count(to)) {
-        std::map<std::string, Path> next;
-        for (const auto &v : frontier)
-            for (const auto &h : ns.hops) {
-                if (h.first != v || best.count(h.second))
-                    continue;
-                Path p = best[v];
-                p.push_back(h);
-                auto it = next.find(h.second);
-                auto newer = [](const Path &a, const Path &b) {
-                    for (size_t i = 0; i < a.size() && i < b.size(); i++)
-                        if (int c = compare_versions(a[i].second, b[i].second))
-                            return c > 0;
-                    return false;
-                };
-                if (it == next.end() || newer(p, it->second))
-                    next[h.second] = p;
-            }
-        frontier.clear();
-        for (auto &[v, p] : next) {
-            best[v] = p;
-            frontier.push_back(v);
-        }
-    }
-    if (!best.count(to)) {
+    std::vector<Edge> edges;
+    for (const auto &h : ns.hops)
+        edges.push_back({h.first, h.second});
+    auto chain = shortest_chain(edges, from, to);
+    if (!chain) {
         std::string have;
         for (const auto &h : ns.hops)
             have += (have.empty() ? "" : ", ") + h.first + "→" + h.second;
         throw CommandError("the new server has no chain of upgrade scripts from " + from + " to " + to,
                            "its sql/psql holds: " + have);
     }
-    return best[to];
+    std::vector<std::pair<std::string, std::string>> path;
+    for (std::size_t i : *chain)
+        path.push_back(ns.hops[i]);
+    return path;
 }
 
 std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target)

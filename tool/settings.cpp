@@ -286,24 +286,6 @@ void omero_config_set(const Settings &s, const std::string &key, const std::stri
                            "set it by hand: bin/omero config set " + key + " " + shell_quote(value));
 }
 
-int compare_versions(const std::string &a, const std::string &b)
-{
-    // OMERO<major>.<minor>__<patch>; anything else sorts before and by text.
-    auto parse = [](const std::string &v, int n[3]) {
-        return std::sscanf(v.c_str(), "OMERO%d.%d__%d", &n[0], &n[1], &n[2]) == 3;
-    };
-    int x[3], y[3];
-    bool px = parse(a, x), py = parse(b, y);
-    if (px != py)
-        return px ? 1 : -1;
-    if (!px)
-        return a < b ? -1 : a > b;
-    for (int i = 0; i < 3; i++)
-        if (x[i] != y[i])
-            return x[i] < y[i] ? -1 : 1;
-    return 0;
-}
-
 std::string server_newest_version(const Settings &s)
 {
     std::string best;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "db.hpp"
+#include "omero_versions.hpp"
 
 #include <map>
 #include <memory>
@@ -58,8 +59,6 @@ void omero_config_set(const Settings &s, const std::string &key, const std::stri
 // The newest OMERO database version the server directory ships upgrade scripts for (the folder
 // names of sql/psql, e.g. OMERO5.4__0), "" when there are none.
 std::string server_newest_version(const Settings &s);
-// Orders versions like OMERO5.3__1 (numbers compared as numbers); -1, 0, 1.
-int compare_versions(const std::string &a, const std::string &b);
 
 // Throws a clear CommandError when there is no executable bin/omero (checked before acting).
 void require_omero_bin(const Settings &s);

@@ -26,24 +26,6 @@ struct Check {
     std::string name, status, detail, fix;
 };
 
-// The PostgreSQL each target release requires (server_version_num), for when the extension is
-// not installed to say it (omero_upgrade_path). Same facts as extension/versions.cpp.
-int pg_prerequisite_of(const std::string &target)
-{
-    if (compare_versions(target, "OMERO5.2__0") > 0)
-        return 90300;
-    if (compare_versions(target, "OMERO5.0__0") > 0)
-        return 90200;
-    return 80400;
-}
-
-std::string pretty(int num)
-{
-    if (num >= 100000)
-        return std::to_string(num / 10000) + "." + std::to_string(num % 10000);
-    return std::to_string(num / 10000) + "." + std::to_string(num / 100 % 100) + "." + std::to_string(num % 100);
-}
-
 // Soft "Max open files" of a process, -1 when unreadable.
 long long nofile_of(pid_t pid)
 {
@@ -133,7 +115,7 @@ int run_check()
     auto ut = resolve_upgrade_target(s, st, g.target, g.new_server);
     std::string target = ut->version;
     if (target.empty())
-        target = "OMERO5.4__0";
+        target = newest_known_version;
     if (!ut->no_newer.empty())
         add("target", "failed", ut->no_newer, "give --new-server DIR|ZIP, the release to upgrade to (or --target)");
     else
@@ -162,10 +144,10 @@ int run_check()
         }
     }
     if (st.server_version_num >= need)
-        add("postgresql_version", "ok", "PostgreSQL " + st.server_version + " (" + target + " needs " + pretty(need) + " or newer)");
+        add("postgresql_version", "ok", "PostgreSQL " + st.server_version + " (" + target + " needs " + pretty_pg_version(need) + " or newer)");
     else
         add("postgresql_version", "failed",
-            "PostgreSQL " + st.server_version + " is older than " + pretty(need) + ", the prerequisite of " + target,
+            "PostgreSQL " + st.server_version + " is older than " + pretty_pg_version(need) + ", the prerequisite of " + target,
             "upgrade PostgreSQL first (pg_upgrade, or dump and restore into a newer server)");
 
     // encoding

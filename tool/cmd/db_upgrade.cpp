@@ -24,13 +24,6 @@ struct ScriptHop {
     std::string from, to, script, precheck;  // paths relative to the server directory
 };
 
-bool is_version(const std::string &v)
-{
-    int a, b, c;
-    char tail;
-    return std::sscanf(v.c_str(), "OMERO%d.%d__%d%c", &a, &b, &c, &tail) == 3;
-}
-
 std::vector<std::string> list_dir(const std::string &dir)
 {
     return dir_entries(dir).value_or(std::vector<std::string>{});
@@ -42,13 +35,13 @@ std::vector<ScriptHop> find_hops(const std::string &server_dir)
     std::vector<ScriptHop> hops;
     std::string psql_dir = server_dir + "/sql/psql";
     for (const auto &to : list_dir(psql_dir)) {
-        if (!is_version(to) || !is_directory(psql_dir + "/" + to))
+        if (!is_version_syntax(to) || !is_directory(psql_dir + "/" + to))
             continue;
         for (const auto &f : list_dir(psql_dir + "/" + to)) {
             if (f.size() <= 4 || f.compare(f.size() - 4, 4, ".sql") != 0)
                 continue;
             std::string from = f.substr(0, f.size() - 4);
-            if (!is_version(from) || from == to)
+            if (!is_version_syntax(from) || from == to)
                 continue;
             ScriptHop h{from, to, "sql/psql/" + to + "/" + f, ""};
             if (path_exists(psql_dir + "/" + to + "/" + from + "-precheck.sql"))
@@ -57,43 +50,6 @@ std::vector<ScriptHop> find_hops(const std::string &server_dir)
         }
     }
     return hops;
-}
-
-std::optional<std::vector<ScriptHop>> shortest_chain(const std::vector<ScriptHop> &hops, const std::string &from,
-                                                     const std::string &to)
-{
-    std::map<std::string, std::vector<ScriptHop>> best;
-    best[from] = {};
-    std::queue<std::string> todo;
-    todo.push(from);
-    while (!todo.empty()) {
-        std::string v = todo.front();
-        todo.pop();
-        for (const ScriptHop &h : hops) {
-            if (h.from != v)
-                continue;
-            std::vector<ScriptHop> cand = best[v];
-            cand.push_back(h);
-            auto it = best.find(h.to);
-            if (it == best.end()) {
-                best[h.to] = cand;
-                todo.push(h.to);
-            } else if (it->second.size() == cand.size()) {
-                for (size_t i = 0; i < cand.size(); i++) {
-                    int c = compare_versions(cand[i].to, it->second[i].to);
-                    if (c != 0) {
-                        if (c > 0)
-                            it->second = cand;
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    auto it = best.find(to);
-    if (it == best.end())
-        return std::nullopt;
-    return it->second;
 }
 
 std::string hms(double s)
@@ -137,7 +93,7 @@ Plan make_plan(const PlanOpts &o)
     p.target = o.target.empty() ? newest : o.target;
     if (p.target.empty())
         throw CommandError("no upgrade scripts (sql/psql/<TO>/<FROM>.sql) in " + p.scripts_dir);
-    if (!is_version(p.target))
+    if (!is_version_syntax(p.target))
         throw CommandError("'" + p.target + "' is not an OMERO database version", "versions are written like OMERO5.4__0");
 
     p.db = connect_db(p.s);
@@ -169,7 +125,7 @@ Plan make_plan(const PlanOpts &o)
     if (c > 0)
         throw CommandError("the database " + p.s.conn.dbname + " is at " + p.state.version + ", newer than the target " +
                            p.target);
-    auto chain = shortest_chain(hops, p.state.version, p.target);
+    auto chain = shortest_chain_of(hops, p.state.version, p.target);
     if (!chain) {
         std::string present;
         for (const auto &h : hops)
