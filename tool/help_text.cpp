@@ -86,7 +86,7 @@ std::string help_footer(const std::string &name)
         f += std::string(d->exit_codes) + "; " + E2 + ".\nExample: " + d->example;
     else
         f += std::string("0 ok; 1 a problem was found; ") + E2 + ".";
-    return f + "\nGlobal options (--json, -v, -q, --log-file, --server-dir, --db-*): see omero-upgrade --help.";
+    return f + "\nGlobal options (--json, -v, -q, --log-file, --server-dir, -h/-p/-d/-U): see omero-upgrade --help.";
 }
 
 } // namespace ou

@@ -80,6 +80,7 @@ int main(int argc, char **argv)
                  "running, …); 2 could not run (bad arguments, no connection, missing files, interrupted); 3 not there\n"
                  "yet (db plan, db upgrade --dry-run: hops pending; server status: stopped). With --json, one JSON object\n"
                  "on stdout whatever the outcome. Each subcommand's --help shows its exit codes and an example."};
+    app.set_help_flag("--help", "print this help and exit (long only: -h is --db-host, as in psql)");
     app.set_version_flag("--version", version_text(), "print the version, git commit, libpq version and the "
                                                       "extension version it expects, and exit");
     bool want_completion = false;
@@ -97,13 +98,19 @@ int main(int argc, char **argv)
     app.add_flag("--json", g.json, "print one JSON object on stdout instead of human output");
     app.add_flag("-v,--verbose", g.verbose, "show details");
     app.add_flag("-q,--quiet", g.quiet, "no progress or chatter: results, warnings, errors and hints only");
-    app.add_option("--log-file", g.log_file, "append a log of everything done to this file");
-    app.add_option("--server-dir", g.server_dir, "OMERO.server directory (default: $OMERODIR, else ./OMERO.server)");
-    app.add_option("--db-host", g.db_host, "database host (overrides omero.db.host)");
-    app.add_option("--db-port", g.db_port, "database port (overrides omero.db.port)");
-    app.add_option("--db-name", g.db_name, "database name (overrides omero.db.name)");
-    app.add_option("--db-user", g.db_user, "database user (overrides omero.db.user); the password comes from "
-                                           "config.xml, PGPASSWORD or ~/.pgpass, never from the command line");
+    app.add_option("--log-file", g.log_file, "append a log of everything done to this file")->type_name("FILE");
+    app.add_option("--server-dir", g.server_dir, "OMERO.server directory (default: $OMERODIR, else ./OMERO.server)")->type_name("DIR");
+    // psql's habits: -h host, -p port, -U user, -d name|conninfo|URI; so --help is long only
+    // (a psql user's "-h db.example.org" reaches a host, never prints the help).
+    app.add_option("-h,--db-host", g.db_host, "database host or socket directory (overrides omero.db.host)")->type_name("HOST");
+    app.add_option("-p,--db-port", g.db_port, "database port (overrides omero.db.port)")->type_name("PORT");
+    app.add_option("-d,--dbname,--db-name", g.db_name,
+                   "database name, or a conninfo string (\"host=… port=… dbname=… user=…\", service=…) or a "
+                   "postgresql:// URI, expanded as psql does: its fields win over -h/-p/-U (overrides omero.db.*)")
+        ->type_name("NAME|CONNINFO|URI");
+    app.add_option("-U,--db-user", g.db_user, "database user (overrides omero.db.user); the password comes from "
+                                              "config.xml, PGPASSWORD or ~/.pgpass (PGPASSFILE), never from the command line")
+        ->type_name("USER");
 
     // Subcommands: "backup" is a command of its own; "backup list" (a space in the name) is nested
     // below "backup", which is created on demand when no file registers it ("db to-utf8" → "db").
@@ -130,7 +137,7 @@ int main(int argc, char **argv)
             parents[parent] = app.add_subcommand(parent, what.empty() ? parent + " subcommands" : what);
             parents[parent]->fallthrough();
             parents[parent]->footer("Exit codes: 2 without a subcommand; each subcommand's --help shows its own.\n"
-                                    "Global options (--json, -v, -q, --log-file, --server-dir, --db-*): see omero-upgrade --help.");
+                                    "Global options (--json, -v, -q, --log-file, --server-dir, -h/-p/-d/-U): see omero-upgrade --help.");
             parents[parent]->require_subcommand(1);
         }
         CLI::App *sub = parents[parent]->add_subcommand(name.substr(sp + 1), spec.help);
@@ -149,6 +156,8 @@ int main(int argc, char **argv)
         std::string words = command_words(app, argc, argv);
         out().begin(opts, words);
         out().error(msg);
+        if (msg.find("--db-host") != std::string::npos && msg.find("missing") != std::string::npos)
+            out().hint("-h is the database host, as in psql (-h HOST); the help is --help");
         out().hint("see omero-upgrade " + (words.empty() ? std::string() : words + " ") + "--help");
         if (show_usage && !opts.json)
             std::cerr << "\n" << app.help();
