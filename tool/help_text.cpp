@@ -30,7 +30,9 @@ const std::map<std::string, CommandDoc> &docs()
         {"colors revert", {"0 reverted (or nothing to do); 1 a problem was found", "omero-upgrade colors revert --dry-run"}},
         {"colors status", {"0 shown", "omero-upgrade colors status"}},
         {"config upgrade-check", {"0 set; 1 bin/omero config set failed", "omero-upgrade config upgrade-check off"}},
-        {"db orphans", {"0 done", "omero-upgrade db orphans scan"}},
+        {"db orphans scan", {"0 counted (and listed)", "omero-upgrade db orphans scan --list"}},
+        {"db orphans delete", {"0 deleted and archived (or, without --apply, counted)", "omero-upgrade db orphans delete --apply"}},
+        {"db orphans restore", {"0 put back (or already restored)", "omero-upgrade db orphans restore --run 1"}},
         {"db to-utf8", {"0 copied into a new UTF8 database (and switched with --switch); 1 a problem was found",
                         "omero-upgrade db to-utf8 --into omero_utf8"}},
         {"db plan", {"0 the database is at the target (nothing to do); 3 hops are pending (listed); 1 the database is half-upgraded or newer",
@@ -73,6 +75,7 @@ std::string group_description(const std::string &name)
         {"colors", "shape colours: convert, revert (journaled, resumable) and status"},
         {"config", "OMERO settings the upgrade needs: upgrade-check"},
         {"db", "the database: plan, upgrade, verify, vacuum, orphans, to-utf8"},
+        {"db orphans", "orphan annotations (linked to nothing): scan, delete (archived, per batch), restore a delete run"},
         {"server", "the OMERO server process: status, stop, start, diagnostics, jvmcfg"},
     };
     auto it = g.find(name);
@@ -87,6 +90,30 @@ std::string help_footer(const std::string &name)
     else
         f += std::string("0 ok; 1 a problem was found; ") + E2 + ".";
     return f + "\nGlobal options (--json, -v, -q, --log-file, --server-dir, -h/-p/-d/-U): see omero-upgrade --help.";
+}
+
+std::string option_type_name(const std::string &name, const std::string &t)
+{
+    static const std::map<std::string, std::string> text = {
+        {"backup-dir", "DIR"},      {"server-dir", "DIR"},       {"new-server", "ZIP|DIR"},  {"@source", "ZIP|DIR"},
+        {"@FILE", "FILE"},          {"log-file", "FILE"},        {"state", "FILE"},          {"screen-file", "FILE"},
+        {"plate-file", "FILE"},     {"well-file", "FILE"},       {"roi-file", "FILE"},       {"image-file", "FILE"},
+        {"shape-file", "FILE"},     {"into", "DB"},              {"rollback-into", "DB"},    {"target", "VERSION"},
+        {"owner", "ROLE"},          {"name", "NAME"},            {"screen", "IDS"},          {"plate", "IDS"},
+        {"well", "IDS"},            {"roi", "IDS"},              {"image", "IDS"},           {"shape", "IDS"},
+        {"kind", "KIND"},           {"ns", "NAMESPACE"},         {"include-ns", "NAMESPACE"}, {"colors", "all|IDS|@FILE"},
+        {"move-annotations-to-wells", "all|IDS|@FILE"},          {"force-step", "STEP"},     {"@state", "on|off"},
+    };
+    static const std::map<std::string, std::string> num = {
+        {"batch-size", "N"}, {"jobs", "N"}, {"timeout", "SECONDS"}, {"stop-timeout", "SECONDS"}, {"run", "ID"},
+    };
+    if (t != "TEXT" && t != "INT")
+        return "";
+    const auto &m = t == "TEXT" ? text : num;
+    auto it = m.find(name);
+    if (it != m.end())
+        return it->second;
+    return t == "TEXT" ? "VALUE" : "";
 }
 
 } // namespace ou

@@ -18,5 +18,9 @@ const CommandDoc *command_doc(const std::string &name);
 std::string group_description(const std::string &name);
 // The footer of a command's --help: exit codes, example, the global options.
 std::string help_footer(const std::string &name);
+// The value type an option's help shows, by its long name (a positional: "@" and its name) and CLI11's
+// type (TEXT, INT): FILE, DIR, ZIP|DIR, DB, VERSION, IDS, N, SECONDS…; "" to keep CLI11's.
+// Test 81 fails on a --help that still shows TEXT.
+std::string option_type_name(const std::string &name, const std::string &cli11_type);
 
 } // namespace ou

@@ -126,26 +126,50 @@ int main(int argc, char **argv)
         parents[name] = sub;
         runs.emplace_back(name, sub, spec.setup(*sub));
     }
+    // A group ("db", "db orphans"): created on demand, below its own parent, with its description.
+    std::function<CLI::App *(const std::string &)> group = [&](const std::string &path) -> CLI::App * {
+        auto it = parents.find(path);
+        if (it != parents.end())
+            return it->second;
+        size_t sp = path.rfind(' ');
+        CLI::App *up = sp == std::string::npos ? &app : group(path.substr(0, sp));
+        std::string what = group_description(path);
+        CLI::App *gr = up->add_subcommand(sp == std::string::npos ? path : path.substr(sp + 1),
+                                          what.empty() ? path + " subcommands" : what);
+        gr->fallthrough();
+        gr->footer("Exit codes: 2 without a subcommand; each subcommand's --help shows its own.\n"
+                   "Global options (--json, -v, -q, --log-file, --server-dir, -h/-p/-d/-U): see omero-upgrade --help.");
+        gr->require_subcommand(1);
+        parents[path] = gr;
+        return gr;
+    };
     for (auto &spec : commands()) {
         std::string name = spec.name;
-        size_t sp = name.find(' ');
+        size_t sp = name.rfind(' ');
         if (sp == std::string::npos)
             continue;
-        std::string parent = name.substr(0, sp);
-        if (!parents.count(parent)) {
-            std::string what = group_description(parent);
-            parents[parent] = app.add_subcommand(parent, what.empty() ? parent + " subcommands" : what);
-            parents[parent]->fallthrough();
-            parents[parent]->footer("Exit codes: 2 without a subcommand; each subcommand's --help shows its own.\n"
-                                    "Global options (--json, -v, -q, --log-file, --server-dir, -h/-p/-d/-U): see omero-upgrade --help.");
-            parents[parent]->require_subcommand(1);
-        }
-        CLI::App *sub = parents[parent]->add_subcommand(name.substr(sp + 1), spec.help);
+        CLI::App *sub = group(name.substr(0, sp))->add_subcommand(name.substr(sp + 1), spec.help);
         sub->fallthrough();
         sub->footer(help_footer(name));
         // Nested subcommands are tried first, so that "backup list" does not run "backup".
         runs.emplace(runs.begin(), name, sub, spec.setup(*sub));
     }
+    // Value types in the help: what is expected (FILE, DIR, DB, VERSION, IDS…), never CLI11's TEXT.
+    std::function<void(CLI::App &)> name_types = [&](CLI::App &a) {
+        for (CLI::Option *o : a.get_options()) {
+            if (o->get_items_expected_max() == 0)
+                continue;
+            std::string t = o->get_type_name();
+            std::string base = t.substr(0, t.find(':'));
+            std::string n = o->get_lnames().empty() ? "@" + o->get_name() : o->get_lnames().front();
+            std::string want = option_type_name(n, base);
+            if (!want.empty() && want != base)
+                o->type_name(want);
+        }
+        for (CLI::App *sub : a.get_subcommands([](CLI::App *) { return true; }))
+            name_types(*sub);
+    };
+    name_types(app);
 
     // A command line that cannot be parsed is still answered in the chosen form: with --json the
     // usual envelope (status "error", exit code 2), named after the subcommand words given.

@@ -20,6 +20,7 @@ sum0=$(ann_sum)
 
 # ---- orphans ----------------------------------------------------------------------------------------
 j=$(ou --json db orphans scan)
+is "$(jq -r '.command, .result.action' <<<"$j" | tr '\n' ' ')" "db orphans scan scan " "db orphans scan is a subcommand of its own (result.action kept)"
 is "$(jq -r '.exit_code, .result.orphans' <<<"$j" | tr '\n' ' ')" "0 $n_orphans " "orphans scan: the extension's count ($n_orphans)"
 out=$(ou db orphans scan --list 2>&1)
 is "$(grep -c '^  annotation ' <<<"$out")" "$n_orphans" "scan --list lists each"
