@@ -9,6 +9,7 @@
 #include "backup.hpp"
 #include "checksum.hpp"
 #include "fsutil.hpp"
+#include "installation.hpp"
 #include "manifest.hpp"
 #include "process.hpp"
 #include "progress.hpp"
@@ -209,6 +210,39 @@ VerifyResult verify_backup(const std::string &path_in, bool checksum)
     return v;
 }
 
+DumpEstimate dump_space_needed(const std::string &dir, const OmeroDbState &st)
+{
+    DumpEstimate e;
+    unsigned long long db = st.size_bytes > 0 ? (unsigned long long)st.size_bytes : 0;
+    e.needed = db;
+    e.how = "its size: no earlier dump of it in the manifest";
+    nlohmann::json m;
+    try {
+        m = read_manifest(dir);
+    } catch (const std::exception &) {
+        return e;  // an unreadable manifest: the size rule (the backup reports the manifest itself)
+    }
+    const nlohmann::json *last = nullptr;
+    if (m.contains("backups") && m["backups"].is_array())
+        for (const auto &b : m["backups"])
+            if (b.is_object() && b.value("database", "") == st.dbname && b.value("size_bytes", 0ULL) > 0 &&
+                (!last || b.value("created_utc", "") >= last->value("created_utc", "")))
+                last = &b;
+    if (!last)
+        return e;
+    unsigned long long dump = last->value("size_bytes", 0ULL), then = last->value("database_size_bytes", 0ULL);
+    double scaled = (double)dump;
+    if (then > 0 && db > then)
+        scaled = scaled * (double)db / (double)then;
+    unsigned long long need = (unsigned long long)(2 * scaled);
+    if (need < db) {
+        e.needed = need;
+        e.how = "twice the last dump of " + st.dbname + ", " + last->value("file", "") + ": " + human_bytes(dump) +
+                (then > 0 ? " for a database of " + human_bytes(then) + ", now " + human_bytes(db) : std::string());
+    }
+    return e;
+}
+
 BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
 {
     OmeroDbState st = read_omero_state(db);
@@ -229,7 +263,7 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
                            "install postgresql-client-" + std::to_string(st.server_version_num / 10000) +
                                " and put its bin directory first on PATH");
 
-    std::string dir = opts.dir.empty() ? "." : opts.dir;
+    std::string dir = opts.dir.empty() ? default_backup_dir() : opts.dir;
     // A dump holds password hashes and session keys: the directory we create is 0700, the dumps,
     // sidecars and manifest 0600, whatever the umask.
     if (!ensure_dir(dir, 0700)) {
@@ -238,9 +272,13 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
             out().detail(dir + " is readable by others: its backups are 0600, but their names show");
     }
     unsigned long long avail = free_bytes(dir);
-    if (!opts.skip_space_check && avail < (unsigned long long)st.size_bytes)
+    DumpEstimate need = dump_space_needed(dir, st);
+    out().detail("space: " + human_bytes(avail) + " free in " + dir + ", the dump needs about " + human_bytes(need.needed) +
+                 " (" + need.how + ")");
+    if (!opts.skip_space_check && avail < need.needed)
         throw CommandError("not enough free space in " + dir + ": " + human_bytes(avail) + " available, the database is " +
-                               human_bytes(st.size_bytes) + " (the dump is usually smaller, but may come close)",
+                               human_bytes(st.size_bytes) + ", the dump needs about " + human_bytes(need.needed) + " (" +
+                               need.how + ")",
                            "free some space, choose another --backup-dir, or pass --no-space-check to try anyway "
                            "(a failed dump leaves nothing behind)");
 
@@ -359,6 +397,7 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
         {"dbpatch_finished", st.finished},
         {"created_utc", utc_timestamp("%Y-%m-%dT%H:%M:%SZ")},
         {"size_bytes", size},
+        {"database_size_bytes", st.size_bytes},
         {"sha256", directory ? sha256_string(sidecar) : sums[0].first},
         {"server_version", st.server_version},
         {"pg_dump_version", pg_dump_full},

@@ -12,7 +12,7 @@
 namespace ou {
 
 struct BackupOptions {
-    std::string dir = ".";          // the backup directory (holds the manifest)
+    std::string dir;                // the backup directory (holds the manifest); "": default_backup_dir()
     int jobs = 0;                   // > 0: directory format, pg_dump -j N
     bool skip_space_check = false;
     std::string encoding;           // pg_dump -E (db to-utf8: UTF8); "" = the database's
@@ -23,6 +23,16 @@ struct BackupResult {
     std::string path;
     nlohmann::json entry;  // its manifest entry
 };
+
+// The free space a new dump of the database needs in the backup directory dir: twice the last
+// dump of the same database recorded in dir's manifest (scaled by how the database grew since,
+// when the manifest says its size then), never more than the database's size; the database's
+// size when there is no earlier dump. how: the reason, for messages.
+struct DumpEstimate {
+    unsigned long long needed = 0;
+    std::string how;
+};
+DumpEstimate dump_space_needed(const std::string &dir, const OmeroDbState &st);
 
 // Dumps the database of `db` (connected as s says) into opts.dir: temp name, verify, checksum,
 // sync, rename into place, sidecar, manifest. Throws CommandError (nothing left behind) on failure.

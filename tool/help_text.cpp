@@ -29,7 +29,7 @@ const std::map<std::string, CommandDoc> &docs()
         {"colors convert", {"0 converted (or nothing to do); 1 a problem was found", "omero-upgrade colors convert --dry-run"}},
         {"colors revert", {"0 reverted (or nothing to do); 1 a problem was found", "omero-upgrade colors revert --dry-run"}},
         {"colors status", {"0 shown", "omero-upgrade colors status"}},
-        {"config upgrade-check", {"0 set; 1 bin/omero config set failed", "omero-upgrade config upgrade-check off"}},
+        {"config upgrade-check", {"0 set (or already so); 1 bin/omero config set did not take", "omero-upgrade config upgrade-check off"}},
         {"db orphans scan", {"0 counted (and listed)", "omero-upgrade db orphans scan --list"}},
         {"db orphans delete", {"0 deleted and archived (or, without --apply, counted)", "omero-upgrade db orphans delete --apply"}},
         {"db orphans restore", {"0 put back (or already restored)", "omero-upgrade db orphans restore --run 1"}},
@@ -102,7 +102,7 @@ std::string option_type_name(const std::string &name, const std::string &t)
         {"owner", "ROLE"},          {"name", "NAME"},            {"screen", "IDS"},          {"plate", "IDS"},
         {"well", "IDS"},            {"roi", "IDS"},              {"image", "IDS"},           {"shape", "IDS"},
         {"kind", "KIND"},           {"ns", "NAMESPACE"},         {"include-ns", "NAMESPACE"}, {"colors", "all|IDS|@FILE"},
-        {"move-annotations-to-wells", "all|IDS|@FILE"},          {"force-step", "STEP"},     {"@state", "on|off"},
+        {"move-annotations-to-wells", "KIND:IDS"},          {"force-step", "STEP"},     {"@state", "on|off"},
     };
     static const std::map<std::string, std::string> num = {
         {"batch-size", "N"}, {"jobs", "N"}, {"timeout", "SECONDS"}, {"stop-timeout", "SECONDS"}, {"run", "ID"},

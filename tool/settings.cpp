@@ -342,6 +342,19 @@ void omero_config_set(const Settings &s, const std::string &key, const std::stri
                            "set it by hand: bin/omero config set " + key + " " + shell_quote(value));
 }
 
+void omero_config_unset(const Settings &s, const std::string &key)
+{
+    require_omero_bin(s);
+    ProcOptions o;
+    o.cwd = s.server_dir;
+    o.timeout_s = 120;
+    o.log_stdout = true;
+    ProcResult r = run_process({s.server_path("bin/omero"), "config", "set", key}, o);
+    if (!r.ok())
+        throw CommandError("bin/omero config set " + key + " (remove) failed (" + r.describe() + "): " + r.err_tail(3),
+                           "remove it by hand: bin/omero config set " + key);
+}
+
 int compare_versions(const std::string &a, const std::string &b)
 {
     // OMERO<major>.<minor>__<patch>; anything else sorts before and by text.

@@ -2,6 +2,7 @@
 // (verified pg_dump backups, their manifest).
 #include "backup.hpp"
 #include "fsutil.hpp"
+#include "installation.hpp"
 #include "manifest.hpp"
 #include "process.hpp"
 #include "progress.hpp"
@@ -25,8 +26,9 @@ int run_backup(const BackupOptions &opts)
     return EXIT_OK;
 }
 
-int run_list(const std::string &dir)
+int run_list(const std::string &given)
 {
+    std::string dir = given.empty() ? default_backup_dir() : given;
     nlohmann::json m = read_manifest(dir);
     nlohmann::json list = nlohmann::json::array();
     std::set<std::string> known;
@@ -109,12 +111,12 @@ int run_verify(const std::string &file, bool full)
 }
 
 BackupOptions g_opts;
-std::string g_list_dir = ".";
+std::string g_list_dir;
 std::string g_verify_file;
 bool g_verify_full = false;
 
 Register reg_backup({"backup", "dump the OMERO database to a verified, checksummed backup file", [](CLI::App &sub) {
-                         sub.add_option("--backup-dir", g_opts.dir, "where backups and their manifest go (default: .)");
+                         sub.add_option("--backup-dir", g_opts.dir, "where backups and their manifest go (default: omero-upgrade-backups beside the server directory)");
                          sub.add_option("-j,--jobs", g_opts.jobs,
                                         "dump with N parallel jobs in directory format (NAME.pgdir)")
                              ->check(CLI::Range(1, 64));
@@ -124,7 +126,7 @@ Register reg_backup({"backup", "dump the OMERO database to a verified, checksumm
                      }});
 
 Register reg_list({"backup list", "list the backups recorded in the manifest of a backup directory", [](CLI::App &sub) {
-                       sub.add_option("--backup-dir", g_list_dir, "the backup directory (default: .)");
+                       sub.add_option("--backup-dir", g_list_dir, "the backup directory (default: omero-upgrade-backups beside the server directory)");
                        return [] { return run_list(g_list_dir); };
                    }});
 

@@ -124,7 +124,7 @@ Register reg({"db to-utf8", "copy a non-UTF8 OMERO database into a new UTF8 data
                   sub.add_option("--into", g.into, "the new UTF8 database")->required();
                   sub.add_flag("--switch", g.do_switch,
                                "then point the server at it: bin/omero config set omero.db.name NEW_DB");
-                  sub.add_option("--backup-dir", g.b.dir, "where the UTF8 dump is kept (default: .)");
+                  sub.add_option("--backup-dir", g.b.dir, "where the UTF8 dump is kept (default: omero-upgrade-backups beside the server directory)");
                   sub.add_option("-j,--jobs", g.jobs, "dump and restore with N parallel jobs (directory format)")
                       ->check(CLI::Range(1, 64));
                   sub.add_flag("--no-space-check", g.b.skip_space_check,
