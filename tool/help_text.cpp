@@ -2,6 +2,8 @@
 #include "help_text.hpp"
 
 #include <map>
+#include <regex>
+#include <vector>
 
 namespace ou {
 
@@ -90,6 +92,26 @@ std::string help_footer(const std::string &name)
     else
         f += std::string("0 ok; 1 a problem was found; ") + E2 + ".";
     return f + "\nGlobal options (--json, -v, -q, --log-file, --server-dir, -h/-p/-d/-U): see omero-upgrade --help.";
+}
+
+std::string cli_terms(const std::string &text)
+{
+    static const std::vector<std::pair<std::regex, std::string>> subs = {
+        {std::regex("CALL omero_colors_convert\\('argb_to_rgba'\\)"), "omero-upgrade colors convert --batches"},
+        {std::regex("CALL omero_colors_convert\\('rgba_to_argb'\\)"), "omero-upgrade colors revert --batches"},
+        {std::regex("use CALL omero_colors_convert\\(\\.\\.\\.\\)"), "use colors convert|revert --batches"},
+        {std::regex("omero_colors_rewrite\\b"), "--rewrite"},
+        {std::regex("method 'rewrite'"), "--rewrite"},
+        {std::regex("Leave roi_ids, image_ids and shape_ids out, or use method 'batch' or 'auto'\\."),
+         "Leave --roi/--image/--shape out, or --rewrite."},
+        {std::regex("([Uu])se fast => false \\(the default\\)"), "$1se no --fast (the default)"},
+        {std::regex("with fast => false"), "without --fast"},
+        {std::regex("fast => true"), "--fast"},
+    };
+    std::string s = text;
+    for (const auto &[re, to] : subs)
+        s = std::regex_replace(s, re, to);
+    return s;
 }
 
 std::string option_type_name(const std::string &name, const std::string &t)

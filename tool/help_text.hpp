@@ -22,5 +22,9 @@ std::string help_footer(const std::string &name);
 // type (TEXT, INT): FILE, DIR, ZIP|DIR, DB, VERSION, IDS, N, SECONDS…; "" to keep CLI11's.
 // Test 81 fails on a --help that still shows TEXT.
 std::string option_type_name(const std::string &name, const std::string &cli11_type);
+// An extension's error message or hint in the words of the command line: its SQL calls and
+// parameters (CALL omero_colors_convert('argb_to_rgba'), fast => true, omero_colors_rewrite) become
+// the subcommands and flags that do the same (colors convert --batches, --fast, --rewrite).
+std::string cli_terms(const std::string &text);
 
 } // namespace ou

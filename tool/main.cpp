@@ -231,9 +231,11 @@ int main(int argc, char **argv)
         try {
             return out().finish(run());
         } catch (const CommandError &e) {
-            out().error(e.what());
+            // The extension speaks SQL (CALL …, fast => true); the tool's user types flags.
+            bool from_server = dynamic_cast<const DbError *>(&e) != nullptr;
+            out().error(from_server ? cli_terms(e.what()) : e.what());
             if (!e.hint.empty())
-                out().hint(e.hint);
+                out().hint(from_server ? cli_terms(e.hint) : e.hint);
             return out().finish(e.code);
         } catch (const std::exception &e) {
             out().error(std::string("internal error: ") + e.what());
