@@ -15,6 +15,13 @@
 #include "progress.hpp"
 
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
 
 #include <cctype>
 #include <chrono>
@@ -208,6 +215,136 @@ VerifyResult verify_backup(const std::string &path_in, bool checksum)
         v.problems.push_back("the dump's dbpatch version " + v.dbpatch_version + " differs from the manifest's " +
                              v.manifest->value("dbpatch_version", ""));
     return v;
+}
+
+namespace {
+std::string resolved(const std::string &p)
+{
+    char buf[PATH_MAX];
+    return realpath(p.c_str(), buf) ? std::string(buf) : p;
+}
+} // namespace
+
+BackupResult import_backup(const std::string &file_in, const std::string &dir_in)
+{
+    std::string file = file_in;
+    while (file.size() > 1 && file.back() == '/')
+        file.pop_back();
+    if (!path_exists(file))
+        throw CommandError(file + " does not exist");
+    std::string dir = dir_in.empty() ? default_backup_dir() : dir_in;
+    bool directory = is_directory(file);
+    VerifyResult v = verify_backup(file, false);
+    if (v.manifest)
+        throw CommandError(file + " is already recorded in the manifest of " + v.dir, "check it with: omero-upgrade backup verify " +
+                                                                                        shell_quote(file));
+    if (!v.ok()) {
+        std::string all;
+        for (const auto &p : v.problems)
+            all += "\n  " + p;
+        throw CommandError(file + " is not a sound OMERO dump; nothing was imported:" + all,
+                           "make it with pg_dump -Fc (the custom format) of the OMERO database");
+    }
+    if (!ensure_dir(dir, 0700)) {
+        struct stat ds;
+        if (stat(dir.c_str(), &ds) == 0 && (ds.st_mode & 077))
+            out().detail(dir + " is readable by others: its backups are 0600, but their names show");
+    }
+    std::string name = base_name(file);
+    auto ends = [&](const std::string &x) { return name.size() > x.size() && name.compare(name.size() - x.size(), x.size(), x) == 0; };
+    std::string final_path;
+    bool in_place = resolved(dir_name(file)) == resolved(dir);
+    if (in_place) {
+        if (!ends(directory ? ".pgdir" : ".pgdump"))
+            throw CommandError(file + " is in the backup directory but not named *" + (directory ? ".pgdir" : ".pgdump"),
+                               "rename it (mv), then import it again");
+        if (path_exists(file + ".sha256"))
+            throw CommandError(file + ".sha256 exists already: refusing to replace a checksum", "check it: sha256sum -c");
+        final_path = dir + "/" + name;
+        make_private(final_path);
+    } else {
+        if (directory)
+            throw CommandError("a directory-format dump is adopted in place only: " + file + " is outside " + dir,
+                               "move it into the backup directory (mv), then: omero-upgrade backup import DIR/NAME.pgdir");
+        std::string stem = ends(".pgdump") ? name.substr(0, name.size() - 7) : name;
+        name = stem + ".pgdump";
+        for (int n = 2; path_exists(dir + "/" + name) || path_exists(dir + "/" + name + ".sha256") ||
+                        path_exists(dir + "/." + name + ".partial");
+             n++)
+            name = stem + "-" + std::to_string(n) + ".pgdump";
+        final_path = dir + "/" + name;
+        std::string partial = dir + "/." + name + ".partial";
+        PartialGuard guard{partial};
+        int in = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+        if (in < 0)
+            throw CommandError("cannot read " + file + ": " + std::strerror(errno));
+        int outfd = open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (outfd < 0) {
+            close(in);
+            throw CommandError("cannot create " + partial + ": " + std::strerror(errno));
+        }
+        Meter meter("copy", "bytes", path_size(file));
+        unsigned long long done = 0;
+        std::vector<char> buf(1 << 20);
+        for (;;) {
+            ssize_t n = read(in, buf.data(), buf.size());
+            if (n < 0 && errno == EINTR && !interrupted())
+                continue;
+            if (n < 0 || interrupted()) {
+                int e = errno;
+                close(in);
+                close(outfd);
+                throw CommandError(interrupted() ? std::string("interrupted") : "cannot read " + file + ": " + std::strerror(e));
+            }
+            if (n == 0)
+                break;
+            for (ssize_t off = 0; off < n;) {
+                ssize_t w = write(outfd, buf.data() + off, n - off);
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w < 0) {
+                    int e = errno;
+                    close(in);
+                    close(outfd);
+                    throw CommandError("cannot write " + partial + ": " + std::strerror(e), "free some space or choose another --backup-dir");
+                }
+                off += w;
+            }
+            done += n;
+            meter.update(done);
+        }
+        meter.finish();
+        close(in);
+        if (fsync(outfd) != 0 || close(outfd) != 0)
+            throw CommandError("cannot write " + partial + ": " + std::strerror(errno));
+        rename_noreplace(partial, final_path);
+        guard.path.clear();
+        fsync_dir(dir);
+    }
+    Meter hmeter("checksum", "bytes", path_size(final_path));
+    ChecksumList sums = compute_checksums(final_path, name, [&](unsigned long long n) { hmeter.update(n); });
+    hmeter.finish();
+    std::string sidecar = format_sidecar(sums);
+    write_file_atomic(final_path + ".sha256", sidecar, false, 0600);
+    unsigned long long size = path_size(final_path);
+    nlohmann::json entry = {
+        {"file", name},
+        {"format", directory ? "directory" : "custom"},
+        {"database", v.dumped_dbname},
+        {"dbpatch_version", v.dbpatch_version},
+        {"created_utc", utc_timestamp("%Y-%m-%dT%H:%M:%SZ")},
+        {"size_bytes", size},
+        {"sha256", directory ? sha256_string(sidecar) : sums[0].first},
+        {"purpose", "import"},
+        {"imported_from", resolved(file)},
+        {"extension_installed", v.has_extension_entries},
+        {"toc_entries", v.toc.size()},
+    };
+    add_to_manifest(dir, entry);
+    out().say("imported and verified: " + final_path + " (" + human_bytes(size) + ", database " + v.dumped_dbname + ", " +
+              v.dbpatch_version + ", " + std::to_string(v.toc.size()) + " entries)" + (in_place ? " in place" : ", a copy of " + file));
+    out().say("checksum: " + final_path + ".sha256");
+    return {final_path, entry};
 }
 
 DumpEstimate dump_space_needed(const std::string &dir, const OmeroDbState &st)

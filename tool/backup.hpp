@@ -63,6 +63,13 @@ struct VerifyResult {
 // with the manifest. Problems are collected, not thrown; CommandError when it cannot run at all.
 VerifyResult verify_backup(const std::string &path, bool checksum = true);
 
+// backup import: adopts a dump made by hand (pg_dump -Fc, or -Fd) into the backup directory dir
+// ("": default_backup_dir()): verified as a backup is (pg_restore --list, the key tables, the
+// dbpatch data), copied in under a name that is not taken (a custom-format file; a dump already in
+// dir is adopted in place), 0600, checksummed (sidecar), recorded in the manifest (purpose
+// "import"). Throws CommandError when it is not a readable OMERO dump (nothing left behind).
+BackupResult import_backup(const std::string &file, const std::string &dir);
+
 // Whether a pg_restore --list line belongs to the omero_upgrade extension (or its state schema).
 bool is_extension_toc_line(const std::string &rest);
 

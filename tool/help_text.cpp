@@ -18,6 +18,7 @@ const std::map<std::string, CommandDoc> &docs()
          {"0 done (or nothing to move; a dry run without --apply); 1 a problem was found", "omero-upgrade annotations move-to-wells --plate 1,2"}},
         {"backup", {"0 the backup was made and verified; 1 a precondition refused (e.g. not enough free space)",
                     "omero-upgrade backup --backup-dir /var/backups/omero"}},
+        {"backup import", {"0 imported (verified, checksummed, recorded)", "omero-upgrade backup import /tmp/omero.pgdump"}},
         {"backup list", {"0 listed; 1 a recorded backup file is missing", "omero-upgrade backup list --backup-dir /var/backups/omero"}},
         {"backup verify", {"0 the backup is sound; 1 it is not (checksum, table of contents, key tables)",
                            "omero-upgrade backup verify omero-20261125T134500Z.pgdump"}},

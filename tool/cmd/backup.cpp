@@ -58,7 +58,10 @@ int run_list(const std::string &given)
             unlisted.push_back(n);
     }
     for (const auto &n : unlisted)
+    {
         out().warn(n.get<std::string>() + " is in " + dir + " but not in the manifest (not made by this tool here)");
+        out().hint("adopt it: omero-upgrade backup import " + shell_quote(dir + "/" + n.get<std::string>()));
+    }
     for (const auto &n : partials)
         out().warn(n.get<std::string>() + " is the leftover of an interrupted backup: it is incomplete and can be deleted");
     if (missing)
@@ -129,6 +132,21 @@ Register reg_list({"backup list", "list the backups recorded in the manifest of 
                        sub.add_option("--backup-dir", g_list_dir, "the backup directory (default: omero-upgrade-backups beside the server directory)");
                        return [] { return run_list(g_list_dir); };
                    }});
+
+std::string g_import_file, g_import_dir;
+Register reg_import({"backup import", "adopt a dump made by hand (pg_dump -Fc): verified, copied in, checksummed, recorded",
+                     [](CLI::App &sub) {
+                         sub.add_option("FILE", g_import_file, "the dump (pg_dump -Fc; a -Fd directory already in the backup directory)")
+                             ->required();
+                         sub.add_option("--backup-dir", g_import_dir,
+                                        "the backup directory to adopt it into (default: omero-upgrade-backups beside the server directory)");
+                         return [] {
+                             BackupResult b = import_backup(g_import_file, g_import_dir);
+                             out().result() = b.entry;
+                             out().result()["path"] = b.path;
+                             return EXIT_OK;
+                         };
+                     }});
 
 Register reg_verify({"backup verify", "check a backup: checksum, table of contents, key tables, dbpatch data",
                      [](CLI::App &sub) {
