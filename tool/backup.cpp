@@ -442,7 +442,7 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
         argv.push_back("--encoding=" + opts.encoding);
     argv.push_back("--dbname=" + pc.conninfo);
 
-    out().say("backing up " + db.params().describe() + " (" + st.version + ", " + human_bytes(st.size_bytes) + ") to " +
+    out().step("backing up " + db.params().describe() + " (" + st.version + ", " + human_bytes(st.size_bytes) + ") to " +
               final_path);
     std::map<std::string, unsigned long long> table_bytes;
     unsigned long long total_bytes = 0;

@@ -77,5 +77,23 @@ else
   ok 1 "cannot mount a tmpfs here: run --no-space-check is not tested"
 fi
 
+# 4. streams: what is being done (chatter) on stderr, dropped by -q; results on stdout
+mkdir -p "$t/bk4"
+ou backup --backup-dir "$t/bk4" >"$t/o" 2>"$t/e"; rc=$?
+is "$rc" 0 "backup: exit 0"
+like "$(cat "$t/o")" "^backup verified and written: .*checksum: " "stdout: the results (the file, its checksum)"
+unlike "$(cat "$t/o")" "backing up|pg_dump: |checksum: [0-9.]+ [KMG]?i?B" "stdout: no chatter, no progress line"
+like "$(cat "$t/e")" "backing up .*/df_a " "stderr: what is being done"
+ou -q backup --backup-dir "$t/bk4" >"$t/o" 2>"$t/e"; rc=$?
+like "$(cat "$t/o")" "^backup verified and written: " "-q: the results still on stdout"
+unlike "$(cat "$t/e")" "backing up" "-q: no chatter"
+ou server stop >"$t/o" 2>"$t/e"
+unlike "$(cat "$t/o")" "stopping the server" "server stop: the step on stderr, not stdout"
+like "$(cat "$t/e")" "stopping the server: bin/omero admin stop" "… there"
+like "$(cat "$t/o")" "server stopped" "… the result on stdout"
+ou server start >"$t/o" 2>"$t/e"
+like "$(cat "$t/e")" "starting the server" "server start: the step on stderr"
+like "$(cat "$t/o")" "server started" "… the result on stdout"
+
 ou server stop >/dev/null 2>&1
 done_testing

@@ -62,7 +62,7 @@ int run_to_utf8()
         OmeroDbState est = read_omero_state(*existing);
         if (est.encoding == "UTF8" && est.is_omero && est.finished && est.version == st.version) {
             reuse = true;
-            out().say("'" + g.into + "' exists (UTF8, " + est.version + "): comparing it with '" + st.dbname +
+            out().step("'" + g.into + "' exists (UTF8, " + est.version + "): comparing it with '" + st.dbname +
                       "' again instead of a new copy");
         }
     }
@@ -73,7 +73,7 @@ int run_to_utf8()
                    "database; stop it first (bin/omero admin stop)");
     bool extension_left_out = false;
     if (!reuse) {
-    out().say("converting '" + st.dbname + "' (" + st.encoding + ") into a new UTF8 database '" + g.into + "'");
+    out().step("converting '" + st.dbname + "' (" + st.encoding + ") into a new UTF8 database '" + g.into + "'");
 
     g.b.encoding = "UTF8";
     g.b.purpose = "to-utf8";
