@@ -223,6 +223,15 @@ PurgeCounts purge(spi::Session &spi, colors::Journal &jr, bool forget, bool dry_
                            " pg_catalog.count(*) FILTER (WHERE kind = 'convert') AS marked FROM st",
                        {}, true);
     PurgeCounts c{r.int64(0, "chunks"), r.int64(0, "originals"), forget ? 0 : r.int64(0, "marked")};
+    // forget => true drops the marks too: nothing then tells a converted shape from one that never
+    // was, and a later conversion in the same direction converts it again (its colours wrong).
+    if (forget && r.int64(0, "marked") > 0)
+        report(WARNING,
+               std::string("omero_colors_purge_journal(forget => true) ") + (dry_run ? "would forget " : "forgets ") +
+                   std::to_string(r.int64(0, "marked")) +
+                   " converted shape(s): a later conversion in the same direction converts them again",
+               "Without their marks, converted shapes look unconverted; forget => false (the default) drops the "
+               "originals and keeps the marks.");
     if (dry_run)
         return c;
     if (!forget)

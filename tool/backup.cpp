@@ -9,11 +9,19 @@
 #include "backup.hpp"
 #include "checksum.hpp"
 #include "fsutil.hpp"
+#include "installation.hpp"
 #include "manifest.hpp"
 #include "process.hpp"
 #include "progress.hpp"
 
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
 
 #include <cctype>
 #include <chrono>
@@ -209,6 +217,169 @@ VerifyResult verify_backup(const std::string &path_in, bool checksum)
     return v;
 }
 
+namespace {
+std::string resolved(const std::string &p)
+{
+    char buf[PATH_MAX];
+    return realpath(p.c_str(), buf) ? std::string(buf) : p;
+}
+} // namespace
+
+BackupResult import_backup(const std::string &file_in, const std::string &dir_in)
+{
+    std::string file = file_in;
+    while (file.size() > 1 && file.back() == '/')
+        file.pop_back();
+    if (!path_exists(file))
+        throw CommandError(file + " does not exist");
+    std::string dir = dir_in.empty() ? default_backup_dir() : dir_in;
+    bool directory = is_directory(file);
+    VerifyResult v = verify_backup(file, false);
+    if (v.manifest)
+        throw CommandError(file + " is already recorded in the manifest of " + v.dir, "check it with: omero-upgrade backup verify " +
+                                                                                        shell_quote(file));
+    if (!v.ok()) {
+        std::string all;
+        for (const auto &p : v.problems)
+            all += "\n  " + p;
+        throw CommandError(file + " is not a sound OMERO dump; nothing was imported:" + all,
+                           "make it with pg_dump -Fc (the custom format) of the OMERO database");
+    }
+    if (!ensure_dir(dir, 0700)) {
+        struct stat ds;
+        if (stat(dir.c_str(), &ds) == 0 && (ds.st_mode & 077))
+            out().detail(dir + " is readable by others: its backups are 0600, but their names show");
+    }
+    std::string name = base_name(file);
+    auto ends = [&](const std::string &x) { return name.size() > x.size() && name.compare(name.size() - x.size(), x.size(), x) == 0; };
+    std::string final_path;
+    bool in_place = resolved(dir_name(file)) == resolved(dir);
+    if (in_place) {
+        if (!ends(directory ? ".pgdir" : ".pgdump"))
+            throw CommandError(file + " is in the backup directory but not named *" + (directory ? ".pgdir" : ".pgdump"),
+                               "rename it (mv), then import it again");
+        if (path_exists(file + ".sha256"))
+            throw CommandError(file + ".sha256 exists already: refusing to replace a checksum", "check it: sha256sum -c");
+        final_path = dir + "/" + name;
+        make_private(final_path);
+    } else {
+        if (directory)
+            throw CommandError("a directory-format dump is adopted in place only: " + file + " is outside " + dir,
+                               "move it into the backup directory (mv), then: omero-upgrade backup import DIR/NAME.pgdir");
+        std::string stem = ends(".pgdump") ? name.substr(0, name.size() - 7) : name;
+        name = stem + ".pgdump";
+        for (int n = 2; path_exists(dir + "/" + name) || path_exists(dir + "/" + name + ".sha256") ||
+                        path_exists(dir + "/." + name + ".partial");
+             n++)
+            name = stem + "-" + std::to_string(n) + ".pgdump";
+        final_path = dir + "/" + name;
+        std::string partial = dir + "/." + name + ".partial";
+        PartialGuard guard{partial};
+        int in = open(file.c_str(), O_RDONLY | O_CLOEXEC);
+        if (in < 0)
+            throw CommandError("cannot read " + file + ": " + std::strerror(errno));
+        int outfd = open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (outfd < 0) {
+            close(in);
+            throw CommandError("cannot create " + partial + ": " + std::strerror(errno));
+        }
+        Meter meter("copy", "bytes", path_size(file));
+        unsigned long long done = 0;
+        std::vector<char> buf(1 << 20);
+        for (;;) {
+            ssize_t n = read(in, buf.data(), buf.size());
+            if (n < 0 && errno == EINTR && !interrupted())
+                continue;
+            if (n < 0 || interrupted()) {
+                int e = errno;
+                close(in);
+                close(outfd);
+                throw CommandError(interrupted() ? std::string("interrupted") : "cannot read " + file + ": " + std::strerror(e));
+            }
+            if (n == 0)
+                break;
+            for (ssize_t off = 0; off < n;) {
+                ssize_t w = write(outfd, buf.data() + off, n - off);
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w < 0) {
+                    int e = errno;
+                    close(in);
+                    close(outfd);
+                    throw CommandError("cannot write " + partial + ": " + std::strerror(e), "free some space or choose another --backup-dir");
+                }
+                off += w;
+            }
+            done += n;
+            meter.update(done);
+        }
+        meter.finish();
+        close(in);
+        if (fsync(outfd) != 0 || close(outfd) != 0)
+            throw CommandError("cannot write " + partial + ": " + std::strerror(errno));
+        rename_noreplace(partial, final_path);
+        guard.path.clear();
+        fsync_dir(dir);
+    }
+    Meter hmeter("checksum", "bytes", path_size(final_path));
+    ChecksumList sums = compute_checksums(final_path, name, [&](unsigned long long n) { hmeter.update(n); });
+    hmeter.finish();
+    std::string sidecar = format_sidecar(sums);
+    write_file_atomic(final_path + ".sha256", sidecar, false, 0600);
+    unsigned long long size = path_size(final_path);
+    nlohmann::json entry = {
+        {"file", name},
+        {"format", directory ? "directory" : "custom"},
+        {"database", v.dumped_dbname},
+        {"dbpatch_version", v.dbpatch_version},
+        {"created_utc", utc_timestamp("%Y-%m-%dT%H:%M:%SZ")},
+        {"size_bytes", size},
+        {"sha256", directory ? sha256_string(sidecar) : sums[0].first},
+        {"purpose", "import"},
+        {"imported_from", resolved(file)},
+        {"extension_installed", v.has_extension_entries},
+        {"toc_entries", v.toc.size()},
+    };
+    add_to_manifest(dir, entry);
+    out().say("imported and verified: " + final_path + " (" + human_bytes(size) + ", database " + v.dumped_dbname + ", " +
+              v.dbpatch_version + ", " + std::to_string(v.toc.size()) + " entries)" + (in_place ? " in place" : ", a copy of " + file));
+    out().say("checksum: " + final_path + ".sha256");
+    return {final_path, entry};
+}
+
+DumpEstimate dump_space_needed(const std::string &dir, const OmeroDbState &st)
+{
+    DumpEstimate e;
+    unsigned long long db = st.size_bytes > 0 ? (unsigned long long)st.size_bytes : 0;
+    e.needed = db;
+    e.how = "its size: no earlier dump of it in the manifest";
+    nlohmann::json m;
+    try {
+        m = read_manifest(dir);
+    } catch (const std::exception &) {
+        return e;  // an unreadable manifest: the size rule (the backup reports the manifest itself)
+    }
+    const nlohmann::json *last = nullptr;
+    if (m.contains("backups") && m["backups"].is_array())
+        for (const auto &b : m["backups"])
+            if (b.is_object() && b.value("database", "") == st.dbname && b.value("size_bytes", 0ULL) > 0 &&
+                (!last || b.value("created_utc", "") >= last->value("created_utc", "")))
+                last = &b;
+    if (!last)
+        return e;
+    unsigned long long dump = last->value("size_bytes", 0ULL), then = last->value("database_size_bytes", 0ULL);
+    double scaled = (double)dump;
+    if (then > 0 && db > then)
+        scaled = scaled * (double)db / (double)then;
+    unsigned long long need = (unsigned long long)(2 * scaled);
+    if (need < db) {
+        e.needed = need;
+        e.how = "twice the last dump of " + st.dbname + ", " + last->value("file", "") + ": " + human_bytes(dump) +
+                (then > 0 ? " for a database of " + human_bytes(then) + ", now " + human_bytes(db) : std::string());
+    }
+    return e;
+}
+
 BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
 {
     OmeroDbState st = read_omero_state(db);
@@ -229,7 +400,7 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
                            "install postgresql-client-" + std::to_string(st.server_version_num / 10000) +
                                " and put its bin directory first on PATH");
 
-    std::string dir = opts.dir.empty() ? "." : opts.dir;
+    std::string dir = opts.dir.empty() ? default_backup_dir() : opts.dir;
     // A dump holds password hashes and session keys: the directory we create is 0700, the dumps,
     // sidecars and manifest 0600, whatever the umask.
     if (!ensure_dir(dir, 0700)) {
@@ -238,9 +409,13 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
             out().detail(dir + " is readable by others: its backups are 0600, but their names show");
     }
     unsigned long long avail = free_bytes(dir);
-    if (!opts.skip_space_check && avail < (unsigned long long)st.size_bytes)
+    DumpEstimate need = dump_space_needed(dir, st);
+    out().detail("space: " + human_bytes(avail) + " free in " + dir + ", the dump needs about " + human_bytes(need.needed) +
+                 " (" + need.how + ")");
+    if (!opts.skip_space_check && avail < need.needed)
         throw CommandError("not enough free space in " + dir + ": " + human_bytes(avail) + " available, the database is " +
-                               human_bytes(st.size_bytes) + " (the dump is usually smaller, but may come close)",
+                               human_bytes(st.size_bytes) + ", the dump needs about " + human_bytes(need.needed) + " (" +
+                               need.how + ")",
                            "free some space, choose another --backup-dir, or pass --no-space-check to try anyway "
                            "(a failed dump leaves nothing behind)");
 
@@ -267,7 +442,7 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
         argv.push_back("--encoding=" + opts.encoding);
     argv.push_back("--dbname=" + pc.conninfo);
 
-    out().say("backing up " + db.params().describe() + " (" + st.version + ", " + human_bytes(st.size_bytes) + ") to " +
+    out().step("backing up " + db.params().describe() + " (" + st.version + ", " + human_bytes(st.size_bytes) + ") to " +
               final_path);
     std::map<std::string, unsigned long long> table_bytes;
     unsigned long long total_bytes = 0;
@@ -359,6 +534,7 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
         {"dbpatch_finished", st.finished},
         {"created_utc", utc_timestamp("%Y-%m-%dT%H:%M:%SZ")},
         {"size_bytes", size},
+        {"database_size_bytes", st.size_bytes},
         {"sha256", directory ? sha256_string(sidecar) : sums[0].first},
         {"server_version", st.server_version},
         {"pg_dump_version", pg_dump_full},

@@ -12,7 +12,7 @@
 namespace ou {
 
 struct BackupOptions {
-    std::string dir = ".";          // the backup directory (holds the manifest)
+    std::string dir;                // the backup directory (holds the manifest); "": default_backup_dir()
     int jobs = 0;                   // > 0: directory format, pg_dump -j N
     bool skip_space_check = false;
     std::string encoding;           // pg_dump -E (db to-utf8: UTF8); "" = the database's
@@ -23,6 +23,16 @@ struct BackupResult {
     std::string path;
     nlohmann::json entry;  // its manifest entry
 };
+
+// The free space a new dump of the database needs in the backup directory dir: twice the last
+// dump of the same database recorded in dir's manifest (scaled by how the database grew since,
+// when the manifest says its size then), never more than the database's size; the database's
+// size when there is no earlier dump. how: the reason, for messages.
+struct DumpEstimate {
+    unsigned long long needed = 0;
+    std::string how;
+};
+DumpEstimate dump_space_needed(const std::string &dir, const OmeroDbState &st);
 
 // Dumps the database of `db` (connected as s says) into opts.dir: temp name, verify, checksum,
 // sync, rename into place, sidecar, manifest. Throws CommandError (nothing left behind) on failure.
@@ -52,6 +62,13 @@ struct VerifyResult {
 // key OMERO tables and their data are in it, the dbpatch data can be read, and the version agrees
 // with the manifest. Problems are collected, not thrown; CommandError when it cannot run at all.
 VerifyResult verify_backup(const std::string &path, bool checksum = true);
+
+// backup import: adopts a dump made by hand (pg_dump -Fc, or -Fd) into the backup directory dir
+// ("": default_backup_dir()): verified as a backup is (pg_restore --list, the key tables, the
+// dbpatch data), copied in under a name that is not taken (a custom-format file; a dump already in
+// dir is adopted in place), 0600, checksummed (sidecar), recorded in the manifest (purpose
+// "import"). Throws CommandError when it is not a readable OMERO dump (nothing left behind).
+BackupResult import_backup(const std::string &file, const std::string &dir);
 
 // Whether a pg_restore --list line belongs to the omero_upgrade extension (or its state schema).
 bool is_extension_toc_line(const std::string &rest);

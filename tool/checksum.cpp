@@ -168,7 +168,8 @@ std::vector<std::string> verify_checksums(const std::string &dir, const std::str
     std::string sidecar = path + ".sha256";
     std::string text;
     if (!read_file(sidecar, text)) {
-        problems.push_back("no checksum file " + sidecar + ": the dump cannot be verified");
+        problems.push_back("no checksum file " + sidecar + ": the dump cannot be verified (a dump made by hand, "
+                           "e.g. pg_dump -Fc? adopt it with: omero-upgrade backup import " + shell_quote(path) + ")");
         return problems;
     }
     ChecksumList want;

@@ -121,6 +121,15 @@ void Output::say(const std::string &line)
     std::cout << line << "\n" << std::flush;
 }
 
+void Output::step(const std::string &line)
+{
+    log(line);
+    if (opts_.json || opts_.quiet)
+        return;
+    end_progress_line();
+    std::cerr << line << "\n" << std::flush;
+}
+
 void Output::hint(const std::string &line)
 {
     log("hint: " + line);

@@ -61,6 +61,9 @@ public:
     void begin(const GlobalOptions &opts, std::string command);
     // Human text for the result (stdout); silent in --json mode.
     void say(const std::string &line);
+    // Chatter: what is being done now ("backing up …", "starting the server …"), on stderr; dropped
+    // by -q and --json (always logged). Results stay say()'s.
+    void step(const std::string &line);
     // What to do about an error or a warning: "hint: …" on stderr, "hints" in --json.
     void hint(const std::string &line);
     // Detail shown with -v (always logged).

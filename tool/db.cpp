@@ -9,6 +9,9 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <set>
+#include <sys/stat.h>
 
 namespace ou {
 
@@ -48,7 +51,38 @@ std::string ConnParams::describe() const
     if (!port.empty())
         d += ":" + port;
     d += "/" + (dbname.empty() ? std::string("(default database)") : dbname);
+    for (const auto &[k, v] : extra)
+        if (k == "service")
+            d += " (service " + v + ")";
     return d;
+}
+
+std::string password_source(const ConnParams &p)
+{
+    if (p.password)
+        return "config.xml (omero.db.pass)";
+    const char *pw = std::getenv("PGPASSWORD");
+    if (pw && *pw)
+        return "PGPASSWORD";
+    std::string file;
+    for (const auto &[k, v] : p.extra)
+        if (k == "passfile")
+            file = v;
+    if (file.empty()) {
+        const char *pf = std::getenv("PGPASSFILE");
+        if (pf && *pf)
+            file = pf;
+    }
+    if (file.empty()) {
+        const char *home = std::getenv("HOME");
+        if (home && *home)
+            file = std::string(home) + "/.pgpass";
+    }
+    struct stat st;
+    if (!file.empty() && stat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode))
+        return "the password file " + file;
+    return std::string("none (no omero.db.pass in config.xml for this user, no PGPASSWORD, no password file") +
+           (file.empty() ? "" : " " + file) + ")";
 }
 
 std::optional<Progress> parse_progress(const Notice &n)
@@ -85,6 +119,8 @@ std::unique_ptr<Db> Db::connect(const ConnParams &p)
             values.push_back(v.c_str());
         }
     };
+    for (const auto &[k, v] : p.extra)
+        add(k.c_str(), v);
     add("host", p.host);
     add("port", p.port);
     add("dbname", p.dbname);
@@ -97,14 +133,42 @@ std::unique_ptr<Db> Db::connect(const ConnParams &p)
     std::unique_ptr<Db> db(new Db());
     db->params_ = p;
     db->params_.password.reset();  // not kept beyond the connection attempt
+    // expand_dbname 0: dbname is a name here; a conninfo or URI given with -d was expanded into
+    // these fields by load_settings (PQconninfoParse), so a database named "a=b" stays a name.
     db->conn_ = PQconnectdbParams(keys.data(), values.data(), 0);
     if (!db->conn_ || PQstatus(db->conn_) != CONNECTION_OK) {
         std::string msg = db->conn_ ? PQerrorMessage(db->conn_) : "out of memory";
         while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' '))
             msg.pop_back();
-        throw CommandError("could not connect to the database " + p.describe() + ": " + msg,
-                           "check omero.db.* in etc/grid/config.xml, --db-host/--db-port/--db-name/--db-user, "
-                           "and PGPASSWORD or ~/.pgpass");
+        // The server asked for a password: say where it came from (never what it is).
+        std::string pw;
+        if (db->conn_ && (PQconnectionNeedsPassword(db->conn_) || PQconnectionUsedPassword(db->conn_)))
+            pw = " (the server asked for a password; password from: " + password_source(p) + ")";
+        std::string hint = "check omero.db.* in etc/grid/config.xml, -d/--dbname, -h/--db-host, -p/--db-port, -U/--db-user";
+        if (!pw.empty())
+            hint = p.password ? "check omero.db.pass in etc/grid/config.xml (bin/omero config set omero.db.pass), or the role's "
+                                "password (ALTER ROLE … PASSWORD)"
+                              : "set the password in PGPASSWORD or a password file (~/.pgpass or PGPASSFILE: "
+                                "host:port:database:user:password), or omero.db.pass in config.xml for omero.db.user";
+        throw CommandError("could not connect to the database " + p.describe() + ": " + msg + pw, hint);
+    }
+    // -v: where libpq really went (a service file, PGHOST, a URI…), once per target.
+    {
+        auto s = [](const char *v) { return std::string(v ? v : ""); };
+        std::string where = "connected to host " + s(PQhost(db->conn_)) + ", port " + s(PQport(db->conn_)) + ", database " +
+                            s(PQdb(db->conn_)) + ", user " + s(PQuser(db->conn_));
+        for (const auto &[k, v] : p.extra)
+            if (k == "service")
+                where += ", service " + v;
+        const char *svc = std::getenv("PGSERVICE");
+        if (svc && *svc)
+            where += ", PGSERVICE " + std::string(svc);
+        where += std::string(", password: ") + (PQconnectionUsedPassword(db->conn_) ? password_source(p) : "not asked for");
+        static std::set<std::string> shown;
+        static std::mutex m;
+        std::lock_guard<std::mutex> lock(m);
+        if (shown.insert(where).second)
+            out().detail(where);
     }
     PQsetNoticeReceiver(db->conn_, &Db::notice_receiver, db.get());
     // Before anything else is sent: no name of ours resolves through a schema others may write

@@ -18,9 +18,17 @@ namespace ou {
 // the password is only ever one read from config.xml, or libpq's own PGPASSWORD/.pgpass.
 struct ConnParams {
     std::string host, port, dbname, user;
-    std::optional<std::string> password;
+    std::optional<std::string> password;  // config.xml's omero.db.pass, only
+    // Other libpq keywords from a conninfo string or URI given with -d (service, sslmode,
+    // hostaddr, connect_timeout, …), passed on as they are; never "password".
+    std::vector<std::pair<std::string, std::string>> extra;
     std::string describe() const;  // "omero@localhost:5432/omero" (never the password)
 };
+
+// Where the password of a connection attempt comes from, in libpq's order: config.xml (the only
+// password the tool hands to libpq itself), PGPASSWORD, the password file (PGPASSFILE, a
+// passfile keyword, else ~/.pgpass) when it exists, else none. Names the place, never the value.
+std::string password_source(const ConnParams &p);
 
 struct Notice {
     std::string severity, sqlstate, message, detail, hint;

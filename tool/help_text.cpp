@@ -2,6 +2,8 @@
 #include "help_text.hpp"
 
 #include <map>
+#include <regex>
+#include <vector>
 
 namespace ou {
 
@@ -16,6 +18,7 @@ const std::map<std::string, CommandDoc> &docs()
          {"0 done (or nothing to move; a dry run without --apply); 1 a problem was found", "omero-upgrade annotations move-to-wells --plate 1,2"}},
         {"backup", {"0 the backup was made and verified; 1 a precondition refused (e.g. not enough free space)",
                     "omero-upgrade backup --backup-dir /var/backups/omero"}},
+        {"backup import", {"0 imported (verified, checksummed, recorded)", "omero-upgrade backup import /tmp/omero.pgdump"}},
         {"backup list", {"0 listed; 1 a recorded backup file is missing", "omero-upgrade backup list --backup-dir /var/backups/omero"}},
         {"backup verify", {"0 the backup is sound; 1 it is not (checksum, table of contents, key tables)",
                            "omero-upgrade backup verify omero-20261125T134500Z.pgdump"}},
@@ -29,8 +32,10 @@ const std::map<std::string, CommandDoc> &docs()
         {"colors convert", {"0 converted (or nothing to do); 1 a problem was found", "omero-upgrade colors convert --dry-run"}},
         {"colors revert", {"0 reverted (or nothing to do); 1 a problem was found", "omero-upgrade colors revert --dry-run"}},
         {"colors status", {"0 shown", "omero-upgrade colors status"}},
-        {"config upgrade-check", {"0 set; 1 bin/omero config set failed", "omero-upgrade config upgrade-check off"}},
-        {"db orphans", {"0 done", "omero-upgrade db orphans scan"}},
+        {"config upgrade-check", {"0 set (or already so); 1 bin/omero config set did not take", "omero-upgrade config upgrade-check off"}},
+        {"db orphans scan", {"0 counted (and listed)", "omero-upgrade db orphans scan --list"}},
+        {"db orphans delete", {"0 deleted and archived (or, without --apply, counted)", "omero-upgrade db orphans delete --apply"}},
+        {"db orphans restore", {"0 put back (or already restored)", "omero-upgrade db orphans restore --run 1"}},
         {"db to-utf8", {"0 copied into a new UTF8 database (and switched with --switch); 1 a problem was found",
                         "omero-upgrade db to-utf8 --into omero_utf8"}},
         {"db plan", {"0 the database is at the target (nothing to do); 3 hops are pending (listed); 1 the database is half-upgraded or newer",
@@ -73,6 +78,7 @@ std::string group_description(const std::string &name)
         {"colors", "shape colours: convert, revert (journaled, resumable) and status"},
         {"config", "OMERO settings the upgrade needs: upgrade-check"},
         {"db", "the database: plan, upgrade, verify, vacuum, orphans, to-utf8"},
+        {"db orphans", "orphan annotations (linked to nothing): scan, delete (archived, per batch), restore a delete run"},
         {"server", "the OMERO server process: status, stop, start, diagnostics, jvmcfg"},
     };
     auto it = g.find(name);
@@ -86,7 +92,51 @@ std::string help_footer(const std::string &name)
         f += std::string(d->exit_codes) + "; " + E2 + ".\nExample: " + d->example;
     else
         f += std::string("0 ok; 1 a problem was found; ") + E2 + ".";
-    return f + "\nGlobal options (--json, -v, -q, --log-file, --server-dir, --db-*): see omero-upgrade --help.";
+    return f + "\nGlobal options (--json, -v, -q, --log-file, --server-dir, -h/-p/-d/-U): see omero-upgrade --help.";
+}
+
+std::string cli_terms(const std::string &text)
+{
+    static const std::vector<std::pair<std::regex, std::string>> subs = {
+        {std::regex("CALL omero_colors_convert\\('argb_to_rgba'\\)"), "omero-upgrade colors convert --batches"},
+        {std::regex("CALL omero_colors_convert\\('rgba_to_argb'\\)"), "omero-upgrade colors revert --batches"},
+        {std::regex("use CALL omero_colors_convert\\(\\.\\.\\.\\)"), "use colors convert|revert --batches"},
+        {std::regex("omero_colors_rewrite\\b"), "--rewrite"},
+        {std::regex("method 'rewrite'"), "--rewrite"},
+        {std::regex("Leave roi_ids, image_ids and shape_ids out, or use method 'batch' or 'auto'\\."),
+         "Leave --roi/--image/--shape out, or --rewrite."},
+        {std::regex("([Uu])se fast => false \\(the default\\)"), "$1se no --fast (the default)"},
+        {std::regex("with fast => false"), "without --fast"},
+        {std::regex("fast => true"), "--fast"},
+    };
+    std::string s = text;
+    for (const auto &[re, to] : subs)
+        s = std::regex_replace(s, re, to);
+    return s;
+}
+
+std::string option_type_name(const std::string &name, const std::string &t)
+{
+    static const std::map<std::string, std::string> text = {
+        {"backup-dir", "DIR"},      {"server-dir", "DIR"},       {"new-server", "ZIP|DIR"},  {"@source", "ZIP|DIR"},
+        {"@FILE", "FILE"},          {"log-file", "FILE"},        {"state", "FILE"},          {"screen-file", "FILE"},
+        {"plate-file", "FILE"},     {"well-file", "FILE"},       {"roi-file", "FILE"},       {"image-file", "FILE"},
+        {"shape-file", "FILE"},     {"into", "DB"},              {"rollback-into", "DB"},    {"target", "VERSION"},
+        {"owner", "ROLE"},          {"name", "NAME"},            {"screen", "IDS"},          {"plate", "IDS"},
+        {"well", "IDS"},            {"roi", "IDS"},              {"image", "IDS"},           {"shape", "IDS"},
+        {"kind", "KIND"},           {"ns", "NAMESPACE"},         {"include-ns", "NAMESPACE"}, {"colors", "all|IDS|@FILE"},
+        {"move-annotations-to-wells", "KIND:IDS"},          {"force-step", "STEP"},     {"@state", "on|off"},
+    };
+    static const std::map<std::string, std::string> num = {
+        {"batch-size", "N"}, {"jobs", "N"}, {"timeout", "SECONDS"}, {"stop-timeout", "SECONDS"}, {"run", "ID"},
+    };
+    if (t != "TEXT" && t != "INT")
+        return "";
+    const auto &m = t == "TEXT" ? text : num;
+    auto it = m.find(name);
+    if (it != m.end())
+        return it->second;
+    return t == "TEXT" ? "VALUE" : "";
 }
 
 } // namespace ou

@@ -18,5 +18,13 @@ const CommandDoc *command_doc(const std::string &name);
 std::string group_description(const std::string &name);
 // The footer of a command's --help: exit codes, example, the global options.
 std::string help_footer(const std::string &name);
+// The value type an option's help shows, by its long name (a positional: "@" and its name) and CLI11's
+// type (TEXT, INT): FILE, DIR, ZIP|DIR, DB, VERSION, IDS, N, SECONDS…; "" to keep CLI11's.
+// Test 81 fails on a --help that still shows TEXT.
+std::string option_type_name(const std::string &name, const std::string &cli11_type);
+// An extension's error message or hint in the words of the command line: its SQL calls and
+// parameters (CALL omero_colors_convert('argb_to_rgba'), fast => true, omero_colors_rewrite) become
+// the subcommands and flags that do the same (colors convert --batches, --fast, --rewrite).
+std::string cli_terms(const std::string &text);
 
 } // namespace ou

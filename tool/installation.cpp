@@ -41,6 +41,11 @@ std::string given_server_dir()
     return lexical_absolute(d);
 }
 
+std::string default_backup_dir()
+{
+    return dir_name(given_server_dir()) + "/omero-upgrade-backups";
+}
+
 std::string resolved_path(const std::string &p)
 {
     char buf[PATH_MAX];

@@ -20,6 +20,9 @@ std::string lexical_absolute(const std::string &p);
 // The server directory as the user named it (--server-dir, OMERODIR, ./OMERO.server), absolute,
 // not resolved.
 std::string given_server_dir();
+// The one default backup directory of every command (backup, backup list, backup import, check,
+// db to-utf8, run): omero-upgrade-backups beside the server directory (given_server_dir()).
+std::string default_backup_dir();
 // realpath(p), "" when it does not resolve.
 std::string resolved_path(const std::string &p);
 // The newest OMERO version folder of TREE/sql/psql (OMERO5.4__0), "" when there is none.

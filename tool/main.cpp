@@ -80,6 +80,7 @@ int main(int argc, char **argv)
                  "running, …); 2 could not run (bad arguments, no connection, missing files, interrupted); 3 not there\n"
                  "yet (db plan, db upgrade --dry-run: hops pending; server status: stopped). With --json, one JSON object\n"
                  "on stdout whatever the outcome. Each subcommand's --help shows its exit codes and an example."};
+    app.set_help_flag("--help", "print this help and exit (long only: -h is --db-host, as in psql)");
     app.set_version_flag("--version", version_text(), "print the version, git commit, libpq version and the "
                                                       "extension version it expects, and exit");
     bool want_completion = false;
@@ -97,13 +98,19 @@ int main(int argc, char **argv)
     app.add_flag("--json", g.json, "print one JSON object on stdout instead of human output");
     app.add_flag("-v,--verbose", g.verbose, "show details");
     app.add_flag("-q,--quiet", g.quiet, "no progress or chatter: results, warnings, errors and hints only");
-    app.add_option("--log-file", g.log_file, "append a log of everything done to this file");
-    app.add_option("--server-dir", g.server_dir, "OMERO.server directory (default: $OMERODIR, else ./OMERO.server)");
-    app.add_option("--db-host", g.db_host, "database host (overrides omero.db.host)");
-    app.add_option("--db-port", g.db_port, "database port (overrides omero.db.port)");
-    app.add_option("--db-name", g.db_name, "database name (overrides omero.db.name)");
-    app.add_option("--db-user", g.db_user, "database user (overrides omero.db.user); the password comes from "
-                                           "config.xml, PGPASSWORD or ~/.pgpass, never from the command line");
+    app.add_option("--log-file", g.log_file, "append a log of everything done to this file")->type_name("FILE");
+    app.add_option("--server-dir", g.server_dir, "OMERO.server directory (default: $OMERODIR, else ./OMERO.server)")->type_name("DIR");
+    // psql's habits: -h host, -p port, -U user, -d name|conninfo|URI; so --help is long only
+    // (a psql user's "-h db.example.org" reaches a host, never prints the help).
+    app.add_option("-h,--db-host", g.db_host, "database host or socket directory (overrides omero.db.host)")->type_name("HOST");
+    app.add_option("-p,--db-port", g.db_port, "database port (overrides omero.db.port)")->type_name("PORT");
+    app.add_option("-d,--dbname,--db-name", g.db_name,
+                   "database name, or a conninfo string (\"host=… port=… dbname=… user=…\", service=…) or a "
+                   "postgresql:// URI, expanded as psql does: its fields win over -h/-p/-U (overrides omero.db.*)")
+        ->type_name("NAME|CONNINFO|URI");
+    app.add_option("-U,--db-user", g.db_user, "database user (overrides omero.db.user); the password comes from "
+                                              "config.xml, PGPASSWORD or ~/.pgpass (PGPASSFILE), never from the command line")
+        ->type_name("USER");
 
     // Subcommands: "backup" is a command of its own; "backup list" (a space in the name) is nested
     // below "backup", which is created on demand when no file registers it ("db to-utf8" → "db").
@@ -119,26 +126,50 @@ int main(int argc, char **argv)
         parents[name] = sub;
         runs.emplace_back(name, sub, spec.setup(*sub));
     }
+    // A group ("db", "db orphans"): created on demand, below its own parent, with its description.
+    std::function<CLI::App *(const std::string &)> group = [&](const std::string &path) -> CLI::App * {
+        auto it = parents.find(path);
+        if (it != parents.end())
+            return it->second;
+        size_t sp = path.rfind(' ');
+        CLI::App *up = sp == std::string::npos ? &app : group(path.substr(0, sp));
+        std::string what = group_description(path);
+        CLI::App *gr = up->add_subcommand(sp == std::string::npos ? path : path.substr(sp + 1),
+                                          what.empty() ? path + " subcommands" : what);
+        gr->fallthrough();
+        gr->footer("Exit codes: 2 without a subcommand; each subcommand's --help shows its own.\n"
+                   "Global options (--json, -v, -q, --log-file, --server-dir, -h/-p/-d/-U): see omero-upgrade --help.");
+        gr->require_subcommand(1);
+        parents[path] = gr;
+        return gr;
+    };
     for (auto &spec : commands()) {
         std::string name = spec.name;
-        size_t sp = name.find(' ');
+        size_t sp = name.rfind(' ');
         if (sp == std::string::npos)
             continue;
-        std::string parent = name.substr(0, sp);
-        if (!parents.count(parent)) {
-            std::string what = group_description(parent);
-            parents[parent] = app.add_subcommand(parent, what.empty() ? parent + " subcommands" : what);
-            parents[parent]->fallthrough();
-            parents[parent]->footer("Exit codes: 2 without a subcommand; each subcommand's --help shows its own.\n"
-                                    "Global options (--json, -v, -q, --log-file, --server-dir, --db-*): see omero-upgrade --help.");
-            parents[parent]->require_subcommand(1);
-        }
-        CLI::App *sub = parents[parent]->add_subcommand(name.substr(sp + 1), spec.help);
+        CLI::App *sub = group(name.substr(0, sp))->add_subcommand(name.substr(sp + 1), spec.help);
         sub->fallthrough();
         sub->footer(help_footer(name));
         // Nested subcommands are tried first, so that "backup list" does not run "backup".
         runs.emplace(runs.begin(), name, sub, spec.setup(*sub));
     }
+    // Value types in the help: what is expected (FILE, DIR, DB, VERSION, IDS…), never CLI11's TEXT.
+    std::function<void(CLI::App &)> name_types = [&](CLI::App &a) {
+        for (CLI::Option *o : a.get_options()) {
+            if (o->get_items_expected_max() == 0)
+                continue;
+            std::string t = o->get_type_name();
+            std::string base = t.substr(0, t.find(':'));
+            std::string n = o->get_lnames().empty() ? "@" + o->get_name() : o->get_lnames().front();
+            std::string want = option_type_name(n, base);
+            if (!want.empty() && want != base)
+                o->type_name(want);
+        }
+        for (CLI::App *sub : a.get_subcommands([](CLI::App *) { return true; }))
+            name_types(*sub);
+    };
+    name_types(app);
 
     // A command line that cannot be parsed is still answered in the chosen form: with --json the
     // usual envelope (status "error", exit code 2), named after the subcommand words given.
@@ -149,6 +180,8 @@ int main(int argc, char **argv)
         std::string words = command_words(app, argc, argv);
         out().begin(opts, words);
         out().error(msg);
+        if (msg.find("--db-host") != std::string::npos && msg.find("missing") != std::string::npos)
+            out().hint("-h is the database host, as in psql (-h HOST); the help is --help");
         out().hint("see omero-upgrade " + (words.empty() ? std::string() : words + " ") + "--help");
         if (show_usage && !opts.json)
             std::cerr << "\n" << app.help();
@@ -198,9 +231,11 @@ int main(int argc, char **argv)
         try {
             return out().finish(run());
         } catch (const CommandError &e) {
-            out().error(e.what());
+            // The extension speaks SQL (CALL …, fast => true); the tool's user types flags.
+            bool from_server = dynamic_cast<const DbError *>(&e) != nullptr;
+            out().error(from_server ? cli_terms(e.what()) : e.what());
             if (!e.hint.empty())
-                out().hint(e.hint);
+                out().hint(from_server ? cli_terms(e.hint) : e.hint);
             return out().finish(e.code);
         } catch (const std::exception &e) {
             out().error(std::string("internal error: ") + e.what());

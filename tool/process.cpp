@@ -314,6 +314,8 @@ PgClient pg_client(const ConnParams &p)
         if (!v.empty())
             c.conninfo += std::string(c.conninfo.empty() ? "" : " ") + k + "=" + conninfo_quote(v);
     };
+    for (const auto &[k, v] : p.extra)  // -d's other keywords (service, sslmode, …)
+        add(k.c_str(), v);
     add("host", p.host);
     add("port", p.port);
     add("user", p.user);

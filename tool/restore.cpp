@@ -204,9 +204,9 @@ RestoreResult restore_into(const Settings &s, const VerifyResult &v, const Resto
                                    shell_quote(owner) + " " + shell_quote(o.into));
         }
         created = true;
-        out().say("created database '" + o.into + "' (UTF8, owner " + owner + ")");
+        out().step("created database '" + o.into + "' (UTF8, owner " + owner + ")");
     } else {
-        out().say("the database '" + o.into + "' exists: restoring into it, as it is empty (no object made after initdb), "
+        out().step("the database '" + o.into + "' exists: restoring into it, as it is empty (no object made after initdb), "
                   "UTF8, owned by " + owner + " and used by no one");
     }
     auto drop_created = [&] {
@@ -266,7 +266,7 @@ RestoreResult restore_into(const Settings &s, const VerifyResult &v, const Resto
             meter.update(done, "");
         };
         po.on_tick = [&] { meter.update(done); };
-        out().say("restoring " + v.path + " into '" + o.into + "'" +
+        out().step("restoring " + v.path + " into '" + o.into + "'" +
                   (o.jobs > 0 ? " with " + std::to_string(o.jobs) + " jobs" : ""));
         ProcResult r = run_process(argv, po);
         if (r.ok())

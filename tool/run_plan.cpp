@@ -25,7 +25,7 @@ nlohmann::json RunOptions::to_json() const
     return {{"new_server", new_server}, {"backup_dir", backup_dir},   {"target", target},
             {"jobs", jobs},             {"orphans", orphans},         {"colors", colors},
             {"wells", wells},           {"vacuum_full", vacuum_full}, {"carry_scripts", carry_scripts},
-            {"stop_timeout", stop_timeout}, {"force_steps", force_steps}};
+            {"stop_timeout", stop_timeout}, {"force_steps", force_steps}, {"no_space_check", no_space_check}};
 }
 
 RunOptions RunOptions::from_json(const nlohmann::json &j)
@@ -42,6 +42,7 @@ RunOptions RunOptions::from_json(const nlohmann::json &j)
     o.carry_scripts = j.value("carry_scripts", false);
     o.stop_timeout = j.value("stop_timeout", 0);
     o.force_steps = j.value("force_steps", std::vector<std::string>{});
+    o.no_space_check = j.value("no_space_check", false);
     return o;
 }
 
@@ -203,8 +204,10 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target)
 {
     std::vector<StepDef> s;
     auto add = [&](StepDef d) { s.push_back(std::move(d)); };
-    add({"check", "check the prerequisites", {"check", "--target", target, "--backup-dir", o.backup_dir},
-         "reads the settings, the database, free space; changes nothing"});
+    std::vector<std::string> check = {"check", "--target", target, "--backup-dir", o.backup_dir};
+    if (o.no_space_check)
+        check.push_back("--no-space-check");
+    add({"check", "check the prerequisites", check, "reads the settings, the database, free space; changes nothing"});
     add({"precheck", "precheck the database for every hop (includes the SV5 scan)", {"precheck", "--target", target},
          "reads the database (the extension, else the new server's -precheck.sql scripts); changes nothing",
          false, false, StepDir::Preview});
@@ -214,6 +217,8 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target)
     std::vector<std::string> backup = {"backup", "--backup-dir", o.backup_dir};
     if (o.jobs > 0)
         backup.insert(backup.end(), {"--jobs", std::to_string(o.jobs)});
+    if (o.no_space_check)
+        backup.push_back("--no-space-check");
     add({"backup", "verified backup of the database", backup,
          "writes a pg_dump, its .sha256 and the manifest into " + o.backup_dir});
     std::vector<std::string> stop = {"server", "stop"};

@@ -22,6 +22,7 @@ struct RunOptions {
     bool carry_scripts = false;  // binaries install --carry-scripts
     int stop_timeout = 0;        // server stop --timeout (0: its default)
     std::vector<std::string> force_steps;  // --force-step: the plan does not check their preconditions
+    bool no_space_check = false;  // --no-space-check: passed to check and backup; the plan warns only
 
     nlohmann::json to_json() const;
     static RunOptions from_json(const nlohmann::json &j);

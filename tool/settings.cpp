@@ -1,10 +1,12 @@
-// See settings.hpp. Precedence, for each of host, port, database and user:
-//   1. --db-host/--db-port/--db-name/--db-user
+// See settings.hpp. Precedence, for each of host, port, database and user (README, "Settings"):
+//   1. the command line: the fields of a conninfo/URI given with -d (they win over -h/-p/-U, as
+//      in psql), then -h/--db-host, -p/--db-port, -U/--db-user, -d NAME
 //   2. omero.db.* of the active profile in <server>/etc/grid/config.xml (what the server uses)
-//   3. libpq's environment: PGHOST, PGPORT, PGDATABASE, PGUSER (or PGSERVICE's service file)
+//   3. libpq's environment: with PGSERVICE left to libpq (service file, then PG*), else PGHOST,
+//      PGPORT, PGDATABASE, PGUSER
 //   4. OMERO's defaults: localhost, 5432, omero, omero
 // The environment never overrides config.xml: config.xml is what the OMERO server itself reads,
-// and the tool must work on the server's own database; --db-* is the explicit way elsewhere.
+// and the tool must work on the server's own database; the command line is the explicit way elsewhere.
 #include "settings.hpp"
 #include "fsutil.hpp"
 
@@ -90,7 +92,7 @@ nlohmann::json Settings::to_json() const
         {"db_name", conn.dbname},
         {"db_user", conn.user},
         {"sources", sources},
-        {"password_from", password_from_config ? "config.xml" : "libpq (PGPASSWORD, ~/.pgpass) or none"},
+        {"password_from", password_source(conn)},
         {"omero_db_user", omero_db_user},
         {"data_dir", data_dir},
     };
@@ -167,32 +169,87 @@ Settings load_settings(bool need_config)
         out().detail("no " + s.config_path + ": using --db-*, the libpq environment and OMERO's defaults");
     }
 
-    // 3. The connection, key by key.
-    bool service = !env("PGSERVICE").empty();
-    auto pick = [&](const char *key, const std::string &opt, const char *prop, const char *envvar,
-                    const char *dflt) {
+    // 3. The connection, key by key. -d/--dbname may be a conninfo string or a postgresql:// URI:
+    // expanded as psql expands it (PQconninfoParse), its fields win over -h/-p/-U as in psql
+    // (libpq: fields of an expanded dbname override the keywords before it), and a password in it
+    // is refused (argv is visible to every user of the machine: ps).
+    std::map<std::string, std::string> cli;  // key → value given on the command line
+    std::map<std::string, std::string> cli_src;
+    auto set_cli = [&](const char *key, const std::string &v, const std::string &src) {
+        if (!v.empty() && !cli.count(key)) {
+            cli[key] = v;
+            cli_src[key] = src;
+        }
+    };
+    bool cli_service = false;
+    const std::string &d = g.db_name;
+    bool expanded = d.find('=') != std::string::npos || d.rfind("postgresql://", 0) == 0 || d.rfind("postgres://", 0) == 0;
+    if (expanded) {
+        char *err = nullptr;
+        PQconninfoOption *opts = PQconninfoParse(d.c_str(), &err);
+        if (!opts) {
+            std::string m = err ? err : "out of memory";
+            if (err)
+                PQfreemem(err);
+            while (!m.empty() && (m.back() == '\n' || m.back() == ' '))
+                m.pop_back();
+            throw CommandError("-d/--dbname is neither a database name nor a valid conninfo string or URI: " + m,
+                               "give a name (omero), \"host=… port=… dbname=… user=…\" or postgresql://user@host:port/dbname");
+        }
+        bool has_password = false;
+        for (PQconninfoOption *o = opts; o->keyword; o++) {
+            if (!o->val || !*o->val)
+                continue;
+            std::string k = o->keyword, v = o->val;
+            if (k == "password")
+                has_password = true;
+            else if (k == "host" || k == "port" || k == "dbname" || k == "user")
+                set_cli(k.c_str(), v, "--db-name conninfo");
+            else {
+                s.conn.extra.emplace_back(k, v);
+                cli_service |= k == "service";
+            }
+        }
+        PQconninfoFree(opts);
+        if (has_password)
+            throw CommandError("-d/--dbname holds a password: the command line is visible to every user of this machine (ps)",
+                               "remove it from the conninfo or URI; give it in PGPASSWORD, a password file (~/.pgpass or "
+                               "PGPASSFILE), or omero.db.pass in config.xml");
+    } else {
+        set_cli("dbname", d, "--db-name");
+    }
+    set_cli("host", g.db_host, "--db-host");
+    set_cli("port", g.db_port, "--db-port");
+    set_cli("user", g.db_user, "--db-user");
+    // A service, on the command line (-d "service=…") or in PGSERVICE, is left to libpq for every key
+    // the command line does not give: libpq reads the service file first, then PGHOST and friends.
+    // PGSERVICE does not override config.xml (the environment never does); -d service=… does.
+    bool env_service = !env("PGSERVICE").empty();
+    auto pick = [&](const char *key, const char *prop, const char *envvar, const char *dflt) {
         std::string v;
-        if (!opt.empty()) {
-            v = opt;
-            s.sources[key] = std::string("--db-") + (std::string(key) == "dbname" ? "name" : key);
+        if (cli.count(key)) {
+            v = cli[key];
+            s.sources[key] = cli_src[key];
+        } else if (cli_service) {
+            s.sources[key] = "service (-d)";  // left to the service file
         } else if (s.properties.count(prop) && !s.properties[prop].empty()) {
             v = s.properties[prop];
             s.sources[key] = "config.xml";
+        } else if (env_service) {
+            s.sources[key] = "PGSERVICE";  // left to libpq: the service file, then PG* variables
         } else if (!env(envvar).empty()) {
             v = env(envvar);
             s.sources[key] = envvar;
-        } else if (service) {
-            s.sources[key] = "PGSERVICE";  // left to the service file
         } else {
             v = dflt;
             s.sources[key] = "OMERO default";
         }
         return v;
     };
-    s.conn.host = pick("host", g.db_host, "omero.db.host", "PGHOST", "localhost");
-    s.conn.port = pick("port", g.db_port, "omero.db.port", "PGPORT", "5432");
-    s.conn.dbname = pick("dbname", g.db_name, "omero.db.name", "PGDATABASE", "omero");
-    s.conn.user = pick("user", g.db_user, "omero.db.user", "PGUSER", "omero");
+    s.conn.host = pick("host", "omero.db.host", "PGHOST", "localhost");
+    s.conn.port = pick("port", "omero.db.port", "PGPORT", "5432");
+    s.conn.dbname = pick("dbname", "omero.db.name", "PGDATABASE", "omero");
+    s.conn.user = pick("user", "omero.db.user", "PGUSER", "omero");
     if (!s.conn.port.empty()) {
         char *end = nullptr;
         long p = std::strtol(s.conn.port.c_str(), &end, 10);
@@ -224,8 +281,7 @@ Settings load_settings(bool need_config)
                  (s.config_found ? ", profile " + s.profile + " (" + s.profile_source + ")" : ", no config.xml"));
     out().detail("settings: database " + s.conn.describe() + " (host: " + s.sources["host"] +
                  ", port: " + s.sources["port"] + ", name: " + s.sources["dbname"] + ", user: " +
-                 s.sources["user"] + ", password: " +
-                 (s.password_from_config ? "config.xml" : "libpq (PGPASSWORD, ~/.pgpass) or none") + ")");
+                 s.sources["user"] + ", password: " + password_source(s.conn) + ")");
     return s;
 }
 
@@ -284,6 +340,19 @@ void omero_config_set(const Settings &s, const std::string &key, const std::stri
     if (!r.ok())
         throw CommandError("bin/omero config set " + key + " failed (" + r.describe() + "): " + r.err_tail(3),
                            "set it by hand: bin/omero config set " + key + " " + shell_quote(value));
+}
+
+void omero_config_unset(const Settings &s, const std::string &key)
+{
+    require_omero_bin(s);
+    ProcOptions o;
+    o.cwd = s.server_dir;
+    o.timeout_s = 120;
+    o.log_stdout = true;
+    ProcResult r = run_process({s.server_path("bin/omero"), "config", "set", key}, o);
+    if (!r.ok())
+        throw CommandError("bin/omero config set " + key + " (remove) failed (" + r.describe() + "): " + r.err_tail(3),
+                           "remove it by hand: bin/omero config set " + key);
 }
 
 std::string server_newest_version(const Settings &s)

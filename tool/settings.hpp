@@ -56,6 +56,8 @@ ConnParams conn_for(const Settings &s, const std::string &dbname = "");
 std::optional<bool> omero_server_running(const Settings &s, std::string *how = nullptr);
 // `bin/omero config set KEY VALUE` in the server directory (OMERO edits config.xml under its lock).
 void omero_config_set(const Settings &s, const std::string &key, const std::string &value);
+// `bin/omero config set KEY` (no value): removes the key, so OMERO's default applies.
+void omero_config_unset(const Settings &s, const std::string &key);
 // The newest OMERO database version the server directory ships upgrade scripts for (the folder
 // names of sql/psql, e.g. OMERO5.4__0), "" when there are none.
 std::string server_newest_version(const Settings &s);

@@ -92,6 +92,24 @@ out=$(ou config upgrade-check off 2>&1); rc=$?
 is "$rc" 0 "again: safe"
 like "$out" "already off" "… says it is already off"
 is "$(grep -c 'config set' "$calls")" 1 "… without running config set again"
+rec=$(dirname "$srv")/.omero-upgrade-upgrade-check.json
+is "$(jq -r '.key + " " + (.previous_set|tostring)' "$rec")" "omero.upgrades.url false" "off recorded the value it replaced (unset) beside the server directory"
+is "$(stat -c %a "$rec")" 600 "… mode 0600"
+out=$(ou config upgrade-check on --dry-run 2>&1); rc=$?
+like "$out" "would run: bin/omero config set omero.upgrades.url \(restoring unset" "on --dry-run says what it would restore"
 out=$(ou config upgrade-check on 2>&1); rc=$?
-is "$rc" 2 "only 'off' is accepted"
+is "$rc" 0 "config upgrade-check on: $out"
+unlike "$(cat "$srv/etc/grid/config.xml")" 'omero.upgrades.url' "… the key is removed again (it was unset: OMERO's default)"
+[ ! -e "$rec" ]; ok $? "… and the record is gone"
+out=$(ou config upgrade-check on 2>&1); rc=$?
+is "$rc" 0 "on again: safe"
+like "$out" "already on" "… says it is already on"
+"$srv/bin/omero" config set omero.upgrades.url "https://upgrade.example.org/check"
+ou config upgrade-check off >/dev/null 2>&1
+is "$(config_value "$srv" omero.upgrades.url)" "" "off with a value set: empty"
+out=$(ou config upgrade-check on 2>&1); rc=$?
+is "$rc" 0 "on: exit 0"
+is "$(config_value "$srv" omero.upgrades.url)" "https://upgrade.example.org/check" "on restores the recorded value, not OMERO's default"
+out=$(ou config upgrade-check maybe 2>&1); rc=$?
+is "$rc" 2 "only off and on are accepted"
 done_testing

@@ -20,6 +20,7 @@ sum0=$(ann_sum)
 
 # ---- orphans ----------------------------------------------------------------------------------------
 j=$(ou --json db orphans scan)
+is "$(jq -r '.command, .result.action' <<<"$j" | tr '\n' ' ')" "db orphans scan scan " "db orphans scan is a subcommand of its own (result.action kept)"
 is "$(jq -r '.exit_code, .result.orphans' <<<"$j" | tr '\n' ' ')" "0 $n_orphans " "orphans scan: the extension's count ($n_orphans)"
 out=$(ou db orphans scan --list 2>&1)
 is "$(grep -c '^  annotation ' <<<"$out")" "$n_orphans" "scan --list lists each"
@@ -48,6 +49,12 @@ out=$(ou db orphans delete --apply --dry-run 2>&1); rc=$?
 is "$rc" 2 "--apply with --dry-run: exit 2"
 is "$(q w_db -c "SELECT count(*) FROM annotation")" "$n_ann" "… deletes nothing"
 
+out=$(ou db orphans delete --apply --fast 2>&1); rc=$?
+is "$rc" 2 "delete --fast as a role that is not a superuser: exit 2"
+like "$out" "error: --fast needs a superuser" "… the error names the flag"
+like "$out" "hint: Connect as a superuser, or use no --fast \(the default\)" "… and so does the hint"
+unlike "$out" "=>" "… no SQL parameter syntax"
+is "$(ann_sum)" "$sum0" "… nothing was deleted"
 j=$(ou --json db orphans delete --apply --batch-size 7)
 is "$(jq -r '.exit_code, .result.deleted' <<<"$j" | tr '\n' ' ')" "0 $n_orphans " "delete: all $n_orphans deleted (batches of 7)"
 run=$(jq -r '.result.run_id' <<<"$j")
@@ -138,6 +145,8 @@ is "$(exact_fast)" "$n_shapes" "… colours unchanged"
 out=$(ou colors convert --rewrite 2>&1); rc=$?
 is "$rc" 2 "--rewrite when every shape is converted already: refused"
 like "$out" "already converted" "… saying why"
+like "$out" "hint: omero-upgrade colors convert --batches converts only what is left" "… the hint names the command and flag to use"
+unlike "$out" "CALL |=> |omero_colors_rewrite" "… not the extension's SQL"
 ou colors revert >/dev/null 2>&1
 is "$(colours)" "$orig" "revert after the rewrite: the originals"
 q w_db -c "SELECT omero_colors_purge_journal(forget => true)" >/dev/null

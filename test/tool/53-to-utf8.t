@@ -49,4 +49,21 @@ like "$out" "invalid byte sequence for encoding \"UTF8\"" "… the reason is sho
 is "$(q postgres -c "SELECT count(*) FROM pg_database WHERE datname = 'u_ascii_utf8'")" 0 "… and the new database was dropped"
 is "$(q u_ascii -c "SELECT count(*) FROM site_notes")" 1 "… the original is untouched"
 
+# "run again with --switch" (the hint above): the copy made without --switch is compared again
+# and switched to, without a second dump; a copy that no longer matches is not switched to.
+sample_config "$srv" omero.db.name=u_latin1 omero.db.user=postgres
+: > "$srv/var/stub/calls"; : > "$srv/var/stub/argv"
+PGCLIENTENCODING=UTF8 q u_utf8 -c "INSERT INTO site_notes VALUES (2, 'added since')"
+out=$(tool db to-utf8 --into u_utf8 --backup-dir "$t/bk6" --switch 2>&1); rc=$?
+is "$rc" 1 "again with --switch, the copy changed since: exit 1"
+like "$out" "site_notes: 1 rows in 'u_latin1', 2 in 'u_utf8'" "… naming the difference"
+is "$(config_value "$srv" omero.db.name)" "u_latin1" "… and not switched"
+q u_utf8 -c "DELETE FROM site_notes WHERE id = 2"
+j=$(tool --json db to-utf8 --into u_utf8 --backup-dir "$t/bk6" --switch 2>/dev/null); rc=$?
+is "$rc" 0 "again with --switch on the unchanged copy: exit 0 (the hint works)"
+is "$(echo "$j" | jq -r '(.result.reused|tostring) + " " + (.result.switched|tostring) + " " + .result.previous_db_name')" "true true u_latin1" \
+  "… the existing copy compared and switched to"
+is "$(config_value "$srv" omero.db.name)" "u_utf8" "… config.xml names it"
+is "$(ls "$t/bk6" 2>/dev/null | grep -c pgdump)" 0 "… without a second dump"
+
 done_testing

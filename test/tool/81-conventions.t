@@ -24,7 +24,10 @@ envelope() {
           [(.command == $cmd), (.exit_code|tostring), .status, (.hints|type), (.warnings|type), (.errors|type), (.result|type)] | join(" ") end' "$f" 2>&1)
   is "$got" "true $rc $(status_of "$rc") array array array object" "$name: one JSON envelope, exit_code $rc"
 }
-no_chatter() { unlike "$(cat "$1")" "(^|"$'\n'")(hint|warning|error): " "$2: no hint:/warning:/error: line on stdout"; }
+no_chatter() {
+  unlike "$(cat "$1")" "(^|"$'\n'")(hint|warning|error): " "$2: no hint:/warning:/error: line on stdout"
+  unlike "$(cat "$1")" "(^|"$'\n'")progress: |elapsed [0-9]+:[0-9]{2}:[0-9]{2}|ETA (unknown|~?[0-9])" "$2: no progress line on stdout"
+}
 
 cmds=$("$TOOL" --list-commands)
 is "$?" 0 "--list-commands"
@@ -36,6 +39,7 @@ while IFS= read -r c; do
   like "$h" "Exit codes: 0 [^"$'\n'"]*2 could not run" "$c --help: its exit codes"
   like "$h" "Example: omero-upgrade $c" "$c --help: an example of it"
   like "$h" "Global options .*see omero-upgrade --help" "$c --help: a pointer to the global options"
+  unlike "$h" "[A-Za-z] TEXT( |$|"$'\n'")" "$c --help: value types say what (FILE, DIR, DB…), never TEXT"
   # a command line that does not parse
   # shellcheck disable=SC2086
   "$TOOL" --json $c --no-such-option >"$t/o" 2>"$t/e"; rc=$?
@@ -51,6 +55,20 @@ while IFS= read -r c; do
   is "$hrc" "$rc" "$c without a server: the same exit code without --json"
   no_chatter "$t/o" "$c without a server"
 done <<<"$cmds"
+
+# every group entry (the words before a command's last) has a description of its own
+groups=$(while IFS= read -r c; do w=${c% *}; while [ "$w" != "$c" ] && [ -n "$w" ]; do echo "$w"; c=$w; w=${w% *}; done; done <<<"$cmds" | sort -u)
+like "$groups" "db orphans" "the groups include db orphans (scan, delete, restore are subcommands)"
+while IFS= read -r gr; do
+  # shellcheck disable=SC2086
+  first=$("$TOOL" $gr --help | head -1)
+  unlike "$first" "subcommands$" "$gr --help: a real description ($first)"
+  # shellcheck disable=SC2086
+  "$TOOL" --json $gr >"$t/o" 2>"$t/e"; rc=$?
+  is "$rc" 2 "$gr without a subcommand: exit 2"
+done <<<"$groups"
+h=$("$TOOL" --help)
+unlike "$h" "[A-Za-z] TEXT( |$|"$'\n'")" "omero-upgrade --help: no TEXT either"
 
 # the parse errors of issue 15, in JSON
 for args in "--json bogus" "--json --bogus" "--json db" "--json -v -q status" "--json"; do

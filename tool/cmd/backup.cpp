@@ -2,6 +2,7 @@
 // (verified pg_dump backups, their manifest).
 #include "backup.hpp"
 #include "fsutil.hpp"
+#include "installation.hpp"
 #include "manifest.hpp"
 #include "process.hpp"
 #include "progress.hpp"
@@ -25,8 +26,9 @@ int run_backup(const BackupOptions &opts)
     return EXIT_OK;
 }
 
-int run_list(const std::string &dir)
+int run_list(const std::string &given)
 {
+    std::string dir = given.empty() ? default_backup_dir() : given;
     nlohmann::json m = read_manifest(dir);
     nlohmann::json list = nlohmann::json::array();
     std::set<std::string> known;
@@ -56,7 +58,10 @@ int run_list(const std::string &dir)
             unlisted.push_back(n);
     }
     for (const auto &n : unlisted)
+    {
         out().warn(n.get<std::string>() + " is in " + dir + " but not in the manifest (not made by this tool here)");
+        out().hint("adopt it: omero-upgrade backup import " + shell_quote(dir + "/" + n.get<std::string>()));
+    }
     for (const auto &n : partials)
         out().warn(n.get<std::string>() + " is the leftover of an interrupted backup: it is incomplete and can be deleted");
     if (missing)
@@ -109,12 +114,12 @@ int run_verify(const std::string &file, bool full)
 }
 
 BackupOptions g_opts;
-std::string g_list_dir = ".";
+std::string g_list_dir;
 std::string g_verify_file;
 bool g_verify_full = false;
 
 Register reg_backup({"backup", "dump the OMERO database to a verified, checksummed backup file", [](CLI::App &sub) {
-                         sub.add_option("--backup-dir", g_opts.dir, "where backups and their manifest go (default: .)");
+                         sub.add_option("--backup-dir", g_opts.dir, "where backups and their manifest go (default: omero-upgrade-backups beside the server directory)");
                          sub.add_option("-j,--jobs", g_opts.jobs,
                                         "dump with N parallel jobs in directory format (NAME.pgdir)")
                              ->check(CLI::Range(1, 64));
@@ -124,9 +129,24 @@ Register reg_backup({"backup", "dump the OMERO database to a verified, checksumm
                      }});
 
 Register reg_list({"backup list", "list the backups recorded in the manifest of a backup directory", [](CLI::App &sub) {
-                       sub.add_option("--backup-dir", g_list_dir, "the backup directory (default: .)");
+                       sub.add_option("--backup-dir", g_list_dir, "the backup directory (default: omero-upgrade-backups beside the server directory)");
                        return [] { return run_list(g_list_dir); };
                    }});
+
+std::string g_import_file, g_import_dir;
+Register reg_import({"backup import", "adopt a dump made by hand (pg_dump -Fc): verified, copied in, checksummed, recorded",
+                     [](CLI::App &sub) {
+                         sub.add_option("FILE", g_import_file, "the dump (pg_dump -Fc; a -Fd directory already in the backup directory)")
+                             ->required();
+                         sub.add_option("--backup-dir", g_import_dir,
+                                        "the backup directory to adopt it into (default: omero-upgrade-backups beside the server directory)");
+                         return [] {
+                             BackupResult b = import_backup(g_import_file, g_import_dir);
+                             out().result() = b.entry;
+                             out().result()["path"] = b.path;
+                             return EXIT_OK;
+                         };
+                     }});
 
 Register reg_verify({"backup verify", "check a backup: checksum, table of contents, key tables, dbpatch data",
                      [](CLI::App &sub) {

@@ -505,7 +505,7 @@ CommandRun setup_install(CLI::App &sub)
                 throw CommandError("cannot create a temp directory in " + parent + ": " + std::strerror(errno));
             std::string tmp = buf.data();
             try {
-                out().say("extracting " + o->source + " (" + std::to_string(check.entries) + " entries, " +
+                out().step("extracting " + o->source + " (" + std::to_string(check.entries) + " entries, " +
                           human_bytes(check.bytes) + ")");
                 Meter m("extracting", "bytes", check.bytes);
                 extract_archive(*archive, check, tmp, [&](unsigned long long n) { m.update(n); });

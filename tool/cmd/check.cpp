@@ -1,6 +1,7 @@
 // omero-upgrade check [--target V] [--backup-dir DIR]: every prerequisite of the upgrade, each
 // ok / warning / failed with its fix in one line. Changes nothing. Exit 1 when any failed.
 #include "installation.hpp"
+#include "backup.hpp"
 #include "extcall.hpp"
 #include "fsutil.hpp"
 #include "process.hpp"
@@ -89,7 +90,8 @@ bool local_host(const std::string &h)
 
 struct Args {
     std::string target, new_server;
-    std::string backup_dir = ".";
+    std::string backup_dir;  // "": default_backup_dir()
+    bool no_space_check = false;
 } g;
 
 int run_check()
@@ -221,13 +223,20 @@ int run_check()
 
     // space for the backup
     try {
-        unsigned long long avail = free_bytes(g.backup_dir);
-        if (avail >= (unsigned long long)st.size_bytes)
-            add("backup_space", "ok", human_bytes(avail) + " free in " + g.backup_dir + ", database " + human_bytes(st.size_bytes));
+        std::string bdir = g.backup_dir.empty() ? default_backup_dir() : g.backup_dir;
+        // The default directory is made by the first backup: until then, its parent's space.
+        std::string where = g.backup_dir.empty() && !path_exists(bdir) ? dir_name(bdir) : bdir;
+        unsigned long long avail = free_bytes(where);
+        DumpEstimate need = dump_space_needed(bdir, st);
+        if (avail >= need.needed)
+            add("backup_space", "ok", human_bytes(avail) + " free in " + where + ", database " + human_bytes(st.size_bytes) +
+                ", the dump needs about " + human_bytes(need.needed) + " (" + need.how + ")");
         else
-            add("backup_space", "failed",
-                human_bytes(avail) + " free in " + g.backup_dir + " < database size " + human_bytes(st.size_bytes),
-                "free space there or choose another --backup-dir");
+            add("backup_space", g.no_space_check ? "warning" : "failed",
+                human_bytes(avail) + " free in " + where + " < about " + human_bytes(need.needed) + " for the dump (database " +
+                    human_bytes(st.size_bytes) + "; " + need.how + ")",
+                "free space there or choose another --backup-dir" +
+                    std::string(g.no_space_check ? "" : " (--no-space-check: a warning, and the backup tries anyway)"));
     } catch (const CommandError &e) {
         add("backup_space", "failed", e.what(), "create the backup directory, or choose another --backup-dir");
     }
@@ -314,7 +323,9 @@ Register reg({"check", "check the upgrade prerequisites (each ok / warning / fai
                                  "target database version (default: the newest in the server's sql/psql, else OMERO5.4__0)");
                   sub.add_option("--new-server", g.new_server,
                                  "the release to upgrade to (its zip or directory): its newest version is the target");
-                  sub.add_option("--backup-dir", g.backup_dir, "where backups will go (default: .)");
+                  sub.add_option("--backup-dir", g.backup_dir,
+                                 "where backups will go (default: omero-upgrade-backups beside the server directory)");
+                  sub.add_flag("--no-space-check", g.no_space_check, "too little space for the backup is a warning, not a failure");
                   return [] { return run_check(); };
               }});
 

@@ -19,18 +19,48 @@ struct OrphansOpts {
     long long run = 0;
 };
 
-CommandRun setup_orphans(CLI::App &sub)
+// db orphans scan|delete|restore: one subcommand each (the command lines of the single
+// "db orphans ACTION" of before parse the same, with the same JSON result).
+void add_include_ns(CLI::App &sub, OrphansOpts &o)
+{
+    sub.add_option("--include-ns", o.include_ns, "also treat annotations of this exact custom namespace as orphans");
+}
+
+CommandRun run_orphans(std::shared_ptr<OrphansOpts> o);
+
+CommandRun setup_scan(CLI::App &sub)
 {
     auto o = std::make_shared<OrphansOpts>();
-    sub.add_option("action", o->action, "scan | delete | restore")->required()->check(CLI::IsMember({"scan", "delete", "restore"}));
-    sub.add_option("--include-ns", o->include_ns, "also treat annotations of this exact custom namespace as orphans");
-    sub.add_flag("--list", o->list, "scan: list every orphan annotation");
-    sub.add_option("--batch-size", o->batch_size, "delete: annotations per batch (one commit each)")->capture_default_str();
-    sub.add_flag("--fast", o->fast, "delete: skip the per-row foreign-key triggers (superuser; see README)");
-    sub.add_option("--run", o->run, "restore: the delete run to put back");
-    sub.add_flag("--apply", o->apply, "delete: delete them (without it: a dry run that changes nothing)");
-    // delete: the default anyway, kept so that older command lines still run.
-    sub.add_flag("--dry-run", o->dry_run, "delete (the default) / restore: count, change nothing");
+    o->action = "scan";
+    add_include_ns(sub, *o);
+    sub.add_flag("--list", o->list, "list every orphan annotation");
+    return run_orphans(o);
+}
+
+CommandRun setup_delete(CLI::App &sub)
+{
+    auto o = std::make_shared<OrphansOpts>();
+    o->action = "delete";
+    add_include_ns(sub, *o);
+    sub.add_option("--batch-size", o->batch_size, "annotations per batch (one commit each)")->capture_default_str();
+    sub.add_flag("--fast", o->fast, "skip the per-row foreign-key triggers (superuser; see README)");
+    sub.add_flag("--apply", o->apply, "delete them (without it: a dry run that changes nothing)");
+    // The default anyway, kept so that older command lines still run.
+    sub.add_flag("--dry-run", o->dry_run, "count, change nothing (the default)");
+    return run_orphans(o);
+}
+
+CommandRun setup_restore(CLI::App &sub)
+{
+    auto o = std::make_shared<OrphansOpts>();
+    o->action = "restore";
+    sub.add_option("--run", o->run, "the delete run to put back (required)");
+    sub.add_flag("--dry-run", o->dry_run, "say what would be put back, change nothing");
+    return run_orphans(o);
+}
+
+CommandRun run_orphans(std::shared_ptr<OrphansOpts> o)
+{
     return [o]() -> int {
         if (o->apply && o->dry_run)
             throw CommandError("give --apply or --dry-run, not both");
@@ -138,7 +168,10 @@ CommandRun setup_orphans(CLI::App &sub)
     };
 }
 
-Register reg_orphans({"db orphans", "orphan annotations: scan, delete (archived, per batch), restore a run", setup_orphans});
+Register reg_scan({"db orphans scan", "count (and --list) the orphan annotations, by kind and namespace", setup_scan});
+Register reg_delete({"db orphans delete", "delete the orphan annotations, archived, a commit per batch (a dry run without --apply)",
+                     setup_delete});
+Register reg_restore({"db orphans restore", "put back the annotations of a delete run (the undo)", setup_restore});
 
 } // namespace
 

@@ -53,11 +53,27 @@ int run_to_utf8()
         out().result()["converted"] = false;
         return EXIT_OK;
     }
-    check_restore_target(s, g.into, restore_owner(s, RestoreOptions{}));  // refuse early, before the dump
+    // "run again with --switch" (the hint of a run without it): the new database is there already.
+    // When it is a UTF8 OMERO database at the same version, it is compared again and switched to,
+    // without a second dump and restore; anything else there is refused as before.
+    bool reuse = false;
+    if (g.do_switch && db->scalar("SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1", {g.into})) {
+        auto existing = connect_db(s, g.into);
+        OmeroDbState est = read_omero_state(*existing);
+        if (est.encoding == "UTF8" && est.is_omero && est.finished && est.version == st.version) {
+            reuse = true;
+            out().step("'" + g.into + "' exists (UTF8, " + est.version + "): comparing it with '" + st.dbname +
+                      "' again instead of a new copy");
+        }
+    }
+    if (!reuse)
+        check_restore_target(s, g.into, restore_owner(s, RestoreOptions{}));  // refuse early, before the dump
     if (omero_server_running(s).value_or(false))
         out().warn("the OMERO server is running: changes made during the conversion would not be in the new "
                    "database; stop it first (bin/omero admin stop)");
-    out().say("converting '" + st.dbname + "' (" + st.encoding + ") into a new UTF8 database '" + g.into + "'");
+    bool extension_left_out = false;
+    if (!reuse) {
+    out().step("converting '" + st.dbname + "' (" + st.encoding + ") into a new UTF8 database '" + g.into + "'");
 
     g.b.encoding = "UTF8";
     g.b.purpose = "to-utf8";
@@ -78,6 +94,9 @@ int run_to_utf8()
     out().result()["restore"] = r.info;
     if (!r.version_ok)
         return EXIT_PROBLEM;
+    extension_left_out = r.info.value("extension_left_out", false);
+    }
+    out().result()["reused"] = reuse;
 
     // Proof: the same tables with the same row counts.
     auto before = table_counts(*db);
@@ -85,7 +104,9 @@ int run_to_utf8()
     auto after = table_counts(*newdb);
     std::vector<std::string> diffs;
     for (const auto &[t, n] : before) {
-        if (r.info.value("extension_left_out", false) && t.rfind("omero_upgrade.", 0) == 0)
+        // Left out of the restore (restore --into does so when the new database cannot have the
+        // extension); on a reused database, compared only when it has it.
+        if ((extension_left_out || (reuse && !after.count(t))) && t.rfind("omero_upgrade.", 0) == 0)
             continue;
         auto it = after.find(t);
         if (it == after.end())
@@ -124,7 +145,7 @@ Register reg({"db to-utf8", "copy a non-UTF8 OMERO database into a new UTF8 data
                   sub.add_option("--into", g.into, "the new UTF8 database")->required();
                   sub.add_flag("--switch", g.do_switch,
                                "then point the server at it: bin/omero config set omero.db.name NEW_DB");
-                  sub.add_option("--backup-dir", g.b.dir, "where the UTF8 dump is kept (default: .)");
+                  sub.add_option("--backup-dir", g.b.dir, "where the UTF8 dump is kept (default: omero-upgrade-backups beside the server directory)");
                   sub.add_option("-j,--jobs", g.jobs, "dump and restore with N parallel jobs (directory format)")
                       ->check(CLI::Range(1, 64));
                   sub.add_flag("--no-space-check", g.b.skip_space_check,

@@ -344,7 +344,7 @@ CommandRun setup_upgrade(CLI::App &sub)
             double hop_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - hop_t0).count();
             done.push_back({{"step", i + 1}, {"from", h.from}, {"to", h.to}, {"seconds", hop_s}});
             res["done"] = done;
-            out().say(hop + ": done in " + hms(hop_s) + "; dbpatch shows " + h.to + " finished");
+            out().step(hop + ": done in " + hms(hop_s) + "; dbpatch shows " + h.to + " finished");
         }
         meter.finish();
         res["db_version"] = p.target;

@@ -162,7 +162,7 @@ int with_script(const Settings &s, Db &db, const OmeroDbState &st, const std::st
     if (std::regex_search(sql_statements_only(text), commit))
         throw CommandError(script + " contains a COMMIT: a precheck must change nothing, refusing to run it",
                            "use the precheck script of the official server distribution, unmodified");
-    out().say("running " + script + " (changes nothing: it ends in ROLLBACK)");
+    out().step("running " + script + " (changes nothing: it ends in ROLLBACK)");
     PgClient pc = pg_client(conn_for(s, db.params().dbname));  // db.params() holds no password
     ProcOptions po;
     po.env = pc.env;

@@ -101,7 +101,7 @@ int run_rollback()
         return EXIT_OK;
     }
     if (rb.value("status", "") != "not run" && started)
-        out().say("continuing the rollback from its first unfinished step");
+        out().step("continuing the rollback from its first unfinished step");
     rb["status"] = "running";
     if (!rb.contains("started"))
         rb["started"] = iso_now();

@@ -8,6 +8,7 @@
 #include "run_state.hpp"
 #include "run_undo.hpp"
 
+#include "backup.hpp"
 #include "checksum.hpp"
 #include "common.hpp"
 #include "db.hpp"
@@ -118,7 +119,7 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
         throw CommandError("--new-server is required (the OMERO.server zip or its unpacked directory)");
     o.new_server = lexical_absolute(o.new_server);
     if (o.backup_dir.empty())
-        o.backup_dir = dir_name(sdir) + "/omero-upgrade-backups";
+        o.backup_dir = default_backup_dir();  // the default of every command
     o.backup_dir = lexical_absolute(o.backup_dir);
     if (!o.colors.empty() && o.colors != "all" && o.colors[0] == '@')
         o.colors = "@" + lexical_absolute(o.colors.substr(1));
@@ -221,14 +222,21 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
     // Space: the backup needs about the database's size (compressed: less); the new tree its size.
     unsigned long long free_backup = free_bytes(path_exists(o.backup_dir) ? o.backup_dir : dir_name(o.backup_dir));
     unsigned long long free_parent = free_bytes(dir_name(sdir));
+    DumpEstimate need = dump_space_needed(o.backup_dir, st);
     p.state["space"] = {{"backup_dir", o.backup_dir},
                         {"backup_dir_free", free_backup},
-                        {"backup_needs_about", st.size_bytes},
+                        {"backup_needs_about", need.needed},
+                        {"backup_estimate", need.how},
                         {"server_parent_free", free_parent},
                         {"new_tree_needs_about", p.ns.bytes}};
-    if ((unsigned long long)st.size_bytes > free_backup)
-        p.problems.push_back("not enough free space for the backup in " + o.backup_dir + ": " +
-                             human_bytes(free_backup) + " free, the database is " + human_bytes(st.size_bytes));
+    if (need.needed > free_backup) {
+        std::string msg = "not enough free space for the backup in " + o.backup_dir + ": " + human_bytes(free_backup) +
+                          " free, the dump needs about " + human_bytes(need.needed) + " (" + need.how + ")";
+        if (o.no_space_check)
+            out().warn(msg + "; --no-space-check: the backup tries anyway");
+        else
+            p.problems.push_back(msg + " (--no-space-check: try anyway)");
+    }
     if (p.ns.is_archive && p.ns.bytes > free_parent)
         p.problems.push_back("not enough free space to unpack the new server beside " + sdir + ": " +
                              human_bytes(free_parent) + " free, it needs " + human_bytes(p.ns.bytes));
@@ -982,6 +990,8 @@ Register reg({"run", "the whole upgrade, step by step, resumable (--dry-run show
                   sub.add_option("--backup-dir", a.o.backup_dir,
                                  "where the backup goes (default: omero-upgrade-backups beside the server directory)");
                   sub.add_option("--target", a.o.target, "database version to reach (default: the newest the new server has)");
+                  sub.add_flag("--no-space-check", a.o.no_space_check,
+                               "too little free space for the backup is a warning: check and backup get --no-space-check");
                   sub.add_option("-j,--jobs", a.o.jobs, "backup with N parallel pg_dump jobs")->check(CLI::Range(1, 64));
                   sub.add_flag("--orphans", a.o.orphans, "also delete orphaned annotations (archived, restorable)");
                   sub.add_option("--colors", a.o.colors,

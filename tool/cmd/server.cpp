@@ -122,7 +122,7 @@ CommandRun setup_stop(CLI::App &sub)
             out().warn("bin/omero web stop: " + web.describe() + (web.err_tail(1).empty() ? "" : ": " + web.err_tail(1)) +
                        " (continuing: OMERO.web may not be set up in this server directory)");
         if (running) {
-            out().say("stopping the server: bin/omero admin stop");
+            out().step("stopping the server: bin/omero admin stop");
             ProcResult r = run_omero(s, {"admin", "stop"}, o->timeout);
             if (!r.ok())
                 out().warn("bin/omero admin stop: " + r.describe() + (r.err_tail(2).empty() ? "" : ": " + r.err_tail(2)));
@@ -239,7 +239,7 @@ CommandRun setup_start(CLI::App &sub)
             out().result()["dry_run"] = true;
             return EXIT_OK;
         }
-        out().say("starting the server: bin/omero admin start");
+        out().step("starting the server: bin/omero admin start");
         ProcResult r = run_omero(s, {"admin", "start"}, o->timeout);
         bool running = omero_admin_running(s, 120);
         out().result()["running"] = running;
