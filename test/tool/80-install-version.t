@@ -14,7 +14,9 @@ ext=$(sed -n 's/^default_version *= *.\([0-9.]*\).*/\1/p' "$OU_SRC/omero_upgrade
 like "$(echo "$v" | sed -n 1p)" "^omero-upgrade $ext\$" "--version: the tool's version first (help2man reads it)"
 commit=$(git -C "$OU_SRC" rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 like "$(echo "$v" | sed -n 2p)" "^commit ${commit}(-dirty)?\$" "--version: the git commit it was built from"
-libpq=$(pg_config --version | sed 's/^PostgreSQL \([0-9]*\).*/\1/')
+# the tool links this Debian's libpq whatever PostgreSQL (PG=13/18) the extension is built for
+libpq=$(pkg-config --modversion libpq 2>/dev/null | sed 's/^\([0-9]*\).*/\1/')
+[ -n "$libpq" ] || libpq=$(/usr/bin/pg_config --version | sed 's/^PostgreSQL \([0-9]*\).*/\1/')
 like "$(echo "$v" | sed -n 3p)" "^libpq $libpq\\.[0-9]+\$" "--version: the libpq it runs with (PQlibVersion)"
 like "$(echo "$v" | sed -n 4p)" "^extension omero_upgrade $ext " "--version: the extension version it expects"
 
