@@ -189,6 +189,25 @@ ArchiveFile::ArchiveFile(const std::string &path) : path_(path)
     }
     fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) & ~O_NONBLOCK);
     size_ = (unsigned long long)fst.st_size;
+
+    // Is it a zip? Its first bytes (a local header, an empty zip's end record, a spanning
+    // marker), or libarchive's own choice among all formats (a zip behind a self-extractor
+    // stub, or one read by its streaming reader because its end is missing).
+    unsigned char magic[4] = {0, 0, 0, 0};
+    if (pread(fd_, magic, 4, 0) == 4 && magic[0] == 'P' && magic[1] == 'K' &&
+        ((magic[2] == 3 && magic[3] == 4) || (magic[2] == 5 && magic[3] == 6) || (magic[2] == 7 && magic[3] == 8)))
+        zip_ = true;
+    if (archive *p = archive_read_new()) {
+        archive_read_support_filter_all(p);
+        archive_read_support_format_all(p);
+        archive_entry *e;
+        if (archive_read_open_fd(p, fd_, 65536) == ARCHIVE_OK && archive_read_next_header(p, &e) >= ARCHIVE_WARN &&
+            (archive_format(p) & ARCHIVE_FORMAT_BASE_MASK) == ARCHIVE_FORMAT_ZIP) {
+            zip_ = true;
+            filtered_zip_ = archive_filter_count(p) > 1;
+        }
+        archive_read_free(p);
+    }
 }
 
 ArchiveFile::~ArchiveFile()
@@ -201,16 +220,27 @@ archive *ArchiveFile::open_reader() const
 {
     if (lseek(fd_, 0, SEEK_SET) != 0)
         throw CommandError("cannot rewind the archive " + path_ + ": " + std::strerror(errno));
+    const char *hint = "give an OMERO.server zip (or a directory holding an unpacked server)";
+    if (filtered_zip_)
+        throw CommandError("cannot read the archive " + path_ + ": it is a compressed zip", "uncompress it first");
     archive *a = archive_read_new();
     if (!a)
         throw CommandError("cannot read the archive " + path_ + ": out of memory");
-    archive_read_support_filter_all(a);
-    archive_read_support_format_all(a);
+    if (zip_) {
+        archive_read_support_format_zip_seekable(a);
+    } else {
+        archive_read_support_filter_all(a);
+        archive_read_support_format_all(a);
+    }
     if (archive_read_open_fd(a, fd_, 65536) != ARCHIVE_OK) {
         std::string msg = archive_error(a);
         archive_read_free(a);
-        throw CommandError("cannot read the archive " + path_ + ": " + msg,
-                           "give an OMERO.server zip (or a directory holding an unpacked server)");
+        if (zip_)
+            throw CommandError("cannot read the archive " + path_ +
+                                   ": a zip without its central directory (the list of its entries, at its end): "
+                                   "truncated or damaged (" + msg + ")",
+                               "download it again (and compare its checksum with the one of the download site)");
+        throw CommandError("cannot read the archive " + path_ + ": " + msg, hint);
     }
     return a;
 }

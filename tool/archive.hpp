@@ -26,14 +26,22 @@ class ArchiveFile {
     ArchiveFile &operator=(const ArchiveFile &) = delete;
     const std::string &path() const { return path_; }
     unsigned long long size() const { return size_; }
-    // Opens a libarchive reader (all formats and filters) on the descriptor, from its start.
-    // The caller frees it (archive_read_free); the descriptor stays open.
+    // A zip: read only through its central directory (libarchive's seekable zip reader), never
+    // by streaming its local headers. The central directory, at the end, is the list of the
+    // entries with their modes (symlinks, executables); a zip cut anywhere has none and is
+    // refused as truncated, instead of being read as the entries before the cut.
+    bool is_zip() const { return zip_; }
+    // Opens a libarchive reader on the descriptor, from its start: a zip as above, anything else
+    // with all formats and filters. The caller frees it (archive_read_free); the descriptor
+    // stays open. Throws CommandError (naming the archive) when it cannot be read.
     archive *open_reader() const;
 
   private:
     std::string path_;
     int fd_ = -1;
     unsigned long long size_ = 0;
+    bool zip_ = false;
+    bool filtered_zip_ = false;  // a zip inside a compression filter (zip.gz): no central directory to seek
 };
 
 // What the check saw of one entry: the extraction must meet exactly the same entries, in order.

@@ -64,14 +64,6 @@ void note_path(NewServer &ns, const std::string &rel)
     }
 }
 
-// A regular file only (a fifo would block, a device act on open): see ArchiveFile.
-struct ArchiveReader {
-    ArchiveFile file;
-    archive *a;
-    explicit ArchiveReader(const std::string &path) : file(path), a(file.open_reader()) {}
-    ~ArchiveReader() { archive_read_free(a); }
-};
-
 std::string entry_name(archive_entry *e)
 {
     const char *n = archive_entry_pathname(e);
@@ -117,23 +109,36 @@ NewServer inspect_new_server(const std::string &path)
         walk(path + "/sql/psql", "", [&](const std::string &r) { note_path(ns, "sql/psql/" + r); });
         ns.bytes = path_size(path);
     } else {
+        // Read the way binaries install reads it (the same code): opened once as a regular file,
+        // a zip through its central directory, every entry checked. What would not install is
+        // refused here, before anything is stopped.
         ns.is_archive = true;
-        ns.archive_bytes = path_size(path);
-        ArchiveReader r(path);
-        archive_entry *e;
-        int rc;
-        while ((rc = archive_read_next_header(r.a, &e)) == ARCHIVE_OK) {
-            std::string top, rel = strip_top(entry_name(e), top);
-            if (ns.top_dir.empty())
-                ns.top_dir = top;
-            if (archive_entry_filetype(e) == AE_IFREG)
-                ns.bytes += archive_entry_size(e);
-            note_path(ns, rel);
+        ns.archive = std::make_shared<ArchiveFile>(path);
+        ns.archive_bytes = ns.archive->size();
+        ArchiveCheck c = check_archive(*ns.archive);
+        if (!c.ok()) {
+            std::string list;
+            for (size_t i = 0; i < c.problems.size() && i < 5; i++)
+                list += (i ? "; " : "") + c.problems[i];
+            if (c.problems.size() > 5)
+                list += "; and " + std::to_string(c.problems.size() - 5) + " more";
+            throw CommandError(path + " holds unsafe entries (binaries install would refuse it): " + list,
+                               "use an archive from the official download site");
         }
-        if (rc != ARCHIVE_EOF)
-            throw CommandError("cannot read the archive " + path + ": " + archive_error(r.a));
-        if (ns.top_dir.empty())
+        if (c.entries == 0)
             throw CommandError(path + " is an empty archive");
+        std::string prefix = c.top_dir.empty() ? "" : c.top_dir + "/";
+        if (!c.has_bin_omero || !c.has_sql_psql)
+            throw CommandError(path + " is not an OMERO.server: it holds no " +
+                                   (!c.has_bin_omero ? prefix + "bin/omero" : "") +
+                                   (!c.has_bin_omero && !c.has_sql_psql ? " and no " : "") +
+                                   (!c.has_sql_psql ? prefix + "sql/psql" : ""),
+                               "give the OMERO.server-<version>.zip of a release (or its unpacked directory)");
+        ns.top_dir = c.top_dir;
+        ns.bytes = c.bytes;
+        for (const CheckedEntry &ce : c.seen)
+            if (ce.name.size() > prefix.size())
+                note_path(ns, ce.name.substr(prefix.size()));
     }
     std::sort(ns.hops.begin(), ns.hops.end());
     std::sort(ns.prechecks.begin(), ns.prechecks.end());
@@ -163,19 +168,23 @@ void extract_prechecks(const NewServer &ns, const std::string &to, const std::st
         });
         return;
     }
-    ArchiveReader r(ns.path);
+    // The descriptor inspect_new_server() checked, not the path again.
+    if (!ns.archive)
+        throw CommandError("internal error: " + ns.path + " was not inspected");
+    std::unique_ptr<archive, int (*)(archive *)> reader(ns.archive->open_reader(), archive_read_free);
+    archive *a = reader.get();
     archive_entry *e;
-    while (archive_read_next_header(r.a, &e) == ARCHIVE_OK) {
+    while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
         std::string top, dest = dest_of(strip_top(entry_name(e), top));
         if (dest.empty() || archive_entry_filetype(e) != AE_IFREG)
             continue;
         std::string text;
         char buf[65536];
         la_ssize_t n;
-        while ((n = archive_read_data(r.a, buf, sizeof buf)) > 0)
+        while ((n = archive_read_data(a, buf, sizeof buf)) > 0)
             text.append(buf, n);
         if (n < 0)
-            throw CommandError("cannot read " + dest + " from " + ns.path + ": " + archive_error(r.a));
+            throw CommandError("cannot read " + dest + " from " + ns.path + ": " + archive_error(a));
         write_file_atomic(dest, text);
     }
 }

@@ -5,8 +5,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include <memory>
 #include <string>
 #include <vector>
+
+namespace ou {
+class ArchiveFile;
+}
 
 namespace ou::run {
 
@@ -38,6 +43,7 @@ struct NewServer {
     std::vector<std::pair<std::string, std::string>> hops;  // (from, to) of sql/psql/<to>/<from>.sql
     std::vector<std::string> prechecks;        // "<to>/<from>" with a -precheck.sql
     std::string newest;                         // newest version folder of sql/psql
+    std::shared_ptr<ArchiveFile> archive;       // archive: the open file that was checked
 };
 // Throws CommandError when it is neither a readable archive nor a server directory.
 NewServer inspect_new_server(const std::string &path);
