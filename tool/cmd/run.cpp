@@ -1005,7 +1005,7 @@ Register reg({"run", "the whole upgrade, step by step, resumable (--dry-run show
                   sub.add_flag("--vacuum-full", a.o.vacuum_full, "also VACUUM FULL ANALYZE the upgraded database");
                   sub.add_option("--force-step", a.o.force_steps,
                                  "do not check the preconditions of this step in the plan (repeatable: "
-                                 "binaries-install, db-upgrade, vacuum-full, cache-clear); vacuum-full also "
+                                 "binaries-install, db-upgrade, db-verify, vacuum-full, cache-clear); vacuum-full also "
                                  "gets --force (you made sure of the free space)")
                       ->check(CLI::IsMember(checked_steps()));
                   sub.add_flag("--carry-scripts", a.o.carry_scripts,
