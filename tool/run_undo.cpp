@@ -5,6 +5,7 @@
 #include "fsutil.hpp"
 #include "run_state.hpp"
 
+#include <set>
 #include <sys/stat.h>
 
 namespace ou::run {
@@ -154,6 +155,71 @@ StepEffect step_effect(const nlohmann::json &state, const nlohmann::json &step)
     return e;
 }
 
+std::string previous_record(const std::string &state_path, const nlohmann::json &state)
+{
+    const auto &pr = state.value("previous_run", nlohmann::json());
+    if (pr.is_object() && !pr.value("state_file", "").empty())
+        return state_exists(pr.value("state_file", "")) ? pr.value("state_file", "") : "";
+    // Older records: the kept files beside the state file (<state>.<run id>), the newest older one.
+    std::string dir = dir_name(state_path), base = base_name(state_path) + ".", id = state.value("run_id", "");
+    std::string best, best_id;
+    for (const auto &n : dir_entries(dir).value_or(std::vector<std::string>{})) {
+        if (n.rfind(base, 0) != 0 || n.size() <= base.size() || n.find(".lock") != std::string::npos ||
+            n.find(".tmp") != std::string::npos)
+            continue;
+        std::string rid = n.substr(base.size());
+        if (rid < id && rid > best_id && dir + "/" + n != state_path) {
+            best_id = rid;
+            best = dir + "/" + n;
+        }
+    }
+    return best;
+}
+
+RollbackTarget rollback_target(const std::string &state_path, const nlohmann::json &state, const Installation &m)
+{
+    RollbackTarget t{state_path, state, {}};
+    std::set<std::string> seen{state_path};
+    for (;;) {
+        const nlohmann::json &st = t.state;
+        const nlohmann::json &rb = st.value("rollback", nlohmann::json());
+        std::string status = st.value("status", "");
+        std::string next;
+        if (status == "rolled back") {
+            // Passed over by an earlier rollback: follow to the run it rolled back.
+            if (!rb.is_object() || !rb.value("nothing_changed", false) || rb.value("rolled_back_state", "").empty())
+                return t;
+            next = rb.value("rolled_back_state", "");
+        } else {
+            if (rb.is_object() && rb.contains("steps")) {
+                t.undoable = true;  // its rollback has begun: it is the one to finish
+                return t;
+            }
+            bool backup = st["backup"].is_object() && !st["backup"].value("path", "").empty();
+            if (backup) {
+                RollbackPlan p = plan_rollback(st, m, "");
+                if (p.switched || p.db_changed) {
+                    t.undoable = true;
+                    return t;
+                }
+            }
+            next = previous_record(state_path, st);
+        }
+        if (next.empty() || seen.count(next) || !state_exists(next))
+            return t;
+        nlohmann::json prev;
+        try {
+            prev = load_state(next);
+        } catch (const CommandError &) {
+            return t;
+        }
+        seen.insert(next);
+        t.passed.emplace_back(t.path, t.state);
+        t.path = next;
+        t.state = prev;
+    }
+}
+
 std::string backup_age(const nlohmann::json &state)
 {
     if (!state["backup"].is_object())
@@ -180,7 +246,7 @@ std::vector<std::string> advice(const nlohmann::json &state, const RollbackPlan 
     if (p.nothing()) {
         if (status != "completed")
             a.push_back(resume + " (nothing has changed yet: the server still runs the old tree on the unchanged "
-                                 "database, so there is nothing to roll back)");
+                                 "database, so there is nothing of this run to roll back)");
         else
             a.push_back("nothing to roll back: the installation shows no change of this run");
         return a;

@@ -43,6 +43,50 @@ int run_rollback()
     if (!a.dry_run)
         lock = std::make_unique<Lock>(state_path);
     nlohmann::json st = load_state(state_path);
+    nlohmann::json passed = nlohmann::json::array();
+    // A run that changed nothing (no backup, or nothing of it shows) does not hide the run before
+    // it: the rollback undoes the newest recorded run that changed something (run_undo.hpp).
+    if (!(st["rollback"].is_object() && st["rollback"].contains("steps"))) {
+        const auto &mrb = st.value("rollback", nlohmann::json());
+        if (st.value("status", "") == "rolled back" && mrb.is_object() && mrb.value("nothing_changed", false)) {
+            // Passed over by an earlier rollback: that rollback's run tells.
+            std::string tp = mrb.value("rolled_back_state", "");
+            if (state_exists(tp)) {
+                nlohmann::json tr = load_state(tp);
+                if (tr.value("status", "") == "rolled back") {
+                    out().say("run " + st.value("run_id", "") + " changed nothing; the earlier run " +
+                              tr.value("run_id", "") + " (" + tp + ") was rolled back (" +
+                              tr["rollback"].value("finished", "") + "): the installation is as before it");
+                    out().result() = {{"rolled_back", false}, {"reason", "already rolled back"},
+                                      {"run_id", tr.value("run_id", "")}, {"state_file", tp}};
+                    return EXIT_OK;
+                }
+            }
+        }
+        RollbackTarget tg = rollback_target(state_path, st, read_installation({true, state_path}));
+        if (tg.fell_back()) {
+            for (auto &[path, rec] : tg.passed) {
+                if (rec.value("status", "") == "rolled back")
+                    continue;
+                out().say("run " + rec.value("run_id", "") + " (" + rec.value("status", "") +
+                          (rec.contains("failed_step") ? " at step " + rec.value("failed_step", "") : std::string()) +
+                          ") changed nothing that a rollback would undo");
+                passed.push_back({{"run_id", rec.value("run_id", "")}, {"state_file", path}});
+                if (a.dry_run)
+                    continue;
+                // Finished (nothing to undo), pointing to the run rolled back in its place.
+                rec["rollback"] = {{"status", "completed"}, {"nothing_changed", true},
+                                   {"rolled_back_run", tg.state.value("run_id", "")},
+                                   {"rolled_back_state", tg.path}, {"finished", iso_now()}};
+                rec["status"] = "rolled back";
+                save_state(path, rec);
+            }
+            out().say("rolling back the earlier run " + tg.state.value("run_id", "") + " (" + tg.path +
+                      "), the newest that changed something");
+            state_path = tg.path;
+            st = tg.state;
+        }
+    }
     if (!st["backup"].is_object() || st["backup"].value("path", "").empty()) {
         out().say("run " + st.value("run_id", "") + " made no backup, so it changed neither the server nor the "
                   "database: there is nothing to roll back");
@@ -54,7 +98,8 @@ int run_rollback()
         rb = nlohmann::json::object();
     if (rb.value("status", "") == "completed") {
         out().say("run " + st.value("run_id", "") + " was already rolled back (" + rb.value("finished", "") +
-                  "): the server runs the old tree on database " + rb.value("into", ""));
+                  "): the server runs the old tree on database " +
+                  (rb.value("into", "").empty() || !find_step(rb, "restore") ? st["database"].value("name", "") : rb.value("into", "")));
         out().result() = rb;
         return EXIT_OK;
     }
@@ -98,6 +143,9 @@ int run_rollback()
         }
         out().result() = rb;
         out().result()["dry_run"] = true;
+        out().result()["run_id"] = st.value("run_id", "");
+        out().result()["state_file"] = state_path;
+        out().result()["passed_over"] = passed;
         return EXIT_OK;
     }
     if (rb.value("status", "") != "not run" && started)
@@ -175,6 +223,9 @@ int run_rollback()
     }
     save_state(state_path, st);
     out().result() = rb;
+    out().result()["run_id"] = st.value("run_id", "");
+    out().result()["state_file"] = state_path;
+    out().result()["passed_over"] = passed;
     return rc;
 }
 

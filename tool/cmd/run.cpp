@@ -32,7 +32,7 @@
 
 namespace ou::run {
 
-std::string rollback_commands(const nlohmann::json &state, bool by_hand);
+std::string rollback_commands(const nlohmann::json &state, bool by_hand, const RollbackPlan *plan = nullptr);
 int print_report(const nlohmann::json &state);
 
 static std::string real_path(const std::string &p)
@@ -645,8 +645,10 @@ void collect_warnings(const nlohmann::json &state, std::vector<std::string> &w)
 
 } // namespace
 
-std::string rollback_commands(const nlohmann::json &st, bool by_hand)
+std::string rollback_commands(const nlohmann::json &st, bool by_hand, const RollbackPlan *plan)
 {
+    // Only what changed (plan: as the installation shows it now); without a plan, all of it.
+    bool sw = !plan || plan->switched, dbc = !plan || plan->db_changed;
     std::string sd = shell_quote(st["server"].value("dir", ""));
     std::string sf = shell_quote(st.value("state_file", ""));
     std::string bk = st["backup"].is_object() ? shell_quote(st["backup"].value("path", "")) : "<backup>";
@@ -667,14 +669,26 @@ std::string rollback_commands(const nlohmann::json &st, bool by_hand)
     if (!db.value("user", "").empty())
         conn += " -U " + shell_quote(db.value("user", ""));
     c += "  # which does, step by step:\n";
-    c += "  omero-upgrade --server-dir " + sd + " server stop\n";
-    c += "  omero-upgrade --server-dir " + sd + " binaries rollback      # OMERO.server → " + old_tree + "\n";
-    c += "  omero-upgrade --server-dir " + sd + " restore " + bk + " --into " + into + " --switch\n";
+    if (sw || dbc)
+        c += "  omero-upgrade --server-dir " + sd + " server stop\n";
+    if (sw)
+        c += "  omero-upgrade --server-dir " + sd + " binaries rollback      # OMERO.server → " + old_tree + "\n";
+    if (dbc)
+        c += "  omero-upgrade --server-dir " + sd + " restore " + bk + " --into " + into + " --switch\n";
     c += "  omero-upgrade --server-dir " + sd + " server start\n";
+    if (!sw && !dbc)
+        return c;
     c += "  # or with PostgreSQL's and OMERO's own tools (the server stopped):\n";
-    c += "  createdb" + conn + " -T template0 -E UTF8 -O " + shell_quote(db.value("omero_db_user", "omero")) + " " + into +
-         " && pg_restore" + conn + " -d " + into + " " + bk + "\n";
-    c += "  ln -sfn " + shell_quote(old_tree) + " " + sd + " && " + sd + "/bin/omero config set omero.db.name " + into + "\n";
+    if (dbc)
+        c += "  createdb" + conn + " -T template0 -E UTF8 -O " + shell_quote(db.value("omero_db_user", "omero")) + " " +
+             into + " && pg_restore" + conn + " -d " + into + " " + bk + "\n";
+    if (sw && dbc)
+        c += "  ln -sfn " + shell_quote(old_tree) + " " + sd + " && " + sd + "/bin/omero config set omero.db.name " + into +
+             "\n";
+    else if (sw)
+        c += "  ln -sfn " + shell_quote(old_tree) + " " + sd + "\n";
+    else
+        c += "  " + sd + "/bin/omero config set omero.db.name " + into + "\n";
     return c;
 }
 
@@ -770,24 +784,69 @@ int print_report(const nlohmann::json &st)
     }
     out().say("  log      " + st.value("log_file", ""));
     out().say("  state    " + st.value("state_file", ""));
-    if (st["backup"].is_object()) {
-        out().say("To roll back:");
-        std::istringstream in(rollback_commands(st, true));
-        std::string l;
-        while (std::getline(in, l))
-            out().say("  " + l);
+    // Which of "continue" and "roll back" fits, and the rollback of only what changed, as the
+    // installation shows it now (run_undo.hpp), never the whole restore-and-switch by default.
+    std::optional<RollbackPlan> plan;
+    std::vector<std::string> adv;
+    if (st["backup"].is_object() && status != "rolled back") {
+        try {
+            plan = plan_rollback(st, read_installation({true, st.value("state_file", "")}),
+                                 st["rollback"].value("into", ""));
+            adv = advice(st, *plan);
+        } catch (const std::exception &e) {
+            out().detail(std::string("could not read the installation for the rollback plan: ") + e.what());
+        }
+        if (plan && plan->nothing()) {
+            out().say("To roll back: nothing of this run to roll back (" +
+                      (plan->reasons.empty() ? std::string("nothing changed") : plan->reasons.back()) + ")");
+        } else {
+            out().say("To roll back:" + std::string(plan && !(plan->switched && plan->db_changed)
+                                                        ? " (only what changed: " + std::string(plan->switched ? "the server tree" : "the database") + ")"
+                                                        : ""));
+            std::istringstream in(rollback_commands(st, true, plan ? &*plan : nullptr));
+            std::string l;
+            while (std::getline(in, l))
+                out().say("  " + l);
+        }
+        if (status != "completed") {
+            std::string age = backup_age(st);
+            if (!age.empty())
+                out().say("  backup age: " + age);
+        }
+        for (const auto &x : adv)
+            out().say("advice: " + x);
     }
     if (status != "completed" && status != "rolled back")
         out().say("To continue: omero-upgrade --server-dir " + shell_quote(st["server"].value("dir", "")) +
                   " run --resume --state " + shell_quote(st.value("state_file", "")));
     nlohmann::json r = st;
-    r["rollback_commands"] = rollback_commands(st, true);
+    r["rollback_commands"] = plan && plan->nothing() ? "" : rollback_commands(st, true, plan ? &*plan : nullptr);
+    r["advice"] = adv;
+    if (plan)
+        r["rollback_plan"] = {{"switched", plan->switched}, {"db_changed", plan->db_changed},
+                              {"nothing", plan->nothing()}, {"reasons", plan->reasons}};
     r["warnings_all"] = w;
     out().result() = r;
     return status == "completed" ? EXIT_OK : EXIT_PROBLEM;
 }
 
 namespace {
+
+// A run that changed nothing, passed over by a rollback of an earlier run whose rollback has not
+// finished: "" when not so, else why a new run must wait.
+std::string unfinished_rollback(const nlohmann::json &st)
+{
+    const auto &rb = st.value("rollback", nlohmann::json());
+    if (st.value("status", "") != "rolled back" || !rb.is_object() || !rb.value("nothing_changed", false))
+        return "";
+    std::string path = rb.value("rolled_back_state", "");
+    if (path.empty() || !state_exists(path))
+        return "";
+    nlohmann::json t = load_state(path);
+    if (t.value("status", "") == "rolled back")
+        return "";
+    return "the rollback of run " + t.value("run_id", "") + " (" + path + ") has not finished";
+}
 
 int dry_run(const std::string &sdir, const std::string &state_path)
 {
@@ -798,6 +857,8 @@ int dry_run(const std::string &sdir, const std::string &state_path)
         std::string status = st.value("status", "");
         if (status != "completed" && status != "rolled back" && !a.resume)
             problems.push_back("an unfinished run is recorded in " + state_path + ": use --resume");
+        if (std::string u = unfinished_rollback(st); !u.empty() && !a.resume)
+            problems.push_back(u + ": finish it first (omero-upgrade rollback)");
     }
     if (!a.resume || st.is_null()) {
         Prepared p = prepare(sdir, state_path);
@@ -889,8 +950,11 @@ int run_run()
                                        st.value("failed_step", "?") + ") is recorded in " + state_path,
                                    "continue it with: omero-upgrade run --resume (or roll it back: omero-upgrade "
                                    "rollback)");
+            if (std::string u = unfinished_rollback(st); !u.empty())
+                throw CommandError(u, "finish it first: omero-upgrade rollback");
             // A new upgrade after a finished one: the old record is kept beside it (below, once
-            // there is something to do).
+            // there is something to do), and the new one names it (previous_run): rollback
+            // follows the chain back to the newest run that changed something.
             keep_old = st.value("run_id", "old");
             st = nullptr;
         } else {
@@ -903,7 +967,8 @@ int run_run()
                 throw CommandError("--resume continues the recorded run, whose new server is " +
                                    st["options"].value("new_server", "") + ", not " + a.o.new_server);
             out().say("resuming run " + st.value("run_id", "") + " (" + st.value("status", "") + " at step " +
-                      st.value("failed_step", "?") + ")");
+                      st.value("failed_step", "?") + ")" +
+                      (backup_age(st).empty() ? std::string() : "; its backup is " + backup_age(st)));
             // --force-step given to --resume: recorded, and the step's command gets --force.
             for (const auto &f : a.o.force_steps) {
                 auto &fs = st["options"]["force_steps"];
@@ -950,6 +1015,8 @@ int run_run()
         if (!keep_old.empty())
             rename_noreplace(state_path, state_path + "." + keep_old);
         st = p.state;
+        if (!keep_old.empty())
+            st["previous_run"] = {{"run_id", keep_old}, {"state_file", state_path + "." + keep_old}};
     }
     out().set_log_file(st.value("log_file", ""));
     out().log("omero-upgrade run " + st.value("run_id", "") + (a.resume ? " resumed" : " started"));
