@@ -134,7 +134,12 @@ StepEffect step_effect(const nlohmann::json &state, const nlohmann::json &step)
         const nlohmann::json &t = r.contains("totals") ? r["totals"] : nlohmann::json::object();
         e.did = "created " + n(t, "links_created") + " well annotation link(s) on " + n(t, "wells") + " well(s), removed " +
                 n(t, "links_removed") + " image link(s)";
-        e.undo = "not journaled: delete the created wellannotationlink rows by hand, or " + restore;
+        if (r.contains("journal") && r["journal"].is_string()) {
+            e.did += "; journaled in " + r.value("journal", "") + " (OMERO session(s) " + json_text(r["sessions"]) + ")";
+            e.undo = sd + " annotations move-to-wells --undo " + shell_quote(r.value("journal", "")) +
+                     " --apply (deletes exactly the well links it created, gives back the image links it removed)";
+        } else
+            e.undo = "not journaled: delete the created wellannotationlink rows by hand, or " + restore;
     } else if (id == "vacuum-full") {
         e.did = "rewrote " + n(r, "tables") + " table(s): " + human_bytes(r.value("size_before", 0ULL)) + " → " +
                 human_bytes(r.value("size_after", 0ULL));

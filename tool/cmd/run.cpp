@@ -174,6 +174,12 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
         steps.push_back(new_step(d.id, d.title, d.command, extra));
     }
     std::string run_id = utc_timestamp() + "-" + std::to_string(getpid());
+    // The wells step's journal (what its undo needs), one per run: a resumed attempt continues it.
+    for (auto &x : steps)
+        if (x.value("id", "") == "wells") {
+            x["command"].push_back("--journal");
+            x["command"].push_back(o.backup_dir + "/wells-move-" + run_id + ".json");
+        }
     std::string log = out().log_file().empty() ? dir_name(state_path) + "/omero-upgrade-run-" + run_id + ".log"
                                                : lexical_absolute(out().log_file());
     std::string dbname = st.dbname;
