@@ -114,7 +114,7 @@ for n in $(seq 1 "$steps"); do
       op="ctrlc $1 $2"
       "$TOOL" --server-dir "$r/OMERO.server" "$@" >"$t/bg.out" 2>&1 &
       pid=$!
-      sleep "$((RANDOM % 4)).$((RANDOM % 10))"
+      sleep "$((RANDOM % 3)).$((RANDOM % 10))"
       kill -INT "$pid" 2>/dev/null
       wait "$pid"; rc=$?
       out=$(cat "$t/bg.out") ;;
