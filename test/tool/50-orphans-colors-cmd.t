@@ -123,10 +123,17 @@ is "$(jq -r '.exit_code, .result.counts.converted, .result.counts.already' <<<"$
   "convert again resumes: the rest converted, the rest already done"
 out=$(ou colors status 2>&1)
 like "$out" "argb_to_rgba: $n_shapes converted, 0 pending" "status: all converted"
+like "$out" "rgba_to_argb: 0 converted, $n_shapes pending \(0 by the formula, $n_shapes from the journal; 0 left alone\)" \
+  "… the reverse would restore every shape from the journal"
 
 j=$(ou --json colors revert)
 is "$(jq -r '.exit_code, .result.counts.restored' <<<"$j" | tr '\n' ' ')" "0 $n_shapes " "colors revert: every shape restored from the journal"
 is "$(colours)" "$orig" "… exactly the original colours (alpha 0 included)"
+j=$(ou --json colors status)
+is "$(jq -r '.result.directions[] | select(.direction == "rgba_to_argb") | [.pending, .to_convert, .to_restore, .left_alone] | @tsv' <<<"$j")" \
+  "0	0	0	$n_shapes" "status after the revert: nothing pending in that direction (a run would change nothing)"
+is "$(jq -r '.result.directions[] | select(.direction == "argb_to_rgba") | [.pending, .to_convert] | @tsv' <<<"$j")" \
+  "$n_shapes	$n_shapes" "… and every shape pending (by the formula) in the other"
 
 # Every shape with the database to itself and nothing journaled: the one-pass rewrite (CALL's
 # method 'auto'); otherwise batches, saying why; results the same

@@ -147,16 +147,22 @@ CommandRun setup_status(CLI::App &sub)
         Settings s = load_settings(false);
         auto db = connect_db(s);
         std::string schema = require_extension(*db);
+        // pending: what a run of every shape in that direction would touch (to_convert by the
+        // formula, to_restore from the journal); left_alone: what it would leave as it is.
         Rows r = db->query("SELECT direction, converted, pending, purged, coalesce(last_at::text, '') AS last_at, runs,"
-                           "       running_runs, interrupted_runs FROM " + schema + ".omero_colors_status()");
+                           "       running_runs, interrupted_runs, to_convert, to_restore, left_alone FROM " + schema +
+                           ".omero_colors_status()");
         nlohmann::json rows = nlohmann::json::array();
         for (size_t i = 0; i < r.rows.size(); i++) {
             nlohmann::json j = {{"direction", r.str(i, "direction")}, {"last_at", r.str(i, "last_at")}};
-            for (const char *c : {"converted", "pending", "purged", "runs", "running_runs", "interrupted_runs"})
+            for (const char *c : {"converted", "pending", "to_convert", "to_restore", "left_alone", "purged", "runs",
+                                  "running_runs", "interrupted_runs"})
                 j[c] = std::stoll(r.str(i, c));
             rows.push_back(j);
             out().say(r.str(i, "direction") + ": " + r.str(i, "converted") + " converted, " + r.str(i, "pending") +
-                      " pending, " + r.str(i, "purged") + " purged; " + r.str(i, "runs") + " run(s), " +
+                      " pending (" + r.str(i, "to_convert") + " by the formula, " + r.str(i, "to_restore") +
+                      " from the journal; " + r.str(i, "left_alone") + " left alone), " + r.str(i, "purged") +
+                      " purged; " + r.str(i, "runs") + " run(s), " +
                       r.str(i, "running_runs") + " running, " + r.str(i, "interrupted_runs") + " interrupted" +
                       (r.str(i, "last_at").empty() ? "" : "; last " + r.str(i, "last_at")));
         }
