@@ -175,6 +175,9 @@ std::unique_ptr<Db> Db::connect(const ConnParams &p)
     // (ALTER ROLE … SET search_path, PGOPTIONS and "$user" included). Session-wide, so it holds
     // after a failed transaction too.
     db->query("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)");
+    // The extension's progress NOTICEs carry their JSON DETAIL (parse_progress) only for sessions
+    // that ask: ours, whatever application_name a -d conninfo gives; a psql user's never does.
+    db->query("SELECT pg_catalog.set_config('omero_upgrade.progress_detail', 'on', false)");
     return db;
 }
 
