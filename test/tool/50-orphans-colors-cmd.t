@@ -150,7 +150,7 @@ is "$(jq -r '.exit_code, .result.method, .result.counts.converted, .result.count
   "0 batch 0 $n_shapes " "convert again: by batches (the journal holds the conversion), nothing changes"
 is "$(exact_fast)" "$n_shapes" "… colours unchanged"
 out=$(ou colors convert --rewrite 2>&1); rc=$?
-is "$rc" 2 "--rewrite when every shape is converted already: refused"
+is "$rc" 1 "--rewrite when every shape is converted already: refused (a precondition: exit 1)"
 like "$out" "already converted" "… saying why"
 like "$out" "hint: omero-upgrade colors convert --batches converts only what is left" "… the hint names the command and flag to use"
 unlike "$out" "CALL |=> |omero_colors_rewrite" "… not the extension's SQL"
@@ -165,6 +165,9 @@ is "$rc" 0 "convert while another session is connected"
 like "$out" "converting by batches, not by the one-pass rewrite: 1 other session\(s\) are connected" "… by batches, saying why"
 is "$(q w_db -c "SELECT method FROM omero_upgrade.color_runs ORDER BY run_id DESC LIMIT 1")" "batch" "… recorded as a batch run"
 is "$(exact_fast)" "$n_shapes" "… every shape converted"
+out=$(ou colors revert --rewrite 2>&1); rc=$?
+is "$rc" 1 "revert --rewrite while another session is connected: refused with exit 1 (other sessions: 1 in every command)"
+like "$out" "needs the database to itself: 1 other session\(s\) are connected" "… saying why"
 q postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'w_db' AND query LIKE '%pg_sleep(20)%' AND pid <> pg_backend_pid()" >/dev/null
 wait "$sleeper" 2>/dev/null
 ou colors revert >/dev/null 2>&1

@@ -3,6 +3,7 @@
 // commits per batch: Ctrl-C (a libpq cancel) leaves every batch converted and journaled or
 // untouched, and running the command again resumes. ROI/image/shape ids inline or from files.
 #include "extcall.hpp"
+#include "help_text.hpp"
 #include "progress.hpp"
 #include "settings.hpp"
 
@@ -83,8 +84,17 @@ CommandRun setup_convert(CLI::App &sub, const std::string &direction)
 
         Rows r;
         if (o->rewrite) {
-            r = db->query("SELECT * FROM " + schema + ".omero_colors_rewrite($1, $2::boolean)",
-                          {direction, o->dry_run ? "true" : "false"});
+            try {
+                r = db->query("SELECT * FROM " + schema + ".omero_colors_rewrite($1, $2::boolean)",
+                              {direction, o->dry_run ? "true" : "false"});
+            } catch (const DbError &e) {
+                // Its refusals (other sessions connected, shapes journaled, shapes newer than a
+                // completed conversion) are preconditions refused: exit 1, as "other sessions use
+                // the database" is in every command (README, "Exit codes").
+                if (e.sqlstate == "55000" && std::string(e.what()).rfind("omero_colors_rewrite ", 0) == 0)
+                    throw Refused(cli_terms(e.what()), cli_terms(e.hint));
+                throw;
+            }
         } else if (o->dry_run) {
             r = db->query("SELECT * FROM " + schema + ".omero_colors_convert_tx(" + args + ", true)", params);
         } else {
