@@ -170,6 +170,11 @@ std::unique_ptr<Db> Db::connect(const ConnParams &p)
         if (shown.insert(where).second)
             out().detail(where);
     }
+    // What was left to libpq (a service file, PG* variables), as it resolved it.
+    for (auto [field, value] : {std::pair{&db->params_.host, PQhost(db->conn_)}, std::pair{&db->params_.port, PQport(db->conn_)},
+                                std::pair{&db->params_.dbname, PQdb(db->conn_)}, std::pair{&db->params_.user, PQuser(db->conn_)}})
+        if (field->empty() && value)
+            *field = value;
     PQsetNoticeReceiver(db->conn_, &Db::notice_receiver, db.get());
     // Before anything else is sent: no name of ours resolves through a schema others may write
     // (ALTER ROLE … SET search_path, PGOPTIONS and "$user" included). Session-wide, so it holds
