@@ -27,7 +27,7 @@ all test demo bench build install clean:
 	  $(MAKE) --no-print-directory PG= PG_CONFIG="$$pgc" $@
 else
 EXTENSION  = omero_upgrade
-EXTVERSION = 1.1
+EXTVERSION = 1.2
 MODULE_big = omero_upgrade
 PG_CONFIG ?= pg_config
 export PG_CONFIG
