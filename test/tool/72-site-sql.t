@@ -31,10 +31,10 @@ printf '%s\n' "CREATE TABLE site_notes (id int8 PRIMARY KEY, note text);" "INSER
 echo "not sql: ignored" > "$site/README.txt"
 
 out=$(ou db upgrade --site-sql "$site" --dry-run 2>&1); rc=$?
-is "$rc" 0 "--dry-run: exit 0"
+is "$rc" 3 "--dry-run: exit 3 (not there yet: a hop and site files pending)"
 like "$out" "would apply 010_lsid.sql \(sha256 $(sha "$site/010_lsid.sql")\)" "… lists the first site file with its SHA-256"
 like "$out" "would apply 020_notes.sql" "… and the second"
-like "$out" "would run: psql -X -q -1 -v ON_ERROR_STOP=1 -U omero_ss -f $site/010_lsid.sql" "… and how each would run"
+like "$out" "would run: psql .*OMERO5.3__1.sql.*${nl}would run: psql -X -q -1 -v ON_ERROR_STOP=1 -U omero_ss -f $site/010_lsid.sql" "… and how each would run, after the hop"
 unlike "$out" "README" "… only *.sql files"
 is "$(version ss_db) $(q ss_db -c "SELECT count(*) FROM omero_upgrade.site_sql") $(q ss_db -c "SELECT to_regclass('site_notes') IS NULL")" \
   "OMERO5.3__1 0 t" "… and changes nothing"
@@ -153,5 +153,25 @@ like "$out" "schema +differs: 1 difference\(s\) from a fresh OMERO5.4__0 \(1 cha
 out=$(orun 2>&1); rc=$?
 is "$rc" 0 "run --site-sql again: exit 0"
 like "$out" "nothing to do" "… nothing to do: upgraded, and every site file applied"
+
+# ---- a run of site SQL only (the installation already upgraded): rolled back like any run ----------------
+printf '%s\n' "CREATE TABLE site_only (x int);" > "$site3/020_only.sql"
+out=$(orun --dry-run 2>&1); rc=$?
+unlike "$out" "nothing to do" "a new site file on an upgraded installation: not \"nothing to do\""
+out=$(orun 2>&1); rc=$?
+is "$rc" 0 "run of site SQL only: exit 0"
+[ "$rc" -eq 0 ] || diag "$(tail -20 <<<"$out")"
+is "$(q ss_run -c "SELECT to_regclass('site_only') IS NOT NULL") $(q ss_run -c "SELECT count(*) FROM omero_upgrade.site_sql")" "t 2" \
+  "… the site file applied and recorded (no hop)"
+out=$("$TOOL" --server-dir "$r/OMERO.server" rollback --dry-run 2>&1)
+like "$out" "applied site SQL .*020_only|site SQL \(1 file" "rollback --dry-run: the site SQL is a change of the database"
+out=$("$TOOL" --server-dir "$r/OMERO.server" rollback 2>&1); rc=$?
+is "$rc" 0 "… rollback: exit 0"
+[ "$rc" -eq 0 ] || diag "$(tail -20 <<<"$out")"
+into=$(jq -r .rollback.into "$r/.omero-upgrade-run.json")
+is "$(q "$into" -c "SELECT to_regclass('site_only') IS NULL") $(q "$into" -c "SELECT string_agg(file_name, ',') FROM omero_upgrade.site_sql")" \
+  "t 010_lsid.sql" "… the backup from before the run restored: without the site file's table and record"
+like "$(grep -o '<property name="omero.db.name" value="[^"]*"' "$r/OMERO.server/etc/grid/config.xml")" "value=\"$into\"" \
+  "… and the server uses it"
 
 done_testing

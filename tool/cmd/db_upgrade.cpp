@@ -280,18 +280,18 @@ CommandRun setup_upgrade(CLI::App &sub)
             throw CommandError("psql is not on PATH", "install the PostgreSQL client (e.g. apt install postgresql-client)");
 
         if (o->dry_run) {
-            if (site)
-                for (const auto &f : site->files)
-                    if (f.status == "pending")
-                        out().say("would run: psql -X -q -1 -v ON_ERROR_STOP=1 -U " + p.s.omero_db_user + " -f " + f.path +
-                                  ", recording it with sha256 " + f.sha256);
             for (size_t i = 0; i < p.hops.size(); i++) {
                 if (!p.hops[i].precheck.empty())
                     out().say("would run: psql -X -q -v ON_ERROR_STOP=1 -U " + p.s.omero_db_user + " -f " + p.hops[i].precheck);
                 out().say("would run: psql -X -q -v ON_ERROR_STOP=1 -U " + p.s.omero_db_user + " -f " + p.hops[i].script +
                           ", then check that dbpatch shows " + p.hops[i].to + " finished");
             }
-            return EXIT_NOT_YET;  // hops pending
+            if (site)
+                for (const auto &f : site->files)
+                    if (f.status == "pending")
+                        out().say("would run: psql -X -q -1 -v ON_ERROR_STOP=1 -U " + p.s.omero_db_user + " -f " + f.path +
+                                  ", recording it with sha256 " + f.sha256);
+            return EXIT_NOT_YET;  // hops or site SQL files pending
         }
 
         auto t0 = std::chrono::steady_clock::now();
