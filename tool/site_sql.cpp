@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <regex>
 
 namespace ou {
 
@@ -61,6 +62,7 @@ public:
         dir_ = buf.data();
     }
     ~TempDir() { remove_tree(dir_); }
+    const std::string &path() const { return dir_; }
     std::string write(const std::string &name, const std::string &text)
     {
         std::string p = dir_ + "/" + name;
@@ -120,17 +122,45 @@ size_t SitePlan::changed() const
     return std::count_if(files.begin(), files.end(), [](const SiteFile &f) { return f.status == "changed"; });
 }
 
+size_t SitePlan::refused() const
+{
+    return std::count_if(files.begin(), files.end(), [](const SiteFile &f) { return f.status == "refused"; });
+}
+
+std::string find_psql_include(const std::string &content)
+{
+    // A meta-command starts a line (after blanks) with a backslash; the include commands are
+    // \i, \ir, \include, \include_relative, followed by blanks or the end of the line.
+    static const std::regex re(R"(^[ \t]*\\(i|ir|include|include_relative)([ \t]|$))");
+    size_t start = 0, n = 1;
+    while (start <= content.size()) {
+        size_t end = content.find('\n', start);
+        std::string line = content.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        if (!line.empty() && line.back() == '\r')
+            line.pop_back();
+        if (std::regex_search(line, re))
+            return "line " + std::to_string(n) + ": " + line;
+        if (end == std::string::npos)
+            break;
+        start = end + 1;
+        n++;
+    }
+    return "";
+}
+
 nlohmann::json SitePlan::to_json() const
 {
     nlohmann::json fs = nlohmann::json::array();
     for (const auto &f : files) {
         nlohmann::json j = {{"name", f.name}, {"sha256", f.sha256}, {"status", f.status}};
+        if (!f.problem.empty())
+            j["problem"] = f.problem;
         if (!f.record.is_null())
             j["record"] = f.record;
         fs.push_back(j);
     }
     return {{"dir", dir},         {"store", store}, {"store_file", store_file}, {"files", fs},
-            {"pending", pending()}, {"changed", changed()}, {"recorded_missing", recorded_missing}};
+            {"pending", pending()}, {"changed", changed()}, {"refused", refused()}, {"recorded_missing", recorded_missing}};
 }
 
 SitePlan plan_site_sql(const Settings &s, Db &db, const std::string &dir_in)
@@ -185,7 +215,13 @@ SitePlan plan_site_sql(const Settings &s, Db &db, const std::string &dir_in)
     for (auto &f : p.files) {
         auto it = rec.find(f.name);
         if (it == rec.end()) {
-            f.status = "pending";
+            std::string inc = find_psql_include(f.content);
+            if (inc.empty())
+                f.status = "pending";
+            else {
+                f.status = "refused";
+                f.problem = "it includes another file (" + inc + "), which would run without being part of its SHA-256";
+            }
             continue;
         }
         f.record = it->second;
@@ -208,6 +244,9 @@ bool show_site_plan(const SitePlan &p, bool dry_run)
         else if (f.status == "applied")
             out().say("  already applied " + f.name + " (sha256 " + f.sha256 + ", " + f.record.value("applied_at", "") +
                       "): skipped");
+        else if (f.status == "refused")
+            out().error("site SQL " + f.name + " is refused: " + f.problem +
+                        "; put the included SQL into the site file itself (psql's \\i, \\ir, \\include are not allowed)");
         else
             out().error("site SQL " + f.name + " was applied with sha256 " + f.record.value("sha256", "") + " (" +
                         f.record.value("applied_at", "") + ") but now has sha256 " + f.sha256 +
@@ -215,7 +254,7 @@ bool show_site_plan(const SitePlan &p, bool dry_run)
     }
     for (const auto &n : p.recorded_missing)
         out().warn("site SQL " + n + " is recorded as applied but is no longer in " + p.dir);
-    return p.changed() == 0;
+    return p.blocking() == 0;
 }
 
 nlohmann::json apply_site_sql(const Settings &s, Db &db, SitePlan &p, const std::string &db_version,
@@ -252,7 +291,7 @@ nlohmann::json apply_site_sql(const Settings &s, Db &db, SitePlan &p, const std:
             c.conninfo.replace(pos, needle.size(), "application_name=" + conninfo_quote(appname));
         ProcOptions po;
         po.env = c.env;
-        po.cwd = p.dir;  // \i of another file resolves in DIR (that file is not part of the checksum)
+        po.cwd = tmp.path();  // not DIR: nothing there is reachable by a relative name (includes are refused anyway)
         po.log_stdout = true;
         std::vector<std::string> argv = {"psql", "-X", "-q", "-1", "-v", "ON_ERROR_STOP=1",
                                          "-v", "ou_schema=" + schema, "-v", "ou_name=" + f.name,

@@ -26,8 +26,9 @@ struct SiteFile {
     std::string content;  // the bytes read once: hashed and given to psql
     std::string sha256;
     // "pending" (to apply), "applied" (recorded with this checksum), "changed" (recorded with
-    // another checksum: refused)
+    // another checksum: refused), "refused" (not applied, and it includes another file: problem)
     std::string status;
+    std::string problem;    // why a file is refused
     nlohmann::json record;  // the record when there is one
 };
 
@@ -39,6 +40,8 @@ struct SitePlan {
     std::vector<std::string> recorded_missing;  // recorded names with no file in DIR (warned)
     size_t pending() const;
     size_t changed() const;
+    size_t refused() const;
+    size_t blocking() const { return changed() + refused(); }  // any: nothing may run
     nlohmann::json to_json() const;
 };
 
@@ -47,8 +50,13 @@ struct SitePlan {
 // The plan: every file with its status against the records of the database db is connected to.
 SitePlan plan_site_sql(const Settings &s, Db &db, const std::string &dir);
 
+// A psql include (\i, \ir, \include, \include_relative) in a site file: "line N: TEXT", or "".
+// What it includes would run without being part of the file's checksum, so such a file is
+// refused before anything runs.
+std::string find_psql_include(const std::string &content);
+
 // Prints the plan's lines ("site SQL 010_lsid.sql: apply (sha256 …)", "… already applied …",
-// refusals with both checksums) and warnings. Returns false when a file changed (refused).
+// refusals with both checksums) and warnings. Returns false when a file changed or is refused.
 bool show_site_plan(const SitePlan &p, bool dry_run);
 
 // Applies the pending files in order, as the OMERO database user; returns the JSON of what was

@@ -5,7 +5,7 @@
 # omero_upgrade.site_sql when the extension is installed, else in a private file beside the
 # server directory); a file changed after it was applied is refused with both checksums (nothing
 # runs); a new file is applied alone; a failing file is rolled back and not recorded; a file that
-# ends its own transaction is refused; --dry-run lists what would run and changes nothing; the
+# ends its own transaction is refused, so is one with a psql include (\i, \ir); --dry-run lists what would run and changes nothing; the
 # caller's search_path does not reach the files.
 source "$(dirname "$0")/../lib/tap.sh"
 source "$OU_SRC/test/lib/sample-server.sh"
@@ -103,6 +103,25 @@ is "$rc" 2 "a file that ends its own transaction: exit 2"
 like "$out" "ended its own transaction" "… says so"
 is "$(q ss_db -c "SELECT count(*) FROM omero_upgrade.site_sql WHERE file_name = '060_commit.sql'")" "0" "… and is not recorded"
 rm "$site/060_commit.sql"
+
+# A psql include would run a file that is not part of the checksum: refused before anything runs.
+printf '%s\n' "INSERT INTO site_notes VALUES (7, 'seventh');" > "$site/070_ok.sql"
+printf '%s\n' "INSERT INTO site_notes VALUES (8, 'eighth');" > "$site/inc_body.sql.txt"
+printf '%s\n' "SELECT 1;" "  \\ir inc_body.sql.txt" > "$site/080_inc.sql"
+out=$(ou db upgrade --site-sql "$site" 2>&1); rc=$?
+is "$rc" 1 "a site file with a psql include (\\ir): exit 1"
+like "$out" "080_inc.sql is refused: it includes another file \(line 2: +\\\\ir inc_body.sql.txt\)" "… naming the file and the line"
+is "$(q ss_db -c "SELECT count(*) FROM site_notes WHERE id IN (7, 8)") $(q ss_db -c "SELECT count(*) FROM omero_upgrade.site_sql WHERE file_name IN ('070_ok.sql', '080_inc.sql')")" \
+  "0 0" "… and nothing ran (not even the file before it)"
+j=$(ou --json db upgrade --site-sql "$site" --dry-run); rc=$?
+is "$rc $(jq -r '[.result.site_sql.refused, (.result.site_sql.files[] | select(.status == "refused") | .name)] | map(tostring) | join(" ")' <<<"$j")" \
+  "1 1 080_inc.sql" "--dry-run --json refuses it too (exit 1), status refused"
+printf '%s\n' "\\i $site/inc_body.sql.txt" > "$site/080_inc.sql"
+out=$(ou db upgrade --site-sql "$site" 2>&1); rc=$?
+is "$rc" 1 "… \\i with an absolute path too: exit 1"
+rm "$site/080_inc.sql"
+out=$(ou db upgrade --site-sql "$site" 2>&1); rc=$?
+is "$rc $(q ss_db -c "SELECT string_agg(id::text, ',' ORDER BY id) FROM site_notes WHERE id >= 7")" "0 7" "without it, the other file is applied"
 
 # An unprivileged role can neither read nor write the records.
 psql -X -q -c "CREATE ROLE ss_nobody LOGIN" postgres

@@ -19,8 +19,10 @@ mkdir -p "$site"
 printf '%s\n' "CREATE TABLE site_notes (id int8 PRIMARY KEY);" > "$site/010_notes.sql"
 me=$(id -un); host=$(hostname)
 
+t0=$(date -u +%Y-%m-%dT%H:%M:%S)
 out=$(ou run --new-server "$r/OMERO.server-5.6.3.zip" --site-sql "$site" --orphans --colors all \
       --move-annotations-to-wells screen:1 2>&1); rc=$?
+t1=$(date -u +%Y-%m-%dT%H:%M:%S.999Z)
 is "$rc" 0 "a whole run with site SQL, orphans, colours and wells: exit 0"
 [ "$rc" -eq 0 ] || diag "$(tail -20 <<<"$out")"
 state=$r/.omero-upgrade-run.json
@@ -34,6 +36,9 @@ is "$(jq -r '[.result.entries[] | .source + " " + .database] | unique | join(","
   "… all kept in the upgraded database's omero_upgrade.history"
 is "$(jq -r --arg me "$me" --arg h "$host" '[.result.entries[] | (.os_user == $me and .host == $h and (.db_role | length) > 0)] | all' <<<"$j")" \
   "true" "… each with the database role, the OS user ($me) and the host — the extension's own runs too"
+is "$(jq -r --arg t0 "$t0" --arg t1 "$t1" '[.result.entries[].recorded_at] | (. == sort) and all(. >= $t0 and . <= $t1)' <<<"$j")" \
+  "true" "… each with when (UTC, in order, within the run: $t0 … $t1)"
+is "$(jq -r '[.result.entries[] | select((.what | length) == 0)] | length' <<<"$j")" "0" "… and what, for every entry"
 is "$(jq -r --arg bk "$bk" '.result.entries[] | select(.kind == "backup") | [.what, .checksums[$bk], .from_version] | join(" ")' <<<"$j")" \
   "$bk $bsha OMERO5.3__1" "the backup: its path, SHA-256 and the version it holds"
 hop_sha=$(unzip -p "$r/OMERO.server-5.6.3.zip" 'OMERO.server-5.6.3/sql/psql/OMERO5.4__0/OMERO5.3__1.sql' | sha256sum | cut -d' ' -f1)

@@ -241,7 +241,7 @@ CommandRun setup_upgrade(CLI::App &sub)
             site = plan_site_sql(p.s, *p.db, o->site_sql);
             out().result()["site_sql"] = site->to_json();
         }
-        if (p.nothing_to_do && (!site || (site->pending() == 0 && site->changed() == 0))) {
+        if (p.nothing_to_do && (!site || (site->pending() == 0 && site->blocking() == 0))) {
             if (site)
                 show_site_plan(*site, o->dry_run);
             return p.code;
@@ -249,8 +249,9 @@ CommandRun setup_upgrade(CLI::App &sub)
         if (!p.nothing_to_do)
             show_plan(p);
         if (site && !show_site_plan(*site, o->dry_run)) {
-            out().say("hint: nothing was run; a site SQL file that was applied must keep its content (like Flyway's "
-                      "validate): restore it, and put further changes in a new file");
+            out().say(site->changed() ? "hint: nothing was run; a site SQL file that was applied must keep its content (like "
+                                        "Flyway's validate): restore it, and put further changes in a new file"
+                                      : "hint: nothing was run; fix the refused site SQL file(s) and run again");
             return EXIT_PROBLEM;
         }
         nlohmann::json &res = out().result();

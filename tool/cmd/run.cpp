@@ -161,6 +161,8 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
             if (f.status == "changed")
                 p.problems.push_back("site SQL " + f.name + " was applied with sha256 " + f.record.value("sha256", "") +
                                      " but now has sha256 " + f.sha256 + ": an applied file must not change");
+            else if (f.status == "refused")
+                p.problems.push_back("site SQL " + f.name + " is refused: " + f.problem);
     }
     // Every step's preconditions, while the server still runs (nothing to do: none to check).
     if (!(st.finished && st.version == target && tree_newest_version(old_tree) == target) || site_pending) {
@@ -359,7 +361,10 @@ void print_plan(const nlohmann::json &st)
         for (const auto &f : ss["files"]) {
             std::string stt = f.value("status", "");
             out().say("               " + f.value("name", "") + ": " +
-                      (stt == "pending" ? "would apply" : stt == "applied" ? "already applied, skipped" : "CHANGED since applied: refused") +
+                      (stt == "pending"   ? "would apply"
+                       : stt == "applied" ? "already applied, skipped"
+                       : stt == "refused" ? "REFUSED: " + f.value("problem", std::string())
+                                          : std::string("CHANGED since applied: refused")) +
                       " (sha256 " + f.value("sha256", "") + ")");
         }
     }
