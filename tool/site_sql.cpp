@@ -328,7 +328,8 @@ nlohmann::json apply_site_sql(const Settings &s, Db &db, SitePlan &p, const std:
                                    "\nits transaction was rolled back and nothing of it is recorded" +
                                    (applied.empty() ? "" : "; the " + std::to_string(applied.size()) +
                                                                " file(s) before it are applied and recorded"),
-                               "fix the file, then run the same command again: it applies " + f.name + " and what follows");
+                               "fix the file, then run the same command again: it applies " + f.name + " and what follows",
+                               EXIT_PROBLEM);  // as a failing hop
         }
         nlohmann::json rec = {{"name", f.name},         {"sha256", f.sha256},   {"applied_at", utc_timestamp("%Y-%m-%dT%H:%M:%SZ")},
                               {"os_user", os_user},     {"host", host},         {"db_role", cp.user},
