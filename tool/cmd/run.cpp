@@ -1038,6 +1038,9 @@ Register reg({"run", "the whole upgrade, step by step, resumable (--dry-run show
                           return std::regex_match(v, form) ? "" : "expected screen:IDS, plate:IDS or well:IDS (e.g. plate:1,2)";
                       });
                   sub.add_flag("--vacuum-full", a.o.vacuum_full, "also VACUUM FULL ANALYZE the upgraded database");
+                  sub.add_flag("--online", a.o.online,
+                               "run db-verify, --orphans and --colors after server-start, with OMERO up (colours by "
+                               "journaled batches): a shorter offline window");
                   sub.add_option("--force-step", a.o.force_steps,
                                  "do not check the preconditions of this step in the plan (repeatable: "
                                  "binaries-install, db-upgrade, vacuum-full, cache-clear); vacuum-full also "
