@@ -29,8 +29,12 @@ const std::map<std::string, CommandDoc> &docs()
         {"cache clear", {"0 cleared (or nothing to clear); 1 refused: the server is running, or the cache is not a plain directory",
                          "omero-upgrade cache clear --dry-run"}},
         {"check", {"0 every prerequisite holds (warnings allowed); 1 one failed", "omero-upgrade check --new-server OMERO.server-5.6.3-ice36.zip"}},
-        {"colors convert", {"0 converted (or nothing to do); 1 a problem was found", "omero-upgrade colors convert --dry-run"}},
-        {"colors revert", {"0 reverted (or nothing to do); 1 a problem was found", "omero-upgrade colors revert --dry-run"}},
+        {"colors convert", {"0 converted (or nothing to do); 1 a problem was found (shapes changed by OMERO, or while "
+                            "working), or --rewrite refused (other sessions, shapes journaled)",
+                            "omero-upgrade colors convert --dry-run"}},
+        {"colors revert", {"0 reverted (or nothing to do); 1 a problem was found (shapes changed by OMERO, or while "
+                           "working), or --rewrite refused (other sessions, shapes journaled)",
+                           "omero-upgrade colors revert --dry-run"}},
         {"colors status", {"0 shown", "omero-upgrade colors status"}},
         {"config upgrade-check", {"0 set (or already so); 1 bin/omero config set did not take", "omero-upgrade config upgrade-check off"}},
         {"db orphans scan", {"0 counted (and listed)", "omero-upgrade db orphans scan --list"}},

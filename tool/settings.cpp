@@ -302,6 +302,19 @@ std::unique_ptr<Db> connect_db(const Settings &s, const std::string &dbname)
     return db;
 }
 
+std::unique_ptr<Db> connect_db(Settings &s, const std::string &dbname)
+{
+    auto db = Db::connect(conn_for(s, dbname));
+    if (dbname.empty()) {
+        const ConnParams &p = db->params();
+        for (auto [mine, resolved] : {std::pair{&s.conn.host, &p.host}, std::pair{&s.conn.port, &p.port},
+                                      std::pair{&s.conn.dbname, &p.dbname}, std::pair{&s.conn.user, &p.user}})
+            if (mine->empty())
+                *mine = *resolved;
+    }
+    return db;
+}
+
 void require_omero_bin(const Settings &s)
 {
     std::string bin = s.server_path("bin/omero");

@@ -128,7 +128,7 @@ int run_rollback()
         Settings s = load_settings(true);
         require_omero_bin(s);
         omero_config_set(s, "omero.db.name", rb.value("into", ""));
-        out().say("      restored before into " + rb.value("into", "") + "; omero.db.name set to it again");
+        out().step("      restored before into " + rb.value("into", "") + "; omero.db.name set to it again");
         o.exit_code = 0;
         o.json = {{"result", {{"database", rb.value("into", "")}, {"switched", true}, {"restored_before", true}}}};
         return o;

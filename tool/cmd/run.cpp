@@ -97,7 +97,7 @@ ChildOutcome tree_listing(const nlohmann::json &state)
     write_file_atomic(file, s.str());
     o.exit_code = 0;
     o.json = {{"result", {{"listing", file}, {"root", root}, {"files", g_listing_files}, {"bytes", g_listing_bytes}}}};
-    out().say("      " + std::to_string(g_listing_files) + " files, " + human_bytes(g_listing_bytes) + " listed in " +
+    out().step("      " + std::to_string(g_listing_files) + " files, " + human_bytes(g_listing_bytes) + " listed in " +
               file);
     return o;
 }
@@ -478,7 +478,7 @@ bool backup_recorded(const nlohmann::json &state, std::string *why)
     std::string want = b.value("sha256", "");
     if (g_backup_checked == p + "\n" + want)
         return true;
-    out().say("      comparing the SHA-256 of the backup " + p + " with the recorded one");
+    out().step("      comparing the SHA-256 of the backup " + p + " with the recorded one");
     std::string got;
     try {
         // As backup computes it: of the file, or of the sidecar listing a directory dump's files.
@@ -633,7 +633,7 @@ Executor make_executor(nlohmann::json &state, const std::string &state_path, con
             } else if (state["backup"].is_object()) {
                 state["backup"]["verified_again"] = step["ended"];  // backup verify of the earlier one
             }
-            out().say("      backup " + state["backup"].value("path", "") + " sha256 " +
+            out().step("      backup " + state["backup"].value("path", "") + " sha256 " +
                       state["backup"].value("sha256", ""));
         }
         if (id == "server-stop" && state["downtime"].value("stopped_at", nlohmann::json()).is_null())
@@ -937,7 +937,7 @@ int run_run()
             if (!a.o.new_server.empty() && lexical_absolute(a.o.new_server) != st["options"].value("new_server", ""))
                 throw CommandError("--resume continues the recorded run, whose new server is " +
                                    st["options"].value("new_server", "") + ", not " + a.o.new_server);
-            out().say("resuming run " + st.value("run_id", "") + " (" + st.value("status", "") + " at step " +
+            out().step("resuming run " + st.value("run_id", "") + " (" + st.value("status", "") + " at step " +
                       st.value("failed_step", "?") + ")");
             // --force-step given to --resume: recorded, and the step's command gets --force.
             for (const auto &f : a.o.force_steps) {
