@@ -91,3 +91,15 @@ SELECT h.id, h.recorded_at, h.db_role, h.os_user, h.host, h.kind, h.what, h.from
 $$;
 COMMENT ON FUNCTION @extschema@.omero_history() IS
   'the history of changes made by omero-upgrade and this extension, oldest first';
+
+-- 40_colors.sql: omero_colors_status() gained three columns (to_convert, to_restore, left_alone)
+-- after 1.1 was released (put into omero_upgrade--1.0--1.1.sql as well): a changed result, so
+-- DROP and CREATE (a 1.1 from its own install script still has the old one).
+DROP FUNCTION @extschema@.omero_colors_status();
+CREATE FUNCTION @extschema@.omero_colors_status()
+RETURNS TABLE (direction pg_catalog.text, converted pg_catalog.int8, pending pg_catalog.int8, purged pg_catalog.int8, first_at pg_catalog.timestamptz,
+               last_at pg_catalog.timestamptz, runs pg_catalog.int8, running_runs pg_catalog.int8, interrupted_runs pg_catalog.int8,
+               to_convert pg_catalog.int8, to_restore pg_catalog.int8, left_alone pg_catalog.int8)
+AS 'MODULE_PATHNAME', 'omero_colors_status' LANGUAGE C STABLE;
+COMMENT ON FUNCTION @extschema@.omero_colors_status() IS
+  'per direction: shapes converted (journaled), with purged originals; when; runs done, running, interrupted; what a run of every shape in that direction would do: pending = to_convert (formula) + to_restore (journaled originals), left_alone';
