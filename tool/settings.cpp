@@ -312,6 +312,7 @@ std::unique_ptr<Db> connect_db(Settings &s, const std::string &dbname)
             if (mine->empty())
                 *mine = *resolved;
     }
+    identify_session(*db);  // as the const overload: the extension's own history records name who runs the tool
     return db;
 }
 
