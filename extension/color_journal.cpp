@@ -1,5 +1,6 @@
 // The colour journal: run log, state queries, omero_colors_status(), omero_colors_purge_journal().
 #include "color_journal.hpp"
+#include "history.hpp"
 #include "omero_db.hpp"
 #include "srf.hpp"
 
@@ -122,6 +123,12 @@ void Journal::finish_run(int64_t run_id, std::optional<int64_t> covered_to)
     spi_.exec("UPDATE omero_upgrade.color_runs SET finished_at = pg_catalog.clock_timestamp(), covered_to = $2"
               " WHERE run_id = $1",
               {spi::int8(run_id), covered_to ? spi::int8(*covered_to) : spi::null(INT8OID)});
+    // The run's row as the history entry's details, in the run's (last) transaction.
+    std::string details = spi_.scalar("SELECT pg_catalog.to_jsonb(r)::pg_catalog.text FROM omero_upgrade.color_runs r"
+                                      " WHERE r.run_id OPERATOR(pg_catalog.=) $1",
+                                      {spi::int8(run_id)})
+                              .value_or("{}");
+    record_history(spi_, "colors", "shape colours converted (run " + std::to_string(run_id) + ")", details);
 }
 
 std::optional<int64_t> Journal::covered_to(const std::string &direction)

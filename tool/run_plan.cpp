@@ -26,7 +26,7 @@ nlohmann::json RunOptions::to_json() const
             {"jobs", jobs},             {"orphans", orphans},         {"colors", colors},
             {"wells", wells},           {"vacuum_full", vacuum_full}, {"carry_scripts", carry_scripts},
             {"stop_timeout", stop_timeout}, {"force_steps", force_steps}, {"no_space_check", no_space_check},
-            {"online", online}};
+            {"site_sql", site_sql}, {"online", online}};
 }
 
 RunOptions RunOptions::from_json(const nlohmann::json &j)
@@ -44,6 +44,7 @@ RunOptions RunOptions::from_json(const nlohmann::json &j)
     o.stop_timeout = j.value("stop_timeout", 0);
     o.force_steps = j.value("force_steps", std::vector<std::string>{});
     o.no_space_check = j.value("no_space_check", false);
+    o.site_sql = j.value("site_sql", "");
     o.online = j.value("online", false);
     return o;
 }
@@ -234,8 +235,14 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target)
     add({"binaries-install", "install the new server and repoint the OMERO.server symlink", install,
          "unpacks beside the current tree, copies etc/grid/config.xml, swaps the symlink; the old tree is kept",
          true, true});
-    add({"db-upgrade", "upgrade the database, hop by hop", {"db", "upgrade", "--target", target},
-         "runs the new server's sql/psql scripts (listed above) as the OMERO database user", true, true});
+    std::vector<std::string> upgrade = {"db", "upgrade", "--target", target};
+    if (!o.site_sql.empty())
+        upgrade.insert(upgrade.end(), {"--site-sql", o.site_sql});
+    add({"db-upgrade", o.site_sql.empty() ? "upgrade the database, hop by hop" : "upgrade the database, hop by hop, then the site SQL",
+         upgrade,
+         std::string("runs the new server's sql/psql scripts (listed above) as the OMERO database user") +
+             (o.site_sql.empty() ? "" : ", then the site SQL files not applied yet (listed above), each in its own transaction"),
+         true, true});
     // Its verdict goes into the report; a schema that differs, or one it could not verify, does
     // not stop the run (README, "omero-upgrade run").
     // --online: the steps that are safe with OMERO up (verify reads the catalogs; the orphan delete

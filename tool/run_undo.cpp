@@ -41,6 +41,15 @@ void read_run_database(const nlohmann::json &state, const Installation &m, Rollb
         p.reasons.push_back("the database " + name + " is at " + st->version + (st->finished ? "" : " (unfinished)") +
                             ", was " + before + ": restore the backup into a new database and switch to it");
     }
+    // Site SQL files the run meant to apply (db upgrade --site-sql, in step db-upgrade): content
+    // changes like the optional steps', also when no hop ran (a run of site files only).
+    const nlohmann::json &site = state.contains("site_sql") ? state["site_sql"] : nlohmann::json();
+    if (site.is_object() && site.value("pending", 0) > 0 && attempted(state, "db-upgrade") && !p.db_changed) {
+        p.db_changed = true;
+        p.reasons.push_back("step db-upgrade applied site SQL (" + std::to_string(site.value("pending", 0)) +
+                            " file(s) from " + site.value("dir", "") + ") to " + name +
+                            ": restore the backup into a new database and switch to it");
+    }
     for (const char *id : {"orphans", "colors", "wells"})
         if (attempted(state, id) && !p.db_changed) {
             p.db_changed = true;
@@ -119,6 +128,9 @@ StepEffect step_effect(const nlohmann::json &state, const nlohmann::json &step)
             hops += (hops.empty() ? "" : ", ") + h.value("from", "") + " → " + h.value("to", "");
         e.did = "ran " + std::to_string(state.value("hops", nlohmann::json::array()).size()) + " upgrade script(s)" +
                 (hops.empty() ? "" : ": " + hops);
+        if (r.contains("site_sql") && r["site_sql"].is_object() && r["site_sql"].contains("applied"))
+            e.did += "; applied " + std::to_string(r["site_sql"]["applied"].size()) + " site SQL file(s) from " +
+                     r["site_sql"].value("dir", "");
         e.undo = "no script undoes an upgrade: " + restore;
     } else if (id == "orphans") {
         e.did = "deleted " + n(r, "deleted") + " orphaned annotation(s) in orphans run " + n(r, "run_id") + " (" +

@@ -3,6 +3,7 @@
 // stop the new server, point OMERO.server back at the old tree, restore the pre-upgrade backup
 // into a new database and set omero.db.name to it (restore --switch, on the old tree's
 // config.xml), start the old server, and check it runs. The upgraded database is kept.
+#include "history.hpp"
 #include "run_state.hpp"
 
 #include "common.hpp"
@@ -220,6 +221,30 @@ int run_rollback()
         out().say("rolled back: " + sdir + " runs the old tree again, on database " +
                   (restores ? rb.value("into", "") + " (restored from " + st["backup"].value("path", "") + ")"
                             : st["database"].value("name", "") + " (unchanged, not restored)"));
+        // In the database the server now uses (the restored one has its own history from the backup).
+        nlohmann::json sums = nlohmann::json::object();
+        if (restores && st["backup"].is_object())
+            sums[st["backup"].value("path", "")] = st["backup"].value("sha256", "");
+        try {
+            Settings hs = load_settings(false);
+            HistoryEntry e{"rollback", "run " + st.value("run_id", "") + " rolled back",
+                            st["database"].value("version_after", st["database"].value("target", "")),
+                            st["database"].value("version_before", ""), sums,
+                            {{"run_id", st.value("run_id", "")},
+                             {"database", restores ? rb.value("into", "") : st["database"].value("name", "")},
+                             {"restored", restores},
+                             {"server", sdir},
+                             {"tree", st["server"].value("old_tree", "")}}};
+            record_history(hs, e);  // the database the server now uses
+            std::string upgraded = st["database"].value("name", "");
+            if (restores && !upgraded.empty() && upgraded != hs.conn.dbname) {
+                auto db = connect_db(hs, upgraded);  // and the upgraded one, kept
+                if (has_history_table(*db))
+                    record_history(db.get(), e);
+            }
+        } catch (const CommandError &e) {
+            out().warn(std::string("the rollback is not in the history: ") + e.what());
+        }
     }
     save_state(state_path, st);
     out().result() = rb;

@@ -15,6 +15,7 @@
 #include "fsutil.hpp"
 #include "installation.hpp"
 #include "settings.hpp"
+#include "site_sql.hpp"
 
 #include <ftw.h>
 #include <sys/stat.h>
@@ -123,6 +124,8 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
     o.backup_dir = lexical_absolute(o.backup_dir);
     if (!o.colors.empty() && o.colors != "all" && o.colors[0] == '@')
         o.colors = "@" + lexical_absolute(o.colors.substr(1));
+    if (!o.site_sql.empty())
+        o.site_sql = lexical_absolute(o.site_sql);
     Settings s = load_settings(true);
     require_omero_bin(s);
     if (!a.dry_run)
@@ -147,8 +150,22 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
     if (!old_tree.empty() && !p.ns.is_archive && real_path(o.new_server) == old_tree)
         p.problems.push_back("the new server " + o.new_server + " is the current server tree");
     p.steps = build_steps(o, target);
+    // Site SQL: what would run, and a changed file (refused by db upgrade) stops the plan now.
+    nlohmann::json site_json = nullptr;
+    bool site_pending = false;
+    if (!o.site_sql.empty()) {
+        SitePlan sp = plan_site_sql(s, *db, o.site_sql);
+        site_json = sp.to_json();
+        site_pending = sp.pending() > 0;
+        for (const auto &f : sp.files)
+            if (f.status == "changed")
+                p.problems.push_back("site SQL " + f.name + " was applied with sha256 " + f.record.value("sha256", "") +
+                                     " but now has sha256 " + f.sha256 + ": an applied file must not change");
+            else if (f.status == "refused")
+                p.problems.push_back("site SQL " + f.name + " is refused: " + f.problem);
+    }
     // Every step's preconditions, while the server still runs (nothing to do: none to check).
-    if (!(st.finished && st.version == target && tree_newest_version(old_tree) == target)) {
+    if (!(st.finished && st.version == target && tree_newest_version(old_tree) == target) || site_pending) {
         std::vector<std::string> ids;
         for (const auto &d : p.steps)
             ids.push_back(d.id);
@@ -157,7 +174,7 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
     }
     // Already upgraded: the database at the target, finished, and the tree OMERO.server points to
     // made for it. Nothing to do means no stop, no backup, no new run record.
-    if (st.finished && st.version == target && tree_newest_version(old_tree) == target)
+    if (st.finished && st.version == target && tree_newest_version(old_tree) == target && !site_pending)
         p.nothing = "the installation is already upgraded: " + st.dbname + " is at " + target + " and " + sdir +
                     " runs " + old_tree + ", whose scripts lead to " + target;
 
@@ -219,6 +236,7 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
           {"bytes", p.ns.bytes},
           {"newest", p.ns.newest}}},
         {"hops", hops},
+        {"site_sql", site_json},
         {"steps", steps},
         {"backup", nullptr},
         {"schema", nullptr},
@@ -339,6 +357,23 @@ void print_plan(const nlohmann::json &st)
     for (const auto &h : st["hops"])
         out().say("               " + h.value("from", "") + " → " + h.value("to", "") + ": " + h.value("script", "") +
                   " (after its -precheck.sql when present)");
+    if (st.contains("site_sql") && st["site_sql"].is_object()) {
+        const auto &ss = st["site_sql"];
+        out().say("  site SQL   " + ss.value("dir", "") + ": " + std::to_string(ss["files"].size()) + " file(s), " +
+                  std::to_string(ss.value("pending", 0)) + " to apply after the hops (in name order, each in its own "
+                  "transaction; records in " +
+                  (ss.value("store", "") == "extension" ? std::string("omero_upgrade.site_sql") : ss.value("store_file", "")) +
+                  "):");
+        for (const auto &f : ss["files"]) {
+            std::string stt = f.value("status", "");
+            out().say("               " + f.value("name", "") + ": " +
+                      (stt == "pending"   ? "would apply"
+                       : stt == "applied" ? "already applied, skipped"
+                       : stt == "refused" ? "REFUSED: " + f.value("problem", std::string())
+                                          : std::string("CHANGED since applied: refused")) +
+                      " (sha256 " + f.value("sha256", "") + ")");
+        }
+    }
     out().say("  space      backup dir " + sp.value("backup_dir", "") + ": " +
               human_bytes(sp.value("backup_dir_free", 0ULL)) + " free, needs about " +
               human_bytes(sp.value("backup_needs_about", 0ULL)) + "; beside the server: " +
@@ -1089,6 +1124,8 @@ Register reg({"run", "the whole upgrade, step by step, resumable (--dry-run show
                   sub.add_option("--stop-timeout", a.o.stop_timeout,
                                  "seconds server stop may wait for the server to be down (default: its own)")
                       ->check(CLI::Range(1, 86400));
+                  sub.add_option("--site-sql", a.o.site_sql,
+                                 "after the official hops, apply DIR's *.sql files not applied yet (db upgrade --site-sql)");
                   sub.add_option("--rollback-into", a.into,
                                  "the database a later rollback restores into (default: <db>_before_<date>)");
                   return [] { return run_run(); };
