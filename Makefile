@@ -27,7 +27,8 @@ all test demo bench build install clean:
 	  $(MAKE) --no-print-directory PG= PG_CONFIG="$$pgc" $@
 else
 EXTENSION  = omero_upgrade
-EXTVERSION = 1.1
+# The extension's version, once: omero_upgrade.control's default_version (the tool's --version too).
+EXTVERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" omero_upgrade.control)
 MODULE_big = omero_upgrade
 PG_CONFIG ?= pg_config
 export PG_CONFIG

@@ -8,7 +8,9 @@
 #       official-style colour UPDATE of every shape (bench/colors.sh's), the cache cleared, the
 #       upgrade check turned off, jvmcfg, admin start;
 #   (b) `omero-upgrade run --orphans --colors all` (the same optional steps), its window read from
-#       its own record (downtime.seconds: from the start of the stop to the end of the start).
+#       its own record (downtime.seconds: from the start of the stop to the end of the start);
+#   (c) the same with --online: db-verify, the orphan delete and the colour conversion (by
+#       batches) after the server start, with OMERO up.
 # Prints each window, the ratio ours / by hand (goal <= 0.5), and where ours spends its window,
 # step by step (from the run's state). Both sides run with work_mem = 256MB (the official NOT IN
 # needs it: bench/orphans.sh). Each side's total (backup included) is printed too.
@@ -99,31 +101,39 @@ hand=$(secs "$ta1" "$ta2")
 [ "$(q omero_bench_hand -c "SELECT currentversion || '__' || currentpatch FROM dbpatch ORDER BY id DESC LIMIT 1")" = OMERO5.4__0 ] \
   || { echo "bench downtime: the hand upgrade did not reach OMERO5.4__0" >&2; exit 1; }
 
-# --- (b) omero-upgrade run ---------------------------------------------------------------------
-b=$w/ours
-side "$b" omero_bench_ours
-tb0=$(now)
-"$tool" -q --server-dir "$b/OMERO.server" run --new-server "$b/OMERO.server-5.6.3.zip" --orphans --colors all \
-  >"$w/ours.log" 2>&1 || { echo "bench downtime: omero-upgrade run failed:" >&2; tail -20 "$w/ours.log" >&2; exit 1; }
-tb1=$(now)
-state=$b/.omero-upgrade-run.json
-ours=$(jq -r '.downtime.seconds' "$state")
-[ "$(q omero_bench_ours -c "SELECT currentversion || '__' || currentpatch FROM dbpatch ORDER BY id DESC LIMIT 1")" = OMERO5.4__0 ] \
-  || { echo "bench downtime: the run did not reach OMERO5.4__0" >&2; exit 1; }
-# Both did the same work: the same annotations and shape colours are left.
-for x in "SELECT count(*) FROM annotation" "SELECT md5(string_agg(id || ':' || coalesce(fillcolor, 0) || ':' || coalesce(strokecolor, 0), ',' ORDER BY id)) FROM shape"; do
-  [ "$(q omero_bench_hand -c "$x")" = "$(q omero_bench_ours -c "$x")" ] \
-    || { echo "bench downtime: the two upgrades left different data ($x)" >&2; exit 1; }
-done
-
+# --- (b), (c) omero-upgrade run ------------------------------------------------------------------
+# ours SIDE EXTRA-FLAGS…: runs the tool on a fresh side; sets ours_window, ours_all, ours_state.
+ours() {
+  local side_dir=$w/$1 d=omero_bench_$1 t0 t1; shift
+  side "$side_dir" "$d"
+  t0=$(now)
+  "$tool" -q --server-dir "$side_dir/OMERO.server" run --new-server "$side_dir/OMERO.server-5.6.3.zip" --orphans --colors all "$@" \
+    >"$w/$d.log" 2>&1 || { echo "bench downtime: omero-upgrade run $* failed:" >&2; tail -20 "$w/$d.log" >&2; exit 1; }
+  t1=$(now)
+  ours_state=$side_dir/.omero-upgrade-run.json
+  ours_window=$(jq -r '.downtime.seconds' "$ours_state")
+  ours_all=$(secs "$t0" "$t1")
+  [ "$(q "$d" -c "SELECT currentversion || '__' || currentpatch FROM dbpatch ORDER BY id DESC LIMIT 1")" = OMERO5.4__0 ] \
+    || { echo "bench downtime: the run did not reach OMERO5.4__0" >&2; exit 1; }
+  # The same work as by hand: the same annotations and shape colours are left.
+  for x in "SELECT count(*) FROM annotation" "SELECT md5(string_agg(id || ':' || coalesce(fillcolor, 0) || ':' || coalesce(strokecolor, 0), ',' ORDER BY id)) FROM shape"; do
+    [ "$(q omero_bench_hand -c "$x")" = "$(q "$d" -c "$x")" ] \
+      || { echo "bench downtime: by hand and run $* left different data ($x)" >&2; exit 1; }
+  done
+  echo "bench downtime: run $*: window $(printf %.1f "$ours_window") s, all $(printf %.1f "$ours_all") s; where it goes (seconds; * = server down):" >&2
+  jq -r '.steps[] | "  \(if .offline then "*" else " " end) \(.id): \(.seconds // 0 | . * 10 | round / 10)"' "$ours_state" >&2
+}
+ours ours
+ours=$ours_window
+ours online --online
+online=$ours_window
 echo "bench downtime: $(q "$db" -c "SELECT count(*) FROM shape") shapes, $(q "$db" -c "SELECT count(*) FROM annotation") annotations;" \
-  "by hand: window $(printf %.1f "$hand") s, all $(printf %.1f "$(secs "$ta0" "$ta2")") s;" \
-  "omero-upgrade run: window $(printf %.1f "$ours") s, all $(printf %.1f "$(secs "$tb0" "$tb1")") s" >&2
-echo "bench downtime: where the run's window goes (seconds; * = server down):" >&2
-jq -r '.steps[] | "  \(if .offline then "*" else " " end) \(.id): \(.seconds // 0 | . * 10 | round / 10)"' "$state" >&2 || true
+  "by hand: window $(printf %.1f "$hand") s, all $(printf %.1f "$(secs "$ta0" "$ta2")") s" >&2
 printf 'ratio offline window, omero-upgrade run / by hand (goal <= 0.50): %.2fx (by hand %.1fs, ours %.1fs)\n' \
   "$(echo "$ours / $hand" | bc -l)" "$hand" "$ours"
-for d in omero_bench_hand omero_bench_ours; do
+printf 'ratio offline window, omero-upgrade run --online / by hand (goal <= 0.50): %.2fx (by hand %.1fs, ours %.1fs)\n' \
+  "$(echo "$online / $hand" | bc -l)" "$hand" "$online"
+for d in omero_bench_hand omero_bench_ours omero_bench_online; do
   (cd "$w/${d#omero_bench_}/OMERO.server" 2>/dev/null && bin/omero admin stop >/dev/null 2>&1) || true
   q postgres -c "DROP DATABASE IF EXISTS $d" >/dev/null
 done

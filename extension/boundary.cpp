@@ -26,6 +26,7 @@ namespace {
 const char *const kSafePath = "pg_catalog, pg_temp";
 Call *g_current = nullptr;
 char *g_omero_schema = nullptr;  // omero_upgrade.omero_schema
+bool g_progress_detail = false;  // omero_upgrade.progress_detail
 
 int push_safe_path()
 {
@@ -116,6 +117,11 @@ const char *omero_schema_setting()
     return g_omero_schema && *g_omero_schema ? g_omero_schema : nullptr;
 }
 
+bool progress_detail_setting()
+{
+    return g_progress_detail;
+}
+
 } // namespace ou
 
 void _PG_init(void)
@@ -124,5 +130,12 @@ void _PG_init(void)
         "omero_upgrade.omero_schema",
         "Schema of OMERO's tables, for a database where more than one schema holds a table named dbpatch.",
         "Empty (the default): the one schema that holds a table named dbpatch.", &ou::g_omero_schema, "",
+        PGC_USERSET, 0, nullptr, nullptr, nullptr);
+    // The tool sets it on each of its connections (tool/db.cpp): psql users see the progress
+    // message alone, the tool gets the JSON DETAIL it parses (extension/progress.hpp).
+    DefineCustomBoolVariable(
+        "omero_upgrade.progress_detail",
+        "Progress NOTICEs carry a machine-readable JSON DETAIL (for omero-upgrade).",
+        "Off (the default): the progress message alone, as a psql user reads it.", &ou::g_progress_detail, false,
         PGC_USERSET, 0, nullptr, nullptr, nullptr);
 }

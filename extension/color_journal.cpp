@@ -1,5 +1,6 @@
 // The colour journal: run log, state queries, omero_colors_status(), omero_colors_purge_journal().
 #include "color_journal.hpp"
+#include "history.hpp"
 #include "omero_db.hpp"
 #include "srf.hpp"
 
@@ -122,6 +123,12 @@ void Journal::finish_run(int64_t run_id, std::optional<int64_t> covered_to)
     spi_.exec("UPDATE omero_upgrade.color_runs SET finished_at = pg_catalog.clock_timestamp(), covered_to = $2"
               " WHERE run_id = $1",
               {spi::int8(run_id), covered_to ? spi::int8(*covered_to) : spi::null(INT8OID)});
+    // The run's row as the history entry's details, in the run's (last) transaction.
+    std::string details = spi_.scalar("SELECT pg_catalog.to_jsonb(r)::pg_catalog.text FROM omero_upgrade.color_runs r"
+                                      " WHERE r.run_id OPERATOR(pg_catalog.=) $1",
+                                      {spi::int8(run_id)})
+                              .value_or("{}");
+    record_history(spi_, "colors", "shape colours converted (run " + std::to_string(run_id) + ")", details);
 }
 
 std::optional<int64_t> Journal::covered_to(const std::string &direction)
@@ -183,27 +190,67 @@ using namespace ou;
 namespace {
 
 // Per direction: converted (shapes still in the table whose newest chunk is a conversion in that
-// direction), pending, purged, when, and the runs (running: their backend is still there).
-std::string status_sql(const std::string &shape)
+// direction), purged, when, the runs (running: their backend is still there), and what a run of
+// every shape in that direction would do with each shape: the same decision as the batch
+// statement's (colors_sql.cpp, batch_actions), so pending = to_convert + to_restore is what that
+// run would touch, and left_alone what it would leave (already in its result, changed by OMERO
+// since the opposite conversion, the opposite's originals purged, created after a completed
+// conversion in this direction). A shape never journaled is to_convert in both directions: the
+// extension cannot tell ARGB colours from RGBA ones (to_restore says which are exact reverses).
+// ext: the extension's schema, for the two formulas.
+std::string status_sql(const std::string &shape, const std::string &ext)
 {
     const std::string runs = "(SELECT pg_catalog.count(*) FROM omero_upgrade.color_runs r WHERE r.direction = d.direction";
     const std::string alive = "EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = r.backend_pid"
                               " AND a.backend_start IS NOT DISTINCT FROM r.backend_start)";
-    return std::string("WITH st AS (") + colors::colors_state_sql() +
-           "), cur AS (SELECT st.* FROM st JOIN " + shape + " s ON s.id = st.id WHERE st.kind = 'convert'),"
-           " total AS (SELECT pg_catalog.count(*) AS n FROM " + shape + ")"
-           " SELECT d.direction, pg_catalog.count(cur.id) AS converted,"
-           "        (SELECT n FROM total) - pg_catalog.count(cur.id) AS pending,"
-           "        pg_catalog.count(cur.id) FILTER (WHERE cur.purged) AS purged,"
-           "        pg_catalog.min(cur.done_at)::pg_catalog.text AS first_at,"
-           "        pg_catalog.max(cur.done_at)::pg_catalog.text AS last_at,"
-           "        " + runs + ") AS runs,"
-           "        " + runs + " AND r.finished_at IS NULL AND r.resumed_by IS NULL AND " + alive + ") AS running_runs,"
+    // The state of each shape: its newest chunk's element (originals and version/update_id after).
+    return std::string(
+               "WITH st AS (\n"
+               "    SELECT DISTINCT ON (e.id) e.id, c.kind, c.direction, c.purged, c.done_at, e.f, e.st, e.v, e.u\n"
+               "      FROM omero_upgrade.color_journal c\n"
+               "     CROSS JOIN LATERAL omero_upgrade.color_journal_pick(c.shape_ids, c.fill_before, c.stroke_before,\n"
+               "                        c.version_after, c.update_after, c.lo_id, c.hi_id, NULL) AS e\n"
+               "     ORDER BY e.id, c.chunk_id DESC),\n"
+               // The newest completed all-shapes run: shapes above its covered_to, never journaled,
+               // are left alone by the next all-shapes run in its direction (Journal::covered_to).
+               " cov AS (SELECT direction, covered_to FROM omero_upgrade.color_runs"
+               "  WHERE finished_at IS NOT NULL AND covered_to IS NOT NULL ORDER BY finished_at DESC, run_id DESC LIMIT 1),\n"
+               // x: every shape now in the table with its state; same_as_left: the colours, version
+               // and update_id are as the conversion of its newest chunk left them.
+               " x AS (SELECT s.id, st.id IS NOT NULL AS journaled, st.kind, st.direction AS jd, st.purged, st.done_at,\n"
+               "        (st.v IS NOT DISTINCT FROM s.version AND st.u IS NOT DISTINCT FROM s.update_id\n"
+               "         AND s.fillcolor IS NOT DISTINCT FROM (CASE WHEN st.direction = 'argb_to_rgba' THEN " + ext +
+               ".omero_argb_to_rgba(st.f) ELSE " + ext + ".omero_rgba_to_argb(st.f) END)\n"
+               "         AND s.strokecolor IS NOT DISTINCT FROM (CASE WHEN st.direction = 'argb_to_rgba' THEN " + ext +
+               ".omero_argb_to_rgba(st.st) ELSE " + ext + ".omero_rgba_to_argb(st.st) END)) AS same_as_left\n"
+               "   FROM " + shape + " s LEFT JOIN st ON st.id = s.id),\n"
+               " a AS (SELECT d.direction, x.*,\n"
+               "        CASE WHEN x.id IS NULL THEN NULL\n"
+               "             WHEN NOT x.journaled AND x.id > (SELECT cov.covered_to FROM cov WHERE cov.direction = d.direction)"
+               " THEN 'newer'\n"
+               "             WHEN NOT x.journaled THEN 'convert'\n"
+               "             WHEN x.jd = d.direction THEN 'already'\n"
+               "             WHEN x.kind = 'restore' THEN 'convert'\n"
+               "             WHEN x.purged THEN 'purged'\n"
+               "             WHEN x.same_as_left THEN 'restore'\n"
+               "             ELSE 'changed' END AS action\n"
+               "   FROM (VALUES ('argb_to_rgba'), ('rgba_to_argb')) AS d(direction) LEFT JOIN x ON true)\n"
+               " SELECT d.direction,\n"
+               "        pg_catalog.count(d.id) FILTER (WHERE d.kind = 'convert' AND d.jd = d.direction) AS converted,\n"
+               "        pg_catalog.count(d.id) FILTER (WHERE d.action = 'convert' OR d.action = 'restore') AS pending,\n"
+               "        pg_catalog.count(d.id) FILTER (WHERE d.kind = 'convert' AND d.jd = d.direction AND d.purged) AS purged,\n"
+               "        pg_catalog.min(d.done_at) FILTER (WHERE d.kind = 'convert' AND d.jd = d.direction)::pg_catalog.text"
+               " AS first_at,\n"
+               "        pg_catalog.max(d.done_at) FILTER (WHERE d.kind = 'convert' AND d.jd = d.direction)::pg_catalog.text"
+               " AS last_at,\n"
+               "        ") + runs + ") AS runs,\n"
+           "        " + runs + " AND r.finished_at IS NULL AND r.resumed_by IS NULL AND " + alive + ") AS running_runs,\n"
            "        " + runs + " AND r.finished_at IS NULL AND r.resumed_by IS NULL AND NOT " + alive +
-           ") AS interrupted_runs"
-           "   FROM (VALUES ('argb_to_rgba'), ('rgba_to_argb')) AS d(direction)"
-           "   LEFT JOIN cur ON cur.direction = d.direction"
-           "  GROUP BY d.direction ORDER BY d.direction";
+           ") AS interrupted_runs,\n"
+           "        pg_catalog.count(d.id) FILTER (WHERE d.action = 'convert') AS to_convert,\n"
+           "        pg_catalog.count(d.id) FILTER (WHERE d.action = 'restore') AS to_restore,\n"
+           "        pg_catalog.count(d.id) FILTER (WHERE d.action <> 'convert' AND d.action <> 'restore') AS left_alone\n"
+           "   FROM a AS d GROUP BY d.direction ORDER BY d.direction";
 }
 
 struct PurgeCounts {
@@ -258,16 +305,22 @@ OU_FUNCTION(omero_colors_status)
             spi::Session spi;
             colors::Journal jr(spi);
             jr.require_omero();
-            r = spi.query(status_sql(omero_name(spi, "shape")), {}, true);
+            r = spi.query(status_sql(omero_name(spi, "shape"), extension_schema(spi)), {}, true);
         }
         srf::Writer out(fcinfo);
         using srf::Cell;
-        for (size_t i = 0; i < r.rows.size(); i++)
-            out.put({Cell::of(r.str(i, "direction")), Cell::int8(r.int64(i, "converted")),
-                     Cell::int8(r.int64(i, "pending")), Cell::int8(r.int64(i, "purged")),
-                     Cell::timestamptz(r.get(i, "first_at")), Cell::timestamptz(r.get(i, "last_at")),
-                     Cell::int8(r.int64(i, "runs")), Cell::int8(r.int64(i, "running_runs")),
-                     Cell::int8(r.int64(i, "interrupted_runs"))});
+        for (size_t i = 0; i < r.rows.size(); i++) {
+            std::vector<Cell> row{Cell::of(r.str(i, "direction")), Cell::int8(r.int64(i, "converted")),
+                                  Cell::int8(r.int64(i, "pending")), Cell::int8(r.int64(i, "purged")),
+                                  Cell::timestamptz(r.get(i, "first_at")), Cell::timestamptz(r.get(i, "last_at")),
+                                  Cell::int8(r.int64(i, "runs")), Cell::int8(r.int64(i, "running_runs")),
+                                  Cell::int8(r.int64(i, "interrupted_runs")), Cell::int8(r.int64(i, "to_convert")),
+                                  Cell::int8(r.int64(i, "to_restore")), Cell::int8(r.int64(i, "left_alone"))};
+            // 1.0's declaration (not yet ALTER EXTENSION … UPDATE-d) has the first nine columns.
+            if (out.columns() == 9)
+                row.resize(9);
+            out.put(row);
+        }
         return out.done();
     });
 }

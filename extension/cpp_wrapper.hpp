@@ -34,7 +34,8 @@ extern "C" {
 
 namespace ou {
 
-// A PostgreSQL error caught by pg_guard, carried across C++ frames.
+// A PostgreSQL error caught by pg_guard, carried across C++ frames. edata lives in the
+// transaction's memory (pg_guard), never in memory an unwinding frame may free.
 class PgError : public std::exception {
 public:
     explicit PgError(ErrorData *e) : edata(e) {}
@@ -71,9 +72,14 @@ auto pg_guard(F &&f) -> decltype(f())
         }
         PG_CATCH();
         {
-            MemoryContextSwitchTo(ctx);
+            // The copy must outlive every C++ frame the exception unwinds, spi::Session's
+            // SPI_finish() included, which deletes the SPI connection's memory (usually ctx):
+            // boundary() re-raises it after that. The transaction's context lasts until the
+            // abort that follows the re-raise (or the commit, when the error is handled).
+            MemoryContextSwitchTo(TopTransactionContext ? TopTransactionContext : TopMemoryContext);
             edata = CopyErrorData();
             FlushErrorState();
+            MemoryContextSwitchTo(ctx);
         }
         PG_END_TRY();
         if (edata)

@@ -65,3 +65,15 @@ SELECT omero_upgrade._grant_state('omero_upgrade.orphan_run'::pg_catalog.regclas
 SELECT omero_upgrade._grant_state('omero_upgrade.orphan_archive'::pg_catalog.regclass);
 SELECT omero_upgrade._grant_state('omero_upgrade.color_runs'::pg_catalog.regclass);
 SELECT omero_upgrade._grant_state('omero_upgrade.color_journal'::pg_catalog.regclass);
+
+-- omero_colors_status(): pending counts what a run in that direction would do (1.0: every shape
+-- not converted in that direction), and three columns more (to_convert, to_restore, left_alone):
+-- a changed result, so DROP and CREATE.
+DROP FUNCTION @extschema@.omero_colors_status();
+CREATE FUNCTION @extschema@.omero_colors_status()
+RETURNS TABLE (direction pg_catalog.text, converted pg_catalog.int8, pending pg_catalog.int8, purged pg_catalog.int8, first_at pg_catalog.timestamptz,
+               last_at pg_catalog.timestamptz, runs pg_catalog.int8, running_runs pg_catalog.int8, interrupted_runs pg_catalog.int8,
+               to_convert pg_catalog.int8, to_restore pg_catalog.int8, left_alone pg_catalog.int8)
+AS 'MODULE_PATHNAME', 'omero_colors_status' LANGUAGE C STABLE;
+COMMENT ON FUNCTION @extschema@.omero_colors_status() IS
+  'per direction: shapes converted (journaled), with purged originals; when; runs done, running, interrupted; what a run of every shape in that direction would do: pending = to_convert (formula) + to_restore (journaled originals), left_alone';

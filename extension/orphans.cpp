@@ -17,6 +17,7 @@
 // comes after the lock waits for us and then fails on the deleted row. No dangling link either
 // way; PostgreSQL's own foreign keys stay in force as the last guard.
 #include "args.hpp"
+#include "history.hpp"
 #include "omero.hpp"
 #include "progress.hpp"
 #include "srf.hpp"
@@ -269,6 +270,16 @@ std::pair<int64_t, int64_t> delete_batch(spi::Session &spi, const Rule &rule, co
 }
 
 // The delete, shared by the function (one transaction) and the procedure (commit per batch).
+// The run's row (omero_upgrade.orphan_run) as the history entry's details.
+void record_run_history(spi::Session &spi, const char *kind, const std::string &what, const spi::Param &run)
+{
+    std::string details = spi.scalar("SELECT pg_catalog.to_jsonb(r)::pg_catalog.text FROM omero_upgrade.orphan_run r"
+                                     " WHERE r.id OPERATOR(pg_catalog.=) $1",
+                                     {run})
+                              .value_or("{}");
+    record_history(spi, kind, what, details);
+}
+
 DeleteResult run_delete(const Args &args, bool nonatomic)
 {
     DeleteResult res;
@@ -322,6 +333,7 @@ DeleteResult run_delete(const Args &args, bool nonatomic)
     spi.exec("UPDATE omero_upgrade.orphan_run SET status = 'deleted', finished_at = pg_catalog.clock_timestamp()"
              " WHERE id = $1",
              {run});
+    record_run_history(spi, "orphans", "orphan annotations deleted (run " + std::to_string(*res.run_id) + ")", run);
     if (nonatomic)
         spi.commit();
     notice("omero_orphans_delete: run " + std::to_string(*res.run_id) + ": deleted " + std::to_string(res.deleted) +
@@ -492,6 +504,7 @@ int64_t restore_run(spi::Session &spi, int64_t run_id)
     spi.exec("UPDATE omero_upgrade.orphan_run SET status = 'restored', restored_at = pg_catalog.clock_timestamp()"
              " WHERE id = $1",
              {run});
+    record_run_history(spi, "orphans-restore", "orphan annotations of run " + std::to_string(run_id) + " restored", run);
     notice("omero_orphans_restore: run " + std::to_string(run_id) + ": restored " + std::to_string(restored) +
            " annotation(s)");
     return restored;

@@ -40,7 +40,7 @@ void Progress::update(int64_t done, bool force)
     std::snprintf(detail, sizeof detail,
                   "{\"task\": \"%s\", \"done\": %lld, \"total\": %lld, \"unit\": \"%s\", \"elapsed_s\": %.3f, \"eta_s\": %.3f}",
                   task_.c_str(), (long long)done, (long long)total_, unit_.c_str(), el, eta);
-    notice(msg, detail);
+    notice(msg, progress_detail_setting() ? std::string(detail) : std::string());
 }
 
 } // namespace ou

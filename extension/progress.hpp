@@ -1,7 +1,9 @@
 // Progress of long operations, reported by NOTICE (README, "Design"):
 //   message: omero_upgrade progress: <task>: <done>/<total> <unit> (<pct>%), <rate> <unit>/s, ETA <h:mm:ss>
 //   detail:  {"task": "...", "done": n, "total": n, "unit": "rows", "elapsed_s": x, "eta_s": y}
-// psql users read the message; omero-upgrade parses the JSON detail.
+// psql users read the message; omero-upgrade parses the JSON detail. The detail is sent only when
+// the setting omero_upgrade.progress_detail is on, which the tool sets on each of its connections
+// (not by application_name: a -d conninfo may name its own); a psql session never sees it.
 #pragma once
 
 #include "cpp_wrapper.hpp"
@@ -11,6 +13,9 @@
 #include <string>
 
 namespace ou {
+
+// omero_upgrade.progress_detail (boundary.cpp).
+bool progress_detail_setting();
 
 class Progress {
 public:

@@ -70,6 +70,11 @@ struct Values {
 
 } // namespace
 
+int Writer::columns() const
+{
+    return desc_->natts;
+}
+
 void Writer::put(const std::vector<Cell> &row)
 {
     if ((int)row.size() != desc_->natts)

@@ -48,6 +48,9 @@ class Writer {
 public:
     explicit Writer(FunctionCallInfo fcinfo);
     void put(const std::vector<Cell> &row);
+    // The columns the caller's declaration of the function has (a result that gained columns in a
+    // later version fills only those an older install script declares).
+    int columns() const;
     Datum done() { return (Datum)0; }
 
 private:

@@ -14,6 +14,7 @@
 // The work goes by batches of wells (set-based SQL per batch, ids and events allocated once per
 // batch). The procedure commits after each batch; a re-run finds the done work and skips it.
 #include "args.hpp"
+#include "history.hpp"
 #include "omero.hpp"
 #include "progress.hpp"
 #include "srf.hpp"
@@ -564,6 +565,20 @@ Report run_move(spi::Session &spi, const Options &o, bool commit_batches)
     // The closing NOTICE only for runs long enough to have shown progress: short runs stay quiet.
     if (!well_ids.empty() && progress.elapsed() >= 2.0)
         progress.finish((int64_t)well_ids.size());
+    if (!o.dry_run) {
+        int64_t created = 0, removed = 0;
+        for (const auto &[plate, st] : report) {
+            created += st.created;
+            removed += st.removed;
+        }
+        record_history(spi, "wells", "annotations moved from images to wells",
+                       "{\"wells\": " + std::to_string(well_ids.size()) + ", \"plates\": " + std::to_string(report.size()) +
+                           ", \"links_created\": " + std::to_string(created) + ", \"links_removed\": " +
+                           std::to_string(removed) + ", \"remove_image_links\": " + (o.remove ? "true" : "false") +
+                           ", \"batch_size\": " + std::to_string(o.batch_size) + "}");
+        if (commit_batches)
+            spi.commit();
+    }
     return report;
 }
 

@@ -7,6 +7,7 @@
 // (sha256sum format) and its manifest entry are written. Any failure removes the partial file,
 // so a name without ".partial" is always a complete, verified dump.
 #include "backup.hpp"
+#include "history.hpp"
 #include "checksum.hpp"
 #include "fsutil.hpp"
 #include "installation.hpp"
@@ -553,6 +554,7 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
     out().say("backup verified and written: " + final_path + " (" + human_bytes(size) + ", " + st.version +
               ", " + std::to_string(v.toc.size()) + " entries)");
     out().say("checksum: " + final_path + ".sha256");
+    record_history(&db, {"backup", final_path, st.version, std::nullopt, {{final_path, entry["sha256"]}}, entry});
     return {final_path, entry};
 }
 

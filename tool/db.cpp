@@ -170,11 +170,19 @@ std::unique_ptr<Db> Db::connect(const ConnParams &p)
         if (shown.insert(where).second)
             out().detail(where);
     }
+    // What was left to libpq (a service file, PG* variables), as it resolved it.
+    for (auto [field, value] : {std::pair{&db->params_.host, PQhost(db->conn_)}, std::pair{&db->params_.port, PQport(db->conn_)},
+                                std::pair{&db->params_.dbname, PQdb(db->conn_)}, std::pair{&db->params_.user, PQuser(db->conn_)}})
+        if (field->empty() && value)
+            *field = value;
     PQsetNoticeReceiver(db->conn_, &Db::notice_receiver, db.get());
     // Before anything else is sent: no name of ours resolves through a schema others may write
     // (ALTER ROLE … SET search_path, PGOPTIONS and "$user" included). Session-wide, so it holds
     // after a failed transaction too.
     db->query("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)");
+    // The extension's progress NOTICEs carry their JSON DETAIL (parse_progress) only for sessions
+    // that ask: ours, whatever application_name a -d conninfo gives; a psql user's never does.
+    db->query("SELECT pg_catalog.set_config('omero_upgrade.progress_detail', 'on', false)");
     return db;
 }
 

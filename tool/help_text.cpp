@@ -29,8 +29,12 @@ const std::map<std::string, CommandDoc> &docs()
         {"cache clear", {"0 cleared (or nothing to clear); 1 refused: the server is running, or the cache is not a plain directory",
                          "omero-upgrade cache clear --dry-run"}},
         {"check", {"0 every prerequisite holds (warnings allowed); 1 one failed", "omero-upgrade check --new-server OMERO.server-5.6.3-ice36.zip"}},
-        {"colors convert", {"0 converted (or nothing to do); 1 a problem was found", "omero-upgrade colors convert --dry-run"}},
-        {"colors revert", {"0 reverted (or nothing to do); 1 a problem was found", "omero-upgrade colors revert --dry-run"}},
+        {"colors convert", {"0 converted (or nothing to do); 1 a problem was found (shapes changed by OMERO, or while "
+                            "working), or --rewrite refused (other sessions, shapes journaled)",
+                            "omero-upgrade colors convert --dry-run"}},
+        {"colors revert", {"0 reverted (or nothing to do); 1 a problem was found (shapes changed by OMERO, or while "
+                           "working), or --rewrite refused (other sessions, shapes journaled)",
+                           "omero-upgrade colors revert --dry-run"}},
         {"colors status", {"0 shown", "omero-upgrade colors status"}},
         {"config upgrade-check", {"0 set (or already so); 1 bin/omero config set did not take", "omero-upgrade config upgrade-check off"}},
         {"db orphans scan", {"0 counted (and listed)", "omero-upgrade db orphans scan --list"}},
@@ -40,9 +44,12 @@ const std::map<std::string, CommandDoc> &docs()
                         "omero-upgrade db to-utf8 --into omero_utf8"}},
         {"db plan", {"0 the database is at the target (nothing to do); 3 hops are pending (listed); 1 the database is half-upgraded or newer",
                      "omero-upgrade db plan --new-server OMERO.server-5.6.3-ice36"}},
-        {"db upgrade", {"0 upgraded (or at the target); 3 with --dry-run: hops are pending; 1 refused (the server is running, other "
-                        "sessions) or a script failed",
-                        "omero-upgrade db upgrade --dry-run"}},
+        {"db upgrade", {"0 upgraded (or at the target); 3 with --dry-run: hops (or --site-sql files) are pending; 1 refused (the "
+                        "server is running, other sessions, a site SQL file changed since applied or refused) or a script or site "
+                        "file failed",
+                        "omero-upgrade db upgrade --site-sql /etc/omero/site-sql --dry-run"}},
+        {"history", {"0 listed (also when nothing is recorded; a database that cannot be read is a warning); 2 the history file is "
+                     "not ours", "omero-upgrade history --json"}},
         {"db vacuum", {"0 done; 1 refused (other sessions, not enough free space) or tables were skipped", "omero-upgrade db vacuum --full"}},
         {"db verify", {"0 the schema conforms; 1 it does not (the differences are listed)", "omero-upgrade db verify --new-server OMERO.server-5.6.3-ice36"}},
         {"precheck", {"0 ready for the upgrade; 1 not ready", "omero-upgrade precheck --new-server OMERO.server-5.6.3-ice36.zip"}},

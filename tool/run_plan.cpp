@@ -25,7 +25,8 @@ nlohmann::json RunOptions::to_json() const
     return {{"new_server", new_server}, {"backup_dir", backup_dir},   {"target", target},
             {"jobs", jobs},             {"orphans", orphans},         {"colors", colors},
             {"wells", wells},           {"vacuum_full", vacuum_full}, {"carry_scripts", carry_scripts},
-            {"stop_timeout", stop_timeout}, {"force_steps", force_steps}, {"no_space_check", no_space_check}};
+            {"stop_timeout", stop_timeout}, {"force_steps", force_steps}, {"no_space_check", no_space_check},
+            {"site_sql", site_sql}, {"online", online}};
 }
 
 RunOptions RunOptions::from_json(const nlohmann::json &j)
@@ -43,6 +44,8 @@ RunOptions RunOptions::from_json(const nlohmann::json &j)
     o.stop_timeout = j.value("stop_timeout", 0);
     o.force_steps = j.value("force_steps", std::vector<std::string>{});
     o.no_space_check = j.value("no_space_check", false);
+    o.site_sql = j.value("site_sql", "");
+    o.online = j.value("online", false);
     return o;
 }
 
@@ -241,16 +244,30 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target)
     add({"binaries-install", "install the new server and repoint the OMERO.server symlink", install,
          "unpacks beside the current tree, copies etc/grid/config.xml, swaps the symlink; the old tree is kept",
          true, true});
-    add({"db-upgrade", "upgrade the database, hop by hop", {"db", "upgrade", "--target", target},
-         "runs the new server's sql/psql scripts (listed above) as the OMERO database user", true, true});
+    std::vector<std::string> upgrade = {"db", "upgrade", "--target", target};
+    if (!o.site_sql.empty())
+        upgrade.insert(upgrade.end(), {"--site-sql", o.site_sql});
+    add({"db-upgrade", o.site_sql.empty() ? "upgrade the database, hop by hop" : "upgrade the database, hop by hop, then the site SQL",
+         upgrade,
+         std::string("runs the new server's sql/psql scripts (listed above) as the OMERO database user") +
+             (o.site_sql.empty() ? "" : ", then the site SQL files not applied yet (listed above), each in its own transaction"),
+         true, true});
     // Its verdict goes into the report; a schema that differs, or one it could not verify, does
     // not stop the run (README, "omero-upgrade run").
-    add({"db-verify", "verify the upgraded schema against a fresh one of its version", {"db", "verify"},
-         "builds the fresh schema from the new server's creation files in a scratch database (dropped after) and "
-         "compares the catalogs; changes nothing",
-         true, true});
+    // --online: the steps that are safe with OMERO up (verify reads the catalogs; the orphan delete
+    // re-checks every link as it deletes; the colour conversion goes by journaled batches, each
+    // skipping a shape OMERO changed meanwhile) run after server-start, outside the offline window.
+    std::vector<StepDef> online;
+    auto add_online = [&](StepDef d) {
+        d.offline = !o.online;
+        (o.online ? online : s).push_back(std::move(d));
+    };
+    add_online({"db-verify", "verify the upgraded schema against a fresh one of its version", {"db", "verify"},
+                "builds the fresh schema from the new server's creation files in a scratch database (dropped after) "
+                "and compares the catalogs; changes nothing",
+                true, true});
     if (o.orphans)
-        add({"orphans", "delete orphaned annotations (archived, restorable)", {"db", "orphans", "delete", "--apply"},
+        add_online({"orphans", "delete orphaned annotations (archived, restorable)", {"db", "orphans", "delete", "--apply"},
              "deletes the orphaned annotations the official script would, keeping them in the extension's archive",
              true, true});
     if (!o.colors.empty()) {
@@ -261,12 +278,16 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target)
             c.insert(c.end(), {"--roi-file", o.colors.substr(1)});
         else if (o.colors != "all")
             c.insert(c.end(), {"--roi", o.colors});
-        add({"colors", "convert shape colours ARGB → RGBA", c,
-             o.colors == "all"
-                 ? "converts shape.fillcolor/strokecolor of every shape (one pass over the table when nothing else "
-                   "uses the database), journaled (colors revert undoes it)"
-                 : "converts shape.fillcolor/strokecolor of the chosen ROIs' shapes, journaled (colors revert undoes it)",
-             true, true});
+        else if (o.online)
+            c.push_back("--batches");  // never the rewrite's table lock while OMERO starts and runs
+        add_online({"colors", "convert shape colours ARGB → RGBA", c,
+                    o.colors != "all"
+                        ? "converts shape.fillcolor/strokecolor of the chosen ROIs' shapes, journaled (colors revert undoes it)"
+                    : o.online ? "converts shape.fillcolor/strokecolor of every shape by journaled batches while OMERO runs "
+                                 "(colors revert undoes it)"
+                               : "converts shape.fillcolor/strokecolor of every shape (one pass over the table when "
+                                 "nothing else uses the database), journaled (colors revert undoes it)",
+                    true, true});
     }
     if (!o.wells.empty()) {
         // "screen:1,2" → annotations move-to-wells --screen 1,2 --apply (validated by the option).
@@ -292,6 +313,8 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target)
          "runs bin/omero admin jvmcfg; checks PATH, PYTHONPATH and OMERODIR", true, true});
     add({"server-start", "start the new server", {"server", "start"}, "runs bin/omero admin start; the server is up",
          true, true});
+    for (StepDef &d : online)
+        s.push_back(std::move(d));
     add({"diagnostics", "server diagnostics", {"server", "diagnostics"}, "runs bin/omero admin diagnostics", false,
          true});
     return s;

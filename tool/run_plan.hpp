@@ -28,6 +28,8 @@ struct RunOptions {
     int stop_timeout = 0;        // server stop --timeout (0: its default)
     std::vector<std::string> force_steps;  // --force-step: the plan does not check their preconditions
     bool no_space_check = false;  // --no-space-check: passed to check and backup; the plan warns only
+    std::string site_sql;        // db upgrade --site-sql DIR (absolute; "" = none)
+    bool online = false;          // --online: db-verify, orphans and colors after server-start, OMERO up
 
     nlohmann::json to_json() const;
     static RunOptions from_json(const nlohmann::json &j);

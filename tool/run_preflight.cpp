@@ -27,21 +27,23 @@ bool local_host(const std::string &h)
 }
 
 struct Who {
-    std::string user;
-    bool superuser = false, db_owner = false;
+    std::string user, quoted;
+    bool superuser = false, db_owner = false, createdb = false;
 };
 
 Who who(Db &db)
 {
-    Rows r = db.query("SELECT current_user AS u, r.rolsuper AS s, "
-                      "       pg_catalog.pg_has_role(current_user, d.datdba, 'USAGE') AS o"
+    Rows r = db.query("SELECT current_user AS u, pg_catalog.quote_ident(current_user) AS q, r.rolsuper AS s, "
+                      "       r.rolcreatedb AS c, pg_catalog.pg_has_role(current_user, d.datdba, 'USAGE') AS o"
                       "  FROM pg_catalog.pg_roles r, pg_catalog.pg_database d"
                       " WHERE r.rolname = current_user AND d.datname = pg_catalog.current_database()");
     Who w;
     if (r.empty())
         return w;
     w.user = r.str(0, "u");
+    w.quoted = r.str(0, "q");
     w.superuser = r.str(0, "s") == "t";
+    w.createdb = r.str(0, "c") == "t";
     w.db_owner = r.str(0, "o") == "t";
     return w;
 }
@@ -67,7 +69,8 @@ std::string not_owned(Db &db, const std::string &where)
 
 const std::vector<std::string> &checked_steps()
 {
-    static const std::vector<std::string> ids = {"binaries-install", "db-upgrade", "vacuum-full", "cache-clear"};
+    static const std::vector<std::string> ids = {"binaries-install", "db-upgrade", "db-verify", "vacuum-full",
+                                                   "cache-clear"};
     return ids;
 }
 
@@ -95,6 +98,28 @@ std::vector<std::string> step_preconditions(const RunOptions &o, const Settings 
             p.push_back("step db-upgrade: the upgrade scripts alter OMERO's tables, but " + w.user + " does not own " +
                         n + ": connect as their owner (config.xml's omero.db.user, or run --db-user OWNER) or a "
                         "superuser" + skip("db-upgrade"));
+    }
+    // db-verify builds a fresh schema in a scratch database that the connecting role creates (CREATEDB
+    // or a superuser), owned by the OMERO database user (a role that is not a superuser must be
+    // able to act as it). Without that it could only say "not verified" after the upgrade.
+    if (check("db-verify") && !w.superuser) {
+        if (!w.createdb)
+            p.push_back("step db-verify: " + w.user + " may not create databases, and db verify builds the fresh schema "
+                        "in a scratch database of its own (dropped after), so the upgraded schema could not be "
+                        "verified: as a superuser ALTER ROLE " + w.quoted + " CREATEDB, or run --db-user with a role "
+                        "that may (CREATEDB or a superuser, e.g. --db-user postgres); or go on without the verify: "
+                        "--force-step db-verify (the report then says \"not verified\")");
+        else if (!s.omero_db_user.empty() && s.omero_db_user != w.user) {
+            Rows m = db.query("SELECT pg_catalog.pg_has_role(current_user, r.oid, 'MEMBER') AS m, "
+                              "       pg_catalog.quote_ident(r.rolname) AS q"
+                              "  FROM pg_catalog.pg_roles r WHERE r.rolname = $1",
+                              {s.omero_db_user});
+            if (m.empty() || m.str(0, "m") != "t")
+                p.push_back("step db-verify: " + w.user + " may create databases but not act as the OMERO database user " +
+                            s.omero_db_user + ", who owns db verify's scratch database: as a superuser GRANT " +
+                            (m.empty() ? s.omero_db_user : m.str(0, "q")) + " TO " + w.quoted +
+                            ", or run --db-user with a superuser; or go on without the verify: --force-step db-verify");
+        }
     }
     // vacuum-full: db vacuum --full refuses when it cannot check the free space of PostgreSQL's
     // data directory, or when there is not enough, and skips tables the user may not vacuum.

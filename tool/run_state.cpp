@@ -331,7 +331,8 @@ int execute(nlohmann::json &root, nlohmann::json &state, nlohmann::json &steps, 
         std::string shown = "omero-upgrade";
         for (const auto &a : args)
             shown += " " + shell_quote(a);
-        out().say("[" + std::to_string(i) + "/" + std::to_string(n) + "] " + step.value("title", id) +
+        // What is being done now: chatter on stderr (dropped by -q); the report is the result.
+        out().step("[" + std::to_string(i) + "/" + std::to_string(n) + "] " + step.value("title", id) +
                   (step.value("internal", false) || args.empty() ? "" : ": " + shown));
 
         auto t0 = std::chrono::steady_clock::now();
@@ -371,7 +372,7 @@ int execute(nlohmann::json &root, nlohmann::json &state, nlohmann::json &steps, 
                 return EXIT_ERROR;
             }
             save_state(x.state_path, root);
-            out().say("      done in " + hms(secs));
+            out().step("      done in " + hms(secs));
             continue;
         }
         step["status"] = intr ? "interrupted" : "failed";

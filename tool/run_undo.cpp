@@ -5,6 +5,7 @@
 #include "fsutil.hpp"
 #include "run_state.hpp"
 
+#include <set>
 #include <sys/stat.h>
 
 namespace ou::run {
@@ -39,6 +40,15 @@ void read_run_database(const nlohmann::json &state, const Installation &m, Rollb
         p.db_changed = true;
         p.reasons.push_back("the database " + name + " is at " + st->version + (st->finished ? "" : " (unfinished)") +
                             ", was " + before + ": restore the backup into a new database and switch to it");
+    }
+    // Site SQL files the run meant to apply (db upgrade --site-sql, in step db-upgrade): content
+    // changes like the optional steps', also when no hop ran (a run of site files only).
+    const nlohmann::json &site = state.contains("site_sql") ? state["site_sql"] : nlohmann::json();
+    if (site.is_object() && site.value("pending", 0) > 0 && attempted(state, "db-upgrade") && !p.db_changed) {
+        p.db_changed = true;
+        p.reasons.push_back("step db-upgrade applied site SQL (" + std::to_string(site.value("pending", 0)) +
+                            " file(s) from " + site.value("dir", "") + ") to " + name +
+                            ": restore the backup into a new database and switch to it");
     }
     for (const char *id : {"orphans", "colors", "wells"})
         if (attempted(state, id) && !p.db_changed) {
@@ -118,6 +128,9 @@ StepEffect step_effect(const nlohmann::json &state, const nlohmann::json &step)
             hops += (hops.empty() ? "" : ", ") + h.value("from", "") + " → " + h.value("to", "");
         e.did = "ran " + std::to_string(state.value("hops", nlohmann::json::array()).size()) + " upgrade script(s)" +
                 (hops.empty() ? "" : ": " + hops);
+        if (r.contains("site_sql") && r["site_sql"].is_object() && r["site_sql"].contains("applied"))
+            e.did += "; applied " + std::to_string(r["site_sql"]["applied"].size()) + " site SQL file(s) from " +
+                     r["site_sql"].value("dir", "");
         e.undo = "no script undoes an upgrade: " + restore;
     } else if (id == "orphans") {
         e.did = "deleted " + n(r, "deleted") + " orphaned annotation(s) in orphans run " + n(r, "run_id") + " (" +
@@ -133,7 +146,12 @@ StepEffect step_effect(const nlohmann::json &state, const nlohmann::json &step)
         const nlohmann::json &t = r.contains("totals") ? r["totals"] : nlohmann::json::object();
         e.did = "created " + n(t, "links_created") + " well annotation link(s) on " + n(t, "wells") + " well(s), removed " +
                 n(t, "links_removed") + " image link(s)";
-        e.undo = "not journaled: delete the created wellannotationlink rows by hand, or " + restore;
+        if (r.contains("journal") && r["journal"].is_string()) {
+            e.did += "; journaled in " + r.value("journal", "") + " (OMERO session(s) " + json_text(r["sessions"]) + ")";
+            e.undo = sd + " annotations move-to-wells --undo " + shell_quote(r.value("journal", "")) +
+                     " --apply (deletes exactly the well links it created, gives back the image links it removed)";
+        } else
+            e.undo = "not journaled: delete the created wellannotationlink rows by hand, or " + restore;
     } else if (id == "vacuum-full") {
         e.did = "rewrote " + n(r, "tables") + " table(s): " + human_bytes(r.value("size_before", 0ULL)) + " → " +
                 human_bytes(r.value("size_after", 0ULL));
@@ -152,6 +170,71 @@ StepEffect step_effect(const nlohmann::json &state, const nlohmann::json &step)
         e.undo = sd + " server stop";
     }
     return e;
+}
+
+std::string previous_record(const std::string &state_path, const nlohmann::json &state)
+{
+    const auto &pr = state.value("previous_run", nlohmann::json());
+    if (pr.is_object() && !pr.value("state_file", "").empty())
+        return state_exists(pr.value("state_file", "")) ? pr.value("state_file", "") : "";
+    // Older records: the kept files beside the state file (<state>.<run id>), the newest older one.
+    std::string dir = dir_name(state_path), base = base_name(state_path) + ".", id = state.value("run_id", "");
+    std::string best, best_id;
+    for (const auto &n : dir_entries(dir).value_or(std::vector<std::string>{})) {
+        if (n.rfind(base, 0) != 0 || n.size() <= base.size() || n.find(".lock") != std::string::npos ||
+            n.find(".tmp") != std::string::npos)
+            continue;
+        std::string rid = n.substr(base.size());
+        if (rid < id && rid > best_id && dir + "/" + n != state_path) {
+            best_id = rid;
+            best = dir + "/" + n;
+        }
+    }
+    return best;
+}
+
+RollbackTarget rollback_target(const std::string &state_path, const nlohmann::json &state, const Installation &m)
+{
+    RollbackTarget t{state_path, state, {}};
+    std::set<std::string> seen{state_path};
+    for (;;) {
+        const nlohmann::json &st = t.state;
+        const nlohmann::json &rb = st.value("rollback", nlohmann::json());
+        std::string status = st.value("status", "");
+        std::string next;
+        if (status == "rolled back") {
+            // Passed over by an earlier rollback: follow to the run it rolled back.
+            if (!rb.is_object() || !rb.value("nothing_changed", false) || rb.value("rolled_back_state", "").empty())
+                return t;
+            next = rb.value("rolled_back_state", "");
+        } else {
+            if (rb.is_object() && rb.contains("steps")) {
+                t.undoable = true;  // its rollback has begun: it is the one to finish
+                return t;
+            }
+            bool backup = st["backup"].is_object() && !st["backup"].value("path", "").empty();
+            if (backup) {
+                RollbackPlan p = plan_rollback(st, m, "");
+                if (p.switched || p.db_changed) {
+                    t.undoable = true;
+                    return t;
+                }
+            }
+            next = previous_record(state_path, st);
+        }
+        if (next.empty() || seen.count(next) || !state_exists(next))
+            return t;
+        nlohmann::json prev;
+        try {
+            prev = load_state(next);
+        } catch (const CommandError &) {
+            return t;
+        }
+        seen.insert(next);
+        t.passed.emplace_back(t.path, t.state);
+        t.path = next;
+        t.state = prev;
+    }
 }
 
 std::string backup_age(const nlohmann::json &state)
@@ -180,7 +263,7 @@ std::vector<std::string> advice(const nlohmann::json &state, const RollbackPlan 
     if (p.nothing()) {
         if (status != "completed")
             a.push_back(resume + " (nothing has changed yet: the server still runs the old tree on the unchanged "
-                                 "database, so there is nothing to roll back)");
+                                 "database, so there is nothing of this run to roll back)");
         else
             a.push_back("nothing to roll back: the installation shows no change of this run");
         return a;

@@ -43,6 +43,30 @@ RollbackPlan plan_rollback(const nlohmann::json &state, const Installation &m, c
 // and resume).
 std::vector<std::string> advice(const nlohmann::json &state, const RollbackPlan &p);
 
+// The run a rollback undoes: the newest recorded run that changed something (the installation
+// shows its switch or its database change), following the chain of records back from the state
+// file (each new run records the one it kept aside in "previous_run": {"run_id", "state_file"}).
+// A run that changed nothing (no backup, or nothing of it shows) is passed over for the run
+// before it, so a failed run that changed nothing never hides the way back to before the last
+// run that did; a run whose rollback has begun, or a run rolled back, ends the search. A run
+// already passed over by a rollback ("rolled back" with rollback.nothing_changed) leads to the
+// run that rollback undid.
+struct RollbackTarget {
+    std::string path;          // the record of the run to roll back
+    nlohmann::json state;      // that record
+    std::vector<std::pair<std::string, nlohmann::json>> passed;  // newer records passed over (path, record)
+    // The run has something to undo (it changed something, or its rollback has begun): a
+    // rollback falls back to it only then.
+    bool undoable = false;
+    bool fell_back() const { return !passed.empty() && undoable; }
+};
+RollbackTarget rollback_target(const std::string &state_path, const nlohmann::json &state, const Installation &m);
+
+// The record kept aside before this one (its "previous_run", else, for records written before
+// there was one, the newest .<run id> record beside the state file state_path (the main one)
+// older than it): path, or "".
+std::string previous_record(const std::string &state_path, const nlohmann::json &state);
+
 // "2:03:11 old (taken 2026-12-02T10:00:00.000Z)" of the run's backup, "" when none.
 std::string backup_age(const nlohmann::json &state);
 

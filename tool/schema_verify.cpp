@@ -302,7 +302,16 @@ bool ScratchDatabase::drop(std::string *error)
     SignalsHeld held;
     auto attempt = [&](Db &db) {
         if (db.server_version() >= 130000) {
-            exec_formatted(db, "DROP DATABASE IF EXISTS %I WITH (FORCE)", {name_});
+            try {
+                exec_formatted(db, "DROP DATABASE IF EXISTS %I WITH (FORCE)", {name_});
+            } catch (const DbError &e) {
+                // A role that is not a superuser may not terminate an autovacuum worker busy in the
+                // fresh database (42501 "must be a member of the role whose process is being
+                // terminated"); a plain DROP DATABASE stops such workers itself (and waits for them).
+                if (e.sqlstate != "42501")
+                    throw;
+                exec_formatted(db, "DROP DATABASE IF EXISTS %I", {name_});
+            }
         } else {
             db.query("SELECT pg_catalog.pg_terminate_backend(a.pid) FROM pg_catalog.pg_stat_activity a "
                      "WHERE a.datname OPERATOR(pg_catalog.=) $1::pg_catalog.name",

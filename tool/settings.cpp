@@ -7,6 +7,7 @@
 //   4. OMERO's defaults: localhost, 5432, omero, omero
 // The environment never overrides config.xml: config.xml is what the OMERO server itself reads,
 // and the tool must work on the server's own database; the command line is the explicit way elsewhere.
+#include "history.hpp"
 #include "settings.hpp"
 #include "fsutil.hpp"
 
@@ -295,7 +296,24 @@ ConnParams conn_for(const Settings &s, const std::string &dbname)
 
 std::unique_ptr<Db> connect_db(const Settings &s, const std::string &dbname)
 {
-    return Db::connect(conn_for(s, dbname));
+    auto db = Db::connect(conn_for(s, dbname));
+    // Who runs the tool, for the extension's own history records (orphans, colours, wells).
+    identify_session(*db);
+    return db;
+}
+
+std::unique_ptr<Db> connect_db(Settings &s, const std::string &dbname)
+{
+    auto db = Db::connect(conn_for(s, dbname));
+    if (dbname.empty()) {
+        const ConnParams &p = db->params();
+        for (auto [mine, resolved] : {std::pair{&s.conn.host, &p.host}, std::pair{&s.conn.port, &p.port},
+                                      std::pair{&s.conn.dbname, &p.dbname}, std::pair{&s.conn.user, &p.user}})
+            if (mine->empty())
+                *mine = *resolved;
+    }
+    identify_session(*db);  // as the const overload: the extension's own history records name who runs the tool
+    return db;
 }
 
 void require_omero_bin(const Settings &s)

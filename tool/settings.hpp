@@ -46,6 +46,10 @@ Settings load_settings(bool need_config);
 
 // A connection as the settings say (dbname overrides the database, e.g. "postgres" to create one).
 std::unique_ptr<Db> connect_db(const Settings &s, const std::string &dbname = "");
+// The same; what the settings left to libpq (a service: -d service=…, PGSERVICE) is filled in from
+// the connection (host, port, database, user as libpq resolved them), so that results and
+// messages name the database ("the database omero is already at …", never "the database  is").
+std::unique_ptr<Db> connect_db(Settings &s, const std::string &dbname = "");
 
 // The connection parameters for a subprocess or another database, same server and user.
 ConnParams conn_for(const Settings &s, const std::string &dbname = "");

@@ -111,10 +111,11 @@ COMMENT ON FUNCTION @extschema@.omero_colors_rewrite(pg_catalog.text, pg_catalog
 
 CREATE FUNCTION @extschema@.omero_colors_status()
 RETURNS TABLE (direction pg_catalog.text, converted pg_catalog.int8, pending pg_catalog.int8, purged pg_catalog.int8, first_at pg_catalog.timestamptz,
-               last_at pg_catalog.timestamptz, runs pg_catalog.int8, running_runs pg_catalog.int8, interrupted_runs pg_catalog.int8)
+               last_at pg_catalog.timestamptz, runs pg_catalog.int8, running_runs pg_catalog.int8, interrupted_runs pg_catalog.int8,
+               to_convert pg_catalog.int8, to_restore pg_catalog.int8, left_alone pg_catalog.int8)
 AS 'MODULE_PATHNAME', 'omero_colors_status' LANGUAGE C STABLE;
 COMMENT ON FUNCTION @extschema@.omero_colors_status() IS
-  'per direction: shapes converted (journaled), pending, with purged originals; when; runs done, running, interrupted';
+  'per direction: shapes converted (journaled), with purged originals; when; runs done, running, interrupted; what a run of every shape in that direction would do: pending = to_convert (formula) + to_restore (journaled originals), left_alone';
 
 CREATE FUNCTION @extschema@.omero_colors_purge_journal(forget pg_catalog.bool DEFAULT false, dry_run pg_catalog.bool DEFAULT false)
 RETURNS TABLE (chunks_deleted pg_catalog.int8, originals_dropped pg_catalog.int8, shapes_still_marked pg_catalog.int8)

@@ -1,8 +1,8 @@
 # An upgrade scenario for the tests of `omero-upgrade run` (sourced after tap.sh and
 # sample-server.sh):
 #
-#   run_template              once: role omero, database run_template (fixture at OMERO5.3__1,
-#                             with the extension)
+#   run_template              once per cluster (a no-op when it exists): role omero, database
+#                             run_template (fixture at OMERO5.3__1, with the extension)
 #   scenario ROOT DB [FAIL_HOP]
 #       ROOT/OMERO.server -> OMERO.server-5.3.5 (a sample server on database DB, a copy of the
 #       template, data dir ROOT/data with a Bio-Formats cache), running; ROOT/OMERO.server-5.6.3.zip
@@ -13,6 +13,8 @@
 #       data dir. Stub bookkeeping (var/stub: calls, pid files) is left out.
 
 run_template() {
+  # Made once per cluster: later tests clone the same one (createdb -T), never change it.
+  [ "$(psql -X -A -t -c "SELECT 1 FROM pg_database WHERE datname = 'run_template'" postgres)" = 1 ] && return 0
   psql -X -q -c "CREATE ROLE omero LOGIN" postgres 2>/dev/null
   # db vacuum --full checks the free space of PostgreSQL's data directory, which it must see.
   psql -X -q -c "GRANT pg_read_all_settings TO omero" postgres

@@ -291,6 +291,41 @@ SELECT o.resumed_by = n.run_id AS taken_over, n.finished_at IS NOT NULL AS resum
 SELECT direction, converted, running_runs, interrupted_runs FROM omero_colors_status();
 SELECT * FROM pg_temp.summary();
 
+-- status: pending is what a run of every shape in that direction would touch (to_convert by the
+-- formula + to_restore from the journal), left_alone the rest; each time checked against that
+-- run's own dry run. On a database never converted both directions would convert every shape.
+CREATE FUNCTION pg_temp.status_vs_run() RETURNS TABLE (direction text, converted int8, pending int8, to_convert int8,
+    to_restore int8, left_alone int8, agrees_with_dry_run bool) LANGUAGE sql AS $$
+SELECT s.direction, s.converted, s.pending, s.to_convert, s.to_restore, s.left_alone,
+       s.to_convert = d.converted AND s.to_restore = d.restored AND s.pending + s.left_alone = (SELECT count(*) FROM shape)
+  FROM omero_colors_status() s
+ CROSS JOIN LATERAL omero_colors_convert_tx(s.direction, dry_run => true) d ORDER BY s.direction $$;
+SET client_min_messages = warning;
+\set VERBOSITY terse
+SELECT count(*) >= 0 AS forgotten FROM omero_colors_purge_journal(forget => true);
+UPDATE shape s SET fillcolor = v.fillcolor, strokecolor = v.strokecolor, version = v.version, update_id = v.update_id
+  FROM saved v WHERE s.id = v.id;
+SELECT * FROM pg_temp.status_vs_run();
+CALL omero_colors_convert('argb_to_rgba', method => 'batch');
+SELECT * FROM pg_temp.status_vs_run();
+-- OMERO changes a converted shape; a 5.3 server creates one (above the full run's covered_to)
+UPDATE shape SET fillcolor = 77, version = version + 1 WHERE id = 30;
+INSERT INTO shape SELECT * FROM newer;
+SELECT * FROM pg_temp.status_vs_run();
+-- the reverse of every shape: now nothing is pending in that direction (1.0 said all of them)
+CALL omero_colors_convert('rgba_to_argb', method => 'batch');
+SELECT * FROM pg_temp.status_vs_run();
+-- purged originals: the reverse leaves them alone
+CALL omero_colors_convert('argb_to_rgba', roi_ids => '{2}');
+SELECT count(*) >= 0 AS purged FROM omero_colors_purge_journal();
+SELECT * FROM pg_temp.status_vs_run();
+SELECT count(*) >= 0 AS forgotten FROM omero_colors_purge_journal(forget => true);
+DELETE FROM shape WHERE id = (SELECT id FROM newer);
+UPDATE shape s SET fillcolor = v.fillcolor, strokecolor = v.strokecolor, version = v.version, update_id = v.update_id
+  FROM saved v WHERE s.id = v.id;
+SET client_min_messages = notice;
+\set VERBOSITY default
+
 -- the journal reader: only the elements asked about, by range and by list (in any order); a
 -- purged chunk (NULL arrays) gives NULL originals; arrays of different lengths are an error
 SELECT * FROM omero_upgrade.color_journal_pick('{5,3,9,7}', '{50,30,90,70}', '{-1,-3,NULL,-7}', '{1,1,2,2}',

@@ -123,10 +123,17 @@ is "$(jq -r '.exit_code, .result.counts.converted, .result.counts.already' <<<"$
   "convert again resumes: the rest converted, the rest already done"
 out=$(ou colors status 2>&1)
 like "$out" "argb_to_rgba: $n_shapes converted, 0 pending" "status: all converted"
+like "$out" "rgba_to_argb: 0 converted, $n_shapes pending \(0 by the formula, $n_shapes from the journal; 0 left alone\)" \
+  "… the reverse would restore every shape from the journal"
 
 j=$(ou --json colors revert)
 is "$(jq -r '.exit_code, .result.counts.restored' <<<"$j" | tr '\n' ' ')" "0 $n_shapes " "colors revert: every shape restored from the journal"
 is "$(colours)" "$orig" "… exactly the original colours (alpha 0 included)"
+j=$(ou --json colors status)
+is "$(jq -r '.result.directions[] | select(.direction == "rgba_to_argb") | [.pending, .to_convert, .to_restore, .left_alone] | @tsv' <<<"$j")" \
+  "0	0	0	$n_shapes" "status after the revert: nothing pending in that direction (a run would change nothing)"
+is "$(jq -r '.result.directions[] | select(.direction == "argb_to_rgba") | [.pending, .to_convert] | @tsv' <<<"$j")" \
+  "$n_shapes	$n_shapes" "… and every shape pending (by the formula) in the other"
 
 # Every shape with the database to itself and nothing journaled: the one-pass rewrite (CALL's
 # method 'auto'); otherwise batches, saying why; results the same
@@ -143,7 +150,7 @@ is "$(jq -r '.exit_code, .result.method, .result.counts.converted, .result.count
   "0 batch 0 $n_shapes " "convert again: by batches (the journal holds the conversion), nothing changes"
 is "$(exact_fast)" "$n_shapes" "… colours unchanged"
 out=$(ou colors convert --rewrite 2>&1); rc=$?
-is "$rc" 2 "--rewrite when every shape is converted already: refused"
+is "$rc" 1 "--rewrite when every shape is converted already: refused (a precondition: exit 1)"
 like "$out" "already converted" "… saying why"
 like "$out" "hint: omero-upgrade colors convert --batches converts only what is left" "… the hint names the command and flag to use"
 unlike "$out" "CALL |=> |omero_colors_rewrite" "… not the extension's SQL"
@@ -158,6 +165,9 @@ is "$rc" 0 "convert while another session is connected"
 like "$out" "converting by batches, not by the one-pass rewrite: 1 other session\(s\) are connected" "… by batches, saying why"
 is "$(q w_db -c "SELECT method FROM omero_upgrade.color_runs ORDER BY run_id DESC LIMIT 1")" "batch" "… recorded as a batch run"
 is "$(exact_fast)" "$n_shapes" "… every shape converted"
+out=$(ou colors revert --rewrite 2>&1); rc=$?
+is "$rc" 1 "revert --rewrite while another session is connected: refused with exit 1 (other sessions: 1 in every command)"
+like "$out" "needs the database to itself: 1 other session\(s\) are connected" "… saying why"
 q postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'w_db' AND query LIKE '%pg_sleep(20)%' AND pid <> pg_backend_pid()" >/dev/null
 wait "$sleeper" 2>/dev/null
 ou colors revert >/dev/null 2>&1

@@ -21,7 +21,7 @@ source "$(dirname "$0")/../lib/tap.sh"
 
 t=$(scratch)
 lint() { perl "$OU_SRC/test/lib/sql-lint.pl" "$@"; }
-extversion=$(sed -nE 's/^EXTVERSION *= *([0-9.]+) *$/\1/p' "$OU_SRC/Makefile")
+extversion=$(sed -n "s/^default_version *= *'\\([^']*\\)'.*/\\1/p" "$OU_SRC/omero_upgrade.control")
 sq() { PGOPTIONS="-c search_path=pg_catalog -c client_min_messages=warning" q "$@"; }   # superuser, pinned path: our checks
 su() { PGOPTIONS="-c client_min_messages=warning" q "$@"; }   # the superuser as a site's DBA: default search_path
 as() { local role=$1 db=$2; shift 2; PGOPTIONS="-c client_min_messages=warning" psql -X -q -A -t -v ON_ERROR_STOP=1 -U "$role" -d "$db" "$@"; }
@@ -34,11 +34,14 @@ frozen_10=$OU_SRC/extension/omero_upgrade--1.0.sql
 ok "$([ -f "$install_script" ] && [ -f "$frozen_10" ] && [ ${#upgrade_scripts[@]} -gt 0 ]; echo $?)" \
   "the install script of $extversion, ${#upgrade_scripts[@]} upgrade script(s) and the frozen 1.0 script are there"
 is "$(sq postgres -c "SELECT default_version FROM pg_available_extensions WHERE name = 'omero_upgrade'")" "$extversion" \
-  "the control file's default_version is the Makefile's EXTVERSION"
+  "the control file's default_version is the one installed ($extversion)"
 ok "$([ ! -e "$extdir/omero_upgrade--1.0.sql" ]; echo $?)" "make install does not install the vulnerable 1.0 install script"
 # The 1.0 script goes into this private cluster only, for the upgrade tests; removed at the end.
 cp "$frozen_10" "$extdir/" && chmod a+r "$extdir/omero_upgrade--1.0.sql"
-trap 'rm -f "$extdir/omero_upgrade--1.0.sql"' EXIT
+# So does the previous release's (1.1), frozen as make generated it, for the 1.1 → current update.
+frozen_11=$OU_SRC/extension/omero_upgrade--1.1.sql
+cp "$frozen_11" "$extdir/" && chmod a+r "$extdir/omero_upgrade--1.1.sql"
+trap 'rm -f "$extdir/omero_upgrade--1.0.sql" "$extdir/omero_upgrade--1.1.sql"' EXIT
 
 # ---- roles of a site ------------------------------------------------------------------------------
 psql -X -q -d postgres -c "CREATE ROLE omero_owner LOGIN" -c "CREATE ROLE mallory LOGIN"
@@ -392,6 +395,29 @@ like "$before" "^[1-9][0-9]* [1-9][0-9]*$" "… of which there was some"
 out=$(as omero_owner sp_up_clean -c "SELECT omero_orphans_restore(1)" 2>&1)
 like "$out" "^[1-9][0-9]*$" "… and a 1.0 delete run is restored by $extversion: $out"
 
+# ---- ALTER EXTENSION UPDATE from 1.1, the previous release ---------------------------------------
+# A fresh 1.1 (its own install script), updated by omero_upgrade--1.1--$extversion.sql alone.
+fixture sp_up11
+as omero_owner sp_up11 -c "CREATE EXTENSION omero_upgrade VERSION '1.1'" \
+  -c "SELECT count(*) FROM omero_orphans_delete(dry_run => false)" >/dev/null
+ext_catalog sp_up11 | diff - "$t/cat.sp_clean" > "$t/cat.11.diff"
+ok $((! $?)) "a fresh 1.1 differs from a fresh $extversion before the update (the comparison can fail): $(grep -c '^[<>]' "$t/cat.11.diff") line(s)"
+like "$(cat "$t/cat.11.diff")" "omero_history" "… among them omero_history()"
+out=$(as omero_owner sp_up11 -c "ALTER EXTENSION omero_upgrade UPDATE" 2>&1)
+ok $? "the owner updates 1.1 to $extversion: $out"
+is "$(sq sp_up11 -c "SELECT extversion FROM pg_extension WHERE extname = 'omero_upgrade'")" "$extversion" "… now at $extversion"
+catalog_is sp_up11 sp_clean "an updated 1.1 is exactly a fresh $extversion (same objects, definitions, grants)"
+out=$(as omero_owner sp_up11 -c "SELECT omero_orphans_restore(1)" -c "SELECT kind FROM omero_history()" 2>&1)
+like "$out" "^[1-9][0-9]*"$'\n'"orphans-restore$" "… whose 1.1 delete run it restores, and records in the new history"
+fixture sp_up11_legacy
+su sp_up11_legacy -c "GRANT CREATE ON SCHEMA public TO PUBLIC" -c "CREATE EXTENSION omero_upgrade VERSION '1.1'"
+plant mallory sp_up11_legacy
+acl_snapshot sp_up11_legacy > "$t/acl.sp_up11_legacy"
+out=$(su sp_up11_legacy -c "ALTER EXTENSION omero_upgrade UPDATE" 2>&1)
+ok $? "the superuser updates 1.1 among mallory's plants (legacy public): $out"
+nothing_gained "superuser 1.1 update among mallory's plants" sp_up11_legacy "$out"
+catalog_is sp_up11_legacy sp_clean_su "… and the result is exactly a fresh superuser $extversion"
+
 # A dump of a 1.0 database restores as the current version (pg_dump names no version), state
 # included, and the OMERO owner can use that state after a superuser's restore.
 fixture sp_dump10
@@ -505,7 +531,7 @@ else
   ok 0 "# SKIP not a git checkout: the .gitignore check needs one"
 fi
 
-for db in sp_clean sp_clean_su sp_report sp_owner sp_legacy sp_up_clean sp_up_clean_su sp_up_owner sp_up_legacy sp_dump10 sp_rs10 \
+for db in sp_clean sp_clean_su sp_report sp_owner sp_legacy sp_up_clean sp_up_clean_su sp_up_owner sp_up_legacy sp_up11 sp_up11_legacy sp_dump10 sp_rs10 \
           sp_rs_super sp_rs_owner sp_rs_preplanted sp_rs_legacy; do
   dropdb --if-exists "$db"
 done

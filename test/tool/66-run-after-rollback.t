@@ -25,6 +25,14 @@ is "$(config_value "$r/OMERO.server" omero.db.name) $(dbv "$into")" "$into OMERO
 is "$(config_value "$r/OMERO.server-5.6.3" omero.db.name)" "rr_a" "the new tree's config.xml still names rr_a (stale)"
 # A write made on the restored database after the rollback must survive the next run.
 q "$into" -c "INSERT INTO configuration (name, value) VALUES ('after.rollback', 'kept')"
+# run --dry-run and run --resume agree with what a plain run then does (issue 14).
+out=$(ou --json run --new-server "$zip" --dry-run 2>/dev/null); rc=$?
+is "$rc" 0 "after the rollback, run --dry-run: the plan can run (exit 0)"
+is "$(jq -r '[.result.database.name, .result.database.version_before, .result.can_run] | map(tostring) | join(" ")' <<<"$out")" \
+  "$into OMERO5.3__1 true" "… on the database the old server uses ($into, OMERO5.3__1), not the stale rr_a"
+out=$(ou run --resume 2>&1); rc=$?
+like "$out" "is already rolled back; nothing to do" "run --resume: the rolled-back run is not continued"
+is "$(readlink "$r/OMERO.server") $(config_value "$r/OMERO.server" omero.db.name)" "OMERO.server-5.3.5 $into" "… and nothing changed"
 
 out=$(ou run --new-server "$zip" 2>&1); rc=$?
 is "$rc" 0 "a plain run after the rollback: exit 0"

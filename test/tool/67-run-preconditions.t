@@ -13,7 +13,8 @@ source "$OU_SRC/test/lib/run-scenario.sh"
 t=$(scratch)
 run_template
 # The owner of the OMERO database, not a superuser, without pg_read_all_settings.
-psql -X -q -c "CREATE ROLE pc_owner LOGIN" postgres
+# It may create databases: db verify's scratch database (test 92 checks the plan without that).
+psql -X -q -c "CREATE ROLE pc_owner LOGIN CREATEDB" postgres
 createdb -T run_template -O omero pc_a
 q pc_a -c "DROP EXTENSION omero_upgrade"  # its objects belong to the superuser who created it
 q pc_a -c "REASSIGN OWNED BY omero TO pc_owner" >/dev/null

@@ -3,16 +3,20 @@
 # test) from OU_SEQ_SEED (default: a fresh seed, printed; give it back to replay), of run, run
 # --resume, rollback, Ctrl-C (SIGINT to the tool at a random moment of a run, resume or rollback),
 # binaries rollback, server stop, server start, a manual edit of config.xml (omero.db.name to
-# another database of the installation) and a write by the users (a marker row), against a model
-# of what must hold, checked after every step:
+# another database of the installation), a write by the users (a marker row), runs with random
+# optional steps (--orphans, --colors all, --move-annotations-to-wells) and run --report, against
+# a model of what must hold, checked after every step:
 #   I1 the server never runs on a database whose version differs from its tree's newest scripts
 #      (every OMERO session's database, for the one tree that runs; never two trees running);
-#   I2 every report's versions equal what is read back: the database it names is the one the
-#      server's config.xml names, at the version the report gives;
+#   I2 every report's versions equal what is read back: every database line of every report
+#      (run, resume, Ctrl-C'd run, run --report) names the database the server's config.xml
+#      names, at the version the report gives;
 #   I3 no step stops a server when nothing is to be done (run: nothing to do, or refused;
 #      rollback: nothing to roll back);
-#   I4 a rollback that restores gets back the state before the recorded run: OMERO.server's tree,
-#      and the database the server uses at the version and with the marker it had before the run;
+#   I4 a rollback that restores gets back the state before the run it rolls back (the recorded
+#      one, or the earlier one it falls back to when the recorded one changed nothing): OMERO.server's
+#      tree, and the database the server uses at the version, with the marker and the content the
+#      optional steps change (annotations, shape colours, well links) it had before that run;
 #   I5 a run that completed leaves the server on the database it used before the run.
 source "$(dirname "$0")/../lib/tap.sh"
 source "$OU_SRC/test/lib/sample-server.sh"
@@ -38,7 +42,10 @@ stops() { cat "$r"/OMERO.server-*/var/stub/calls 2>/dev/null | grep -c '^admin s
 newest() { ls "$1/sql/psql" 2>/dev/null | sort -V | tail -1; }
 run_id() { jq -r .run_id "$state" 2>/dev/null; }
 
-declare -A before_link before_ver before_mark  # by run id: the installation before that run
+# What the optional steps change: annotations (orphans), shape colours (colors), well links (wells).
+content() { q "$1" -c "SELECT (SELECT count(*) FROM annotation) || '/' || (SELECT count(*) FROM wellannotationlink) || '/' ||
+                             (SELECT md5(coalesce(string_agg(id || ':' || coalesce(fillcolor, 0) || ':' || coalesce(strokecolor, 0), ',' ORDER BY id), '')) FROM shape)" 2>/dev/null; }
+declare -A before_link before_ver before_mark before_content bk_done  # by run id: the installation before that run
 fails=0
 bad() { fails=$((fails + 1)); diag "step $n ($op): $*"; }
 
@@ -57,35 +64,57 @@ check_i1() {
   done
 }
 
-# I2: the report's database line against what is read back now.
+# I2: every database line of every report in the output against what is read back now.
 check_i2() {
-  local line name after
-  line=$(grep -m1 '^  database [^ ]*: ' <<<"$out") || return
-  local re='^  database ([^:]+): [^ ]+( → |, now )(OMERO[0-9.]+__[0-9]+( \(unfinished\))?)'
-  [[ $line =~ $re ]] || return
-  name=${BASH_REMATCH[1]} after=${BASH_REMATCH[3]}
-  [ "$name" = "$(cur_db)" ] || bad "I2: the report names $name, the server's config.xml $(cur_db)"
-  [ "$after" = "$(dbv "$name")" ] || bad "I2: the report says $name is at $after, it is at $(dbv "$name")"
+  local line name after re='^  database ([^:]+): [^ ]+( → |, now )(OMERO[0-9.]+__[0-9]+( \(unfinished\))?)'
+  while IFS= read -r line; do
+    [ -n "$line" ] || continue
+    reports=$((reports + 1))
+    if ! [[ $line =~ $re ]]; then
+      # not read back: only when the database cannot be read
+      [[ $line == *"not read back"* ]] && [ -n "$(dbv "$(cur_db)")" ] && bad "I2: not read back, but $(cur_db) answers: $line"
+      continue
+    fi
+    name=${BASH_REMATCH[1]} after=${BASH_REMATCH[3]}
+    [ "$name" = "$(cur_db)" ] || bad "I2: the report names $name, the server's config.xml $(cur_db)"
+    [ "$after" = "$(dbv "$name")" ] || bad "I2: the report says $name is at $after, it is at $(dbv "$name")"
+  done < <(grep '^  database [^ ]*: ' <<<"$out")
 }
+reports=0 restores=0 fallbacks=0
 
-ops=(run run run resume resume rollback rollback ctrlc ctrlc binrb stop start start edit write)
+ops=(run run run runopt resume resume rollback rollback ctrlc ctrlc binrb stop start start edit write report)
+# Optional steps of a run: any of them (the fixture's screen 1 holds the plates with wells).
+opt_steps() {
+  local o=()
+  ((RANDOM % 2)) && o+=(--orphans)
+  ((RANDOM % 2)) && o+=(--colors all)
+  ((RANDOM % 2)) && o+=(--move-annotations-to-wells screen:1)
+  [ ${#o[@]} -gt 0 ] || o=(--orphans)
+  printf '%s\n' "${o[@]}"
+}
 for n in $(seq 1 "$steps"); do
   op=${ops[RANDOM % ${#ops[@]}]}
   s0=$(stops) id0=$(run_id) link0=$(readlink "$r/OMERO.server") db0=$(cur_db)
-  ver0=$(dbv "$db0") mark0=$(marker "$db0")
+  ver0=$(dbv "$db0") mark0=$(marker "$db0") content0=$(content "$db0")
   out= rc=0
   case $op in
     run) out=$(ou run --new-server "$zip" 2>&1); rc=$? ;;
+    runopt)
+      mapfile -t o < <(opt_steps)
+      op="runopt ${o[*]}"
+      out=$(ou run --new-server "$zip" "${o[@]}" 2>&1); rc=$? ;;
+    report) out=$(ou run --report 2>&1); rc=$? ;;
     resume) out=$(ou run --resume 2>&1); rc=$? ;;
     rollback) out=$(ou rollback 2>&1); rc=$? ;;
     ctrlc)
-      case $((RANDOM % 3)) in
+      case $((RANDOM % 4)) in
         0) set -- run --new-server "$zip" ;; 1) set -- run --resume ;; 2) set -- rollback ;;
+        3) set -- run --new-server "$zip" --orphans --colors all --move-annotations-to-wells screen:1 ;;
       esac
       op="ctrlc $1 $2"
       "$TOOL" --server-dir "$r/OMERO.server" "$@" >"$t/bg.out" 2>&1 &
       pid=$!
-      sleep "$((RANDOM % 4)).$((RANDOM % 10))"
+      sleep "$((RANDOM % 3)).$((RANDOM % 10))"
       kill -INT "$pid" 2>/dev/null
       wait "$pid"; rc=$?
       out=$(cat "$t/bg.out") ;;
@@ -102,35 +131,51 @@ for n in $(seq 1 "$steps"); do
   # A new run recorded: the installation before it is what a rollback must give back.
   id1=$(run_id)
   if [ -n "$id1" ] && [ "$id1" != null ] && [ "$id1" != "$id0" ]; then
-    before_link[$id1]=$link0 before_ver[$id1]=$ver0 before_mark[$id1]=$mark0
+    before_link[$id1]=$link0 before_ver[$id1]=$ver0 before_mark[$id1]=$mark0 before_content[$id1]=$content0
+  fi
+  # The backup a rollback restores was taken during this step (before anything changed): the state
+  # before the run is the one before this step (a user's write may have come since the run began).
+  if [ -n "$id1" ] && [ "$id1" != null ] && [ -z "${bk_done[$id1]:-}" ] &&
+     [ "$(jq -r '.steps[] | select(.id == "backup") | .status' "$state" 2>/dev/null)" = done ]; then
+    bk_done[$id1]=1
+    before_link[$id1]=$link0 before_ver[$id1]=$ver0 before_mark[$id1]=$mark0 before_content[$id1]=$content0
   fi
   check_i1
-  case $op in run|resume|"ctrlc run"*) check_i2 ;; esac
+  case $op in run*|resume|report|"ctrlc run"*) check_i2 ;; esac
   # I5: a fresh run that completed upgraded the database the server used before it, and the
   # server uses that one after it.
-  if [[ $op == run ]] && [ "$rc" -eq 0 ] && grep -q "^Report of run [^ ]*: completed" <<<"$out"; then
+  if [[ $op == run* ]] && [ "$rc" -eq 0 ] && grep -q "^Report of run [^ ]*: completed" <<<"$out"; then
     [ "$(cur_db)" = "$db0" ] || bad "I5: the server used $db0 before the run, its config.xml names $(cur_db) after it"
   fi
-  if [[ $op == run ]] && { grep -q "^nothing to do" <<<"$out" || grep -q "nothing was changed" <<<"$out"; }; then
+  if [[ $op == run* ]] && { grep -q "^nothing to do" <<<"$out" || grep -q "nothing was changed" <<<"$out"; }; then
     [ "$(stops)" = "$s0" ] || bad "I3: run had nothing to do (or refused) but stopped the server"
   fi
   if [[ $op == rollback ]] && grep -q "nothing to roll back" <<<"$out"; then
     [ "$(stops)" = "$s0" ] || bad "I3: rollback had nothing to roll back but stopped the server"
   fi
-  if [[ $op == rollback ]] && [ "$rc" -eq 0 ] && grep -q "^rolled back: .*(restored from" <<<"$out" && [ -n "${before_link[$id1]+x}" ]; then
-    [ "$(readlink "$r/OMERO.server")" = "${before_link[$id1]}" ] ||
-      bad "I4: OMERO.server → $(readlink "$r/OMERO.server"), before run $id1 it was ${before_link[$id1]}"
-    [ "$(dbv "$(cur_db)")" = "${before_ver[$id1]}" ] ||
-      bad "I4: the database is at $(dbv "$(cur_db)"), before run $id1 it was at ${before_ver[$id1]}"
-    [ "$(marker "$(cur_db)")" = "${before_mark[$id1]}" ] ||
-      bad "I4: the marker is '$(marker "$(cur_db)")', before run $id1 it was '${before_mark[$id1]}'"
+  # The run a rollback undid: "Rollback of run ID: …" (the recorded one, or the earlier one it fell back to).
+  rid=$(sed -n 's/^Rollback of run \([^:]*\):.*/\1/p' <<<"$out" | tail -1)
+  if [[ $op == rollback ]] && [ "$rc" -eq 0 ] && grep -q "^rolled back: .*(restored from" <<<"$out" && [ -n "$rid" ] &&
+     [ -n "${before_link[$rid]+x}" ]; then
+    restores=$((restores + 1))
+    grep -q "rolling back the earlier run $rid" <<<"$out" && fallbacks=$((fallbacks + 1))
+    [ "$(readlink "$r/OMERO.server")" = "${before_link[$rid]}" ] ||
+      bad "I4: OMERO.server → $(readlink "$r/OMERO.server"), before run $rid it was ${before_link[$rid]}"
+    [ "$(dbv "$(cur_db)")" = "${before_ver[$rid]}" ] ||
+      bad "I4: the database is at $(dbv "$(cur_db)"), before run $rid it was at ${before_ver[$rid]}"
+    [ "$(marker "$(cur_db)")" = "${before_mark[$rid]}" ] ||
+      bad "I4: the marker is '$(marker "$(cur_db)")', before run $rid it was '${before_mark[$rid]}'"
+    [ -z "${before_content[$rid]}" ] || [ "$(content "$(cur_db)")" = "${before_content[$rid]}" ] ||
+      bad "I4: the content is '$(content "$(cur_db)")', before run $rid it was '${before_content[$rid]}'"
   fi
   [ "$fails" -eq 0 ] || { diag "$(tail -${OU_SEQ_TRACE:-8} "$t/trace")"; diag "$(tail -30 <<<"$out")"; break; }
 done
 is "$fails" 0 "$steps random steps (seed $seed): the invariants hold after every one"
+diag "report database lines checked: $reports; rollbacks that restored: $restores (of an earlier run: $fallbacks)"
 diag "ops: $(awk '{print $2}' "$t/trace" | sort | uniq -c | tr '\n' ' ')"
 diag "runs that completed: $(grep -c ' run rc=0 .*/completed' "$t/trace"), rollbacks that completed: $(grep -c ' rollback rc=0 .*/rolled back' "$t/trace")"
 ok "$([ "$(grep -c ' run rc=0' "$t/trace")" -gt 0 ]; echo $?)" "… the sequence has completed runs"
+ok "$([ "$reports" -gt 0 ]; echo $?)" "… and report lines checked against the database"
 cp "$t/trace" "$OU_TMP/seq-trace.txt" 2>/dev/null
 
 done_testing

@@ -89,6 +89,12 @@ make_sample_server "$srv"
 sample_config "$srv" omero.db.name=lq_a
 out=$(PGSERVICEFILE="$t/pg_service.conf" PGSERVICE=lq_svc "$TOOL" -v --server-dir "$srv" check --backup-dir "$t" 2>&1)
 like "$out" "database lq_a" "PGSERVICE does not override config.xml's omero.db.name (the environment never does)"
+# What the service resolved is what results and messages name (not an empty database name).
+j=$(PGSERVICEFILE="$t/pg_service.conf" PGPORT=1 "$TOOL" --json --server-dir "$srv" -d service=lq_svc db plan 2>/dev/null)
+is "$(jq -r '.result.database' <<<"$j")" "lq_b" "-d service=…: db plan's result names the service's database"
+out=$(PGSERVICEFILE="$t/pg_service.conf" PGPORT=1 "$TOOL" --server-dir "$srv" -d service=lq_svc db plan 2>&1)
+like "$out" "database lq_b" "… and so does its text"
+unlike "$out" "database (  | :)" "… never an empty name"
 
 # 4. authentication errors name where the password came from, never the password
 pw='Pa55;w0rd:lq'

@@ -95,5 +95,18 @@ ou server start >"$t/o" 2>"$t/e"
 like "$(cat "$t/e")" "starting the server" "server start: the step on stderr"
 like "$(cat "$t/o")" "server started" "… the result on stdout"
 
+# 5. run: its step lines ("[i/n] …", "done in …") are chatter on stderr; stdout holds the report
+ou run --new-server "$zip" --no-space-check >"$t/o" 2>"$t/e"; rc=$?
+is "$rc" 0 "run (the whole upgrade): exit 0"
+like "$(cat "$t/o")" "(^|"$'\n'")Report of run [^ ]+: " "… stdout: the report"
+unlike "$(cat "$t/o")" "(^|"$'\n'")(\[[0-9]+/[0-9]+\] |      done in |      comparing the SHA-256|      backup .* sha256 |      [0-9]+ files, )" \
+  "… no step line on stdout"
+unlike "$(cat "$t/o")" "(^|"$'\n'")(hint|warning|progress): |elapsed [0-9]+:[0-9]{2}:[0-9]{2}|ETA (unknown|~?[0-9])" \
+  "… no hint, warning or progress line on stdout"
+like "$(cat "$t/e")" "(^|"$'\n'")\[1/[0-9]+\] .*(^|"$'\n'")      done in " "… the step lines on stderr"
+ou -q run --resume >"$t/o" 2>"$t/e"; rc=$?
+is "$rc" 0 "-q run --resume of the finished run: exit 0"
+like "$(cat "$t/o")" "Report of run [^ ]+: " "… -q keeps the report on stdout"
+
 ou server stop >/dev/null 2>&1
 done_testing

@@ -13,7 +13,7 @@ pgc_major=$("${PG_CONFIG:-pg_config}" --version | sed -E 's/^PostgreSQL ([0-9]+)
 is "$pgc_major" "$server_major" "the cluster is of the PostgreSQL that PG_CONFIG names"
 is "$(pg_dump --version | sed -E 's/.*\) ([0-9]+).*/\1/')" "$server_major" "the server's own pg_dump is first on PATH"
 ext_ver=$(q postgres -c "SELECT default_version FROM pg_available_extensions WHERE name = 'omero_upgrade'")
-is "$ext_ver" "1.1" "the extension built against that PGXS is installed in the cluster"
+is "$ext_ver" "$(sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" "$OU_SRC/omero_upgrade.control")" "the extension built against that PGXS is installed in the cluster (at this build's version)"
 
 t=$(scratch)
 fixture_db ver_db

@@ -4,11 +4,16 @@
 // batch of wells, so Ctrl-C (a libpq cancel) keeps the batches done and the same command again
 // finishes the rest (a second run creates nothing).
 #include "extcall.hpp"
+#include "fsutil.hpp"
+#include "installation.hpp"
 #include "settings.hpp"
+
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
 #include <regex>
+#include <set>
 
 namespace ou {
 
@@ -16,7 +21,7 @@ namespace {
 
 struct MoveOpts {
     std::vector<std::string> screens, screen_files, plates, plate_files, wells, well_files;
-    std::string kind, ns;
+    std::string kind, ns, journal, undo;
     bool remove = false, apply = false;
     int batch_size = 10000;
 };
@@ -47,6 +52,268 @@ std::string pad(const std::string &s, size_t w)
     return s.size() >= w ? s : std::string(w - s.size(), ' ') + s;
 }
 
+// ---- The journal of a move (--apply), and its undo (--undo JOURNAL) -----------------------------
+// The extension records a move as OMERO does (a closed session of root with the message below, an
+// event per group, the new well links created in those events, an eventlog DELETE row per image
+// link removed) but keeps no copy of the image links it removes. The journal (a 0600 JSON file)
+// holds what an exact undo needs: the move's sessions and events, the ids of the well links they
+// created, and the full rows of the image links removed (snapshot before the move, kept for those
+// the move's eventlog says it deleted). An interrupted or killed attempt is completed from the
+// database at the next use of the same journal (sessions after the attempt's floor).
+const char *const move_message = "omero_upgrade: annotations moved from Images to Wells";
+const char *const undo_message = "omero_upgrade: annotations moved to Wells given back to the Images";
+
+std::string int_array(const nlohmann::json &ids)
+{
+    std::string a = "{";
+    for (const auto &x : ids)
+        a += (a.size() > 1 ? "," : "") + std::to_string(x.get<long long>());
+    return a + "}";
+}
+
+nlohmann::json int_column(const Rows &r, const char *col)
+{
+    nlohmann::json a = nlohmann::json::array();
+    for (size_t i = 0; i < r.rows.size(); i++)
+        a.push_back(std::stoll(r.str(i, col)));
+    return a;
+}
+
+void save_journal(const std::string &path, const nlohmann::json &j)
+{
+    ensure_dir(dir_name(path));
+    write_file_atomic(path, json_text(j, 1) + "\n", true, 0600);
+}
+
+nlohmann::json load_journal(const std::string &path)
+{
+    std::string text;
+    if (!read_file(path, text))
+        throw CommandError("cannot read the journal " + path);
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded() || j.value("kind", "") != "omero-upgrade-wells-move")
+        throw CommandError(path + " is not a journal of annotations move-to-wells");
+    return j;
+}
+
+// The open attempt of the journal (its sessions after the floor) into the journal's lists.
+void complete_attempt(Db &db, const std::string &S, nlohmann::json &j)
+{
+    if (!j["attempts"].is_array() || j["attempts"].empty() || j["attempts"].back().contains("ended"))
+        return;
+    nlohmann::json &at = j["attempts"].back();
+    Rows ses = db.query("SELECT id FROM " + S + ".session WHERE id > $1::int8 AND useragent::text = 'omero_upgrade'"
+                        "   AND message::text = $2 AND NOT (id = ANY ($3::int8[])) ORDER BY id",
+                        {std::to_string(at.value("session_floor", 0LL)), std::string(move_message), int_array(j["sessions"])});
+    nlohmann::json sessions = int_column(ses, "id");
+    Rows ev = db.query("SELECT id FROM " + S + ".event WHERE session = ANY ($1::int8[]) ORDER BY id", {int_array(sessions)});
+    nlohmann::json events = int_column(ev, "id");
+    Rows cr = db.query("SELECT id FROM " + S + ".wellannotationlink WHERE creation_id = ANY ($1::int8[]) ORDER BY id",
+                       {int_array(events)});
+    Rows del = db.query("SELECT entityid FROM " + S + ".eventlog WHERE event = ANY ($1::int8[]) AND action::text = 'DELETE'"
+                        "   AND entitytype::text = 'ome.model.annotations.ImageAnnotationLink' ORDER BY entityid",
+                        {int_array(events)});
+    std::set<long long> gone;
+    for (size_t i = 0; i < del.rows.size(); i++)
+        gone.insert(std::stoll(del.str(i, "entityid")));
+    for (const auto &x : sessions)
+        j["sessions"].push_back(x);
+    for (const auto &x : events)
+        j["events"].push_back(x);
+    for (const auto &x : int_column(cr, "id"))
+        j["created_links"].push_back(x);
+    for (const auto &row : at.value("snapshot", nlohmann::json::array()))
+        if (gone.count(row.value("id", 0LL)))
+            j["removed_image_links"].push_back(row);
+    at.erase("snapshot");
+    at["ended"] = utc_timestamp("%Y-%m-%dT%H:%M:%SZ");
+    at["sessions"] = sessions;
+    at["links_created"] = cr.rows.size();
+    at["image_links_removed"] = gone.size();
+    j["status"] = "applied";
+}
+
+// Before --apply: the journal, new or continued (an earlier attempt of the same move), with a new
+// attempt: the session floor and, with --remove-image-links, the image links it may remove.
+nlohmann::json begin_journal(Db &db, const std::string &S, const std::string &path, const Settings &s,
+                             const std::vector<Value> &params, bool remove)
+{
+    nlohmann::json j;
+    if (path_exists(path)) {
+        j = load_journal(path);
+        if (j.value("database", "") != s.conn.dbname)
+            throw CommandError("the journal " + path + " is of the database " + j.value("database", "") + ", not " +
+                               s.conn.dbname, "give another --journal");
+        if (j.contains("undone"))
+            throw CommandError("the move of the journal " + path + " was undone (" + j["undone"].value("at", "") + ")",
+                               "give another --journal");
+        complete_attempt(db, S, j);
+    } else {
+        j = {{"kind", "omero-upgrade-wells-move"}, {"format", 1}, {"database", s.conn.dbname},
+             {"host", s.conn.host}, {"port", s.conn.port}, {"created", utc_timestamp("%Y-%m-%dT%H:%M:%SZ")},
+             {"attempts", nlohmann::json::array()}, {"sessions", nlohmann::json::array()},
+             {"events", nlohmann::json::array()}, {"created_links", nlohmann::json::array()},
+             {"removed_image_links", nlohmann::json::array()}};
+    }
+    nlohmann::json at = {{"started", utc_timestamp("%Y-%m-%dT%H:%M:%SZ")},
+                         {"session_floor", std::stoll(db.scalar("SELECT coalesce(max(id), 0) FROM " + S + ".session").value_or("0"))},
+                         {"screens", params[0] ? *params[0] : ""}, {"plates", params[1] ? *params[1] : ""},
+                         {"wells", params[2] ? *params[2] : ""}, {"kind", params[3] ? *params[3] : "all"},
+                         {"ns", params[4] ? nlohmann::json(*params[4]) : nlohmann::json()}, {"remove_image_links", remove}};
+    if (remove) {
+        Rows r = db.query("SELECT pg_catalog.row_to_json(il)::text AS r FROM " + S + ".imageannotationlink AS il"
+                          " WHERE il.parent IN (SELECT ws.image FROM " + S + ".wellsample AS ws JOIN " + S +
+                          ".well AS w ON w.id = ws.well WHERE w.id = ANY ($3::int8[]) OR w.plate = ANY ($2::int8[])"
+                          "    OR w.plate IN (SELECT child FROM " + S + ".screenplatelink WHERE parent = ANY ($1::int8[])))"
+                          " ORDER BY il.id",
+                          {params[0], params[1], params[2]});
+        nlohmann::json snap = nlohmann::json::array();
+        for (size_t i = 0; i < r.rows.size(); i++)
+            snap.push_back(nlohmann::json::parse(r.str(i, "r")));
+        at["snapshot"] = snap;
+    }
+    j["attempts"].push_back(at);
+    j["status"] = "applying";
+    save_journal(path, j);
+    return j;
+}
+
+// --undo JOURNAL: deletes exactly the well links the move created (by id, and only while still
+// created in the move's events: a link made by anyone else stays), gives back the image links it
+// removed (same rows, same ids; not when the image or annotation is gone or the link exists
+// again), recorded as OMERO records changes (a closed session of root, an event per group, an
+// eventlog row per link). A dry run unless --apply.
+int undo_move(const MoveOpts &o)
+{
+    std::string path = lexical_absolute(o.undo);
+    nlohmann::json j = load_journal(path);
+    Settings s = load_settings(false);
+    auto db = connect_db(s);
+    auto schema = find_omero_schema(*db);
+    if (!schema)
+        throw CommandError("no OMERO schema (no dbpatch table) in the database " + s.conn.dbname);
+    std::string S = quote_ident(*schema);
+    if (j.value("database", "") != s.conn.dbname)
+        throw CommandError("the journal " + path + " is of the database " + j.value("database", "") + ", not " +
+                               s.conn.dbname,
+                           "connect to that one (-d " + j.value("database", "") + ")");
+    nlohmann::json &res = out().result();
+    res["journal"] = path;
+    res["database"] = s.conn.dbname;
+    res["dry_run"] = !o.apply;
+    if (j.contains("undone")) {
+        out().say("the move of " + path + " was undone already (" + j["undone"].value("at", "") + "): nothing to do");
+        res["undone"] = j["undone"];
+        res["already"] = true;
+        return EXIT_OK;
+    }
+    complete_attempt(*db, S, j);  // an attempt that was killed: completed from the database
+    if (o.apply)
+        save_journal(path, j);
+    std::string created = int_array(j["created_links"]), events = int_array(j["events"]);
+    std::string rows = j["removed_image_links"].dump();
+    db->query(o.apply ? "BEGIN" : "BEGIN READ ONLY");
+    try {
+        if (o.apply)
+            db->query("LOCK TABLE " + S + ".wellannotationlink, " + S + ".imageannotationlink IN SHARE ROW EXCLUSIVE MODE");
+        const std::string wl_sel = " FROM " + S + ".wellannotationlink WHERE id = ANY ($1::int8[]) AND creation_id = ANY ($2::int8[])";
+        const std::string il_sel =
+            " FROM pg_catalog.json_populate_recordset(NULL::" + S + ".imageannotationlink, $1::json) AS r"
+            " WHERE NOT EXISTS (SELECT 1 FROM " + S + ".imageannotationlink AS x WHERE x.id = r.id"
+            "                    OR (x.parent = r.parent AND x.child = r.child AND x.owner_id = r.owner_id))"
+            "   AND EXISTS (SELECT 1 FROM " + S + ".image AS i WHERE i.id = r.parent)"
+            "   AND EXISTS (SELECT 1 FROM " + S + ".annotation AS a WHERE a.id = r.child)";
+        Rows wl = db->query("SELECT group_id" + wl_sel, {created, events});
+        Rows il = db->query("SELECT r.group_id" + il_sel, {rows});
+        long long n_wl = (long long)wl.rows.size(), n_il = (long long)il.rows.size();
+        long long n_created = (long long)j["created_links"].size(), n_removed = (long long)j["removed_image_links"].size();
+        res["well_links_to_delete"] = n_wl;
+        res["well_links_gone_already"] = n_created - n_wl;
+        res["image_links_to_restore"] = n_il;
+        res["image_links_not_restorable"] = n_removed - n_il;
+        if (o.apply && n_wl + n_il > 0) {
+            // OMERO's functions (ome_nextval) resolve their own names through the search_path.
+            db->query("SELECT pg_catalog.set_config('search_path', $1, true)", {S + ", pg_catalog, pg_temp"});
+            std::set<std::string> groups;
+            for (const Rows *r : {&wl, &il})
+                for (size_t i = 0; i < r->rows.size(); i++)
+                    groups.insert(r->str(i, "group_id"));
+            Value ses = db->scalar(
+                "INSERT INTO " + S + ".session (id, permissions, timetoidle, timetolive, started, closed, defaulteventtype,"
+                "  uuid, owner, node, useragent, message, version)"
+                " SELECT " + S + ".ome_nextval('seq_session'::varchar), -52, 0, 0, LOCALTIMESTAMP, LOCALTIMESTAMP, 'Internal',"
+                "        pg_catalog.gen_random_uuid()::text, (SELECT id FROM " + S + ".experimenter WHERE omename::text = 'root'),"
+                "        (SELECT pg_catalog.min(id) FROM " + S + ".node), 'omero_upgrade', $1, 0 RETURNING id",
+                {std::string(undo_message)});
+            nlohmann::json gs = nlohmann::json::array(), es = nlohmann::json::array();
+            for (const auto &g : groups) {
+                Value e = db->scalar("INSERT INTO " + S + ".event (id, permissions, \"time\", status, containingevent, experimenter,"
+                                     "  experimentergroup, \"session\", type)"
+                                     " SELECT " + S + ".ome_nextval('seq_event'::varchar), -52, LOCALTIMESTAMP, NULL, NULL,"
+                                     "        (SELECT id FROM " + S + ".experimenter WHERE omename::text = 'root'), $1::int8, $2::int8,"
+                                     "        (SELECT id FROM " + S + ".eventtype WHERE value::text = 'Internal') RETURNING id",
+                                     {g, ses});
+                gs.push_back(std::stoll(g));
+                es.push_back(std::stoll(e.value_or("0")));
+            }
+            auto ev = [](int g, int e) {
+                return " JOIN ROWS FROM (pg_catalog.unnest($" + std::to_string(g) + "::int8[]), pg_catalog.unnest($" +
+                       std::to_string(e) + "::int8[])) AS e(grp, event) ON e.grp = ch.group_id";
+            };
+            Rows d = db->query("WITH ch AS (DELETE" + wl_sel + " RETURNING id, group_id),"
+                               " lg AS (INSERT INTO " + S + ".eventlog (id, action, permissions, entityid, entitytype, event)"
+                               "        SELECT " + S + ".ome_nextval('seq_eventlog'::varchar), 'DELETE', -52, ch.id,"
+                               "               'ome.model.annotations.WellAnnotationLink', e.event FROM ch" + ev(3, 4) + " RETURNING 1)"
+                               " SELECT (SELECT pg_catalog.count(*) FROM ch) AS n, (SELECT pg_catalog.count(*) FROM lg) AS logged",
+                               {created, events, int_array(gs), int_array(es)});
+            Rows r = db->query("WITH ch AS (INSERT INTO " + S + ".imageannotationlink SELECT r.*" + il_sel +
+                               " RETURNING id, group_id),"
+                               " lg AS (INSERT INTO " + S + ".eventlog (id, action, permissions, entityid, entitytype, event)"
+                               "        SELECT " + S + ".ome_nextval('seq_eventlog'::varchar), 'INSERT', -52, ch.id,"
+                               "               'ome.model.annotations.ImageAnnotationLink', e.event FROM ch" + ev(2, 3) + " RETURNING 1)"
+                               " SELECT (SELECT pg_catalog.count(*) FROM ch) AS n, (SELECT pg_catalog.count(*) FROM lg) AS logged",
+                               {rows, int_array(gs), int_array(es)});
+            if (d.str(0, "n") != std::to_string(n_wl) || r.str(0, "n") != std::to_string(n_il) ||
+                d.str(0, "logged") != d.str(0, "n") || r.str(0, "logged") != r.str(0, "n"))
+                throw CommandError("the undo did not match its plan (well links " + d.str(0, "n") + " of " +
+                                   std::to_string(n_wl) + ", image links " + r.str(0, "n") + " of " + std::to_string(n_il) +
+                                   "); nothing was changed");
+            res["session"] = std::stoll(ses.value_or("0"));
+        }
+        db->query(o.apply ? "COMMIT" : "ROLLBACK");
+        if (o.apply) {
+            j["undone"] = {{"at", utc_timestamp("%Y-%m-%dT%H:%M:%SZ")}, {"well_links_deleted", n_wl},
+                           {"image_links_restored", n_il}, {"well_links_gone_already", n_created - n_wl},
+                           {"image_links_not_restorable", n_removed - n_il}};
+            if (res.contains("session"))
+                j["undone"]["session"] = res["session"];
+            j["status"] = "undone";
+            save_journal(path, j);
+        }
+        std::string what = std::to_string(n_wl) + " well link(s) the move created" +
+                           (n_created > n_wl ? " (" + std::to_string(n_created - n_wl) + " gone already)" : "") + ", " +
+                           std::to_string(n_il) + " image link(s) it removed" +
+                           (n_removed > n_il ? " (" + std::to_string(n_removed - n_il) +
+                                                   " not restorable: linked again, or the image or annotation is gone)"
+                                             : "");
+        if (o.apply)
+            out().say("undone: deleted " + std::to_string(n_wl) + " well link(s) the move created" +
+                      (n_created > n_wl ? " (" + std::to_string(n_created - n_wl) + " gone already)" : "") + ", restored " +
+                      std::to_string(n_il) + " image link(s)" +
+                      (n_removed > n_il ? " (" + std::to_string(n_removed - n_il) + " not restorable)" : "") +
+                      "; links made by others are untouched");
+        else
+            out().say("DRY RUN: would delete and give back: " + what + "; nothing was changed; give --apply");
+    } catch (...) {
+        try {
+            db->query("ROLLBACK");
+        } catch (...) {
+        }
+        throw;
+    }
+    return EXIT_OK;
+}
+
 CommandRun setup_move(CLI::App &sub)
 {
     auto o = std::make_shared<MoveOpts>();
@@ -62,7 +329,15 @@ CommandRun setup_move(CLI::App &sub)
     sub.add_flag("--remove-image-links", o->remove, "remove an image link once its annotation is on every Well of its Image");
     sub.add_flag("--apply", o->apply, "make the changes (without it: a dry run that changes nothing)");
     sub.add_option("--batch-size", o->batch_size, "wells per batch (one commit each with --apply)")->capture_default_str();
+    sub.add_option("--journal", o->journal,
+                   "with --apply: the journal that --undo needs (default: wells-move-<time>-<pid>.json in the backup "
+                   "directory; an existing journal of the same move is continued)");
+    sub.add_option("--undo", o->undo,
+                   "undo the move of this journal: delete the well links it created, give back the image links it "
+                   "removed (a dry run unless --apply)");
     return [o]() -> int {
+        if (!o->undo.empty())
+            return undo_move(*o);
         // Ids are checked before connecting; the extension checks that they exist.
         Value screens = id_array(o->screens, o->screen_files, "screen");
         Value plates = id_array(o->plates, o->plate_files, "plate");
@@ -89,6 +364,17 @@ CommandRun setup_move(CLI::App &sub)
                                   std::to_string(o->batch_size)};
         const std::string args = "$1::int8[], $2::int8[], $3::int8[], $4::text, $5::text, $6::boolean, ";
         Rows totals_row;
+        nlohmann::json journal;
+        std::string journal_path, S;
+        if (o->apply) {
+            auto sch = find_omero_schema(*db);
+            if (!sch)
+                throw CommandError("no OMERO schema (no dbpatch table) in the database " + s.conn.dbname);
+            S = quote_ident(*sch);
+            journal_path = o->journal.empty() ? default_backup_dir() + "/wells-move-" + utc_timestamp() + "-" +
+                                                    std::to_string(getpid()) + ".json"
+                                              : lexical_absolute(o->journal);
+        }
         try {
             if (!o->apply) {
                 // A read-only transaction: the dry run cannot change anything, whatever happens.
@@ -106,11 +392,26 @@ CommandRun setup_move(CLI::App &sub)
                     plates_json.push_back(p);
                 }
             } else {
+                journal = begin_journal(*db, S, journal_path, s, params, o->remove);
                 totals_row = db->query("CALL " + schema + ".omero_annotations_move_to_wells_in_batches(" + args +
                                            "false, $7::int)",
                                        params);
+                complete_attempt(*db, S, journal);
+                save_journal(journal_path, journal);
             }
         } catch (const DbError &e) {
+            // The batches done are in the journal (after an interrupt too: the connection is usable).
+            if (journal.is_object()) {
+                try {
+                    complete_attempt(*db, S, journal);
+                    if (journal["sessions"].empty() && journal["attempts"].size() == 1)
+                        unlink(journal_path.c_str());  // nothing was changed: no journal
+                    else
+                        save_journal(journal_path, journal);
+                } catch (const std::exception &) {
+                    // the next use of the journal completes it
+                }
+            }
             // The extension's message says what is wrong, its DETAIL which ids or values.
             std::string msg = e.what() + (e.detail.empty() ? std::string() : ": " + e.detail);
             if (e.sqlstate == "57014")
@@ -154,6 +455,12 @@ CommandRun setup_move(CLI::App &sub)
         res["remove_image_links"] = o->remove;
         res["plates"] = plates_json;
         res["totals"] = totals;
+        if (journal.is_object()) {
+            res["journal"] = journal_path;
+            res["sessions"] = journal["sessions"];
+            res["journal_links_created"] = journal["created_links"].size();
+            res["journal_image_links_removed"] = journal["removed_image_links"].size();
+        }
 
         if (!o->apply)
             out().say("DRY RUN: nothing was changed; give --apply to make these changes");
@@ -174,9 +481,12 @@ CommandRun setup_move(CLI::App &sub)
             row(std::to_string(p["plate_id"].get<long long>()), p);
         row("total", totals);
         long long created = totals["links_created"].get<long long>(), removed = totals["links_removed"].get<long long>();
-        if (o->apply)
+        if (o->apply) {
             out().say("done: " + std::to_string(created) + " well link(s) created, " + std::to_string(removed) +
                       " image link(s) removed" + (created + removed == 0 ? " (nothing left to move)" : ""));
+            out().say("journal " + journal_path + "; undo: omero-upgrade annotations move-to-wells --undo " +
+                      shell_quote(journal_path) + " --apply");
+        }
         else
             out().say("would create " + std::to_string(created) + " well link(s) and remove " + std::to_string(removed) +
                       " image link(s); nothing was changed (dry run)");

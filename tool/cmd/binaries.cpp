@@ -3,6 +3,7 @@
 // beside the server into its own versioned directory, and the OMERO.server symlink is repointed
 // in one rename(2); the old tree is kept, and a state file beside the server directory
 // (.omero-upgrade-binaries.json) records the previous target so that rollback can point back.
+#include "history.hpp"
 #include "archive.hpp"
 #include "checksum.hpp"
 #include "fsutil.hpp"
@@ -546,6 +547,9 @@ CommandRun setup_install(CLI::App &sub)
                                  {"installed_at", utc_timestamp()},
                                  {"history", history}};
             write_file_atomic(state_path, json_text(ns, 2) + "\n");
+            record_history(s, {"binaries-install", link + " → " + new_tree, std::nullopt, std::nullopt,
+                               nlohmann::json::object(),
+                               {{"server", link}, {"from", old_tree}, {"to", real_path(new_tree)}, {"source", o->source}}});
         }
         res["swapped"] = !already;
 
@@ -688,6 +692,8 @@ CommandRun setup_rollback(CLI::App &sub)
         state["history"].push_back({{"at", utc_timestamp()}, {"action", "rollback"}, {"from", current}, {"to", previous}});
         state["rolled_back_at"] = utc_timestamp();
         write_file_atomic(state_path, json_text(state, 2) + "\n");
+        record_history(s, {"binaries-rollback", link + " → " + previous, std::nullopt, std::nullopt,
+                           nlohmann::json::object(), {{"server", link}, {"from", current}, {"to", previous}}});
         res["rolled_back"] = true;
         out().say("pointed " + link + " back to " + previous + "; " + current + " is kept");
         return EXIT_OK;

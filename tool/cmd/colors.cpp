@@ -3,6 +3,7 @@
 // commits per batch: Ctrl-C (a libpq cancel) leaves every batch converted and journaled or
 // untouched, and running the command again resumes. ROI/image/shape ids inline or from files.
 #include "extcall.hpp"
+#include "help_text.hpp"
 #include "progress.hpp"
 #include "settings.hpp"
 
@@ -83,8 +84,17 @@ CommandRun setup_convert(CLI::App &sub, const std::string &direction)
 
         Rows r;
         if (o->rewrite) {
-            r = db->query("SELECT * FROM " + schema + ".omero_colors_rewrite($1, $2::boolean)",
-                          {direction, o->dry_run ? "true" : "false"});
+            try {
+                r = db->query("SELECT * FROM " + schema + ".omero_colors_rewrite($1, $2::boolean)",
+                              {direction, o->dry_run ? "true" : "false"});
+            } catch (const DbError &e) {
+                // Its refusals (other sessions connected, shapes journaled, shapes newer than a
+                // completed conversion) are preconditions refused: exit 1, as "other sessions use
+                // the database" is in every command (README, "Exit codes").
+                if (e.sqlstate == "55000" && std::string(e.what()).rfind("omero_colors_rewrite ", 0) == 0)
+                    throw Refused(cli_terms(e.what()), cli_terms(e.hint));
+                throw;
+            }
         } else if (o->dry_run) {
             r = db->query("SELECT * FROM " + schema + ".omero_colors_convert_tx(" + args + ", true)", params);
         } else {
@@ -147,16 +157,22 @@ CommandRun setup_status(CLI::App &sub)
         Settings s = load_settings(false);
         auto db = connect_db(s);
         std::string schema = require_extension(*db);
+        // pending: what a run of every shape in that direction would touch (to_convert by the
+        // formula, to_restore from the journal); left_alone: what it would leave as it is.
         Rows r = db->query("SELECT direction, converted, pending, purged, coalesce(last_at::text, '') AS last_at, runs,"
-                           "       running_runs, interrupted_runs FROM " + schema + ".omero_colors_status()");
+                           "       running_runs, interrupted_runs, to_convert, to_restore, left_alone FROM " + schema +
+                           ".omero_colors_status()");
         nlohmann::json rows = nlohmann::json::array();
         for (size_t i = 0; i < r.rows.size(); i++) {
             nlohmann::json j = {{"direction", r.str(i, "direction")}, {"last_at", r.str(i, "last_at")}};
-            for (const char *c : {"converted", "pending", "purged", "runs", "running_runs", "interrupted_runs"})
+            for (const char *c : {"converted", "pending", "to_convert", "to_restore", "left_alone", "purged", "runs",
+                                  "running_runs", "interrupted_runs"})
                 j[c] = std::stoll(r.str(i, c));
             rows.push_back(j);
             out().say(r.str(i, "direction") + ": " + r.str(i, "converted") + " converted, " + r.str(i, "pending") +
-                      " pending, " + r.str(i, "purged") + " purged; " + r.str(i, "runs") + " run(s), " +
+                      " pending (" + r.str(i, "to_convert") + " by the formula, " + r.str(i, "to_restore") +
+                      " from the journal; " + r.str(i, "left_alone") + " left alone), " + r.str(i, "purged") +
+                      " purged; " + r.str(i, "runs") + " run(s), " +
                       r.str(i, "running_runs") + " running, " + r.str(i, "interrupted_runs") + " interrupted" +
                       (r.str(i, "last_at").empty() ? "" : "; last " + r.str(i, "last_at")));
         }

@@ -6,6 +6,9 @@
 #include "fsutil.hpp"
 #include "progress.hpp"
 #include "omero_server.hpp"
+#include "site_sql.hpp"
+#include "history.hpp"
+#include "checksum.hpp"
 
 #include <dirent.h>
 #include <unistd.h>
@@ -61,7 +64,7 @@ std::string hms(double s)
 }
 
 struct PlanOpts {
-    std::string target, new_server;
+    std::string target, new_server, site_sql;
     bool dry_run = false, force = false;
 };
 
@@ -119,7 +122,8 @@ Plan make_plan(const PlanOpts &o)
     if (c == 0) {
         p.nothing_to_do = true;
         res["hops"] = nlohmann::json::array();
-        out().say("the database " + p.s.conn.dbname + " is already at " + p.target + ": nothing to do");
+        out().say("the database " + p.s.conn.dbname + " is already at " + p.target +
+                  (o.site_sql.empty() ? ": nothing to do" : ": no hop to run"));
         return p;
     }
     if (c > 0)
@@ -224,11 +228,32 @@ CommandRun setup_upgrade(CLI::App &sub)
     sub.add_option("--new-server", o->new_server, "server directory whose sql/psql to use (default: the server directory)");
     sub.add_flag("--dry-run", o->dry_run, "check and show the hops and commands, run nothing");
     sub.add_flag("--force", o->force, "run although the server or other sessions use the database");
+    sub.add_option("--site-sql", o->site_sql,
+                   "after the hops, apply DIR's *.sql files in name order, each once, in its own transaction, "
+                   "recorded with its SHA-256");
     return [o]() -> int {
         Plan p = make_plan(*o);
-        if (p.code != EXIT_OK || p.nothing_to_do)
+        if (p.code != EXIT_OK)
             return p.code;
-        show_plan(p);
+        // Site SQL is checked before anything runs: a changed file refuses the whole command.
+        std::optional<SitePlan> site;
+        if (!o->site_sql.empty()) {
+            site = plan_site_sql(p.s, *p.db, o->site_sql);
+            out().result()["site_sql"] = site->to_json();
+        }
+        if (p.nothing_to_do && (!site || (site->pending() == 0 && site->blocking() == 0))) {
+            if (site)
+                show_site_plan(*site, o->dry_run);
+            return p.code;
+        }
+        if (!p.nothing_to_do)
+            show_plan(p);
+        if (site && !show_site_plan(*site, o->dry_run)) {
+            out().say(site->changed() ? "hint: nothing was run; a site SQL file that was applied must keep its content (like "
+                                        "Flyway's validate): restore it, and put further changes in a new file"
+                                      : "hint: nothing was run; fix the refused site SQL file(s) and run again");
+            return EXIT_PROBLEM;
+        }
         nlohmann::json &res = out().result();
         res["dry_run"] = o->dry_run;
 
@@ -262,7 +287,12 @@ CommandRun setup_upgrade(CLI::App &sub)
                 out().say("would run: psql -X -q -v ON_ERROR_STOP=1 -U " + p.s.omero_db_user + " -f " + p.hops[i].script +
                           ", then check that dbpatch shows " + p.hops[i].to + " finished");
             }
-            return EXIT_NOT_YET;  // hops pending
+            if (site)
+                for (const auto &f : site->files)
+                    if (f.status == "pending")
+                        out().say("would run: psql -X -q -1 -v ON_ERROR_STOP=1 -U " + p.s.omero_db_user + " -f " + f.path +
+                                  ", recording it with sha256 " + f.sha256);
+            return EXIT_NOT_YET;  // hops or site SQL files pending
         }
 
         auto t0 = std::chrono::steady_clock::now();
@@ -342,15 +372,30 @@ CommandRun setup_upgrade(CLI::App &sub)
                                 (now.finished ? "" : " unfinished") + ", not " + h.to + " finished",
                             nullptr);
             double hop_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - hop_t0).count();
+            nlohmann::json sums = {{h.script, sha256_file(p.scripts_dir + "/" + h.script)}};
+            if (!h.precheck.empty())
+                sums[h.precheck] = sha256_file(p.scripts_dir + "/" + h.precheck);
+            record_history(p.db.get(), {"hop", h.script, h.from, h.to, sums,
+                                        {{"scripts_dir", p.scripts_dir + "/sql/psql"}, {"seconds", hop_s},
+                                         {"db_user", p.s.omero_db_user}}});
             done.push_back({{"step", i + 1}, {"from", h.from}, {"to", h.to}, {"seconds", hop_s}});
             res["done"] = done;
             out().step(hop + ": done in " + hms(hop_s) + "; dbpatch shows " + h.to + " finished");
         }
-        meter.finish();
+        if (n)
+            meter.finish();
         res["db_version"] = p.target;
+        if (n)
+            out().say("database " + p.s.conn.dbname + " upgraded from " + p.state.version + " to " + p.target + " in " +
+                      std::to_string(n) + " hop(s), " + hms(elapsed()));
+        if (site) {
+            nlohmann::json applied = apply_site_sql(p.s, *p.db, *site, p.target, p.scripts_dir);
+            res["site_sql"] = site->to_json();
+            res["site_sql"]["applied"] = applied;
+            out().say("site SQL: " + std::to_string(applied.size()) + " file(s) applied, " +
+                      std::to_string(site->files.size() - applied.size()) + " already applied before");
+        }
         res["elapsed_s"] = elapsed();
-        out().say("database " + p.s.conn.dbname + " upgraded from " + p.state.version + " to " + p.target + " in " +
-                  std::to_string(n) + " hop(s), " + hms(elapsed()));
         return EXIT_OK;
     };
 }

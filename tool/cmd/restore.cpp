@@ -1,5 +1,7 @@
 // omero-upgrade restore FILE --into NEW_DB [--switch]: the command over tool/restore.hpp.
 #include "restore.hpp"
+#include "history.hpp"
+#include "checksum.hpp"
 #include "progress.hpp"
 
 namespace ou {
@@ -48,6 +50,22 @@ int run_restore()
                   shell_quote(old) + ")");
         if (omero_server_running(s).value_or(false))
             out().warn("the OMERO server is running: restart it (bin/omero admin restart) to use '" + g.o.into + "'");
+    }
+    // In the restored database's history (its own, from the backup, goes on), else the file.
+    nlohmann::json sums = nlohmann::json::object();
+    if (v.manifest && v.manifest->contains("sha256"))
+        sums[v.path] = (*v.manifest)["sha256"];
+    // Also in the history of the database the backup was taken of, when it is still there.
+    HistoryEntry e{"restore", v.path + " into " + g.o.into, v.dbpatch_version, std::nullopt, sums,
+                   {{"into", g.o.into}, {"switched", g.do_switch}, {"from_database", v.dumped_dbname}}};
+    record_history(s, e, g.o.into);
+    if (!v.dumped_dbname.empty() && v.dumped_dbname != g.o.into) {
+        try {
+            auto src = connect_db(s, v.dumped_dbname);
+            if (has_history_table(*src))
+                record_history(src.get(), e);
+        } catch (const CommandError &) {
+        }
     }
     return EXIT_OK;
 }

@@ -3,6 +3,7 @@
 // stop the new server, point OMERO.server back at the old tree, restore the pre-upgrade backup
 // into a new database and set omero.db.name to it (restore --switch, on the old tree's
 // config.xml), start the old server, and check it runs. The upgraded database is kept.
+#include "history.hpp"
 #include "run_state.hpp"
 
 #include "common.hpp"
@@ -43,6 +44,50 @@ int run_rollback()
     if (!a.dry_run)
         lock = std::make_unique<Lock>(state_path);
     nlohmann::json st = load_state(state_path);
+    nlohmann::json passed = nlohmann::json::array();
+    // A run that changed nothing (no backup, or nothing of it shows) does not hide the run before
+    // it: the rollback undoes the newest recorded run that changed something (run_undo.hpp).
+    if (!(st["rollback"].is_object() && st["rollback"].contains("steps"))) {
+        const auto &mrb = st.value("rollback", nlohmann::json());
+        if (st.value("status", "") == "rolled back" && mrb.is_object() && mrb.value("nothing_changed", false)) {
+            // Passed over by an earlier rollback: that rollback's run tells.
+            std::string tp = mrb.value("rolled_back_state", "");
+            if (state_exists(tp)) {
+                nlohmann::json tr = load_state(tp);
+                if (tr.value("status", "") == "rolled back") {
+                    out().say("run " + st.value("run_id", "") + " changed nothing; the earlier run " +
+                              tr.value("run_id", "") + " (" + tp + ") was rolled back (" +
+                              tr["rollback"].value("finished", "") + "): the installation is as before it");
+                    out().result() = {{"rolled_back", false}, {"reason", "already rolled back"},
+                                      {"run_id", tr.value("run_id", "")}, {"state_file", tp}};
+                    return EXIT_OK;
+                }
+            }
+        }
+        RollbackTarget tg = rollback_target(state_path, st, read_installation({true, state_path}));
+        if (tg.fell_back()) {
+            for (auto &[path, rec] : tg.passed) {
+                if (rec.value("status", "") == "rolled back")
+                    continue;
+                out().say("run " + rec.value("run_id", "") + " (" + rec.value("status", "") +
+                          (rec.contains("failed_step") ? " at step " + rec.value("failed_step", "") : std::string()) +
+                          ") changed nothing that a rollback would undo");
+                passed.push_back({{"run_id", rec.value("run_id", "")}, {"state_file", path}});
+                if (a.dry_run)
+                    continue;
+                // Finished (nothing to undo), pointing to the run rolled back in its place.
+                rec["rollback"] = {{"status", "completed"}, {"nothing_changed", true},
+                                   {"rolled_back_run", tg.state.value("run_id", "")},
+                                   {"rolled_back_state", tg.path}, {"finished", iso_now()}};
+                rec["status"] = "rolled back";
+                save_state(path, rec);
+            }
+            out().say("rolling back the earlier run " + tg.state.value("run_id", "") + " (" + tg.path +
+                      "), the newest that changed something");
+            state_path = tg.path;
+            st = tg.state;
+        }
+    }
     if (!st["backup"].is_object() || st["backup"].value("path", "").empty()) {
         out().say("run " + st.value("run_id", "") + " made no backup, so it changed neither the server nor the "
                   "database: there is nothing to roll back");
@@ -54,7 +99,8 @@ int run_rollback()
         rb = nlohmann::json::object();
     if (rb.value("status", "") == "completed") {
         out().say("run " + st.value("run_id", "") + " was already rolled back (" + rb.value("finished", "") +
-                  "): the server runs the old tree on database " + rb.value("into", ""));
+                  "): the server runs the old tree on database " +
+                  (rb.value("into", "").empty() || !find_step(rb, "restore") ? st["database"].value("name", "") : rb.value("into", "")));
         out().result() = rb;
         return EXIT_OK;
     }
@@ -98,6 +144,9 @@ int run_rollback()
         }
         out().result() = rb;
         out().result()["dry_run"] = true;
+        out().result()["run_id"] = st.value("run_id", "");
+        out().result()["state_file"] = state_path;
+        out().result()["passed_over"] = passed;
         return EXIT_OK;
     }
     if (rb.value("status", "") != "not run" && started)
@@ -127,7 +176,7 @@ int run_rollback()
         Settings s = load_settings(true);
         require_omero_bin(s);
         omero_config_set(s, "omero.db.name", rb.value("into", ""));
-        out().say("      restored before into " + rb.value("into", "") + "; omero.db.name set to it again");
+        out().step("      restored before into " + rb.value("into", "") + "; omero.db.name set to it again");
         o.exit_code = 0;
         o.json = {{"result", {{"database", rb.value("into", "")}, {"switched", true}, {"restored_before", true}}}};
         return o;
@@ -172,9 +221,36 @@ int run_rollback()
         out().say("rolled back: " + sdir + " runs the old tree again, on database " +
                   (restores ? rb.value("into", "") + " (restored from " + st["backup"].value("path", "") + ")"
                             : st["database"].value("name", "") + " (unchanged, not restored)"));
+        // In the database the server now uses (the restored one has its own history from the backup).
+        nlohmann::json sums = nlohmann::json::object();
+        if (restores && st["backup"].is_object())
+            sums[st["backup"].value("path", "")] = st["backup"].value("sha256", "");
+        try {
+            Settings hs = load_settings(false);
+            HistoryEntry e{"rollback", "run " + st.value("run_id", "") + " rolled back",
+                            st["database"].value("version_after", st["database"].value("target", "")),
+                            st["database"].value("version_before", ""), sums,
+                            {{"run_id", st.value("run_id", "")},
+                             {"database", restores ? rb.value("into", "") : st["database"].value("name", "")},
+                             {"restored", restores},
+                             {"server", sdir},
+                             {"tree", st["server"].value("old_tree", "")}}};
+            record_history(hs, e);  // the database the server now uses
+            std::string upgraded = st["database"].value("name", "");
+            if (restores && !upgraded.empty() && upgraded != hs.conn.dbname) {
+                auto db = connect_db(hs, upgraded);  // and the upgraded one, kept
+                if (has_history_table(*db))
+                    record_history(db.get(), e);
+            }
+        } catch (const CommandError &e) {
+            out().warn(std::string("the rollback is not in the history: ") + e.what());
+        }
     }
     save_state(state_path, st);
     out().result() = rb;
+    out().result()["run_id"] = st.value("run_id", "");
+    out().result()["state_file"] = state_path;
+    out().result()["passed_over"] = passed;
     return rc;
 }
 

@@ -15,6 +15,7 @@
 #include "fsutil.hpp"
 #include "installation.hpp"
 #include "settings.hpp"
+#include "site_sql.hpp"
 
 #include <ftw.h>
 #include <sys/stat.h>
@@ -32,7 +33,7 @@
 
 namespace ou::run {
 
-std::string rollback_commands(const nlohmann::json &state, bool by_hand);
+std::string rollback_commands(const nlohmann::json &state, bool by_hand, const RollbackPlan *plan = nullptr);
 int print_report(const nlohmann::json &state);
 
 static std::string real_path(const std::string &p)
@@ -96,7 +97,7 @@ ChildOutcome tree_listing(const nlohmann::json &state)
     write_file_atomic(file, s.str());
     o.exit_code = 0;
     o.json = {{"result", {{"listing", file}, {"root", root}, {"files", g_listing_files}, {"bytes", g_listing_bytes}}}};
-    out().say("      " + std::to_string(g_listing_files) + " files, " + human_bytes(g_listing_bytes) + " listed in " +
+    out().step("      " + std::to_string(g_listing_files) + " files, " + human_bytes(g_listing_bytes) + " listed in " +
               file);
     return o;
 }
@@ -123,6 +124,8 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
     o.backup_dir = lexical_absolute(o.backup_dir);
     if (!o.colors.empty() && o.colors != "all" && o.colors[0] == '@')
         o.colors = "@" + lexical_absolute(o.colors.substr(1));
+    if (!o.site_sql.empty())
+        o.site_sql = lexical_absolute(o.site_sql);
     Settings s = load_settings(true);
     require_omero_bin(s);
     if (!a.dry_run)
@@ -147,8 +150,22 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
     if (!old_tree.empty() && !p.ns.is_archive && real_path(o.new_server) == old_tree)
         p.problems.push_back("the new server " + o.new_server + " is the current server tree");
     p.steps = build_steps(o, target);
+    // Site SQL: what would run, and a changed file (refused by db upgrade) stops the plan now.
+    nlohmann::json site_json = nullptr;
+    bool site_pending = false;
+    if (!o.site_sql.empty()) {
+        SitePlan sp = plan_site_sql(s, *db, o.site_sql);
+        site_json = sp.to_json();
+        site_pending = sp.pending() > 0;
+        for (const auto &f : sp.files)
+            if (f.status == "changed")
+                p.problems.push_back("site SQL " + f.name + " was applied with sha256 " + f.record.value("sha256", "") +
+                                     " but now has sha256 " + f.sha256 + ": an applied file must not change");
+            else if (f.status == "refused")
+                p.problems.push_back("site SQL " + f.name + " is refused: " + f.problem);
+    }
     // Every step's preconditions, while the server still runs (nothing to do: none to check).
-    if (!(st.finished && st.version == target && tree_newest_version(old_tree) == target)) {
+    if (!(st.finished && st.version == target && tree_newest_version(old_tree) == target) || site_pending) {
         std::vector<std::string> ids;
         for (const auto &d : p.steps)
             ids.push_back(d.id);
@@ -157,7 +174,7 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
     }
     // Already upgraded: the database at the target, finished, and the tree OMERO.server points to
     // made for it. Nothing to do means no stop, no backup, no new run record.
-    if (st.finished && st.version == target && tree_newest_version(old_tree) == target)
+    if (st.finished && st.version == target && tree_newest_version(old_tree) == target && !site_pending)
         p.nothing = "the installation is already upgraded: " + st.dbname + " is at " + target + " and " + sdir +
                     " runs " + old_tree + ", whose scripts lead to " + target;
 
@@ -174,6 +191,12 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
         steps.push_back(new_step(d.id, d.title, d.command, extra));
     }
     std::string run_id = utc_timestamp() + "-" + std::to_string(getpid());
+    // The wells step's journal (what its undo needs), one per run: a resumed attempt continues it.
+    for (auto &x : steps)
+        if (x.value("id", "") == "wells") {
+            x["command"].push_back("--journal");
+            x["command"].push_back(o.backup_dir + "/wells-move-" + run_id + ".json");
+        }
     std::string log = out().log_file().empty() ? dir_name(state_path) + "/omero-upgrade-run-" + run_id + ".log"
                                                : lexical_absolute(out().log_file());
     std::string dbname = st.dbname;
@@ -213,6 +236,7 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
           {"bytes", p.ns.bytes},
           {"newest", p.ns.newest}}},
         {"hops", hops},
+        {"site_sql", site_json},
         {"steps", steps},
         {"backup", nullptr},
         {"schema", nullptr},
@@ -333,6 +357,23 @@ void print_plan(const nlohmann::json &st)
     for (const auto &h : st["hops"])
         out().say("               " + h.value("from", "") + " → " + h.value("to", "") + ": " + h.value("script", "") +
                   " (after its -precheck.sql when present)");
+    if (st.contains("site_sql") && st["site_sql"].is_object()) {
+        const auto &ss = st["site_sql"];
+        out().say("  site SQL   " + ss.value("dir", "") + ": " + std::to_string(ss["files"].size()) + " file(s), " +
+                  std::to_string(ss.value("pending", 0)) + " to apply after the hops (in name order, each in its own "
+                  "transaction; records in " +
+                  (ss.value("store", "") == "extension" ? std::string("omero_upgrade.site_sql") : ss.value("store_file", "")) +
+                  "):");
+        for (const auto &f : ss["files"]) {
+            std::string stt = f.value("status", "");
+            out().say("               " + f.value("name", "") + ": " +
+                      (stt == "pending"   ? "would apply"
+                       : stt == "applied" ? "already applied, skipped"
+                       : stt == "refused" ? "REFUSED: " + f.value("problem", std::string())
+                                          : std::string("CHANGED since applied: refused")) +
+                      " (sha256 " + f.value("sha256", "") + ")");
+        }
+    }
     out().say("  space      backup dir " + sp.value("backup_dir", "") + ": " +
               human_bytes(sp.value("backup_dir_free", 0ULL)) + " free, needs about " +
               human_bytes(sp.value("backup_needs_about", 0ULL)) + "; beside the server: " +
@@ -443,7 +484,7 @@ bool backup_recorded(const nlohmann::json &state, std::string *why)
     std::string want = b.value("sha256", "");
     if (g_backup_checked == p + "\n" + want)
         return true;
-    out().say("      comparing the SHA-256 of the backup " + p + " with the recorded one");
+    out().step("      comparing the SHA-256 of the backup " + p + " with the recorded one");
     std::string got;
     try {
         // As backup computes it: of the file, or of the sidecar listing a directory dump's files.
@@ -598,7 +639,7 @@ Executor make_executor(nlohmann::json &state, const std::string &state_path, con
             } else if (state["backup"].is_object()) {
                 state["backup"]["verified_again"] = step["ended"];  // backup verify of the earlier one
             }
-            out().say("      backup " + state["backup"].value("path", "") + " sha256 " +
+            out().step("      backup " + state["backup"].value("path", "") + " sha256 " +
                       state["backup"].value("sha256", ""));
         }
         if (id == "server-stop" && state["downtime"].value("stopped_at", nlohmann::json()).is_null())
@@ -645,8 +686,10 @@ void collect_warnings(const nlohmann::json &state, std::vector<std::string> &w)
 
 } // namespace
 
-std::string rollback_commands(const nlohmann::json &st, bool by_hand)
+std::string rollback_commands(const nlohmann::json &st, bool by_hand, const RollbackPlan *plan)
 {
+    // Only what changed (plan: as the installation shows it now); without a plan, all of it.
+    bool sw = !plan || plan->switched, dbc = !plan || plan->db_changed;
     std::string sd = shell_quote(st["server"].value("dir", ""));
     std::string sf = shell_quote(st.value("state_file", ""));
     std::string bk = st["backup"].is_object() ? shell_quote(st["backup"].value("path", "")) : "<backup>";
@@ -667,14 +710,26 @@ std::string rollback_commands(const nlohmann::json &st, bool by_hand)
     if (!db.value("user", "").empty())
         conn += " -U " + shell_quote(db.value("user", ""));
     c += "  # which does, step by step:\n";
-    c += "  omero-upgrade --server-dir " + sd + " server stop\n";
-    c += "  omero-upgrade --server-dir " + sd + " binaries rollback      # OMERO.server → " + old_tree + "\n";
-    c += "  omero-upgrade --server-dir " + sd + " restore " + bk + " --into " + into + " --switch\n";
+    if (sw || dbc)
+        c += "  omero-upgrade --server-dir " + sd + " server stop\n";
+    if (sw)
+        c += "  omero-upgrade --server-dir " + sd + " binaries rollback      # OMERO.server → " + old_tree + "\n";
+    if (dbc)
+        c += "  omero-upgrade --server-dir " + sd + " restore " + bk + " --into " + into + " --switch\n";
     c += "  omero-upgrade --server-dir " + sd + " server start\n";
+    if (!sw && !dbc)
+        return c;
     c += "  # or with PostgreSQL's and OMERO's own tools (the server stopped):\n";
-    c += "  createdb" + conn + " -T template0 -E UTF8 -O " + shell_quote(db.value("omero_db_user", "omero")) + " " + into +
-         " && pg_restore" + conn + " -d " + into + " " + bk + "\n";
-    c += "  ln -sfn " + shell_quote(old_tree) + " " + sd + " && " + sd + "/bin/omero config set omero.db.name " + into + "\n";
+    if (dbc)
+        c += "  createdb" + conn + " -T template0 -E UTF8 -O " + shell_quote(db.value("omero_db_user", "omero")) + " " +
+             into + " && pg_restore" + conn + " -d " + into + " " + bk + "\n";
+    if (sw && dbc)
+        c += "  ln -sfn " + shell_quote(old_tree) + " " + sd + " && " + sd + "/bin/omero config set omero.db.name " + into +
+             "\n";
+    else if (sw)
+        c += "  ln -sfn " + shell_quote(old_tree) + " " + sd + "\n";
+    else
+        c += "  " + sd + "/bin/omero config set omero.db.name " + into + "\n";
     return c;
 }
 
@@ -770,24 +825,69 @@ int print_report(const nlohmann::json &st)
     }
     out().say("  log      " + st.value("log_file", ""));
     out().say("  state    " + st.value("state_file", ""));
-    if (st["backup"].is_object()) {
-        out().say("To roll back:");
-        std::istringstream in(rollback_commands(st, true));
-        std::string l;
-        while (std::getline(in, l))
-            out().say("  " + l);
+    // Which of "continue" and "roll back" fits, and the rollback of only what changed, as the
+    // installation shows it now (run_undo.hpp), never the whole restore-and-switch by default.
+    std::optional<RollbackPlan> plan;
+    std::vector<std::string> adv;
+    if (st["backup"].is_object() && status != "rolled back") {
+        try {
+            plan = plan_rollback(st, read_installation({true, st.value("state_file", "")}),
+                                 st["rollback"].value("into", ""));
+            adv = advice(st, *plan);
+        } catch (const std::exception &e) {
+            out().detail(std::string("could not read the installation for the rollback plan: ") + e.what());
+        }
+        if (plan && plan->nothing()) {
+            out().say("To roll back: nothing of this run to roll back (" +
+                      (plan->reasons.empty() ? std::string("nothing changed") : plan->reasons.back()) + ")");
+        } else {
+            out().say("To roll back:" + std::string(plan && !(plan->switched && plan->db_changed)
+                                                        ? " (only what changed: " + std::string(plan->switched ? "the server tree" : "the database") + ")"
+                                                        : ""));
+            std::istringstream in(rollback_commands(st, true, plan ? &*plan : nullptr));
+            std::string l;
+            while (std::getline(in, l))
+                out().say("  " + l);
+        }
+        if (status != "completed") {
+            std::string age = backup_age(st);
+            if (!age.empty())
+                out().say("  backup age: " + age);
+        }
+        for (const auto &x : adv)
+            out().say("advice: " + x);
     }
     if (status != "completed" && status != "rolled back")
         out().say("To continue: omero-upgrade --server-dir " + shell_quote(st["server"].value("dir", "")) +
                   " run --resume --state " + shell_quote(st.value("state_file", "")));
     nlohmann::json r = st;
-    r["rollback_commands"] = rollback_commands(st, true);
+    r["rollback_commands"] = plan && plan->nothing() ? "" : rollback_commands(st, true, plan ? &*plan : nullptr);
+    r["advice"] = adv;
+    if (plan)
+        r["rollback_plan"] = {{"switched", plan->switched}, {"db_changed", plan->db_changed},
+                              {"nothing", plan->nothing()}, {"reasons", plan->reasons}};
     r["warnings_all"] = w;
     out().result() = r;
     return status == "completed" ? EXIT_OK : EXIT_PROBLEM;
 }
 
 namespace {
+
+// A run that changed nothing, passed over by a rollback of an earlier run whose rollback has not
+// finished: "" when not so, else why a new run must wait.
+std::string unfinished_rollback(const nlohmann::json &st)
+{
+    const auto &rb = st.value("rollback", nlohmann::json());
+    if (st.value("status", "") != "rolled back" || !rb.is_object() || !rb.value("nothing_changed", false))
+        return "";
+    std::string path = rb.value("rolled_back_state", "");
+    if (path.empty() || !state_exists(path))
+        return "";
+    nlohmann::json t = load_state(path);
+    if (t.value("status", "") == "rolled back")
+        return "";
+    return "the rollback of run " + t.value("run_id", "") + " (" + path + ") has not finished";
+}
 
 int dry_run(const std::string &sdir, const std::string &state_path)
 {
@@ -798,6 +898,8 @@ int dry_run(const std::string &sdir, const std::string &state_path)
         std::string status = st.value("status", "");
         if (status != "completed" && status != "rolled back" && !a.resume)
             problems.push_back("an unfinished run is recorded in " + state_path + ": use --resume");
+        if (std::string u = unfinished_rollback(st); !u.empty() && !a.resume)
+            problems.push_back(u + ": finish it first (omero-upgrade rollback)");
     }
     if (!a.resume || st.is_null()) {
         Prepared p = prepare(sdir, state_path);
@@ -889,8 +991,11 @@ int run_run()
                                        st.value("failed_step", "?") + ") is recorded in " + state_path,
                                    "continue it with: omero-upgrade run --resume (or roll it back: omero-upgrade "
                                    "rollback)");
+            if (std::string u = unfinished_rollback(st); !u.empty())
+                throw CommandError(u, "finish it first: omero-upgrade rollback");
             // A new upgrade after a finished one: the old record is kept beside it (below, once
-            // there is something to do).
+            // there is something to do), and the new one names it (previous_run): rollback
+            // follows the chain back to the newest run that changed something.
             keep_old = st.value("run_id", "old");
             st = nullptr;
         } else {
@@ -902,8 +1007,9 @@ int run_run()
             if (!a.o.new_server.empty() && lexical_absolute(a.o.new_server) != st["options"].value("new_server", ""))
                 throw CommandError("--resume continues the recorded run, whose new server is " +
                                    st["options"].value("new_server", "") + ", not " + a.o.new_server);
-            out().say("resuming run " + st.value("run_id", "") + " (" + st.value("status", "") + " at step " +
-                      st.value("failed_step", "?") + ")");
+            out().step("resuming run " + st.value("run_id", "") + " (" + st.value("status", "") + " at step " +
+                       st.value("failed_step", "?") + ")" +
+                       (backup_age(st).empty() ? std::string() : "; its backup is " + backup_age(st)));
             // --force-step given to --resume: recorded, and the step's command gets --force.
             for (const auto &f : a.o.force_steps) {
                 auto &fs = st["options"]["force_steps"];
@@ -950,6 +1056,8 @@ int run_run()
         if (!keep_old.empty())
             rename_noreplace(state_path, state_path + "." + keep_old);
         st = p.state;
+        if (!keep_old.empty())
+            st["previous_run"] = {{"run_id", keep_old}, {"state_file", state_path + "." + keep_old}};
     }
     out().set_log_file(st.value("log_file", ""));
     out().log("omero-upgrade run " + st.value("run_id", "") + (a.resume ? " resumed" : " started"));
@@ -1003,9 +1111,12 @@ Register reg({"run", "the whole upgrade, step by step, resumable (--dry-run show
                           return std::regex_match(v, form) ? "" : "expected screen:IDS, plate:IDS or well:IDS (e.g. plate:1,2)";
                       });
                   sub.add_flag("--vacuum-full", a.o.vacuum_full, "also VACUUM FULL ANALYZE the upgraded database");
+                  sub.add_flag("--online", a.o.online,
+                               "run db-verify, --orphans and --colors after server-start, with OMERO up (colours by "
+                               "journaled batches): a shorter offline window");
                   sub.add_option("--force-step", a.o.force_steps,
                                  "do not check the preconditions of this step in the plan (repeatable: "
-                                 "binaries-install, db-upgrade, vacuum-full, cache-clear); vacuum-full also "
+                                 "binaries-install, db-upgrade, db-verify, vacuum-full, cache-clear); vacuum-full also "
                                  "gets --force (you made sure of the free space)")
                       ->check(CLI::IsMember(checked_steps()));
                   sub.add_flag("--carry-scripts", a.o.carry_scripts,
@@ -1013,6 +1124,8 @@ Register reg({"run", "the whole upgrade, step by step, resumable (--dry-run show
                   sub.add_option("--stop-timeout", a.o.stop_timeout,
                                  "seconds server stop may wait for the server to be down (default: its own)")
                       ->check(CLI::Range(1, 86400));
+                  sub.add_option("--site-sql", a.o.site_sql,
+                                 "after the official hops, apply DIR's *.sql files not applied yet (db upgrade --site-sql)");
                   sub.add_option("--rollback-into", a.into,
                                  "the database a later rollback restores into (default: <db>_before_<date>)");
                   return [] { return run_run(); };

@@ -60,25 +60,48 @@ void say_run(const Installation &m, nlohmann::json &res)
                        {"steps_done", done}, {"steps_pending", pending}, {"state_file", m.run_state_path}};
     if (!m.earlier_runs.empty())
         out().say("           " + std::to_string(m.earlier_runs.size()) + " earlier run record(s) beside it");
-    bool can = st != "rolled back" && r["backup"].is_object();
-    if (!can) {
-        out().say("rollback   " + std::string(st == "rolled back" ? "done already" : "not possible: the run made no backup"));
-        res["rollback"] = {{"possible", false}};
+    // The run a rollback would undo: this one, or the newest earlier one that changed something
+    // when this one changed nothing (run_undo.hpp).
+    run::RollbackTarget tg = run::rollback_target(m.run_state_path, m.run, m);
+    nlohmann::json passed = nlohmann::json::array();
+    if (tg.fell_back()) {
+        for (const auto &[path, rec] : tg.passed)
+            passed.push_back({{"run_id", rec.value("run_id", "")}, {"state_file", path}});
+        out().say("rollback   run " + r.value("run_id", "") + " changed nothing to undo: a rollback undoes the earlier run " +
+                  tg.state.value("run_id", "") + " (" + tg.state.value("status", "") + ", " + tg.path + ")");
+    } else if (st == "rolled back" && r["rollback"].value("nothing_changed", false)) {
+        out().say("rollback   done already: run " + r.value("run_id", "") + " changed nothing; the earlier run " +
+                  r["rollback"].value("rolled_back_run", "") + " was rolled back in its place");
+        res["rollback"] = {{"possible", false}, {"run_id", r["rollback"].value("rolled_back_run", "")}};
         return;
     }
-    run::RollbackPlan p = run::plan_rollback(r, m, r["rollback"].value("into", ""));
+    const auto &R = tg.fell_back() ? tg.state : r;
+    std::string rst = R.value("status", "");
+    bool can = rst != "rolled back" && R["backup"].is_object();
+    if (!can) {
+        out().say("rollback   " + std::string(rst == "rolled back" ? "done already" : "not possible: the run made no backup"));
+        res["rollback"] = {{"possible", false}, {"run_id", R.value("run_id", "")}};
+        return;
+    }
+    run::RollbackPlan p = run::plan_rollback(R, m, R["rollback"].value("into", ""));
     nlohmann::json steps = nlohmann::json::array();
     for (const auto &s : p.steps)
         steps.push_back(s["command"]);
-    out().say("rollback   " + std::string(p.steps.empty() ? "nothing to undo" : "possible") + "; backup " +
-              r["backup"].value("path", "") + " " + run::backup_age(r));
+    out().say("rollback   " + std::string(p.steps.empty() ? "nothing to undo" : "possible") + " (run " +
+              R.value("run_id", "") + "); backup " + R["backup"].value("path", "") + " " + run::backup_age(R));
     for (const auto &x : p.reasons)
         out().say("           " + x);
-    for (const auto &x : run::advice(r, p))
+    std::vector<std::string> adv = run::advice(r, tg.fell_back() ? run::plan_rollback(r, m, "") : p);
+    if (tg.fell_back())
+        adv.push_back("roll back: omero-upgrade rollback undoes the earlier run " + R.value("run_id", "") + " instead: " +
+                      (p.db_changed ? "it restores its backup " + run::backup_age(R) + "; writes made after it are lost"
+                                    : "the database is unchanged, so nothing is lost"));
+    for (const auto &x : adv)
         out().say("advice     " + x);
     res["rollback"] = {{"possible", !p.steps.empty()}, {"switched", p.switched}, {"db_changed", p.db_changed},
-                       {"restores", p.db_changed ? r["backup"].value("path", "") : ""}, {"reasons", p.reasons},
-                       {"commands", steps}, {"advice", run::advice(r, p)}};
+                       {"restores", p.db_changed ? R["backup"].value("path", "") : ""}, {"reasons", p.reasons},
+                       {"commands", steps}, {"advice", adv}, {"run_id", R.value("run_id", "")},
+                       {"state_file", tg.fell_back() ? tg.path : m.run_state_path}, {"passed_over", passed}};
 }
 
 // What `run --new-server` would do from here.

@@ -1,0 +1,90 @@
+// omero-upgrade history [--json]: every change recorded by the tool and the extension (tool/history.hpp),
+// from the database's omero_upgrade.history and the private history file, oldest first.
+#include "history.hpp"
+#include "records.hpp"
+
+#include <algorithm>
+
+namespace ou {
+
+namespace {
+
+const char *const k_select =
+    "SELECT h.id::pg_catalog.text AS id, "
+    "pg_catalog.to_char(pg_catalog.timezone('UTC'::pg_catalog.text, h.recorded_at), "
+    "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'::pg_catalog.text) AS recorded_at, "
+    "h.db_role::pg_catalog.text AS db_role, h.os_user, h.host, h.kind, h.what, h.from_version, h.to_version, "
+    "h.checksums::pg_catalog.text AS checksums, h.details::pg_catalog.text AS details "
+    "FROM omero_upgrade.history h ORDER BY h.id";
+
+std::string line(const nlohmann::json &e)
+{
+    auto str = [&](const char *k) { return e.contains(k) && e[k].is_string() ? e[k].get<std::string>() : std::string(); };
+    std::string from = str("from_version"), to = str("to_version");
+    std::string versions = from.empty() && to.empty() ? ""
+                           : to.empty()               ? " (at " + from + ")"
+                           : from.empty()             ? " (→ " + to + ")"
+                                                      : " (" + from + " → " + to + ")";
+    std::string sums;
+    if (e.contains("checksums") && e["checksums"].is_object())
+        for (auto it = e["checksums"].begin(); it != e["checksums"].end(); ++it)
+            sums += "; sha256 " + (it.value().is_string() ? it.value().get<std::string>() : it.value().dump()) + " " +
+                    it.key();
+    return str("recorded_at") + "  " + str("kind") + "  " + str("what") + versions + "  by " +
+           (str("db_role").empty() ? "" : str("db_role") + ", ") + str("os_user") + "@" + str("host") + " [" +
+           (str("source") == "database" ? "database " + str("database") : "file") + "]" + sums;
+}
+
+int run_history()
+{
+    Settings s = load_settings(false);
+    nlohmann::json all = nlohmann::json::array();
+    nlohmann::json &res = out().result();
+    res["file"] = history_file();
+    res["database"] = nullptr;
+    try {
+        auto db = connect_db(s);
+        std::string name = db->scalar("SELECT pg_catalog.current_database()::pg_catalog.text").value_or("");
+        if (has_history_table(*db)) {
+            res["database"] = name;
+            Rows r = db->query(k_select);
+            for (size_t i = 0; i < r.rows.size(); i++) {
+                nlohmann::json e = {{"source", "database"}, {"database", name}, {"id", std::stoll(r.str(i, "id"))}};
+                for (const char *c : {"recorded_at", "db_role", "os_user", "host", "kind", "what", "from_version", "to_version"})
+                    e[c] = r.get(i, c) ? nlohmann::json(*r.get(i, c)) : nlohmann::json();
+                e["checksums"] = nlohmann::json::parse(r.str(i, "checksums"), nullptr, false);
+                e["details"] = nlohmann::json::parse(r.str(i, "details"), nullptr, false);
+                all.push_back(e);
+            }
+        } else {
+            res["database_problem"] = "the omero_upgrade extension (1.2 or later) is not installed in " + name +
+                                      ": its history is in the file only";
+            out().detail(res["database_problem"].get<std::string>());
+        }
+    } catch (const CommandError &e) {
+        res["database_problem"] = e.what();
+        out().warn(std::string("the database's history could not be read: ") + e.what());
+    }
+    nlohmann::json f = read_private_json(history_file(), "omero-upgrade-history");
+    if (f.is_object())
+        for (auto e : f.value("entries", nlohmann::json::array())) {
+            e["source"] = "file";
+            all.push_back(e);
+        }
+    std::stable_sort(all.begin(), all.end(), [](const nlohmann::json &a, const nlohmann::json &b) {
+        return a.value("recorded_at", "") < b.value("recorded_at", "");
+    });
+    res["entries"] = all;
+    for (const auto &e : all)
+        out().say(line(e));
+    if (all.empty())
+        out().say("no history recorded yet (database " + s.conn.dbname + ", file " + history_file() + ")");
+    return EXIT_OK;
+}
+
+Register reg({"history", "every change made by omero-upgrade and the extension: who, when, what, versions, checksums",
+              [](CLI::App &) { return [] { return run_history(); }; }});
+
+} // namespace
+
+} // namespace ou

@@ -1,0 +1,110 @@
+// See history.hpp.
+#include "history.hpp"
+
+#include "fsutil.hpp"
+#include "installation.hpp"
+#include "records.hpp"
+
+namespace ou {
+
+namespace {
+
+const char *const k_kind = "omero-upgrade-history";
+
+nlohmann::json opt(const std::optional<std::string> &v)
+{
+    return v ? nlohmann::json(*v) : nlohmann::json();
+}
+
+} // namespace
+
+std::string history_file()
+{
+    return dir_name(given_server_dir()) + "/.omero-upgrade-history.json";
+}
+
+bool has_history_table(Db &db)
+{
+    Value v = db.scalar(
+        "SELECT pg_catalog.count(*)::pg_catalog.text FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+        "JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+        " AND d.objid OPERATOR(pg_catalog.=) c.oid AND d.deptype OPERATOR(pg_catalog.=) 'e'::pg_catalog.\"char\" "
+        "JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid "
+        " AND e.extname OPERATOR(pg_catalog.=) 'omero_upgrade'::pg_catalog.name "
+        "WHERE n.nspname OPERATOR(pg_catalog.=) 'omero_upgrade'::pg_catalog.name "
+        "  AND c.relname OPERATOR(pg_catalog.=) 'history'::pg_catalog.name");
+    return v && *v != "0";
+}
+
+void identify_session(Db &db)
+{
+    try {
+        db.query("SELECT pg_catalog.set_config('omero_upgrade.os_user', $1, false), "
+                 "pg_catalog.set_config('omero_upgrade.host', $2, false)",
+                 {os_user_name(), host_name()});
+    } catch (const CommandError &) {
+        // Only the names in the extension's own records are lost.
+    }
+}
+
+void record_history(Db *db, const HistoryEntry &e, const std::string &dbname)
+{
+    std::string why;
+    std::string db_name = dbname;
+    std::string role;
+    try {
+        if (db) {
+            if (db_name.empty())
+                db_name = db->scalar("SELECT pg_catalog.current_database()::pg_catalog.text").value_or("");
+            role = db->scalar("SELECT SESSION_USER::pg_catalog.text").value_or("");
+            if (has_history_table(*db)) {
+                db->query("INSERT INTO omero_upgrade.history (os_user, host, kind, what, from_version, to_version, "
+                          "checksums, details) VALUES ($1, $2, $3, $4, $5, $6, $7::pg_catalog.jsonb, $8::pg_catalog.jsonb)",
+                          {os_user_name(), host_name(), e.kind, e.what, e.from_version, e.to_version, e.checksums.dump(),
+                           e.details.dump()});
+                return;
+            }
+        }
+    } catch (const std::exception &ex) {
+        why = ex.what();
+    }
+    try {
+        nlohmann::json j = {{"recorded_at", utc_timestamp("%Y-%m-%dT%H:%M:%SZ")},
+                            {"database", db_name},
+                            {"db_role", role.empty() ? nlohmann::json() : nlohmann::json(role)},
+                            {"os_user", os_user_name()},
+                            {"host", host_name()},
+                            {"kind", e.kind},
+                            {"what", e.what},
+                            {"from_version", opt(e.from_version)},
+                            {"to_version", opt(e.to_version)},
+                            {"checksums", e.checksums},
+                            {"details", e.details}};
+        update_private_json(history_file(), k_kind, [&](nlohmann::json &all) {
+            if (!all.contains("entries"))
+                all["entries"] = nlohmann::json::array();
+            j["id"] = all["entries"].size() + 1;
+            all["entries"].push_back(j);
+            return true;
+        });
+        if (!why.empty())
+            out().warn("the history entry (" + e.kind + ": " + e.what + ") went to " + history_file() +
+                       ": the database's history could not be written: " + why);
+    } catch (const std::exception &ex) {
+        out().warn("could not record in the history (" + e.kind + ": " + e.what + "): " + ex.what() +
+                   (why.empty() ? "" : "; database: " + why));
+    }
+}
+
+void record_history(const Settings &s, const HistoryEntry &e, const std::string &dbname)
+{
+    std::unique_ptr<Db> db;
+    try {
+        db = connect_db(s, dbname);
+    } catch (const std::exception &) {
+    }
+    record_history(db.get(), e, dbname.empty() ? s.conn.dbname : dbname);
+}
+
+} // namespace ou
