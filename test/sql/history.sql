@@ -51,7 +51,8 @@ SELECT kind, details->>'status' AS status, (details->>'deleted')::int8 > 0 AS de
 -- Only the state roles may read or write it: nobody else can read the history or forge an entry.
 CREATE ROLE history_nobody;
 SET ROLE history_nobody;
-\set VERBOSITY terse
+-- The SQLSTATE alone: which object PostgreSQL names first differs between majors (18: the table).
+\set VERBOSITY sqlstate
 SELECT count(*) FROM omero_history();
 SELECT omero_history_record('hop', 'forged');
 INSERT INTO omero_upgrade.history (kind, what) VALUES ('hop', 'forged');
