@@ -65,12 +65,137 @@ std::string not_owned(Db &db, const std::string &where)
     return s;
 }
 
+// One right a step needs: on a table or sequence (kind "table" | "sequence", name qualified) one of
+// privs (comma-separated: any of them does, as for LOCK TABLE), on the extension's functions
+// (kind "function", name the function's name in the extension's schema: EXECUTE on every
+// overload), or USAGE on a schema (kind "schema").
+struct Right {
+    std::string kind, name, privs;
+};
+
+// The rights of `need` the connecting role lacks, as "PRIV on OBJECT"; objects that do not exist
+// are left out (the step's own command says what is missing then).
+std::vector<std::string> missing_rights(Db &db, const std::vector<Right> &need)
+{
+    std::string kinds = "{", names = "{", privs = "{";
+    auto arr = [](std::string &a, const std::string &v) {
+        std::string e;
+        for (char c : v)
+            e += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
+        a += (a.size() > 1 ? "," : "") + std::string("\"") + e + "\"";
+    };
+    for (const auto &r : need) {
+        arr(kinds, r.kind);
+        arr(names, r.name);
+        arr(privs, r.privs);
+    }
+    kinds += "}";
+    names += "}";
+    privs += "}";
+    Rows r = db.query(
+        "WITH x AS (SELECT * FROM ROWS FROM (pg_catalog.unnest($1::text[]), pg_catalog.unnest($2::text[]), pg_catalog.unnest($3::text[]))"
+        " WITH ORDINALITY AS x(kind, name, privs, i)),"
+        " ext AS (SELECT e.extnamespace AS nsp FROM pg_catalog.pg_extension e WHERE e.extname = 'omero_upgrade')"
+        // (Looked up in the catalog: to_regclass fails on a schema the role may not use.)
+        " SELECT CASE x.kind WHEN 'schema' THEN 'USAGE on schema ' ELSE x.privs || ' on ' END || x.name AS m, x.i FROM x"
+        "  LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = pg_catalog.split_part(x.name, '.', 1)"
+        "  LEFT JOIN pg_catalog.pg_class c ON x.kind <> 'schema' AND c.relnamespace = n.oid"
+        "        AND c.relname = pg_catalog.split_part(x.name, '.', 2)"
+        "  WHERE (x.kind = 'table' AND c.oid IS NOT NULL AND NOT pg_catalog.has_table_privilege(c.oid, x.privs))"
+        "     OR (x.kind = 'sequence' AND c.oid IS NOT NULL AND NOT pg_catalog.has_sequence_privilege(c.oid, x.privs))"
+        "     OR (x.kind = 'schema' AND n.oid IS NOT NULL AND NOT pg_catalog.has_schema_privilege(n.oid, 'USAGE'))"
+        " UNION ALL"
+        " SELECT 'EXECUTE on function ' || p.oid::pg_catalog.regprocedure::pg_catalog.text, x.i FROM x, ext, pg_catalog.pg_proc p"
+        "  WHERE x.kind = 'function' AND p.pronamespace = ext.nsp AND p.proname = x.name"
+        "    AND NOT pg_catalog.has_function_privilege(p.oid, 'EXECUTE')"
+        " UNION ALL"
+        " SELECT 'USAGE on schema ' || pg_catalog.quote_ident(n.nspname), 0 FROM ext JOIN pg_catalog.pg_namespace n ON n.oid = ext.nsp"
+        "  WHERE EXISTS (SELECT 1 FROM x WHERE x.kind = 'function') AND NOT pg_catalog.has_schema_privilege(n.oid, 'USAGE')"
+        " ORDER BY 2, 1",
+        {kinds, names, privs});
+    std::vector<std::string> m;
+    for (size_t i = 0; i < r.rows.size(); i++)
+        m.push_back(r.str(i, "m"));
+    return m;
+}
+
+// The rights of the optional steps that change OMERO's data (orphans, colors, wells): what their
+// statements (the extension's, run with the caller's rights) read, write, lock and call.
+std::vector<Right> rights_of(const std::string &id, Db &db)
+{
+    std::vector<Right> r = {{"schema", "omero_upgrade", "USAGE"}, {"table", "omero_upgrade.history", "INSERT"}};
+    if (id == "orphans") {
+        // The delete locks each batch FOR UPDATE, re-checks the rule and deletes, archiving the rows.
+        r.insert(r.end(), {{"table", "public.annotation", "SELECT"},         {"table", "public.annotation", "UPDATE"},
+             {"table", "public.annotation", "DELETE"},         {"table", "omero_upgrade.orphan_run", "SELECT"},
+             {"table", "omero_upgrade.orphan_run", "INSERT"},  {"table", "omero_upgrade.orphan_run", "UPDATE"},
+             {"table", "omero_upgrade.orphan_archive", "INSERT"}, {"function", "omero_orphans_summary", ""},
+             {"function", "omero_orphans_delete", ""},          {"function", "omero_orphans_delete_batches", ""}});
+        // Every table referring to annotation is read by the rule's anti-joins.
+        Rows t = db.query("SELECT DISTINCT pg_catalog.format('%I.%I', n.nspname, c.relname) AS t"
+                          "  FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c ON c.oid = k.conrelid"
+                          "  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+                          " WHERE k.contype = 'f' AND k.confrelid = pg_catalog.to_regclass('public.annotation')"
+                          " ORDER BY 1");
+        for (size_t i = 0; i < t.rows.size(); i++)
+            r.push_back({"table", t.str(i, "t"), "SELECT"});
+    } else if (id == "colors") {
+        r.insert(r.end(), {{"table", "public.shape", "SELECT"},           {"table", "public.shape", "UPDATE"},
+             {"table", "public.roi", "SELECT"},             {"table", "omero_upgrade.color_runs", "SELECT"},
+             {"table", "omero_upgrade.color_runs", "INSERT"}, {"table", "omero_upgrade.color_runs", "UPDATE"},
+             {"table", "omero_upgrade.color_journal", "SELECT"}, {"table", "omero_upgrade.color_journal", "INSERT"},
+             {"function", "omero_colors_convert", ""},      {"function", "omero_colors_convert_tx", ""},
+             {"function", "omero_argb_to_rgba", ""}});
+    } else if (id == "wells") {
+        // The links move (insert on the well, delete from the image) under one lock of both link
+        // tables, recorded as OMERO records a change: a session, an event per group, eventlog rows,
+        // ids from OMERO's ome_nextval.
+        r.insert(r.end(), {{"table", "public.well", "SELECT"},
+             {"table", "public.wellsample", "SELECT"},
+             {"table", "public.screenplatelink", "SELECT"},
+             {"table", "public.annotation", "SELECT"},
+             {"table", "public.experimenter", "SELECT"},
+             {"table", "public.eventtype", "SELECT"},
+             {"table", "public.node", "SELECT"},
+             {"table", "public.imageannotationlink", "SELECT"},
+             {"table", "public.imageannotationlink", "DELETE"},
+             {"table", "public.imageannotationlink", "UPDATE, DELETE, TRUNCATE"},
+             {"table", "public.wellannotationlink", "SELECT"},
+             {"table", "public.wellannotationlink", "INSERT"},
+             {"table", "public.wellannotationlink", "UPDATE, DELETE, TRUNCATE"},
+             {"table", "public.eventlog", "INSERT"},
+             {"table", "public.event", "INSERT"},
+             {"table", "public.session", "INSERT"},
+             {"table", "public._lock_ids", "SELECT"},
+             {"table", "public._lock_ids", "INSERT"},
+             {"sequence", "public._lock_seq", "USAGE, UPDATE"},
+             {"sequence", "public.seq_session", "USAGE, UPDATE"},
+             {"sequence", "public.seq_event", "USAGE, UPDATE"},
+             {"sequence", "public.seq_eventlog", "USAGE, UPDATE"},
+             {"sequence", "public.seq_wellannotationlink", "USAGE, UPDATE"},
+             {"function", "omero_annotations_move_to_wells", ""},
+             {"function", "omero_annotations_move_to_wells_in_batches", ""}});
+    }
+    return r;
+}
+
+// "a, b and 3 more" of a list.
+std::string listed(const std::vector<std::string> &v, size_t at_most = 8)
+{
+    std::string s;
+    for (size_t i = 0; i < v.size() && i < at_most; i++)
+        s += (i ? ", " : "") + v[i];
+    if (v.size() > at_most)
+        s += " and " + std::to_string(v.size() - at_most) + " more";
+    return s;
+}
+
 } // namespace
 
 const std::vector<std::string> &checked_steps()
 {
-    static const std::vector<std::string> ids = {"binaries-install", "db-upgrade", "db-verify", "vacuum-full",
-                                                   "cache-clear"};
+    static const std::vector<std::string> ids = {"binaries-install", "db-upgrade", "db-verify", "orphans",
+                                                   "colors",           "wells",      "vacuum-full", "cache-clear"};
     return ids;
 }
 
@@ -120,6 +245,27 @@ std::vector<std::string> step_preconditions(const RunOptions &o, const Settings 
                             (m.empty() ? s.omero_db_user : m.str(0, "q")) + " TO " + w.quoted +
                             ", or run --db-user with a superuser; or go on without the verify: --force-step db-verify");
         }
+    }
+    // orphans, colors, wells: the extension's functions run with the caller's rights, on OMERO's
+    // tables and the extension's state (README, "omero-upgrade run": preconditions).
+    for (const char *id : {"orphans", "colors", "wells"}) {
+        if (!check(id) || st.extension_version.empty())
+            continue;  // (without the extension the plan refuses them already)
+        std::vector<std::string> miss = missing_rights(db, rights_of(id, db));
+        if (!miss.empty())
+            p.push_back(std::string("step ") + id + ": " + w.user + " lacks " + listed(miss) +
+                        ", which the step needs: run --db-user with the OMERO database user (config.xml's "
+                        "omero.db.user, who owns OMERO's tables) or a superuser, or grant them (as their owner or a "
+                        "superuser: GRANT <right> ON <object> TO " + w.quoted + ")" + skip(id));
+    }
+    // colors all with the server down: the extension converts every shape by its one-pass rewrite
+    // (one ALTER TABLE of shape), which only the table's owner (or a superuser) may do.
+    if (check("colors") && o.colors == "all" && !o.online && !w.superuser && !st.extension_version.empty()) {
+        std::string n = not_owned(db, "n.nspname = 'public' AND c.relname = 'shape'");
+        if (!n.empty())
+            p.push_back("step colors: --colors all with the server down converts every shape by one rewrite of the "
+                        "table (ALTER TABLE), but " + w.user + " does not own " + n + ": run --db-user with its owner "
+                        "or a superuser, or convert by journaled batches while OMERO runs (--online)" + skip("colors"));
     }
     // vacuum-full: db vacuum --full refuses when it cannot check the free space of PostgreSQL's
     // data directory, or when there is not enough, and skips tables the user may not vacuum.
@@ -186,7 +332,6 @@ std::vector<std::string> step_preconditions(const RunOptions &o, const Settings 
         else if (lstat(cache.c_str(), &lst) == 0 && access(cache.c_str(), W_OK | X_OK) != 0)
             p.push_back("step cache-clear: cannot delete in " + cache + ": run as the OMERO user" + skip("cache-clear"));
     }
-    (void)st;
     return p;
 }
 

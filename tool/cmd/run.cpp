@@ -1116,7 +1116,8 @@ Register reg({"run", "the whole upgrade, step by step, resumable (--dry-run show
                                "journaled batches): a shorter offline window");
                   sub.add_option("--force-step", a.o.force_steps,
                                  "do not check the preconditions of this step in the plan (repeatable: "
-                                 "binaries-install, db-upgrade, db-verify, vacuum-full, cache-clear); vacuum-full also "
+                                 "binaries-install, db-upgrade, db-verify, orphans, colors, wells, vacuum-full, cache-clear); "
+                                 "vacuum-full also "
                                  "gets --force (you made sure of the free space)")
                       ->check(CLI::IsMember(checked_steps()));
                   sub.add_flag("--carry-scripts", a.o.carry_scripts,
