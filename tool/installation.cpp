@@ -277,7 +277,7 @@ std::unique_ptr<UpgradeTarget> resolve_upgrade_target(const Settings &s, const O
                 throw CommandError("cannot create a private temporary directory in " + dir_name(tmpl));
             t->scripts_dir = buf.data();
             t->temp = true;
-            run::extract_prechecks(ns, t->version, t->scripts_dir);
+            run::extract_prechecks(ns, t->scripts_dir);
         }
         return t;
     }

@@ -4,6 +4,7 @@
 #include "archive.hpp"
 #include "common.hpp"
 #include "fsutil.hpp"
+#include "installation.hpp"
 #include "settings.hpp"
 
 #include <archive.h>
@@ -151,16 +152,16 @@ NewServer inspect_new_server(const std::string &path)
     return ns;
 }
 
-void extract_prechecks(const NewServer &ns, const std::string &to, const std::string &dir)
+void extract_prechecks(const NewServer &ns, const std::string &dir)
 {
-    std::string want = "sql/psql/" + to + "/";
+    const std::string want = "sql/psql/";
     auto dest_of = [&](const std::string &rel) {
         std::smatch m;
-        if (rel.rfind(want, 0) != 0 || !std::regex_match(rel, m, script_re) || !m[3].matched)
+        if (!std::regex_match(rel, m, script_re))
             return std::string();
         ensure_dir(dir + "/sql");
         ensure_dir(dir + "/sql/psql");
-        ensure_dir(dir + "/" + want);
+        ensure_dir(dir + "/" + want + m[1].str());
         return dir + "/" + rel;
     };
     if (!ns.is_archive) {
@@ -212,7 +213,47 @@ std::vector<std::pair<std::string, std::string>> hop_path(const NewServer &ns, c
     return path;
 }
 
-std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target)
+std::string release_name(const NewServer &ns)
+{
+    return ns.is_archive ? ns.top_dir : base_name(resolved_path(ns.path));
+}
+
+std::string same_release(const NewServer &ns, const std::string &tree)
+{
+    if (tree.empty())
+        return "";
+    if (!ns.is_archive && resolved_path(ns.path) == tree)
+        return ns.path + " is the tree OMERO.server runs now (" + tree + ")";
+    std::string name = release_name(ns);
+    if (!name.empty() && name == base_name(tree) && tree_newest_version(tree) == ns.newest)
+        return ns.path + " is the release OMERO.server runs now: " + name + " (" + tree + "), same newest scripts " +
+               ns.newest;
+    return "";
+}
+
+namespace {
+bool release_numbers(const std::string &name, std::vector<int> &v)
+{
+    static const std::regex re(R"(^OMERO\.server-([0-9]+)\.([0-9]+)\.([0-9]+)(-.*)?$)");
+    std::smatch m;
+    if (!std::regex_match(name, m, re))
+        return false;
+    v = {std::stoi(m[1].str()), std::stoi(m[2].str()), std::stoi(m[3].str())};
+    return true;
+}
+} // namespace
+
+std::string older_release(const NewServer &ns, const std::string &tree)
+{
+    std::vector<int> a, b;
+    std::string n = release_name(ns), c = base_name(tree);
+    if (tree.empty() || !release_numbers(n, a) || !release_numbers(c, b) || !(a < b))
+        return "";
+    return "the new server " + n + " is an older release than the one OMERO.server runs now (" + c +
+           "): run does not downgrade";
+}
+
+std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target, bool db_hops)
 {
     std::vector<StepDef> s;
     auto add = [&](StepDef d) { s.push_back(std::move(d)); };
@@ -247,11 +288,13 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target)
     std::vector<std::string> upgrade = {"db", "upgrade", "--target", target};
     if (!o.site_sql.empty())
         upgrade.insert(upgrade.end(), {"--site-sql", o.site_sql});
-    add({"db-upgrade", o.site_sql.empty() ? "upgrade the database, hop by hop" : "upgrade the database, hop by hop, then the site SQL",
-         upgrade,
-         std::string("runs the new server's sql/psql scripts (listed above) as the OMERO database user") +
-             (o.site_sql.empty() ? "" : ", then the site SQL files not applied yet (listed above), each in its own transaction"),
-         true, true});
+    if (db_hops || !o.site_sql.empty()) {
+        add({"db-upgrade", o.site_sql.empty() ? "upgrade the database, hop by hop" : "upgrade the database, hop by hop, then the site SQL",
+             upgrade,
+             std::string("runs the new server's sql/psql scripts (listed above) as the OMERO database user") +
+                 (o.site_sql.empty() ? "" : ", then the site SQL files not applied yet (listed above), each in its own transaction"),
+             true, true});
+    }
     // Its verdict goes into the report; a schema that differs, or one it could not verify, does
     // not stop the run (README, "omero-upgrade run").
     // --online: the steps that are safe with OMERO up (verify reads the catalogs; the orphan delete

@@ -50,14 +50,26 @@ struct NewServer {
 // Throws CommandError when it is neither a readable archive nor a server directory.
 NewServer inspect_new_server(const std::string &path);
 
-// Copies sql/psql/<to>/*-precheck.sql of the new server into dir (for `precheck` before the
-// new server is installed).
-void extract_prechecks(const NewServer &ns, const std::string &to, const std::string &dir);
+// Copies the hop scripts of the new server (sql/psql/<to>/<from>.sql and <from>-precheck.sql,
+// every version folder) into dir: what `precheck` reads before the new server is installed (the
+// chain's first hop, its precheck if the release ships one).
+void extract_prechecks(const NewServer &ns, const std::string &dir);
 
 // Shortest chain of hops from → to among the scripts present (ties: through the newest
 // versions); empty when from == to; throws CommandError when there is none.
 std::vector<std::pair<std::string, std::string>> hop_path(const NewServer &ns, const std::string &from,
                                                            const std::string &to);
+
+// How run tells the new server from the tree OMERO.server runs now (README, "omero-upgrade run":
+// binaries-only upgrades). Its release name: a zip's top directory, a directory's own name after
+// symlinks (OMERO.server-5.6.3); the current tree's is its resolved directory's name.
+std::string release_name(const NewServer &ns);
+// "" when the new server is another release than the tree `tree` (resolved); else why it is that
+// tree: the same directory, or a distribution of the same release (same name, same newest
+// sql/psql version), which binaries install would unpack onto the tree itself.
+std::string same_release(const NewServer &ns, const std::string &tree);
+// "" unless both names read as OMERO.server-X.Y.Z and the new one is older than the tree's.
+std::string older_release(const NewServer &ns, const std::string &tree);
 
 // Which way a step uses the server directory.
 enum class StepDir { Server, Preview };
@@ -72,7 +84,8 @@ struct StepDef {
     bool internal = false;             // done by run itself, not a child
 };
 
-// The ordered steps (README, "omero-upgrade run").
-std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target);
+// The ordered steps (README, "omero-upgrade run"). db_hops false (a binaries-only upgrade: the
+// database is at the target already): no db-upgrade step unless there is site SQL to apply.
+std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target, bool db_hops = true);
 
 } // namespace ou::run

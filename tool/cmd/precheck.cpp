@@ -1,7 +1,8 @@
 // omero-upgrade precheck [--target V]: is the database ready for the upgrade?
 //
 // With the extension installed: omero_precheck_report(target), every check of every hop.
-// Without it: the server distribution's own sql/psql/<target>/<current>-precheck.sql through
+// Without it: the -precheck.sql of the first hop of the release's chain of scripts (sql/psql/<to>/<current>-precheck.sql;
+// a hop OMERO ships none for is checked by the tool: PostgreSQL's version, the encoding) through
 // psql. Those scripts signal failure only by raising an exception (plain psql would go on and
 // exit 0), so psql runs with ON_ERROR_STOP (exit 3 on the exception) and AUTOCOMMIT off (nothing
 // outside the script's own BEGIN … ROLLBACK can be committed; the connection's end rolls back),
@@ -10,6 +11,7 @@
 #include "fsutil.hpp"
 #include "installation.hpp"
 #include "process.hpp"
+#include "run_plan.hpp"
 #include "settings.hpp"
 
 #include <cctype>
@@ -149,14 +151,44 @@ int with_script(const Settings &s, Db &db, const OmeroDbState &st, const std::st
     }
     if (st.version == target)
         return verdict(target, {}, true);
-    std::string rel = "sql/psql/" + target + "/" + st.version + "-precheck.sql";
+    // The chain of upgrade scripts the release ships from here to the target: only its first hop
+    // can be prechecked now (a precheck checks that the database is at the hop's source). What is
+    // really missing, the upgrade script itself, is refused; a hop for which the release ships no
+    // -precheck.sql (OMERO has none for OMERO5.3__0 → OMERO5.3__1) is checked by the tool for
+    // what the prechecks check: the version (above), PostgreSQL's version, the encoding.
+    std::pair<std::string, std::string> first;
+    try {
+        run::NewServer ns = run::inspect_new_server(scripts_dir);
+        auto chain = run::hop_path(ns, st.version, target);
+        first = chain.front();
+        out().result()["first_hop"] = {{"from", first.first}, {"to", first.second}, {"hops", chain.size()}};
+    } catch (const CommandError &e) {
+        std::string p = "no upgrade script leads from " + st.version + " to " + target + " in " + scripts_dir +
+                        " (sql/psql/" + target + "/" + st.version + ".sql, or a chain of them): " + e.what();
+        out().error(p);
+        return verdict(target, {p}, false);
+    }
+    std::string rel = "sql/psql/" + first.second + "/" + first.first + "-precheck.sql";
     std::string script = scripts_dir + "/" + rel;
-    out().result()["script"] = script;
     std::string text;
-    if (!read_file(script, text))
-        throw CommandError("no precheck script " + rel + " in " + scripts_dir + " (the extension is not installed)",
-                           "use the server distribution of the target release (--server-dir), or install the "
-                           "extension (CREATE EXTENSION omero_upgrade), which prechecks every hop of a longer path");
+    if (!read_file(script, text)) {
+        out().result()["script"] = nullptr;
+        out().say("no -precheck.sql for " + first.first + " → " + first.second + " in this release (" + rel +
+                  ": OMERO ships none for this hop); the tool checks what a precheck would");
+        std::vector<std::string> problems;
+        int need = pg_prerequisite_of(first.second);
+        if (st.server_version_num < need)
+            problems.push_back("PostgreSQL " + st.server_version + " is older than the prerequisite of " +
+                               first.second + " (server_version_num " + std::to_string(need) + ")");
+        if (st.encoding != "UTF8")
+            problems.push_back("the database's encoding is " + st.encoding + ", OMERO needs UTF8 (omero-upgrade db to-utf8)");
+        for (const auto &p : problems)
+            out().error(p);
+        if (problems.empty())
+            out().say("ok       version " + st.version + " (finished), PostgreSQL " + st.server_version + ", encoding UTF8");
+        return verdict(target, problems, false);
+    }
+    out().result()["script"] = script;
     static const std::regex commit(R"((^|;)\s*(COMMIT|END)\s*(TRANSACTION|WORK)?\s*;)",
                                    std::regex::icase | std::regex::multiline);
     if (std::regex_search(sql_statements_only(text), commit))
@@ -194,7 +226,7 @@ int with_script(const Settings &s, Db &db, const OmeroDbState &st, const std::st
     }
     if (!r.ok())
         throw CommandError("psql could not run the precheck (" + r.describe() + "): " + r.err_tail(3));
-    std::string ready = "YOUR DATABASE IS READY FOR UPGRADE TO VERSION";
+    std::string ready = "YOUR DATABASE IS READY FOR UPGRADE TO VERSION";  // (of the first hop's target)
     if (r.out.find(ready) == std::string::npos)
         return verdict(target, {"the precheck script ended without saying the database is ready"}, false);
     return verdict(target, {}, false);

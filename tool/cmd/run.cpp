@@ -147,9 +147,18 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
     if ((o.orphans || !o.colors.empty() || !o.wells.empty()) && st.extension_version.empty())
         p.problems.push_back("--orphans, --colors and --move-annotations-to-wells need the extension in " + st.dbname +
                              ": CREATE EXTENSION omero_upgrade (as the database owner) first");
-    if (!old_tree.empty() && !p.ns.is_archive && real_path(o.new_server) == old_tree)
-        p.problems.push_back("the new server " + o.new_server + " is the current server tree");
-    p.steps = build_steps(o, target);
+    // Nothing to do only when the new server is the release OMERO.server runs now (the same tree,
+    // or a distribution of the same release) and the database is at the target, finished. Another
+    // release whose scripts lead to the same version is a binaries-only upgrade: the swap, no hop.
+    std::string same = same_release(p.ns, old_tree);
+    bool db_at = st.finished && st.version == target;
+    if (!same.empty() && !(db_at && tree_newest_version(old_tree) == target))
+        p.problems.push_back("the new server " + o.new_server + " is the current server tree (" + same +
+                             "): it is installed already" +
+                             (db_at ? "" : "; the database is at " + st.version + ": omero-upgrade db upgrade"));
+    if (std::string older = older_release(p.ns, old_tree); !older.empty())
+        p.problems.push_back(older + " (to go back, omero-upgrade rollback)");
+    p.steps = build_steps(o, target, !p.hops.empty());
     // Site SQL: what would run, and a changed file (refused by db upgrade) stops the plan now.
     nlohmann::json site_json = nullptr;
     bool site_pending = false;
@@ -164,8 +173,9 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
             else if (f.status == "refused")
                 p.problems.push_back("site SQL " + f.name + " is refused: " + f.problem);
     }
+    bool nothing = db_at && !same.empty() && tree_newest_version(old_tree) == target && !site_pending;
     // Every step's preconditions, while the server still runs (nothing to do: none to check).
-    if (!(st.finished && st.version == target && tree_newest_version(old_tree) == target) || site_pending) {
+    if (!nothing) {
         std::vector<std::string> ids;
         for (const auto &d : p.steps)
             ids.push_back(d.id);
@@ -174,9 +184,8 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
     }
     // Already upgraded: the database at the target, finished, and the tree OMERO.server points to
     // made for it. Nothing to do means no stop, no backup, no new run record.
-    if (st.finished && st.version == target && tree_newest_version(old_tree) == target && !site_pending)
-        p.nothing = "the installation is already upgraded: " + st.dbname + " is at " + target + " and " + sdir +
-                    " runs " + old_tree + ", whose scripts lead to " + target;
+    if (nothing)
+        p.nothing = "the installation is already upgraded: " + st.dbname + " is at " + target + " and " + same;
 
     nlohmann::json hops = nlohmann::json::array();
     for (const auto &[f, t] : p.hops)
@@ -269,7 +278,7 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
 
 // The preview directory for `precheck` before the new server is installed: the current
 // config.xml (how to reach the database; mode 0600, it may hold the password) and the new
-// server's -precheck.sql scripts for the target. Removed when the process ends.
+// server's hop scripts and -precheck.sql scripts. Removed when the process ends.
 struct Preview {
     std::string dir;
     Preview(const nlohmann::json &state)
@@ -289,7 +298,7 @@ struct Preview {
             chmod((dir + "/etc/grid/config.xml").c_str(), 0600);
         }
         NewServer ns = inspect_new_server(state["new_server"].value("path", ""));
-        extract_prechecks(ns, state["database"].value("target", ""), dir);
+        extract_prechecks(ns, dir);
     }
     ~Preview()
     {

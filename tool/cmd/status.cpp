@@ -123,7 +123,11 @@ bool say_upgrade(const Installation &m, const StatusOptions &o, nlohmann::json &
         res["upgrade"] = u;
         return false;
     }
-    bool upgraded = m.db.version == target && m.tree_newest == target;
+    // Nothing to do only for the release OMERO.server runs now (run's rule, run_plan.hpp); another
+    // release at the same version is a binaries-only upgrade.
+    std::string same = run::same_release(ns, m.tree);
+    bool upgraded = m.db.version == target && m.tree_newest == target && !same.empty();
+    u["binaries_only"] = m.db.version == target && same.empty();
     u["nothing_to_do"] = upgraded;
     nlohmann::json hops = nlohmann::json::array();
     if (compare_versions(m.db.version, target) > 0) {
@@ -140,9 +144,12 @@ bool say_upgrade(const Installation &m, const StatusOptions &o, nlohmann::json &
     if (upgraded) {
         out().say("  nothing to do: the installation is already upgraded (" + target + ", " + m.tree + ")");
     } else {
+        if (u.value("binaries_only", false))
+            out().say("  binaries only: the database is at " + target + " already; run swaps the server tree (" +
+                      run::release_name(ns) + " for " + m.tree + ") with no hop");
         run::RunOptions ro;
         ro.new_server = ns.path;
-        for (const auto &d : run::build_steps(ro, target))
+        for (const auto &d : run::build_steps(ro, target, !hops.empty()))
             ids.push_back(d.id);
         out().say("  steps of run: " + json_text(ids));
     }
