@@ -1,8 +1,8 @@
 // omero-upgrade precheck [--target V]: is the database ready for the upgrade?
 //
 // With the extension installed: omero_precheck_report(target), every check of every hop.
-// Without it: the -precheck.sql of the first hop of the release's chain of scripts (sql/psql/<to>/<current>-precheck.sql;
-// a hop OMERO ships none for is checked by the tool: PostgreSQL's version, the encoding) through
+// Without it: the server distribution's own sql/psql/<target>/<current>-precheck.sql (a hop
+// OMERO ships none for is checked by the tool: PostgreSQL's version, the encoding) through
 // psql. Those scripts signal failure only by raising an exception (plain psql would go on and
 // exit 0), so psql runs with ON_ERROR_STOP (exit 3 on the exception) and AUTOCOMMIT off (nothing
 // outside the script's own BEGIN … ROLLBACK can be committed; the connection's end rolls back),
@@ -151,35 +151,42 @@ int with_script(const Settings &s, Db &db, const OmeroDbState &st, const std::st
     }
     if (st.version == target)
         return verdict(target, {}, true);
-    // The chain of upgrade scripts the release ships from here to the target: only its first hop
-    // can be prechecked now (a precheck checks that the database is at the hop's source). What is
-    // really missing, the upgrade script itself, is refused; a hop for which the release ships no
-    // -precheck.sql (OMERO has none for OMERO5.3__0 → OMERO5.3__1) is checked by the tool for
-    // what the prechecks check: the version (above), PostgreSQL's version, the encoding.
-    std::pair<std::string, std::string> first;
+    // The chain of upgrade scripts the release ships from here to the target. What is really
+    // missing, the upgrade script itself, is refused. A path of several hops cannot be prechecked
+    // by the release's scripts (each checks that the database is at its hop's source: only the
+    // first could run now, and "ready" for the target would claim the later ones): the extension
+    // prechecks every hop. A single hop for which the release ships no -precheck.sql (OMERO has
+    // none for OMERO5.3__0 → OMERO5.3__1) is checked by the tool for what the prechecks check:
+    // the version (above), PostgreSQL's version, the encoding.
+    std::string rel = "sql/psql/" + target + "/" + st.version + "-precheck.sql";
+    std::string script = scripts_dir + "/" + rel;
+    size_t hops = 0;
     try {
         run::NewServer ns = run::inspect_new_server(scripts_dir);
-        auto chain = run::hop_path(ns, st.version, target);
-        first = chain.front();
-        out().result()["first_hop"] = {{"from", first.first}, {"to", first.second}, {"hops", chain.size()}};
+        hops = run::hop_path(ns, st.version, target).size();
     } catch (const CommandError &e) {
         std::string p = "no upgrade script leads from " + st.version + " to " + target + " in " + scripts_dir +
                         " (sql/psql/" + target + "/" + st.version + ".sql, or a chain of them): " + e.what();
         out().error(p);
         return verdict(target, {p}, false);
     }
-    std::string rel = "sql/psql/" + first.second + "/" + first.first + "-precheck.sql";
-    std::string script = scripts_dir + "/" + rel;
+    out().result()["hops"] = hops;
     std::string text;
+    if (hops > 1)
+        throw CommandError("no precheck script " + rel + " in " + scripts_dir + " (the extension is not installed; "
+                           "the path has " + std::to_string(hops) + " hops, and a release's prechecks can check only "
+                           "the first before the upgrade)",
+                           "use the server distribution of the target release (--server-dir), or install the "
+                           "extension (CREATE EXTENSION omero_upgrade), which prechecks every hop of a longer path");
     if (!read_file(script, text)) {
         out().result()["script"] = nullptr;
-        out().say("no -precheck.sql for " + first.first + " → " + first.second + " in this release (" + rel +
+        out().say("no -precheck.sql for " + st.version + " → " + target + " in this release (" + rel +
                   ": OMERO ships none for this hop); the tool checks what a precheck would");
         std::vector<std::string> problems;
-        int need = pg_prerequisite_of(first.second);
+        int need = pg_prerequisite_of(target);
         if (st.server_version_num < need)
             problems.push_back("PostgreSQL " + st.server_version + " is older than the prerequisite of " +
-                               first.second + " (server_version_num " + std::to_string(need) + ")");
+                               target + " (server_version_num " + std::to_string(need) + ")");
         if (st.encoding != "UTF8")
             problems.push_back("the database's encoding is " + st.encoding + ", OMERO needs UTF8 (omero-upgrade db to-utf8)");
         for (const auto &p : problems)
@@ -226,7 +233,7 @@ int with_script(const Settings &s, Db &db, const OmeroDbState &st, const std::st
     }
     if (!r.ok())
         throw CommandError("psql could not run the precheck (" + r.describe() + "): " + r.err_tail(3));
-    std::string ready = "YOUR DATABASE IS READY FOR UPGRADE TO VERSION";  // (of the first hop's target)
+    std::string ready = "YOUR DATABASE IS READY FOR UPGRADE TO VERSION";
     if (r.out.find(ready) == std::string::npos)
         return verdict(target, {"the precheck script ended without saying the database is ready"}, false);
     return verdict(target, {}, false);
