@@ -18,6 +18,12 @@
 #      tree, and the database the server uses at the version, with the marker and the content the
 #      optional steps change (annotations, shape colours, well links) it had before that run;
 #   I5 a run that completed leaves the server on the database it used before the run.
+# Three releases: 5.6.3 (the hop to OMERO5.4__0), 5.3.6 and 5.6.4 (binaries-only beside 5.3.5 and
+# 5.6.3: the same newest scripts). The sequence begins with successive upgrades across them and
+# rollbacks (5.3.5 → 5.3.6 → 5.6.3, rollback: back to 5.3.6 with the database restored, not to
+# 5.3.5; again 5.6.3, then 5.6.4, rollback: back to 5.6.3, switched only; a second rollback: done
+# already), then goes on at random, each run to one of the three. I4 covers the rollbacks that only
+# switch back too (the tree, and the database at its version, unchanged).
 source "$(dirname "$0")/../lib/tap.sh"
 source "$OU_SRC/test/lib/sample-server.sh"
 source "$OU_SRC/test/lib/run-scenario.sh"
@@ -32,6 +38,16 @@ run_template
 r=$t/a
 scenario "$r" sq_a
 zip=$r/OMERO.server-5.6.3.zip
+for v in 5.3.6 5.6.4; do
+  make_sample_server "$r/build/OMERO.server-$v" "$v"
+  rm "$r/build/OMERO.server-$v/etc/grid/config.xml"
+  make_server_zip "$r/build/OMERO.server-$v" "$r/OMERO.server-$v.zip"
+done
+rm -r "$r/build"
+z536=$r/OMERO.server-5.3.6.zip z564=$r/OMERO.server-5.6.4.zip
+zips=("$zip" "$zip" "$z536" "$z564")
+# The beginning: upgrades across releases and rollbacks (see above), then random steps.
+script=("run $z536" "run $zip" rollback "run $zip" "run $z564" rollback rollback)
 state=$r/.omero-upgrade-run.json
 ou() { "$TOOL" --server-dir "$r/OMERO.server" "$@"; }
 dbv() { q "$1" -c "SELECT currentversion || '__' || currentpatch || CASE WHEN finished IS NULL THEN ' (unfinished)' ELSE '' END
@@ -80,7 +96,7 @@ check_i2() {
     [ "$after" = "$(dbv "$name")" ] || bad "I2: the report says $name is at $after, it is at $(dbv "$name")"
   done < <(grep '^  database [^ ]*: ' <<<"$out")
 }
-reports=0 restores=0 fallbacks=0
+reports=0 restores=0 fallbacks=0 switches=0 begin_ok=0
 
 ops=(run run run runopt resume resume rollback rollback ctrlc ctrlc binrb stop start start edit write report)
 # Optional steps of a run: any of them (the fixture's screen 1 holds the plates with wells).
@@ -92,17 +108,21 @@ opt_steps() {
   [ ${#o[@]} -gt 0 ] || o=(--orphans)
   printf '%s\n' "${o[@]}"
 }
+[ "$steps" -ge ${#script[@]} ] || steps=${#script[@]}
 for n in $(seq 1 "$steps"); do
-  op=${ops[RANDOM % ${#ops[@]}]}
+  op=${ops[RANDOM % ${#ops[@]}]} nz=${zips[RANDOM % ${#zips[@]}]}
+  if [ "$n" -le ${#script[@]} ]; then
+    op=${script[n - 1]%% *} nz=${script[n - 1]#* }
+  fi
   s0=$(stops) id0=$(run_id) link0=$(readlink "$r/OMERO.server") db0=$(cur_db)
   ver0=$(dbv "$db0") mark0=$(marker "$db0") content0=$(content "$db0")
   out= rc=0
   case $op in
-    run) out=$(ou run --new-server "$zip" 2>&1); rc=$? ;;
+    run) op="run ${nz##*/}"; out=$(ou run --new-server "$nz" 2>&1); rc=$? ;;
     runopt)
       mapfile -t o < <(opt_steps)
-      op="runopt ${o[*]}"
-      out=$(ou run --new-server "$zip" "${o[@]}" 2>&1); rc=$? ;;
+      op="runopt ${nz##*/} ${o[*]}"
+      out=$(ou run --new-server "$nz" "${o[@]}" 2>&1); rc=$? ;;
     report) out=$(ou run --report 2>&1); rc=$? ;;
     resume) out=$(ou run --resume 2>&1); rc=$? ;;
     rollback) out=$(ou rollback 2>&1); rc=$? ;;
@@ -168,13 +188,36 @@ for n in $(seq 1 "$steps"); do
     [ -z "${before_content[$rid]}" ] || [ "$(content "$(cur_db)")" = "${before_content[$rid]}" ] ||
       bad "I4: the content is '$(content "$(cur_db)")', before run $rid it was '${before_content[$rid]}'"
   fi
+  # A rollback that only switched back (the database unchanged, not restored): the tree before the
+  # run, and the database at the version it had then (users' writes since are kept, by design).
+  if [[ $op == rollback ]] && [ "$rc" -eq 0 ] && grep -q "^rolled back: .*(unchanged, not restored)" <<<"$out" &&
+     [ -n "$rid" ] && [ -n "${before_link[$rid]+x}" ]; then
+    switches=$((switches + 1))
+    [ "$(readlink "$r/OMERO.server")" = "${before_link[$rid]}" ] ||
+      bad "I4: OMERO.server → $(readlink "$r/OMERO.server"), before run $rid it was ${before_link[$rid]}"
+    [ "$(dbv "$(cur_db)")" = "${before_ver[$rid]}" ] ||
+      bad "I4: the database is at $(dbv "$(cur_db)"), before run $rid it was at ${before_ver[$rid]}"
+  fi
+  if [ "$n" -eq ${#script[@]} ]; then
+    # The scripted beginning: both kinds of rollback happened, each back to the release before
+    # the last run (5.3.6 after the first, 5.6.3 after the second), and the second rollback of the
+    # same run changed nothing.
+    [ "$restores" -ge 1 ] && [ "$switches" -ge 1 ] || bad "the beginning rolled back $restores (restored) and $switches (switched) runs"
+    [ "$(readlink "$r/OMERO.server")" = OMERO.server-5.6.3 ] || bad "after the beginning OMERO.server → $(readlink "$r/OMERO.server")"
+    [ "$(dbv "$(cur_db)")" = OMERO5.4__0 ] || bad "after the beginning the database is at $(dbv "$(cur_db)")"
+    [ "$(stops)" = "$s0" ] || bad "I3: the second rollback of the same run stopped the server"
+    grep -q "was already rolled back" <<<"$out" || bad "the second rollback of the same run: $(tail -3 <<<"$out")"
+    begin_ok=1
+  fi
   [ "$fails" -eq 0 ] || { diag "$(tail -${OU_SEQ_TRACE:-8} "$t/trace")"; diag "$(tail -30 <<<"$out")"; break; }
 done
 is "$fails" 0 "$steps random steps (seed $seed): the invariants hold after every one"
 diag "report database lines checked: $reports; rollbacks that restored: $restores (of an earlier run: $fallbacks)"
 diag "ops: $(awk '{print $2}' "$t/trace" | sort | uniq -c | tr '\n' ' ')"
-diag "runs that completed: $(grep -c ' run rc=0 .*/completed' "$t/trace"), rollbacks that completed: $(grep -c ' rollback rc=0 .*/rolled back' "$t/trace")"
-ok "$([ "$(grep -c ' run rc=0' "$t/trace")" -gt 0 ]; echo $?)" "… the sequence has completed runs"
+diag "runs that completed: $(grep -c ' run [^ ]* rc=0 .*/completed' "$t/trace"), rollbacks that completed: $(grep -c ' rollback rc=0 .*/rolled back' "$t/trace")"
+ok "$([ "$(grep -c ' run [^ ]* rc=0' "$t/trace")" -gt 0 ]; echo $?)" "… the sequence has completed runs"
+is "$begin_ok" 1 "… its beginning: 5.3.5 → 5.3.6 → 5.6.3, rolled back to 5.3.6 (restored); 5.6.3 → 5.6.4, rolled back to 5.6.3 (switched)"
+diag "rollbacks that only switched back: $switches"
 ok "$([ "$reports" -gt 0 ]; echo $?)" "… and report lines checked against the database"
 cp "$t/trace" "$OU_TMP/seq-trace.txt" 2>/dev/null
 
