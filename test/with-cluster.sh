@@ -92,7 +92,7 @@ for attempt in 1 2 3 4 5; do
   candidate=$(( 20000 + RANDOM % 40000 ))
   if ss -Hltn "sport = :$candidate" 2>/dev/null | grep -q .; then continue; fi
   if "${runas[@]}" "$inst$bindir/pg_ctl" -D "$data" -l "$log" -w -t 60 start \
-       -o "-p $candidate -k $sock -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=50" \
+       -o "-p $candidate -k $sock -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=100" \
        >/dev/null 2>&1; then
     port=$candidate
     pid_started=1

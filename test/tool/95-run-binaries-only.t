@@ -114,4 +114,9 @@ like "$out" "precheck: *done|precheck" "… its precheck step passed"
 is "$(dbv bo_b)" OMERO5.3__1 "… the database upgraded to OMERO5.3__1"
 is "$(readlink "$b/OMERO.server")" "OMERO.server-5.3.6" "… and the new tree runs"
 
+# The stub servers hold a session each: stopped, so that later tests of the cluster find free
+# connection slots (the cluster's max_connections is shared by every test).
+ou server stop >/dev/null 2>&1
+ob server stop >/dev/null 2>&1
+
 done_testing
