@@ -19,6 +19,17 @@ out=$(OMERO_UPGRADE_FAIL_AFTER_STEP=server-stop "$TOOL" --server-dir "$r/OMERO.s
 is "$rc $(jq -r '.status + " " + .failed_step' "$r/.omero-upgrade-run.json")" "2 failed server-stop" \
   "a run under caf\\xe9/ stopped (injected) right after the server stop"
 jq -e . "$r/.omero-upgrade-run.json" >/dev/null; ok $? "… its state file is valid JSON"
+# A resume that refuses before doing anything (here: one of OMERO's tables no longer owned by the
+# OMERO user, so db-upgrade could not run) says the server is down, as the earlier attempt left
+# it, not "the server was not stopped".
+q u86_run -c "ALTER TABLE externalinfo OWNER TO CURRENT_USER"
+out=$("$TOOL" --server-dir "$r/OMERO.server" run --resume 2>&1); rc=$?
+is "$rc" 1 "run --resume with externalinfo owned by another role: exit 1 (refused before any step)"
+like "$out" "step db-upgrade: .* does not own" "… naming the db-upgrade precondition"
+like "$out" "nothing was changed by this resume; the server is down \(as the earlier attempt left it\)" \
+  "… and saying the server is down, as the first attempt left it"
+unlike "$out" "the server was not stopped" "… not 'the server was not stopped'"
+q u86_run -c "ALTER TABLE externalinfo OWNER TO omero"
 out=$("$TOOL" --server-dir "$r/OMERO.server" run --resume 2>&1); rc=$?
 is "$rc" 0 "run --resume: exit 0, the binaries install and every later step finding caf\\xe9/ by its recorded path"
 [ "$rc" -eq 0 ] || diag "$(tail -20 <<<"$out")"
