@@ -296,6 +296,9 @@ void Engine::run_parallel(WorkerPool &pool, Progress &progress)
         pos_ = pos;
         return;
     }
+    // Nothing of ours held while the workers run (a ROI subset too big for one statement took the
+    // journal lock exclusively to find that out): they take it shared.
+    commit();
     jr_.lock_parallel_run();
     Summary s = pool.run(spi_, r_.direction, r_.all(), sum_.run_id, covered_, batches,
                          [&](const Summary &done) { progress.update(sum_.selected + done.selected); });

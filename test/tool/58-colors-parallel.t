@@ -90,6 +90,17 @@ like "$(q par_two -c "SELECT count(*) > 2 FROM who WHERE backend = 'omero_upgrad
 is "$(q par_one -c "SELECT count(*) FROM shape s JOIN saved v USING (id) WHERE s.id % 31 = 3
                      AND (s.fillcolor IS DISTINCT FROM v.fillcolor OR s.strokecolor IS DISTINCT FROM v.strokecolor)")" 0 \
    "(the reversed shapes hold their originals)"
+# A ROI subset bigger than a batch (tried in one statement first, under the journal lock), back
+# again: converted by the workers.
+rois="DECLARE r int8[] := (SELECT array_agg(id ORDER BY id) FROM roi WHERE id % 3 = 1);"
+out=$(as par_one -c "DO \$\$ $rois BEGIN CALL omero_colors_convert('argb_to_rgba', roi_ids => r, batch_size => 50); END \$\$" 2>&1)
+ok $? "a ROI subset converted, jobs => 1: $out"
+out=$(timeout 60 psql -X -q -A -t -v ON_ERROR_STOP=1 -U omero_par -d par_two \
+        -c "DO \$\$ $rois BEGIN CALL omero_colors_convert('argb_to_rgba', roi_ids => r, batch_size => 50, jobs => 2); END \$\$" 2>&1)
+ok $? "the same ROI subset, jobs => 2 (within 60 s): $out"
+is "$(colours par_two)" "$(colours par_one)" "the same colours"
+is "$(journal par_two)" "$(journal par_one)" "the same journal"
+is "$(runs par_two)" "$(runs par_one)" "the same run rows"
 is "$(workers)" 0 "no worker is left after the runs"
 
 # ---- 2. cancel mid-way, resume ---------------------------------------------------------------------
