@@ -150,6 +150,27 @@ is "$(check)" "$total 0 0 0" "after resuming: every shape converted exactly once
 is "$(q par_cancel -c "SELECT converted, pending, interrupted_runs FROM omero_colors_status() WHERE direction = 'argb_to_rgba'")" \
    "$total|0|0" "status: all converted, none pending, the interrupted run taken over"
 
+# The caller terminated (pg_terminate_backend: no cleanup runs in it): its workers see it gone
+# before their next batch and end; nothing is converted after that.
+as par_cancel -c "CALL omero_colors_convert('rgba_to_argb', batch_size => 100, method => 'batch', jobs => 2)" \
+  >"$OU_TMP/par-term.out" 2>&1 &
+bg=$!
+restored() { q par_cancel -c "SELECT coalesce(sum(cardinality(shape_ids)), 0) FROM omero_upgrade.color_journal WHERE kind = 'restore'"; }
+for _ in $(seq 300); do [ "$(restored)" -ge 600 ] && break; sleep 0.1; done
+is "$(workers)" 2 "two workers are restoring"
+pid=$(q postgres -c "SELECT pid FROM pg_stat_activity WHERE query LIKE 'CALL omero_colors_convert%' AND backend_type = 'client backend'")
+q postgres -c "SELECT pg_terminate_backend($pid)" >/dev/null
+wait $bg
+wait_no_workers
+ok $? "the workers of a terminated caller end"
+r0=$(restored)
+sleep 0.5
+is "$(restored)" "$r0" "nothing is restored after that ($r0 shapes were)"
+out=$(as par_cancel -c "CALL omero_colors_convert('rgba_to_argb', batch_size => 300, method => 'batch', jobs => 2)" 2>&1)
+ok $? "the re-run finishes: $out"
+is "$(q par_cancel -c "SELECT count(*) FROM shape s JOIN saved v USING (id) WHERE s.fillcolor IS DISTINCT FROM v.fillcolor
+                        OR s.strokecolor IS DISTINCT FROM v.strokecolor")" 0 "every shape holds its exact originals again"
+
 # ---- 3. refusals before anything changes -----------------------------------------------------------
 make_db par_refuse
 before=$(colours par_refuse)
