@@ -180,6 +180,7 @@ v AS (
            WHEN 'version_after' THEN '''{1,1}'''     WHEN 'update_after' THEN '''{1,1}'''
            WHEN 'lo' THEN '1' WHEN 'hi' THEN '2'     WHEN 'want' THEN 'NULL'
            WHEN 'kind' THEN '''hop'''                WHEN 'what' THEN '''sec61 call'''
+           WHEN 'jobs' THEN '2'
            ELSE CASE WHEN a.type = 'int4'::regtype THEN '255' END END AS val
     FROM a)
 SELECT f.proname,
