@@ -9,6 +9,9 @@
 #           full conversions (our journal then holds every shape); the plans of our real statements
 #           (auto_explain, as NOTICEs) must not scan the shape table.
 # Every copy starts from the same template; results are compared with each other at the end.
+# COLORS_ONLY=batches runs only every shape by batches: the official UPDATE, jobs => 1 and
+# jobs => 2, COLORS_RUNS rounds (min/median/max), e.g.
+#   BENCH=colors COLORS_ONLY=batches COLORS_RUNS=3 make bench
 # COLORS_ONLY=subset-after-full runs only that part (the official and our full conversion by
 # batches, then the two reverses and the plans of ours), e.g.
 #   BENCH=colors COLORS_ONLY=subset-after-full make bench
@@ -58,7 +61,47 @@ shapes=$(q "$tmpl" -c "SELECT count(*) FROM shape")
 echo "bench colors: $shapes shapes" >&2
 
 only=${COLORS_ONLY:-}
-case "$only" in ""|subset-after-full) ;; *) echo "bench colors: unknown COLORS_ONLY=$only (subset-after-full)" >&2; exit 2 ;; esac
+case "$only" in ""|subset-after-full|batches) ;; *) echo "bench colors: unknown COLORS_ONLY=$only (subset-after-full, batches)" >&2; exit 2 ;; esac
+
+# Every shape by batches (what runs while OMERO is up): the official UPDATE, our CALL with
+# jobs => 1 and with jobs => 2 (two background workers), each on a fresh copy, COLORS_RUNS times
+# (default 1) in turn; min/median/max of the ratios against the official UPDATE of the same round.
+stats() { sort -g | awk '{a[NR] = $1} END {printf "min %.2fx, median %.2fx, max %.2fx over %d run(s)", a[1], (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2), a[NR], NR}'; }
+by_batches() {
+  local runs=${COLORS_RUNS:-1} r j1=() j2=() t_o t_1 t_2 s_o s_1 s_2
+  for r in $(seq "$runs"); do
+    copy cb_b_off
+    q cb_b_off -c "$official_fn" >/dev/null
+    t_o=$(time_sql cb_b_off "$(official_update TRUE)")
+    copy cb_b_1
+    t_1=$(time_sql cb_b_1 "CALL omero_colors_convert('argb_to_rgba', method => 'batch')")
+    copy cb_b_2
+    t_2=$(time_sql cb_b_2 "CALL omero_colors_convert('argb_to_rgba', method => 'batch', jobs => 2)")
+    s_o=$(q cb_b_off -c "SELECT md5(string_agg(concat_ws(',', id, fillcolor, strokecolor), ';' ORDER BY id)) FROM shape")
+    s_1=$(q cb_b_1 -c "SELECT md5(string_agg(concat_ws(',', id, fillcolor, strokecolor), ';' ORDER BY id)) FROM shape")
+    s_2=$(q cb_b_2 -c "SELECT md5(string_agg(concat_ws(',', id, fillcolor, strokecolor), ';' ORDER BY id)) FROM shape")
+    j_1=$(q cb_b_1 -c "SELECT md5(string_agg(concat_ws('|', lo_id, hi_id, shape_ids, fill_before, stroke_before), ';' ORDER BY lo_id)) FROM omero_upgrade.color_journal")
+    j_2=$(q cb_b_2 -c "SELECT md5(string_agg(concat_ws('|', lo_id, hi_id, shape_ids, fill_before, stroke_before), ';' ORDER BY lo_id)) FROM omero_upgrade.color_journal")
+    if [ "$s_o" != "$s_1" ] || [ "$s_o" != "$s_2" ] || [ "$j_1" != "$j_2" ]; then
+      echo "bench colors: CHECK FAILED: by batches, jobs => 1 and jobs => 2 and the official UPDATE differ" >&2
+      exit 1
+    fi
+    printf 'bench colors: by batches, round %d: official %.2fs, jobs 1 %.2fs (%.2fx), jobs 2 %.2fs (%.2fx), jobs 2 vs jobs 1 %.2fx\n' \
+      "$r" "$t_o" "$t_1" "$(echo "$t_o / $t_1" | bc -l)" "$t_2" "$(echo "$t_o / $t_2" | bc -l)" "$(echo "$t_1 / $t_2" | bc -l)" >&2
+    j1+=("$(echo "$t_o / $t_1" | bc -l)")
+    j2+=("$(echo "$t_o / $t_2" | bc -l)")
+    for d in cb_b_off cb_b_1 cb_b_2; do q postgres -c "DROP DATABASE $d" >/dev/null; done
+  done
+  echo "bench colors: check: by batches, jobs => 1, jobs => 2 and the official UPDATE give the same colours, both journals the same" >&2
+  ratio "colors full conversion by batches, jobs => 1 (last round)" "$t_o" "$t_1"
+  ratio "colors full conversion by batches, jobs => 2 (last round)" "$t_o" "$t_2"
+  echo "ratio colors by batches jobs => 1 vs official: $(printf '%s\n' "${j1[@]}" | stats)"
+  echo "ratio colors by batches jobs => 2 vs official: $(printf '%s\n' "${j2[@]}" | stats)"
+}
+if [ "$only" = batches ]; then
+  by_batches
+  exit 0
+fi
 # The plans of every statement a subset conversion runs (auto_explain, sent back as NOTICEs), on
 # another 1% of the ROIs: none may read the whole shape table. $1: database, $2: direction; $3
 # "analyze": also print the journal lookup of the ROI statement as run (EXPLAIN ANALYZE).
@@ -105,6 +148,8 @@ t_off=$(time_sql cb_off "$(official_update TRUE)")
 copy cb_ours
 t_ours=$(time_sql cb_ours "CALL omero_colors_convert('argb_to_rgba', method => 'batch')")
 if [ "$only" != subset-after-full ]; then
+copy cb_ours2
+t_ours2=$(time_sql cb_ours2 "CALL omero_colors_convert('argb_to_rgba', method => 'batch', jobs => 2)")
 copy cb_rw
 t_rw=$(time_sql cb_rw "CALL omero_colors_convert('argb_to_rgba')")
 [ "$(q cb_rw -c "SELECT method FROM omero_upgrade.color_runs")" = rewrite ] ||
@@ -147,9 +192,9 @@ fi
 # Same colours everywhere?
 # (ROIs % 100 in 7, 8, 9 were reversed above, each in one copy only.)
 sum() { q "$1" -c "SELECT md5(string_agg(concat_ws(',', id, fillcolor, strokecolor), ';' ORDER BY id)) FROM shape WHERE roi % 100 NOT IN (7, 8, 9)"; }
-s_off=$(sum cb_off); s_ours=$(sum cb_ours); s_rw=$(sum cb_rw)
-if [ "$s_off" = "$s_ours" ] && [ "$s_off" = "$s_rw" ]; then
-  echo "bench colors: check: the three full conversions give the same colours" >&2
+s_off=$(sum cb_off); s_ours=$(sum cb_ours); s_rw=$(sum cb_rw); s_ours2=$(sum cb_ours2)
+if [ "$s_off" = "$s_ours" ] && [ "$s_off" = "$s_rw" ] && [ "$s_off" = "$s_ours2" ]; then
+  echo "bench colors: check: the four full conversions give the same colours" >&2
 else
   echo "bench colors: CHECK FAILED: the full conversions differ ($s_off $s_ours $s_rw)" >&2
   exit 1
@@ -159,8 +204,9 @@ echo "bench colors: journal of the full batch conversion: $journal" >&2
 
 ratio "colors full conversion, CALL with the database to itself (auto: one-pass rewrite, journal)" "$t_off" "$t_rw"
 ratio "colors full conversion, CALL by batches of 50000 while OMERO could run (journal)" "$t_off" "$t_ours"
+ratio "colors full conversion, CALL by batches of 50000, jobs => 2 (two background workers)" "$t_off" "$t_ours2"
 ratio "colors one-pass rewrite against our batches" "$t_ours" "$t_rw"
 ratio "colors one-pass rewrite, parallel index builds against none" "$t_rw0" "$t_rw"
 ratio "colors 1% ROI subset, CALL (journal) vs restricted UPDATE" "$t_off_sub" "$t_our_sub"
 ratio "colors 1% ROI subset reversed after a full conversion (journal of every shape) vs restricted UPDATE" "$t_off_rev" "$t_our_rev"
-for d in cb_sub cb_off cb_ours cb_rw; do q postgres -c "DROP DATABASE $d" >/dev/null; done
+for d in cb_sub cb_off cb_ours cb_ours2 cb_rw; do q postgres -c "DROP DATABASE $d" >/dev/null; done

@@ -55,6 +55,18 @@ bool Args::is_null(int n) const
     return n >= fcinfo_->nargs || fcinfo_->args[n].isnull;
 }
 
+bool Args::declared(int n) const
+{
+    return n < fcinfo_->nargs;
+}
+
+int32_t Args::int4(int n, const char *name, const std::string &hint) const
+{
+    if (is_null(n))
+        throw null_error(name, hint);
+    return DatumGetInt32(fcinfo_->args[n].value);
+}
+
 std::optional<std::string> Args::opt_text(int n) const
 {
     if (is_null(n))

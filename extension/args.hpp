@@ -27,6 +27,10 @@ public:
 
     // NULL, or not passed at all (an argument beyond the function's count).
     bool is_null(int n) const;
+    // Declared by the function's SQL (an older version's declaration may have fewer arguments).
+    bool declared(int n) const;
+    // An int4 argument: required (NULL is 22023 "<name> must not be NULL", with this hint).
+    int32_t int4(int n, const char *name, const std::string &hint) const;
     // text: nullopt for NULL / a required text ("<name> must not be NULL", with this hint).
     std::optional<std::string> opt_text(int n) const;
     std::string text(int n, const char *name, const std::string &hint) const;

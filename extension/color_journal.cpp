@@ -64,6 +64,17 @@ void Journal::lock()
     spi_.exec("SELECT pg_catalog.pg_advisory_xact_lock(8029185022424608620)");
 }
 
+void Journal::lock_shared()
+{
+    spi_.exec("SELECT pg_catalog.pg_advisory_xact_lock_shared(8029185022424608620)");
+}
+
+void Journal::lock_parallel_run()
+{
+    // The key spells "omeropar".
+    spi_.exec("SELECT pg_catalog.pg_advisory_xact_lock(8029185252841775474)");
+}
+
 bool Journal::empty()
 {
     return spi_.scalar("SELECT NOT EXISTS (SELECT 1 FROM omero_upgrade.color_journal)", {}, true) ==

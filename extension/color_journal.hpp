@@ -31,6 +31,11 @@ public:
     void require_omero();
     // Serialises conversions and purges, per transaction (so per batch in the procedure).
     void lock();
+    // The same lock in shared mode: the workers of a parallel run (their batches are disjoint),
+    // while their caller holds lock_parallel_run(), so no other parallel run shares it with them.
+    void lock_shared();
+    // One parallel run at a time, per transaction (the caller's while its workers run).
+    void lock_parallel_run();
     // Nothing journaled at all / a chunk whose id range overlaps [lo, hi].
     bool empty();
     bool overlaps(int64_t lo, int64_t hi);

@@ -3,6 +3,7 @@
 #include "colors.hpp"
 
 #include "color_journal.hpp"
+#include "colors_parallel.hpp"
 #include "omero.hpp"
 #include "srf.hpp"
 
@@ -210,6 +211,20 @@ std::string read_method(const Args &args, const Request &r)
     return method;
 }
 
+// The procedure's jobs: 1 (the default) converts every batch in this session; N > 1 in N
+// background workers at once (colors_parallel.hpp). A 1.2 declaration has no such argument.
+int32_t read_jobs(const Args &args)
+{
+    const std::string hint = "Pass 1 (the default) to convert in this session, or 2 to " + std::to_string(kMaxJobs) +
+                             " background workers converting batches at once (at most max_worker_processes free).";
+    if (!args.declared(7))
+        return 1;
+    int32_t jobs = args.int4(7, "jobs", hint);
+    if (jobs < 1 || jobs > kMaxJobs)
+        throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "jobs out of range: " + std::to_string(jobs), "", hint);
+    return jobs;
+}
+
 // Under 'auto', for every shape: why not the one-pass rewrite ("" when it applies).
 std::string why_by_batches(spi::Session &spi, Journal &jr)
 {
@@ -226,8 +241,10 @@ std::string why_by_batches(spi::Session &spi, Journal &jr)
 Summary convert(const Args &args, bool procedure)
 {
     Request r = read_request(args, true);
-    if (procedure)
+    if (procedure) {
         r.method = read_method(args, r);
+        r.jobs = read_jobs(args);
+    }
     const bool nonatomic = procedure && args.nonatomic_call();
     if (procedure && !nonatomic && !r.dry_run)
         throw Error(ERRCODE_ACTIVE_SQL_TRANSACTION,

@@ -36,6 +36,7 @@ struct Request {
     int32_t batch_size = 50000;
     bool dry_run = false;
     std::string method = "batch";  // the procedure's: auto | batch | rewrite
+    int32_t jobs = 1;              // the procedure's: sessions converting batches at once
     bool all() const { return !roi_ids && !image_ids && !shape_ids; }
 };
 

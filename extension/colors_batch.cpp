@@ -2,10 +2,10 @@
 // a run row, then one statement per batch (by primary-key range for all shapes, by listed ids for
 // a subset, or one statement for a ROI subset that fits in a batch), each under the journal lock,
 // each committed in the procedure; progress NOTICEs; the run finished and reported.
+#include "colors_batch.hpp"
 #include "color_journal.hpp"
-#include "colors.hpp"
+#include "colors_parallel.hpp"
 #include "colors_plan.hpp"
-#include "colors_sql.hpp"
 #include "omero_db.hpp"
 #include "progress.hpp"
 
@@ -42,12 +42,6 @@ const Settings kSubsetSettings = {{"jit", "off"}, {"enable_seqscan", "off"}};
 // proportional to the subset and reads each page once.
 const Settings kScopeSettings = {{"jit", "off"}, {"enable_seqscan", "off"}, {"enable_hashjoin", "off"},
                                  {"enable_mergejoin", "off"}};
-
-// One batch as the statements take it: ids in [lo, hi] (and, for a subset, in ids).
-struct Batch {
-    int64_t lo = 0, hi = 0, n = 0;
-    std::optional<Ids> ids;
-};
 
 Summary read_batch_result(const spi::Result &r, bool dry_run)
 {
@@ -93,12 +87,41 @@ spi::Result run_statement(spi::Session &spi, bool dry_run, const std::string &sq
     return with_omero_code(spi, [&] { return spi.query(sql, p); });
 }
 
+} // namespace
+
+BatchStatements::BatchStatements(const Names &n, bool all, bool dry_run)
+    : all_(all), dry_run_(dry_run), batch_sql_(batch_sql(n, all ? Selection::Range : Selection::List, dry_run)),
+      lean_sql_(lean_sql(n, all ? Selection::Range : Selection::List))
+{
+}
+
+// The lean way converts every shape of the batch: only for a batch no journal chunk overlaps, and
+// not for one that may hold newer shapes.
+Summary BatchStatements::convert(spi::Session &spi, Journal &jr, const std::string &direction, int64_t run_id,
+                                 std::optional<int64_t> covered, const Batch &b, int32_t want) const
+{
+    const spi::Param ids = spi::int8_array(b.ids);
+    return with_settings(spi, all_ ? kBatchSettings : kSubsetSettings, [&] {
+        if (!dry_run_ && (!covered || b.hi <= *covered) && !jr.overlaps(b.lo, b.hi))
+            return read_convert_result(run_statement(spi, false, lean_sql_,
+                                                     {spi::int8(b.lo), spi::int8(b.hi), spi::text(direction),
+                                                      spi::int8(run_id), ids, spi::int4(want)}),
+                                       b.n);
+        return read_batch_result(run_statement(spi, dry_run_, batch_sql_,
+                                               {spi::int8(b.lo), spi::int8(b.hi), spi::text(direction),
+                                                spi::int8(run_id), ids, spi::int4(want),
+                                                covered ? spi::int8(*covered) : spi::null(INT8OID)}),
+                                 dry_run_);
+    });
+}
+
+namespace {
+
 class Engine {
 public:
     Engine(spi::Session &spi, Journal &jr, const Names &n, const Request &r, bool procedure, bool nonatomic)
         : spi_(spi), jr_(jr), n_(n), r_(r), procedure_(procedure), nonatomic_(nonatomic),
-          sel_(r.all() ? Selection::Range : Selection::List), batch_sql_(batch_sql(n, sel_, r.dry_run)),
-          lean_sql_(lean_sql(n, sel_))
+          stmts_(n, r.all(), r.dry_run)
     {
     }
     Summary run();
@@ -113,6 +136,8 @@ private:
     int64_t plan();
     bool try_rois_in_one_statement(const Ids &rois);
     std::optional<Batch> next_batch();
+    std::vector<Batch> all_batches();
+    void run_parallel(WorkerPool &pool, Progress &progress);
     Summary convert_batch(const Batch &b);
     void finish_run();
     size_t sample_wanted() const { return Summary::kSample - std::min(Summary::kSample, sum_.sample.size()); }
@@ -122,8 +147,7 @@ private:
     const Names &n_;
     const Request &r_;
     const bool procedure_, nonatomic_;
-    const Selection sel_;
-    const std::string batch_sql_, lean_sql_;
+    const BatchStatements stmts_;
     std::optional<int64_t> covered_;  // all shapes: the covered_to of a completed run in this direction
     Summary sum_;
     Ids ids_;                   // list mode: the subset's sorted shape ids
@@ -236,26 +260,59 @@ std::optional<Batch> Engine::next_batch()
     return b;
 }
 
-// One batch, under the journal lock. The lean way converts every shape of the batch: only for a
-// batch no journal chunk overlaps, and not for one that may hold newer shapes.
+// The batches of what is left, as next_batch() would give them one by one.
+std::vector<Batch> Engine::all_batches()
+{
+    std::vector<Batch> out;
+    if (!r_.all()) {
+        while (auto b = next_batch())
+            out.push_back(std::move(*b));
+        return out;
+    }
+    // Every batch_size-th id after last_: one read of the primary key.
+    auto r = spi_.query("SELECT pg_catalog.max(id) AS hi, pg_catalog.count(*) AS n"
+                        "  FROM (SELECT id, (pg_catalog.row_number() OVER (ORDER BY id) - 1) / $2 AS b"
+                        "          FROM " + n_.shape + " WHERE id > $1) s GROUP BY b ORDER BY b",
+                        {spi::int8(last_), spi::int8(r_.batch_size)}, true);
+    int64_t lo = last_ == INT64_MIN ? INT64_MIN : last_ + 1;
+    for (size_t i = 0; i < r.rows.size(); i++) {
+        Batch b;
+        b.lo = lo;
+        b.hi = r.int64(i, "hi");
+        b.n = r.int64(i, "n");
+        lo = b.hi + 1;
+        out.push_back(b);
+    }
+    return out;
+}
+
+// jobs > 1: the batches known now, by the workers; what is left (shapes created meanwhile, above
+// the last batch) by the loop of run() as before.
+void Engine::run_parallel(WorkerPool &pool, Progress &progress)
+{
+    const size_t pos = pos_;
+    std::vector<Batch> batches = all_batches();
+    if (batches.size() < 2) {  // one batch: this session does it (the workers just go)
+        pos_ = pos;
+        return;
+    }
+    // Nothing of ours held while the workers run (a ROI subset too big for one statement took the
+    // journal lock exclusively to find that out): they take it shared.
+    commit();
+    jr_.lock_parallel_run();
+    Summary s = pool.run(spi_, r_.direction, r_.all(), sum_.run_id, covered_, batches,
+                         [&](const Summary &done) { progress.update(sum_.selected + done.selected); });
+    sum_.add(s);
+    if (r_.all())
+        last_ = batches.back().hi;
+}
+
+// One batch, under the journal lock.
 Summary Engine::convert_batch(const Batch &b)
 {
     if (!r_.dry_run)
         jr_.lock();
-    const spi::Param ids = spi::int8_array(b.ids);
-    const int32_t want = (int32_t)sample_wanted();
-    return guarded([&] {
-        if (!r_.dry_run && (!covered_ || b.hi <= *covered_) && !jr_.overlaps(b.lo, b.hi))
-            return read_convert_result(run_statement(spi_, false, lean_sql_,
-                                                     {spi::int8(b.lo), spi::int8(b.hi), spi::text(r_.direction),
-                                                      spi::int8(sum_.run_id), ids, spi::int4(want)}),
-                                       b.n);
-        return read_batch_result(run_statement(spi_, r_.dry_run, batch_sql_,
-                                               {spi::int8(b.lo), spi::int8(b.hi), spi::text(r_.direction),
-                                                spi::int8(sum_.run_id), ids, spi::int4(want),
-                                                covered_ ? spi::int8(*covered_) : spi::null(INT8OID)}),
-                                 r_.dry_run);
-    });
+    return stmts_.convert(spi_, jr_, r_.direction, sum_.run_id, covered_, b, (int32_t)sample_wanted());
 }
 
 void Engine::finish_run()
@@ -269,7 +326,14 @@ void Engine::finish_run()
 
 Summary Engine::run()
 {
+    // The workers first: when there are too few slots, nothing has been changed yet.
+    std::unique_ptr<WorkerPool> pool;
+    if (r_.jobs > 1 && procedure_ && nonatomic_ && !r_.dry_run)
+        pool = std::make_unique<WorkerPool>(r_.jobs);
     Progress progress("colors " + r_.direction, "shapes", plan());
+    if (pool && !done_)
+        run_parallel(*pool, progress);
+    pool.reset();
     while (true) {
         check_interrupts();
         std::optional<Batch> b = next_batch();

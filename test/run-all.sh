@@ -48,7 +48,7 @@ fi
 shopt -s nullglob
 if [ "${TAP:-}" = "-" ]; then taps=(); else taps=(${TAP:-test/tool/*.t}); fi
 if [ ${#taps[@]} -gt 0 ]; then
-  prove --exec bash --timer "${taps[@]}" 2>&1 | tee "$OU_TMP/prove.log"
+  prove ${PROVE_FLAGS:-} --exec bash --timer "${taps[@]}" 2>&1 | tee "$OU_TMP/prove.log"
   t_total=$(sed -nE 's/^Files=[0-9]+, Tests=([0-9]+),.*/\1/p' "$OU_TMP/prove.log" | tail -1)
   t_bad=$(sed -nE 's/.*Failed ([0-9]+)\/[0-9]+ subtests.*/\1/p' "$OU_TMP/prove.log" | awk '{s+=$1} END {print s+0}')
   # A script that died or planned wrong counts as one failure even when no subtest failed.

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -166,6 +167,156 @@ const char *kind_name(mode_t m)
            S_ISSOCK(m) ? "a socket" : "not a regular file";
 }
 
+// The zip's own structure, read from the descriptor: every central directory record (what
+// libarchive's seekable reader lists) must have, at its offset, a local header that says the same
+// (signature, name, flags, method and, without a data descriptor, CRC and sizes), and the members
+// must lie one after another before the central directory without overlapping. libarchive trusts
+// the central directory for the list and the local header for the rest (it installs a member
+// under its local name); unzip, Java and OMERO's own tools may read either. A zip whose two
+// copies disagree is damaged or crafted to show different trees to different readers: refused.
+// Returns an empty string when sound, else what is wrong.
+std::string zip_structure_problem(int fd, unsigned long long size)
+{
+    auto u16 = [](const unsigned char *p) { return (unsigned)p[0] | (unsigned)p[1] << 8; };
+    auto u32 = [](const unsigned char *p) {
+        return (unsigned long long)p[0] | (unsigned long long)p[1] << 8 | (unsigned long long)p[2] << 16 |
+               (unsigned long long)p[3] << 24;
+    };
+    auto u64 = [&](const unsigned char *p) { return u32(p) | u32(p + 4) << 32; };
+    auto read_at = [&](unsigned long long off, size_t n, std::vector<unsigned char> &buf) {
+        buf.assign(n, 0);
+        if (off > size || n > size - off)
+            return false;
+        size_t done = 0;
+        while (done < n) {
+            ssize_t r = pread(fd, buf.data() + done, n - done, (off_t)(off + done));
+            if (r <= 0)
+                return false;
+            done += (size_t)r;
+        }
+        return true;
+    };
+    // The end record: the last "PK\5\6" within the final 64 KiB + 22 bytes.
+    std::vector<unsigned char> tail;
+    unsigned long long tail_len = std::min<unsigned long long>(size, 65536 + 22);
+    if (!read_at(size - tail_len, (size_t)tail_len, tail))
+        return "cannot read its end";
+    long long eocd = -1;
+    for (long long i = (long long)tail_len - 22; i >= 0; --i)
+        if (tail[i] == 'P' && tail[i + 1] == 'K' && tail[i + 2] == 5 && tail[i + 3] == 6) {
+            eocd = i;
+            break;
+        }
+    if (eocd < 0)
+        return "no end of central directory record";
+    const unsigned char *e = tail.data() + eocd;
+    unsigned long long eocd_pos = size - tail_len + (unsigned long long)eocd;
+    if (u16(e + 4) != 0 || u16(e + 6) != 0)
+        return "a multi-part (spanned) zip";
+    unsigned long long count = u16(e + 10), cd_size = u32(e + 12), cd_off = u32(e + 16);
+    unsigned long long cd_end_pos = eocd_pos;  // where the central directory must end
+    if (count == 0xFFFF || cd_size == 0xFFFFFFFFull || cd_off == 0xFFFFFFFFull) {
+        std::vector<unsigned char> loc, z;
+        if (eocd_pos < 20 || !read_at(eocd_pos - 20, 20, loc) || u32(loc.data()) != 0x07064b50)
+            return "a zip64 end record without its locator";
+        unsigned long long z_off = u64(loc.data() + 8);
+        if (!read_at(z_off, 56, z) || u32(z.data()) != 0x06064b50)
+            return "a zip64 end record that is not where its locator says";
+        count = u64(z.data() + 32);
+        cd_size = u64(z.data() + 40);
+        cd_off = u64(z.data() + 48);
+        cd_end_pos = z_off;
+    }
+    // A self-extractor stub before the zip shifts every offset by its length.
+    if (cd_size > cd_end_pos || cd_off > cd_end_pos - cd_size)
+        return "its central directory is not where its end record says";
+    unsigned long long base = cd_end_pos - cd_size - cd_off;
+    std::vector<unsigned char> cd;
+    if (!read_at(base + cd_off, (size_t)cd_size, cd))
+        return "cannot read its central directory";
+    struct Member {
+        unsigned long long start, end;
+        std::string name;
+    };
+    std::vector<Member> members;
+    size_t p = 0;
+    for (unsigned long long i = 0; i < count; ++i) {
+        if (p + 46 > cd.size() || u32(&cd[p]) != 0x02014b50)
+            return "central directory record " + std::to_string(i + 1) + " is damaged";
+        const unsigned char *c = &cd[p];
+        unsigned flags = u16(c + 8), method = u16(c + 10);
+        unsigned long long crc = u32(c + 16), csize = u32(c + 20), usize = u32(c + 24), off = u32(c + 42);
+        size_t nl = u16(c + 28), el = u16(c + 30), kl = u16(c + 32);
+        if (p + 46 + nl + el + kl > cd.size())
+            return "central directory record " + std::to_string(i + 1) + " is damaged";
+        std::string name(reinterpret_cast<const char *>(c + 46), nl);
+        // zip64 values, in the order of the fields that are 0xFFFFFFFF.
+        for (size_t x = 46 + nl; x + 4 <= 46 + nl + el;) {
+            unsigned id = u16(c + x), len = u16(c + x + 2);
+            if (x + 4 + len > 46 + nl + el)
+                break;
+            if (id == 1) {
+                size_t q = x + 4, qe = x + 4 + len;
+                auto take = [&](unsigned long long &v) {
+                    if (v == 0xFFFFFFFFull && q + 8 <= qe) {
+                        v = u64(c + q);
+                        q += 8;
+                    }
+                };
+                take(usize);
+                take(csize);
+                take(off);
+            }
+            x += 4 + len;
+        }
+        p += 46 + nl + el + kl;
+        std::vector<unsigned char> lh;
+        if (off >= cd_off || !read_at(base + off, 30, lh) || u32(lh.data()) != 0x04034b50)
+            return name + ": no local header where the central directory says";
+        size_t lnl = u16(&lh[26]), lel = u16(&lh[28]);
+        std::vector<unsigned char> rest;
+        if (!read_at(base + off + 30, lnl + lel, rest))
+            return name + ": its local header is cut";
+        std::string lname(reinterpret_cast<const char *>(rest.data()), lnl);
+        if (lname != name)
+            return name + ": its local header names it " + lname;
+        unsigned lflags = u16(&lh[6]), lmethod = u16(&lh[8]);
+        if (lmethod != method || (lflags & 0x0809) != (flags & 0x0809))
+            return name + ": its local header disagrees with the central directory (method or flags)";
+        if (!(flags & 0x0008)) {
+            unsigned long long lcrc = u32(&lh[14]), lcs = u32(&lh[18]), lus = u32(&lh[22]);
+            for (size_t x = lnl; x + 4 <= lnl + lel;) {
+                unsigned id = u16(&rest[x]), len = u16(&rest[x + 2]);
+                if (x + 4 + len > lnl + lel)
+                    break;
+                if (id == 1) {
+                    size_t q = x + 4, qe = x + 4 + len;
+                    if (lus == 0xFFFFFFFFull && q + 8 <= qe) {
+                        lus = u64(&rest[q]);
+                        q += 8;
+                    }
+                    if (lcs == 0xFFFFFFFFull && q + 8 <= qe)
+                        lcs = u64(&rest[q]);
+                }
+                x += 4 + len;
+            }
+            if (lcrc != crc || lcs != csize || lus != usize)
+                return name + ": its local header disagrees with the central directory (CRC or sizes)";
+        }
+        unsigned long long start = off, end = off + 30 + lnl + lel + csize;
+        if (end > cd_off || end < start)
+            return name + ": its data runs into the central directory";
+        members.push_back({start, end, name});
+    }
+    if (p != cd.size())
+        return "its central directory holds more than its end record counts";
+    std::sort(members.begin(), members.end(), [](const Member &a, const Member &b) { return a.start < b.start; });
+    for (size_t i = 1; i < members.size(); ++i)
+        if (members[i].start < members[i - 1].end)
+            return members[i].name + ": overlaps " + members[i - 1].name + " (one member's bytes read as two)";
+    return "";
+}
+
 } // namespace
 
 ArchiveFile::ArchiveFile(const std::string &path) : path_(path)
@@ -207,6 +358,21 @@ ArchiveFile::ArchiveFile(const std::string &path) : path_(path)
             filtered_zip_ = archive_filter_count(p) > 1;
         }
         archive_read_free(p);
+    }
+    if (zip_ && !filtered_zip_) {
+        std::string problem = zip_structure_problem(fd_, size_);
+        if (!problem.empty()) {
+            close(fd_);
+            fd_ = -1;
+            bool no_cd = problem.rfind("no end of central directory", 0) == 0 ||
+                         problem.rfind("its central directory is not where", 0) == 0 ||
+                         problem.rfind("cannot read its", 0) == 0 || problem.rfind("a zip64 end record", 0) == 0;
+            throw CommandError("cannot read the archive " + path +
+                                   (no_cd ? ": a zip without its central directory (the list of its entries, at its "
+                                            "end): truncated or damaged (" + problem + ")"
+                                          : ": a damaged or inconsistent zip: " + problem),
+                               "download it again (and compare its checksum with the one of the download site)");
+        }
     }
 }
 

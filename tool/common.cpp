@@ -215,6 +215,154 @@ std::string json_text(const nlohmann::json &j, int indent)
     return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+bool valid_utf8(const std::string &s)
+{
+    // RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF.
+    const auto *p = reinterpret_cast<const unsigned char *>(s.data());
+    size_t n = s.size(), i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        size_t len;
+        unsigned lo = 0x80, hi = 0xBF;
+        if (c < 0x80) {
+            ++i;
+            continue;
+        } else if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            if (c == 0xE0)
+                lo = 0xA0;
+            else if (c == 0xED)
+                hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            if (c == 0xF0)
+                lo = 0x90;
+            else if (c == 0xF4)
+                hi = 0x8F;
+        } else {
+            return false;
+        }
+        if (i + len > n)
+            return false;
+        if (p[i + 1] < lo || p[i + 1] > hi)
+            return false;
+        for (size_t k = 2; k < len; ++k)
+            if (p[i + k] < 0x80 || p[i + k] > 0xBF)
+                return false;
+        i += len;
+    }
+    return true;
+}
+
+std::string valid_text(const std::string &s)
+{
+    if (valid_utf8(s))
+        return s;
+    std::string quoted = json_text(nlohmann::json(s));
+    return nlohmann::json::parse(quoted).get<std::string>();
+}
+
+namespace {
+
+const std::string k_bytes_marker("\x01" "bytes:");
+
+bool needs_bytes(const std::string &s)
+{
+    return !valid_utf8(s) || s.compare(0, k_bytes_marker.size(), k_bytes_marker) == 0;
+}
+
+std::string to_bytes_form(const std::string &s)
+{
+    static const char hex[] = "0123456789abcdef";
+    std::string r = k_bytes_marker;
+    for (unsigned char c : s) {
+        r += hex[c >> 4];
+        r += hex[c & 15];
+    }
+    return r;
+}
+
+bool from_bytes_form(const std::string &s, std::string &out)
+{
+    if (s.compare(0, k_bytes_marker.size(), k_bytes_marker) != 0)
+        return false;
+    auto nib = [](char c) -> int {
+        return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    };
+    size_t n = s.size() - k_bytes_marker.size();
+    if (n % 2)
+        return false;
+    std::string r;
+    for (size_t i = k_bytes_marker.size(); i < s.size(); i += 2) {
+        int a = nib(s[i]), b = nib(s[i + 1]);
+        if (a < 0 || b < 0)
+            return false;
+        r += static_cast<char>(a * 16 + b);
+    }
+    out = std::move(r);
+    return true;
+}
+
+nlohmann::json encode_stored(const nlohmann::json &j)
+{
+    if (j.is_string()) {
+        const auto &s = j.get_ref<const std::string &>();
+        return needs_bytes(s) ? nlohmann::json(to_bytes_form(s)) : j;
+    }
+    if (j.is_array()) {
+        nlohmann::json r = nlohmann::json::array();
+        for (const auto &v : j)
+            r.push_back(encode_stored(v));
+        return r;
+    }
+    if (j.is_object()) {
+        nlohmann::json r = nlohmann::json::object();
+        for (auto it = j.begin(); it != j.end(); ++it)
+            r[needs_bytes(it.key()) ? to_bytes_form(it.key()) : it.key()] = encode_stored(it.value());
+        return r;
+    }
+    return j;
+}
+
+void decode_stored(nlohmann::json &j)
+{
+    if (j.is_string()) {
+        std::string raw;
+        if (from_bytes_form(j.get_ref<const std::string &>(), raw))
+            j = raw;
+    } else if (j.is_array()) {
+        for (auto &v : j)
+            decode_stored(v);
+    } else if (j.is_object()) {
+        nlohmann::json r = nlohmann::json::object();
+        for (auto it = j.begin(); it != j.end(); ++it) {
+            std::string key = it.key(), raw;
+            if (from_bytes_form(key, raw))
+                key = raw;
+            decode_stored(it.value());
+            r[key] = std::move(it.value());
+        }
+        j = std::move(r);
+    }
+}
+
+} // namespace
+
+std::string stored_json_text(const nlohmann::json &j, int indent)
+{
+    return encode_stored(j).dump(indent, ' ', false, nlohmann::json::error_handler_t::strict);
+}
+
+nlohmann::json parse_stored_json(const std::string &text)
+{
+    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+    if (!j.is_discarded())
+        decode_stored(j);
+    return j;
+}
+
 int Output::finish(int code)
 {
     end_progress_line();
@@ -232,7 +380,12 @@ int Output::finish(int code)
             {"errors", errors_},
             {"hints", hints_},
         };
-        std::cout << json_text(j, 2) << "\n" << std::flush;
+        // A run's children print their result in the stored form (stored_json_text), which the
+        // run parses back byte for byte: a path in a step's result (a backup, a tree) is acted on
+        // later. Anyone else gets strict UTF-8, U+FFFD for each invalid byte.
+        const char *form = std::getenv("OMERO_UPGRADE_JSON");
+        bool lossless = form && std::string(form) == "stored";
+        std::cout << (lossless ? stored_json_text(j, 2) : json_text(j, 2)) << "\n" << std::flush;
     }
     return code;
 }

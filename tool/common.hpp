@@ -40,6 +40,19 @@ struct Refused : CommandError {
 // each invalid byte instead of nlohmann's type_error.316. indent as nlohmann's dump().
 std::string json_text(const nlohmann::json &j, int indent = -1);
 
+// The tool's own files (run state, run records, binaries state, backup manifests, journals,
+// history) keep every byte, since the tool acts on the paths they hold: a string (or key) that is
+// not valid UTF-8 is stored as the marker "\u0001bytes:" and its bytes in hex, and read back to
+// the same bytes; a string that starts with the marker itself is stored the same way, so the
+// encoding is exact both ways. Everything valid UTF-8 is stored as it is.
+std::string stored_json_text(const nlohmann::json &j, int indent = -1);
+// Parses what stored_json_text() wrote (or any JSON); is_discarded() when the text is not JSON.
+nlohmann::json parse_stored_json(const std::string &text);
+bool valid_utf8(const std::string &s);
+// s itself when valid UTF-8, else with U+FFFD for each invalid byte (for text a database column
+// or a message shows; what the tool acts on keeps its bytes, see stored_json_text()).
+std::string valid_text(const std::string &s);
+
 // Options every subcommand shares.
 struct GlobalOptions {
     bool json = false;

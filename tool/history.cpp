@@ -61,8 +61,9 @@ void record_history(Db *db, const HistoryEntry &e, const std::string &dbname)
             if (has_history_table(*db)) {
                 db->query("INSERT INTO omero_upgrade.history (os_user, host, kind, what, from_version, to_version, "
                           "checksums, details) VALUES ($1, $2, $3, $4, $5, $6, $7::pg_catalog.jsonb, $8::pg_catalog.jsonb)",
-                          {os_user_name(), host_name(), e.kind, e.what, e.from_version, e.to_version, e.checksums.dump(),
-                           e.details.dump()});
+                          {valid_text(os_user_name()), valid_text(host_name()), e.kind, valid_text(e.what),
+                           e.from_version, e.to_version, stored_json_text(e.checksums),
+                           stored_json_text(e.details)});
                 return;
             }
         }

@@ -170,7 +170,7 @@ void read_records(Installation &m, const std::string &state_path)
     m.binaries_state_path = dir_name(m.server_dir) + "/.omero-upgrade-binaries.json";
     std::string text;
     if (read_file(m.binaries_state_path, text)) {
-        nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+        nlohmann::json j = parse_stored_json(text);
         if (!j.is_discarded())
             m.binaries = j;
     }

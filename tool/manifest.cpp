@@ -18,7 +18,7 @@ nlohmann::json read_manifest(const std::string &backup_dir)
     std::string text;
     if (!read_file(path, text))
         return {{"format", 1}, {"backups", nlohmann::json::array()}};
-    auto j = nlohmann::json::parse(text, nullptr, false);
+    auto j = parse_stored_json(text);
     if (j.is_discarded() || !j.is_object() || !j.contains("backups") || !j["backups"].is_array())
         throw CommandError(path + " is not a valid backup manifest: it was not written by this tool, or was damaged",
                            "move it aside; the backups and their .sha256 files are still usable");
@@ -42,7 +42,7 @@ void add_to_manifest(const std::string &backup_dir, const nlohmann::json &entry)
                 kept.push_back(e);
         kept.push_back(entry);
         m["backups"] = kept;
-        write_file_atomic(backup_dir + "/" + manifest_name, json_text(m, 2) + "\n", true, 0600);
+        write_file_atomic(backup_dir + "/" + manifest_name, stored_json_text(m, 2) + "\n", true, 0600);
     } catch (...) {
         close(fd);
         throw;

@@ -37,7 +37,7 @@ namespace {
 
 nlohmann::json parse_kind(const std::string &file, const std::string &text, const std::string &kind)
 {
-    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+    nlohmann::json j = parse_stored_json(text);
     if (j.is_discarded() || !j.is_object() || j.value("kind", "") != kind)
         throw CommandError(file + " is not a record file of omero-upgrade (kind " + kind + ")",
                            "move it away if it is not ours; the tool never overwrites it");
@@ -109,7 +109,7 @@ void update_private_json(const std::string &file, const std::string &kind,
         j = {{"kind", kind}, {"format", 1}};
     if (!update(j))
         return;
-    write_private(file, j.dump(2) + "\n");
+    write_private(file, stored_json_text(j, 2) + "\n");
 }
 
 } // namespace ou

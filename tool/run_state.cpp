@@ -115,7 +115,7 @@ nlohmann::json load_state(const std::string &path)
     std::string text;
     if (!read_file(path, text))
         throw CommandError("cannot read the state file " + path);
-    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+    nlohmann::json j = parse_stored_json(text);
     if (j.is_discarded() || !j.is_object() || j.value("kind", "") != "omero-upgrade-run")
         throw CommandError(path + " is not a state file of omero-upgrade run",
                            "give the right file with --state, or move this one away");
@@ -125,7 +125,7 @@ nlohmann::json load_state(const std::string &path)
 void save_state(const std::string &path, nlohmann::json &state)
 {
     state["updated"] = iso_now();
-    write_file_atomic(path, json_text(state, 2) + "\n");
+    write_file_atomic(path, stored_json_text(state, 2) + "\n");
 }
 
 nlohmann::json new_step(const std::string &id, const std::string &title, const std::vector<std::string> &command,
@@ -194,7 +194,7 @@ ChildOutcome run_child(const std::string &label, const std::vector<std::string> 
 
     ProcOptions po;
     // The child's meters show a line every second when we rewrite it in place, else every 10 s.
-    po.env = {{"OMERO_UPGRADE_PROGRESS", tty ? "lines-tty" : "lines"}};
+    po.env = {{"OMERO_UPGRADE_PROGRESS", tty ? "lines-tty" : "lines"}, {"OMERO_UPGRADE_JSON", "stored"}};
     po.on_stderr_line = [&](const std::string &l) {
         if (l.rfind("progress: ", 0) == 0) {
             out().progress("[" + label + " " + hms(elapsed()) + "] " + l.substr(10));
@@ -225,7 +225,7 @@ ChildOutcome run_child(const std::string &label, const std::vector<std::string> 
         return o;
     }
     o.exit_code = r.exit_code < 0 ? EXIT_ERROR : r.exit_code;
-    o.json = nlohmann::json::parse(r.out, nullptr, false);
+    o.json = parse_stored_json(r.out);
     if (o.json.is_discarded() || !o.json.is_object()) {
         o.json = nullptr;
         if (o.exit_code == 0)

@@ -88,10 +88,11 @@ SELECT pg_catalog.pg_extension_config_dump('omero_upgrade.color_journal_chunk_id
 
 CREATE PROCEDURE @extschema@.omero_colors_convert(direction pg_catalog.text, roi_ids pg_catalog.int8[] DEFAULT NULL, image_ids pg_catalog.int8[] DEFAULT NULL,
                                       shape_ids pg_catalog.int8[] DEFAULT NULL, batch_size pg_catalog.int4 DEFAULT 50000,
-                                      dry_run pg_catalog.bool DEFAULT false, method pg_catalog.text DEFAULT 'auto')
+                                      dry_run pg_catalog.bool DEFAULT false, method pg_catalog.text DEFAULT 'auto',
+                                      jobs pg_catalog.int4 DEFAULT 1)
 AS 'MODULE_PATHNAME', 'omero_colors_convert' LANGUAGE C;
-COMMENT ON PROCEDURE @extschema@.omero_colors_convert(pg_catalog.text, pg_catalog.int8[], pg_catalog.int8[], pg_catalog.int8[], pg_catalog.int4, pg_catalog.bool, pg_catalog.text) IS
-  'convert shape colours (argb_to_rgba or rgba_to_argb), journaled, committing per batch (or, every shape with the database to itself, one rewrite); CALL it again to resume';
+COMMENT ON PROCEDURE @extschema@.omero_colors_convert(pg_catalog.text, pg_catalog.int8[], pg_catalog.int8[], pg_catalog.int8[], pg_catalog.int4, pg_catalog.bool, pg_catalog.text, pg_catalog.int4) IS
+  'convert shape colours (argb_to_rgba or rgba_to_argb), journaled, committing per batch (jobs => N: in N background workers at once; or, every shape with the database to itself, one rewrite); CALL it again to resume';
 
 CREATE FUNCTION @extschema@.omero_colors_convert_tx(direction pg_catalog.text, roi_ids pg_catalog.int8[] DEFAULT NULL, image_ids pg_catalog.int8[] DEFAULT NULL,
                                         shape_ids pg_catalog.int8[] DEFAULT NULL, batch_size pg_catalog.int4 DEFAULT 50000,

@@ -41,7 +41,10 @@ cp "$frozen_10" "$extdir/" && chmod a+r "$extdir/omero_upgrade--1.0.sql"
 # So does the previous release's (1.1), frozen as make generated it, for the 1.1 → current update.
 frozen_11=$OU_SRC/extension/omero_upgrade--1.1.sql
 cp "$frozen_11" "$extdir/" && chmod a+r "$extdir/omero_upgrade--1.1.sql"
-trap 'rm -f "$extdir/omero_upgrade--1.0.sql" "$extdir/omero_upgrade--1.1.sql"' EXIT
+# And 1.2's, for the 1.2 → current update.
+frozen_12=$OU_SRC/extension/omero_upgrade--1.2.sql
+cp "$frozen_12" "$extdir/" && chmod a+r "$extdir/omero_upgrade--1.2.sql"
+trap 'rm -f "$extdir/omero_upgrade--1.0.sql" "$extdir/omero_upgrade--1.1.sql" "$extdir/omero_upgrade--1.2.sql"' EXIT
 
 # ---- roles of a site ------------------------------------------------------------------------------
 psql -X -q -d postgres -c "CREATE ROLE omero_owner LOGIN" -c "CREATE ROLE mallory LOGIN"
@@ -409,6 +412,20 @@ is "$(sq sp_up11 -c "SELECT extversion FROM pg_extension WHERE extname = 'omero_
 catalog_is sp_up11 sp_clean "an updated 1.1 is exactly a fresh $extversion (same objects, definitions, grants)"
 out=$(as omero_owner sp_up11 -c "SELECT omero_orphans_restore(1)" -c "SELECT kind FROM omero_history()" 2>&1)
 like "$out" "^[1-9][0-9]*"$'\n'"orphans-restore$" "… whose 1.1 delete run it restores, and records in the new history"
+# ---- ALTER EXTENSION UPDATE from 1.2 -------------------------------------------------------------
+# A fresh 1.2 (its own install script), updated by omero_upgrade--1.2--$extversion.sql alone.
+fixture sp_up12
+as omero_owner sp_up12 -c "CREATE EXTENSION omero_upgrade VERSION '1.2'" \
+  -c "SELECT count(*) FROM omero_orphans_delete(dry_run => false)" >/dev/null
+ext_catalog sp_up12 | diff - "$t/cat.sp_clean" > "$t/cat.12.diff"
+ok $((! $?)) "a fresh 1.2 differs from a fresh $extversion before the update (the comparison can fail): $(grep -c '^[<>]' "$t/cat.12.diff") line(s)"
+like "$(cat "$t/cat.12.diff")" "jobs" "… among them omero_colors_convert's jobs"
+out=$(as omero_owner sp_up12 -c "ALTER EXTENSION omero_upgrade UPDATE" 2>&1)
+ok $? "the owner updates 1.2 to $extversion: $out"
+is "$(sq sp_up12 -c "SELECT extversion FROM pg_extension WHERE extname = 'omero_upgrade'")" "$extversion" "… now at $extversion"
+catalog_is sp_up12 sp_clean "an updated 1.2 is exactly a fresh $extversion (same objects, definitions, grants)"
+out=$(as omero_owner sp_up12 -c "SELECT omero_orphans_restore(1)" 2>&1)
+like "$out" "^[1-9][0-9]*$" "… whose 1.2 delete run it restores"
 fixture sp_up11_legacy
 su sp_up11_legacy -c "GRANT CREATE ON SCHEMA public TO PUBLIC" -c "CREATE EXTENSION omero_upgrade VERSION '1.1'"
 plant mallory sp_up11_legacy

@@ -12,6 +12,12 @@
 #   3. restore --into: template and system databases, databases of another owner, or holding any
 #      object made after initdb (functions, operators, no relations), or granting CREATE to
 #      others, or with settings of their own: refused, nothing restored into them.
+#   4. Every subcommand the tool has (its hidden --list-commands, so a new one is covered
+#      without editing this test), run as the superuser against a database planted in public by
+#      the OMERO owner and in the superuser's "$user" schema: the dry runs, then the real ones
+#      that change the database (orphans, colours, annotations, vacuum, restore, run): no plant
+#      runs, nobody becomes superuser. A subcommand this test does not know how to call (its
+#      arguments refused) fails the test: add it to the table below.
 # The plants are shown to work first (unqualified, they run), so the test can fail.
 source "$(dirname "$0")/../lib/tap.sh"
 source "$OU_SRC/test/lib/sample-server.sh"
@@ -213,7 +219,145 @@ is "$?" 0 "restore --into an empty UTF8 database of the OMERO owner: exit 0"
 like "$out" "the database 'st_mine' exists: restoring into it, as it is empty" "… and says that it exists"
 is "$(supers)" "" "after every attack: no role became superuser"
 
-for db in st_modern st_user st_script st_legacy st_src st_trap st_theirs st_open st_op st_busy st_new st_mine; do
+# 4. Every subcommand, as the superuser, in two databases: st_all planted by the OMERO owner in
+#    public (OMERO's schema: what writes or runs OMERO's scripts refuses, the rest reads among the
+#    plants) and in the superuser's "$user" schema (named postgres; no dbpatch there); st_usr
+#    planted in the "$user" schema only, where the real runs go all the way.
+mapfile -t subcommands < <("$TOOL" --list-commands)
+ok "$([ "${#subcommands[@]}" -ge 25 ]; echo $?)" "the tool lists ${#subcommands[@]} subcommands"
+all_pass() {
+local db=$1 schemas=$2
+fixture_db "$db" --version OMERO5.3__1 --owner "$owner"
+q "$db" -c "CREATE EXTENSION omero_upgrade"
+as "$owner" "$db" -v ON_ERROR_STOP=1 -c "CREATE SCHEMA postgres" >/dev/null
+local sc okp=0
+for sc in $schemas; do out=$(plant "$db" "$owner" "$sc") || okp=1; done
+ok $okp "$db: the OMERO owner plants in $schemas ${out:0:200}"
+as postgres "$db" -c "SELECT 'a'::varchar = 'b'::varchar" >/dev/null
+is "$(log_count "$db")" 1 "… live: a superuser's own unqualified = runs one"
+q postgres -c "ALTER ROLE $owner NOSUPERUSER" >/dev/null; q "$db" -c "TRUNCATE st.plant_log"
+a=$t/$db
+mkdir -p "$a/build"
+make_sample_server "$a/OMERO.server-5.3.5" 5.3.5 "$db" "$owner" "$a/data"
+mkdir -p "$a/data"
+ln -s OMERO.server-5.3.5 "$a/OMERO.server"
+make_sample_server "$a/build/OMERO.server-5.6.3" 5.6.3
+rm "$a/build/OMERO.server-5.6.3/etc/grid/config.xml"
+make_server_zip "$a/build/OMERO.server-5.6.3" "$a/OMERO.server-5.6.3.zip"; rm -r "$a/build"
+zip=$a/OMERO.server-5.6.3.zip bk=$a/bk
+allt() { timeout 300 "$TOOL" --server-dir "$a/OMERO.server" --db-user postgres --log-file "$a/tool.log" --json "$@"; }
+allt backup --backup-dir "$a/bk0" >/dev/null 2>&1
+dump=$(ls "$a"/bk0/*.pgdump 2>/dev/null | head -1)
+ok "$([ -n "$dump" ]; echo $?)" "a dump of $db to restore and import (made by the tool, with the plants in place)"
+# How to call each subcommand: its dry runs first, then (after "|") the runs that change things.
+# Variants are separated by ";". The real runs come in the order given; run last (it stops the
+# stub server and upgrades the database as far as the plants let it).
+declare -A how=(
+  ["annotations move-to-wells"]="--well 1 | --well 1 --apply"
+  ["backup"]="--backup-dir $bk"
+  ["backup list"]="--backup-dir $bk"
+  ["backup import"]="--backup-dir $a/bk-import $dump"
+  ["backup verify"]="--backup-dir $bk $dump"
+  ["binaries install"]="--dry-run $zip"
+  ["binaries rollback"]="--dry-run"
+  ["cache clear"]="--dry-run"
+  ["check"]="--backup-dir $bk --new-server $zip"
+  ["colors convert"]="--dry-run | --roi 1,2,3 ; --batches"
+  ["colors revert"]="--dry-run | --roi 1,2,3"
+  ["colors status"]=""
+  ["config upgrade-check"]="--dry-run off"
+  ["db orphans scan"]=""
+  ["db orphans delete"]="--dry-run | --apply"
+  ["db orphans restore"]="--run 1 --dry-run | --run 1"
+  ["db to-utf8"]="--into ${db}_utf8 --backup-dir $bk"
+  ["db plan"]=""
+  ["db upgrade"]="--dry-run --force"
+  ["db vacuum"]="--dry-run --force | --force"
+  ["db verify"]=""
+  ["history"]=""
+  ["precheck"]="--new-server $zip"
+  ["restore"]=" | $dump --into ${db}_restored"
+  ["rollback"]="--dry-run"
+  ["run"]="--dry-run --new-server $zip --backup-dir $bk | --new-server $zip --backup-dir $bk --rollback-into ${db}_rb"
+  ["server status"]=""
+  ["server stop"]="--dry-run"
+  ["server start"]="--dry-run"
+  ["server diagnostics"]="--dry-run"
+  ["server jvmcfg"]="--dry-run"
+  ["status"]="--new-server $zip"
+)
+local c unknown=() stale=()
+for c in "${!how[@]}"; do printf '%s\n' "${subcommands[@]}" | grep -qxF "$c" || stale+=("$c"); done
+is "${stale[*]}" "" "every subcommand of the table still exists"
+# run_one PHASE CMD ARGS: one call; a usage error (exit 2 with the hint to --help) means this test
+# does not know how to call it.
+bad_calls=() calls=0 exits=() real_exits=()
+run_one() {
+  local phase=$1 c=$2 args=$3 out rc
+  # shellcheck disable=SC2086
+  out=$(allt $c $args 2>/dev/null); rc=$?
+  calls=$((calls + 1)) exits+=("$rc")
+  [ "$phase" = dry ] || real_exits+=("$rc")
+  if [ "$rc" -ge 124 ]; then bad_calls+=("$c $args: exit $rc (signal or timeout)"); return; fi
+  if [ "$rc" = 2 ] && jq -e '.hints | any(test("--help$"))' <<<"$out" >/dev/null 2>&1; then
+    bad_calls+=("$c $args: arguments refused ($(jq -c .errors <<<"$out")): add it to the table of test 62")
+    return
+  fi
+  if ! jq -e . <<<"$out" >/dev/null 2>&1; then bad_calls+=("$c $args: no JSON (exit $rc)"); return; fi
+  # Each call judged on its own: what a plant did is undone after it is recorded.
+  if [ "$(log_count "$db")" != 0 ]; then
+    bad_calls+=("$c $args: a plant ran: $(q "$db" -c "SELECT string_agg(DISTINCT plant || ' by ' || run_by, ', ') FROM st.plant_log")")
+    q "$db" -c "TRUNCATE st.plant_log"
+  fi
+  if [ -n "$(supers)" ]; then
+    bad_calls+=("$c $args: $(supers) became superuser")
+    q postgres -c "ALTER ROLE $owner NOSUPERUSER" >/dev/null
+  fi
+  diag "$db $phase: $c $args: exit $rc$([ "$rc" = 0 ] || echo " $(jq -c .errors <<<"$out" | cut -c1-300)")"
+}
+local phase spec part v variants
+for phase in dry real; do
+  for c in "${subcommands[@]}"; do
+    if [ -z "${how[$c]+x}" ]; then
+      [ "$phase" = dry ] || continue
+      unknown+=("$c"); run_one new "$c" ""; continue
+    fi
+    [ "$c" = run ] && [ "$phase" = real ] && continue   # last, below
+    spec=${how[$c]}
+    if [ "$phase" = dry ]; then part=${spec%%|*}; else [[ $spec == *"|"* ]] || continue; part=${spec#*|}; fi
+    IFS=';' read -r -a variants <<<"$part"
+    [ "${#variants[@]}" -eq 0 ] && variants=("")
+    for v in "${variants[@]}"; do
+      [[ $spec == *"|"* ]] && [ -z "${v// /}" ] && continue
+      run_one "$phase" "$c" "$v"
+    done
+  done
+done
+run_one real run "${how[run]#*|}"
+# And what undoes a run, once there is one to undo.
+for v in "rollback --dry-run" "binaries rollback --dry-run" "rollback --into ${db}_rb2"; do run_one real "${v%% *}" "${v#* }"; done
+[ "${#unknown[@]}" -gt 0 ] && diag "subcommands not in the table, run without arguments: ${unknown[*]}"
+is "$(printf '%s\n' "${bad_calls[@]}")" "" "$db: all $calls calls of the ${#subcommands[@]} subcommands ran as the superuser: no plant ran, no role became superuser, none refused its arguments"
+is "$(log_count "$db")" 0 "$db: the plant log is empty after them all"
+local d
+for d in "${db}_restored" "${db}_rb" "${db}_rb2"; do
+  if [ "$(q postgres -c "SELECT count(*) FROM pg_database WHERE datname = '$d'")" = 1 ]; then
+    is "$(log_count "$d")" 0 "$d (made by restore or run, the plants restored with it): its plant log is empty"
+  fi
+done
+is "$(supers)" "" "… and no role became superuser"
+local n_schemas
+n_schemas=$(wc -w <<<"$schemas")
+is "$(q "$db" -c "SELECT count(*) FROM pg_proc WHERE proname = 'p_eq'")" "$n_schemas" "… the plants are still there (the pass ran among them)"
+}
+all_pass st_all "public postgres"
+ok "$(grep -c . <<<"$(printf '%s\n' "${exits[@]}" | grep -vx 2)" | awk '{print ($1 >= 15) ? 0 : 1}')" "st_all: most calls went past their checks (exit 0, 1 or 3: $(printf '%s\n' "${exits[@]}" | grep -cvx 2) of $calls)"
+all_pass st_usr "postgres"
+is "$(printf '%s\n' "${real_exits[@]}" | grep -cx 2)" 0 "st_usr (plants only in \"\$user\"): none of the ${#real_exits[@]} real runs was refused (exit 2): they went all the way"
+q st_usr -c "SELECT currentversion || '__' || currentpatch FROM dbpatch ORDER BY id DESC LIMIT 1" | grep -qx "OMERO5.4__0"
+ok $? "… run upgraded st_usr to OMERO5.4__0 among the plants"
+
+for db in st_modern st_user st_script st_legacy st_src st_trap st_theirs st_open st_op st_busy st_new st_mine st_all st_all_restored st_all_utf8 st_all_rb st_usr st_usr_restored st_usr_utf8 st_usr_rb st_all_rb2 st_usr_rb2; do
   q postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 done
 q postgres -c "DROP OWNED BY $mallory" -c "DROP ROLE $mallory" -c "DROP OWNED BY $owner" -c "DROP ROLE $owner" >/dev/null 2>&1

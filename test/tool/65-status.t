@@ -68,9 +68,9 @@ is "$rc" 1 "status of a half-upgraded database: exit 1"
 like "$out" "half-upgraded" "… says so"
 
 # --- server start refuses a database newer than its tree's scripts -------------------------------
-createdb -T run_template -O omero st_new
-n=$t/n; make_sample_server "$n" 5.3.5 st_new omero "$t/ndata"
-q st_new -c "INSERT INTO dbpatch (id, currentversion, currentpatch, previousversion, previouspatch, finished, message)
+createdb -T run_template -O omero st65_new
+n=$t/n; make_sample_server "$n" 5.3.5 st65_new omero "$t/ndata"
+q st65_new -c "INSERT INTO dbpatch (id, currentversion, currentpatch, previousversion, previouspatch, finished, message)
              SELECT max(id) + 1, 'OMERO5.4', 0, 'OMERO5.3', 1, now(), 'Database updated.' FROM dbpatch"
 out=$("$TOOL" --server-dir "$n" server start 2>&1); rc=$?
 is "$rc" 1 "server start of a 5.3 tree on a 5.4 database: exit 1"

@@ -36,8 +36,10 @@ is "$(jq -r '[.result.entries[] | .source + " " + .database] | unique | join(","
   "… all kept in the upgraded database's omero_upgrade.history"
 is "$(jq -r --arg me "$me" --arg h "$host" '[.result.entries[] | (.os_user == $me and .host == $h and (.db_role | length) > 0)] | all' <<<"$j")" \
   "true" "… each with the database role, the OS user ($me) and the host — the extension's own runs too"
-is "$(jq -r '[.result.entries[].recorded_at] | (. == sort) and all(test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$"))' <<<"$j")" \
-  "true" "… each with when (UTC, in order)"
+# (Compared to the second: an entry of the history file says ...:SSZ, one of the table
+# ...:SS.ffffffZ, and "Z" sorts after "." — the cause of the one failure of the earlier check.)
+is "$(jq -r --arg t0 "$t0" --arg t1 "${t1:0:19}" '[.result.entries[].recorded_at] | (map(.[0:19]) | . == sort) and all(test("^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$")) and all(.[0:19] >= $t0 and .[0:19] <= $t1)' <<<"$j")" \
+  "true" "… each with when (UTC, in order, within the run: $t0 … ${t1:0:19})"
 is "$(jq -r '[.result.entries[] | select((.what | length) == 0)] | length' <<<"$j")" "0" "… and what, for every entry"
 is "$(jq -r --arg bk "$bk" '.result.entries[] | select(.kind == "backup") | [.what, .checksums[$bk], .from_version] | join(" ")' <<<"$j")" \
   "$bk $bsha OMERO5.3__1" "the backup: its path, SHA-256 and the version it holds"

@@ -82,7 +82,7 @@ nlohmann::json int_column(const Rows &r, const char *col)
 void save_journal(const std::string &path, const nlohmann::json &j)
 {
     ensure_dir(dir_name(path));
-    write_file_atomic(path, json_text(j, 1) + "\n", true, 0600);
+    write_file_atomic(path, stored_json_text(j, 1) + "\n", true, 0600);
 }
 
 nlohmann::json load_journal(const std::string &path)
@@ -90,7 +90,7 @@ nlohmann::json load_journal(const std::string &path)
     std::string text;
     if (!read_file(path, text))
         throw CommandError("cannot read the journal " + path);
-    nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+    nlohmann::json j = parse_stored_json(text);
     if (j.is_discarded() || j.value("kind", "") != "omero-upgrade-wells-move")
         throw CommandError(path + " is not a journal of annotations move-to-wells");
     return j;

@@ -102,7 +102,7 @@ nlohmann::json read_state(const std::string &path)
     std::string text;
     if (!read_file(path, text))
         return nullptr;
-    auto j = nlohmann::json::parse(text, nullptr, false);
+    auto j = parse_stored_json(text);
     if (j.is_discarded() || !j.is_object())
         throw CommandError(path + " is not valid JSON: refusing to guess what binaries install did",
                            "look at it, repair or remove it");
@@ -546,7 +546,7 @@ CommandRun setup_install(CLI::App &sub)
                                  {"source", o->source},
                                  {"installed_at", utc_timestamp()},
                                  {"history", history}};
-            write_file_atomic(state_path, json_text(ns, 2) + "\n");
+            write_file_atomic(state_path, stored_json_text(ns, 2) + "\n");
             record_history(s, {"binaries-install", link + " → " + new_tree, std::nullopt, std::nullopt,
                                nlohmann::json::object(),
                                {{"server", link}, {"from", old_tree}, {"to", real_path(new_tree)}, {"source", o->source}}});
@@ -691,7 +691,7 @@ CommandRun setup_rollback(CLI::App &sub)
         swap_symlink(link, link_text(link, previous));
         state["history"].push_back({{"at", utc_timestamp()}, {"action", "rollback"}, {"from", current}, {"to", previous}});
         state["rolled_back_at"] = utc_timestamp();
-        write_file_atomic(state_path, json_text(state, 2) + "\n");
+        write_file_atomic(state_path, stored_json_text(state, 2) + "\n");
         record_history(s, {"binaries-rollback", link + " → " + previous, std::nullopt, std::nullopt,
                            nlohmann::json::object(), {{"server", link}, {"from", current}, {"to", previous}}});
         res["rolled_back"] = true;

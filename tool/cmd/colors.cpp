@@ -21,6 +21,7 @@ constexpr double kRewriteFactor = 6.0;  // 7 at 2M shapes, 5.5 at 10M
 struct ColorsOpts {
     std::vector<std::string> rois, roi_files, images, image_files, shapes, shape_files;
     int batch_size = 50000;
+    int jobs = 1;
     bool rewrite = false, batches = false, dry_run = false;
 };
 
@@ -51,6 +52,10 @@ CommandRun setup_convert(CLI::App &sub, const std::string &direction)
     sub.add_option("--shape", o->shapes, "shape ids");
     sub.add_option("--shape-file", o->shape_files, "file of shape ids");
     sub.add_option("--batch-size", o->batch_size, "shapes per batch (one commit each)")->capture_default_str();
+    sub.add_option("--jobs", o->jobs,
+                   "batches converted at once, each by a background worker of the server (1: by this session; "
+                   "needs as many free max_worker_processes slots)")
+        ->capture_default_str();
     sub.add_flag("--rewrite", o->rewrite, "all shapes by rewriting the table once (server stopped, no other session)");
     sub.add_flag("--batches", o->batches,
                  "all shapes by batches even when the one-pass rewrite would apply (no other session, nothing "
@@ -62,6 +67,10 @@ CommandRun setup_convert(CLI::App &sub, const std::string &direction)
         Value shapes = id_array(o->shapes, o->shape_files, "shape");
         if (o->batch_size <= 0)
             throw CommandError("--batch-size must be positive");
+        if (o->jobs < 1)
+            throw CommandError("--jobs must be at least 1");
+        if (o->jobs > 1 && o->rewrite)
+            throw CommandError("--jobs converts by batches: not with --rewrite");
         bool subset = rois || images || shapes;
         if (o->rewrite && subset)
             throw CommandError("--rewrite converts every shape: it takes no --roi/--image/--shape");
@@ -99,6 +108,7 @@ CommandRun setup_convert(CLI::App &sub, const std::string &direction)
             r = db->query("SELECT * FROM " + schema + ".omero_colors_convert_tx(" + args + ", true)", params);
         } else {
             params.push_back(method);
+            params.push_back(std::to_string(o->jobs));
             // The one-pass rewrite's table phase is one ALTER TABLE, of which PostgreSQL reports
             // nothing: from the extension's NOTICEs we know when the journal phase (one full read
             // of the table) started and ended, and the table phase takes about kRewriteFactor times
@@ -115,7 +125,7 @@ CommandRun setup_convert(CLI::App &sub, const std::string &direction)
                 }
                 show_extension_notice(n);
             });
-            db->query_ticking("CALL " + schema + ".omero_colors_convert(" + args + ", false, $6)", params, 1.0, [&] {
+            db->query_ticking("CALL " + schema + ".omero_colors_convert(" + args + ", false, $6, $7::int)", params, 1.0, [&] {
                 if (!table_from)
                     return;
                 double el = std::chrono::duration<double>(clock::now() - *table_from).count();

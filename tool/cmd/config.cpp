@@ -50,7 +50,7 @@ CommandRun setup_upgrade_check(CLI::App &sub)
             std::string text;
             nlohmann::json rec;
             if (read_file(rec_path, text)) {
-                rec = nlohmann::json::parse(text, nullptr, false);
+                rec = parse_stored_json(text);
                 if (rec.is_discarded() || !rec.is_object() || rec.value("key", "") != key)
                     throw CommandError(rec_path + " is not a record of config upgrade-check off",
                                        "remove it, then run config upgrade-check on again (it then removes " + key +
@@ -101,7 +101,7 @@ CommandRun setup_upgrade_check(CLI::App &sub)
                               {"profile", s.profile},
                               {"config", s.config_path},
                               {"recorded_utc", utc_timestamp("%Y-%m-%dT%H:%M:%SZ")}};
-        write_file_atomic(rec_path, json_text(rec, 2) + "\n", true, 0600);
+        write_file_atomic(rec_path, stored_json_text(rec, 2) + "\n", true, 0600);
         omero_config_set(s, key, "");
         Settings after = load_settings(true);
         auto a = after.properties.find(key);

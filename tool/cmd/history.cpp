@@ -52,8 +52,8 @@ int run_history()
                 nlohmann::json e = {{"source", "database"}, {"database", name}, {"id", std::stoll(r.str(i, "id"))}};
                 for (const char *c : {"recorded_at", "db_role", "os_user", "host", "kind", "what", "from_version", "to_version"})
                     e[c] = r.get(i, c) ? nlohmann::json(*r.get(i, c)) : nlohmann::json();
-                e["checksums"] = nlohmann::json::parse(r.str(i, "checksums"), nullptr, false);
-                e["details"] = nlohmann::json::parse(r.str(i, "details"), nullptr, false);
+                e["checksums"] = parse_stored_json(r.str(i, "checksums"));
+                e["details"] = parse_stored_json(r.str(i, "details"));
                 all.push_back(e);
             }
         } else {

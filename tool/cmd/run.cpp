@@ -1039,7 +1039,19 @@ int run_run()
                 if (!problems.empty()) {
                     for (const auto &x : problems)
                         out().error(x);
-                    out().say("nothing was changed; the server was not stopped");
+                    // What this resume did; the server as it is now (an earlier attempt may
+                    // have stopped it before failing).
+                    ServerRun now = ServerRun::Unknown;
+                    try {
+                        now = read_installation().server;
+                    } catch (const std::exception &) {
+                    }
+                    out().say(now == ServerRun::Running
+                                  ? "nothing was changed; the server was not stopped"
+                                  : std::string("nothing was changed by this resume; the server is ") +
+                                        server_run_name(now) +
+                                        " (as the earlier attempt left it): fix the above and resume, or start it "
+                                        "again with omero-upgrade server start");
                     out().result() = {{"problems", problems}};
                     return EXIT_PROBLEM;
                 }
