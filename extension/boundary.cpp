@@ -14,6 +14,7 @@
 #include "cpp_wrapper.hpp"
 
 extern "C" {
+#include "utils/acl.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
@@ -51,6 +52,34 @@ void pop_search_path(int level)
 {
     if (level > 0)
         pg_guard([level] { AtEOXact_GUC(true, level); });
+}
+
+RoleCheck check_role(Oid role)
+{
+    RoleCheck c;
+    c.current = GetUserId();
+    c.is_role = c.current == role;
+    c.has_privs = pg_guard([&c, role] { return has_privs_of_role(c.current, role); });
+    c.current_name = pg_guard([&c] { return GetUserNameFromId(c.current, false); });
+    c.role_name = pg_guard([role] { return GetUserNameFromId(role, false); });
+    return c;
+}
+
+RoleSwitch switch_to_role(Oid role)
+{
+    RoleSwitch s;
+    GetUserIdAndSecContext(&s.saved_user, &s.saved_context);
+    if (s.saved_user == role)
+        return s;  // already that role: nothing to switch
+    SetUserIdAndSecContext(role, s.saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+    s.switched = true;
+    return s;
+}
+
+void restore_role(const RoleSwitch &s) noexcept
+{
+    if (s.switched)
+        SetUserIdAndSecContext(s.saved_user, s.saved_context);
 }
 
 Call &current_call()

@@ -47,6 +47,7 @@ struct Shared {
     Oid database, session_user, current_user;
     int sec_context;
     char omero_schema[NAMEDATALEN * 2 + 8];
+    char replication_role[16];  // the caller's session_replication_role (which triggers fire)
     int jobs;
     Latch *latches[kMaxJobs];  // each worker's, set by the worker once attached
     pg_atomic_uint32 state;
@@ -131,6 +132,8 @@ void WorkerPool::Impl::start(int jobs)
     GetUserIdAndSecContext(&sh->current_user, &sh->sec_context);
     if (const char *schema = omero_schema_setting())
         strlcpy(sh->omero_schema, schema, sizeof(sh->omero_schema));
+    strlcpy(sh->replication_role, GetConfigOption("session_replication_role", false, false),
+            sizeof(sh->replication_role));
     sh->jobs = jobs;
     pg_atomic_init_u32(&sh->state, kWait);
     pg_atomic_init_u32(&sh->next, 0);
@@ -429,6 +432,9 @@ void worker_loop(Shared *sh, int me)
     SetConfigOption("application_name", "omero_upgrade colors worker", PGC_USERSET, PGC_S_SESSION);
     if (sh->omero_schema[0])
         SetConfigOption("omero_upgrade.omero_schema", sh->omero_schema, PGC_USERSET, PGC_S_SESSION);
+    // A superuser's "replica" (no ordinary trigger fires) holds for the workers' batches as for the
+    // caller's own: the same statements with the same triggers, whatever the number of jobs.
+    SetConfigOption("session_replication_role", sh->replication_role, PGC_SUSET, PGC_S_SESSION);
     pgstat_report_appname("omero_upgrade colors worker");
     if (!wait_for_go(sh))
         return;

@@ -116,6 +116,8 @@ struct Call {
     int guc_level = 0;  // our GUC nest level; 0 when the search_path was already pg_catalog, pg_temp
     bool omero_schema_known = false;
     std::optional<std::string> omero_schema;  // resolved once per call (omero_db.cpp), quoted
+    Oid omero_role = InvalidOid;              // owner of OMERO's dbpatch, found once per call
+    std::string checked_names;                // OMERO's relations checked to be plain tables ("|a|b|")
 };
 Call &current_call();
 // After SPI_commit (a procedure called by CALL): the commit popped every GUC nest level and put
@@ -125,6 +127,26 @@ void renew_search_path();
 // GUC nest level to give back to pop_search_path. On error the (sub)transaction abort pops it.
 int push_search_path(const char *path);
 void pop_search_path(int level);
+
+// Running a part of a call as another role, the way PostgreSQL's maintenance commands run an
+// index's or a table's code as the table's owner (SetUserIdAndSecContext with
+// SECURITY_RESTRICTED_OPERATION: no SET ROLE, no temporary tables, no cursor WITH HOLD inside).
+// On an error the (sub)transaction abort puts the role back; restore_role does it for a C++
+// exception that is caught before that.
+struct RoleSwitch {
+    bool switched = false;
+    Oid saved_user = InvalidOid;
+    int saved_context = 0;
+};
+struct RoleCheck {
+    Oid current = InvalidOid;   // GetUserId()
+    bool is_role = false;       // current == role
+    bool has_privs = false;     // superuser, or has the privileges of role (a member that inherits)
+    std::string current_name, role_name;
+};
+RoleCheck check_role(Oid role);
+RoleSwitch switch_to_role(Oid role);
+void restore_role(const RoleSwitch &s) noexcept;
 
 namespace detail {
 // malloc'd copy: used inside catch blocks, where a palloc failure would longjmp out of the handler.

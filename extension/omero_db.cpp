@@ -53,6 +53,25 @@ std::optional<std::string> resolve_omero_schema(spi::Session &spi)
     return r.str(0, "q");
 }
 
+// Row-level security on OMERO's tables: its policies are code of the tables' owner that runs with
+// the rights of whoever reads them, unless the reader bypasses it (a superuser, a BYPASSRLS role,
+// the owner). OMERO uses none; a call that would be subject to one is refused before it reads.
+void refuse_row_security(spi::Session &spi, const std::string &schema)
+{
+    auto tables = spi.scalar("SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::pg_catalog.text, ', ' ORDER BY c.relname)"
+                             "  FROM pg_catalog.pg_class c"
+                             " WHERE c.relnamespace = pg_catalog.to_regnamespace($1) AND c.relrowsecurity"
+                             "   AND pg_catalog.row_security_active(c.oid)",
+                             {spi::text(schema)}, true);
+    if (tables)
+        throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    "row-level security is active for you on OMERO's tables: " + *tables,
+                    "Their policies are code of the tables' owner: they would run with your rights. OMERO "
+                    "defines none.",
+                    "Connect as OMERO's database user (omero.db.user in the server's config.xml) or a superuser, "
+                    "or drop the policies (ALTER TABLE … DISABLE ROW LEVEL SECURITY).");
+}
+
 } // namespace
 
 const std::optional<std::string> &find_omero_schema(spi::Session &spi)
@@ -61,6 +80,8 @@ const std::optional<std::string> &find_omero_schema(spi::Session &spi)
     if (!call.omero_schema_known) {
         call.omero_schema = resolve_omero_schema(spi);
         call.omero_schema_known = true;
+        if (call.omero_schema)
+            refuse_row_security(spi, *call.omero_schema);
     }
     return call.omero_schema;
 }
@@ -73,9 +94,27 @@ const std::string &omero_schema(spi::Session &spi)
     return *s;
 }
 
+// OMERO's relations are tables (or sequences): a view under one of their names runs its functions
+// with the rights of whoever reads it, as a trigger would. Checked once per name and call.
 std::string omero_name(spi::Session &spi, const char *name)
 {
-    return omero_schema(spi) + "." + spi::quote_ident(name);
+    std::string qualified = omero_schema(spi) + "." + spi::quote_ident(name);
+    Call &call = current_call();
+    const std::string key = "|" + std::string(name) + "|";
+    if (call.checked_names.find(key) == std::string::npos) {
+        auto kind = spi.scalar("SELECT c.relkind::pg_catalog.text FROM pg_catalog.pg_class c"
+                               " WHERE c.oid = pg_catalog.to_regclass($1)"
+                               "   AND c.relkind OPERATOR(pg_catalog.<>) ALL ('{r,p,S}'::\"char\"[])",
+                               {spi::text(qualified)}, true);
+        if (kind)
+            throw Error(ERRCODE_WRONG_OBJECT_TYPE,
+                        "OMERO's table " + qualified + " is not a table (relkind " + *kind + ")",
+                        "OMERO's tables are plain tables; a view or foreign table in its place would run its "
+                        "owner's code with your rights.",
+                        "Put OMERO's own table back (restore the database from a backup).");
+        call.checked_names += key;
+    }
+    return qualified;
 }
 
 std::string extension_schema(spi::Session &spi)
@@ -154,7 +193,7 @@ OtherSessions other_sessions(spi::Session &spi)
 
 // Members of an installed extension (pgcrypto's gen_random_uuid, say) do not count: only the
 // owner of an extension can add objects to it.
-int enter_omero_code(spi::Session &spi)
+OmeroCodeScope enter_omero_code(spi::Session &spi)
 {
     const std::string &schema = omero_schema(spi);
     auto shadows = spi.scalar(
@@ -179,12 +218,45 @@ int enter_omero_code(spi::Session &spi)
                         "call them with your rights.",
                     "Drop them (and REVOKE CREATE ON SCHEMA " + schema +
                         " FROM PUBLIC if every role may create objects there), then run it again.");
-    return push_search_path(("pg_catalog, " + schema + ", pg_temp").c_str());
+    require_omero_role(spi, "This step");
+    OmeroCodeScope scope;
+    scope.guc_level = push_search_path(("pg_catalog, " + schema + ", pg_temp").c_str());
+    scope.role = switch_to_role(omero_role(spi));
+    return scope;
 }
 
-void leave_omero_code(int level)
+void leave_omero_code(const OmeroCodeScope &scope)
 {
-    pop_search_path(level);
+    restore_role(scope.role);
+    pop_search_path(scope.guc_level);
+}
+
+Oid omero_role(spi::Session &spi)
+{
+    Call &call = current_call();
+    if (call.omero_role == InvalidOid) {
+        auto owner = spi.scalar("SELECT c.relowner::pg_catalog.int8 FROM pg_catalog.pg_class c"
+                                " WHERE c.oid = pg_catalog.to_regclass($1)",
+                                {spi::text(omero_name(spi, "dbpatch"))}, true);
+        if (!owner)
+            throw not_omero("there is no dbpatch table");
+        call.omero_role = (Oid)std::stoll(*owner);
+    }
+    return call.omero_role;
+}
+
+void require_omero_role(spi::Session &spi, const char *what)
+{
+    RoleCheck c = check_role(omero_role(spi));
+    if (c.is_role || c.has_privs)
+        return;
+    throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                std::string(what) + " runs OMERO's own code (the triggers and functions of OMERO's tables), which "
+                "runs as OMERO's database role \"" + c.role_name + "\": role \"" + c.current_name +
+                    "\" is not that role, not a member of it and not a superuser",
+                "OMERO's code would otherwise run with the rights of \"" + c.current_name +
+                    "\", and whoever owns OMERO's tables could use them.",
+                "Connect as \"" + c.role_name + "\" (omero.db.user in the server's config.xml) or as a superuser.");
 }
 
 } // namespace ou

@@ -55,26 +55,45 @@ struct OtherSessions {
 };
 OtherSessions other_sessions(spi::Session &spi);
 
-// OMERO's own code (ome_nextval, and the triggers that fire on its tables) resolves names
-// through the search_path. Statements that call it or write OMERO's tables run inside
-// with_omero_code(): search_path = pg_catalog, <OMERO's schema>, pg_temp, once that schema has
-// been checked to hold no function or operator shadowing PostgreSQL's (55000 naming them: OMERO
-// defines none, a plant would run inside OMERO's code with our caller's rights; members of an
-// installed extension do not count). Our own text in
-// those statements is fully qualified, so nothing of it resolves through that path.
-int enter_omero_code(spi::Session &spi);
-void leave_omero_code(int level);
+// OMERO's own code (ome_nextval, and the triggers, rules, defaults and constraints of its tables)
+// resolves names through the search_path and runs with the rights of whoever runs it. Statements
+// that call it or write OMERO's tables run inside with_omero_code():
+//  - search_path = pg_catalog, <OMERO's schema>, pg_temp, once that schema has been checked to
+//    hold no function or operator shadowing PostgreSQL's (55000 naming them: OMERO defines none;
+//    members of an installed extension do not count). Our own text in those statements is fully
+//    qualified, so nothing of it resolves through that path;
+//  - as OMERO's role (the owner of dbpatch) under SECURITY_RESTRICTED_OPERATION, as PostgreSQL
+//    runs a table's index functions as its owner in VACUUM, ANALYZE or REINDEX: a trigger that
+//    role put on shape then runs with that role's rights, never with a superuser's. The caller
+//    must be that role, a role with its privileges (a member) or a superuser, who can do all it
+//    can anyway; anyone else gets 42501 before anything runs, since OMERO's code would run with
+//    the caller's rights. OMERO's role holds the rights on the state tables (_grant_state).
+struct OmeroCodeScope {
+    int guc_level = 0;
+    RoleSwitch role;
+};
+// OMERO's role: the owner of OMERO's dbpatch table (found once per call).
+Oid omero_role(spi::Session &spi);
+// 42501 unless the caller may act as OMERO's role (is it, has its privileges, or is a superuser).
+void require_omero_role(spi::Session &spi, const char *what);
+OmeroCodeScope enter_omero_code(spi::Session &spi);
+void leave_omero_code(const OmeroCodeScope &scope);
 template <class F>
 auto with_omero_code(spi::Session &spi, F &&f) -> decltype(f())
 {
-    int level = enter_omero_code(spi);
-    if constexpr (std::is_void_v<decltype(f())>) {
-        f();
-        leave_omero_code(level);
-    } else {
-        auto r = f();
-        leave_omero_code(level);
-        return r;
+    OmeroCodeScope scope = enter_omero_code(spi);
+    try {
+        if constexpr (std::is_void_v<decltype(f())>) {
+            f();
+            leave_omero_code(scope);
+        } else {
+            auto r = f();
+            leave_omero_code(scope);
+            return r;
+        }
+    } catch (...) {
+        restore_role(scope.role);  // the search_path is left to the abort, as on any error
+        throw;
     }
 }
 
