@@ -294,6 +294,34 @@ ConnParams conn_for(const Settings &s, const std::string &dbname)
     return p;
 }
 
+ConnParams omero_user_conn(const Settings &s, const std::string &dbname)
+{
+    ConnParams cp = conn_for(s, dbname);
+    cp.user = s.omero_db_user;
+    std::string pass = s.property("omero.db.pass");
+    if (!pass.empty())
+        cp.password = pass;
+    else if (s.conn.user != cp.user)
+        cp.password.reset();
+    return cp;
+}
+
+std::unique_ptr<Db> connect_db_as_omero_user(const Settings &s)
+{
+    auto db = Db::connect(omero_user_conn(s));
+    identify_session(*db);
+    return db;
+}
+
+bool connected_as_omero_owner(Db &db, const std::string &quoted_schema)
+{
+    return db.scalar("SELECT c.relowner OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r"
+                     "                                          WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER)"
+                     "  FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)",
+                     {quoted_schema + ".dbpatch"})
+               .value_or("f") == "t";
+}
+
 std::unique_ptr<Db> connect_db(const Settings &s, const std::string &dbname)
 {
     auto db = Db::connect(conn_for(s, dbname));

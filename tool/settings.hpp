@@ -54,6 +54,15 @@ std::unique_ptr<Db> connect_db(Settings &s, const std::string &dbname = "");
 // The connection parameters for a subprocess or another database, same server and user.
 ConnParams conn_for(const Settings &s, const std::string &dbname = "");
 
+// The same server and database as OMERO's database user (omero.db.user, with config.xml's
+// password): OMERO's own code (its upgrade scripts, the triggers that writes to its tables fire)
+// runs as that user, as OMERO runs it, never with the rights of a --db-user superuser, which
+// whoever owns OMERO's tables could take through that code.
+ConnParams omero_user_conn(const Settings &s, const std::string &dbname = "");
+std::unique_ptr<Db> connect_db_as_omero_user(const Settings &s);
+// Whether the connection's current_user owns the dbpatch table of OMERO's schema (quoted).
+bool connected_as_omero_owner(Db &db, const std::string &quoted_schema);
+
 // The OMERO server of the settings' server directory (bin/omero):
 // whether it runs (`bin/omero admin status`: exit 0 = running); nullopt when there is no
 // bin/omero or it does not answer.

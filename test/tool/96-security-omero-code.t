@@ -203,6 +203,25 @@ out=$(as postgres $db -c "SELECT count(*) FROM omero_orphans_scan()")
 ok "$([ "$out" -gt 0 ] 2>/dev/null && echo 0 || echo 1)" "the superuser (who bypasses row security) scans ($out)"
 check_clean $db "row-level security"
 
+# 10. The tool's own writes to OMERO's tables (the undo of a wells move) with --db-user postgres:
+# they run as OMERO's user (omero.db.user), as its upgrade scripts do, never as the superuser.
+db=s96_wundo; make_db $db OMERO5.4__0
+srv=$t/OMERO.server-w; make_sample_server "$srv" 5.4.10; sample_config "$srv" "omero.db.name=$db" "omero.db.user=$owner"
+mkdir -m 700 "$t/j"
+out=$("$TOOL" --server-dir "$srv" --db-user postgres annotations move-to-wells --plate 2 --remove-image-links --apply --journal "$t/j/move.json" 2>&1); rc=$?
+is "$rc" "0" "tool --db-user postgres annotations move-to-wells --apply works"
+as $owner $db -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+CREATE TRIGGER p_wd AFTER DELETE ON wellannotationlink FOR EACH STATEMENT EXECUTE FUNCTION plant.trg();
+CREATE TRIGGER p_ii AFTER INSERT ON imageannotationlink FOR EACH STATEMENT EXECUTE FUNCTION plant.trg();
+CREATE TRIGGER p_se AFTER INSERT ON session FOR EACH ROW EXECUTE FUNCTION plant.trg();
+TRUNCATE plant.log;
+SQL
+out=$("$TOOL" --server-dir "$srv" --db-user postgres annotations move-to-wells --undo "$t/j/move.json" --apply 2>&1); rc=$?
+is "$rc" "0" "tool --db-user postgres annotations move-to-wells --undo --apply works"
+[ "$rc" = 0 ] || diag "$out"
+ok "$([ "$(owner_runs $db)" -gt 0 ] && echo 0 || echo 1)" "wells undo: the triggers fired, as the owner"
+check_clean $db "tool --db-user postgres wells undo"
+
 # 9. The workers take the caller's session_replication_role: with replica, the same triggers fire
 # (none) with one job and with two.
 for jobs in 1 2; do

@@ -193,6 +193,14 @@ int undo_move(const MoveOpts &o)
     if (!schema)
         throw CommandError("no OMERO schema (no dbpatch table) in the database " + s.conn.dbname);
     std::string S = quote_ident(*schema);
+    // The undo writes OMERO's tables (their triggers fire) and reads them: as OMERO's user, as
+    // the move itself (in the extension) runs them, never as a --db-user superuser.
+    if (!connected_as_omero_owner(*db, S)) {
+        db = connect_db_as_omero_user(s);
+        if (!connected_as_omero_owner(*db, S))
+            throw CommandError("OMERO's database user " + s.omero_db_user + " (omero.db.user) does not own OMERO's tables",
+                               "the undo runs OMERO's code as the owner of OMERO's dbpatch table; set omero.db.user to it");
+    }
     if (j.value("database", "") != s.conn.dbname)
         throw CommandError("the journal " + path + " is of the database " + j.value("database", "") + ", not " +
                                s.conn.dbname,

@@ -190,14 +190,7 @@ struct PsqlRun {
 PsqlRun run_psql(const Plan &p, const std::string &file, const std::string &appname,
                  const std::function<void()> &on_tick)
 {
-    ConnParams cp = conn_for(p.s);
-    cp.user = p.s.omero_db_user;
-    std::string pass = p.s.property("omero.db.pass");
-    if (!pass.empty())
-        cp.password = pass;
-    else if (p.s.conn.user != cp.user)
-        cp.password.reset();
-    PgClient c = pg_client(cp);
+    PgClient c = pg_client(omero_user_conn(p.s));
     std::string needle = "application_name=" + conninfo_quote("omero-upgrade");
     size_t pos = c.conninfo.find(needle);
     if (pos != std::string::npos)
