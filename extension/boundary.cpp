@@ -82,6 +82,12 @@ void restore_role(const RoleSwitch &s) noexcept
         SetUserIdAndSecContext(s.saved_user, s.saved_context);
 }
 
+void discard_search_path(int level)
+{
+    if (level > 0)
+        pg_guard([level] { AtEOXact_GUC(false, level); });
+}
+
 Call &current_call()
 {
     if (!g_current)

@@ -127,6 +127,9 @@ void renew_search_path();
 // GUC nest level to give back to pop_search_path. On error the (sub)transaction abort pops it.
 int push_search_path(const char *path);
 void pop_search_path(int level);
+// As pop_search_path, and every other setting changed since push_search_path is put back too
+// (AtEOXact_GUC(false)), as after a maintenance command: what code run inside set stays inside.
+void discard_search_path(int level);
 
 // Running a part of a call as another role, the way PostgreSQL's maintenance commands run an
 // index's or a table's code as the table's owner (SetUserIdAndSecContext with

@@ -220,15 +220,44 @@ OmeroCodeScope enter_omero_code(spi::Session &spi)
                         " FROM PUBLIC if every role may create objects there), then run it again.");
     require_omero_role(spi, "This step");
     OmeroCodeScope scope;
+    const bool other_role = GetUserId() != omero_role(spi);
+    if (other_role)
+        refuse_deferred_triggers(spi);
     scope.guc_level = push_search_path(("pg_catalog, " + schema + ", pg_temp").c_str());
     scope.role = switch_to_role(omero_role(spi));
     return scope;
 }
 
-void leave_omero_code(const OmeroCodeScope &scope)
+// Any setting OMERO's code changed is discarded with the GUC level, as PostgreSQL's maintenance
+// commands do (AtEOXact_GUC(false)): nothing it set outlives the statement. (A deferred trigger
+// event cannot be queued inside: PostgreSQL refuses it in a security-restricted operation.)
+void leave_omero_code(spi::Session &spi, const OmeroCodeScope &scope)
 {
     restore_role(scope.role);
-    pop_search_path(scope.guc_level);
+    discard_search_path(scope.guc_level);
+}
+
+// A DEFERRABLE trigger (CREATE CONSTRAINT TRIGGER … DEFERRABLE) fires at commit, after the
+// statement and its role switch are over: with the caller's rights. (PostgreSQL refuses to queue
+// its event inside the security-restricted operation, with a message naming neither; this says
+// which and why, before anything runs.) Only PostgreSQL's own
+// (foreign keys: they run as the tables' owners) and pg_catalog's trigger functions may be
+// deferrable while a role other than OMERO's runs its code; anywhere in the database, since
+// OMERO's code may write any table its role can.
+void refuse_deferred_triggers(spi::Session &spi)
+{
+    auto found = spi.scalar(
+        "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(t.tgname) || ' on ' || t.tgrelid::pg_catalog.regclass::pg_catalog.text,"
+        "                             ', ' ORDER BY t.tgname)"
+        "  FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid"
+        " WHERE t.tgdeferrable AND p.pronamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace",
+        {}, true);
+    if (found)
+        throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    "deferrable triggers in the database would run OMERO's code with your rights: " + *found,
+                    "A deferrable trigger fires at commit, after this step has stopped running OMERO's code as "
+                    "OMERO's role. OMERO defines none.",
+                    "Connect as OMERO's database user (omero.db.user in the server's config.xml), or drop them.");
 }
 
 Oid omero_role(spi::Session &spi)

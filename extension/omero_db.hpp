@@ -68,6 +68,8 @@ OtherSessions other_sessions(spi::Session &spi);
 //    must be that role, a role with its privileges (a member) or a superuser, who can do all it
 //    can anyway; anyone else gets 42501 before anything runs, since OMERO's code would run with
 //    the caller's rights. OMERO's role holds the rights on the state tables (_grant_state).
+//    Deferrable triggers (they would fire at commit, as the caller) are refused first, and every
+//    setting OMERO's code changed is discarded on the way out.
 struct OmeroCodeScope {
     int guc_level = 0;
     RoleSwitch role;
@@ -77,7 +79,8 @@ Oid omero_role(spi::Session &spi);
 // 42501 unless the caller may act as OMERO's role (is it, has its privileges, or is a superuser).
 void require_omero_role(spi::Session &spi, const char *what);
 OmeroCodeScope enter_omero_code(spi::Session &spi);
-void leave_omero_code(const OmeroCodeScope &scope);
+void leave_omero_code(spi::Session &spi, const OmeroCodeScope &scope);
+void refuse_deferred_triggers(spi::Session &spi);
 template <class F>
 auto with_omero_code(spi::Session &spi, F &&f) -> decltype(f())
 {
@@ -85,10 +88,10 @@ auto with_omero_code(spi::Session &spi, F &&f) -> decltype(f())
     try {
         if constexpr (std::is_void_v<decltype(f())>) {
             f();
-            leave_omero_code(scope);
+            leave_omero_code(spi, scope);
         } else {
             auto r = f();
-            leave_omero_code(scope);
+            leave_omero_code(spi, scope);
             return r;
         }
     } catch (...) {

@@ -222,6 +222,45 @@ is "$rc" "0" "tool --db-user postgres annotations move-to-wells --undo --apply w
 ok "$([ "$(owner_runs $db)" -gt 0 ] && echo 0 || echo 1)" "wells undo: the triggers fired, as the owner"
 check_clean $db "tool --db-user postgres wells undo"
 
+# 11. Deferrable triggers fire at commit, after the switch back: one on shape is refused before
+# anything runs; one OMERO's code creates while it runs (on a table of its own) is refused by
+# PostgreSQL (no deferred event may be queued in a security-restricted operation); the owner's
+# own calls keep them.
+db=s96_defer; make_db $db; plant_shape $db; keep_colours $db
+as $owner $db -v ON_ERROR_STOP=1 -c "CREATE CONSTRAINT TRIGGER p_late AFTER UPDATE ON shape DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION plant.trg()" >/dev/null
+before=$(unconverted $db)
+out=$(as postgres $db -c "CALL omero_colors_convert('argb_to_rgba', batch_size => 100, method => 'batch')")
+like "$out" "deferrable triggers in the database would run OMERO's code with your rights: p_late on (public\\.)?shape" "a deferrable trigger on shape: refused"
+is "$(unconverted $db)" "$before" "a deferrable trigger on shape: no shape changed"
+check_clean $db "a deferrable trigger on shape"
+out=$(as $owner $db -c "CALL omero_colors_convert('argb_to_rgba', batch_size => 100, method => 'batch')")
+is "$(unconverted $db)" "0" "a deferrable trigger on shape: the owner's own call converts"
+ok "$([ "$(q $db -c "SELECT count(*) FROM plant.log WHERE plant LIKE 'shape AFTER UPDATE ROW'")" -gt 0 ] && echo 0 || echo 1)" "the owner's call: its deferred trigger fired at commit, as the owner"
+check_clean $db "the owner's call with a deferrable trigger"
+db=s96_defer2; make_db $db; keep_colours $db
+as $owner $db -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+CREATE FUNCTION plant.late() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'p_later') THEN
+        CREATE CONSTRAINT TRIGGER p_later AFTER INSERT ON plant.log DEFERRABLE INITIALLY DEFERRED
+            FOR EACH ROW EXECUTE FUNCTION plant.trg();
+    END IF;
+    INSERT INTO plant.log (plant, run_by) VALUES ('late setup', current_user);
+    PERFORM pg_catalog.set_config('application_name', 'set by a plant', false);
+    RETURN NULL;
+END $$;
+CREATE TRIGGER p_setup AFTER UPDATE ON shape FOR EACH STATEMENT EXECUTE FUNCTION plant.late();
+SQL
+before=$(unconverted $db)
+out=$(as postgres $db -c "SET application_name = 'mine'" -c "SELECT converted FROM omero_colors_convert_tx('argb_to_rgba')" -c "SHOW application_name")
+like "$out" "cannot fire deferred trigger within security-restricted operation" "a deferrable trigger made by OMERO's code while it runs: refused (by PostgreSQL: its event is queued as OMERO's role)"
+is "$(unconverted $db)" "$before" "…and nothing of the call stays (the transaction is rolled back)"
+check_clean $db "a deferrable trigger made while OMERO's code runs"
+q $db -c "DROP TRIGGER p_setup ON shape" -c "CREATE OR REPLACE FUNCTION plant.late() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN PERFORM pg_catalog.set_config('application_name', 'set by a plant', false); RETURN NULL; END \$\$" \
+      -c "ALTER FUNCTION plant.late() OWNER TO $owner" -c "CREATE TRIGGER p_setup AFTER UPDATE ON shape FOR EACH STATEMENT EXECUTE FUNCTION plant.late()" >/dev/null
+out=$(as postgres $db -c "SET application_name = 'mine'" -c "SELECT converted > 0 FROM omero_colors_convert_tx('argb_to_rgba')" -c "SHOW application_name")
+is "$out" "$(printf 't\nmine')" "a setting OMERO's code changes does not outlive the statement"
+
 # 9. The workers take the caller's session_replication_role: with replica, the same triggers fire
 # (none) with one job and with two.
 for jobs in 1 2; do
