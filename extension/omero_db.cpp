@@ -229,35 +229,38 @@ OmeroCodeScope enter_omero_code(spi::Session &spi)
 }
 
 // Any setting OMERO's code changed is discarded with the GUC level, as PostgreSQL's maintenance
-// commands do (AtEOXact_GUC(false)): nothing it set outlives the statement. (A deferred trigger
-// event cannot be queued inside: PostgreSQL refuses it in a security-restricted operation.)
+// commands do (AtEOXact_GUC(false)): nothing it set outlives the statement. (No deferred trigger
+// event can be queued inside: PostgreSQL refuses it in a security-restricted operation.)
 void leave_omero_code(spi::Session &spi, const OmeroCodeScope &scope)
 {
     restore_role(scope.role);
     discard_search_path(scope.guc_level);
 }
 
-// A DEFERRABLE trigger (CREATE CONSTRAINT TRIGGER … DEFERRABLE) fires at commit, after the
-// statement and its role switch are over: with the caller's rights. (PostgreSQL refuses to queue
-// its event inside the security-restricted operation, with a message naming neither; this says
-// which and why, before anything runs.) Only PostgreSQL's own
-// (foreign keys: they run as the tables' owners) and pg_catalog's trigger functions may be
-// deferrable while a role other than OMERO's runs its code; anywhere in the database, since
-// OMERO's code may write any table its role can.
+// A trigger deferred to commit (INITIALLY DEFERRED) fires after the statement and its role
+// switch are over: a user trigger then runs with the caller's rights. PostgreSQL refuses to queue
+// any deferred trigger event inside a security-restricted operation (a deferred foreign key's
+// too), with a message that names neither: this names them, before anything runs. Anywhere in
+// the database, since OMERO's code may write any table its role can.
 void refuse_deferred_triggers(spi::Session &spi)
 {
-    auto found = spi.scalar(
-        "SELECT pg_catalog.string_agg(pg_catalog.quote_ident(t.tgname) || ' on ' || t.tgrelid::pg_catalog.regclass::pg_catalog.text,"
-        "                             ', ' ORDER BY t.tgname)"
-        "  FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid"
-        " WHERE t.tgdeferrable AND p.pronamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace",
+    auto r = spi.query(
+        "SELECT pg_catalog.count(*) AS n, pg_catalog.string_agg(x, ', ' ORDER BY x) FILTER (WHERE i OPERATOR(pg_catalog.<=) 5) AS first"
+        "  FROM (SELECT pg_catalog.quote_ident(t.tgname) || ' on ' || t.tgrelid::pg_catalog.regclass::pg_catalog.text AS x,"
+        "               pg_catalog.row_number() OVER (ORDER BY t.tgname, t.tgrelid) AS i"
+        "          FROM pg_catalog.pg_trigger t WHERE t.tginitdeferred) AS d",
         {}, true);
-    if (found)
-        throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
-                    "deferrable triggers in the database would run OMERO's code with your rights: " + *found,
-                    "A deferrable trigger fires at commit, after this step has stopped running OMERO's code as "
-                    "OMERO's role. OMERO defines none.",
-                    "Connect as OMERO's database user (omero.db.user in the server's config.xml), or drop them.");
+    int64_t n = r.int64(0, "n");
+    if (n == 0)
+        return;
+    throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                "triggers that fire at commit (INITIALLY DEFERRED) are in the database: " + r.str(0, "first") +
+                    (n > 5 ? " and " + std::to_string(n - 5) + " more" : ""),
+                "This step runs OMERO's code as OMERO's role, which ends before the commit: a trigger deferred to "
+                "the commit would run with your rights, and PostgreSQL refuses to queue any deferred trigger (a "
+                "deferred foreign key's too) inside such a step. OMERO defines none.",
+                "Connect as OMERO's database user (omero.db.user in the server's config.xml), or make them NOT "
+                "DEFERRABLE (ALTER TABLE … ALTER CONSTRAINT … NOT DEFERRABLE) or drop them.");
 }
 
 Oid omero_role(spi::Session &spi)

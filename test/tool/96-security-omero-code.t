@@ -230,13 +230,25 @@ db=s96_defer; make_db $db; plant_shape $db; keep_colours $db
 as $owner $db -v ON_ERROR_STOP=1 -c "CREATE CONSTRAINT TRIGGER p_late AFTER UPDATE ON shape DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION plant.trg()" >/dev/null
 before=$(unconverted $db)
 out=$(as postgres $db -c "CALL omero_colors_convert('argb_to_rgba', batch_size => 100, method => 'batch')")
-like "$out" "deferrable triggers in the database would run OMERO's code with your rights: p_late on (public\\.)?shape" "a deferrable trigger on shape: refused"
+like "$out" "triggers that fire at commit \\(INITIALLY DEFERRED\\) are in the database: p_late on (public\\.)?shape" "a deferrable trigger on shape: refused"
 is "$(unconverted $db)" "$before" "a deferrable trigger on shape: no shape changed"
 check_clean $db "a deferrable trigger on shape"
 out=$(as $owner $db -c "CALL omero_colors_convert('argb_to_rgba', batch_size => 100, method => 'batch')")
 is "$(unconverted $db)" "0" "a deferrable trigger on shape: the owner's own call converts"
 ok "$([ "$(q $db -c "SELECT count(*) FROM plant.log WHERE plant LIKE 'shape AFTER UPDATE ROW'")" -gt 0 ] && echo 0 || echo 1)" "the owner's call: its deferred trigger fired at commit, as the owner"
 check_clean $db "the owner's call with a deferrable trigger"
+# A deferred foreign key (its trigger is PostgreSQL's, run as the tables' owners): refused by
+# name for the superuser, the owner's own delete works.
+db=s96_deferfk; make_db $db
+q $db -A -t -c "SELECT format('ALTER TABLE %s ALTER CONSTRAINT %I DEFERRABLE INITIALLY DEFERRED;', conrelid::regclass, conname)
+                  FROM pg_constraint WHERE contype = 'f' AND confrelid = 'annotation'::regclass" | as $owner $db -v ON_ERROR_STOP=1 >/dev/null
+n=$(q $db -c "SELECT count(*) FROM annotation")
+out=$(as postgres $db -c "SELECT deleted FROM omero_orphans_delete(dry_run => false)")
+like "$out" "triggers that fire at commit \\(INITIALLY DEFERRED\\) are in the database: .* and [0-9]+ more" "a deferred foreign key: the superuser's delete is refused, naming the triggers"
+is "$(q $db -c "SELECT count(*) FROM annotation")" "$n" "a deferred foreign key: nothing deleted"
+out=$(as $owner $db -c "SELECT deleted FROM omero_orphans_delete(dry_run => false)")
+ok "$([ "$(q $db -c "SELECT count(*) FROM annotation")" -lt "$n" ] && echo 0 || echo 1)" "a deferred foreign key: the owner's own delete works ($out)"
+check_clean $db "a deferred foreign key"
 db=s96_defer2; make_db $db; keep_colours $db
 as $owner $db -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
 CREATE FUNCTION plant.late() RETURNS trigger LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
