@@ -73,3 +73,18 @@ CREATE FUNCTION @extschema@.omero_orphans_restore(run_id pg_catalog.int8) RETURN
 AS 'MODULE_PATHNAME', 'omero_orphans_restore' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION @extschema@.omero_orphans_restore(pg_catalog.int8) IS
   'puts back the annotation rows of a delete run with their original ids; refuses on any conflict';
+
+CREATE FUNCTION @extschema@.omero_orphans_runs()
+RETURNS TABLE (run_id pg_catalog.int8, status pg_catalog.text, run_by pg_catalog.name, include_ns pg_catalog.text[],
+               batch_size pg_catalog.int4, scanned pg_catalog.int8, deleted pg_catalog.int8, skipped pg_catalog.int8,
+               bytes pg_catalog.int8, started_at pg_catalog.timestamptz, finished_at pg_catalog.timestamptz,
+               restored_at pg_catalog.timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT r.id, r.status, r.run_by, r.include_ns, r.batch_size, r.scanned, r.deleted, r.skipped, r.bytes, r.started_at,
+       r.finished_at, r.restored_at
+  FROM omero_upgrade.orphan_run r ORDER BY r.id
+$$;
+COMMENT ON FUNCTION @extschema@.omero_orphans_runs() IS
+  'every orphan delete run (running, deleted or restored) with its counts, oldest first';

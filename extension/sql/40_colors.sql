@@ -123,3 +123,19 @@ RETURNS TABLE (chunks_deleted pg_catalog.int8, originals_dropped pg_catalog.int8
 AS 'MODULE_PATHNAME', 'omero_colors_purge_journal' LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION @extschema@.omero_colors_purge_journal(pg_catalog.bool, pg_catalog.bool) IS
   'drops the journaled originals (no exact reverse afterwards); converted shapes stay marked unless forget';
+
+CREATE FUNCTION @extschema@.omero_colors_runs()
+RETURNS TABLE (run_id pg_catalog.int8, direction pg_catalog.text, method pg_catalog.text, scope pg_catalog.jsonb,
+               started_at pg_catalog.timestamptz, finished_at pg_catalog.timestamptz, backend_pid pg_catalog.int4,
+               run_by pg_catalog.name, selected pg_catalog.int8, converted pg_catalog.int8, restored pg_catalog.int8,
+               already pg_catalog.int8, changed pg_catalog.int8, purged pg_catalog.int8, raced pg_catalog.int8,
+               resumed_by pg_catalog.int8)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+SELECT r.run_id, r.direction, r.method, r.scope, r.started_at, r.finished_at, r.backend_pid, r.run_by, r.selected,
+       r.converted, r.restored, r.already, r.changed, r.purged, r.raced, r.resumed_by
+  FROM omero_upgrade.color_runs r ORDER BY r.run_id
+$$;
+COMMENT ON FUNCTION @extschema@.omero_colors_runs() IS
+  'every colour conversion run with its counts, oldest first (finished_at NULL: running or interrupted)';

@@ -44,7 +44,9 @@ cp "$frozen_11" "$extdir/" && chmod a+r "$extdir/omero_upgrade--1.1.sql"
 # And 1.2's, for the 1.2 → current update.
 frozen_12=$OU_SRC/extension/omero_upgrade--1.2.sql
 cp "$frozen_12" "$extdir/" && chmod a+r "$extdir/omero_upgrade--1.2.sql"
-trap 'rm -f "$extdir/omero_upgrade--1.0.sql" "$extdir/omero_upgrade--1.1.sql" "$extdir/omero_upgrade--1.2.sql"' EXIT
+frozen_13=$OU_SRC/extension/omero_upgrade--1.3.sql
+cp "$frozen_13" "$extdir/" && chmod a+r "$extdir/omero_upgrade--1.3.sql"
+trap 'rm -f "$extdir/omero_upgrade--1.0.sql" "$extdir/omero_upgrade--1.1.sql" "$extdir/omero_upgrade--1.2.sql" "$extdir/omero_upgrade--1.3.sql"' EXIT
 
 # ---- roles of a site ------------------------------------------------------------------------------
 psql -X -q -d postgres -c "CREATE ROLE omero_owner LOGIN" -c "CREATE ROLE mallory LOGIN"
@@ -426,6 +428,20 @@ is "$(sq sp_up12 -c "SELECT extversion FROM pg_extension WHERE extname = 'omero_
 catalog_is sp_up12 sp_clean "an updated 1.2 is exactly a fresh $extversion (same objects, definitions, grants)"
 out=$(as omero_owner sp_up12 -c "SELECT omero_orphans_restore(1)" 2>&1)
 like "$out" "^[1-9][0-9]*$" "… whose 1.2 delete run it restores"
+# ---- ALTER EXTENSION UPDATE from 1.3 -------------------------------------------------------------
+# A fresh 1.3 (its own install script), updated by omero_upgrade--1.3--$extversion.sql alone.
+fixture sp_up13
+as omero_owner sp_up13 -c "CREATE EXTENSION omero_upgrade VERSION '1.3'" \
+  -c "SELECT count(*) FROM omero_orphans_delete(dry_run => false)" >/dev/null
+ext_catalog sp_up13 | diff - "$t/cat.sp_clean" > "$t/cat.13.diff"
+ok $((! $?)) "a fresh 1.3 differs from a fresh $extversion before the update (the comparison can fail): $(grep -c '^[<>]' "$t/cat.13.diff") line(s)"
+like "$(cat "$t/cat.13.diff")" "omero_orphans_runs" "… among them omero_orphans_runs()"
+out=$(as omero_owner sp_up13 -c "ALTER EXTENSION omero_upgrade UPDATE" 2>&1)
+ok $? "the owner updates 1.3 to $extversion: $out"
+is "$(sq sp_up13 -c "SELECT extversion FROM pg_extension WHERE extname = 'omero_upgrade'")" "$extversion" "… now at $extversion"
+catalog_is sp_up13 sp_clean "an updated 1.3 is exactly a fresh $extversion (same objects, definitions, grants)"
+out=$(as omero_owner sp_up13 -c "SELECT run_id || ' ' || status FROM omero_orphans_runs()" 2>&1)
+is "$out" "1 deleted" "… whose 1.3 delete run it lists"
 fixture sp_up11_legacy
 su sp_up11_legacy -c "GRANT CREATE ON SCHEMA public TO PUBLIC" -c "CREATE EXTENSION omero_upgrade VERSION '1.1'"
 plant mallory sp_up11_legacy
@@ -548,7 +564,7 @@ else
   ok 0 "# SKIP not a git checkout: the .gitignore check needs one"
 fi
 
-for db in sp_clean sp_clean_su sp_report sp_owner sp_legacy sp_up_clean sp_up_clean_su sp_up_owner sp_up_legacy sp_up11 sp_up11_legacy sp_dump10 sp_rs10 \
+for db in sp_clean sp_clean_su sp_report sp_owner sp_legacy sp_up_clean sp_up_clean_su sp_up_owner sp_up_legacy sp_up11 sp_up12 sp_up13 sp_up11_legacy sp_dump10 sp_rs10 \
           sp_rs_super sp_rs_owner sp_rs_preplanted sp_rs_legacy; do
   dropdb --if-exists "$db"
 done

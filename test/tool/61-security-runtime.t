@@ -181,6 +181,9 @@ v AS (
            WHEN 'lo' THEN '1' WHEN 'hi' THEN '2'     WHEN 'want' THEN 'NULL'
            WHEN 'kind' THEN '''hop'''                WHEN 'what' THEN '''sec61 call'''
            WHEN 'jobs' THEN '2'
+           WHEN 'file_name' THEN 'concat(''sec61-'', current_user, ''.sql'')' WHEN 'sha256' THEN 'repeat(''a'', 64)'
+           WHEN 'os_user' THEN '''sec61'''           WHEN 'host' THEN '''sec61.example.org'''
+           WHEN 'db_version' THEN '''OMERO5.3__1'''
            ELSE CASE WHEN a.type = 'int4'::regtype THEN '255' END END AS val
     FROM a)
 SELECT f.proname,
