@@ -233,7 +233,7 @@ BackupResult import_backup(const std::string &file_in, const std::string &dir_in
         file.pop_back();
     if (!path_exists(file))
         throw CommandError(file + " does not exist");
-    std::string dir = dir_in.empty() ? default_backup_dir() : dir_in;
+    std::string dir = dir_in;
     bool directory = is_directory(file);
     VerifyResult v = verify_backup(file, false);
     if (v.manifest)
@@ -401,7 +401,7 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
                            "install postgresql-client-" + std::to_string(st.server_version_num / 10000) +
                                " and put its bin directory first on PATH");
 
-    std::string dir = opts.dir.empty() ? default_backup_dir() : opts.dir;
+    std::string dir = opts.dir.empty() ? default_backup_dir(s.options) : opts.dir;
     // A dump holds password hashes and session keys: the directory we create is 0700, the dumps,
     // sidecars and manifest 0600, whatever the umask.
     if (!ensure_dir(dir, 0700)) {
@@ -554,7 +554,7 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
     out().say("backup verified and written: " + final_path + " (" + human_bytes(size) + ", " + st.version +
               ", " + std::to_string(v.toc.size()) + " entries)");
     out().say("checksum: " + final_path + ".sha256");
-    record_history(&db, {"backup", final_path, st.version, std::nullopt, {{final_path, entry["sha256"]}}, entry});
+    record_history(s, &db, {"backup", final_path, st.version, std::nullopt, {{final_path, entry["sha256"]}}, entry});
     return {final_path, entry};
 }
 

@@ -18,9 +18,9 @@ nlohmann::json opt(const std::optional<std::string> &v)
 
 } // namespace
 
-std::string history_file()
+std::string history_file(const Settings &s)
 {
-    return dir_name(given_server_dir()) + "/.omero-upgrade-history.json";
+    return dir_name(given_server_dir(s.options)) + "/.omero-upgrade-history.json";
 }
 
 bool has_history_table(Db &db)
@@ -48,7 +48,7 @@ void identify_session(Db &db)
     }
 }
 
-void record_history(Db *db, const HistoryEntry &e, const std::string &dbname)
+void record_history(const Settings &s, Db *db, const HistoryEntry &e, const std::string &dbname)
 {
     std::string why;
     std::string db_name = dbname;
@@ -82,7 +82,7 @@ void record_history(Db *db, const HistoryEntry &e, const std::string &dbname)
                             {"to_version", opt(e.to_version)},
                             {"checksums", e.checksums},
                             {"details", e.details}};
-        update_private_json(history_file(), k_kind, [&](nlohmann::json &all) {
+        update_private_json(history_file(s), k_kind, [&](nlohmann::json &all) {
             if (!all.contains("entries"))
                 all["entries"] = nlohmann::json::array();
             j["id"] = all["entries"].size() + 1;
@@ -90,7 +90,7 @@ void record_history(Db *db, const HistoryEntry &e, const std::string &dbname)
             return true;
         });
         if (!why.empty())
-            out().warn("the history entry (" + e.kind + ": " + e.what + ") went to " + history_file() +
+            out().warn("the history entry (" + e.kind + ": " + e.what + ") went to " + history_file(s) +
                        ": the database's history could not be written: " + why);
     } catch (const std::exception &ex) {
         out().warn("could not record in the history (" + e.kind + ": " + e.what + "): " + ex.what() +
@@ -105,7 +105,7 @@ void record_history(const Settings &s, const HistoryEntry &e, const std::string 
         db = connect_db(s, dbname);
     } catch (const std::exception &) {
     }
-    record_history(db.get(), e, dbname.empty() ? s.conn.dbname : dbname);
+    record_history(s, db.get(), e, dbname.empty() ? s.conn.dbname : dbname);
 }
 
 } // namespace ou

@@ -1,6 +1,7 @@
 // omero-upgrade: the file-system and process steps of the OMERO.server upgrade.
-// Global options and dispatch live here; each subcommand is its own file (tool/<name>.cpp).
-#include "common.hpp"
+// The driver: global options, the CLI11 tree built from the one table of subcommands
+// (tool/cmd/commands.cpp), and the Context each command runs with (tool/command.hpp).
+#include "command.hpp"
 #include "completion.hpp"
 #include "db.hpp"
 #include "help_text.hpp"
@@ -94,7 +95,7 @@ int main(int argc, char **argv)
     app.require_subcommand(0, 1);
     app.fallthrough();
 
-    GlobalOptions &g = global_options();
+    GlobalOptions g;
     app.add_flag("--json", g.json, "print one JSON object on stdout instead of human output");
     app.add_flag("-v,--verbose", g.verbose, "show details");
     app.add_flag("-q,--quiet", g.quiet, "no progress or chatter: results, warnings, errors and hints only");
@@ -115,7 +116,7 @@ int main(int argc, char **argv)
     // Subcommands: "backup" is a command of its own; "backup list" (a space in the name) is nested
     // below "backup", which is created on demand when no file registers it ("db to-utf8" → "db").
     std::map<std::string, CLI::App *> parents;
-    std::vector<std::tuple<std::string, CLI::App *, CommandRun>> runs;
+    std::vector<std::tuple<std::string, CLI::App *, CommandRun, unsigned>> runs;
     for (auto &spec : commands()) {
         std::string name = spec.name;
         if (name.find(' ') != std::string::npos)
@@ -124,7 +125,7 @@ int main(int argc, char **argv)
         sub->fallthrough();
         sub->footer(help_footer(name));
         parents[name] = sub;
-        runs.emplace_back(name, sub, spec.setup(*sub));
+        runs.emplace_back(name, sub, spec.setup(*sub), spec.needs);
     }
     // A group ("db", "db orphans"): created on demand, below its own parent, with its description.
     std::function<CLI::App *(const std::string &)> group = [&](const std::string &path) -> CLI::App * {
@@ -152,7 +153,7 @@ int main(int argc, char **argv)
         sub->fallthrough();
         sub->footer(help_footer(name));
         // Nested subcommands are tried first, so that "backup list" does not run "backup".
-        runs.emplace(runs.begin(), name, sub, spec.setup(*sub));
+        runs.emplace(runs.begin(), name, sub, spec.setup(*sub), spec.needs);
     }
     // Value types in the help: what is expected (FILE, DIR, DB, VERSION, IDS…), never CLI11's TEXT.
     std::function<void(CLI::App &)> name_types = [&](CLI::App &a) {
@@ -223,13 +224,15 @@ int main(int argc, char **argv)
     if (g.verbose && g.quiet)
         return usage_error("-v and -q exclude each other", false);
 
-    for (auto &[name, sub, run] : runs) {
+    for (auto &[name, sub, run, needs] : runs) {
         if (!sub->parsed())
             continue;
         out().begin(g, name);
         install_interrupt_handler();
         try {
-            return out().finish(run());
+            // What the table says the command needs, made on first use (tool/command.hpp).
+            Context ctx(g, needs, name);
+            return out().finish(run(ctx));
         } catch (const CommandError &e) {
             // The extension speaks SQL (CALL …, fast => true); the tool's user types flags.
             bool from_server = dynamic_cast<const DbError *>(&e) != nullptr;

@@ -100,10 +100,10 @@ nlohmann::json Settings::to_json() const
     return j;
 }
 
-Settings load_settings(bool need_config)
+Settings load_settings(const GlobalOptions &g, bool need_config)
 {
-    const GlobalOptions &g = global_options();
     Settings s;
+    s.options = g;
 
     // 1. The server directory.
     if (!g.server_dir.empty()) {

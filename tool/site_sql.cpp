@@ -193,7 +193,7 @@ SitePlan plan_site_sql(const Settings &s, Db &db, const std::string &dir_in)
     // was applied before the extension was installed).
     std::map<std::string, nlohmann::json> rec;
     p.store = extension_store(db) ? "extension" : "file";
-    p.store_file = dir_name(given_server_dir()) + "/.omero-upgrade-site-sql.json";
+    p.store_file = dir_name(given_server_dir(s.options)) + "/.omero-upgrade-site-sql.json";
     std::string dbname = current_db(db);
     nlohmann::json fj = read_private_json(p.store_file, k_kind);
     if (fj.is_object() && fj.contains("databases") && fj["databases"].contains(dbname))
@@ -345,7 +345,7 @@ nlohmann::json apply_site_sql(const Settings &s, Db &db, SitePlan &p, const std:
                 j["databases"][dbname].push_back(rec);
                 return true;
             });
-            record_history(&db, {"site-sql", f.name, std::nullopt, db_version, {{f.path, f.sha256}}, {{"dir", p.dir}}});
+            record_history(s, &db, {"site-sql", f.name, std::nullopt, db_version, {{f.path, f.sha256}}, {{"dir", p.dir}}});
         }
         f.status = "applied now";
         f.record = rec;

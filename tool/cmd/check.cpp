@@ -1,5 +1,6 @@
 // omero-upgrade check [--target V] [--backup-dir DIR]: every prerequisite of the upgrade, each
 // ok / warning / failed with its fix in one line. Changes nothing. Exit 1 when any failed.
+#include "commands.hpp"
 #include "installation.hpp"
 #include "backup.hpp"
 #include "extcall.hpp"
@@ -88,15 +89,26 @@ bool local_host(const std::string &h)
     return h.empty() || h[0] == '/' || h == "localhost" || h == "127.0.0.1" || h == "::1";
 }
 
-struct Args {
+struct CheckOptions {
     std::string target, new_server;
     std::string backup_dir;  // "": default_backup_dir()
     bool no_space_check = false;
-} g;
+};
 
-int run_check()
+void add_check_options(CLI::App &sub, CheckOptions &o)
 {
-    Settings s = load_settings(false);
+    sub.add_option("--target", o.target,
+                   "target database version (default: the newest in the server's sql/psql, else OMERO5.4__0)");
+    sub.add_option("--new-server", o.new_server,
+                   "the release to upgrade to (its zip or directory): its newest version is the target");
+    sub.add_option("--backup-dir", o.backup_dir,
+                   "where backups will go (default: omero-upgrade-backups beside the server directory)");
+    sub.add_flag("--no-space-check", o.no_space_check, "too little space for the backup is a warning, not a failure");
+}
+
+int run_check(const CheckOptions &o, Context &ctx)
+{
+    Settings &s = ctx.settings();
     std::vector<Check> checks;
     auto add = [&](std::string name, std::string status, std::string detail, std::string fix = "") {
         checks.push_back({std::move(name), std::move(status), std::move(detail), std::move(fix)});
@@ -108,13 +120,13 @@ int run_check()
         add("config", "warning", "no " + s.config_path + ": using the libpq environment and OMERO's defaults",
             "give the OMERO.server directory with --server-dir DIR or OMERODIR");
 
-    auto db = connect_db(s);
+    Db *db = &ctx.db();
     OmeroDbState st = read_omero_state(*db);
 
     // The target: --target, else the newest of --new-server, else the server directory's newest
     // scripts, else the newest known. Taken from the server directory and equal to the database's
     // version, it is the release that runs now, not a target: no all-clear then.
-    auto ut = resolve_upgrade_target(s, st, g.target, g.new_server);
+    auto ut = resolve_upgrade_target(s, st, o.target, o.new_server);
     std::string target = ut->version;
     if (target.empty())
         target = newest_known_version;
@@ -223,20 +235,20 @@ int run_check()
 
     // space for the backup
     try {
-        std::string bdir = g.backup_dir.empty() ? default_backup_dir() : g.backup_dir;
+        std::string bdir = o.backup_dir.empty() ? default_backup_dir(ctx.global()) : o.backup_dir;
         // The default directory is made by the first backup: until then, its parent's space.
-        std::string where = g.backup_dir.empty() && !path_exists(bdir) ? dir_name(bdir) : bdir;
+        std::string where = o.backup_dir.empty() && !path_exists(bdir) ? dir_name(bdir) : bdir;
         unsigned long long avail = free_bytes(where);
         DumpEstimate need = dump_space_needed(bdir, st);
         if (avail >= need.needed)
             add("backup_space", "ok", human_bytes(avail) + " free in " + where + ", database " + human_bytes(st.size_bytes) +
                 ", the dump needs about " + human_bytes(need.needed) + " (" + need.how + ")");
         else
-            add("backup_space", g.no_space_check ? "warning" : "failed",
+            add("backup_space", o.no_space_check ? "warning" : "failed",
                 human_bytes(avail) + " free in " + where + " < about " + human_bytes(need.needed) + " for the dump (database " +
                     human_bytes(st.size_bytes) + "; " + need.how + ")",
                 "free space there or choose another --backup-dir" +
-                    std::string(g.no_space_check ? "" : " (--no-space-check: a warning, and the backup tries anyway)"));
+                    std::string(o.no_space_check ? "" : " (--no-space-check: a warning, and the backup tries anyway)"));
     } catch (const CommandError &e) {
         add("backup_space", "failed", e.what(), "create the backup directory, or choose another --backup-dir");
     }
@@ -318,17 +330,11 @@ int run_check()
     return n_fail ? EXIT_PROBLEM : EXIT_OK;
 }
 
-Register reg({"check", "check the upgrade prerequisites (each ok / warning / failed, with the fix)", [](CLI::App &sub) {
-                  sub.add_option("--target", g.target,
-                                 "target database version (default: the newest in the server's sql/psql, else OMERO5.4__0)");
-                  sub.add_option("--new-server", g.new_server,
-                                 "the release to upgrade to (its zip or directory): its newest version is the target");
-                  sub.add_option("--backup-dir", g.backup_dir,
-                                 "where backups will go (default: omero-upgrade-backups beside the server directory)");
-                  sub.add_flag("--no-space-check", g.no_space_check, "too little space for the backup is a warning, not a failure");
-                  return [] { return run_check(); };
-              }});
-
 } // namespace
+
+CommandRun setup_check(CLI::App &sub)
+{
+    return command_setup<CheckOptions, add_check_options, run_check>(sub);
+}
 
 } // namespace ou

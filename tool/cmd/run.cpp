@@ -3,6 +3,7 @@
 // --resume continues after a failure or Ctrl-C, a lock against a second run, a --dry-run plan and a
 // report. Nothing that changes the server or the database runs before a verified backup is
 // recorded; everything that can run with the server up runs before it is stopped.
+#include "commands.hpp"
 #include "run_plan.hpp"
 #include "run_preflight.hpp"
 #include "run_state.hpp"
@@ -34,7 +35,7 @@
 namespace ou::run {
 
 std::string rollback_commands(const nlohmann::json &state, bool by_hand, const RollbackPlan *plan = nullptr);
-int print_report(const nlohmann::json &state);
+int print_report(const Context &ctx, const nlohmann::json &state);
 
 static std::string real_path(const std::string &p)
 {
@@ -43,11 +44,11 @@ static std::string real_path(const std::string &p)
 
 namespace {
 
-struct Args {
+struct RunCommandOptions {
     RunOptions o;
     std::string state_file, into;
     bool resume = false, dry_run = false, report = false;
-} a;
+};
 
 // ---- the file-tree listing (internal step) ----------------------------------------------
 std::ostringstream *g_listing;
@@ -112,7 +113,7 @@ struct Prepared {
     std::string nothing;                // set: the installation is already upgraded (why)
 };
 
-Prepared prepare(const std::string &sdir, const std::string &state_path)
+Prepared prepare(const RunCommandOptions &a, Context &ctx, const std::string &sdir, const std::string &state_path)
 {
     Prepared p;
     RunOptions o = a.o;
@@ -120,18 +121,18 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
         throw CommandError("--new-server is required (the OMERO.server zip or its unpacked directory)");
     o.new_server = lexical_absolute(o.new_server);
     if (o.backup_dir.empty())
-        o.backup_dir = default_backup_dir();  // the default of every command
+        o.backup_dir = default_backup_dir(ctx.global());  // the default of every command
     o.backup_dir = lexical_absolute(o.backup_dir);
     if (!o.colors.empty() && o.colors != "all" && o.colors[0] == '@')
         o.colors = "@" + lexical_absolute(o.colors.substr(1));
     if (!o.site_sql.empty())
         o.site_sql = lexical_absolute(o.site_sql);
-    Settings s = load_settings(true);
-    require_omero_bin(s);
+    Settings &s = ctx.settings();
+    ctx.require_omero_bin();
     if (!a.dry_run)
         ensure_dir(o.backup_dir);  // before `check`, which measures its free space
     std::string old_tree = real_path(sdir);
-    auto db = connect_db(s);
+    auto db = ctx.connect();  // closed before the steps run (db upgrade refuses other sessions)
     OmeroDbState st = read_omero_state(*db);
     if (!st.is_omero)
         throw CommandError("database " + st.dbname + " has no dbpatch rows: not an OMERO database");
@@ -417,9 +418,9 @@ void print_plan(const nlohmann::json &st)
 }
 
 // The preconditions of a recorded run's steps not yet done (run --resume before its stop).
-std::vector<std::string> resume_preconditions(const nlohmann::json &st)
+std::vector<std::string> resume_preconditions(const Context &ctx, const nlohmann::json &st)
 {
-    Settings s = load_settings(true);
+    Settings s = ctx.fresh_settings(true);
     auto db = connect_db(s);
     OmeroDbState dbs = read_omero_state(*db);
     std::vector<std::string> ids;
@@ -551,12 +552,12 @@ void record_schema_verdict(nlohmann::json &state, nlohmann::json &step, const Ch
 // has swapped it) names the run's database; else why not. Every step but the run's own checks
 // works on that database, and server-start starts the server on it: a config.xml edited since
 // the plan (or a stale one) would make them upgrade, change or run another database.
-std::string database_moved(const nlohmann::json &state)
+std::string database_moved(const Context &ctx, const nlohmann::json &state)
 {
     const auto &db = state["database"];
     Settings s;
     try {
-        s = load_settings(true);
+        s = ctx.fresh_settings(true);
     } catch (const std::exception &e) {
         return std::string("cannot read the server's settings: ") + e.what();
     }
@@ -573,13 +574,13 @@ std::string database_moved(const nlohmann::json &state)
 
 // The database the server uses after this invocation, read back (never taken from the plan):
 // database.name_after, version_after, finished_after; read_back_error when it could not be read.
-void read_back(nlohmann::json &state)
+void read_back(const Context &ctx, nlohmann::json &state)
 {
     auto &db = state["database"];
     for (const char *k : {"name_after", "version_after", "finished_after", "read_back_error"})
         db.erase(k);
     try {
-        Settings s = load_settings(false);
+        Settings s = ctx.fresh_settings(false);
         db["name_after"] = s.conn.dbname;
         auto c = connect_db(s);
         OmeroDbState o = read_omero_state(*c);
@@ -591,9 +592,10 @@ void read_back(nlohmann::json &state)
     }
 }
 
-Executor make_executor(nlohmann::json &state, const std::string &state_path, const std::string &preview)
+Executor make_executor(const Context &ctx, nlohmann::json &state, const std::string &state_path, const std::string &preview)
 {
     Executor x;
+    x.options = ctx.global();
     x.state_path = state_path;
     x.server_dir = state["server"].value("dir", "");
     x.preview_dir = preview;
@@ -610,12 +612,12 @@ Executor make_executor(nlohmann::json &state, const std::string &state_path, con
         return args;
     };
     x.internal = [&state](nlohmann::json &step) { return tree_listing(state); };
-    x.refuse = [&state](nlohmann::json &step) {
+    x.refuse = [&state, &ctx](nlohmann::json &step) {
         std::string why;
         if (step.value("needs_backup", false) && !backup_recorded(state, &why))
             return "nothing that changes the server or the database runs before a verified backup: " + why;
         if (!step.value("internal", false) && step.value("dir", "") != "preview")
-            return database_moved(state);
+            return database_moved(ctx, state);
         return std::string();
     };
     // The server is down only once server-stop is done: until then (a stop that failed or was
@@ -742,7 +744,7 @@ std::string rollback_commands(const nlohmann::json &st, bool by_hand, const Roll
     return c;
 }
 
-int print_report(const nlohmann::json &st)
+int print_report(const Context &ctx, const nlohmann::json &st)
 {
     std::string status = st.value("status", "");
     out().say("");
@@ -840,7 +842,7 @@ int print_report(const nlohmann::json &st)
     std::vector<std::string> adv;
     if (st["backup"].is_object() && status != "rolled back") {
         try {
-            plan = plan_rollback(st, read_installation({true, st.value("state_file", "")}),
+            plan = plan_rollback(st, read_installation(ctx.global(), {true, st.value("state_file", "")}),
                                  st["rollback"].value("into", ""));
             adv = advice(st, *plan);
         } catch (const std::exception &e) {
@@ -898,7 +900,7 @@ std::string unfinished_rollback(const nlohmann::json &st)
     return "the rollback of run " + t.value("run_id", "") + " (" + path + ") has not finished";
 }
 
-int dry_run(const std::string &sdir, const std::string &state_path)
+int dry_run(const RunCommandOptions &a, Context &ctx, const std::string &sdir, const std::string &state_path)
 {
     nlohmann::json st;
     std::vector<std::string> problems;
@@ -911,7 +913,7 @@ int dry_run(const std::string &sdir, const std::string &state_path)
             problems.push_back(u + ": finish it first (omero-upgrade rollback)");
     }
     if (!a.resume || st.is_null()) {
-        Prepared p = prepare(sdir, state_path);
+        Prepared p = prepare(a, ctx, sdir, state_path);
         st = p.state;
         problems.insert(problems.end(), p.problems.begin(), p.problems.end());
         if (!p.nothing.empty() && p.problems.empty()) {
@@ -921,9 +923,9 @@ int dry_run(const std::string &sdir, const std::string &state_path)
         }
     } else {
         if (nlohmann::json *stop = find_step(st, "server-stop"); stop && stop->value("status", "") != "done")
-            for (const auto &x : resume_preconditions(st))  // as run --resume checks them
+            for (const auto &x : resume_preconditions(ctx, st))  // as run --resume checks them
                 problems.push_back(x);
-        mark_live(st, read_installation({true, state_path}));
+        mark_live(st, read_installation(ctx.global(), {true, state_path}));
     }
     for (auto &s : st["steps"]) {
         for (const auto &d : build_steps(RunOptions::from_json(st["options"]), st["database"].value("target", "")))
@@ -950,7 +952,7 @@ int dry_run(const std::string &sdir, const std::string &state_path)
         for (size_t i = 0; i + 1 < args.size(); i++)
             if (args[i] == "--backup-dir" && !path_exists(args[i + 1]))
                 args[i + 1] = dir_name(args[i + 1]);
-        ChildOutcome o = run_child(id, child_globals(std::string(id) == "precheck" ? pv.dir : sdir, ""), args);
+        ChildOutcome o = run_child(id, child_globals(ctx.global(), std::string(id) == "precheck" ? pv.dir : sdir, ""), args);
         out().say(std::string("  ") + id + ": " + (o.exit_code == 0 ? "ok" : "NOT OK: " + o.error));
         for (const auto &w : o.warnings)
             out().say("    warning: " + w);
@@ -972,20 +974,64 @@ int dry_run(const std::string &sdir, const std::string &state_path)
     return EXIT_OK;
 }
 
-int run_run()
+void add_run_options(CLI::App &sub, RunCommandOptions &a)
 {
-    std::string sdir = given_server_dir();
+    sub.add_option("--new-server", a.o.new_server, "the new OMERO.server: its zip, or its unpacked directory");
+    sub.add_flag("--dry-run", a.dry_run, "print the exact plan and run only the read-only checks; change nothing");
+    sub.add_flag("--resume", a.resume, "continue the recorded run from its first unfinished step");
+    sub.add_flag("--report", a.report, "print the report of the recorded run");
+    sub.add_option("--state", a.state_file,
+                   "the state file (default: .omero-upgrade-run.json beside the server directory)");
+    sub.add_option("--backup-dir", a.o.backup_dir,
+                   "where the backup goes (default: omero-upgrade-backups beside the server directory)");
+    sub.add_option("--target", a.o.target, "database version to reach (default: the newest the new server has)");
+    sub.add_flag("--no-space-check", a.o.no_space_check,
+                 "too little free space for the backup is a warning: check and backup get --no-space-check");
+    sub.add_option("-j,--jobs", a.o.jobs, "backup with N parallel pg_dump jobs")->check(CLI::Range(1, 64));
+    sub.add_flag("--orphans", a.o.orphans, "also delete orphaned annotations (archived, restorable)");
+    sub.add_option("--colors", a.o.colors,
+                   "also convert shape colours ARGB → RGBA: all, ROI ids (1,2,3) or @FILE of ROI ids");
+    sub.add_option("--move-annotations-to-wells", a.o.wells,
+                   "also move annotations from Images to Wells: screen:IDS, plate:IDS or well:IDS")
+        ->check([](const std::string &v) -> std::string {
+            static const std::regex form("^(screen|plate|well):[0-9]+([, ][0-9]+)*$");
+            return std::regex_match(v, form) ? "" : "expected screen:IDS, plate:IDS or well:IDS (e.g. plate:1,2)";
+        });
+    sub.add_flag("--vacuum-full", a.o.vacuum_full, "also VACUUM FULL ANALYZE the upgraded database");
+    sub.add_flag("--online", a.o.online,
+                 "run db-verify, --orphans and --colors after server-start, with OMERO up (colours by "
+                 "journaled batches): a shorter offline window");
+    sub.add_option("--force-step", a.o.force_steps,
+                   "do not check the preconditions of this step in the plan (repeatable: "
+                   "binaries-install, db-upgrade, db-verify, orphans, colors, wells, vacuum-full, cache-clear); "
+                   "vacuum-full also "
+                   "gets --force (you made sure of the free space)")
+        ->check(CLI::IsMember(checked_steps()));
+    sub.add_flag("--carry-scripts", a.o.carry_scripts,
+                 "carry scripts added to the old server's lib/scripts over to the new one");
+    sub.add_option("--stop-timeout", a.o.stop_timeout,
+                   "seconds server stop may wait for the server to be down (default: its own)")
+        ->check(CLI::Range(1, 86400));
+    sub.add_option("--site-sql", a.o.site_sql,
+                   "after the official hops, apply DIR's *.sql files not applied yet (db upgrade --site-sql)");
+    sub.add_option("--rollback-into", a.into,
+                   "the database a later rollback restores into (default: <db>_before_<date>)");
+}
+
+int run_run(const RunCommandOptions &a, Context &ctx)
+{
+    std::string sdir = given_server_dir(ctx.global());
     std::string state_path = a.state_file.empty() ? default_state_path(sdir) : lexical_absolute(a.state_file);
     if (a.report) {
         if (!state_exists(state_path))
             throw CommandError("no run recorded: no state file " + state_path);
         // The versions read back now, from the database the server uses (not saved).
         nlohmann::json st = load_state(state_path);
-        read_back(st);
-        return print_report(st);
+        read_back(ctx, st);
+        return print_report(ctx, st);
     }
     if (a.dry_run)
-        return dry_run(sdir, state_path);
+        return dry_run(a, ctx, sdir, state_path);
 
     Lock lock(state_path);
     nlohmann::json st;
@@ -1010,8 +1056,8 @@ int run_run()
         } else {
             if (finished) {
                 out().say("run " + st.value("run_id", "") + " is already " + status + "; nothing to do");
-                read_back(st);  // the report's versions as they are now (not saved)
-                return print_report(st);
+                read_back(ctx, st);  // the report's versions as they are now (not saved)
+                return print_report(ctx, st);
             }
             if (!a.o.new_server.empty() && lexical_absolute(a.o.new_server) != st["options"].value("new_server", ""))
                 throw CommandError("--resume continues the recorded run, whose new server is " +
@@ -1035,7 +1081,7 @@ int run_run()
             }
             // Before the stop, the steps still to run are checked as a new plan's are.
             if (nlohmann::json *stop = find_step(st, "server-stop"); stop && stop->value("status", "") != "done") {
-                std::vector<std::string> problems = resume_preconditions(st);
+                std::vector<std::string> problems = resume_preconditions(ctx, st);
                 if (!problems.empty()) {
                     for (const auto &x : problems)
                         out().error(x);
@@ -1043,7 +1089,7 @@ int run_run()
                     // have stopped it before failing).
                     ServerRun now = ServerRun::Unknown;
                     try {
-                        now = read_installation().server;
+                        now = read_installation(ctx.global()).server;
                     } catch (const std::exception &) {
                     }
                     out().say(now == ServerRun::Running
@@ -1061,7 +1107,7 @@ int run_run()
         throw CommandError("no run to resume: no state file " + state_path, "start one with omero-upgrade run --new-server NEW");
     }
     if (st.is_null()) {
-        Prepared p = prepare(sdir, state_path);
+        Prepared p = prepare(a, ctx, sdir, state_path);
         if (!p.problems.empty()) {
             for (const auto &x : p.problems)
                 out().error(x);
@@ -1094,7 +1140,7 @@ int run_run()
     std::unique_ptr<Preview> pv;
     if (nlohmann::json *pre = find_step(st, "precheck"); pre && pre->value("status", "") != "done")
         pv = std::make_unique<Preview>(st);
-    Executor x = make_executor(st, state_path, pv ? pv->dir : "");
+    Executor x = make_executor(ctx, st, state_path, pv ? pv->dir : "");
     int rc = execute(st, st, st["steps"], x);
     pv.reset();
     if (rc == EXIT_OK) {
@@ -1103,56 +1149,21 @@ int run_run()
         st.erase("failed_step");
     }
     // The versions of the report: read back from the database the server uses now.
-    read_back(st);
+    read_back(ctx, st);
     save_state(state_path, st);
-    int rep = print_report(st);
+    int rep = print_report(ctx, st);
     return rc != EXIT_OK ? rc : rep;
 }
-
-Register reg({"run", "the whole upgrade, step by step, resumable (--dry-run shows the plan)", [](CLI::App &sub) {
-                  sub.add_option("--new-server", a.o.new_server, "the new OMERO.server: its zip, or its unpacked directory");
-                  sub.add_flag("--dry-run", a.dry_run, "print the exact plan and run only the read-only checks; change nothing");
-                  sub.add_flag("--resume", a.resume, "continue the recorded run from its first unfinished step");
-                  sub.add_flag("--report", a.report, "print the report of the recorded run");
-                  sub.add_option("--state", a.state_file,
-                                 "the state file (default: .omero-upgrade-run.json beside the server directory)");
-                  sub.add_option("--backup-dir", a.o.backup_dir,
-                                 "where the backup goes (default: omero-upgrade-backups beside the server directory)");
-                  sub.add_option("--target", a.o.target, "database version to reach (default: the newest the new server has)");
-                  sub.add_flag("--no-space-check", a.o.no_space_check,
-                               "too little free space for the backup is a warning: check and backup get --no-space-check");
-                  sub.add_option("-j,--jobs", a.o.jobs, "backup with N parallel pg_dump jobs")->check(CLI::Range(1, 64));
-                  sub.add_flag("--orphans", a.o.orphans, "also delete orphaned annotations (archived, restorable)");
-                  sub.add_option("--colors", a.o.colors,
-                                 "also convert shape colours ARGB → RGBA: all, ROI ids (1,2,3) or @FILE of ROI ids");
-                  sub.add_option("--move-annotations-to-wells", a.o.wells,
-                                 "also move annotations from Images to Wells: screen:IDS, plate:IDS or well:IDS")
-                      ->check([](const std::string &v) -> std::string {
-                          static const std::regex form("^(screen|plate|well):[0-9]+([, ][0-9]+)*$");
-                          return std::regex_match(v, form) ? "" : "expected screen:IDS, plate:IDS or well:IDS (e.g. plate:1,2)";
-                      });
-                  sub.add_flag("--vacuum-full", a.o.vacuum_full, "also VACUUM FULL ANALYZE the upgraded database");
-                  sub.add_flag("--online", a.o.online,
-                               "run db-verify, --orphans and --colors after server-start, with OMERO up (colours by "
-                               "journaled batches): a shorter offline window");
-                  sub.add_option("--force-step", a.o.force_steps,
-                                 "do not check the preconditions of this step in the plan (repeatable: "
-                                 "binaries-install, db-upgrade, db-verify, orphans, colors, wells, vacuum-full, cache-clear); "
-                                 "vacuum-full also "
-                                 "gets --force (you made sure of the free space)")
-                      ->check(CLI::IsMember(checked_steps()));
-                  sub.add_flag("--carry-scripts", a.o.carry_scripts,
-                               "carry scripts added to the old server's lib/scripts over to the new one");
-                  sub.add_option("--stop-timeout", a.o.stop_timeout,
-                                 "seconds server stop may wait for the server to be down (default: its own)")
-                      ->check(CLI::Range(1, 86400));
-                  sub.add_option("--site-sql", a.o.site_sql,
-                                 "after the official hops, apply DIR's *.sql files not applied yet (db upgrade --site-sql)");
-                  sub.add_option("--rollback-into", a.into,
-                                 "the database a later rollback restores into (default: <db>_before_<date>)");
-                  return [] { return run_run(); };
-              }});
 
 } // namespace
 
 } // namespace ou::run
+
+namespace ou {
+
+CommandRun setup_run(CLI::App &sub)
+{
+    return command_setup<run::RunCommandOptions, run::add_run_options, run::run_run>(sub);
+}
+
+} // namespace ou
