@@ -1,7 +1,7 @@
 // See command.hpp.
 #include "command.hpp"
 
-#include "extcall.hpp"
+#include "extension_sql.hpp"
 
 namespace ou {
 
@@ -50,7 +50,7 @@ const std::string &Context::extension_schema()
 {
     require(NeedExtension, "the extension");
     if (!schema_)
-        schema_ = require_extension(db());
+        schema_ = ext::require_schema(db());
     return *schema_;
 }
 

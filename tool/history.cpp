@@ -1,6 +1,7 @@
 // See history.hpp.
 #include "history.hpp"
 
+#include "extension_sql.hpp"
 #include "fsutil.hpp"
 #include "installation.hpp"
 #include "records.hpp"
@@ -21,20 +22,6 @@ nlohmann::json opt(const std::optional<std::string> &v)
 std::string history_file(const Settings &s)
 {
     return dir_name(given_server_dir(s.options)) + "/.omero-upgrade-history.json";
-}
-
-bool has_history_table(Db &db)
-{
-    Value v = db.scalar(
-        "SELECT pg_catalog.count(*)::pg_catalog.text FROM pg_catalog.pg_class c "
-        "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
-        "JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
-        " AND d.objid OPERATOR(pg_catalog.=) c.oid AND d.deptype OPERATOR(pg_catalog.=) 'e'::pg_catalog.\"char\" "
-        "JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid "
-        " AND e.extname OPERATOR(pg_catalog.=) 'omero_upgrade'::pg_catalog.name "
-        "WHERE n.nspname OPERATOR(pg_catalog.=) 'omero_upgrade'::pg_catalog.name "
-        "  AND c.relname OPERATOR(pg_catalog.=) 'history'::pg_catalog.name");
-    return v && *v != "0";
 }
 
 void identify_session(Db &db)
@@ -58,12 +45,10 @@ void record_history(const Settings &s, Db *db, const HistoryEntry &e, const std:
             if (db_name.empty())
                 db_name = db->scalar("SELECT pg_catalog.current_database()::pg_catalog.text").value_or("");
             role = db->scalar("SELECT SESSION_USER::pg_catalog.text").value_or("");
-            if (has_history_table(*db)) {
-                db->query("INSERT INTO omero_upgrade.history (os_user, host, kind, what, from_version, to_version, "
-                          "checksums, details) VALUES ($1, $2, $3, $4, $5, $6, $7::pg_catalog.jsonb, $8::pg_catalog.jsonb)",
-                          {valid_text(os_user_name()), valid_text(host_name()), e.kind, valid_text(e.what),
-                           e.from_version, e.to_version, stored_json_text(e.checksums),
-                           stored_json_text(e.details)});
+            if (ext::has_history(*db)) {
+                ext::history_record(*db, ext::require_schema(*db), e.kind, valid_text(e.what), e.from_version,
+                                    e.to_version, stored_json_text(e.checksums), stored_json_text(e.details),
+                                    valid_text(os_user_name()), valid_text(host_name()));
                 return;
             }
         }

@@ -29,8 +29,6 @@ struct HistoryEntry {
 // The private history file for the server directory as given (s.options).
 std::string history_file(const Settings &s);
 
-// Whether db has the extension's history table (a member of the extension).
-bool has_history_table(Db &db);
 
 // Tells the extension who runs the tool (session settings omero_upgrade.os_user and
 // omero_upgrade.host), so that its own records of runs made through this connection name them.

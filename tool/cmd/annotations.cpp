@@ -4,6 +4,7 @@
 // batch of wells, so Ctrl-C (a libpq cancel) keeps the batches done and the same command again
 // finishes the rest (a second run creates nothing).
 #include "commands.hpp"
+#include "extension_sql.hpp"
 #include "extcall.hpp"
 #include "fsutil.hpp"
 #include "installation.hpp"
@@ -365,7 +366,7 @@ int run_annotations_move_to_wells(const MoveOpts &o, Context &ctx)
     std::vector<Value> params{screens, plates, wells, o.kind.empty() ? Value() : Value(o.kind),
                               o.ns.empty() ? Value() : Value(o.ns), o.remove ? "true" : "false",
                               std::to_string(o.batch_size)};
-    const std::string args = "$1::int8[], $2::int8[], $3::int8[], $4::text, $5::text, $6::boolean, ";
+    const ext::WellsRequest req{screens, plates, wells, params[3], params[4], o.remove, o.batch_size};
     Rows totals_row;
     nlohmann::json journal;
     std::string journal_path, S;
@@ -382,11 +383,7 @@ int run_annotations_move_to_wells(const MoveOpts &o, Context &ctx)
         if (!o.apply) {
             // A read-only transaction: the dry run cannot change anything, whatever happens.
             db->query("BEGIN READ ONLY");
-            Rows r = db->query("SELECT plate_id, wells, wells_without_samples, image_links, links_created,"
-                               "       links_already_on_well, links_removed"
-                               "  FROM " + schema + ".omero_annotations_move_to_wells(" + args + "true, $7::int)"
-                               " ORDER BY plate_id",
-                               params);
+            Rows r = ext::wells_move_dry_run(*db, schema, req);
             db->query("COMMIT");
             for (size_t i = 0; i < r.rows.size(); i++) {
                 nlohmann::json p = {{"plate_id", std::stoll(r.str(i, "plate_id"))}};
@@ -396,9 +393,7 @@ int run_annotations_move_to_wells(const MoveOpts &o, Context &ctx)
             }
         } else {
             journal = begin_journal(*db, S, journal_path, s, params, o.remove);
-            totals_row = db->query("CALL " + schema + ".omero_annotations_move_to_wells_in_batches(" + args +
-                                       "false, $7::int)",
-                                   params);
+            totals_row = ext::wells_move(*db, schema, req);
             complete_attempt(*db, S, journal);
             save_journal(journal_path, journal);
         }

@@ -1,6 +1,7 @@
 // omero-upgrade check [--target V] [--backup-dir DIR]: every prerequisite of the upgrade, each
 // ok / warning / failed with its fix in one line. Changes nothing. Exit 1 when any failed.
 #include "commands.hpp"
+#include "extension_sql.hpp"
 #include "installation.hpp"
 #include "backup.hpp"
 #include "extcall.hpp"
@@ -150,7 +151,7 @@ int run_check(const CheckOptions &o, Context &ctx)
     int need = pg_prerequisite_of(target);
     if (!st.extension_version.empty() && st.is_omero) {
         try {
-            Value v = db->scalar("SELECT max(pg_prerequisite) FROM " + require_extension(*db) + ".omero_upgrade_path($1)", {target});
+            Value v = ext::pg_prerequisite(*db, ext::require_schema(*db), target);
             if (v)
                 need = std::atoi(v->c_str());
         } catch (const DbError &) {

@@ -3,6 +3,7 @@
 // commits per batch: Ctrl-C (a libpq cancel) leaves every batch converted and journaled or
 // untouched, and running the command again resumes. ROI/image/shape ids inline or from files.
 #include "commands.hpp"
+#include "extension_sql.hpp"
 #include "extcall.hpp"
 #include "help_text.hpp"
 #include "progress.hpp"
@@ -102,8 +103,7 @@ int run_colors_change(const ColorsOpts &o, Context &ctx)
     res["database"] = s.conn.dbname;
     res["dry_run"] = o.dry_run;
     res["scope"] = subset ? "subset" : "all shapes";
-    std::vector<Value> params{direction, rois, images, shapes, std::to_string(o.batch_size)};
-    const std::string args = "$1, $2::int8[], $3::int8[], $4::int8[], $5::int";
+    const ext::ColorsRequest req{direction, rois, images, shapes, o.batch_size};
     // CALL's method: 'auto' rewrites every shape in one pass when nothing else uses the database
     // and nothing is journaled (the extension checks and says which way it goes).
     const std::string method = o.batches ? "batch" : "auto";
@@ -111,8 +111,7 @@ int run_colors_change(const ColorsOpts &o, Context &ctx)
     Rows r;
     if (o.rewrite) {
         try {
-            r = db->query("SELECT * FROM " + schema + ".omero_colors_rewrite($1, $2::boolean)",
-                          {direction, o.dry_run ? "true" : "false"});
+            r = ext::colors_rewrite(*db, schema, direction, o.dry_run);
         } catch (const DbError &e) {
             // Its refusals (other sessions connected, shapes journaled, shapes newer than a
             // completed conversion) are preconditions refused: exit 1, as "other sessions use
@@ -122,10 +121,8 @@ int run_colors_change(const ColorsOpts &o, Context &ctx)
             throw;
         }
     } else if (o.dry_run) {
-        r = db->query("SELECT * FROM " + schema + ".omero_colors_convert_tx(" + args + ", true)", params);
+        r = ext::colors_convert_dry_run(*db, schema, req);
     } else {
-        params.push_back(method);
-        params.push_back(std::to_string(o.jobs));
         // The one-pass rewrite's table phase is one ALTER TABLE, of which PostgreSQL reports
         // nothing: from the extension's NOTICEs we know when the journal phase (one full read
         // of the table) started and ended, and the table phase takes about kRewriteFactor times
@@ -142,7 +139,7 @@ int run_colors_change(const ColorsOpts &o, Context &ctx)
             }
             show_extension_notice(n);
         });
-        db->query_ticking("CALL " + schema + ".omero_colors_convert(" + args + ", false, $6, $7::int)", params, 1.0, [&] {
+        ext::colors_convert(*db, schema, req, method, o.jobs, [&] {
             if (!table_from)
                 return;
             double el = std::chrono::duration<double>(clock::now() - *table_from).count();
@@ -155,9 +152,7 @@ int run_colors_change(const ColorsOpts &o, Context &ctx)
                            " (estimated from the journal's pace; PostgreSQL reports no progress for this)");
         });
         show_extension_notices(*db);
-        r = db->query("SELECT run_id, method, selected, converted, restored, already, changed, purged, raced"
-                      "  FROM omero_upgrade.color_runs WHERE backend_pid = pg_catalog.pg_backend_pid()"
-                      " ORDER BY run_id DESC LIMIT 1");
+        r = ext::colors_session_run(*db);
     }
     if (r.empty()) {
         out().say("nothing to do");
@@ -190,9 +185,7 @@ int run_colors_status(const StatusOpts &, Context &ctx)
     std::string schema = ctx.extension_schema();
     // pending: what a run of every shape in that direction would touch (to_convert by the
     // formula, to_restore from the journal); left_alone: what it would leave as it is.
-    Rows r = db->query("SELECT direction, converted, pending, purged, coalesce(last_at::text, '') AS last_at, runs,"
-                       "       running_runs, interrupted_runs, to_convert, to_restore, left_alone FROM " + schema +
-                       ".omero_colors_status()");
+    Rows r = ext::colors_status(*db, schema);
     nlohmann::json rows = nlohmann::json::array();
     for (size_t i = 0; i < r.rows.size(); i++) {
         nlohmann::json j = {{"direction", r.str(i, "direction")}, {"last_at", r.str(i, "last_at")}};

@@ -5,6 +5,7 @@
 // omero_orphans_delete_batches) and archives every row, so Ctrl-C (a libpq cancel) leaves whole
 // batches done and restorable, and running it again carries on.
 #include "commands.hpp"
+#include "extension_sql.hpp"
 #include "extcall.hpp"
 #include "settings.hpp"
 
@@ -65,13 +66,9 @@ int run_db_orphans(const OrphansOpts &o, Context &ctx)
     res["database"] = s.conn.dbname;
     // Namespaces as one text[] parameter (CALL takes no subquery).
     Value ns = text_array(o.include_ns);
-    const std::string ns_sql = "$1::text[]";
 
     if (o.action == "scan") {
-        Rows r = db->query("SELECT kind, coalesce(discriminator, '') AS discriminator, coalesce(ns_kind, '') AS ns_kind,"
-                           "       annotations, coalesce(bytes, 0) AS bytes, coalesce(detail, '') AS detail"
-                           "  FROM " + schema + ".omero_orphans_summary(" + ns_sql + ")",
-                           {ns});
+        Rows r = ext::orphans_summary(*db, schema, ns);
         nlohmann::json rows = nlohmann::json::array();
         long long total = 0;
         for (size_t i = 0; i < r.rows.size(); i++) {
@@ -94,9 +91,7 @@ int run_db_orphans(const OrphansOpts &o, Context &ctx)
         res["summary"] = rows;
         res["orphans"] = total;
         if (o.list) {
-            Rows l = db->query("SELECT id, discriminator, coalesce(ns, '') AS ns FROM " + schema + ".omero_orphans_scan(" +
-                                   ns_sql + ") ORDER BY id",
-                               {ns});
+            Rows l = ext::orphans_scan(*db, schema, ns);
             nlohmann::json ids = nlohmann::json::array();
             for (size_t i = 0; i < l.rows.size(); i++) {
                 ids.push_back(std::stoll(l.str(i, "id")));
@@ -112,9 +107,7 @@ int run_db_orphans(const OrphansOpts &o, Context &ctx)
         if (o.batch_size <= 0)
             throw CommandError("--batch-size must be positive");
         if (!o.apply) {
-            Rows r = db->query("SELECT scanned, bytes FROM " + schema + ".omero_orphans_delete(true, $2::int, " + ns_sql +
-                                   ", false)",
-                               {ns, std::to_string(o.batch_size)});
+            Rows r = ext::orphans_delete_dry_run(*db, schema, ns, o.batch_size);
             res["dry_run"] = true;
             res["orphans"] = std::stoll(r.str(0, "scanned"));
             out().say("would delete " + r.str(0, "scanned") + " orphan annotation(s) (" +
@@ -123,10 +116,8 @@ int run_db_orphans(const OrphansOpts &o, Context &ctx)
             return EXIT_OK;
         }
         res["dry_run"] = false;
-        db->query("CALL " + schema + ".omero_orphans_delete_batches(false, $2::int, " + ns_sql + ", $3::boolean)",
-                  {ns, std::to_string(o.batch_size), o.fast ? "true" : "false"});
-        Rows r = db->query("SELECT id, status, scanned, deleted, skipped, bytes FROM omero_upgrade.orphan_run"
-                           " WHERE run_by = current_user ORDER BY id DESC LIMIT 1");
+        ext::orphans_delete_batches(*db, schema, ns, o.batch_size, o.fast);
+        Rows r = ext::orphans_newest_run(*db);
         if (r.empty())
             throw CommandError("internal: the delete left no run in omero_upgrade.orphan_run");
         res["run_id"] = std::stoll(r.str(0, "id"));
@@ -142,7 +133,7 @@ int run_db_orphans(const OrphansOpts &o, Context &ctx)
     // restore
     if (o.run <= 0)
         throw CommandError("give the delete run to restore: --run ID", "the runs are in omero_upgrade.orphan_run");
-    Rows r = db->query("SELECT status, deleted FROM omero_upgrade.orphan_run WHERE id = $1::bigint", {std::to_string(o.run)});
+    Rows r = ext::orphans_run(*db, o.run);
     if (r.empty())
         throw CommandError("no orphan delete run " + std::to_string(o.run));
     res["run_id"] = o.run;
@@ -153,7 +144,7 @@ int run_db_orphans(const OrphansOpts &o, Context &ctx)
                                                    : "would put back " + r.str(0, "deleted") + " annotation(s)"));
         return EXIT_OK;
     }
-    Value n = db->scalar("SELECT " + schema + ".omero_orphans_restore($1::bigint)", {std::to_string(o.run)});
+    Value n = ext::orphans_restore(*db, schema, o.run);
     res["restored"] = std::stoll(n.value_or("0"));
     out().say("run " + std::to_string(o.run) + ": " + n.value_or("0") + " annotation(s) put back");
     return EXIT_OK;

@@ -1,6 +1,7 @@
 // omero-upgrade history [--json]: every change recorded by the tool and the extension (tool/history.hpp),
 // from the database's omero_upgrade.history and the private history file, oldest first.
 #include "commands.hpp"
+#include "extension_sql.hpp"
 #include "history.hpp"
 #include "records.hpp"
 
@@ -9,14 +10,6 @@
 namespace ou {
 
 namespace {
-
-const char *const k_select =
-    "SELECT h.id::pg_catalog.text AS id, "
-    "pg_catalog.to_char(pg_catalog.timezone('UTC'::pg_catalog.text, h.recorded_at), "
-    "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'::pg_catalog.text) AS recorded_at, "
-    "h.db_role::pg_catalog.text AS db_role, h.os_user, h.host, h.kind, h.what, h.from_version, h.to_version, "
-    "h.checksums::pg_catalog.text AS checksums, h.details::pg_catalog.text AS details "
-    "FROM omero_upgrade.history h ORDER BY h.id";
 
 std::string line(const nlohmann::json &e)
 {
@@ -53,9 +46,9 @@ int run_history(const HistoryOptions &, Context &ctx)
     try {
         Db &db = ctx.db();
         std::string name = db.scalar("SELECT pg_catalog.current_database()::pg_catalog.text").value_or("");
-        if (has_history_table(db)) {
+        if (ext::has_history(db)) {
             res["database"] = name;
-            Rows r = db.query(k_select);
+            Rows r = ext::history(db, ext::require_schema(db));
             for (size_t i = 0; i < r.rows.size(); i++) {
                 nlohmann::json e = {{"source", "database"}, {"database", name}, {"id", std::stoll(r.str(i, "id"))}};
                 for (const char *c : {"recorded_at", "db_role", "os_user", "host", "kind", "what", "from_version", "to_version"})

@@ -8,6 +8,7 @@
 // outside the script's own BEGIN … ROLLBACK can be committed; the connection's end rolls back),
 // and a script that contains COMMIT is refused before it runs.
 #include "commands.hpp"
+#include "extension_sql.hpp"
 #include "extcall.hpp"
 #include "fsutil.hpp"
 #include "installation.hpp"
@@ -105,12 +106,11 @@ int verdict(const std::string &target, const std::vector<std::string> &problems,
 int with_extension(Db &db, const std::string &target)
 {
     out().result()["method"] = "extension";
-    const std::string x = require_extension(db);
-    Rows r = db.query("SELECT check_name, status, detail FROM " + x + ".omero_precheck_report($1)",
-                      {target.empty() ? Value() : Value(target)});
+    const std::string x = ext::require_schema(db);
+    Rows r = ext::precheck_report(db, x, target.empty() ? Value() : Value(target));
     std::string resolved = target;
     if (resolved.empty())
-        resolved = db.scalar("SELECT to_version FROM " + x + ".omero_upgrade_path() ORDER BY step DESC LIMIT 1").value_or("");
+        resolved = ext::newest_reachable(db, x).value_or("");
     std::vector<std::string> problems;
     nlohmann::json checks = nlohmann::json::array();
     bool at_target = false;
@@ -130,7 +130,7 @@ int with_extension(Db &db, const std::string &target)
     }
     if (resolved.empty()) {
         // Already at the newest version: omero_upgrade_path() is empty.
-        resolved = db.scalar("SELECT " + x + ".omero_db_version()").value_or("");
+        resolved = ext::db_version(db, x).value_or("");
     }
     out().result()["target"] = resolved;
     out().result()["checks"] = checks;

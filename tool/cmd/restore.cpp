@@ -1,5 +1,6 @@
 // omero-upgrade restore FILE --into NEW_DB [--switch]: the command over tool/restore.hpp.
 #include "commands.hpp"
+#include "extension_sql.hpp"
 #include "restore.hpp"
 #include "history.hpp"
 #include "checksum.hpp"
@@ -75,7 +76,7 @@ int run_restore(const RestoreCommandOptions &o, Context &ctx)
     if (!v.dumped_dbname.empty() && v.dumped_dbname != ro.into) {
         try {
             auto src = ctx.connect(v.dumped_dbname);
-            if (has_history_table(*src))
+            if (ext::has_history(*src))
                 record_history(s, src.get(), e);
         } catch (const CommandError &) {
         }

@@ -4,6 +4,7 @@
 // into a new database and set omero.db.name to it (restore --switch, on the old tree's
 // config.xml), start the old server, and check it runs. The upgraded database is kept.
 #include "commands.hpp"
+#include "extension_sql.hpp"
 #include "history.hpp"
 #include "run_state.hpp"
 
@@ -249,7 +250,7 @@ int run_rollback(const RollbackOptions &o, Context &ctx)
             std::string upgraded = st["database"].value("name", "");
             if (restores && !upgraded.empty() && upgraded != hs.conn.dbname) {
                 auto db = connect_db(hs, upgraded);  // and the upgraded one, kept
-                if (has_history_table(*db))
+                if (ext::has_history(*db))
                     record_history(hs, db.get(), e);
             }
         } catch (const CommandError &e) {
