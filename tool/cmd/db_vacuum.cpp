@@ -58,6 +58,138 @@ void add_db_vacuum_options(CLI::App &sub, VacuumOpts &o)
     sub.add_flag("--force", o.force, "go on when free space cannot be checked or other sessions use the database");
 }
 
+// The tables to vacuum: of every schema but the system ones, largest first (names quoted by
+// the server), with their sizes and indexes.
+struct VacuumTables {
+    Rows r;
+    size_t n = 0;
+    unsigned long long total = 0, largest = 0;
+};
+
+VacuumTables list_tables(Db &db)
+{
+    VacuumTables v;
+    Rows &r = v.r;
+    r = db.query(
+        "SELECT format('%I.%I', n.nspname, c.relname) AS name, pg_catalog.pg_total_relation_size(c.oid) AS size,"
+        "       c.reltablespace <> 0 AS own_tablespace"
+        "  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+        "   AND n.nspname !~ '^pg_(toast|temp)'"
+        " ORDER BY 2 DESC, 1");
+    v.n = r.rows.size();
+    for (size_t i = 0; i < v.n; i++) {
+        unsigned long long sz = std::strtoull(r.str(i, "size").c_str(), nullptr, 10);
+        v.total += sz;
+        v.largest = std::max(v.largest, sz);
+    }
+    return v;
+}
+
+// VACUUM FULL locks each table exclusively and needs the largest table's size again: refused
+// (EXIT_PROBLEM, said why) when other sessions use the database or the space is short, unless
+// --force; EXIT_OK to go on.
+int check_full_vacuum(const VacuumOpts &o, Db &db, const Settings &s, const VacuumTables &t, nlohmann::json &res)
+{
+    const Rows &r = t.r;
+    const size_t n = t.n;
+    const unsigned long long largest = t.largest;
+    // Exclusive locks: nobody else should be working on the database.
+    auto others = other_sessions(db, s.omero_db_user);
+    if (!others.empty()) {
+        std::string msg = "other sessions use the database " + s.conn.dbname + ": " + describe_sessions(others);
+        if (!o.force) {
+            out().error(msg + " (VACUUM FULL locks each table exclusively)");
+            out().hint("stop the server first (omero-upgrade server stop), or give --force");
+            return EXIT_PROBLEM;
+        }
+        out().warn(msg + " (--force: going on)");
+    }
+    unsigned long long free = 0;
+    std::string why;
+    bool known = server_free_space(db, s.conn, free, why);
+    res["free_space_checked"] = known;
+    if (known) {
+        res["free_bytes"] = free;
+        unsigned long long needed = largest + largest / 10;
+        if (free < needed) {
+            std::string msg = "VACUUM FULL of " + r.str(0, "name") + " needs about " + human_bytes(needed) +
+                              " free in the server's data directory, " + human_bytes(free) + " are free";
+            if (!o.force) {
+                out().error(msg);
+                out().hint("free some space, or run db vacuum without --full (or --force)");
+                return EXIT_PROBLEM;
+            }
+            out().warn(msg + " (--force: going on)");
+        } else {
+            out().say("free space in the server's data directory: " + human_bytes(free) + " (the largest table needs about " +
+                      human_bytes(needed) + ")");
+        }
+    } else if (!o.force) {
+        out().error("cannot check the free space VACUUM FULL needs: " + why);
+        out().hint("make sure about " + human_bytes(largest + largest / 10) +
+                  " are free where the database keeps its files, then give --force");
+        return EXIT_PROBLEM;
+    } else {
+        out().warn("cannot check the free space VACUUM FULL needs: " + why + " (--force: going on)");
+    }
+    for (size_t i = 0; i < n; i++)
+        if (r.str(i, "own_tablespace") == "t")
+            out().warn(r.str(i, "name") + " is in a tablespace of its own: its free space was not checked");
+    return EXIT_OK;
+}
+
+// The statement: VACUUM, with FULL and ANALYZE as asked.
+std::string vacuum_verb(const VacuumOpts &o)
+{
+    std::string opts = o.full ? "FULL" : "";
+    if (!o.no_analyze)
+        opts += opts.empty() ? "ANALYZE" : ", ANALYZE";
+    std::string verb = "VACUUM" + (opts.empty() ? std::string() : " (" + opts + ")");
+    return verb;
+}
+
+// How much of a table (before bytes) PostgreSQL's progress view p shows done, never back
+// (in_table: counted so far, updated), and in words.
+std::string table_progress(const BackendProgress &p, unsigned long long before, unsigned long long &in_table)
+{
+    unsigned long long bs = (unsigned long long)p.block_size;
+    unsigned long long heap = (unsigned long long)std::max(0LL, p.blks_total) * bs;
+    unsigned long long scanned = (unsigned long long)std::max(0LL, p.blks_done) * bs;
+    unsigned long long est = 0;
+    std::string what = p.phase;
+    if (p.command == "ANALYZE") {
+        // The statement's last part: the rest of the table as the sample is read.
+        what = "analyzing: " + p.phase;
+        est = in_table;
+        if (p.blks_total > 0) {
+            what += ", " + std::to_string(p.blks_done) + "/" + std::to_string(p.blks_total) + " sample blocks";
+            est += (unsigned long long)((double)(before - std::min(in_table, before)) *
+                                        (double)std::min(p.blks_done, p.blks_total) / (double)p.blks_total);
+        }
+    } else if (p.phase == "rebuilding index" || p.phase == "performing final cleanup") {
+        unsigned long long rest = before > heap ? before - heap : 0;
+        if (p.phase == "performing final cleanup")
+            est = before;
+        else if (p.indexes_total > 0)
+            est = heap + (unsigned long long)((double)rest * (double)std::min(p.indexes_done, p.indexes_total) /
+                                              (double)p.indexes_total);
+        if (p.phase == "rebuilding index" && p.indexes_total > 0)
+            what += " " + std::to_string(std::min(p.indexes_done + 1, p.indexes_total)) + " of " +
+                    std::to_string(p.indexes_total);
+    } else if (p.command != "VACUUM" && p.phase != "seq scanning heap" && p.phase != "index scanning heap") {
+        est = heap;  // VACUUM FULL past its heap scan: sorting, writing, swapping
+    } else {
+        est = scanned;
+        if (p.blks_total > 0)
+            what += ", " + std::to_string(p.blks_done) + "/" + std::to_string(p.blks_total) + " blocks";
+    }
+    if (p.relation.rfind("pg_toast.", 0) == 0)
+        what += " of " + p.relation;
+    in_table = std::max(in_table, std::min(est, before));
+    return what;
+}
+
 int run_db_vacuum(const VacuumOpts &o, Context &ctx)
 {
     Settings &s = ctx.settings();
@@ -66,75 +198,19 @@ int run_db_vacuum(const VacuumOpts &o, Context &ctx)
     res["database"] = s.conn.dbname;
     res["full"] = o.full;
     res["dry_run"] = o.dry_run;
-    // Tables of every schema but the system ones, largest first; names quoted by the server.
-    Rows r = db->query(
-        "SELECT format('%I.%I', n.nspname, c.relname) AS name, pg_catalog.pg_total_relation_size(c.oid) AS size,"
-        "       c.reltablespace <> 0 AS own_tablespace"
-        "  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-        "   AND n.nspname !~ '^pg_(toast|temp)'"
-        " ORDER BY 2 DESC, 1");
-    size_t n = r.rows.size();
-    unsigned long long total = 0, largest = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned long long sz = std::strtoull(r.str(i, "size").c_str(), nullptr, 10);
-        total += sz;
-        largest = std::max(largest, sz);
-    }
+    VacuumTables tables = list_tables(*db);
+    const Rows &r = tables.r;
+    const size_t n = tables.n;
+    const unsigned long long total = tables.total, largest = tables.largest;
     res["tables"] = n;
     res["size_before"] = total;
     out().say(std::to_string(n) + " table(s) in " + s.conn.dbname + ", " + human_bytes(total) + " with indexes; largest " +
               (n ? r.str(0, "name") + " (" + human_bytes(largest) + ")" : std::string("none")));
 
-    if (o.full) {
-        // Exclusive locks: nobody else should be working on the database.
-        auto others = other_sessions(*db, s.omero_db_user);
-        if (!others.empty()) {
-            std::string msg = "other sessions use the database " + s.conn.dbname + ": " + describe_sessions(others);
-            if (!o.force) {
-                out().error(msg + " (VACUUM FULL locks each table exclusively)");
-                out().hint("stop the server first (omero-upgrade server stop), or give --force");
-                return EXIT_PROBLEM;
-            }
-            out().warn(msg + " (--force: going on)");
-        }
-        unsigned long long free = 0;
-        std::string why;
-        bool known = server_free_space(*db, s.conn, free, why);
-        res["free_space_checked"] = known;
-        if (known) {
-            res["free_bytes"] = free;
-            unsigned long long needed = largest + largest / 10;
-            if (free < needed) {
-                std::string msg = "VACUUM FULL of " + r.str(0, "name") + " needs about " + human_bytes(needed) +
-                                  " free in the server's data directory, " + human_bytes(free) + " are free";
-                if (!o.force) {
-                    out().error(msg);
-                    out().hint("free some space, or run db vacuum without --full (or --force)");
-                    return EXIT_PROBLEM;
-                }
-                out().warn(msg + " (--force: going on)");
-            } else {
-                out().say("free space in the server's data directory: " + human_bytes(free) + " (the largest table needs about " +
-                          human_bytes(needed) + ")");
-            }
-        } else if (!o.force) {
-            out().error("cannot check the free space VACUUM FULL needs: " + why);
-            out().hint("make sure about " + human_bytes(largest + largest / 10) +
-                      " are free where the database keeps its files, then give --force");
-            return EXIT_PROBLEM;
-        } else {
-            out().warn("cannot check the free space VACUUM FULL needs: " + why + " (--force: going on)");
-        }
-        for (size_t i = 0; i < n; i++)
-            if (r.str(i, "own_tablespace") == "t")
-                out().warn(r.str(i, "name") + " is in a tablespace of its own: its free space was not checked");
-    }
+    if (o.full && check_full_vacuum(o, *db, s, tables, res) != EXIT_OK)
+        return EXIT_PROBLEM;
 
-    std::string opts = o.full ? "FULL" : "";
-    if (!o.no_analyze)
-        opts += opts.empty() ? "ANALYZE" : ", ANALYZE";
-    std::string verb = "VACUUM" + (opts.empty() ? std::string() : " (" + opts + ")");
+    std::string verb = vacuum_verb(o);
     if (o.dry_run) {
         for (size_t i = 0; i < n; i++)
             out().say("would run: " + verb + " " + r.str(i, "name") + "  -- " +
@@ -199,40 +275,7 @@ int run_db_vacuum(const VacuumOpts &o, Context &ctx)
             }
             if (!p)
                 return;
-            unsigned long long bs = (unsigned long long)p->block_size;
-            unsigned long long heap = (unsigned long long)std::max(0LL, p->blks_total) * bs;
-            unsigned long long scanned = (unsigned long long)std::max(0LL, p->blks_done) * bs;
-            unsigned long long est = 0;
-            std::string what = p->phase;
-            if (p->command == "ANALYZE") {
-                // The statement's last part: the rest of the table as the sample is read.
-                what = "analyzing: " + p->phase;
-                est = in_table;
-                if (p->blks_total > 0) {
-                    what += ", " + std::to_string(p->blks_done) + "/" + std::to_string(p->blks_total) + " sample blocks";
-                    est += (unsigned long long)((double)(before - std::min(in_table, before)) *
-                                                (double)std::min(p->blks_done, p->blks_total) / (double)p->blks_total);
-                }
-            } else if (p->phase == "rebuilding index" || p->phase == "performing final cleanup") {
-                unsigned long long rest = before > heap ? before - heap : 0;
-                if (p->phase == "performing final cleanup")
-                    est = before;
-                else if (p->indexes_total > 0)
-                    est = heap + (unsigned long long)((double)rest * (double)std::min(p->indexes_done, p->indexes_total) /
-                                                      (double)p->indexes_total);
-                if (p->phase == "rebuilding index" && p->indexes_total > 0)
-                    what += " " + std::to_string(std::min(p->indexes_done + 1, p->indexes_total)) + " of " +
-                            std::to_string(p->indexes_total);
-            } else if (p->command != "VACUUM" && p->phase != "seq scanning heap" && p->phase != "index scanning heap") {
-                est = heap;  // VACUUM FULL past its heap scan: sorting, writing, swapping
-            } else {
-                est = scanned;
-                if (p->blks_total > 0)
-                    what += ", " + std::to_string(p->blks_done) + "/" + std::to_string(p->blks_total) + " blocks";
-            }
-            if (p->relation.rfind("pg_toast.", 0) == 0)
-                what += " of " + p->relation;
-            in_table = std::max(in_table, std::min(est, before));
+            std::string what = table_progress(*p, before, in_table);
             std::string line_note = note + ": " + what;
             // A new phase of a table that has already taken a while gets its own line.
             if (p->command + p->phase != last_phase && !last_phase.empty() && meter.elapsed() >= 2)
