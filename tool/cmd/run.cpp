@@ -722,7 +722,7 @@ std::string rollback_commands(const nlohmann::json &st, bool by_hand, const Roll
     if (sw || dbc)
         c += "  omero-upgrade --server-dir " + sd + " server stop\n";
     if (sw)
-        c += "  omero-upgrade --server-dir " + sd + " binaries rollback      # OMERO.server → " + old_tree + "\n";
+        c += "  omero-upgrade --server-dir " + sd + " binaries rollback --to " + shell_quote(old_tree) + "\n";
     if (dbc)
         c += "  omero-upgrade --server-dir " + sd + " restore " + bk + " --into " + into + " --switch\n";
     c += "  omero-upgrade --server-dir " + sd + " server start\n";
@@ -736,7 +736,11 @@ std::string rollback_commands(const nlohmann::json &st, bool by_hand, const Roll
         c += "  ln -sfn " + shell_quote(old_tree) + " " + sd + " && " + sd + "/bin/omero config set omero.db.name " + into +
              "\n";
     else if (sw)
-        c += "  ln -sfn " + shell_quote(old_tree) + " " + sd + "\n";
+        c += "  ln -sfn " + shell_quote(old_tree) + " " + sd +
+             (run_database(st) != db.value("name", "")
+                  ? " && " + sd + "/bin/omero config set omero.db.name " + shell_quote(run_database(st))
+                  : std::string()) +
+             "\n";
     else
         c += "  " + sd + "/bin/omero config set omero.db.name " + into + "\n";
     return c;
@@ -863,8 +867,8 @@ int print_report(const nlohmann::json &st)
             if (!age.empty())
                 out().say("  backup age: " + age);
         }
-        for (const auto &x : adv)
-            out().say("advice: " + x);
+        for (const auto &x : adv)  // a completed run's line is no advice ("to undo this run: …")
+            out().say((status == "completed" ? "" : "advice: ") + x);
     }
     if (status != "completed" && status != "rolled back")
         out().say("To continue: omero-upgrade --server-dir " + shell_quote(st["server"].value("dir", "")) +
@@ -882,20 +886,11 @@ int print_report(const nlohmann::json &st)
 
 namespace {
 
-// A run that changed nothing, passed over by a rollback of an earlier run whose rollback has not
-// finished: "" when not so, else why a new run must wait.
-std::string unfinished_rollback(const nlohmann::json &st)
+// A rollback of an earlier run (past the records passed over or rolled back) that has not
+// finished: "" when none, else why a new run must wait (run_undo.hpp).
+std::string unfinished_rollback(const std::string &state_path, const nlohmann::json &st)
 {
-    const auto &rb = st.value("rollback", nlohmann::json());
-    if (st.value("status", "") != "rolled back" || !rb.is_object() || !rb.value("nothing_changed", false))
-        return "";
-    std::string path = rb.value("rolled_back_state", "");
-    if (path.empty() || !state_exists(path))
-        return "";
-    nlohmann::json t = load_state(path);
-    if (t.value("status", "") == "rolled back")
-        return "";
-    return "the rollback of run " + t.value("run_id", "") + " (" + path + ") has not finished";
+    return unfinished_rollback_in_chain(state_path, st);
 }
 
 int dry_run(const std::string &sdir, const std::string &state_path)
@@ -907,7 +902,7 @@ int dry_run(const std::string &sdir, const std::string &state_path)
         std::string status = st.value("status", "");
         if (status != "completed" && status != "rolled back" && !a.resume)
             problems.push_back("an unfinished run is recorded in " + state_path + ": use --resume");
-        if (std::string u = unfinished_rollback(st); !u.empty() && !a.resume)
+        if (std::string u = unfinished_rollback(state_path, st); !u.empty() && !a.resume)
             problems.push_back(u + ": finish it first (omero-upgrade rollback)");
     }
     if (!a.resume || st.is_null()) {
@@ -1000,7 +995,7 @@ int run_run()
                                        st.value("failed_step", "?") + ") is recorded in " + state_path,
                                    "continue it with: omero-upgrade run --resume (or roll it back: omero-upgrade "
                                    "rollback)");
-            if (std::string u = unfinished_rollback(st); !u.empty())
+            if (std::string u = unfinished_rollback(state_path, st); !u.empty())
                 throw CommandError(u, "finish it first: omero-upgrade rollback");
             // A new upgrade after a finished one: the old record is kept beside it (below, once
             // there is something to do), and the new one names it (previous_run): rollback
