@@ -45,7 +45,7 @@ std::string rollback_commands(const nlohmann::json &st, bool by_hand, const Roll
     if (sw || dbc)
         c += "  omero-upgrade --server-dir " + sd + " server stop\n";
     if (sw)
-        c += "  omero-upgrade --server-dir " + sd + " binaries rollback      # OMERO.server → " + old_tree + "\n";
+        c += "  omero-upgrade --server-dir " + sd + " binaries rollback --to " + shell_quote(old_tree) + "\n";
     if (dbc)
         c += "  omero-upgrade --server-dir " + sd + " restore " + bk + " --into " + into + " --switch\n";
     c += "  omero-upgrade --server-dir " + sd + " server start\n";
@@ -59,7 +59,11 @@ std::string rollback_commands(const nlohmann::json &st, bool by_hand, const Roll
         c += "  ln -sfn " + shell_quote(old_tree) + " " + sd + " && " + sd + "/bin/omero config set omero.db.name " + into +
              "\n";
     else if (sw)
-        c += "  ln -sfn " + shell_quote(old_tree) + " " + sd + "\n";
+        c += "  ln -sfn " + shell_quote(old_tree) + " " + sd +
+             (run_database(st) != db.value("name", "")
+                  ? " && " + sd + "/bin/omero config set omero.db.name " + shell_quote(run_database(st))
+                  : std::string()) +
+             "\n";
     else
         c += "  " + sd + "/bin/omero config set omero.db.name " + into + "\n";
     return c;
@@ -186,8 +190,8 @@ int print_report(const GlobalOptions &g, const nlohmann::json &st)
             if (!age.empty())
                 out().say("  backup age: " + age);
         }
-        for (const auto &x : adv)
-            out().say("advice: " + x);
+        for (const auto &x : adv)  // a completed run's line is no advice ("to undo this run: …")
+            out().say((status == "completed" ? "" : "advice: ") + x);
     }
     if (status != "completed" && status != "rolled back")
         out().say("To continue: omero-upgrade --server-dir " + shell_quote(st["server"].value("dir", "")) +

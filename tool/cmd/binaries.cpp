@@ -307,6 +307,32 @@ void require_stopped(const Settings &base, const std::string &tree, bool force)
     }
 }
 
+// Why the existing directory tree may not be used as the tree of the archive whose SHA-256 is
+// archive_sha: "" when the binaries record (state) says this tool extracted it there from that
+// archive and its bin/omero is as extracted.
+std::string reuse_refusal(const nlohmann::json &state, const std::string &tree, const std::string &archive_sha,
+                          const std::string &state_path)
+{
+    const nlohmann::json *rec = nullptr;
+    if (state.is_object() && state.contains("extracted") && state["extracted"].is_object() &&
+        state["extracted"].contains(tree) && state["extracted"][tree].is_object())
+        rec = &state["extracted"][tree];
+    if (!rec)
+        return "binaries install did not extract it (no record of it in " + state_path + "): it may hold anything";
+    if (rec->value("archive_sha256", "") != archive_sha)
+        return "it was extracted from another archive (" + rec->value("source", "") + ", sha256 " +
+               rec->value("archive_sha256", "") + "), not from this one (sha256 " + archive_sha + ")";
+    struct stat st;
+    std::string bin = tree + "/bin/omero";
+    if (lstat(bin.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+        return "its bin/omero is not the regular file extracted there";
+    std::string now = sha256_file(bin);
+    if (now != rec->value("bin_omero_sha256", ""))
+        return "its bin/omero changed since it was extracted (sha256 " + now + ", extracted " +
+               rec->value("bin_omero_sha256", "") + ")";
+    return "";
+}
+
 struct InstallOpts {
     std::string source, name;
     bool carry = false, dry_run = false, force = false;
@@ -401,10 +427,25 @@ int run_binaries_install(const InstallOpts &o, Context &ctx)
     }
     res["new_tree"] = new_tree;
     bool extracted = !from_archive || is_directory(new_tree);
-    if (from_archive && extracted)
-        out().say(new_tree + " exists already (extracted before): using it");
     if (from_archive && !extracted && path_exists(new_tree))
         throw CommandError(new_tree + " exists and is not a directory");
+    // An existing directory of that name is used only when this tool extracted it there from
+    // this same archive (the binaries record: the archive's SHA-256 and bin/omero's, as
+    // extracted); anything else there (planted, unpacked by hand, another release of the same
+    // top directory, changed since) is refused: --name gives a fresh one.
+    std::string archive_sha;
+    if (from_archive) {
+        archive_sha = sha256_file(o.source);
+        if (extracted) {
+            std::string why = reuse_refusal(read_state(state_path), new_tree, archive_sha, state_path);
+            if (!why.empty())
+                throw CommandError(new_tree + " exists already, but " + why + "; it is not used, nothing was changed",
+                                   "move it away, or give --name NAME for a fresh directory (e.g. --name " +
+                                       base_name(new_tree) + "-2)");
+            out().say(new_tree + " exists already (extracted before): using it, as extracted from this archive (sha256 " +
+                      archive_sha + ")");
+        }
+    }
     if (extracted) {
         bool bin = access((new_tree + "/bin/omero").c_str(), X_OK) == 0, sql = is_directory(new_tree + "/sql/psql");
         if (!bin || !sql)
@@ -528,6 +569,15 @@ int run_binaries_install(const InstallOpts &o, Context &ctx)
             throw;
         }
         out().say("extracted to " + new_tree);
+        // What a later install of the same archive checks before it uses this tree again.
+        nlohmann::json rec = read_state(state_path);
+        if (!rec.is_object())
+            rec = nlohmann::json::object();
+        rec["extracted"][new_tree] = {{"source", o.source},
+                                      {"archive_sha256", archive_sha},
+                                      {"bin_omero_sha256", sha256_file(new_tree + "/bin/omero")},
+                                      {"extracted_at", utc_timestamp()}};
+        write_file_atomic(state_path, stored_json_text(rec, 2) + "\n");
         preflight();
     }
 
@@ -539,6 +589,7 @@ int run_binaries_install(const InstallOpts &o, Context &ctx)
         }
         swap_symlink(link, link_text(link, new_tree));
         out().say("pointed " + link + " to " + new_tree + " (was " + (k == Kind::Directory ? old_dir_move : current) + ")");
+        state = read_state(state_path);  // with what the extraction recorded
         nlohmann::json history = state.is_object() && state.contains("history") ? state["history"] : nlohmann::json::array();
         history.push_back({{"at", utc_timestamp()}, {"action", "install"}, {"from", old_tree}, {"to", new_tree}});
         nlohmann::json ns = {{"server", link},
@@ -548,6 +599,8 @@ int run_binaries_install(const InstallOpts &o, Context &ctx)
                              {"source", o.source},
                              {"installed_at", utc_timestamp()},
                              {"history", history}};
+        if (state.is_object() && state.contains("extracted"))
+            ns["extracted"] = state["extracted"];
         write_file_atomic(state_path, stored_json_text(ns, 2) + "\n");
         record_history(s, {"binaries-install", link + " → " + new_tree, std::nullopt, std::nullopt,
                            nlohmann::json::object(),
@@ -635,10 +688,25 @@ int run_binaries_install(const InstallOpts &o, Context &ctx)
 
 struct RollbackOpts {
     bool dry_run = false, force = false;
+    std::string to;
 };
+
+// binaries rollback --to DIR: the tree the install that made the symlink point to `current` came
+// from (the newest such install in the record's history), "" when none is recorded.
+std::string installed_from(const nlohmann::json &state, const std::string &current)
+{
+    const auto &h = state.value("history", nlohmann::json::array());
+    for (auto it = h.rbegin(); it != h.rend(); ++it)
+        if (it->value("action", "") == "install" && real_path(it->value("to", "")) == current)
+            return it->value("from", "");
+    return "";
+}
 
 void add_binaries_rollback_options(CLI::App &sub, RollbackOpts &o)
 {
+    sub.add_option("--to", o.to,
+                   "the tree to point back to: the one the install that made the symlink point where it does came "
+                   "from (default: the previous tree of the last install); for a rollback of an earlier run");
     sub.add_flag("--dry-run", o.dry_run, "show what would be done, change nothing");
     sub.add_flag("--force", o.force, "go on although the server is running");
 }
@@ -649,7 +717,7 @@ int run_binaries_rollback(const RollbackOpts &o, Context &ctx)
     std::string link = server_link_path(ctx.global()), parent = dir_name(link);
     std::string state_path = parent + "/" + state_name;
     nlohmann::json state = read_state(state_path);
-    if (!state.is_object())
+    if (!state.is_object() || !state.contains("current"))
         throw CommandError("no record of a binaries install beside " + link + " (" + state_path + ")",
                            "point the symlink back by hand: ln -sfn OLD_DIR " + link);
     std::string previous = state.value("previous", ""), installed = state.value("current", "");
@@ -662,6 +730,29 @@ int run_binaries_rollback(const RollbackOpts &o, Context &ctx)
     if (kind_of(link) != Kind::Symlink)
         throw CommandError(link + " is not a symlink: nothing to point back");
     std::string current = real_path(link);
+    if (!o.to.empty()) {
+        // An earlier install's way back: the symlink must point where that install made it
+        // point, and DIR be the tree it came from (its history entry), else it is refused.
+        std::string want = real_path(o.to);
+        if (want.empty())
+            throw CommandError("the tree " + o.to + " to point back to is gone");
+        if (current == want) {
+            res["rolled_back"] = false;
+            out().say(link + " already points to " + o.to + ": nothing to do");
+            return EXIT_OK;
+        }
+        std::string from = installed_from(state, current);
+        if (from.empty() || real_path(from) != want) {
+            out().error(link + " points to " + (current.empty() ? link_target(link) : current) + ", which " +
+                        (from.empty() ? std::string("no recorded binaries install made it point to")
+                                      : "binaries install made it point to from " + from + ", not from " + o.to));
+            out().hint("it was changed by hand since; point it yourself");
+            return EXIT_PROBLEM;
+        }
+        previous = o.to;
+        installed = current;
+        res["previous_tree"] = previous;
+    }
     if (!previous.empty() && current == real_path(previous)) {
         res["rolled_back"] = false;
         out().say(link + " already points to the previous tree " + previous + ": nothing to do");

@@ -55,30 +55,39 @@ int run_rollback(const RollbackOptions &o, Context &ctx)
         lock = std::make_unique<Lock>(state_path);
     nlohmann::json st = load_state(state_path);
     nlohmann::json passed = nlohmann::json::array();
-    // A run that changed nothing (no backup, or nothing of it shows) does not hide the run before
-    // it: the rollback undoes the newest recorded run that changed something (run_undo.hpp).
-    if (!(st["rollback"].is_object() && st["rollback"].contains("steps"))) {
-        const auto &mrb = st.value("rollback", nlohmann::json());
-        if (st.value("status", "") == "rolled back" && mrb.is_object() && mrb.value("nothing_changed", false)) {
-            // Passed over by an earlier rollback: that rollback's run tells.
-            std::string tp = mrb.value("rolled_back_state", "");
-            if (state_exists(tp)) {
-                nlohmann::json tr = load_state(tp);
-                if (tr.value("status", "") == "rolled back") {
-                    out().say("run " + st.value("run_id", "") + " changed nothing; the earlier run " +
-                              tr.value("run_id", "") + " (" + tp + ") was rolled back (" +
-                              tr["rollback"].value("finished", "") + "): the installation is as before it");
-                    out().result() = {{"rolled_back", false}, {"reason", "already rolled back"},
-                                      {"run_id", tr.value("run_id", "")}, {"state_file", tp}};
-                    return EXIT_OK;
-                }
-            }
-        }
+    // The rollback undoes the newest recorded run still in effect that changed something: a run
+    // that changed nothing does not hide the run before it, and a run rolled back is undone, so the
+    // run before it is in effect again (run_undo.hpp).
+    bool begun = st["rollback"].is_object() && st["rollback"].contains("steps") &&
+                 st["rollback"].value("status", "") != "completed";
+    if (!begun) {
         RollbackTarget tg = rollback_target(state_path, st, read_installation(ctx.global(), {true, state_path}));
+        if (tg.undoable && !tg.refusal.empty()) {
+            out().error(tg.refusal);
+            out().say("nothing was changed; put the installation back as run " + tg.state.value("run_id", "") +
+                      " left it, or undo it by hand: omero-upgrade run --report --state " + shell_quote(tg.path) +
+                      " shows its steps and how to undo each");
+            out().result() = {{"rolled_back", false}, {"reason", "refused"}, {"refusal", tg.refusal},
+                              {"run_id", tg.state.value("run_id", "")}, {"state_file", tg.path}};
+            return EXIT_PROBLEM;
+        }
+        if (!tg.undoable && tg.state.value("status", "") == "rolled back") {
+            const auto &trb = tg.state["rollback"];
+            out().say("nothing to roll back (already rolled back): run " + tg.state.value("run_id", "") + " was rolled back (" +
+                      trb.value("finished", "") + ")" +
+                      (tg.path != state_path ? " (" + tg.path + ")" : std::string()) + ", and " + tg.why_none);
+            out().result() = {{"rolled_back", false}, {"reason", "already rolled back"},
+                              {"run_id", tg.state.value("run_id", "")}, {"state_file", tg.path},
+                              {"why_none", tg.why_none}};
+            return EXIT_OK;
+        }
         if (tg.fell_back()) {
             for (auto &[path, rec] : tg.passed) {
-                if (rec.value("status", "") == "rolled back")
+                if (rec.value("status", "") == "rolled back") {
+                    out().say("run " + rec.value("run_id", "") + " was rolled back (" +
+                              rec["rollback"].value("finished", "") + "): the run before it is in effect again");
                     continue;
+                }
                 out().say("run " + rec.value("run_id", "") + " (" + rec.value("status", "") +
                           (rec.contains("failed_step") ? " at step " + rec.value("failed_step", "") : std::string()) +
                           ") changed nothing that a rollback would undo");
@@ -92,8 +101,12 @@ int run_rollback(const RollbackOptions &o, Context &ctx)
                 rec["status"] = "rolled back";
                 save_state(path, rec);
             }
-            out().say("rolling back the earlier run " + tg.state.value("run_id", "") + " (" + tg.path +
-                      "), the newest that changed something");
+            out().say("rolling back the earlier run " + tg.state.value("run_id", "") + " (" + tg.path + "), the " +
+                      (tg.crossed ? "last run still in effect" : "newest that changed something") +
+                      (tg.database.empty() || tg.database == tg.state["database"].value("name", "")
+                           ? std::string()
+                           : " (on the database " + tg.database + " the rollback of run " + tg.gave_back_run +
+                                 " gave back)"));
             state_path = tg.path;
             st = tg.state;
         }
@@ -110,7 +123,7 @@ int run_rollback(const RollbackOptions &o, Context &ctx)
     if (rb.value("status", "") == "completed") {
         out().say("run " + st.value("run_id", "") + " was already rolled back (" + rb.value("finished", "") +
                   "): the server runs the old tree on database " +
-                  (rb.value("into", "").empty() || !find_step(rb, "restore") ? st["database"].value("name", "") : rb.value("into", "")));
+                  (rb.value("into", "").empty() || !find_step(rb, "restore") ? run_database(st) : rb.value("into", "")));
         out().result() = rb;
         return EXIT_OK;
     }
@@ -119,7 +132,7 @@ int run_rollback(const RollbackOptions &o, Context &ctx)
         if (!o.into.empty())
             rb["into"] = o.into;
         if (rb.value("into", "").empty())
-            rb["into"] = st["database"].value("name", "omero") + "_before_upgrade";
+            rb["into"] = run_database(st) + "_before_upgrade";
         if (o.into.empty())
             rb["into"] = free_database_name(ctx, rb.value("into", ""));
         // Only what changed, as the installation shows it now.
@@ -142,8 +155,8 @@ int run_rollback(const RollbackOptions &o, Context &ctx)
     out().say("Rollback of run " + st.value("run_id", "") + ": " + st["server"].value("dir", "") + " back to " +
               old_tree_now(st) +
               (restores ? ", database restored from " + st["backup"].value("path", "") + " into " + rb.value("into", "") +
-                              " (the upgraded database " + st["database"].value("name", "") + " is kept)"
-                        : ", database " + st["database"].value("name", "") + " kept as it is (unchanged)"));
+                              " (the upgraded database " + run_database(st) + " is kept)"
+                        : ", database " + run_database(st) + " kept as it is (unchanged)"));
     if (o.dry_run) {
         int i = 0;
         for (const auto &s : rb["steps"]) {
@@ -186,6 +199,13 @@ int run_rollback(const RollbackOptions &o, Context &ctx)
         ChildOutcome o;
         Settings s = ctx.fresh_settings(true);
         require_omero_bin(s);
+        if (step.value("id", "") == "db-name") {
+            omero_config_set(s, "omero.db.name", run_database(st));
+            out().step("      omero.db.name set to " + run_database(st));
+            o.exit_code = 0;
+            o.json = {{"result", {{"database", run_database(st)}, {"switched", true}}}};
+            return o;
+        }
         omero_config_set(s, "omero.db.name", rb.value("into", ""));
         out().step("      restored before into " + rb.value("into", "") + "; omero.db.name set to it again");
         o.exit_code = 0;
@@ -201,7 +221,7 @@ int run_rollback(const RollbackOptions &o, Context &ctx)
         // rollback that was interrupted) would start it on another.
         if (id == "start" || id == "status") {
             nlohmann::json *r = find_step(rb, "restore");
-            std::string want = r ? rb.value("into", "") : st["database"].value("name", "");
+            std::string want = r ? rb.value("into", "") : run_database(st);
             Settings s = ctx.fresh_settings(false);
             if ((!r || r->value("status", "") == "done") && s.conn.dbname != want)
                 return s.config_path + " names the database " + s.conn.dbname + ", but this rollback gives back " +
@@ -231,7 +251,7 @@ int run_rollback(const RollbackOptions &o, Context &ctx)
         st["status"] = "rolled back";
         out().say("rolled back: " + sdir + " runs the old tree again, on database " +
                   (restores ? rb.value("into", "") + " (restored from " + st["backup"].value("path", "") + ")"
-                            : st["database"].value("name", "") + " (unchanged, not restored)"));
+                            : run_database(st) + " (unchanged, not restored)"));
         // In the database the server now uses (the restored one has its own history from the backup).
         nlohmann::json sums = nlohmann::json::object();
         if (restores && st["backup"].is_object())
@@ -242,12 +262,12 @@ int run_rollback(const RollbackOptions &o, Context &ctx)
                             st["database"].value("version_after", st["database"].value("target", "")),
                             st["database"].value("version_before", ""), sums,
                             {{"run_id", st.value("run_id", "")},
-                             {"database", restores ? rb.value("into", "") : st["database"].value("name", "")},
+                             {"database", restores ? rb.value("into", "") : run_database(st)},
                              {"restored", restores},
                              {"server", sdir},
                              {"tree", st["server"].value("old_tree", "")}}};
             record_history(hs, e);  // the database the server now uses
-            std::string upgraded = st["database"].value("name", "");
+            std::string upgraded = run_database(st);
             if (restores && !upgraded.empty() && upgraded != hs.conn.dbname) {
                 auto db = connect_db(hs, upgraded);  // and the upgraded one, kept
                 if (ext::has_history(*db))

@@ -690,20 +690,11 @@ Executor make_executor(const Context &ctx, nlohmann::json &state, const std::str
 
 namespace {
 
-// A run that changed nothing, passed over by a rollback of an earlier run whose rollback has not
-// finished: "" when not so, else why a new run must wait.
-std::string unfinished_rollback(const nlohmann::json &st)
+// A rollback of an earlier run (past the records passed over or rolled back) that has not
+// finished: "" when none, else why a new run must wait (run_undo.hpp).
+std::string unfinished_rollback(const std::string &state_path, const nlohmann::json &st)
 {
-    const auto &rb = st.value("rollback", nlohmann::json());
-    if (st.value("status", "") != "rolled back" || !rb.is_object() || !rb.value("nothing_changed", false))
-        return "";
-    std::string path = rb.value("rolled_back_state", "");
-    if (path.empty() || !state_exists(path))
-        return "";
-    nlohmann::json t = load_state(path);
-    if (t.value("status", "") == "rolled back")
-        return "";
-    return "the rollback of run " + t.value("run_id", "") + " (" + path + ") has not finished";
+    return unfinished_rollback_in_chain(state_path, st);
 }
 
 int dry_run(const RunCommandOptions &a, Context &ctx, const std::string &sdir, const std::string &state_path)
@@ -715,7 +706,7 @@ int dry_run(const RunCommandOptions &a, Context &ctx, const std::string &sdir, c
         std::string status = st.value("status", "");
         if (status != "completed" && status != "rolled back" && !a.resume)
             problems.push_back("an unfinished run is recorded in " + state_path + ": use --resume");
-        if (std::string u = unfinished_rollback(st); !u.empty() && !a.resume)
+        if (std::string u = unfinished_rollback(state_path, st); !u.empty() && !a.resume)
             problems.push_back(u + ": finish it first (omero-upgrade rollback)");
     }
     if (!a.resume || st.is_null()) {
@@ -852,7 +843,7 @@ int run_run(const RunCommandOptions &a, Context &ctx)
                                        st.value("failed_step", "?") + ") is recorded in " + state_path,
                                    "continue it with: omero-upgrade run --resume (or roll it back: omero-upgrade "
                                    "rollback)");
-            if (std::string u = unfinished_rollback(st); !u.empty())
+            if (std::string u = unfinished_rollback(state_path, st); !u.empty())
                 throw CommandError(u, "finish it first: omero-upgrade rollback");
             // A new upgrade after a finished one: the old record is kept beside it (below, once
             // there is something to do), and the new one names it (previous_run): rollback
