@@ -5,6 +5,7 @@
 #include "fsutil.hpp"
 
 #include "installation.hpp"
+#include "site_sql.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -190,6 +191,68 @@ std::string listed(const std::vector<std::string> &v, size_t at_most = 8)
     return s;
 }
 
+// The site SQL step's needs (run --site-sql DIR), as problems; none when no file is pending.
+std::vector<std::string> site_sql_preconditions(const RunOptions &o, const Settings &s, Db &db, const OmeroDbState &st)
+{
+    std::vector<std::string> p;
+    SitePlan sp;
+    try {
+        sp = plan_site_sql(s, db, o.site_sql);
+    } catch (const std::exception &e) {
+        p.push_back(std::string("step db-upgrade (site SQL): ") + e.what());
+        return p;
+    }
+    if (sp.pending() == 0)
+        return p;
+    std::string role = s.omero_db_user.empty() ? s.conn.user : s.omero_db_user;
+    if (sp.store == "extension") {
+        Rows r = db.query("SELECT pg_catalog.quote_ident(r.rolname) AS q FROM pg_catalog.pg_roles r WHERE r.rolname = $1",
+                          {role});
+        if (r.empty()) {
+            p.push_back("step db-upgrade (site SQL): the site SQL files run as the OMERO database user " + role +
+                        " (omero.db.user of " + s.config_path + "), which is not a role of this server: set "
+                        "omero.db.user to the user OMERO connects as");
+            return p;
+        }
+        std::string q = r.str(0, "q");
+        // The record is inserted by that role, in the file's transaction; the tool then reads it back.
+        Rows m = db.query(
+            "SELECT x.m FROM (VALUES"
+            " (1, 'USAGE on schema omero_upgrade', pg_catalog.has_schema_privilege($1, 'omero_upgrade', 'USAGE')),"
+            " (2, 'INSERT on omero_upgrade.site_sql', pg_catalog.has_table_privilege($1, 'omero_upgrade.site_sql', 'INSERT')),"
+            " (3, 'INSERT on omero_upgrade.history', pg_catalog.has_table_privilege($1, 'omero_upgrade.history', 'INSERT'))"
+            ") AS x(i, m, ok) WHERE NOT x.ok ORDER BY x.i",
+            {role});
+        std::vector<std::string> miss;
+        for (size_t i = 0; i < m.rows.size(); i++)
+            miss.push_back(m.str(i, "m"));
+        if (!miss.empty()) {
+            std::string grants;
+            for (const auto &x : miss) {
+                std::string priv = x.substr(0, x.find(' ')), obj = x.substr(x.find(" on ") + 4);
+                grants += (grants.empty() ? "" : "; ") + std::string("GRANT ") + priv + " ON " + obj + " TO " + q;
+            }
+            p.push_back("step db-upgrade (site SQL): the " + std::to_string(sp.pending()) + " site SQL file(s) to apply run as " +
+                        "the OMERO database user " + role + ", who records each in omero_upgrade.site_sql in the file's "
+                        "transaction, but " + role + " lacks " + listed(miss) + ": the file would fail after the upgrade "
+                        "scripts, with the server down; grant it (as the extension's owner or a superuser: " + grants +
+                        ")");
+        }
+        Rows own = db.query("SELECT pg_catalog.has_table_privilege('omero_upgrade.site_sql', 'SELECT') AS ok");
+        if (!own.empty() && own.str(0, "ok") != "t")
+            p.push_back("step db-upgrade (site SQL): " + who(db).user + " cannot read omero_upgrade.site_sql, where the "
+                        "tool checks each file's record after it ran: run --db-user with the extension's owner or a "
+                        "superuser, or GRANT SELECT ON omero_upgrade.site_sql TO " + who(db).quoted);
+    } else {
+        // No extension: the records go to a private file beside the server directory.
+        std::string dir = dir_name(sp.store_file);
+        if (access(dir.c_str(), W_OK | X_OK) != 0 || (path_exists(sp.store_file) && access(sp.store_file.c_str(), W_OK) != 0))
+            p.push_back("step db-upgrade (site SQL): the records of the site SQL files go to " + sp.store_file +
+                        " (no extension in " + st.dbname + "), which cannot be written: run as the user owning " + dir);
+    }
+    return p;
+}
+
 } // namespace
 
 const std::vector<std::string> &checked_steps()
@@ -223,6 +286,13 @@ std::vector<std::string> step_preconditions(const RunOptions &o, const Settings 
             p.push_back("step db-upgrade: the upgrade scripts alter OMERO's tables, but " + w.user + " does not own " +
                         n + ": connect as their owner (config.xml's omero.db.user, or run --db-user OWNER) or a "
                         "superuser" + skip("db-upgrade"));
+    }
+    // db-upgrade --site-sql: each pending site file runs through psql as the OMERO database user
+    // (omero.db.user), and its record is inserted in the same transaction (site_sql.hpp): without
+    // the right to insert it, the file would fail after the hops, with the server down.
+    if (check("db-upgrade") && !o.site_sql.empty()) {
+        for (const auto &x : site_sql_preconditions(o, s, db, st))
+            p.push_back(x + skip("db-upgrade"));
     }
     // db-verify builds a fresh schema in a scratch database that the connecting role creates (CREATEDB
     // or a superuser), owned by the OMERO database user (a role that is not a superuser must be

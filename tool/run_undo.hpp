@@ -40,17 +40,21 @@ StepEffect step_effect(const nlohmann::json &state, const nlohmann::json &step);
 RollbackPlan plan_rollback(const nlohmann::json &state, const Installation &m, const std::string &into);
 
 // Which of "continue" and "roll back" fits a run in this state, in words (for the report, status
-// and resume).
+// and resume): "continue: …" / "roll back: …" for a run that did not complete; for a completed
+// run no advice, only "to undo this run: …" (or that there is nothing of it to undo).
 std::vector<std::string> advice(const nlohmann::json &state, const RollbackPlan &p);
 
-// The run a rollback undoes: the newest recorded run that changed something (the installation
-// shows its switch or its database change), following the chain of records back from the state
-// file (each new run records the one it kept aside in "previous_run": {"run_id", "state_file"}).
-// A run that changed nothing (no backup, or nothing of it shows) is passed over for the run
-// before it, so a failed run that changed nothing never hides the way back to before the last
-// run that did; a run whose rollback has begun, or a run rolled back, ends the search. A run
-// already passed over by a rollback ("rolled back" with rollback.nothing_changed) leads to the
-// run that rollback undid.
+// The run a rollback undoes: the newest recorded run still in effect that changed something (the
+// installation shows its switch or its database change), following the chain of records back from
+// the state file (each new run records the one it kept aside in "previous_run": {"run_id",
+// "state_file"}). A run rolled back is undone already: the run before it is in effect again, so the
+// search goes on to it (a rollback always gets back the state before the last run that changed
+// something, run after run). A run that changed nothing (no backup, or nothing of it shows) is
+// passed over for the run before it, so a failed run that changed nothing never hides the way back
+// to before the last run that did. A run whose rollback has begun ends the search (it is the one to
+// finish). Reached past a run rolled back, a run is rolled back only when the installation is as it
+// left it (its new tree, the database that rollback gave back, at the version it left), its backup
+// and its old tree still there; otherwise `refusal` says why.
 struct RollbackTarget {
     std::string path;          // the record of the run to roll back
     nlohmann::json state;      // that record
@@ -58,9 +62,28 @@ struct RollbackTarget {
     // The run has something to undo (it changed something, or its rollback has begun): a
     // rollback falls back to it only then.
     bool undoable = false;
+    bool crossed = false;      // a newer run passed over was rolled back (undone), not just unchanged
+    // Past a run rolled back: the database that rollback gave back (the one the earlier run's
+    // rollback works on, "" = the run's own).
+    std::string database;
+    std::string gave_back_run;  // the run whose rollback gave it back
+    std::string refusal;        // set: the run is the one to undo, but a rollback of it must refuse (why)
+    std::string why_none;       // no run to undo: why the search ended ("" when it found one)
     bool fell_back() const { return !passed.empty() && undoable; }
 };
 RollbackTarget rollback_target(const std::string &state_path, const nlohmann::json &state, const Installation &m);
+
+// The database a rollback of the run works on: state.rollback.database (set when the run is
+// rolled back past a later run rolled back, which gave another database back), else the run's own.
+std::string run_database(const nlohmann::json &state);
+
+// What a rollback with plan p of the run needs and no longer has (its backup, its old tree): ""
+// when all is there.
+std::string rollback_missing(const nlohmann::json &state, const RollbackPlan &p);
+
+// A rollback begun and not finished in the chain of records from the state file (a run rolled back
+// past the newer records passed over): "" when none, else which and where.
+std::string unfinished_rollback_in_chain(const std::string &state_path, const nlohmann::json &state);
 
 // The record kept aside before this one (its "previous_run", else, for records written before
 // there was one, the newest .<run id> record beside the state file state_path (the main one)

@@ -13,17 +13,23 @@
 #      names, at the version the report gives;
 #   I3 no step stops a server when nothing is to be done (run: nothing to do, or refused;
 #      rollback: nothing to roll back);
-#   I4 a rollback that restores gets back the state before the run it rolls back (the recorded
-#      one, or the earlier one it falls back to when the recorded one changed nothing): OMERO.server's
-#      tree, and the database the server uses at the version, with the marker and the content the
-#      optional steps change (annotations, shape colours, well links) it had before that run;
+#   I4 a rollback always gets back the state before the last run that changed something: the
+#      model keeps the runs in effect as a stack (a new run recorded pushes it; a rollback pops the
+#      run it undid and the runs above it); the run a rollback undoes is in that stack, and every
+#      run above it was rolled back already or changed nothing (no backup, or the tree it started
+#      from is the tree now) and is marked so by the rollback; a rollback that finds nothing to undo
+#      leaves no run in effect that changed the tree; a rollback that restores gives back the state
+#      before that run: OMERO.server's tree, and the database the server uses at the version, with
+#      the marker and the content the optional steps change (annotations, shape colours, well links)
+#      it had before that run; one that only switches back, the tree and the version;
 #   I5 a run that completed leaves the server on the database it used before the run.
 # Three releases: 5.6.3 (the hop to OMERO5.4__0), 5.3.6 and 5.6.4 (binaries-only beside 5.3.5 and
 # 5.6.3: the same newest scripts). The sequence begins with successive upgrades across them and
 # rollbacks (5.3.5 → 5.3.6 → 5.6.3, rollback: back to 5.3.6 with the database restored, not to
-# 5.3.5; again 5.6.3, then 5.6.4, rollback: back to 5.6.3, switched only; a second rollback: done
-# already), then goes on at random, each run to one of the three. I4 covers the rollbacks that only
-# switch back too (the tree, and the database at its version, unchanged).
+# 5.3.5; again 5.6.3, then 5.6.4, rollback: back to 5.6.3, switched only; a second rollback: back
+# to 5.3.6, restored (the run to 5.6.3 is the last one in effect); a third: back to 5.3.5,
+# switched only (the run to 5.6.3 before it was rolled back already: the run to 5.3.6 is in effect);
+# a fourth: nothing left to undo), then goes on at random, each run to one of the three.
 source "$(dirname "$0")/../lib/tap.sh"
 source "$OU_SRC/test/lib/sample-server.sh"
 source "$OU_SRC/test/lib/run-scenario.sh"
@@ -47,7 +53,7 @@ rm -r "$r/build"
 z536=$r/OMERO.server-5.3.6.zip z564=$r/OMERO.server-5.6.4.zip
 zips=("$zip" "$zip" "$z536" "$z564")
 # The beginning: upgrades across releases and rollbacks (see above), then random steps.
-script=("run $z536" "run $zip" rollback "run $zip" "run $z564" rollback rollback)
+script=("run $z536" "run $zip" rollback "run $zip" "run $z564" rollback rollback rollback rollback)
 state=$r/.omero-upgrade-run.json
 ou() { "$TOOL" --server-dir "$r/OMERO.server" "$@"; }
 dbv() { q "$1" -c "SELECT currentversion || '__' || currentpatch || CASE WHEN finished IS NULL THEN ' (unfinished)' ELSE '' END
@@ -62,6 +68,9 @@ run_id() { jq -r .run_id "$state" 2>/dev/null; }
 content() { q "$1" -c "SELECT (SELECT count(*) FROM annotation) || '/' || (SELECT count(*) FROM wellannotationlink) || '/' ||
                              (SELECT md5(coalesce(string_agg(id || ':' || coalesce(fillcolor, 0) || ':' || coalesce(strokecolor, 0), ',' ORDER BY id), '')) FROM shape)" 2>/dev/null; }
 declare -A before_link before_ver before_mark before_content bk_done  # by run id: the installation before that run
+declare -A run_at rb_of  # the scripted beginning: the run recorded / rolled back at step n
+inef=()  # the runs in effect, oldest first (the model's stack)
+record_of() { if [ "$(run_id)" = "$1" ]; then echo "$state"; else echo "$state.$1"; fi; }
 fails=0
 bad() { fails=$((fails + 1)); diag "step $n ($op): $*"; }
 
@@ -152,6 +161,7 @@ for n in $(seq 1 "$steps"); do
   id1=$(run_id)
   if [ -n "$id1" ] && [ "$id1" != null ] && [ "$id1" != "$id0" ]; then
     before_link[$id1]=$link0 before_ver[$id1]=$ver0 before_mark[$id1]=$mark0 before_content[$id1]=$content0
+    inef+=("$id1") run_at[$n]=$id1
   fi
   # The backup a rollback restores was taken during this step (before anything changed): the state
   # before the run is the one before this step (a user's write may have come since the run began).
@@ -188,6 +198,39 @@ for n in $(seq 1 "$steps"); do
     [ -z "${before_content[$rid]}" ] || [ "$(content "$(cur_db)")" = "${before_content[$rid]}" ] ||
       bad "I4: the content is '$(content "$(cur_db)")', before run $rid it was '${before_content[$rid]}'"
   fi
+  # I4, the stack: the run undone is in effect, every run above it is undone already or changed
+  # nothing, and the rollback marked it so; they leave the stack with it.
+  if [[ $op == rollback ]] && [ "$rc" -eq 0 ] && grep -q "^rolled back: " <<<"$out" && [ -n "$rid" ]; then
+    rb_of[$n]=$rid
+    k=-1
+    for i in "${!inef[@]}"; do [ "${inef[i]}" = "$rid" ] && k=$i; done
+    if [ "$k" -lt 0 ]; then
+      bad "I4: the rollback undid run $rid, which is not in effect (in effect: ${inef[*]})"
+    else
+      for x in "${inef[@]:k+1}"; do
+        f=$(record_of "$x")
+        [ "$(jq -r .status "$f")" = "rolled back" ] || bad "I4: run $x, above run $rid, is not marked rolled back ($(jq -r .status "$f"))"
+        jq -e '.rollback.nothing_changed // false' "$f" >/dev/null || [ "$(jq -r .rollback.finished "$f")" \< "$(jq -r .rollback.finished "$(record_of "$rid")")" ] ||
+          bad "I4: run $x, above run $rid, was neither undone before nor passed over as unchanged"
+        if jq -e '.rollback.nothing_changed // false' "$f" >/dev/null && jq -e '.backup.path // empty' "$f" >/dev/null; then
+          [ "${before_link[$x]}" = "$link0" ] || bad "I4: run $x was passed over as unchanged, but it started from ${before_link[$x]}, not $link0"
+        fi
+      done
+      inef=("${inef[@]:0:k}")
+    fi
+  fi
+  # Nothing left to undo: no run in effect changed the tree (the ones still in the stack are
+  # undone already, or started from the tree there is now).
+  if [[ $op == rollback ]] && [ "$rc" -eq 0 ] && grep -q "^nothing to roll back" <<<"$out"; then
+    for x in "${inef[@]}"; do
+      f=$(record_of "$x")
+      [ "$(jq -r .status "$f")" = "rolled back" ] || ! jq -e '.backup.path // empty' "$f" >/dev/null ||
+        [ "${before_link[$x]}" = "$link0" ] || bad "I4: nothing to roll back, but run $x is in effect and started from ${before_link[$x]}, not $link0"
+    done
+  fi
+  if [[ $op == rollback ]] && [ "$rc" -ne 0 ] && grep -q "^nothing was changed" <<<"$out"; then
+    [ "$(stops)" = "$s0" ] || bad "I3: a refused rollback stopped the server"
+  fi
   # A rollback that only switched back (the database unchanged, not restored): the tree before the
   # run, and the database at the version it had then (users' writes since are kept, by design).
   if [[ $op == rollback ]] && [ "$rc" -eq 0 ] && grep -q "^rolled back: .*(unchanged, not restored)" <<<"$out" &&
@@ -198,15 +241,24 @@ for n in $(seq 1 "$steps"); do
     [ "$(dbv "$(cur_db)")" = "${before_ver[$rid]}" ] ||
       bad "I4: the database is at $(dbv "$(cur_db)"), before run $rid it was at ${before_ver[$rid]}"
   fi
+  if [ "$n" -eq 7 ]; then
+    # After the second rollback: status names the run a rollback undoes now, the run to 5.3.6.
+    j=$(ou --json status 2>/dev/null)
+    [ "$(jq -r '.result.rollback | [.possible, .run_id] | map(tostring) | join(" ")' <<<"$j")" = "true ${run_at[1]}" ] ||
+      bad "status after the second rollback: $(jq -c .result.rollback <<<"$j")"
+  fi
   if [ "$n" -eq ${#script[@]} ]; then
     # The scripted beginning: both kinds of rollback happened, each back to the release before
-    # the last run (5.3.6 after the first, 5.6.3 after the second), and the second rollback of the
-    # same run changed nothing.
-    [ "$restores" -ge 1 ] && [ "$switches" -ge 1 ] || bad "the beginning rolled back $restores (restored) and $switches (switched) runs"
-    [ "$(readlink "$r/OMERO.server")" = OMERO.server-5.6.3 ] || bad "after the beginning OMERO.server → $(readlink "$r/OMERO.server")"
-    [ "$(dbv "$(cur_db)")" = OMERO5.4__0 ] || bad "after the beginning the database is at $(dbv "$(cur_db)")"
-    [ "$(stops)" = "$s0" ] || bad "I3: the second rollback of the same run stopped the server"
-    grep -q "was already rolled back" <<<"$out" || bad "the second rollback of the same run: $(tail -3 <<<"$out")"
+    # the last run still in effect (5.3.6 after the first, 5.6.3, 5.3.6, 5.3.5 after the next
+    # three), and the fourth rollback found nothing left to undo and changed nothing.
+    [ "$restores" -ge 2 ] && [ "$switches" -ge 2 ] || bad "the beginning rolled back $restores (restored) and $switches (switched) runs"
+    [ "${rb_of[3]} ${rb_of[6]} ${rb_of[7]} ${rb_of[8]}" = "${run_at[2]} ${run_at[5]} ${run_at[4]} ${run_at[1]}" ] ||
+      bad "the rollbacks of the beginning undid ${rb_of[3]} ${rb_of[6]} ${rb_of[7]} ${rb_of[8]}, not ${run_at[2]} ${run_at[5]} ${run_at[4]} ${run_at[1]}"
+    [ "$(readlink "$r/OMERO.server")" = OMERO.server-5.3.5 ] || bad "after the beginning OMERO.server → $(readlink "$r/OMERO.server")"
+    [ "$(dbv "$(cur_db)")" = OMERO5.3__1 ] || bad "after the beginning the database is at $(dbv "$(cur_db)")"
+    [ "$(stops)" = "$s0" ] || bad "I3: the rollback with nothing left to undo stopped the server"
+    grep -q "already rolled back" <<<"$out" || bad "the fourth rollback: $(tail -3 <<<"$out")"
+    [ "$(ou --json status 2>/dev/null | jq -r .result.rollback.possible)" = false ] || bad "status after the beginning: a rollback possible"
     begin_ok=1
   fi
   [ "$fails" -eq 0 ] || { diag "$(tail -${OU_SEQ_TRACE:-8} "$t/trace")"; diag "$(tail -30 <<<"$out")"; break; }
@@ -216,7 +268,7 @@ diag "report database lines checked: $reports; rollbacks that restored: $restore
 diag "ops: $(awk '{print $2}' "$t/trace" | sort | uniq -c | tr '\n' ' ')"
 diag "runs that completed: $(grep -c ' run [^ ]* rc=0 .*/completed' "$t/trace"), rollbacks that completed: $(grep -c ' rollback rc=0 .*/rolled back' "$t/trace")"
 ok "$([ "$(grep -c ' run [^ ]* rc=0' "$t/trace")" -gt 0 ]; echo $?)" "… the sequence has completed runs"
-is "$begin_ok" 1 "… its beginning: 5.3.5 → 5.3.6 → 5.6.3, rolled back to 5.3.6 (restored); 5.6.3 → 5.6.4, rolled back to 5.6.3 (switched)"
+is "$begin_ok" 1 "… its beginning: 5.3.5 → 5.3.6 → 5.6.3, rolled back to 5.3.6 (restored); 5.6.3 → 5.6.4, rolled back to 5.6.3 (switched), 5.3.6 (restored), 5.3.5 (switched), then nothing left"
 diag "rollbacks that only switched back: $switches"
 ok "$([ "$reports" -gt 0 ]; echo $?)" "… and report lines checked against the database"
 cp "$t/trace" "$OU_TMP/seq-trace.txt" 2>/dev/null

@@ -6,7 +6,8 @@
 # 2's names it; `rollback` passes over run 2 (nothing of it to undo) and rolls back run 1: the old
 # tree, run 1's backup restored into a new database, the server on it. Run 2's record says so, a
 # second rollback undoes nothing more, `status` said beforehand which run a rollback would undo,
-# and a new run after it works and keeps the chain. Run 2's report offers no restore.
+# and a new run after it works and keeps the chain. Run 2's report offers no restore. (c): two
+# runs that both changed something, a rollback after a rollback undoes the run before.
 source "$(dirname "$0")/../lib/tap.sh"
 source "$OU_SRC/test/lib/sample-server.sh"
 source "$OU_SRC/test/lib/run-scenario.sh"
@@ -124,5 +125,81 @@ is "$(readlink "$b/OMERO.server") $(config_value "$b/OMERO.server" omero.db.name
   "OMERO.server-5.3.0 $intob OMERO5.3__0 1" "(b) … run 1 rolled back: old tree, restored database, server on it"
 out=$(ob run --resume 2>&1)
 like "$out" "already rolled back; nothing to do" "(b) run 2 cannot be resumed any more (its plan predates the rollback)"
+
+# --- (c) two runs that changed something: a rollback after a rollback undoes the run before ----
+# Run 1 (5.3.0 → 5.3.5) and run 2 (5.3.5 → 5.6.3) complete; rollback undoes run 2 (its backup
+# restored into a new database); run 1 is then the last run still in effect, so status names it
+# and the next rollback undoes it: the tree and the database from before run 1. It refuses, changing
+# nothing, while the installation is not as run 1 left it (config.xml edited to another database;
+# OMERO.server pointed elsewhere) or run 1's backup is gone.
+c=$t/c
+chain_scenario "$c" rc_c
+oc() { "$TOOL" --server-dir "$c/OMERO.server" "$@"; }
+sc=$c/.omero-upgrade-run.json
+q rc_c -c "INSERT INTO configuration (name, value) VALUES ('before.run1', 'kept')"
+oc run --new-server "$c/OMERO.server-5.3.5.zip" >"$t/c1.out" 2>&1; is "$?" 0 "(c) run 1 upgrades rc_c to 5.3.5"
+c1=$(jq -r .run_id "$sc")
+q rc_c -c "INSERT INTO configuration (name, value) VALUES ('after.run1', 'kept until run 1 is undone')"
+oc run --new-server "$c/OMERO.server-5.6.3.zip" >"$t/c2.out" 2>&1; is "$?" 0 "(c) run 2 upgrades it to 5.6.3"
+c2=$(jq -r .run_id "$sc")
+out=$(oc rollback 2>&1); rc=$?
+is "$rc" 0 "(c) rollback undoes run 2"
+into2=$(jq -r .rollback.into "$sc")
+is "$(readlink "$c/OMERO.server") $(config_value "$c/OMERO.server" omero.db.name) $(dbv "$into2")" \
+  "OMERO.server-5.3.5 $into2 OMERO5.3__1" "(c) … back on 5.3.5, on the restored $into2 at OMERO5.3__1"
+j=$(oc --json status 2>/dev/null)
+is "$(jq -r '.result.rollback | [.possible, .run_id, .rolled_back[0].run_id, .db_changed, .switched] | map(tostring) | join(" ")' <<<"$j")" \
+  "true $c1 $c2 true true" "(c) status: a rollback now undoes run 1 (run 2 rolled back), restore and switch back"
+like "$(oc status 2>&1)" "rollback +run $c2 was rolled back: a rollback now undoes the last run still in effect, $c1" \
+  "(c) … in words"
+
+# Not as run 1 left it: config.xml names another database.
+createdb -T "$into2" -O omero rc_c_other
+"$c/OMERO.server/bin/omero" config set omero.db.name rc_c_other
+s0=$(cat "$c"/OMERO.server-*/var/stub/calls 2>/dev/null | grep -c '^admin stop')
+out=$(oc rollback 2>&1); rc=$?
+is "$rc" 1 "(c) config.xml edited to another database: the rollback of run 1 refused (exit 1)"
+like "$out" "run $c1 is the last run still in effect \(run $c2 after it was rolled back\), but the installation is not as it left it: .*names the database rc_c_other, not $into2" \
+  "(c) … naming why"
+like "$out" "nothing was changed" "(c) … and that nothing was changed"
+is "$(cat "$c"/OMERO.server-*/var/stub/calls 2>/dev/null | grep -c '^admin stop') $(readlink "$c/OMERO.server") $(jq -r .status "$sc.$c1")" \
+  "$s0 OMERO.server-5.3.5 completed" "(c) … no stop, the symlink as it was, run 1 not marked"
+is "$(oc --json status 2>/dev/null | jq -r '[.result.rollback.possible, (.result.rollback.refusal | test("rc_c_other"))] | map(tostring) | join(" ")')" \
+  "false true" "(c) status says a rollback would refuse, and why"
+"$c/OMERO.server/bin/omero" config set omero.db.name "$into2"
+# Not as run 1 left it: OMERO.server points elsewhere.
+oc server stop >/dev/null 2>&1
+ln -sfn OMERO.server-5.3.0 "$c/OMERO.server"
+out=$(oc rollback 2>&1); rc=$?
+is "$rc" 1 "(c) OMERO.server pointed elsewhere by hand: refused (exit 1)"
+like "$out" "points to $c/OMERO.server-5.3.0, but run $c1 left it at $c/OMERO.server-5.3.5" "(c) … naming both trees"
+ln -sfn OMERO.server-5.3.5 "$c/OMERO.server"
+oc server start >/dev/null 2>&1
+# Run 1's backup gone.
+bk1=$(jq -r .backup.path "$sc.$c1")
+mv "$bk1" "$bk1.away"
+out=$(oc rollback 2>&1); rc=$?
+is "$rc" 1 "(c) run 1's backup gone: refused (exit 1)"
+like "$out" "run $c1 cannot be rolled back: its backup $bk1 is gone" "(c) … naming the backup"
+is "$(readlink "$c/OMERO.server") $(config_value "$c/OMERO.server" omero.db.name)" "OMERO.server-5.3.5 $into2" "(c) … nothing changed"
+mv "$bk1.away" "$bk1"
+
+out=$(oc rollback 2>&1); rc=$?
+is "$rc" 0 "(c) as run 1 left it again: the rollback undoes run 1"
+[ "$rc" -eq 0 ] || diag "$(tail -20 <<<"$out")"
+like "$out" "rolling back the earlier run $c1 .*the last run still in effect" "(c) … saying it is the last run still in effect"
+into1=$(jq -r .rollback.into "$sc.$c1")
+is "$(readlink "$c/OMERO.server") $(config_value "$c/OMERO.server" omero.db.name) $(dbv "$into1") $(blitz_on "$into1")" \
+  "OMERO.server-5.3.0 $into1 OMERO5.3__0 1" "(c) … OMERO.server-5.3.0 on $into1 (run 1's backup) at OMERO5.3__0, running"
+is "$(q "$into1" -c "SELECT count(*) FROM configuration WHERE name = 'before.run1'") $(q "$into1" -c "SELECT count(*) FROM configuration WHERE name = 'after.run1'")" \
+  "1 0" "(c) … the state before run 1"
+is "$(jq -r '[.status, .rollback.database] | join(" ")' "$sc.$c1")" "rolled back $into2" \
+  "(c) run 1's record: rolled back, working on the database run 2's rollback gave back"
+out=$(oc rollback 2>&1); rc=$?
+is "$rc" 0 "(c) a third rollback: exit 0"
+like "$out" "nothing to roll back \(already rolled back\): run $c1 was rolled back .*no run before run $c1 is recorded" \
+  "(c) … nothing left to undo"
+is "$(oc --json status 2>/dev/null | jq -r '.result.rollback | [.possible, .run_id] | map(tostring) | join(" ")')" "false $c1" \
+  "(c) status: no rollback left"
 
 done_testing

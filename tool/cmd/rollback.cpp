@@ -3,6 +3,8 @@
 // stop the new server, point OMERO.server back at the old tree, restore the pre-upgrade backup
 // into a new database and set omero.db.name to it (restore --switch, on the old tree's
 // config.xml), start the old server, and check it runs. The upgraded database is kept.
+#include "commands.hpp"
+#include "extension_sql.hpp"
 #include "history.hpp"
 #include "run_state.hpp"
 
@@ -16,16 +18,15 @@ namespace ou::run {
 
 namespace {
 
-struct Args {
+struct RollbackOptions {
     std::string state_file, into;
     bool dry_run = false;
-} a;
+};
 
 // A database name for the restore that no database has yet (<db>_before_<date>, then _2, _3…).
-std::string free_database_name(const std::string &want)
+std::string free_database_name(Context &ctx, const std::string &want)
 {
-    Settings s = load_settings(false);
-    auto db = connect_db(s);
+    auto db = ctx.connect();
     for (int i = 1;; i++) {
         std::string n = i == 1 ? want : want.substr(0, 60) + "_" + std::to_string(i);
         if (db->query("SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1", {n}).empty())
@@ -33,47 +34,65 @@ std::string free_database_name(const std::string &want)
     }
 }
 
-int run_rollback()
+void add_rollback_options(CLI::App &sub, RollbackOptions &o)
 {
-    std::string sdir = given_server_dir();
-    std::string state_path = a.state_file.empty() ? default_state_path(sdir) : lexical_absolute(a.state_file);
+    sub.add_option("--state", o.state_file,
+                   "the run's state file (default: .omero-upgrade-run.json beside the server directory)");
+    sub.add_option("--into", o.into,
+                   "the new database to restore into (default: the one the run's report names)");
+    sub.add_flag("--dry-run", o.dry_run, "show the steps, change nothing");
+}
+
+int run_rollback(const RollbackOptions &o, Context &ctx)
+{
+    std::string sdir = given_server_dir(ctx.global());
+    std::string state_path = o.state_file.empty() ? default_state_path(sdir) : lexical_absolute(o.state_file);
     if (!state_exists(state_path))
         throw CommandError("no run to roll back: no state file " + state_path,
                            "give the state file of the run with --state");
     std::unique_ptr<Lock> lock;
-    if (!a.dry_run)
+    if (!o.dry_run)
         lock = std::make_unique<Lock>(state_path);
     nlohmann::json st = load_state(state_path);
     nlohmann::json passed = nlohmann::json::array();
-    // A run that changed nothing (no backup, or nothing of it shows) does not hide the run before
-    // it: the rollback undoes the newest recorded run that changed something (run_undo.hpp).
-    if (!(st["rollback"].is_object() && st["rollback"].contains("steps"))) {
-        const auto &mrb = st.value("rollback", nlohmann::json());
-        if (st.value("status", "") == "rolled back" && mrb.is_object() && mrb.value("nothing_changed", false)) {
-            // Passed over by an earlier rollback: that rollback's run tells.
-            std::string tp = mrb.value("rolled_back_state", "");
-            if (state_exists(tp)) {
-                nlohmann::json tr = load_state(tp);
-                if (tr.value("status", "") == "rolled back") {
-                    out().say("run " + st.value("run_id", "") + " changed nothing; the earlier run " +
-                              tr.value("run_id", "") + " (" + tp + ") was rolled back (" +
-                              tr["rollback"].value("finished", "") + "): the installation is as before it");
-                    out().result() = {{"rolled_back", false}, {"reason", "already rolled back"},
-                                      {"run_id", tr.value("run_id", "")}, {"state_file", tp}};
-                    return EXIT_OK;
-                }
-            }
+    // The rollback undoes the newest recorded run still in effect that changed something: a run
+    // that changed nothing does not hide the run before it, and a run rolled back is undone, so the
+    // run before it is in effect again (run_undo.hpp).
+    bool begun = st["rollback"].is_object() && st["rollback"].contains("steps") &&
+                 st["rollback"].value("status", "") != "completed";
+    if (!begun) {
+        RollbackTarget tg = rollback_target(state_path, st, read_installation(ctx.global(), {true, state_path}));
+        if (tg.undoable && !tg.refusal.empty()) {
+            out().error(tg.refusal);
+            out().say("nothing was changed; put the installation back as run " + tg.state.value("run_id", "") +
+                      " left it, or undo it by hand: omero-upgrade run --report --state " + shell_quote(tg.path) +
+                      " shows its steps and how to undo each");
+            out().result() = {{"rolled_back", false}, {"reason", "refused"}, {"refusal", tg.refusal},
+                              {"run_id", tg.state.value("run_id", "")}, {"state_file", tg.path}};
+            return EXIT_PROBLEM;
         }
-        RollbackTarget tg = rollback_target(state_path, st, read_installation({true, state_path}));
+        if (!tg.undoable && tg.state.value("status", "") == "rolled back") {
+            const auto &trb = tg.state["rollback"];
+            out().say("nothing to roll back (already rolled back): run " + tg.state.value("run_id", "") + " was rolled back (" +
+                      trb.value("finished", "") + ")" +
+                      (tg.path != state_path ? " (" + tg.path + ")" : std::string()) + ", and " + tg.why_none);
+            out().result() = {{"rolled_back", false}, {"reason", "already rolled back"},
+                              {"run_id", tg.state.value("run_id", "")}, {"state_file", tg.path},
+                              {"why_none", tg.why_none}};
+            return EXIT_OK;
+        }
         if (tg.fell_back()) {
             for (auto &[path, rec] : tg.passed) {
-                if (rec.value("status", "") == "rolled back")
+                if (rec.value("status", "") == "rolled back") {
+                    out().say("run " + rec.value("run_id", "") + " was rolled back (" +
+                              rec["rollback"].value("finished", "") + "): the run before it is in effect again");
                     continue;
+                }
                 out().say("run " + rec.value("run_id", "") + " (" + rec.value("status", "") +
                           (rec.contains("failed_step") ? " at step " + rec.value("failed_step", "") : std::string()) +
                           ") changed nothing that a rollback would undo");
                 passed.push_back({{"run_id", rec.value("run_id", "")}, {"state_file", path}});
-                if (a.dry_run)
+                if (o.dry_run)
                     continue;
                 // Finished (nothing to undo), pointing to the run rolled back in its place.
                 rec["rollback"] = {{"status", "completed"}, {"nothing_changed", true},
@@ -82,8 +101,12 @@ int run_rollback()
                 rec["status"] = "rolled back";
                 save_state(path, rec);
             }
-            out().say("rolling back the earlier run " + tg.state.value("run_id", "") + " (" + tg.path +
-                      "), the newest that changed something");
+            out().say("rolling back the earlier run " + tg.state.value("run_id", "") + " (" + tg.path + "), the " +
+                      (tg.crossed ? "last run still in effect" : "newest that changed something") +
+                      (tg.database.empty() || tg.database == tg.state["database"].value("name", "")
+                           ? std::string()
+                           : " (on the database " + tg.database + " the rollback of run " + tg.gave_back_run +
+                                 " gave back)"));
             state_path = tg.path;
             st = tg.state;
         }
@@ -100,20 +123,20 @@ int run_rollback()
     if (rb.value("status", "") == "completed") {
         out().say("run " + st.value("run_id", "") + " was already rolled back (" + rb.value("finished", "") +
                   "): the server runs the old tree on database " +
-                  (rb.value("into", "").empty() || !find_step(rb, "restore") ? st["database"].value("name", "") : rb.value("into", "")));
+                  (rb.value("into", "").empty() || !find_step(rb, "restore") ? run_database(st) : rb.value("into", "")));
         out().result() = rb;
         return EXIT_OK;
     }
     bool started = rb.contains("steps") && rb["steps"].is_array();
     if (!started) {
-        if (!a.into.empty())
-            rb["into"] = a.into;
+        if (!o.into.empty())
+            rb["into"] = o.into;
         if (rb.value("into", "").empty())
-            rb["into"] = st["database"].value("name", "omero") + "_before_upgrade";
-        if (a.into.empty())
-            rb["into"] = free_database_name(rb.value("into", ""));
+            rb["into"] = run_database(st) + "_before_upgrade";
+        if (o.into.empty())
+            rb["into"] = free_database_name(ctx, rb.value("into", ""));
         // Only what changed, as the installation shows it now.
-        Installation m = read_installation({true, state_path});
+        Installation m = read_installation(ctx.global(), {true, state_path});
         RollbackPlan p = plan_rollback(st, m, rb.value("into", ""));
         for (const auto &r : p.reasons)
             out().say("  " + r);
@@ -125,16 +148,16 @@ int run_rollback()
         }
         rb["steps"] = p.steps;
         rb["reasons"] = p.reasons;
-    } else if (!a.into.empty() && a.into != rb.value("into", "")) {
+    } else if (!o.into.empty() && o.into != rb.value("into", "")) {
         throw CommandError("this rollback was started with --into " + rb.value("into", "") + "; run it again without --into");
     }
     bool restores = find_step(rb, "restore") != nullptr;
     out().say("Rollback of run " + st.value("run_id", "") + ": " + st["server"].value("dir", "") + " back to " +
               old_tree_now(st) +
               (restores ? ", database restored from " + st["backup"].value("path", "") + " into " + rb.value("into", "") +
-                              " (the upgraded database " + st["database"].value("name", "") + " is kept)"
-                        : ", database " + st["database"].value("name", "") + " kept as it is (unchanged)"));
-    if (a.dry_run) {
+                              " (the upgraded database " + run_database(st) + " is kept)"
+                        : ", database " + run_database(st) + " kept as it is (unchanged)"));
+    if (o.dry_run) {
         int i = 0;
         for (const auto &s : rb["steps"]) {
             std::string c = "omero-upgrade --server-dir " + shell_quote(sdir);
@@ -157,6 +180,7 @@ int run_rollback()
     save_state(state_path, st);
 
     Executor x;
+    x.options = ctx.global();
     x.state_path = state_path;
     x.server_dir = st["server"].value("dir", "");
     x.log_file = st.value("log_file", "");
@@ -173,8 +197,15 @@ int run_rollback()
     };
     x.internal = [&](nlohmann::json &step) {
         ChildOutcome o;
-        Settings s = load_settings(true);
+        Settings s = ctx.fresh_settings(true);
         require_omero_bin(s);
+        if (step.value("id", "") == "db-name") {
+            omero_config_set(s, "omero.db.name", run_database(st));
+            out().step("      omero.db.name set to " + run_database(st));
+            o.exit_code = 0;
+            o.json = {{"result", {{"database", run_database(st)}, {"switched", true}}}};
+            return o;
+        }
         omero_config_set(s, "omero.db.name", rb.value("into", ""));
         out().step("      restored before into " + rb.value("into", "") + "; omero.db.name set to it again");
         o.exit_code = 0;
@@ -190,8 +221,8 @@ int run_rollback()
         // rollback that was interrupted) would start it on another.
         if (id == "start" || id == "status") {
             nlohmann::json *r = find_step(rb, "restore");
-            std::string want = r ? rb.value("into", "") : st["database"].value("name", "");
-            Settings s = load_settings(false);
+            std::string want = r ? rb.value("into", "") : run_database(st);
+            Settings s = ctx.fresh_settings(false);
             if ((!r || r->value("status", "") == "done") && s.conn.dbname != want)
                 return s.config_path + " names the database " + s.conn.dbname + ", but this rollback gives back " +
                        want + ": set omero.db.name to " + want + " (bin/omero config set omero.db.name " + want +
@@ -220,27 +251,27 @@ int run_rollback()
         st["status"] = "rolled back";
         out().say("rolled back: " + sdir + " runs the old tree again, on database " +
                   (restores ? rb.value("into", "") + " (restored from " + st["backup"].value("path", "") + ")"
-                            : st["database"].value("name", "") + " (unchanged, not restored)"));
+                            : run_database(st) + " (unchanged, not restored)"));
         // In the database the server now uses (the restored one has its own history from the backup).
         nlohmann::json sums = nlohmann::json::object();
         if (restores && st["backup"].is_object())
             sums[st["backup"].value("path", "")] = st["backup"].value("sha256", "");
         try {
-            Settings hs = load_settings(false);
+            Settings hs = ctx.fresh_settings(false);
             HistoryEntry e{"rollback", "run " + st.value("run_id", "") + " rolled back",
                             st["database"].value("version_after", st["database"].value("target", "")),
                             st["database"].value("version_before", ""), sums,
                             {{"run_id", st.value("run_id", "")},
-                             {"database", restores ? rb.value("into", "") : st["database"].value("name", "")},
+                             {"database", restores ? rb.value("into", "") : run_database(st)},
                              {"restored", restores},
                              {"server", sdir},
                              {"tree", st["server"].value("old_tree", "")}}};
             record_history(hs, e);  // the database the server now uses
-            std::string upgraded = st["database"].value("name", "");
+            std::string upgraded = run_database(st);
             if (restores && !upgraded.empty() && upgraded != hs.conn.dbname) {
                 auto db = connect_db(hs, upgraded);  // and the upgraded one, kept
-                if (has_history_table(*db))
-                    record_history(db.get(), e);
+                if (ext::has_history(*db))
+                    record_history(hs, db.get(), e);
             }
         } catch (const CommandError &e) {
             out().warn(std::string("the rollback is not in the history: ") + e.what());
@@ -254,16 +285,15 @@ int run_rollback()
     return rc;
 }
 
-Register reg({"rollback", "undo a run: old server tree, pre-upgrade backup restored into a new database (re-runnable)",
-              [](CLI::App &sub) {
-                  sub.add_option("--state", a.state_file,
-                                 "the run's state file (default: .omero-upgrade-run.json beside the server directory)");
-                  sub.add_option("--into", a.into,
-                                 "the new database to restore into (default: the one the run's report names)");
-                  sub.add_flag("--dry-run", a.dry_run, "show the steps, change nothing");
-                  return [] { return run_rollback(); };
-              }});
-
 } // namespace
 
 } // namespace ou::run
+
+namespace ou {
+
+CommandRun setup_rollback(CLI::App &sub)
+{
+    return command_setup<run::RollbackOptions, run::add_rollback_options, run::run_rollback>(sub);
+}
+
+} // namespace ou

@@ -4,6 +4,7 @@
 // they agree; the last run and what a rollback would undo; with --new-server, what an upgrade
 // would do (the hops, the steps). Changes nothing. Exit 0 all agree, 1 a problem (the database
 // is not what the tree's scripts lead to, an unfinished upgrade or run), 2 could not tell.
+#include "commands.hpp"
 #include "installation.hpp"
 #include "run_plan.hpp"
 #include "run_state.hpp"
@@ -60,21 +61,33 @@ void say_run(const Installation &m, nlohmann::json &res)
                        {"steps_done", done}, {"steps_pending", pending}, {"state_file", m.run_state_path}};
     if (!m.earlier_runs.empty())
         out().say("           " + std::to_string(m.earlier_runs.size()) + " earlier run record(s) beside it");
-    // The run a rollback would undo: this one, or the newest earlier one that changed something
-    // when this one changed nothing (run_undo.hpp).
+    // The run a rollback would undo now: this one, or the newest earlier one still in effect that
+    // changed something, past the runs that changed nothing and the runs rolled back (run_undo.hpp).
     run::RollbackTarget tg = run::rollback_target(m.run_state_path, m.run, m);
-    nlohmann::json passed = nlohmann::json::array();
-    if (tg.fell_back()) {
-        for (const auto &[path, rec] : tg.passed)
-            passed.push_back({{"run_id", rec.value("run_id", "")}, {"state_file", path}});
-        out().say("rollback   run " + r.value("run_id", "") + " changed nothing to undo: a rollback undoes the earlier run " +
-                  tg.state.value("run_id", "") + " (" + tg.state.value("status", "") + ", " + tg.path + ")");
-    } else if (st == "rolled back" && r["rollback"].value("nothing_changed", false)) {
-        out().say("rollback   done already: run " + r.value("run_id", "") + " changed nothing; the earlier run " +
-                  r["rollback"].value("rolled_back_run", "") + " was rolled back in its place");
-        res["rollback"] = {{"possible", false}, {"run_id", r["rollback"].value("rolled_back_run", "")}};
+    nlohmann::json passed = nlohmann::json::array(), undone = nlohmann::json::array();
+    for (const auto &[path, rec] : tg.passed)
+        (rec.value("status", "") == "rolled back" && !rec["rollback"].value("nothing_changed", false) ? undone : passed)
+            .push_back({{"run_id", rec.value("run_id", "")}, {"state_file", path}});
+    if (tg.undoable && !tg.refusal.empty()) {
+        out().say("rollback   refused (run " + tg.state.value("run_id", "") + ", " + tg.path + "): " + tg.refusal);
+        res["rollback"] = {{"possible", false}, {"run_id", tg.state.value("run_id", "")}, {"state_file", tg.path},
+                           {"refusal", tg.refusal}, {"passed_over", passed}, {"rolled_back", undone}};
         return;
     }
+    if (!tg.undoable && tg.state.value("status", "") == "rolled back") {
+        out().say("rollback   done already: run " + tg.state.value("run_id", "") + " was rolled back (" +
+                  tg.state["rollback"].value("finished", "") + "), and " + tg.why_none + ": nothing more to undo");
+        res["rollback"] = {{"possible", false}, {"run_id", tg.state.value("run_id", "")}, {"state_file", tg.path},
+                           {"why_none", tg.why_none}, {"passed_over", passed}, {"rolled_back", undone}};
+        return;
+    }
+    if (tg.fell_back())
+        out().say("rollback   " +
+                  (tg.crossed ? "run " + r.value("run_id", "") + (st == "rolled back" ? " was rolled back" : " changed nothing to undo") +
+                                    ": a rollback now undoes the last run still in effect, " + tg.state.value("run_id", "")
+                              : "run " + r.value("run_id", "") + " changed nothing to undo: a rollback undoes the earlier run " +
+                                    tg.state.value("run_id", "")) +
+                  " (" + tg.state.value("status", "") + ", " + tg.path + ")");
     const auto &R = tg.fell_back() ? tg.state : r;
     std::string rst = R.value("status", "");
     bool can = rst != "rolled back" && R["backup"].is_object();
@@ -96,12 +109,13 @@ void say_run(const Installation &m, nlohmann::json &res)
         adv.push_back("roll back: omero-upgrade rollback undoes the earlier run " + R.value("run_id", "") + " instead: " +
                       (p.db_changed ? "it restores its backup " + run::backup_age(R) + "; writes made after it are lost"
                                     : "the database is unchanged, so nothing is lost"));
-    for (const auto &x : adv)
-        out().say("advice     " + x);
+    for (const auto &x : adv)  // a completed run's line is no advice ("to undo this run: …")
+        out().say((x.rfind("to undo this run: ", 0) == 0 || x.rfind("nothing to roll back", 0) == 0 ? "undo       " : "advice     ") + x);
     res["rollback"] = {{"possible", !p.steps.empty()}, {"switched", p.switched}, {"db_changed", p.db_changed},
                        {"restores", p.db_changed ? R["backup"].value("path", "") : ""}, {"reasons", p.reasons},
                        {"commands", steps}, {"advice", adv}, {"run_id", R.value("run_id", "")},
-                       {"state_file", tg.fell_back() ? tg.path : m.run_state_path}, {"passed_over", passed}};
+                       {"state_file", tg.fell_back() ? tg.path : m.run_state_path}, {"passed_over", passed},
+                       {"rolled_back", undone}};
 }
 
 // What `run --new-server` would do from here.
@@ -158,9 +172,16 @@ bool say_upgrade(const Installation &m, const StatusOptions &o, nlohmann::json &
     return ok;
 }
 
-int run_status(const StatusOptions &o)
+void add_status_options(CLI::App &sub, StatusOptions &o)
 {
-    Installation m = read_installation({true, o.state_file});
+    sub.add_option("--new-server", o.new_server, "also show what an upgrade to this release (zip or directory) would do");
+    sub.add_option("--target", o.target, "with --new-server: the version to reach");
+    sub.add_option("--state", o.state_file, "the run's state file (default: .omero-upgrade-run.json beside the server directory)");
+}
+
+int run_status(const StatusOptions &o, Context &ctx)
+{
+    Installation m = read_installation(ctx.global(), {true, o.state_file});
     nlohmann::json &res = out().result();
     res["installation"] = m.to_json();
     say_installation(m);
@@ -181,18 +202,11 @@ int run_status(const StatusOptions &o)
     return (!m.mismatch().empty() || run_unfinished || !ok) ? EXIT_PROBLEM : EXIT_OK;
 }
 
-StatusOptions g_status;
-
-Register reg({"status", "the live installation: server tree, database, server, last run, rollback; --new-server: the plan",
-              [](CLI::App &sub) {
-                  sub.add_option("--new-server", g_status.new_server,
-                                 "also show what an upgrade to this release (zip or directory) would do");
-                  sub.add_option("--target", g_status.target, "with --new-server: the version to reach");
-                  sub.add_option("--state", g_status.state_file,
-                                 "the run's state file (default: .omero-upgrade-run.json beside the server directory)");
-                  return [] { return run_status(g_status); };
-              }});
-
 } // namespace
+
+CommandRun setup_status(CLI::App &sub)
+{
+    return command_setup<StatusOptions, add_status_options, run_status>(sub);
+}
 
 } // namespace ou
