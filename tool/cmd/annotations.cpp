@@ -185,24 +185,36 @@ nlohmann::json begin_journal(Db &db, const std::string &S, const std::string &pa
 // removed (same rows, same ids; not when the image or annotation is gone or the link exists
 // again), recorded as OMERO records changes (a closed session of root, an event per group, an
 // eventlog row per link). A dry run unless --apply.
+// The connection to write and read OMERO's tables with: the command's own when it is OMERO's
+// (the owner of dbpatch), else one as omero.db.user (config.xml's password): their triggers
+// fire and a view in a table's place would run, and must do so with OMERO's rights, never with
+// a --db-user superuser's.
+Db &omero_owner_db(Context &ctx, std::unique_ptr<Db> &holder)
+{
+    Db &db = ctx.db();
+    auto schema = find_omero_schema(db);
+    if (!schema)
+        throw CommandError("no OMERO schema (no dbpatch table) in the database " + ctx.settings().conn.dbname);
+    const std::string S = quote_ident(*schema);
+    if (connected_as_omero_owner(db, S))
+        return db;
+    holder = connect_db_as_omero_user(ctx.settings());
+    if (!connected_as_omero_owner(*holder, S))
+        throw CommandError("OMERO's database user " + ctx.settings().omero_db_user +
+                               " (omero.db.user) does not own OMERO's tables",
+                           "this command runs OMERO's code as the owner of OMERO's dbpatch table; set omero.db.user to it");
+    return *holder;
+}
+
 int undo_move(const MoveOpts &o, Context &ctx)
 {
     std::string path = lexical_absolute(o.undo);
     nlohmann::json j = load_journal(path);
     Settings &s = ctx.settings();
-    Db *db = &ctx.db();
-    auto schema = find_omero_schema(*db);
-    if (!schema)
-        throw CommandError("no OMERO schema (no dbpatch table) in the database " + s.conn.dbname);
-    std::string S = quote_ident(*schema);
-    // The undo writes OMERO's tables (their triggers fire) and reads them: as OMERO's user, as
-    // the move itself (in the extension) runs them, never as a --db-user superuser.
-    if (!connected_as_omero_owner(*db, S)) {
-        db = connect_db_as_omero_user(s);
-        if (!connected_as_omero_owner(*db, S))
-            throw CommandError("OMERO's database user " + s.omero_db_user + " (omero.db.user) does not own OMERO's tables",
-                               "the undo runs OMERO's code as the owner of OMERO's dbpatch table; set omero.db.user to it");
-    }
+    // The undo writes OMERO's tables (their triggers fire) and reads them: as OMERO's user.
+    std::unique_ptr<Db> own;
+    Db *db = &omero_owner_db(ctx, own);
+    std::string S = quote_ident(*find_omero_schema(*db));
     if (j.value("database", "") != s.conn.dbname)
         throw CommandError("the journal " + path + " is of the database " + j.value("database", "") + ", not " +
                                s.conn.dbname,
@@ -360,7 +372,10 @@ int run_annotations_move_to_wells(const MoveOpts &o, Context &ctx)
     if (o.batch_size <= 0)
         throw CommandError("--batch-size must be positive");
     Settings &s = ctx.settings();
-    Db *db = &ctx.db();
+    // The move reads OMERO's tables itself (its journal) besides calling the extension: all of it
+    // as OMERO's user.
+    std::unique_ptr<Db> own;
+    Db *db = &omero_owner_db(ctx, own);
     std::string schema = ctx.extension_schema();
 
     nlohmann::json plates_json = nlohmann::json::array();
