@@ -88,6 +88,11 @@ void discard_search_path(int level)
         pg_guard([level] { AtEOXact_GUC(false, level); });
 }
 
+Call *current_call_or_null()
+{
+    return g_current;
+}
+
 Call &current_call()
 {
     if (!g_current)

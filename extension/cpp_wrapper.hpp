@@ -31,8 +31,12 @@ extern "C" {
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace ou {
+namespace spi {
+class Session;
+}
 
 // A PostgreSQL error caught by pg_guard, carried across C++ frames. edata lives in the
 // transaction's memory (pg_guard), never in memory an unwinding frame may free.
@@ -117,9 +121,13 @@ struct Call {
     bool omero_schema_known = false;
     std::optional<std::string> omero_schema;  // resolved once per call (omero_db.cpp), quoted
     Oid omero_role = InvalidOid;              // owner of OMERO's dbpatch, found once per call
-    std::string checked_names;                // OMERO's relations checked to be plain tables ("|a|b|")
+    // OMERO's relations checked to be plain tables and locked in this transaction (qualified);
+    // after each commit of a procedure, after_commit checks and locks them again.
+    std::vector<std::string> checked_relations;
+    void (*after_commit)(spi::Session &) = nullptr;
 };
 Call &current_call();
+Call *current_call_or_null();
 // After SPI_commit (a procedure called by CALL): the commit popped every GUC nest level and put
 // the caller's search_path back; this pushes ours again for the new transaction.
 void renew_search_path();

@@ -94,26 +94,48 @@ const std::string &omero_schema(spi::Session &spi)
     return *s;
 }
 
-// OMERO's relations are tables (or sequences): a view under one of their names runs its functions
-// with the rights of whoever reads it, as a trigger would. Checked once per name and call.
+// OMERO's relations are tables (or sequences): a view or foreign table under one of their names
+// runs its owner's functions with the rights of whoever reads it, as a trigger would. Each name is
+// checked when the call first uses it, after an ACCESS SHARE lock that keeps it what it is for
+// the transaction (no rename or swap can commit meanwhile); a procedure that commits per batch
+// locks and checks them all again at the start of each new transaction (Session::commit).
+void check_relation(spi::Session &spi, const std::string &qualified)
+{
+    auto kind = spi.scalar("SELECT c.relkind::pg_catalog.text FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",
+                           {spi::text(qualified)}, true);
+    if (!kind || *kind == "S")
+        return;  // a function (ome_nextval), a sequence, or nothing: the statement itself says so
+    spi.exec("LOCK TABLE " + qualified + " IN ACCESS SHARE MODE");
+    // Not read_only: a read-only SPI statement keeps the snapshot it was given, which may predate
+    // a rename or swap that committed while the LOCK waited; a fresh one sees what is locked now.
+    kind = spi.scalar("SELECT c.relkind::pg_catalog.text FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",
+                      {spi::text(qualified)}, false);
+    if (kind && *kind != "r" && *kind != "p")
+        throw Error(ERRCODE_WRONG_OBJECT_TYPE, "OMERO's table " + qualified + " is not a table (relkind " + *kind + ")",
+                    "OMERO's tables are plain tables; a view or foreign table in its place would run its owner's code "
+                    "with your rights.",
+                    "Put OMERO's own table back (restore the database from a backup).");
+}
+
+void recheck_relations(spi::Session &spi)
+{
+    Call &call = current_call();
+    if (call.omero_schema)
+        refuse_row_security(spi, *call.omero_schema);
+    for (const std::string &r : call.checked_relations)
+        check_relation(spi, r);
+}
+
 std::string omero_name(spi::Session &spi, const char *name)
 {
     std::string qualified = omero_schema(spi) + "." + spi::quote_ident(name);
     Call &call = current_call();
-    const std::string key = "|" + std::string(name) + "|";
-    if (call.checked_names.find(key) == std::string::npos) {
-        auto kind = spi.scalar("SELECT c.relkind::pg_catalog.text FROM pg_catalog.pg_class c"
-                               " WHERE c.oid = pg_catalog.to_regclass($1)"
-                               "   AND c.relkind OPERATOR(pg_catalog.<>) ALL ('{r,p,S}'::\"char\"[])",
-                               {spi::text(qualified)}, true);
-        if (kind)
-            throw Error(ERRCODE_WRONG_OBJECT_TYPE,
-                        "OMERO's table " + qualified + " is not a table (relkind " + *kind + ")",
-                        "OMERO's tables are plain tables; a view or foreign table in its place would run its "
-                        "owner's code with your rights.",
-                        "Put OMERO's own table back (restore the database from a backup).");
-        call.checked_names += key;
-    }
+    for (const std::string &r : call.checked_relations)
+        if (r == qualified)
+            return qualified;
+    check_relation(spi, qualified);
+    call.checked_relations.push_back(qualified);
+    call.after_commit = recheck_relations;
     return qualified;
 }
 

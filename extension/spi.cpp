@@ -217,6 +217,9 @@ void Session::commit()
         compat::spi_commit_and_continue();
     });
     renew_search_path();
+    // The new transaction holds no lock: what the call checked of OMERO's tables is checked again.
+    if (Call *call = current_call_or_null(); call && call->after_commit)
+        call->after_commit(*this);
 }
 
 bool try_subtransaction(const std::function<void()> &f, int sqlstate)

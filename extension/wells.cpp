@@ -162,9 +162,11 @@ Ids ids_of(const spi::Result &r, const char *col)
 }
 
 // OMERO's objects, schema-qualified (the schema resolved once for the call).
+// Through omero_name(): each relation checked to be a table (and locked) once per transaction.
 struct Omero {
-    explicit Omero(spi::Session &spi) : schema(ou::omero_schema(spi)) {}
-    std::string operator()(const char *name) const { return schema + "." + spi::quote_ident(name); }
+    explicit Omero(spi::Session &spi) : spi_(&spi), schema(ou::omero_schema(spi)) {}
+    std::string operator()(const char *name) const { return ou::omero_name(*spi_, name); }
+    spi::Session *spi_;
     std::string schema;
 };
 

@@ -127,8 +127,30 @@ void colors_convert(Db &db, const std::string &schema, const ColorsRequest &r, c
                      params, 1.0, tick);
 }
 
+// The extension's state function fn (1.4 or later: a member of omero_upgrade, by its pg_depend
+// row, so nothing planted under its name is taken), schema-qualified; nullopt with an older
+// extension, whose state table is then read directly as before.
+Value state_function(Db &db, const char *fn)
+{
+    return db.scalar("SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.'"
+                     "       OPERATOR(pg_catalog.||) pg_catalog.quote_ident(p.proname)"
+                     "  FROM pg_catalog.pg_extension e"
+                     "  JOIN pg_catalog.pg_depend d ON d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass"
+                     "   AND d.refobjid OPERATOR(pg_catalog.=) e.oid AND d.deptype OPERATOR(pg_catalog.=) 'e'"
+                     "   AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_proc'::pg_catalog.regclass"
+                     "  JOIN pg_catalog.pg_proc p ON p.oid OPERATOR(pg_catalog.=) d.objid"
+                     "  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace"
+                     " WHERE e.extname OPERATOR(pg_catalog.=) 'omero_upgrade'::pg_catalog.name"
+                     "   AND p.proname OPERATOR(pg_catalog.=) $1::pg_catalog.name LIMIT 1",
+                     {std::string(fn)});
+}
+
 Rows colors_session_run(Db &db)
 {
+    if (Value f = state_function(db, "omero_colors_runs"))
+        return db.query("SELECT run_id, method, selected, converted, restored, already, changed, purged, raced"
+                        "  FROM " + *f + "() WHERE backend_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()"
+                        " ORDER BY run_id DESC LIMIT 1");
     return db.query("SELECT run_id, method, selected, converted, restored, already, changed, purged, raced"
                     "  FROM omero_upgrade.color_runs WHERE backend_pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid()"
                     " ORDER BY run_id DESC LIMIT 1");
@@ -172,12 +194,18 @@ void orphans_delete_batches(Db &db, const std::string &schema, const Value &incl
 
 Rows orphans_newest_run(Db &db)
 {
+    if (Value f = state_function(db, "omero_orphans_runs"))
+        return db.query("SELECT run_id AS id, status, scanned, deleted, skipped, bytes FROM " + *f + "()"
+                        " WHERE run_by OPERATOR(pg_catalog.=) current_user ORDER BY run_id DESC LIMIT 1");
     return db.query("SELECT id, status, scanned, deleted, skipped, bytes FROM omero_upgrade.orphan_run"
                     " WHERE run_by OPERATOR(pg_catalog.=) current_user ORDER BY id DESC LIMIT 1");
 }
 
 Rows orphans_run(Db &db, long long id)
 {
+    if (Value f = state_function(db, "omero_orphans_runs"))
+        return db.query("SELECT status, deleted FROM " + *f + "() WHERE run_id OPERATOR(pg_catalog.=) $1::pg_catalog.int8",
+                        {std::to_string(id)});
     return db.query("SELECT status, deleted FROM omero_upgrade.orphan_run WHERE id OPERATOR(pg_catalog.=) $1::pg_catalog.int8",
                     {std::to_string(id)});
 }
@@ -204,12 +232,17 @@ Rows wells_move(Db &db, const std::string &schema, const WellsRequest &r)
 
 Rows site_sql_records(Db &db)
 {
+    if (Value f = state_function(db, "omero_site_sql_records"))
+        return db.query("SELECT file_name AS name, sha256, applied_at::pg_catalog.text AS applied_at, db_role, os_user, host, "
+                        "db_version FROM " + *f + "() ORDER BY file_name");
     return db.query("SELECT file_name AS name, sha256, applied_at::pg_catalog.text AS applied_at, db_role, os_user, host, "
                     "db_version FROM omero_upgrade.site_sql ORDER BY file_name");
 }
 
 Value site_sql_sha256(Db &db, const std::string &file_name)
 {
+    if (Value f = state_function(db, "omero_site_sql_records"))
+        return db.scalar("SELECT sha256 FROM " + *f + "() WHERE file_name OPERATOR(pg_catalog.=) $1", {file_name});
     return db.scalar("SELECT sha256 FROM omero_upgrade.site_sql WHERE file_name OPERATOR(pg_catalog.=) $1", {file_name});
 }
 

@@ -1,9 +1,10 @@
 // The tool's side of the omero_upgrade extension's SQL contract, in one file: one typed function
 // per entry point the tool calls. Every name is qualified (the extension's functions by its
 // schema, as the server quotes it; built-ins and types by pg_catalog), every value a parameter.
-// The tool reads none of the extension's private tables (omero_upgrade.*) but through these;
-// the few that have no public function yet are marked PRIVATE below (README "Design": the
-// extension's side is to return what the tool needs).
+// The tool reads none of the extension's private tables (omero_upgrade.*) but through these: the
+// state functions of 1.4 (omero_colors_runs, omero_orphans_runs, omero_site_sql_records), and
+// with an older extension still installed, the tables they read (README "Design": the extension's
+// side is to return what the tool needs). Left: site SQL's own psql run inserts its record.
 #pragma once
 
 #include "db.hpp"
@@ -63,7 +64,7 @@ Rows colors_convert_dry_run(Db &db, const std::string &schema, const ColorsReque
 // CALL omero_colors_convert(…, dry_run => false, method, jobs), tick called about every second.
 void colors_convert(Db &db, const std::string &schema, const ColorsRequest &r, const std::string &method, int jobs,
                     const std::function<void()> &tick);
-// PRIVATE (omero_upgrade.color_runs; no public function): the counts of this session's newest run:
+// omero_colors_runs() (1.4; before it, omero_upgrade.color_runs): the counts of this session's newest run:
 // run_id, method, selected, converted, restored, already, changed, purged, raced.
 Rows colors_session_run(Db &db);
 // omero_colors_status(): per direction.
@@ -77,10 +78,10 @@ Rows orphans_scan(Db &db, const std::string &schema, const Value &include_ns);
 Rows orphans_delete_dry_run(Db &db, const std::string &schema, const Value &include_ns, int batch_size);
 // CALL omero_orphans_delete_batches(dry_run => false, …).
 void orphans_delete_batches(Db &db, const std::string &schema, const Value &include_ns, int batch_size, bool fast);
-// PRIVATE (omero_upgrade.orphan_run; no public function): the current user's newest delete run:
+// omero_orphans_runs() (1.4; before it, omero_upgrade.orphan_run): the current user's newest delete run:
 // id, status, scanned, deleted, skipped, bytes.
 Rows orphans_newest_run(Db &db);
-// PRIVATE (omero_upgrade.orphan_run): status, deleted of run id.
+// omero_orphans_runs() (1.4; before it, the table): status, deleted of run id.
 Rows orphans_run(Db &db, long long id);
 // omero_orphans_restore(run): how many were put back.
 Value orphans_restore(Db &db, const std::string &schema, long long run);
@@ -98,11 +99,11 @@ Rows wells_move_dry_run(Db &db, const std::string &schema, const WellsRequest &r
 Rows wells_move(Db &db, const std::string &schema, const WellsRequest &r);
 
 // ---- site SQL (1.2) ----------------------------------------------------------------------
-// PRIVATE (omero_upgrade.site_sql; no public function): every record, by file name: name,
+// omero_site_sql_records() (1.4; before it, omero_upgrade.site_sql): every record, by file name: name,
 // sha256, applied_at, db_role, os_user, host, db_version. (The record of a file is written by
 // the psql run of the file itself, in its transaction: tool/site_sql.cpp.)
 Rows site_sql_records(Db &db);
-// PRIVATE (omero_upgrade.site_sql): the recorded SHA-256 of one file (null: no record).
+// omero_site_sql_records() (1.4; before it, the table): the recorded SHA-256 of one file (null: no record).
 Value site_sql_sha256(Db &db, const std::string &file_name);
 
 } // namespace ou::ext

@@ -273,6 +273,76 @@ q $db -c "DROP TRIGGER p_setup ON shape" -c "CREATE OR REPLACE FUNCTION plant.la
 out=$(as postgres $db -c "SET application_name = 'mine'" -c "SELECT converted > 0 FROM omero_colors_convert_tx('argb_to_rgba')" -c "SHOW application_name")
 is "$out" "$(printf 't\nmine')" "a setting OMERO's code changes does not outlive the statement"
 
+# 12. Found by a hostile review of the above. (a) The wells move reads its tables through the
+# view check too. (b) A table swapped for a view between two batches of a CALL (the procedure
+# commits, so its locks are gone): each new transaction locks and checks OMERO's tables again.
+# (c) The orphans restore's checks make rows of annotation's type: a domain's CHECK on one of its
+# columns runs as OMERO's code. (d) The tool's move-to-wells --apply and (e) its precheck without
+# the extension run OMERO's code as omero.db.user, not as --db-user postgres.
+plant_view() { # db table: the table renamed, a view that fires in its place
+  as $owner "$1" -v ON_ERROR_STOP=1 <<SQL >/dev/null
+CREATE FUNCTION plant.v() RETURNS boolean LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS \$\$
+BEGIN PERFORM plant.fire('view'); RETURN true; END \$\$;
+GRANT EXECUTE ON FUNCTION plant.v() TO PUBLIC;
+ALTER TABLE $2 RENAME TO ${2}_t;
+CREATE VIEW $2 AS SELECT * FROM ${2}_t WHERE plant.v();
+SQL
+}
+db=s96_wview; make_db $db OMERO5.4__0; plant_view $db wellsample
+out=$(as postgres $db -c "SELECT count(*) FROM omero_annotations_move_to_wells(plate_ids => '{1,2,3,4}', remove_image_links => true, dry_run => true)")
+like "$out" "OMERO's table .*wellsample is not a table \(relkind v\)" "(a) a view in place of wellsample: the wells move refuses"
+check_clean $db "(a) a view in place of wellsample"
+swap() { # db table call: a slow statement trigger, the call in the background, the swap after 1.5 s
+  local db=$1 tbl=$2 call=$3
+  as $owner $db -v ON_ERROR_STOP=1 <<SQL >/dev/null
+CREATE FUNCTION plant.v() RETURNS boolean LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS \$\$
+BEGIN PERFORM plant.fire('view'); RETURN true; END \$\$;
+GRANT EXECUTE ON FUNCTION plant.v() TO PUBLIC;
+CREATE FUNCTION plant.slow() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN PERFORM pg_catalog.pg_sleep(0.4); RETURN NULL; END \$\$;
+CREATE TRIGGER p_slow AFTER UPDATE OR INSERT OR DELETE ON $tbl FOR EACH STATEMENT EXECUTE FUNCTION plant.slow();
+SQL
+  ( as postgres $db -c "$call" > "$t/$db.out" 2>&1 ) &
+  local bg=$!
+  sleep 1.5
+  as $owner $db -v ON_ERROR_STOP=1 -c "BEGIN" -c "ALTER TABLE $tbl RENAME TO ${tbl}_t" \
+     -c "CREATE VIEW $tbl AS SELECT * FROM ${tbl}_t WHERE plant.v()" -c "COMMIT" > "$t/$db.swap" 2>&1
+  wait $bg
+  like "$(cat "$t/$db.out")" "is not a table \(relkind v\)" "(b) $tbl swapped for a view between two batches: the next batch refuses"
+  check_clean $db "(b) $tbl swapped for a view mid-call"
+}
+db=s96_swap; make_db $db; swap $db shape "CALL omero_colors_convert('argb_to_rgba', batch_size => 100, method => 'batch')"
+db=s96_swapw; make_db $db OMERO5.4__0
+swap $db wellannotationlink "CALL omero_annotations_move_to_wells_in_batches(plate_ids => '{1,2,3,4}', remove_image_links => true, dry_run => false, batch_size => 1)"
+db=s96_dom; make_db $db
+run=$(as postgres $db -c "SELECT run_id FROM omero_orphans_delete(dry_run => false)")
+as $owner $db -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+CREATE FUNCTION plant.okt(text) RETURNS boolean LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN PERFORM plant.fire('domain'); RETURN true; END $$;
+GRANT EXECUTE ON FUNCTION plant.okt(text) TO PUBLIC;
+CREATE DOMAIN plant.dom AS varchar(255) CHECK (plant.okt(VALUE::text));
+ALTER TABLE annotation ALTER COLUMN discriminator TYPE plant.dom;
+TRUNCATE plant.log;
+SQL
+out=$(as postgres $db -c "SELECT omero_orphans_restore($run)")
+like "$out" "^[1-9][0-9]*$" "(c) orphans restore with a domain on annotation.discriminator, as the superuser, restores ($out)"
+ok "$([ "$(owner_runs $db)" -gt 0 ] && echo 0 || echo 1)" "(c) the domain's CHECK ran, as the owner"
+check_clean $db "(c) a domain on annotation, restore as the superuser"
+db=s96_tmove; make_db $db OMERO5.4__0; plant_view $db session
+srv=$t/OMERO.server-m; make_sample_server "$srv" 5.4.10; sample_config "$srv" "omero.db.name=$db" "omero.db.user=$owner"
+out=$("$TOOL" --server-dir "$srv" --db-user postgres annotations move-to-wells --plate 2 --remove-image-links --apply --journal "$t/j/move2.json" 2>&1)
+check_clean $db "(d) tool --db-user postgres annotations move-to-wells --apply, a view in place of session"
+db=s96_pre; make_db $db
+as $owner $db -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+CREATE FUNCTION plant.okt(pg_catalog.text) RETURNS boolean LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+BEGIN PERFORM plant.fire('domain public.text'); RETURN true; END $$;
+GRANT EXECUTE ON FUNCTION plant.okt(pg_catalog.text) TO PUBLIC;
+CREATE DOMAIN public.text AS pg_catalog.text CHECK (plant.okt(VALUE));
+SQL
+q $db -c "DROP EXTENSION omero_upgrade" >/dev/null
+srv=$t/OMERO.server-p; make_sample_server "$srv" 5.4.10; sample_config "$srv" "omero.db.name=$db" "omero.db.user=$owner"
+out=$("$TOOL" --server-dir "$srv" --db-user postgres precheck 2>&1)
+check_clean $db "(e) tool --db-user postgres precheck without the extension, a domain public.text"
+
 # 9. The workers take the caller's session_replication_role: with replica, the same triggers fire
 # (none) with one job and with two.
 for jobs in 1 2; do

@@ -203,11 +203,13 @@ int with_script(const Settings &s, Db &db, const OmeroDbState &st, const std::st
         throw CommandError(script + " contains a COMMIT: a precheck must change nothing, refusing to run it",
                            "use the precheck script of the official server distribution, unmodified");
     out().step("running " + script + " (changes nothing: it ends in ROLLBACK)");
-    PgClient pc = pg_client(conn_for(s, db.params().dbname));  // db.params() holds no password
+    // OMERO's script runs as OMERO's database user (omero.db.user, as the upgrade scripts do),
+    // never with a --db-user superuser's rights: whoever owns OMERO's schema could plant a type
+    // or a domain there (public.text) that the script would use. Its names resolve in OMERO's
+    // schema and pg_catalog only, once OMERO's schema holds no plant.
+    PgClient pc = pg_client(omero_user_conn(s, db.params().dbname));
     ProcOptions po;
     po.env = pc.env;
-    // OMERO's script, run with the rights of the connecting role (--db-user postgres): its names
-    // resolve in OMERO's schema and pg_catalog only, once OMERO's schema holds no plant.
     po.env.emplace_back("PGOPTIONS", pgoptions_with(omero_code_pgoptions(db, st.schema)));
     po.log_stdout = true;
     po.timeout_s = 0;
