@@ -233,7 +233,7 @@ BackupResult import_backup(const std::string &file_in, const std::string &dir_in
         file.pop_back();
     if (!path_exists(file))
         throw CommandError(file + " does not exist");
-    std::string dir = dir_in.empty() ? default_backup_dir() : dir_in;
+    std::string dir = dir_in;
     bool directory = is_directory(file);
     VerifyResult v = verify_backup(file, false);
     if (v.manifest)
@@ -381,7 +381,10 @@ DumpEstimate dump_space_needed(const std::string &dir, const OmeroDbState &st)
     return e;
 }
 
-BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
+namespace {
+
+// The database to back up: an OMERO database (its state), a warning when a script did not finish.
+OmeroDbState backup_source(Db &db)
 {
     OmeroDbState st = read_omero_state(db);
     if (!st.is_omero)
@@ -391,6 +394,12 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
         out().warn("the newest dbpatch row (" + st.version + ") has no finished time: an upgrade script did not "
                    "finish; the backup keeps the database as it is");
 
+    return st;
+}
+
+// pg_dump's version line; an error unless it is on PATH and at least as new as the server.
+std::string require_pg_dump(const OmeroDbState &st)
+{
     std::string pg_dump_full;
     int client = client_major_version("pg_dump", &pg_dump_full);
     if (client == 0)
@@ -401,7 +410,12 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
                            "install postgresql-client-" + std::to_string(st.server_version_num / 10000) +
                                " and put its bin directory first on PATH");
 
-    std::string dir = opts.dir.empty() ? default_backup_dir() : opts.dir;
+    return pg_dump_full;
+}
+
+// The backup directory made (0700 when we create it) and its free space checked (unless skipped).
+void prepare_backup_dir(const std::string &dir, const OmeroDbState &st, const BackupOptions &opts)
+{
     // A dump holds password hashes and session keys: the directory we create is 0700, the dumps,
     // sidecars and manifest 0600, whatever the umask.
     if (!ensure_dir(dir, 0700)) {
@@ -420,33 +434,25 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
                            "free some space, choose another --backup-dir, or pass --no-space-check to try anyway "
                            "(a failed dump leaves nothing behind)");
 
-    bool directory = opts.jobs > 0;
-    std::string ext = directory ? ".pgdir" : ".pgdump";
+}
+
+// A name no backup, sidecar or leftover in dir has: <db>-<version>-<time>[-N]<ext>.
+std::string free_backup_name(const std::string &dir, const OmeroDbState &st, const std::string &ext)
+{
     std::string stem = file_safe(st.dbname) + "-" + file_safe(st.version) + "-" + utc_timestamp();
     std::string name = stem + ext;
     for (int n = 2; path_exists(dir + "/" + name) || path_exists(dir + "/" + name + ".sha256") ||
                     path_exists(dir + "/." + name + ".partial");
          n++)
         name = stem + "-" + std::to_string(n) + ext;
-    std::string final_path = dir + "/" + name;
-    std::string partial = dir + "/." + name + ".partial";
+    return name;
+}
 
-    PgClient pc = pg_client(conn_for(s, db.params().dbname));  // db.params() holds no password
-    // --verbose names each table as its data is dumped: with the tables' sizes read first, the
-    // meter counts the bytes of the tables done (an estimate: sizes on disk, not bytes dumped).
-    // A table whose pages were never counted adds nothing.
-    std::vector<std::string> argv = {"pg_dump", directory ? "--format=directory" : "--format=custom",
-                                     "--file=" + partial, "--no-password", "--verbose"};
-    if (directory)
-        argv.push_back("--jobs=" + std::to_string(opts.jobs));
-    if (!opts.encoding.empty())
-        argv.push_back("--encoding=" + opts.encoding);
-    argv.push_back("--dbname=" + pc.conninfo);
-
-    out().step("backing up " + db.params().describe() + " (" + st.version + ", " + human_bytes(st.size_bytes) + ") to " +
-              final_path);
+// Each table's size from the catalog's page counts, by "schema.table" as pg_dump --verbose names it.
+std::map<std::string, unsigned long long> table_sizes(Db &db, unsigned long long &total_bytes)
+{
     std::map<std::string, unsigned long long> table_bytes;
-    unsigned long long total_bytes = 0;
+    total_bytes = 0;
     // From the catalog's page counts (kept by VACUUM and ANALYZE), not pg_table_size(): that
     // takes a lock on every table, and a table locked by a long transaction would stall us here.
     Rows sizes = db.query("SELECT n.nspname || '.' || c.relname AS name,"
@@ -460,7 +466,15 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
         table_bytes[sizes.get(i, "name").value_or("")] = b;
         total_bytes += b;
     }
-    PartialGuard guard{partial};
+    return table_bytes;
+}
+
+// pg_dump into partial, a meter counting the bytes of the tables done; the seconds it took.
+// Throws CommandError when it fails (the caller's guard removes the partial dump).
+double run_pg_dump(const std::vector<std::string> &argv, const PgClient &pc, const std::string &partial,
+                   const std::map<std::string, unsigned long long> &table_bytes, unsigned long long total_bytes,
+                   const BackupOptions &opts)
+{
     Meter meter("pg_dump", "bytes", total_bytes, true);
     std::vector<unsigned long long> started;  // sizes of the tables whose data pg_dump began
     std::string current;
@@ -502,6 +516,12 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
     current.clear();
     meter.finish(note());
 
+    return dump_s;
+}
+
+// The new dump read back (table of contents, key tables, dbpatch data) at the database's version.
+VerifyResult verify_new_dump(const std::string &partial, const OmeroDbState &st)
+{
     VerifyResult v;
     v.path = partial;
     check_contents(v);
@@ -515,16 +535,66 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
         throw CommandError("the new dump failed verification; it was removed:" + all);
     }
 
+    return v;
+}
+
+// The dump checksummed, made private, synced and renamed to final_path, its sidecar written; the sums.
+ChecksumList seal_dump(const std::string &partial, const std::string &final_path, const std::string &dir,
+                       const std::string &name, PartialGuard &guard, std::string &sidecar)
+{
     Meter hmeter("checksum", "bytes", path_size(partial));
     ChecksumList sums = compute_checksums(partial, name, [&](unsigned long long n) { hmeter.update(n); });
     hmeter.finish();
-    std::string sidecar = format_sidecar(sums);
+    sidecar = format_sidecar(sums);
     make_private(partial);
     fsync_path(partial);
     rename_noreplace(partial, final_path);
     guard.path.clear();
     fsync_dir(dir);
     write_file_atomic(final_path + ".sha256", sidecar, false, 0600);
+
+    return sums;
+}
+
+} // namespace
+
+BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
+{
+    OmeroDbState st = backup_source(db);
+    std::string pg_dump_full = require_pg_dump(st);
+
+    std::string dir = opts.dir.empty() ? default_backup_dir(s.options) : opts.dir;
+    prepare_backup_dir(dir, st, opts);
+
+    bool directory = opts.jobs > 0;
+    std::string ext = directory ? ".pgdir" : ".pgdump";
+    std::string name = free_backup_name(dir, st, ext);
+    std::string final_path = dir + "/" + name;
+    std::string partial = dir + "/." + name + ".partial";
+
+    PgClient pc = pg_client(conn_for(s, db.params().dbname));  // db.params() holds no password
+    // --verbose names each table as its data is dumped: with the tables' sizes read first, the
+    // meter counts the bytes of the tables done (an estimate: sizes on disk, not bytes dumped).
+    // A table whose pages were never counted adds nothing.
+    std::vector<std::string> argv = {"pg_dump", directory ? "--format=directory" : "--format=custom",
+                                     "--file=" + partial, "--no-password", "--verbose"};
+    if (directory)
+        argv.push_back("--jobs=" + std::to_string(opts.jobs));
+    if (!opts.encoding.empty())
+        argv.push_back("--encoding=" + opts.encoding);
+    argv.push_back("--dbname=" + pc.conninfo);
+
+    out().step("backing up " + db.params().describe() + " (" + st.version + ", " + human_bytes(st.size_bytes) + ") to " +
+              final_path);
+    unsigned long long total_bytes = 0;
+    std::map<std::string, unsigned long long> table_bytes = table_sizes(db, total_bytes);
+    PartialGuard guard{partial};
+    double dump_s = run_pg_dump(argv, pc, partial, table_bytes, total_bytes, opts);
+
+    VerifyResult v = verify_new_dump(partial, st);
+
+    std::string sidecar;
+    ChecksumList sums = seal_dump(partial, final_path, dir, name, guard, sidecar);
 
     unsigned long long size = path_size(final_path);
     nlohmann::json entry = {
@@ -554,7 +624,7 @@ BackupResult make_backup(const Settings &s, Db &db, const BackupOptions &opts)
     out().say("backup verified and written: " + final_path + " (" + human_bytes(size) + ", " + st.version +
               ", " + std::to_string(v.toc.size()) + " entries)");
     out().say("checksum: " + final_path + ".sha256");
-    record_history(&db, {"backup", final_path, st.version, std::nullopt, {{final_path, entry["sha256"]}}, entry});
+    record_history(s, &db, {"backup", final_path, st.version, std::nullopt, {{final_path, entry["sha256"]}}, entry});
     return {final_path, entry};
 }
 

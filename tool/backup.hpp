@@ -68,7 +68,7 @@ VerifyResult verify_backup(const std::string &path, bool checksum = true);
 // dbpatch data), copied in under a name that is not taken (a custom-format file; a dump already in
 // dir is adopted in place), 0600, checksummed (sidecar), recorded in the manifest (purpose
 // "import"). Throws CommandError when it is not a readable OMERO dump (nothing left behind).
-BackupResult import_backup(const std::string &file, const std::string &dir);
+BackupResult import_backup(const std::string &file, const std::string &dir);  // dir: never ""
 
 // Whether a pg_restore --list line belongs to the omero_upgrade extension (or its state schema).
 bool is_extension_toc_line(const std::string &rest);

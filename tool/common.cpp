@@ -20,23 +20,6 @@ Output &out()
     return o;
 }
 
-GlobalOptions &global_options()
-{
-    static GlobalOptions g;
-    return g;
-}
-
-std::vector<CommandSpec> &commands()
-{
-    static std::vector<CommandSpec> c;
-    return c;
-}
-
-Register::Register(CommandSpec spec)
-{
-    commands().push_back(std::move(spec));
-}
-
 std::string utc_timestamp(const char *format)
 {
     char buf[64];

@@ -1,5 +1,5 @@
 // Shared plumbing of omero-upgrade: exit codes, global options, output (human or JSON), the log,
-// errors, and the table of subcommands (one file per subcommand registers itself, as in git).
+// errors. The commands and their table: tool/command.hpp, tool/cmd/commands.cpp.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -110,20 +110,8 @@ private:
 };
 
 Output &out();
-GlobalOptions &global_options();
 
-// A subcommand: adds itself to the CLI and returns the function that runs it.
-using CommandRun = std::function<int()>;
-struct CommandSpec {
-    const char *name;
-    const char *help;
-    std::function<CommandRun(CLI::App &sub)> setup;
-};
-// Each tool/<command>.cpp registers with a static object: static ou::Register reg({...});
-struct Register {
-    explicit Register(CommandSpec spec);
-};
-std::vector<CommandSpec> &commands();
+// The commands, their shape and what the driver gives them: tool/command.hpp.
 
 // Utilities used by many subcommands.
 // Now in UTC: 20261125T134500Z by default (names), "%Y-%m-%dT%H:%M:%SZ" for ISO 8601 (records).

@@ -1,6 +1,6 @@
-// Calling the omero_upgrade extension from the tool (db orphans, colors): where it is installed,
-// its NOTICEs shown as progress lines, WARNINGs as warnings, and id lists read from the command
-// line or a file. Shared by orphans_cmd.cpp, colors_cmd.cpp and annotations_cmd.cpp.
+// Around the calls into the omero_upgrade extension (db orphans, colors, annotations): its
+// NOTICEs shown as progress lines, WARNINGs as warnings, and id lists read from the command line
+// or a file. The calls themselves, and where the extension is: tool/extension_sql.hpp.
 #pragma once
 
 #include "db.hpp"
@@ -12,18 +12,6 @@
 #include <vector>
 
 namespace ou {
-
-// The extension's schema, quoted by the server (for qualified calls); a clear error when the
-// extension is not installed in this database.
-inline std::string require_extension(Db &db)
-{
-    Value s = db.scalar("SELECT pg_catalog.quote_ident(n.nspname) FROM pg_catalog.pg_extension e"
-                        "  JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'omero_upgrade'");
-    if (!s)
-        throw CommandError("the omero_upgrade extension is not installed in the database " + db.params().dbname,
-                           "install it as the database owner or a superuser: CREATE EXTENSION omero_upgrade;");
-    return *s;
-}
 
 // Progress NOTICEs become progress lines; other NOTICEs are said; WARNINGs are warnings.
 inline void show_extension_notice(const Notice &n)

@@ -1,6 +1,7 @@
 // See history.hpp.
 #include "history.hpp"
 
+#include "extension_sql.hpp"
 #include "fsutil.hpp"
 #include "installation.hpp"
 #include "records.hpp"
@@ -18,23 +19,9 @@ nlohmann::json opt(const std::optional<std::string> &v)
 
 } // namespace
 
-std::string history_file()
+std::string history_file(const Settings &s)
 {
-    return dir_name(given_server_dir()) + "/.omero-upgrade-history.json";
-}
-
-bool has_history_table(Db &db)
-{
-    Value v = db.scalar(
-        "SELECT pg_catalog.count(*)::pg_catalog.text FROM pg_catalog.pg_class c "
-        "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
-        "JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
-        " AND d.objid OPERATOR(pg_catalog.=) c.oid AND d.deptype OPERATOR(pg_catalog.=) 'e'::pg_catalog.\"char\" "
-        "JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid "
-        " AND e.extname OPERATOR(pg_catalog.=) 'omero_upgrade'::pg_catalog.name "
-        "WHERE n.nspname OPERATOR(pg_catalog.=) 'omero_upgrade'::pg_catalog.name "
-        "  AND c.relname OPERATOR(pg_catalog.=) 'history'::pg_catalog.name");
-    return v && *v != "0";
+    return dir_name(given_server_dir(s.options)) + "/.omero-upgrade-history.json";
 }
 
 void identify_session(Db &db)
@@ -48,7 +35,7 @@ void identify_session(Db &db)
     }
 }
 
-void record_history(Db *db, const HistoryEntry &e, const std::string &dbname)
+void record_history(const Settings &s, Db *db, const HistoryEntry &e, const std::string &dbname)
 {
     std::string why;
     std::string db_name = dbname;
@@ -58,12 +45,10 @@ void record_history(Db *db, const HistoryEntry &e, const std::string &dbname)
             if (db_name.empty())
                 db_name = db->scalar("SELECT pg_catalog.current_database()::pg_catalog.text").value_or("");
             role = db->scalar("SELECT SESSION_USER::pg_catalog.text").value_or("");
-            if (has_history_table(*db)) {
-                db->query("INSERT INTO omero_upgrade.history (os_user, host, kind, what, from_version, to_version, "
-                          "checksums, details) VALUES ($1, $2, $3, $4, $5, $6, $7::pg_catalog.jsonb, $8::pg_catalog.jsonb)",
-                          {valid_text(os_user_name()), valid_text(host_name()), e.kind, valid_text(e.what),
-                           e.from_version, e.to_version, stored_json_text(e.checksums),
-                           stored_json_text(e.details)});
+            if (ext::has_history(*db)) {
+                ext::history_record(*db, ext::require_schema(*db), e.kind, valid_text(e.what), e.from_version,
+                                    e.to_version, stored_json_text(e.checksums), stored_json_text(e.details),
+                                    valid_text(os_user_name()), valid_text(host_name()));
                 return;
             }
         }
@@ -82,7 +67,7 @@ void record_history(Db *db, const HistoryEntry &e, const std::string &dbname)
                             {"to_version", opt(e.to_version)},
                             {"checksums", e.checksums},
                             {"details", e.details}};
-        update_private_json(history_file(), k_kind, [&](nlohmann::json &all) {
+        update_private_json(history_file(s), k_kind, [&](nlohmann::json &all) {
             if (!all.contains("entries"))
                 all["entries"] = nlohmann::json::array();
             j["id"] = all["entries"].size() + 1;
@@ -90,7 +75,7 @@ void record_history(Db *db, const HistoryEntry &e, const std::string &dbname)
             return true;
         });
         if (!why.empty())
-            out().warn("the history entry (" + e.kind + ": " + e.what + ") went to " + history_file() +
+            out().warn("the history entry (" + e.kind + ": " + e.what + ") went to " + history_file(s) +
                        ": the database's history could not be written: " + why);
     } catch (const std::exception &ex) {
         out().warn("could not record in the history (" + e.kind + ": " + e.what + "): " + ex.what() +
@@ -105,7 +90,7 @@ void record_history(const Settings &s, const HistoryEntry &e, const std::string 
         db = connect_db(s, dbname);
     } catch (const std::exception &) {
     }
-    record_history(db.get(), e, dbname.empty() ? s.conn.dbname : dbname);
+    record_history(s, db.get(), e, dbname.empty() ? s.conn.dbname : dbname);
 }
 
 } // namespace ou

@@ -26,11 +26,9 @@ struct HistoryEntry {
     nlohmann::json details = nlohmann::json::object();
 };
 
-// The private history file for the server directory as given.
-std::string history_file();
+// The private history file for the server directory as given (s.options).
+std::string history_file(const Settings &s);
 
-// Whether db has the extension's history table (a member of the extension).
-bool has_history_table(Db &db);
 
 // Tells the extension who runs the tool (session settings omero_upgrade.os_user and
 // omero_upgrade.host), so that its own records of runs made through this connection name them.
@@ -38,8 +36,8 @@ void identify_session(Db &db);
 
 // Records e in db's history table when it has one, else in the private file (database: db's
 // name, or dbname). Never fails the caller's action: a record that cannot be written is a
-// warning. db may be null (then: the private file).
-void record_history(Db *db, const HistoryEntry &e, const std::string &dbname = "");
+// warning. db may be null (then: the private file, beside the server directory of s).
+void record_history(const Settings &s, Db *db, const HistoryEntry &e, const std::string &dbname = "");
 
 // The same, connecting to the settings' database (dbname: another one) when it can.
 void record_history(const Settings &s, const HistoryEntry &e, const std::string &dbname = "");

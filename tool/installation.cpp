@@ -28,9 +28,8 @@ std::string lexical_absolute(const std::string &p)
     return d + "/" + r;
 }
 
-std::string given_server_dir()
+std::string given_server_dir(const GlobalOptions &g)
 {
-    const GlobalOptions &g = global_options();
     std::string d = g.server_dir;
     if (d.empty()) {
         const char *e = std::getenv("OMERODIR");
@@ -41,9 +40,9 @@ std::string given_server_dir()
     return lexical_absolute(d);
 }
 
-std::string default_backup_dir()
+std::string default_backup_dir(const GlobalOptions &g)
 {
-    return dir_name(given_server_dir()) + "/omero-upgrade-backups";
+    return dir_name(given_server_dir(g)) + "/omero-upgrade-backups";
 }
 
 std::string resolved_path(const std::string &p)
@@ -210,13 +209,14 @@ void read_server(Installation &m, const Settings &s, Db *db)
 
 } // namespace
 
-Installation read_installation(const ReadInstallation &o)
+Installation read_installation(const GlobalOptions &g, const ReadInstallation &o)
 {
     Installation m;
-    m.server_dir = given_server_dir();
+    m.options = g;
+    m.server_dir = given_server_dir(g);
     read_tree(m);
     read_records(m, o.state_path);
-    Settings s = load_settings(false);
+    Settings s = load_settings(g, false);
     m.config_path = s.config_path;
     m.config_found = s.config_found;
     m.db_name = s.conn.dbname;

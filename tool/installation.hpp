@@ -19,10 +19,10 @@ namespace ou {
 std::string lexical_absolute(const std::string &p);
 // The server directory as the user named it (--server-dir, OMERODIR, ./OMERO.server), absolute,
 // not resolved.
-std::string given_server_dir();
+std::string given_server_dir(const GlobalOptions &g);
 // The one default backup directory of every command (backup, backup list, backup import, check,
 // db to-utf8, run): omero-upgrade-backups beside the server directory (given_server_dir()).
-std::string default_backup_dir();
+std::string default_backup_dir(const GlobalOptions &g);
 // realpath(p), "" when it does not resolve.
 std::string resolved_path(const std::string &p);
 // The newest OMERO version folder of TREE/sql/psql (OMERO5.4__0), "" when there is none.
@@ -37,6 +37,7 @@ enum class ServerRun {
 const char *server_run_name(ServerRun r);  // "running" | "down" | "unconfirmed" | "unknown"
 
 struct Installation {
+    GlobalOptions options;    // the command line's global options it was read with
     std::string server_dir;   // as given, absolute, not resolved
     std::string kind;         // "symlink" | "directory" | "dangling" | "missing"
     std::string link_target;  // readlink(server_dir) when a symlink
@@ -75,7 +76,7 @@ struct ReadInstallation {
 };
 // Reads everything fresh; never throws for what is missing (the model says so), only for a
 // malformed config.xml (guessing could mean the wrong database).
-Installation read_installation(const ReadInstallation &o = {});
+Installation read_installation(const GlobalOptions &g, const ReadInstallation &o = {});
 
 // The version and finished flag of another database on the same server (the one a run record
 // names, when config.xml now names another): nullopt when it cannot be read.

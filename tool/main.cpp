@@ -1,6 +1,7 @@
 // omero-upgrade: the file-system and process steps of the OMERO.server upgrade.
-// Global options and dispatch live here; each subcommand is its own file (tool/<name>.cpp).
-#include "common.hpp"
+// The driver: global options, the CLI11 tree built from the one table of subcommands
+// (tool/cmd/commands.cpp), and the Context each command runs with (tool/command.hpp).
+#include "command.hpp"
 #include "completion.hpp"
 #include "db.hpp"
 #include "help_text.hpp"
@@ -21,6 +22,8 @@
 #ifndef OMERO_UPGRADE_EXTENSION_VERSION
 #define OMERO_UPGRADE_EXTENSION_VERSION OMERO_UPGRADE_VERSION
 #endif
+
+namespace ou {
 
 namespace {
 
@@ -70,31 +73,8 @@ std::string command_words(const CLI::App &app, int argc, char **argv)
     return words;
 }
 
-} // namespace
-
-int main(int argc, char **argv)
+void add_global_options(CLI::App &app, GlobalOptions &g)
 {
-    using namespace ou;
-    CLI::App app{"omero-upgrade: upgrade an OMERO.server and its PostgreSQL database safely, step by step.\n"
-                 "Exit codes (every subcommand): 0 ok; 1 a problem was found or a precondition refused (the server is\n"
-                 "running, …); 2 could not run (bad arguments, no connection, missing files, interrupted); 3 not there\n"
-                 "yet (db plan, db upgrade --dry-run: hops pending; server status: stopped). With --json, one JSON object\n"
-                 "on stdout whatever the outcome. Each subcommand's --help shows its exit codes and an example."};
-    app.set_help_flag("--help", "print this help and exit (long only: -h is --db-host, as in psql)");
-    app.set_version_flag("--version", version_text(), "print the version, git commit, libpq version and the "
-                                                      "extension version it expects, and exit");
-    bool want_completion = false;
-    app.add_flag("--bash-completion", want_completion, "print a bash completion script and exit")->group("");
-    // The man page (help2man --help-option=--help-all): this help, then every subcommand's.
-    bool want_help_all = false;
-    app.add_flag("--help-all", want_help_all, "print the help of every subcommand and exit")->group("");
-    // The registry, one command a line (test 81 walks it: a new command is covered automatically).
-    bool want_list = false;
-    app.add_flag("--list-commands", want_list, "print every subcommand, one a line, and exit")->group("");
-    app.require_subcommand(0, 1);
-    app.fallthrough();
-
-    GlobalOptions &g = global_options();
     app.add_flag("--json", g.json, "print one JSON object on stdout instead of human output");
     app.add_flag("-v,--verbose", g.verbose, "show details");
     app.add_flag("-q,--quiet", g.quiet, "no progress or chatter: results, warnings, errors and hints only");
@@ -111,11 +91,17 @@ int main(int argc, char **argv)
     app.add_option("-U,--db-user", g.db_user, "database user (overrides omero.db.user); the password comes from "
                                               "config.xml, PGPASSWORD or ~/.pgpass (PGPASSFILE), never from the command line")
         ->type_name("USER");
+}
 
+// The parsed subcommand's words, CLI11 node, run and needs, nested ones first.
+using Runs = std::vector<std::tuple<std::string, CLI::App *, CommandRun, unsigned>>;
+
+Runs add_commands(CLI::App &app)
+{
     // Subcommands: "backup" is a command of its own; "backup list" (a space in the name) is nested
     // below "backup", which is created on demand when no file registers it ("db to-utf8" → "db").
     std::map<std::string, CLI::App *> parents;
-    std::vector<std::tuple<std::string, CLI::App *, CommandRun>> runs;
+    Runs runs;
     for (auto &spec : commands()) {
         std::string name = spec.name;
         if (name.find(' ') != std::string::npos)
@@ -124,7 +110,7 @@ int main(int argc, char **argv)
         sub->fallthrough();
         sub->footer(help_footer(name));
         parents[name] = sub;
-        runs.emplace_back(name, sub, spec.setup(*sub));
+        runs.emplace_back(name, sub, spec.setup(*sub), spec.needs);
     }
     // A group ("db", "db orphans"): created on demand, below its own parent, with its description.
     std::function<CLI::App *(const std::string &)> group = [&](const std::string &path) -> CLI::App * {
@@ -152,23 +138,100 @@ int main(int argc, char **argv)
         sub->fallthrough();
         sub->footer(help_footer(name));
         // Nested subcommands are tried first, so that "backup list" does not run "backup".
-        runs.emplace(runs.begin(), name, sub, spec.setup(*sub));
+        runs.emplace(runs.begin(), name, sub, spec.setup(*sub), spec.needs);
     }
-    // Value types in the help: what is expected (FILE, DIR, DB, VERSION, IDS…), never CLI11's TEXT.
-    std::function<void(CLI::App &)> name_types = [&](CLI::App &a) {
-        for (CLI::Option *o : a.get_options()) {
-            if (o->get_items_expected_max() == 0)
-                continue;
-            std::string t = o->get_type_name();
-            std::string base = t.substr(0, t.find(':'));
-            std::string n = o->get_lnames().empty() ? "@" + o->get_name() : o->get_lnames().front();
-            std::string want = option_type_name(n, base);
-            if (!want.empty() && want != base)
-                o->type_name(want);
+    return runs;
+}
+
+// Value types in the help: what is expected (FILE, DIR, DB, VERSION, IDS…), never CLI11's TEXT.
+void name_types(CLI::App &a)
+{
+    for (CLI::Option *o : a.get_options()) {
+        if (o->get_items_expected_max() == 0)
+            continue;
+        std::string t = o->get_type_name();
+        std::string base = t.substr(0, t.find(':'));
+        std::string n = o->get_lnames().empty() ? "@" + o->get_name() : o->get_lnames().front();
+        std::string want = option_type_name(n, base);
+        if (!want.empty() && want != base)
+            o->type_name(want);
+    }
+    for (CLI::App *sub : a.get_subcommands([](CLI::App *) { return true; }))
+        name_types(*sub);
+}
+
+// --help-all (the man page): this help, then every subcommand's.
+void print_help_all(const CLI::App &app)
+{
+    std::cout << app.help();
+    std::function<void(const CLI::App &, const std::string &)> walk = [&](const CLI::App &a,
+                                                                           const std::string &path) {
+        for (const CLI::App *sub : a.get_subcommands([](const CLI::App *s) { return !s->get_group().empty(); })) {
+            std::string p = path + " " + sub->get_name();
+            std::cout << "\n" << p << "\n" << sub->help();
+            walk(*sub, p);
         }
-        for (CLI::App *sub : a.get_subcommands([](CLI::App *) { return true; }))
-            name_types(*sub);
     };
+    walk(app, "omero-upgrade");
+}
+
+// Runs the parsed subcommand with the Context its needs say; nullopt when none was parsed.
+std::optional<int> run_parsed(Runs &runs, const GlobalOptions &g)
+{
+    for (auto &[name, sub, run, needs] : runs) {
+        if (!sub->parsed())
+            continue;
+        out().begin(g, name);
+        install_interrupt_handler();
+        try {
+            // What the table says the command needs, made on first use (tool/command.hpp).
+            Context ctx(g, needs, name);
+            return out().finish(run(ctx));
+        } catch (const CommandError &e) {
+            // The extension speaks SQL (CALL …, fast => true); the tool's user types flags.
+            bool from_server = dynamic_cast<const DbError *>(&e) != nullptr;
+            out().error(from_server ? cli_terms(e.what()) : e.what());
+            if (!e.hint.empty())
+                out().hint(from_server ? cli_terms(e.hint) : e.hint);
+            return out().finish(e.code);
+        } catch (const std::exception &e) {
+            out().error(std::string("internal error: ") + e.what());
+            return out().finish(EXIT_ERROR);
+        }
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+} // namespace ou
+
+int main(int argc, char **argv)
+{
+    using namespace ou;
+    CLI::App app{"omero-upgrade: upgrade an OMERO.server and its PostgreSQL database safely, step by step.\n"
+                 "Exit codes (every subcommand): 0 ok; 1 a problem was found or a precondition refused (the server is\n"
+                 "running, …); 2 could not run (bad arguments, no connection, missing files, interrupted); 3 not there\n"
+                 "yet (db plan, db upgrade --dry-run: hops pending; server status: stopped). With --json, one JSON object\n"
+                 "on stdout whatever the outcome. Each subcommand's --help shows its exit codes and an example."};
+    app.set_help_flag("--help", "print this help and exit (long only: -h is --db-host, as in psql)");
+    app.set_version_flag("--version", version_text(), "print the version, git commit, libpq version and the "
+                                                      "extension version it expects, and exit");
+    bool want_completion = false;
+    app.add_flag("--bash-completion", want_completion, "print a bash completion script and exit")->group("");
+    // The man page (help2man --help-option=--help-all): this help, then every subcommand's.
+    bool want_help_all = false;
+    app.add_flag("--help-all", want_help_all, "print the help of every subcommand and exit")->group("");
+    // The registry, one command a line (test 81 walks it: a new command is covered automatically).
+    bool want_list = false;
+    app.add_flag("--list-commands", want_list, "print every subcommand, one a line, and exit")->group("");
+    app.require_subcommand(0, 1);
+    app.fallthrough();
+
+    GlobalOptions g;
+    add_global_options(app, g);
+
+    Runs runs = add_commands(app);
     name_types(app);
 
     // A command line that cannot be parsed is still answered in the chosen form: with --json the
@@ -199,16 +262,7 @@ int main(int argc, char **argv)
         return usage_error(e.what(), false);
     }
     if (want_help_all) {
-        std::cout << app.help();
-        std::function<void(const CLI::App &, const std::string &)> walk = [&](const CLI::App &a,
-                                                                               const std::string &path) {
-            for (const CLI::App *sub : a.get_subcommands([](const CLI::App *s) { return !s->get_group().empty(); })) {
-                std::string p = path + " " + sub->get_name();
-                std::cout << "\n" << p << "\n" << sub->help();
-                walk(*sub, p);
-            }
-        };
-        walk(app, "omero-upgrade");
+        print_help_all(app);
         return EXIT_OK;
     }
     if (want_list) {
@@ -223,25 +277,8 @@ int main(int argc, char **argv)
     if (g.verbose && g.quiet)
         return usage_error("-v and -q exclude each other", false);
 
-    for (auto &[name, sub, run] : runs) {
-        if (!sub->parsed())
-            continue;
-        out().begin(g, name);
-        install_interrupt_handler();
-        try {
-            return out().finish(run());
-        } catch (const CommandError &e) {
-            // The extension speaks SQL (CALL …, fast => true); the tool's user types flags.
-            bool from_server = dynamic_cast<const DbError *>(&e) != nullptr;
-            out().error(from_server ? cli_terms(e.what()) : e.what());
-            if (!e.hint.empty())
-                out().hint(from_server ? cli_terms(e.hint) : e.hint);
-            return out().finish(e.code);
-        } catch (const std::exception &e) {
-            out().error(std::string("internal error: ") + e.what());
-            return out().finish(EXIT_ERROR);
-        }
-    }
+    if (auto rc = run_parsed(runs, g))
+        return *rc;
     // No subcommand: the usage, exit 2 (as git does).
     return usage_error("a subcommand is required", true);
 }

@@ -160,9 +160,8 @@ std::string self_exe()
     return std::string(buf, n);
 }
 
-std::vector<std::string> child_globals(const std::string &server_dir, const std::string &log_file)
+std::vector<std::string> child_globals(const GlobalOptions &g, const std::string &server_dir, const std::string &log_file)
 {
-    const GlobalOptions &g = global_options();
     std::vector<std::string> a = {"--json"};
     if (!server_dir.empty())
         a.insert(a.end(), {"--server-dir", server_dir});
@@ -347,7 +346,7 @@ int execute(nlohmann::json &root, nlohmann::json &state, nlohmann::json &steps, 
             }
         } else {
             std::string dir = step.value("dir", "") == "preview" ? x.preview_dir : x.server_dir;
-            o = run_child(id, child_globals(dir, x.log_file), args);
+            o = run_child(id, child_globals(x.options, dir, x.log_file), args);
         }
         double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         step["ended"] = iso_now();

@@ -3,6 +3,8 @@
 // like git porcelain over plumbing: `run` depends only on the subcommands' CLI and JSON output.
 #pragma once
 
+#include "common.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -52,7 +54,7 @@ std::string self_exe();
 
 // The global options a child gets: --server-dir (server_dir, or the run's), the --db-* the user
 // gave, the run's log file. Never a password: children read it from config.xml or libpq's files.
-std::vector<std::string> child_globals(const std::string &server_dir, const std::string &log_file);
+std::vector<std::string> child_globals(const GlobalOptions &g, const std::string &server_dir, const std::string &log_file);
 
 struct ChildOutcome {
     int exit_code = 2;
@@ -85,6 +87,7 @@ namespace ou::run {
 
 // How execute() runs the steps of one list ("steps" of a run, "steps" of state["rollback"]).
 struct Executor {
+    GlobalOptions options;    // the command line's global options (the children's --db-*)
     std::string state_path;
     std::string server_dir;   // --server-dir for the children (as the user gave it)
     std::string preview_dir;  // --server-dir of steps marked "dir": "preview"

@@ -29,7 +29,7 @@ void read_run_database(const nlohmann::json &state, const Installation &m, Rollb
     if (m.db_read && m.db_name == name)
         st = m.db;
     else
-        st = read_database(load_settings(false), name);
+        st = read_database(load_settings(m.options, false), name);
     if (!st) {
         p.db_changed = true;
         p.reasons.push_back("the database " + name + " cannot be read: restore the backup into a new one");

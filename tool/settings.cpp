@@ -100,11 +100,12 @@ nlohmann::json Settings::to_json() const
     return j;
 }
 
-Settings load_settings(bool need_config)
-{
-    const GlobalOptions &g = global_options();
-    Settings s;
+// The settings' steps, in order (load_settings).
+namespace {
 
+// 1. Where the server directory is: --server-dir, OMERODIR, ./OMERO.server.
+void find_server_dir(const GlobalOptions &g, Settings &s)
+{
     // 1. The server directory.
     if (!g.server_dir.empty()) {
         s.server_dir = g.server_dir;
@@ -120,7 +121,11 @@ Settings load_settings(bool need_config)
     if (s.server_dir_found)
         s.server_dir = absolute(s.server_dir);
     s.config_path = s.server_dir + "/etc/grid/config.xml";
+}
 
+// 2. config.xml and its active profile (need_config: an error without it).
+void read_config(Settings &s, bool need_config)
+{
     // 2. config.xml and its active profile.
     if (exists(s.config_path)) {
         pugi::xml_document doc;
@@ -169,20 +174,31 @@ Settings load_settings(bool need_config)
     } else {
         out().detail("no " + s.config_path + ": using --db-*, the libpq environment and OMERO's defaults");
     }
+}
 
+// What the command line gives for the connection: key → value and → where from ("--db-host",
+// "--db-name conninfo", …), and whether -d names a service.
+struct CommandLineConn {
+    std::map<std::string, std::string> cli, cli_src;
+    bool cli_service = false;
+};
+
+CommandLineConn command_line_conn(const GlobalOptions &g, Settings &s)
+{
+    CommandLineConn c;
+    std::map<std::string, std::string> &cli = c.cli;
+    std::map<std::string, std::string> &cli_src = c.cli_src;
+    bool &cli_service = c.cli_service;
     // 3. The connection, key by key. -d/--dbname may be a conninfo string or a postgresql:// URI:
     // expanded as psql expands it (PQconninfoParse), its fields win over -h/-p/-U as in psql
     // (libpq: fields of an expanded dbname override the keywords before it), and a password in it
     // is refused (argv is visible to every user of the machine: ps).
-    std::map<std::string, std::string> cli;  // key → value given on the command line
-    std::map<std::string, std::string> cli_src;
     auto set_cli = [&](const char *key, const std::string &v, const std::string &src) {
         if (!v.empty() && !cli.count(key)) {
             cli[key] = v;
             cli_src[key] = src;
         }
     };
-    bool cli_service = false;
     const std::string &d = g.db_name;
     bool expanded = d.find('=') != std::string::npos || d.rfind("postgresql://", 0) == 0 || d.rfind("postgres://", 0) == 0;
     if (expanded) {
@@ -222,6 +238,16 @@ Settings load_settings(bool need_config)
     set_cli("host", g.db_host, "--db-host");
     set_cli("port", g.db_port, "--db-port");
     set_cli("user", g.db_user, "--db-user");
+    return c;
+}
+
+// Each key of the connection from the first that gives it: the command line, a service, config.xml,
+// PGSERVICE, the libpq environment, OMERO's default; sources says which.
+void resolve_conn(Settings &s, CommandLineConn &c)
+{
+    std::map<std::string, std::string> &cli = c.cli;
+    std::map<std::string, std::string> &cli_src = c.cli_src;
+    const bool cli_service = c.cli_service;
     // A service, on the command line (-d "service=…") or in PGSERVICE, is left to libpq for every key
     // the command line does not give: libpq reads the service file first, then PGHOST and friends.
     // PGSERVICE does not override config.xml (the environment never does); -d service=… does.
@@ -258,6 +284,11 @@ Settings load_settings(bool need_config)
             throw CommandError("database port '" + s.conn.port + "' (from " + s.sources["port"] +
                                ") is not a port number");
     }
+}
+
+// The OMERO database user, config.xml's password (for that user only) and the data directory.
+void omero_db_settings(Settings &s)
+{
     s.omero_db_user = s.property("omero.db.user", "omero");
     if (s.omero_db_user.empty())
         s.omero_db_user = "omero";
@@ -277,6 +308,20 @@ Settings load_settings(bool need_config)
     s.data_dir = s.property("omero.data.dir", "/OMERO");
     if (s.data_dir.empty())
         s.data_dir = "/OMERO";
+}
+
+} // namespace
+
+Settings load_settings(const GlobalOptions &g, bool need_config)
+{
+    Settings s;
+    s.options = g;
+
+    find_server_dir(g, s);
+    read_config(s, need_config);
+    CommandLineConn c = command_line_conn(g, s);
+    resolve_conn(s, c);
+    omero_db_settings(s);
 
     out().detail("settings: server dir " + s.server_dir + " (" + s.server_dir_source + ")" +
                  (s.config_found ? ", profile " + s.profile + " (" + s.profile_source + ")" : ", no config.xml"));

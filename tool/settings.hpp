@@ -15,6 +15,7 @@
 namespace ou {
 
 struct Settings {
+    GlobalOptions options;          // the command line's global options these were read with
     std::string server_dir;         // absolute when it exists
     std::string server_dir_source;  // "--server-dir" | "OMERODIR" | "default"
     bool server_dir_found = false;
@@ -42,7 +43,7 @@ struct Settings {
 // need_config: the subcommand cannot work without the server directory's config.xml (it is an
 // error when missing). A malformed config.xml is always an error: guessing could mean working on
 // the wrong database.
-Settings load_settings(bool need_config);
+Settings load_settings(const GlobalOptions &g, bool need_config);
 
 // A connection as the settings say (dbname overrides the database, e.g. "postgres" to create one).
 std::unique_ptr<Db> connect_db(const Settings &s, const std::string &dbname = "");

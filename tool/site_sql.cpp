@@ -2,6 +2,7 @@
 #include "site_sql.hpp"
 
 #include "checksum.hpp"
+#include "extension_sql.hpp"
 #include "history.hpp"
 #include "common.hpp"
 #include "fsutil.hpp"
@@ -29,20 +30,6 @@ namespace {
 const char *const k_kind = "omero-upgrade-site-sql";
 
 // The table of the installed extension (a member of it, not a look-alike someone created).
-bool extension_store(Db &db)
-{
-    Value v = db.scalar(
-        "SELECT pg_catalog.count(*)::pg_catalog.text FROM pg_catalog.pg_class c "
-        "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
-        "JOIN pg_catalog.pg_depend d ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
-        " AND d.objid OPERATOR(pg_catalog.=) c.oid AND d.deptype OPERATOR(pg_catalog.=) 'e'::pg_catalog.\"char\" "
-        "JOIN pg_catalog.pg_extension e ON e.oid OPERATOR(pg_catalog.=) d.refobjid "
-        " AND e.extname OPERATOR(pg_catalog.=) 'omero_upgrade'::pg_catalog.name "
-        "WHERE n.nspname OPERATOR(pg_catalog.=) 'omero_upgrade'::pg_catalog.name "
-        "  AND c.relname OPERATOR(pg_catalog.=) 'site_sql'::pg_catalog.name");
-    return v && *v != "0";
-}
-
 std::string current_db(Db &db)
 {
     return db.scalar("SELECT pg_catalog.current_database()::pg_catalog.text").value_or("");
@@ -192,8 +179,8 @@ SitePlan plan_site_sql(const Settings &s, Db &db, const std::string &dir_in)
     // The records: the extension's table, and the private file (always read: it may hold what
     // was applied before the extension was installed).
     std::map<std::string, nlohmann::json> rec;
-    p.store = extension_store(db) ? "extension" : "file";
-    p.store_file = dir_name(given_server_dir()) + "/.omero-upgrade-site-sql.json";
+    p.store = ext::has_state_table(db, "site_sql") ? "extension" : "file";
+    p.store_file = dir_name(given_server_dir(s.options)) + "/.omero-upgrade-site-sql.json";
     std::string dbname = current_db(db);
     nlohmann::json fj = read_private_json(p.store_file, k_kind);
     if (fj.is_object() && fj.contains("databases") && fj["databases"].contains(dbname))
@@ -203,8 +190,7 @@ SitePlan plan_site_sql(const Settings &s, Db &db, const std::string &dir_in)
             rec[r.value("name", "")] = j;
         }
     if (p.store == "extension") {
-        Rows r = db.query("SELECT file_name AS name, sha256, applied_at::pg_catalog.text AS applied_at, db_role, os_user, host, "
-                          "db_version FROM omero_upgrade.site_sql ORDER BY file_name");
+        Rows r = ext::site_sql_records(db);
         for (size_t i = 0; i < r.rows.size(); i++) {
             nlohmann::json j = {{"store", "extension"}};
             for (const char *c : {"name", "sha256", "applied_at", "db_role", "os_user", "host", "db_version"})
@@ -266,7 +252,7 @@ nlohmann::json apply_site_sql(const Settings &s, Db &db, SitePlan &p, const std:
     if (find_program("psql").empty())
         throw CommandError("psql is not on PATH", "install the PostgreSQL client (e.g. apt install postgresql-client)");
     std::string schema = omero_schema(db);  // the connection's own search_path then is pg_catalog, pg_temp
-    bool in_ext = extension_store(db);
+    bool in_ext = ext::has_state_table(db, "site_sql");
     std::string dbname = current_db(db);
     std::string os_user = os_user_name(), host = host_name();
     std::string appname = "omero-upgrade-site-" + std::to_string(getpid());
@@ -335,7 +321,7 @@ nlohmann::json apply_site_sql(const Settings &s, Db &db, SitePlan &p, const std:
                               {"os_user", os_user},     {"host", host},         {"db_role", cp.user},
                               {"db_version", db_version}, {"seconds", secs}};
         if (in_ext) {
-            Value got = db.scalar("SELECT sha256 FROM omero_upgrade.site_sql WHERE file_name OPERATOR(pg_catalog.=) $1", {f.name});
+            Value got = ext::site_sql_sha256(db, f.name);
             if (!got || *got != f.sha256)
                 throw CommandError("the site SQL file " + f.name + " ran, but its record in omero_upgrade.site_sql is " +
                                    (got ? "of another content (" + *got + ")" : "missing") +
@@ -345,7 +331,7 @@ nlohmann::json apply_site_sql(const Settings &s, Db &db, SitePlan &p, const std:
                 j["databases"][dbname].push_back(rec);
                 return true;
             });
-            record_history(&db, {"site-sql", f.name, std::nullopt, db_version, {{f.path, f.sha256}}, {{"dir", p.dir}}});
+            record_history(s, &db, {"site-sql", f.name, std::nullopt, db_version, {{f.path, f.sha256}}, {{"dir", p.dir}}});
         }
         f.status = "applied now";
         f.record = rec;

@@ -117,5 +117,12 @@ is "$(version=$(q cv_db -c "SELECT currentversion || '__' || currentpatch FROM d
 outcome 0 "db plan at the target, after the upgrade" db plan
 outcome 0 "db upgrade --dry-run at the target" db upgrade --dry-run
 
+# One shape for a command (README "Design"): the driver gives each command its settings and
+# connection (tool/command.hpp); no command reads them itself, and none keeps its options in a
+# global of its file or reads process-wide global options.
+is "$(grep -l 'load_settings(' "$OU_SRC"/tool/cmd/*.cpp | tr '\n' ' ')" "" "no command file calls load_settings (its Context gives the settings)"
+is "$(grep -rln --include='*.cpp' --include='*.hpp' 'global_options()' "$OU_SRC"/tool | tr '\n' ' ')" "" "no process-wide global options"
+is "$(grep -nE '^\} [A-Za-z_]+;$|^[A-Z][A-Za-z]*Opt(ion)?s [a-z_]+;$' "$OU_SRC"/tool/cmd/*.cpp | tr '\n' ' ')" "" "no file-level options object in a command file"
+
 q postgres -c "DROP DATABASE cv_db" -c "DROP ROLE omero_cv" >/dev/null
 done_testing

@@ -3,6 +3,8 @@
 // unless --apply; --apply CALLs omero_annotations_move_to_wells_in_batches, which commits per
 // batch of wells, so Ctrl-C (a libpq cancel) keeps the batches done and the same command again
 // finishes the rest (a second run creates nothing).
+#include "commands.hpp"
+#include "extension_sql.hpp"
 #include "extcall.hpp"
 #include "fsutil.hpp"
 #include "installation.hpp"
@@ -183,12 +185,12 @@ nlohmann::json begin_journal(Db &db, const std::string &S, const std::string &pa
 // removed (same rows, same ids; not when the image or annotation is gone or the link exists
 // again), recorded as OMERO records changes (a closed session of root, an event per group, an
 // eventlog row per link). A dry run unless --apply.
-int undo_move(const MoveOpts &o)
+int undo_move(const MoveOpts &o, Context &ctx)
 {
     std::string path = lexical_absolute(o.undo);
     nlohmann::json j = load_journal(path);
-    Settings s = load_settings(false);
-    auto db = connect_db(s);
+    Settings &s = ctx.settings();
+    Db *db = &ctx.db();
     auto schema = find_omero_schema(*db);
     if (!schema)
         throw CommandError("no OMERO schema (no dbpatch table) in the database " + s.conn.dbname);
@@ -314,192 +316,189 @@ int undo_move(const MoveOpts &o)
     return EXIT_OK;
 }
 
-CommandRun setup_move(CLI::App &sub)
+void add_annotations_move_to_wells_options(CLI::App &sub, MoveOpts &o)
 {
-    auto o = std::make_shared<MoveOpts>();
-    sub.add_option("--screen", o->screens, "screen ids: the wells of their plates (comma- or space-separated; repeatable)");
-    sub.add_option("--plate", o->plates, "plate ids: their wells");
-    sub.add_option("--well", o->wells, "well ids");
-    sub.add_option("--screen-file", o->screen_files, "file of screen ids (whitespace or commas, '#' comments)");
-    sub.add_option("--plate-file", o->plate_files, "file of plate ids");
-    sub.add_option("--well-file", o->well_files, "file of well ids");
-    sub.add_option("--kind", o->kind, "only this annotation kind: tag, comment, xml, file, map, rating, long, double, "
+    sub.add_option("--screen", o.screens, "screen ids: the wells of their plates (comma- or space-separated; repeatable)");
+    sub.add_option("--plate", o.plates, "plate ids: their wells");
+    sub.add_option("--well", o.wells, "well ids");
+    sub.add_option("--screen-file", o.screen_files, "file of screen ids (whitespace or commas, '#' comments)");
+    sub.add_option("--plate-file", o.plate_files, "file of plate ids");
+    sub.add_option("--well-file", o.well_files, "file of well ids");
+    sub.add_option("--kind", o.kind, "only this annotation kind: tag, comment, xml, file, map, rating, long, double, "
                                       "boolean, term, timestamp, list (default: all)");
-    sub.add_option("--ns", o->ns, "only annotations of this exact namespace");
-    sub.add_flag("--remove-image-links", o->remove, "remove an image link once its annotation is on every Well of its Image");
-    sub.add_flag("--apply", o->apply, "make the changes (without it: a dry run that changes nothing)");
-    sub.add_option("--batch-size", o->batch_size, "wells per batch (one commit each with --apply)")->capture_default_str();
-    sub.add_option("--journal", o->journal,
+    sub.add_option("--ns", o.ns, "only annotations of this exact namespace");
+    sub.add_flag("--remove-image-links", o.remove, "remove an image link once its annotation is on every Well of its Image");
+    sub.add_flag("--apply", o.apply, "make the changes (without it: a dry run that changes nothing)");
+    sub.add_option("--batch-size", o.batch_size, "wells per batch (one commit each with --apply)")->capture_default_str();
+    sub.add_option("--journal", o.journal,
                    "with --apply: the journal that --undo needs (default: wells-move-<time>-<pid>.json in the backup "
                    "directory; an existing journal of the same move is continued)");
-    sub.add_option("--undo", o->undo,
+    sub.add_option("--undo", o.undo,
                    "undo the move of this journal: delete the well links it created, give back the image links it "
                    "removed (a dry run unless --apply)");
-    return [o]() -> int {
-        if (!o->undo.empty())
-            return undo_move(*o);
-        // Ids are checked before connecting; the extension checks that they exist.
-        Value screens = id_array(o->screens, o->screen_files, "screen");
-        Value plates = id_array(o->plates, o->plate_files, "plate");
-        Value wells = id_array(o->wells, o->well_files, "well");
-        if (!screens && !plates && !wells)
-            throw CommandError("choose the wells: --screen, --plate or --well (or their -file forms)",
-                               "every plate: psql -At -c 'SELECT id FROM plate' > plates.txt, then --plate-file plates.txt");
-        if (o->batch_size <= 0)
-            throw CommandError("--batch-size must be positive");
-        Settings s = load_settings(false);
-        auto db = connect_db(s);
-        std::string schema = require_extension(*db);
-
-        nlohmann::json plates_json = nlohmann::json::array();
-        db->on_notice([&plates_json](const Notice &n) {
-            if (auto p = n.severity == "NOTICE" ? parse_plate_notice(n.message) : std::nullopt)
-                plates_json.push_back(*p);
-            else
-                show_extension_notice(n);
-        });
-
-        std::vector<Value> params{screens, plates, wells, o->kind.empty() ? Value() : Value(o->kind),
-                                  o->ns.empty() ? Value() : Value(o->ns), o->remove ? "true" : "false",
-                                  std::to_string(o->batch_size)};
-        const std::string args = "$1::int8[], $2::int8[], $3::int8[], $4::text, $5::text, $6::boolean, ";
-        Rows totals_row;
-        nlohmann::json journal;
-        std::string journal_path, S;
-        if (o->apply) {
-            auto sch = find_omero_schema(*db);
-            if (!sch)
-                throw CommandError("no OMERO schema (no dbpatch table) in the database " + s.conn.dbname);
-            S = quote_ident(*sch);
-            journal_path = o->journal.empty() ? default_backup_dir() + "/wells-move-" + utc_timestamp() + "-" +
-                                                    std::to_string(getpid()) + ".json"
-                                              : lexical_absolute(o->journal);
-        }
-        try {
-            if (!o->apply) {
-                // A read-only transaction: the dry run cannot change anything, whatever happens.
-                db->query("BEGIN READ ONLY");
-                Rows r = db->query("SELECT plate_id, wells, wells_without_samples, image_links, links_created,"
-                                   "       links_already_on_well, links_removed"
-                                   "  FROM " + schema + ".omero_annotations_move_to_wells(" + args + "true, $7::int)"
-                                   " ORDER BY plate_id",
-                                   params);
-                db->query("COMMIT");
-                for (size_t i = 0; i < r.rows.size(); i++) {
-                    nlohmann::json p = {{"plate_id", std::stoll(r.str(i, "plate_id"))}};
-                    for (const char *c : count_cols)
-                        p[c] = std::stoll(r.str(i, c));
-                    plates_json.push_back(p);
-                }
-            } else {
-                journal = begin_journal(*db, S, journal_path, s, params, o->remove);
-                totals_row = db->query("CALL " + schema + ".omero_annotations_move_to_wells_in_batches(" + args +
-                                           "false, $7::int)",
-                                       params);
-                complete_attempt(*db, S, journal);
-                save_journal(journal_path, journal);
-            }
-        } catch (const DbError &e) {
-            // The batches done are in the journal (after an interrupt too: the connection is usable).
-            if (journal.is_object()) {
-                try {
-                    complete_attempt(*db, S, journal);
-                    if (journal["sessions"].empty() && journal["attempts"].size() == 1)
-                        unlink(journal_path.c_str());  // nothing was changed: no journal
-                    else
-                        save_journal(journal_path, journal);
-                } catch (const std::exception &) {
-                    // the next use of the journal completes it
-                }
-            }
-            // The extension's message says what is wrong, its DETAIL which ids or values.
-            std::string msg = e.what() + (e.detail.empty() ? std::string() : ": " + e.detail);
-            if (e.sqlstate == "57014")
-                throw CommandError(msg, o->apply ? "the batches done so far are committed; run the same command again to "
-                                                   "finish (it creates nothing twice)"
-                                                 : "nothing was changed");
-            throw CommandError(msg, e.hint.empty() ? "nothing was changed" : e.hint);
-        }
-
-        nlohmann::json totals = {{"plates", (long long)plates_json.size()}};
-        for (const char *c : count_cols) {
-            long long sum = 0;
-            for (const auto &p : plates_json)
-                sum += p[c].get<long long>();
-            totals[c] = sum;
-        }
-        int code = EXIT_OK;
-        if (o->apply) {
-            // The per-plate NOTICEs must add up to the procedure's own totals.
-            bool agree = !totals_row.empty();
-            for (const char *c : {"wells", "links_created", "links_removed"})
-                agree = agree && totals_row.str(0, c) == std::to_string(totals[c].get<long long>());
-            if (!agree) {
-                out().warn("the per-plate report does not add up to the procedure's totals (wells " +
-                           (totals_row.empty() ? "?" : totals_row.str(0, "wells")) + ", links created " +
-                           (totals_row.empty() ? "?" : totals_row.str(0, "links_created")) + ", links removed " +
-                           (totals_row.empty() ? "?" : totals_row.str(0, "links_removed")) +
-                           "): the totals below are the procedure's");
-                for (const char *c : {"wells", "links_created", "links_removed"})
-                    if (!totals_row.empty())
-                        totals[c] = std::stoll(totals_row.str(0, c));
-                code = EXIT_PROBLEM;
-            }
-        }
-
-        nlohmann::json &res = out().result();
-        res["database"] = s.conn.dbname;
-        res["dry_run"] = !o->apply;
-        res["kind"] = o->kind.empty() ? nlohmann::json(nullptr) : nlohmann::json(o->kind);
-        res["ns"] = o->ns.empty() ? nlohmann::json(nullptr) : nlohmann::json(o->ns);
-        res["remove_image_links"] = o->remove;
-        res["plates"] = plates_json;
-        res["totals"] = totals;
-        if (journal.is_object()) {
-            res["journal"] = journal_path;
-            res["sessions"] = journal["sessions"];
-            res["journal_links_created"] = journal["created_links"].size();
-            res["journal_image_links_removed"] = journal["removed_image_links"].size();
-        }
-
-        if (!o->apply)
-            out().say("DRY RUN: nothing was changed; give --apply to make these changes");
-        const char *heads[] = {"plate", "wells", "without samples", "image links",
-                               o->apply ? "links created" : "links to create", "already on well",
-                               o->apply ? "image links removed" : "image links to remove"};
-        std::string line;
-        for (const char *h : heads)
-            line += (line.empty() ? "" : "  ") + std::string(h);
-        out().say(line);
-        auto row = [&](const std::string &first, const nlohmann::json &p) {
-            std::string l = pad(first, std::strlen(heads[0]));
-            for (size_t i = 0; i < 6; i++)
-                l += "  " + pad(std::to_string(p[count_cols[i]].get<long long>()), std::strlen(heads[i + 1]));
-            out().say(l);
-        };
-        for (const auto &p : plates_json)
-            row(std::to_string(p["plate_id"].get<long long>()), p);
-        row("total", totals);
-        long long created = totals["links_created"].get<long long>(), removed = totals["links_removed"].get<long long>();
-        if (o->apply) {
-            out().say("done: " + std::to_string(created) + " well link(s) created, " + std::to_string(removed) +
-                      " image link(s) removed" + (created + removed == 0 ? " (nothing left to move)" : ""));
-            out().say("journal " + journal_path + "; undo: omero-upgrade annotations move-to-wells --undo " +
-                      shell_quote(journal_path) + " --apply");
-        }
-        else
-            out().say("would create " + std::to_string(created) + " well link(s) and remove " + std::to_string(removed) +
-                      " image link(s); nothing was changed (dry run)");
-        if (totals["wells_without_samples"].get<long long>() > 0)
-            out().say(std::to_string(totals["wells_without_samples"].get<long long>()) +
-                      " well(s) without samples: they have no images, so nothing to move (not a problem)");
-        return code;
-    };
 }
 
-Register reg_move({"annotations move-to-wells",
-                   "link the annotations of Wells' Images to the Wells (dry run unless --apply)", setup_move});
+int run_annotations_move_to_wells(const MoveOpts &o, Context &ctx)
+{
+    if (!o.undo.empty())
+        return undo_move(o, ctx);
+    // Ids are checked before connecting; the extension checks that they exist.
+    Value screens = id_array(o.screens, o.screen_files, "screen");
+    Value plates = id_array(o.plates, o.plate_files, "plate");
+    Value wells = id_array(o.wells, o.well_files, "well");
+    if (!screens && !plates && !wells)
+        throw CommandError("choose the wells: --screen, --plate or --well (or their -file forms)",
+                           "every plate: psql -At -c 'SELECT id FROM plate' > plates.txt, then --plate-file plates.txt");
+    if (o.batch_size <= 0)
+        throw CommandError("--batch-size must be positive");
+    Settings &s = ctx.settings();
+    Db *db = &ctx.db();
+    std::string schema = ctx.extension_schema();
+
+    nlohmann::json plates_json = nlohmann::json::array();
+    db->on_notice([&plates_json](const Notice &n) {
+        if (auto p = n.severity == "NOTICE" ? parse_plate_notice(n.message) : std::nullopt)
+            plates_json.push_back(*p);
+        else
+            show_extension_notice(n);
+    });
+
+    std::vector<Value> params{screens, plates, wells, o.kind.empty() ? Value() : Value(o.kind),
+                              o.ns.empty() ? Value() : Value(o.ns), o.remove ? "true" : "false",
+                              std::to_string(o.batch_size)};
+    const ext::WellsRequest req{screens, plates, wells, params[3], params[4], o.remove, o.batch_size};
+    Rows totals_row;
+    nlohmann::json journal;
+    std::string journal_path, S;
+    if (o.apply) {
+        auto sch = find_omero_schema(*db);
+        if (!sch)
+            throw CommandError("no OMERO schema (no dbpatch table) in the database " + s.conn.dbname);
+        S = quote_ident(*sch);
+        journal_path = o.journal.empty() ? default_backup_dir(ctx.global()) + "/wells-move-" + utc_timestamp() + "-" +
+                                                std::to_string(getpid()) + ".json"
+                                          : lexical_absolute(o.journal);
+    }
+    try {
+        if (!o.apply) {
+            // A read-only transaction: the dry run cannot change anything, whatever happens.
+            db->query("BEGIN READ ONLY");
+            Rows r = ext::wells_move_dry_run(*db, schema, req);
+            db->query("COMMIT");
+            for (size_t i = 0; i < r.rows.size(); i++) {
+                nlohmann::json p = {{"plate_id", std::stoll(r.str(i, "plate_id"))}};
+                for (const char *c : count_cols)
+                    p[c] = std::stoll(r.str(i, c));
+                plates_json.push_back(p);
+            }
+        } else {
+            journal = begin_journal(*db, S, journal_path, s, params, o.remove);
+            totals_row = ext::wells_move(*db, schema, req);
+            complete_attempt(*db, S, journal);
+            save_journal(journal_path, journal);
+        }
+    } catch (const DbError &e) {
+        // The batches done are in the journal (after an interrupt too: the connection is usable).
+        if (journal.is_object()) {
+            try {
+                complete_attempt(*db, S, journal);
+                if (journal["sessions"].empty() && journal["attempts"].size() == 1)
+                    unlink(journal_path.c_str());  // nothing was changed: no journal
+                else
+                    save_journal(journal_path, journal);
+            } catch (const std::exception &) {
+                // the next use of the journal completes it
+            }
+        }
+        // The extension's message says what is wrong, its DETAIL which ids or values.
+        std::string msg = e.what() + (e.detail.empty() ? std::string() : ": " + e.detail);
+        if (e.sqlstate == "57014")
+            throw CommandError(msg, o.apply ? "the batches done so far are committed; run the same command again to "
+                                               "finish (it creates nothing twice)"
+                                             : "nothing was changed");
+        throw CommandError(msg, e.hint.empty() ? "nothing was changed" : e.hint);
+    }
+
+    nlohmann::json totals = {{"plates", (long long)plates_json.size()}};
+    for (const char *c : count_cols) {
+        long long sum = 0;
+        for (const auto &p : plates_json)
+            sum += p[c].get<long long>();
+        totals[c] = sum;
+    }
+    int code = EXIT_OK;
+    if (o.apply) {
+        // The per-plate NOTICEs must add up to the procedure's own totals.
+        bool agree = !totals_row.empty();
+        for (const char *c : {"wells", "links_created", "links_removed"})
+            agree = agree && totals_row.str(0, c) == std::to_string(totals[c].get<long long>());
+        if (!agree) {
+            out().warn("the per-plate report does not add up to the procedure's totals (wells " +
+                       (totals_row.empty() ? "?" : totals_row.str(0, "wells")) + ", links created " +
+                       (totals_row.empty() ? "?" : totals_row.str(0, "links_created")) + ", links removed " +
+                       (totals_row.empty() ? "?" : totals_row.str(0, "links_removed")) +
+                       "): the totals below are the procedure's");
+            for (const char *c : {"wells", "links_created", "links_removed"})
+                if (!totals_row.empty())
+                    totals[c] = std::stoll(totals_row.str(0, c));
+            code = EXIT_PROBLEM;
+        }
+    }
+
+    nlohmann::json &res = out().result();
+    res["database"] = s.conn.dbname;
+    res["dry_run"] = !o.apply;
+    res["kind"] = o.kind.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.kind);
+    res["ns"] = o.ns.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.ns);
+    res["remove_image_links"] = o.remove;
+    res["plates"] = plates_json;
+    res["totals"] = totals;
+    if (journal.is_object()) {
+        res["journal"] = journal_path;
+        res["sessions"] = journal["sessions"];
+        res["journal_links_created"] = journal["created_links"].size();
+        res["journal_image_links_removed"] = journal["removed_image_links"].size();
+    }
+
+    if (!o.apply)
+        out().say("DRY RUN: nothing was changed; give --apply to make these changes");
+    const char *heads[] = {"plate", "wells", "without samples", "image links",
+                           o.apply ? "links created" : "links to create", "already on well",
+                           o.apply ? "image links removed" : "image links to remove"};
+    std::string line;
+    for (const char *h : heads)
+        line += (line.empty() ? "" : "  ") + std::string(h);
+    out().say(line);
+    auto row = [&](const std::string &first, const nlohmann::json &p) {
+        std::string l = pad(first, std::strlen(heads[0]));
+        for (size_t i = 0; i < 6; i++)
+            l += "  " + pad(std::to_string(p[count_cols[i]].get<long long>()), std::strlen(heads[i + 1]));
+        out().say(l);
+    };
+    for (const auto &p : plates_json)
+        row(std::to_string(p["plate_id"].get<long long>()), p);
+    row("total", totals);
+    long long created = totals["links_created"].get<long long>(), removed = totals["links_removed"].get<long long>();
+    if (o.apply) {
+        out().say("done: " + std::to_string(created) + " well link(s) created, " + std::to_string(removed) +
+                  " image link(s) removed" + (created + removed == 0 ? " (nothing left to move)" : ""));
+        out().say("journal " + journal_path + "; undo: omero-upgrade annotations move-to-wells --undo " +
+                  shell_quote(journal_path) + " --apply");
+    }
+    else
+        out().say("would create " + std::to_string(created) + " well link(s) and remove " + std::to_string(removed) +
+                  " image link(s); nothing was changed (dry run)");
+    if (totals["wells_without_samples"].get<long long>() > 0)
+        out().say(std::to_string(totals["wells_without_samples"].get<long long>()) +
+                  " well(s) without samples: they have no images, so nothing to move (not a problem)");
+    return code;
+}
 
 } // namespace
+
+CommandRun setup_annotations_move_to_wells(CLI::App &sub)
+{
+    return command_setup<MoveOpts, add_annotations_move_to_wells_options, run_annotations_move_to_wells>(sub);
+}
 
 } // namespace ou

@@ -1,5 +1,6 @@
 // omero-upgrade backup | backup list | backup verify FILE: the commands over tool/backup.hpp
 // (verified pg_dump backups, their manifest).
+#include "commands.hpp"
 #include "backup.hpp"
 #include "fsutil.hpp"
 #include "installation.hpp"
@@ -16,19 +17,34 @@ namespace ou {
 
 namespace {
 
-int run_backup(const BackupOptions &opts)
+void add_backup_options(CLI::App &sub, BackupOptions &o)
 {
-    Settings s = load_settings(false);
-    auto db = connect_db(s);
-    BackupResult b = make_backup(s, *db, opts);
+    sub.add_option("--backup-dir", o.dir, "where backups and their manifest go (default: omero-upgrade-backups beside the server directory)");
+    sub.add_option("-j,--jobs", o.jobs, "dump with N parallel jobs in directory format (NAME.pgdir)")->check(CLI::Range(1, 64));
+    sub.add_flag("--no-space-check", o.skip_space_check, "try even when free space is below the database size");
+}
+
+int run_backup(const BackupOptions &opts, Context &ctx)
+{
+    Settings &s = ctx.settings();
+    BackupResult b = make_backup(s, ctx.db(), opts);
     out().result() = b.entry;
     out().result()["path"] = b.path;
     return EXIT_OK;
 }
 
-int run_list(const std::string &given)
+struct BackupListOptions {
+    std::string dir;
+};
+
+void add_backup_list_options(CLI::App &sub, BackupListOptions &o)
 {
-    std::string dir = given.empty() ? default_backup_dir() : given;
+    sub.add_option("--backup-dir", o.dir, "the backup directory (default: omero-upgrade-backups beside the server directory)");
+}
+
+int run_backup_list(const BackupListOptions &o, Context &ctx)
+{
+    std::string dir = o.dir.empty() ? default_backup_dir(ctx.global()) : o.dir;
     nlohmann::json m = read_manifest(dir);
     nlohmann::json list = nlohmann::json::array();
     std::set<std::string> known;
@@ -70,9 +86,40 @@ int run_list(const std::string &given)
     return missing ? EXIT_PROBLEM : EXIT_OK;
 }
 
-int run_verify(const std::string &file, bool full)
+struct BackupImportOptions {
+    std::string file, dir;
+};
+
+void add_backup_import_options(CLI::App &sub, BackupImportOptions &o)
 {
-    VerifyResult v = verify_backup(file);
+    sub.add_option("FILE", o.file, "the dump (pg_dump -Fc; a -Fd directory already in the backup directory)")->required();
+    sub.add_option("--backup-dir", o.dir,
+                   "the backup directory to adopt it into (default: omero-upgrade-backups beside the server directory)");
+}
+
+int run_backup_import(const BackupImportOptions &o, Context &ctx)
+{
+    BackupResult b = import_backup(o.file, o.dir.empty() ? default_backup_dir(ctx.global()) : o.dir);
+    out().result() = b.entry;
+    out().result()["path"] = b.path;
+    return EXIT_OK;
+}
+
+struct BackupVerifyOptions {
+    std::string file;
+    bool full = false;
+};
+
+void add_backup_verify_options(CLI::App &sub, BackupVerifyOptions &o)
+{
+    sub.add_option("FILE", o.file, "the backup (NAME.pgdump or NAME.pgdir)")->required();
+    sub.add_flag("--full", o.full, "also read and decompress every data block");
+}
+
+int run_backup_verify(const BackupVerifyOptions &o, Context &)
+{
+    const bool full = o.full;
+    VerifyResult v = verify_backup(o.file);
     if (full && v.ok()) {
         // Reads and decompresses every data block.
         size_t total = 0, done = 0;
@@ -113,48 +160,26 @@ int run_verify(const std::string &file, bool full)
     return EXIT_OK;
 }
 
-BackupOptions g_opts;
-std::string g_list_dir;
-std::string g_verify_file;
-bool g_verify_full = false;
-
-Register reg_backup({"backup", "dump the OMERO database to a verified, checksummed backup file", [](CLI::App &sub) {
-                         sub.add_option("--backup-dir", g_opts.dir, "where backups and their manifest go (default: omero-upgrade-backups beside the server directory)");
-                         sub.add_option("-j,--jobs", g_opts.jobs,
-                                        "dump with N parallel jobs in directory format (NAME.pgdir)")
-                             ->check(CLI::Range(1, 64));
-                         sub.add_flag("--no-space-check", g_opts.skip_space_check,
-                                      "try even when free space is below the database size");
-                         return [] { return run_backup(g_opts); };
-                     }});
-
-Register reg_list({"backup list", "list the backups recorded in the manifest of a backup directory", [](CLI::App &sub) {
-                       sub.add_option("--backup-dir", g_list_dir, "the backup directory (default: omero-upgrade-backups beside the server directory)");
-                       return [] { return run_list(g_list_dir); };
-                   }});
-
-std::string g_import_file, g_import_dir;
-Register reg_import({"backup import", "adopt a dump made by hand (pg_dump -Fc): verified, copied in, checksummed, recorded",
-                     [](CLI::App &sub) {
-                         sub.add_option("FILE", g_import_file, "the dump (pg_dump -Fc; a -Fd directory already in the backup directory)")
-                             ->required();
-                         sub.add_option("--backup-dir", g_import_dir,
-                                        "the backup directory to adopt it into (default: omero-upgrade-backups beside the server directory)");
-                         return [] {
-                             BackupResult b = import_backup(g_import_file, g_import_dir);
-                             out().result() = b.entry;
-                             out().result()["path"] = b.path;
-                             return EXIT_OK;
-                         };
-                     }});
-
-Register reg_verify({"backup verify", "check a backup: checksum, table of contents, key tables, dbpatch data",
-                     [](CLI::App &sub) {
-                         sub.add_option("FILE", g_verify_file, "the backup (NAME.pgdump or NAME.pgdir)")->required();
-                         sub.add_flag("--full", g_verify_full, "also read and decompress every data block");
-                         return [] { return run_verify(g_verify_file, g_verify_full); };
-                     }});
-
 } // namespace
+
+CommandRun setup_backup(CLI::App &sub)
+{
+    return command_setup<BackupOptions, add_backup_options, run_backup>(sub);
+}
+
+CommandRun setup_backup_list(CLI::App &sub)
+{
+    return command_setup<BackupListOptions, add_backup_list_options, run_backup_list>(sub);
+}
+
+CommandRun setup_backup_import(CLI::App &sub)
+{
+    return command_setup<BackupImportOptions, add_backup_import_options, run_backup_import>(sub);
+}
+
+CommandRun setup_backup_verify(CLI::App &sub)
+{
+    return command_setup<BackupVerifyOptions, add_backup_verify_options, run_backup_verify>(sub);
+}
 
 } // namespace ou

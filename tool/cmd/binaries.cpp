@@ -3,6 +3,7 @@
 // beside the server into its own versioned directory, and the OMERO.server symlink is repointed
 // in one rename(2); the old tree is kept, and a state file beside the server directory
 // (.omero-upgrade-binaries.json) records the previous target so that rollback can point back.
+#include "commands.hpp"
 #include "history.hpp"
 #include "archive.hpp"
 #include "checksum.hpp"
@@ -42,9 +43,8 @@ bool inside(const std::string &path, const std::string &dir)
 
 // The OMERO.server path itself (the symlink, not what it points to): --server-dir, OMERODIR or
 // ./OMERO.server, made absolute through its parent only.
-std::string server_link_path()
+std::string server_link_path(const GlobalOptions &g)
 {
-    const GlobalOptions &g = global_options();
     const char *env = std::getenv("OMERODIR");
     std::string p = !g.server_dir.empty() ? g.server_dir : env && *env ? env : "OMERO.server";
     while (p.size() > 1 && p.back() == '/')
@@ -338,351 +338,352 @@ struct InstallOpts {
     bool carry = false, dry_run = false, force = false;
 };
 
-CommandRun setup_install(CLI::App &sub)
+void add_binaries_install_options(CLI::App &sub, InstallOpts &o)
 {
-    auto o = std::make_shared<InstallOpts>();
-    sub.add_option("source", o->source, "the new server: an OMERO.server zip (or other archive), or a directory")
+    sub.add_option("source", o.source, "the new server: an OMERO.server zip (or other archive), or a directory")
         ->required();
-    sub.add_option("--name", o->name, "name of the versioned directory (default: the archive's top directory)");
-    sub.add_flag("--carry-scripts", o->carry, "copy scripts added under lib/scripts of the old server to the new one");
-    sub.add_flag("--dry-run", o->dry_run, "check everything and show what would be done, change nothing");
-    sub.add_flag("--force", o->force, "go on although the server is running");
-    return [o] {
-        Settings s = load_settings(false);
-        std::string link = server_link_path(), parent = dir_name(link);
-        std::string state_path = parent + "/" + state_name;
-        nlohmann::json &res = out().result();
-        res["server"] = link;
-        res["dry_run"] = o->dry_run;
+    sub.add_option("--name", o.name, "name of the versioned directory (default: the archive's top directory)");
+    sub.add_flag("--carry-scripts", o.carry, "copy scripts added under lib/scripts of the old server to the new one");
+    sub.add_flag("--dry-run", o.dry_run, "check everything and show what would be done, change nothing");
+    sub.add_flag("--force", o.force, "go on although the server is running");
+}
 
-        // 1. Where things are now.
-        Kind k = kind_of(link);
-        if (k == Kind::Missing || k == Kind::Other)
-            throw CommandError("no OMERO.server directory or symlink at " + link,
-                               "give the current server with --server-dir DIR or OMERODIR");
-        std::string current = k == Kind::Symlink ? real_path(link) : link;
-        if (current.empty())
-            throw CommandError(link + " is a dangling symlink (" + link_target(link) + ")");
-        std::string old_dir_move = link + "-old";
-        if (k == Kind::Directory && path_exists(old_dir_move))
-            throw CommandError(link + " is a directory and " + old_dir_move + " already exists",
-                               "move " + old_dir_move + " away (it would be where the current server goes)");
+int run_binaries_install(const InstallOpts &o, Context &ctx)
+{
+    Settings &s = ctx.settings();
+    std::string link = server_link_path(ctx.global()), parent = dir_name(link);
+    std::string state_path = parent + "/" + state_name;
+    nlohmann::json &res = out().result();
+    res["server"] = link;
+    res["dry_run"] = o.dry_run;
 
-        // 2. The new tree: a directory as it is, or an archive checked and extracted beside the server.
-        struct stat st;
-        if (stat(o->source.c_str(), &st) != 0)
-            throw CommandError("cannot read " + o->source + ": " + std::strerror(errno));
-        bool from_archive = !S_ISDIR(st.st_mode);
-        std::string new_tree;
-        ArchiveCheck check;
-        // Opened once (a regular file, nothing else): checked and extracted from this descriptor.
-        std::unique_ptr<ArchiveFile> archive;
-        if (from_archive) {
-            archive = std::make_unique<ArchiveFile>(o->source);
-            Meter m("checking the archive", "bytes", archive->size());
-            check = check_archive(*archive, [&](unsigned long long n) { m.update(n); });
-            m.finish();
-            res["archive"] = {{"entries", check.entries}, {"bytes", check.bytes}, {"problems", check.problems}};
-            if (!check.ok()) {
-                for (const auto &p : check.problems)
-                    out().error("unsafe archive entry: " + p);
-                out().hint("nothing was extracted; use an archive from the official download site");
-                return EXIT_PROBLEM;
-            }
-            std::string top = check.top_dir.empty() ? "" : check.top_dir + "/";
-            if (!check.has_bin_omero || !check.has_sql_psql)
-                throw CommandError(o->source + " is not an OMERO.server: it holds no " +
-                                       (!check.has_bin_omero ? top + "bin/omero" : "") +
-                                       (!check.has_bin_omero && !check.has_sql_psql ? " and no " : "") +
-                                       (!check.has_sql_psql ? top + "sql/psql" : "") + "; nothing was extracted",
-                                   "give the OMERO.server-<version>.zip of a release (or its unpacked directory)");
-            std::string name = o->name;
-            if (name.empty())
-                name = check.top_dir;
-            if (name.empty()) {
-                name = base_name(o->source);
-                for (const char *ext : {".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".zip", ".tar"})
-                    if (name.size() > std::strlen(ext) && name.compare(name.size() - std::strlen(ext), std::string::npos, ext) == 0) {
-                        name.resize(name.size() - std::strlen(ext));
-                        break;
-                    }
-            }
-            if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
-                throw CommandError("cannot use '" + name + "' as the name of the new server directory", "give --name NAME");
-            // Names the tool itself uses beside the server: the new tree would be (or replace)
-            // the link, the place of the old tree, the state file or a temp file.
-            std::string lb = base_name(link);
-            if (name == lb || name == lb + "-old" || name == state_name || name.rfind(".omero-upgrade", 0) == 0 ||
-                name.rfind("." + lb + ".omero-upgrade", 0) == 0)
-                throw CommandError("cannot use '" + name + "' as the name of the new server directory: " +
-                                       "omero-upgrade uses " + parent + "/" + name + " itself" +
-                                       (o->name.empty() ? " (it is the top directory or the name of " + o->source + ")" : "") +
-                                       "; nothing was extracted",
-                                   "give --name NAME (e.g. OMERO.server-<version>)");
-            new_tree = parent + "/" + name;
-        } else {
-            new_tree = real_path(o->source);
+    // 1. Where things are now.
+    Kind k = kind_of(link);
+    if (k == Kind::Missing || k == Kind::Other)
+        throw CommandError("no OMERO.server directory or symlink at " + link,
+                           "give the current server with --server-dir DIR or OMERODIR");
+    std::string current = k == Kind::Symlink ? real_path(link) : link;
+    if (current.empty())
+        throw CommandError(link + " is a dangling symlink (" + link_target(link) + ")");
+    std::string old_dir_move = link + "-old";
+    if (k == Kind::Directory && path_exists(old_dir_move))
+        throw CommandError(link + " is a directory and " + old_dir_move + " already exists",
+                           "move " + old_dir_move + " away (it would be where the current server goes)");
+
+    // 2. The new tree: a directory as it is, or an archive checked and extracted beside the server.
+    struct stat st;
+    if (stat(o.source.c_str(), &st) != 0)
+        throw CommandError("cannot read " + o.source + ": " + std::strerror(errno));
+    bool from_archive = !S_ISDIR(st.st_mode);
+    std::string new_tree;
+    ArchiveCheck check;
+    // Opened once (a regular file, nothing else): checked and extracted from this descriptor.
+    std::unique_ptr<ArchiveFile> archive;
+    if (from_archive) {
+        archive = std::make_unique<ArchiveFile>(o.source);
+        Meter m("checking the archive", "bytes", archive->size());
+        check = check_archive(*archive, [&](unsigned long long n) { m.update(n); });
+        m.finish();
+        res["archive"] = {{"entries", check.entries}, {"bytes", check.bytes}, {"problems", check.problems}};
+        if (!check.ok()) {
+            for (const auto &p : check.problems)
+                out().error("unsafe archive entry: " + p);
+            out().hint("nothing was extracted; use an archive from the official download site");
+            return EXIT_PROBLEM;
         }
-        res["new_tree"] = new_tree;
-        bool extracted = !from_archive || is_directory(new_tree);
-        if (from_archive && !extracted && path_exists(new_tree))
-            throw CommandError(new_tree + " exists and is not a directory");
-        // An existing directory of that name is used only when this tool extracted it there from
-        // this same archive (the binaries record: the archive's SHA-256 and bin/omero's, as
-        // extracted); anything else there (planted, unpacked by hand, another release of the same
-        // top directory, changed since) is refused: --name gives a fresh one.
-        std::string archive_sha;
-        if (from_archive) {
-            archive_sha = sha256_file(o->source);
-            if (extracted) {
-                std::string why = reuse_refusal(read_state(state_path), new_tree, archive_sha, state_path);
-                if (!why.empty())
-                    throw CommandError(new_tree + " exists already, but " + why + "; it is not used, nothing was changed",
-                                       "move it away, or give --name NAME for a fresh directory (e.g. --name " +
-                                           base_name(new_tree) + "-2)");
-                out().say(new_tree + " exists already (extracted before): using it, as extracted from this archive (sha256 " +
-                          archive_sha + ")");
-            }
-        }
-        if (extracted) {
-            bool bin = access((new_tree + "/bin/omero").c_str(), X_OK) == 0, sql = is_directory(new_tree + "/sql/psql");
-            if (!bin || !sql)
-                throw CommandError(new_tree + " is not an OMERO.server: it has no " +
-                                       (!bin ? std::string("executable bin/omero") : "") + (!bin && !sql ? " and no " : "") +
-                                       (!sql ? "sql/psql" : "") + "; nothing was changed",
-                                   "give the unpacked OMERO.server directory of a release (or its zip)");
-        }
-
-        // 3. Re-run after a swap: the link already points at the new tree; the state file knows the old one.
-        nlohmann::json state = read_state(state_path);
-        bool already = k == Kind::Symlink && current == real_path(new_tree);
-        std::string old_tree;
-        if (already) {
-            if (state.is_object() && state.value("current", "") == real_path(new_tree))
-                old_tree = state.value("previous", "");
-            out().say(link + " already points to " + new_tree);
-        } else {
-            if (new_tree == current)
-                throw CommandError(o->source + " is the current server itself");
-            old_tree = k == Kind::Directory ? old_dir_move : current;
-        }
-        res["previous_tree"] = old_tree;
-
-        // 4. Nothing may run from the current tree while it is swapped.
-        require_stopped(s, current, o->force);
-        if (from_archive && !extracted) {
-            unsigned long long free = free_bytes(parent);
-            if (free < check.bytes + check.bytes / 10)
-                throw CommandError("not enough free space in " + parent + " to extract " + o->source + ": " +
-                                   human_bytes(check.bytes) + " needed, " + human_bytes(free) + " free");
-        }
-        std::vector<std::string> env_warnings;
-        if (!old_tree.empty())
-            env_warnings = env_into(old_tree, link);
-
-        // Every path the install writes below the new tree (config.xml, carried scripts) is
-        // opened without following symlinks; refuse a tree where that fails before the swap.
-        std::map<std::string, std::string> old_h, new_h;
-        nlohmann::json added = nlohmann::json::array(), changed = nlohmann::json::array();
-        auto preflight = [&] {
-            if (old_tree.empty())
-                return;
-            check_writable_beneath(new_tree, "etc/grid");
-            // Not compared through a symlink of the new tree (it could lead anywhere); refused
-            // when scripts are to be carried into it.
-            std::string why;
-            int fd = open_dir_beneath(new_tree, "lib/scripts", false, why);
-            if (fd >= 0)
-                close(fd);
-            if (fd == -1) {
-                if (o->carry)
-                    check_writable_beneath(new_tree, "lib/scripts");
-                out().warn("lib/scripts not compared: " + why);
-                return;
-            }
-            // A plain directory is moved to old_tree only by the swap below: until then it is at link.
-            std::string old_now = k == Kind::Directory && !already ? link : old_tree;
-            hash_tree(old_now + "/lib/scripts", "", old_h);
-            hash_tree(new_tree + "/lib/scripts", "", new_h);
-            for (const auto &[rel, h] : old_h) {
-                auto it = new_h.find(rel);
-                if (it == new_h.end())
-                    added.push_back(rel);
-                else if (it->second != h)
-                    changed.push_back(rel);
-            }
-            if (o->carry)
-                for (const auto &rel : added)
-                    check_writable_beneath(new_tree, "lib/scripts/" + dir_name(rel.get<std::string>()));
-        };
-        if (extracted)
-            preflight();
-
-        if (o->dry_run) {
-            if (from_archive && !extracted)
-                out().say("archive " + o->source + ": " + std::to_string(check.entries) + " entries, " +
-                          human_bytes(check.bytes) + ", all safe; would extract it to " + new_tree);
-            if (!already) {
-                if (k == Kind::Directory)
-                    out().say("would move " + link + " to " + old_dir_move);
-                out().say("would point " + link + " to " + new_tree + " (was " + current + ")");
-            }
-            if (!old_tree.empty()) {
-                out().say("would copy " + old_tree + "/etc/grid/config.xml to " + new_tree +
-                          "/etc/grid/config.xml (mode and owner kept) unless it is there");
-                out().say("would compare lib/scripts of the old and the new server" +
-                          std::string(o->carry ? " and copy the added scripts" : ""));
-            }
-            for (const auto &w : env_warnings)
-                out().warn(w);
-            return EXIT_OK;
-        }
-
-        // 5. Extract: into a temp dir beside the target, then one rename into the versioned dir.
-        if (from_archive && !extracted) {
-            std::string tmpl = parent + "/.omero-upgrade-extract-XXXXXX";
-            std::vector<char> buf(tmpl.begin(), tmpl.end());
-            buf.push_back('\0');
-            if (!mkdtemp(buf.data()))
-                throw CommandError("cannot create a temp directory in " + parent + ": " + std::strerror(errno));
-            std::string tmp = buf.data();
-            try {
-                out().step("extracting " + o->source + " (" + std::to_string(check.entries) + " entries, " +
-                          human_bytes(check.bytes) + ")");
-                Meter m("extracting", "bytes", check.bytes);
-                extract_archive(*archive, check, tmp, [&](unsigned long long n) { m.update(n); });
-                m.finish();
-                std::string tree = check.top_dir.empty() ? tmp : tmp + "/" + check.top_dir;
-                if (access((tree + "/bin/omero").c_str(), X_OK) != 0 || !is_directory(tree + "/sql/psql"))
-                    throw CommandError(o->source + " holds no OMERO.server (no executable bin/omero or no sql/psql in it)");
-                if (check.top_dir.empty()) {
-                    chmod(tmp.c_str(), 0755);
-                    rename_noreplace(tmp, new_tree);
-                } else {
-                    rename_noreplace(tree, new_tree);
-                    rmdir(tmp.c_str());
-                }
-            } catch (...) {
-                remove_tree(tmp);
-                throw;
-            }
-            out().say("extracted to " + new_tree);
-            // What a later install of the same archive checks before it uses this tree again.
-            nlohmann::json rec = read_state(state_path);
-            if (!rec.is_object())
-                rec = nlohmann::json::object();
-            rec["extracted"][new_tree] = {{"source", o->source},
-                                          {"archive_sha256", archive_sha},
-                                          {"bin_omero_sha256", sha256_file(new_tree + "/bin/omero")},
-                                          {"extracted_at", utc_timestamp()}};
-            write_file_atomic(state_path, stored_json_text(rec, 2) + "\n");
-            preflight();
-        }
-
-        // 6. The swap. A plain directory is first moved aside, as the guide does.
-        if (!already) {
-            if (k == Kind::Directory) {
-                rename_noreplace(link, old_dir_move);
-                out().say("moved " + link + " to " + old_dir_move);
-            }
-            swap_symlink(link, link_text(link, new_tree));
-            out().say("pointed " + link + " to " + new_tree + " (was " + (k == Kind::Directory ? old_dir_move : current) + ")");
-            state = read_state(state_path);  // with what the extraction recorded
-            nlohmann::json history = state.is_object() && state.contains("history") ? state["history"] : nlohmann::json::array();
-            history.push_back({{"at", utc_timestamp()}, {"action", "install"}, {"from", old_tree}, {"to", new_tree}});
-            nlohmann::json ns = {{"server", link},
-                                 {"previous", old_tree},
-                                 {"current", real_path(new_tree)},
-                                 {"previous_was_directory", k == Kind::Directory},
-                                 {"source", o->source},
-                                 {"installed_at", utc_timestamp()},
-                                 {"history", history}};
-            if (state.is_object() && state.contains("extracted"))
-                ns["extracted"] = state["extracted"];
-            write_file_atomic(state_path, stored_json_text(ns, 2) + "\n");
-            record_history(s, {"binaries-install", link + " → " + new_tree, std::nullopt, std::nullopt,
-                               nlohmann::json::object(),
-                               {{"server", link}, {"from", old_tree}, {"to", real_path(new_tree)}, {"source", o->source}}});
-        }
-        res["swapped"] = !already;
-
-        if (old_tree.empty()) {
-            out().warn("the previous server tree is not known (no " + state_path +
-                       "): config.xml and lib/scripts were not compared");
-            return EXIT_OK;
-        }
-
-        // 7. config.xml, with its mode and owner.
-        std::string old_cfg = old_tree + "/etc/grid/config.xml", new_cfg = new_tree + "/etc/grid/config.xml";
-        std::string cfg_status;
-        if (!path_exists(old_cfg)) {
-            cfg_status = "none in the old server";
-            out().warn("no " + old_cfg + " to copy");
-        } else if (!path_exists(new_cfg)) {
-            copy_file_beneath(old_cfg, new_tree, "etc/grid/config.xml", true);
-            cfg_status = "copied";
-            out().say("copied " + old_cfg + " to " + new_cfg);
-        } else if (same_content(old_cfg, new_cfg)) {
-            cfg_status = "already there";
-            out().say(new_cfg + " is already the old server's config.xml");
-        } else if (!already) {
-            // Swapped just now: the server ran on the old tree's config.xml until this install, so
-            // a different one in the new tree is stale (left by an earlier install that was rolled
-            // back: it names the database from before the rollback). Starting the new server on
-            // it would run it on that database. Kept aside, and the live one copied.
-            std::string stamp = "config.xml.stale-" + utc_timestamp(), aside = stamp;
-            std::string why;
-            int dfd = open_dir_beneath(new_tree, "etc/grid", false, why);
-            if (dfd < 0)
-                throw CommandError("cannot set " + new_cfg + " aside: " + why);
-            int rc, e;
-            for (int i = 2;; i++) {  // a free name: two installs in one second get -2, -3…
-                rc = renameat2(dfd, "config.xml", dfd, aside.c_str(), RENAME_NOREPLACE);
-                e = errno;
-                if (rc == 0 || e != EEXIST || i > 1000)
+        std::string top = check.top_dir.empty() ? "" : check.top_dir + "/";
+        if (!check.has_bin_omero || !check.has_sql_psql)
+            throw CommandError(o.source + " is not an OMERO.server: it holds no " +
+                                   (!check.has_bin_omero ? top + "bin/omero" : "") +
+                                   (!check.has_bin_omero && !check.has_sql_psql ? " and no " : "") +
+                                   (!check.has_sql_psql ? top + "sql/psql" : "") + "; nothing was extracted",
+                               "give the OMERO.server-<version>.zip of a release (or its unpacked directory)");
+        std::string name = o.name;
+        if (name.empty())
+            name = check.top_dir;
+        if (name.empty()) {
+            name = base_name(o.source);
+            for (const char *ext : {".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".zip", ".tar"})
+                if (name.size() > std::strlen(ext) && name.compare(name.size() - std::strlen(ext), std::string::npos, ext) == 0) {
+                    name.resize(name.size() - std::strlen(ext));
                     break;
-                aside = stamp + "-" + std::to_string(i);
-            }
-            close(dfd);
-            if (rc != 0)
-                throw CommandError("cannot rename " + new_cfg + " to " + aside + ": " + std::strerror(e));
-            copy_file_beneath(old_cfg, new_tree, "etc/grid/config.xml", true);
-            cfg_status = "replaced the stale one (kept as etc/grid/" + aside + ")";
-            res["config_xml_stale"] = new_tree + "/etc/grid/" + aside;
-            out().warn(new_cfg + " differed from " + old_cfg + ", the configuration the server ran on: kept it as " +
-                       aside + " and copied the live one (compare them if the new tree's was edited on purpose)");
-        } else {
-            cfg_status = "kept the new one (differs)";
-            out().warn(new_cfg + " exists and differs from " + old_cfg +
-                       ": kept it (compare them; it may hold changes made since the swap)");
+                }
         }
-        res["config_xml"] = cfg_status;
-
-        // 8. lib/scripts: added and changed in the old server compared with the new one.
-        // (compared by preflight() above, before the swap)
-        nlohmann::json carried = nlohmann::json::array();
-        for (const auto &rel : added) {
-            std::string r = rel.get<std::string>();
-            if (o->carry) {
-                copy_file_beneath(old_tree + "/lib/scripts/" + r, new_tree, "lib/scripts/" + r, true);
-                carried.push_back(r);
-                out().say("carried lib/scripts/" + r + " to the new server");
-            } else {
-                out().warn("lib/scripts/" + r + " exists only in the old server (give --carry-scripts to copy it)");
-            }
+        if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
+            throw CommandError("cannot use '" + name + "' as the name of the new server directory", "give --name NAME");
+        // Names the tool itself uses beside the server: the new tree would be (or replace)
+        // the link, the place of the old tree, the state file or a temp file.
+        std::string lb = base_name(link);
+        if (name == lb || name == lb + "-old" || name == state_name || name.rfind(".omero-upgrade", 0) == 0 ||
+            name.rfind("." + lb + ".omero-upgrade", 0) == 0)
+            throw CommandError("cannot use '" + name + "' as the name of the new server directory: " +
+                                   "omero-upgrade uses " + parent + "/" + name + " itself" +
+                                   (o.name.empty() ? " (it is the top directory or the name of " + o.source + ")" : "") +
+                                   "; nothing was extracted",
+                               "give --name NAME (e.g. OMERO.server-<version>)");
+        new_tree = parent + "/" + name;
+    } else {
+        new_tree = real_path(o.source);
+    }
+    res["new_tree"] = new_tree;
+    bool extracted = !from_archive || is_directory(new_tree);
+    if (from_archive && !extracted && path_exists(new_tree))
+        throw CommandError(new_tree + " exists and is not a directory");
+    // An existing directory of that name is used only when this tool extracted it there from
+    // this same archive (the binaries record: the archive's SHA-256 and bin/omero's, as
+    // extracted); anything else there (planted, unpacked by hand, another release of the same
+    // top directory, changed since) is refused: --name gives a fresh one.
+    std::string archive_sha;
+    if (from_archive) {
+        archive_sha = sha256_file(o.source);
+        if (extracted) {
+            std::string why = reuse_refusal(read_state(state_path), new_tree, archive_sha, state_path);
+            if (!why.empty())
+                throw CommandError(new_tree + " exists already, but " + why + "; it is not used, nothing was changed",
+                                   "move it away, or give --name NAME for a fresh directory (e.g. --name " +
+                                       base_name(new_tree) + "-2)");
+            out().say(new_tree + " exists already (extracted before): using it, as extracted from this archive (sha256 " +
+                      archive_sha + ")");
         }
-        for (const auto &rel : changed)
-            out().warn("lib/scripts/" + rel.get<std::string>() +
-                       " differs between the old and the new server: merge your changes by hand if it was edited");
-        res["scripts"] = {{"added", added}, {"changed", changed}, {"carried", carried}};
+    }
+    if (extracted) {
+        bool bin = access((new_tree + "/bin/omero").c_str(), X_OK) == 0, sql = is_directory(new_tree + "/sql/psql");
+        if (!bin || !sql)
+            throw CommandError(new_tree + " is not an OMERO.server: it has no " +
+                                   (!bin ? std::string("executable bin/omero") : "") + (!bin && !sql ? " and no " : "") +
+                                   (!sql ? "sql/psql" : "") + "; nothing was changed",
+                               "give the unpacked OMERO.server directory of a release (or its zip)");
+    }
 
-        // 9. The environment.
-        for (const auto &w : env_warnings)
-            out().warn(w + " (update it before starting the server)");
-        res["environment_warnings"] = env_warnings;
-        out().say("binaries installed: " + link + " -> " + new_tree + "; the old tree is kept at " + old_tree);
-        return EXIT_OK;
+    // 3. Re-run after a swap: the link already points at the new tree; the state file knows the old one.
+    nlohmann::json state = read_state(state_path);
+    bool already = k == Kind::Symlink && current == real_path(new_tree);
+    std::string old_tree;
+    if (already) {
+        if (state.is_object() && state.value("current", "") == real_path(new_tree))
+            old_tree = state.value("previous", "");
+        out().say(link + " already points to " + new_tree);
+    } else {
+        if (new_tree == current)
+            throw CommandError(o.source + " is the current server itself");
+        old_tree = k == Kind::Directory ? old_dir_move : current;
+    }
+    res["previous_tree"] = old_tree;
+
+    // 4. Nothing may run from the current tree while it is swapped.
+    require_stopped(s, current, o.force);
+    if (from_archive && !extracted) {
+        unsigned long long free = free_bytes(parent);
+        if (free < check.bytes + check.bytes / 10)
+            throw CommandError("not enough free space in " + parent + " to extract " + o.source + ": " +
+                               human_bytes(check.bytes) + " needed, " + human_bytes(free) + " free");
+    }
+    std::vector<std::string> env_warnings;
+    if (!old_tree.empty())
+        env_warnings = env_into(old_tree, link);
+
+    // Every path the install writes below the new tree (config.xml, carried scripts) is
+    // opened without following symlinks; refuse a tree where that fails before the swap.
+    std::map<std::string, std::string> old_h, new_h;
+    nlohmann::json added = nlohmann::json::array(), changed = nlohmann::json::array();
+    auto preflight = [&] {
+        if (old_tree.empty())
+            return;
+        check_writable_beneath(new_tree, "etc/grid");
+        // Not compared through a symlink of the new tree (it could lead anywhere); refused
+        // when scripts are to be carried into it.
+        std::string why;
+        int fd = open_dir_beneath(new_tree, "lib/scripts", false, why);
+        if (fd >= 0)
+            close(fd);
+        if (fd == -1) {
+            if (o.carry)
+                check_writable_beneath(new_tree, "lib/scripts");
+            out().warn("lib/scripts not compared: " + why);
+            return;
+        }
+        // A plain directory is moved to old_tree only by the swap below: until then it is at link.
+        std::string old_now = k == Kind::Directory && !already ? link : old_tree;
+        hash_tree(old_now + "/lib/scripts", "", old_h);
+        hash_tree(new_tree + "/lib/scripts", "", new_h);
+        for (const auto &[rel, h] : old_h) {
+            auto it = new_h.find(rel);
+            if (it == new_h.end())
+                added.push_back(rel);
+            else if (it->second != h)
+                changed.push_back(rel);
+        }
+        if (o.carry)
+            for (const auto &rel : added)
+                check_writable_beneath(new_tree, "lib/scripts/" + dir_name(rel.get<std::string>()));
     };
+    if (extracted)
+        preflight();
+
+    if (o.dry_run) {
+        if (from_archive && !extracted)
+            out().say("archive " + o.source + ": " + std::to_string(check.entries) + " entries, " +
+                      human_bytes(check.bytes) + ", all safe; would extract it to " + new_tree);
+        if (!already) {
+            if (k == Kind::Directory)
+                out().say("would move " + link + " to " + old_dir_move);
+            out().say("would point " + link + " to " + new_tree + " (was " + current + ")");
+        }
+        if (!old_tree.empty()) {
+            out().say("would copy " + old_tree + "/etc/grid/config.xml to " + new_tree +
+                      "/etc/grid/config.xml (mode and owner kept) unless it is there");
+            out().say("would compare lib/scripts of the old and the new server" +
+                      std::string(o.carry ? " and copy the added scripts" : ""));
+        }
+        for (const auto &w : env_warnings)
+            out().warn(w);
+        return EXIT_OK;
+    }
+
+    // 5. Extract: into a temp dir beside the target, then one rename into the versioned dir.
+    if (from_archive && !extracted) {
+        std::string tmpl = parent + "/.omero-upgrade-extract-XXXXXX";
+        std::vector<char> buf(tmpl.begin(), tmpl.end());
+        buf.push_back('\0');
+        if (!mkdtemp(buf.data()))
+            throw CommandError("cannot create a temp directory in " + parent + ": " + std::strerror(errno));
+        std::string tmp = buf.data();
+        try {
+            out().step("extracting " + o.source + " (" + std::to_string(check.entries) + " entries, " +
+                      human_bytes(check.bytes) + ")");
+            Meter m("extracting", "bytes", check.bytes);
+            extract_archive(*archive, check, tmp, [&](unsigned long long n) { m.update(n); });
+            m.finish();
+            std::string tree = check.top_dir.empty() ? tmp : tmp + "/" + check.top_dir;
+            if (access((tree + "/bin/omero").c_str(), X_OK) != 0 || !is_directory(tree + "/sql/psql"))
+                throw CommandError(o.source + " holds no OMERO.server (no executable bin/omero or no sql/psql in it)");
+            if (check.top_dir.empty()) {
+                chmod(tmp.c_str(), 0755);
+                rename_noreplace(tmp, new_tree);
+            } else {
+                rename_noreplace(tree, new_tree);
+                rmdir(tmp.c_str());
+            }
+        } catch (...) {
+            remove_tree(tmp);
+            throw;
+        }
+        out().say("extracted to " + new_tree);
+        // What a later install of the same archive checks before it uses this tree again.
+        nlohmann::json rec = read_state(state_path);
+        if (!rec.is_object())
+            rec = nlohmann::json::object();
+        rec["extracted"][new_tree] = {{"source", o.source},
+                                      {"archive_sha256", archive_sha},
+                                      {"bin_omero_sha256", sha256_file(new_tree + "/bin/omero")},
+                                      {"extracted_at", utc_timestamp()}};
+        write_file_atomic(state_path, stored_json_text(rec, 2) + "\n");
+        preflight();
+    }
+
+    // 6. The swap. A plain directory is first moved aside, as the guide does.
+    if (!already) {
+        if (k == Kind::Directory) {
+            rename_noreplace(link, old_dir_move);
+            out().say("moved " + link + " to " + old_dir_move);
+        }
+        swap_symlink(link, link_text(link, new_tree));
+        out().say("pointed " + link + " to " + new_tree + " (was " + (k == Kind::Directory ? old_dir_move : current) + ")");
+        state = read_state(state_path);  // with what the extraction recorded
+        nlohmann::json history = state.is_object() && state.contains("history") ? state["history"] : nlohmann::json::array();
+        history.push_back({{"at", utc_timestamp()}, {"action", "install"}, {"from", old_tree}, {"to", new_tree}});
+        nlohmann::json ns = {{"server", link},
+                             {"previous", old_tree},
+                             {"current", real_path(new_tree)},
+                             {"previous_was_directory", k == Kind::Directory},
+                             {"source", o.source},
+                             {"installed_at", utc_timestamp()},
+                             {"history", history}};
+        if (state.is_object() && state.contains("extracted"))
+            ns["extracted"] = state["extracted"];
+        write_file_atomic(state_path, stored_json_text(ns, 2) + "\n");
+        record_history(s, {"binaries-install", link + " → " + new_tree, std::nullopt, std::nullopt,
+                           nlohmann::json::object(),
+                           {{"server", link}, {"from", old_tree}, {"to", real_path(new_tree)}, {"source", o.source}}});
+    }
+    res["swapped"] = !already;
+
+    if (old_tree.empty()) {
+        out().warn("the previous server tree is not known (no " + state_path +
+                   "): config.xml and lib/scripts were not compared");
+        return EXIT_OK;
+    }
+
+    // 7. config.xml, with its mode and owner.
+    std::string old_cfg = old_tree + "/etc/grid/config.xml", new_cfg = new_tree + "/etc/grid/config.xml";
+    std::string cfg_status;
+    if (!path_exists(old_cfg)) {
+        cfg_status = "none in the old server";
+        out().warn("no " + old_cfg + " to copy");
+    } else if (!path_exists(new_cfg)) {
+        copy_file_beneath(old_cfg, new_tree, "etc/grid/config.xml", true);
+        cfg_status = "copied";
+        out().say("copied " + old_cfg + " to " + new_cfg);
+    } else if (same_content(old_cfg, new_cfg)) {
+        cfg_status = "already there";
+        out().say(new_cfg + " is already the old server's config.xml");
+    } else if (!already) {
+        // Swapped just now: the server ran on the old tree's config.xml until this install, so
+        // a different one in the new tree is stale (left by an earlier install that was rolled
+        // back: it names the database from before the rollback). Starting the new server on
+        // it would run it on that database. Kept aside, and the live one copied.
+        std::string stamp = "config.xml.stale-" + utc_timestamp(), aside = stamp;
+        std::string why;
+        int dfd = open_dir_beneath(new_tree, "etc/grid", false, why);
+        if (dfd < 0)
+            throw CommandError("cannot set " + new_cfg + " aside: " + why);
+        int rc, e;
+        for (int i = 2;; i++) {  // a free name: two installs in one second get -2, -3…
+            rc = renameat2(dfd, "config.xml", dfd, aside.c_str(), RENAME_NOREPLACE);
+            e = errno;
+            if (rc == 0 || e != EEXIST || i > 1000)
+                break;
+            aside = stamp + "-" + std::to_string(i);
+        }
+        close(dfd);
+        if (rc != 0)
+            throw CommandError("cannot rename " + new_cfg + " to " + aside + ": " + std::strerror(e));
+        copy_file_beneath(old_cfg, new_tree, "etc/grid/config.xml", true);
+        cfg_status = "replaced the stale one (kept as etc/grid/" + aside + ")";
+        res["config_xml_stale"] = new_tree + "/etc/grid/" + aside;
+        out().warn(new_cfg + " differed from " + old_cfg + ", the configuration the server ran on: kept it as " +
+                   aside + " and copied the live one (compare them if the new tree's was edited on purpose)");
+    } else {
+        cfg_status = "kept the new one (differs)";
+        out().warn(new_cfg + " exists and differs from " + old_cfg +
+                   ": kept it (compare them; it may hold changes made since the swap)");
+    }
+    res["config_xml"] = cfg_status;
+
+    // 8. lib/scripts: added and changed in the old server compared with the new one.
+    // (compared by preflight() above, before the swap)
+    nlohmann::json carried = nlohmann::json::array();
+    for (const auto &rel : added) {
+        std::string r = rel.get<std::string>();
+        if (o.carry) {
+            copy_file_beneath(old_tree + "/lib/scripts/" + r, new_tree, "lib/scripts/" + r, true);
+            carried.push_back(r);
+            out().say("carried lib/scripts/" + r + " to the new server");
+        } else {
+            out().warn("lib/scripts/" + r + " exists only in the old server (give --carry-scripts to copy it)");
+        }
+    }
+    for (const auto &rel : changed)
+        out().warn("lib/scripts/" + rel.get<std::string>() +
+                   " differs between the old and the new server: merge your changes by hand if it was edited");
+    res["scripts"] = {{"added", added}, {"changed", changed}, {"carried", carried}};
+
+    // 9. The environment.
+    for (const auto &w : env_warnings)
+        out().warn(w + " (update it before starting the server)");
+    res["environment_warnings"] = env_warnings;
+    out().say("binaries installed: " + link + " -> " + new_tree + "; the old tree is kept at " + old_tree);
+    return EXIT_OK;
 }
 
 struct RollbackOpts {
@@ -701,100 +702,107 @@ std::string installed_from(const nlohmann::json &state, const std::string &curre
     return "";
 }
 
-CommandRun setup_rollback(CLI::App &sub)
+void add_binaries_rollback_options(CLI::App &sub, RollbackOpts &o)
 {
-    auto o = std::make_shared<RollbackOpts>();
-    sub.add_option("--to", o->to,
+    sub.add_option("--to", o.to,
                    "the tree to point back to: the one the install that made the symlink point where it does came "
                    "from (default: the previous tree of the last install); for a rollback of an earlier run");
-    sub.add_flag("--dry-run", o->dry_run, "show what would be done, change nothing");
-    sub.add_flag("--force", o->force, "go on although the server is running");
-    return [o] {
-        Settings s = load_settings(false);
-        std::string link = server_link_path(), parent = dir_name(link);
-        std::string state_path = parent + "/" + state_name;
-        nlohmann::json state = read_state(state_path);
-        if (!state.is_object() || !state.contains("current"))
-            throw CommandError("no record of a binaries install beside " + link + " (" + state_path + ")",
-                               "point the symlink back by hand: ln -sfn OLD_DIR " + link);
-        std::string previous = state.value("previous", ""), installed = state.value("current", "");
-        nlohmann::json &res = out().result();
-        res["server"] = link;
-        res["previous_tree"] = previous;
-        res["dry_run"] = o->dry_run;
-        if (state.value("server", link) != link)
-            throw CommandError(state_path + " is about " + state.value("server", "") + ", not " + link);
-        if (kind_of(link) != Kind::Symlink)
-            throw CommandError(link + " is not a symlink: nothing to point back");
-        std::string current = real_path(link);
-        if (!o->to.empty()) {
-            // An earlier install's way back: the symlink must point where that install made it
-            // point, and DIR be the tree it came from (its history entry), else it is refused.
-            std::string want = real_path(o->to);
-            if (want.empty())
-                throw CommandError("the tree " + o->to + " to point back to is gone");
-            if (current == want) {
-                res["rolled_back"] = false;
-                out().say(link + " already points to " + o->to + ": nothing to do");
-                return EXIT_OK;
-            }
-            std::string from = installed_from(state, current);
-            if (from.empty() || real_path(from) != want) {
-                out().error(link + " points to " + (current.empty() ? link_target(link) : current) + ", which " +
-                            (from.empty() ? std::string("no recorded binaries install made it point to")
-                                          : "binaries install made it point to from " + from + ", not from " + o->to));
-                out().hint("it was changed by hand since; point it yourself");
-                return EXIT_PROBLEM;
-            }
-            previous = o->to;
-            installed = current;
-            res["previous_tree"] = previous;
-        }
-        if (!previous.empty() && current == real_path(previous)) {
+    sub.add_flag("--dry-run", o.dry_run, "show what would be done, change nothing");
+    sub.add_flag("--force", o.force, "go on although the server is running");
+}
+
+int run_binaries_rollback(const RollbackOpts &o, Context &ctx)
+{
+    Settings &s = ctx.settings();
+    std::string link = server_link_path(ctx.global()), parent = dir_name(link);
+    std::string state_path = parent + "/" + state_name;
+    nlohmann::json state = read_state(state_path);
+    if (!state.is_object() || !state.contains("current"))
+        throw CommandError("no record of a binaries install beside " + link + " (" + state_path + ")",
+                           "point the symlink back by hand: ln -sfn OLD_DIR " + link);
+    std::string previous = state.value("previous", ""), installed = state.value("current", "");
+    nlohmann::json &res = out().result();
+    res["server"] = link;
+    res["previous_tree"] = previous;
+    res["dry_run"] = o.dry_run;
+    if (state.value("server", link) != link)
+        throw CommandError(state_path + " is about " + state.value("server", "") + ", not " + link);
+    if (kind_of(link) != Kind::Symlink)
+        throw CommandError(link + " is not a symlink: nothing to point back");
+    std::string current = real_path(link);
+    if (!o.to.empty()) {
+        // An earlier install's way back: the symlink must point where that install made it
+        // point, and DIR be the tree it came from (its history entry), else it is refused.
+        std::string want = real_path(o.to);
+        if (want.empty())
+            throw CommandError("the tree " + o.to + " to point back to is gone");
+        if (current == want) {
             res["rolled_back"] = false;
-            out().say(link + " already points to the previous tree " + previous + ": nothing to do");
+            out().say(link + " already points to " + o.to + ": nothing to do");
             return EXIT_OK;
         }
-        if (current != installed) {
-            out().error(link + " points to " + (current.empty() ? link_target(link) : current) +
-                        ", not to what binaries install made it point to (" + installed + ")");
+        std::string from = installed_from(state, current);
+        if (from.empty() || real_path(from) != want) {
+            out().error(link + " points to " + (current.empty() ? link_target(link) : current) + ", which " +
+                        (from.empty() ? std::string("no recorded binaries install made it point to")
+                                      : "binaries install made it point to from " + from + ", not from " + o.to));
             out().hint("it was changed by hand since; point it yourself");
             return EXIT_PROBLEM;
         }
-        if (previous.empty() || !is_directory(previous) || access((previous + "/bin/omero").c_str(), X_OK) != 0)
-            throw CommandError("the previous server tree " + previous + " is gone or is not an OMERO.server");
-        require_stopped(s, current, o->force);
-        // The old server cannot use a database that was upgraded since.
-        try {
-            auto db = connect_db(s);
-            OmeroDbState st = read_omero_state(*db);
-            std::string old_newest = server_newest_version(settings_for_tree(s, previous));
-            if (st.is_omero && !old_newest.empty() && compare_versions(st.version, old_newest) > 0)
-                out().warn("the database " + s.conn.dbname + " is at " + st.version + ", newer than the previous server (" +
-                           old_newest + ") can use: restore the backup taken before db upgrade (omero-upgrade restore)");
-        } catch (const CommandError &e) {
-            out().detail(std::string("database version not checked: ") + e.what());
-        }
-        if (o->dry_run) {
-            out().say("would point " + link + " back to " + previous + " (now " + current + ")");
-            return EXIT_OK;
-        }
-        swap_symlink(link, link_text(link, previous));
-        state["history"].push_back({{"at", utc_timestamp()}, {"action", "rollback"}, {"from", current}, {"to", previous}});
-        state["rolled_back_at"] = utc_timestamp();
-        write_file_atomic(state_path, stored_json_text(state, 2) + "\n");
-        record_history(s, {"binaries-rollback", link + " → " + previous, std::nullopt, std::nullopt,
-                           nlohmann::json::object(), {{"server", link}, {"from", current}, {"to", previous}}});
-        res["rolled_back"] = true;
-        out().say("pointed " + link + " back to " + previous + "; " + current + " is kept");
+        previous = o.to;
+        installed = current;
+        res["previous_tree"] = previous;
+    }
+    if (!previous.empty() && current == real_path(previous)) {
+        res["rolled_back"] = false;
+        out().say(link + " already points to the previous tree " + previous + ": nothing to do");
         return EXIT_OK;
-    };
+    }
+    if (current != installed) {
+        out().error(link + " points to " + (current.empty() ? link_target(link) : current) +
+                    ", not to what binaries install made it point to (" + installed + ")");
+        out().hint("it was changed by hand since; point it yourself");
+        return EXIT_PROBLEM;
+    }
+    if (previous.empty() || !is_directory(previous) || access((previous + "/bin/omero").c_str(), X_OK) != 0)
+        throw CommandError("the previous server tree " + previous + " is gone or is not an OMERO.server");
+    require_stopped(s, current, o.force);
+    // The old server cannot use a database that was upgraded since.
+    try {
+        auto db = ctx.connect();
+        OmeroDbState st = read_omero_state(*db);
+        std::string old_newest = server_newest_version(settings_for_tree(s, previous));
+        if (st.is_omero && !old_newest.empty() && compare_versions(st.version, old_newest) > 0)
+            out().warn("the database " + s.conn.dbname + " is at " + st.version + ", newer than the previous server (" +
+                       old_newest + ") can use: restore the backup taken before db upgrade (omero-upgrade restore)");
+    } catch (const CommandError &e) {
+        out().detail(std::string("database version not checked: ") + e.what());
+    }
+    if (o.dry_run) {
+        out().say("would point " + link + " back to " + previous + " (now " + current + ")");
+        return EXIT_OK;
+    }
+    swap_symlink(link, link_text(link, previous));
+    state["history"].push_back({{"at", utc_timestamp()}, {"action", "rollback"}, {"from", current}, {"to", previous}});
+    state["rolled_back_at"] = utc_timestamp();
+    write_file_atomic(state_path, stored_json_text(state, 2) + "\n");
+    record_history(s, {"binaries-rollback", link + " → " + previous, std::nullopt, std::nullopt,
+                       nlohmann::json::object(), {{"server", link}, {"from", current}, {"to", previous}}});
+    res["rolled_back"] = true;
+    out().say("pointed " + link + " back to " + previous + "; " + current + " is kept");
+    return EXIT_OK;
 }
 
-Register reg_install({"binaries install", "check and unpack a new OMERO.server beside the old one and swap the symlink",
-                      setup_install});
-Register reg_rollback({"binaries rollback", "point the OMERO.server symlink back to the previous tree", setup_rollback});
-
 } // namespace
+
+CommandRun setup_binaries_install(CLI::App &sub)
+{
+    return command_setup<InstallOpts, add_binaries_install_options, run_binaries_install>(sub);
+}
+
+CommandRun setup_binaries_rollback(CLI::App &sub)
+{
+    return command_setup<RollbackOpts, add_binaries_rollback_options, run_binaries_rollback>(sub);
+}
 
 } // namespace ou

@@ -2,6 +2,8 @@
 // colour conversion (README, "Shape colours"). convert/revert CALL omero_colors_convert, which
 // commits per batch: Ctrl-C (a libpq cancel) leaves every batch converted and journaled or
 // untouched, and running the command again resumes. ROI/image/shape ids inline or from files.
+#include "commands.hpp"
+#include "extension_sql.hpp"
 #include "extcall.hpp"
 #include "help_text.hpp"
 #include "progress.hpp"
@@ -23,6 +25,7 @@ struct ColorsOpts {
     int batch_size = 50000;
     int jobs = 1;
     bool rewrite = false, batches = false, dry_run = false;
+    std::string direction;  // argb_to_rgba (convert) | rgba_to_argb (revert)
 };
 
 nlohmann::json counts_json(const Rows &r)
@@ -42,161 +45,180 @@ std::string counts_text(const nlohmann::json &c)
            std::to_string(c["raced"].get<long long>()) + " changed while working (run again)";
 }
 
-CommandRun setup_convert(CLI::App &sub, const std::string &direction)
+void add_colors_change_options(CLI::App &sub, ColorsOpts &o)
 {
-    auto o = std::make_shared<ColorsOpts>();
-    sub.add_option("--roi", o->rois, "ROI ids (comma- or space-separated; repeatable)");
-    sub.add_option("--roi-file", o->roi_files, "file of ROI ids (whitespace or commas, '#' comments)");
-    sub.add_option("--image", o->images, "image ids: their ROIs' shapes");
-    sub.add_option("--image-file", o->image_files, "file of image ids");
-    sub.add_option("--shape", o->shapes, "shape ids");
-    sub.add_option("--shape-file", o->shape_files, "file of shape ids");
-    sub.add_option("--batch-size", o->batch_size, "shapes per batch (one commit each)")->capture_default_str();
-    sub.add_option("--jobs", o->jobs,
+    sub.add_option("--roi", o.rois, "ROI ids (comma- or space-separated; repeatable)");
+    sub.add_option("--roi-file", o.roi_files, "file of ROI ids (whitespace or commas, '#' comments)");
+    sub.add_option("--image", o.images, "image ids: their ROIs' shapes");
+    sub.add_option("--image-file", o.image_files, "file of image ids");
+    sub.add_option("--shape", o.shapes, "shape ids");
+    sub.add_option("--shape-file", o.shape_files, "file of shape ids");
+    sub.add_option("--batch-size", o.batch_size, "shapes per batch (one commit each)")->capture_default_str();
+    sub.add_option("--jobs", o.jobs,
                    "batches converted at once, each by a background worker of the server (1: by this session; "
                    "needs as many free max_worker_processes slots)")
         ->capture_default_str();
-    sub.add_flag("--rewrite", o->rewrite, "all shapes by rewriting the table once (server stopped, no other session)");
-    sub.add_flag("--batches", o->batches,
+    sub.add_flag("--rewrite", o.rewrite, "all shapes by rewriting the table once (server stopped, no other session)");
+    sub.add_flag("--batches", o.batches,
                  "all shapes by batches even when the one-pass rewrite would apply (no other session, nothing "
                  "journaled: the default then rewrites the table)");
-    sub.add_flag("--dry-run", o->dry_run, "count and show a sample, change nothing");
-    return [o, direction]() -> int {
-        Value rois = id_array(o->rois, o->roi_files, "ROI");
-        Value images = id_array(o->images, o->image_files, "image");
-        Value shapes = id_array(o->shapes, o->shape_files, "shape");
-        if (o->batch_size <= 0)
-            throw CommandError("--batch-size must be positive");
-        if (o->jobs < 1)
-            throw CommandError("--jobs must be at least 1");
-        if (o->jobs > 1 && o->rewrite)
-            throw CommandError("--jobs converts by batches: not with --rewrite");
-        bool subset = rois || images || shapes;
-        if (o->rewrite && subset)
-            throw CommandError("--rewrite converts every shape: it takes no --roi/--image/--shape");
-        if (o->rewrite && o->batches)
-            throw CommandError("--rewrite or --batches, not both");
-        Settings s = load_settings(false);
-        auto db = connect_db(s);
-        std::string schema = require_extension(*db);
-        show_extension_notices(*db);
-        nlohmann::json &res = out().result();
-        res["direction"] = direction;
-        res["database"] = s.conn.dbname;
-        res["dry_run"] = o->dry_run;
-        res["scope"] = subset ? "subset" : "all shapes";
-        std::vector<Value> params{direction, rois, images, shapes, std::to_string(o->batch_size)};
-        const std::string args = "$1, $2::int8[], $3::int8[], $4::int8[], $5::int";
-        // CALL's method: 'auto' rewrites every shape in one pass when nothing else uses the database
-        // and nothing is journaled (the extension checks and says which way it goes).
-        const std::string method = o->batches ? "batch" : "auto";
-
-        Rows r;
-        if (o->rewrite) {
-            try {
-                r = db->query("SELECT * FROM " + schema + ".omero_colors_rewrite($1, $2::boolean)",
-                              {direction, o->dry_run ? "true" : "false"});
-            } catch (const DbError &e) {
-                // Its refusals (other sessions connected, shapes journaled, shapes newer than a
-                // completed conversion) are preconditions refused: exit 1, as "other sessions use
-                // the database" is in every command (README, "Exit codes").
-                if (e.sqlstate == "55000" && std::string(e.what()).rfind("omero_colors_rewrite ", 0) == 0)
-                    throw Refused(cli_terms(e.what()), cli_terms(e.hint));
-                throw;
-            }
-        } else if (o->dry_run) {
-            r = db->query("SELECT * FROM " + schema + ".omero_colors_convert_tx(" + args + ", true)", params);
-        } else {
-            params.push_back(method);
-            params.push_back(std::to_string(o->jobs));
-            // The one-pass rewrite's table phase is one ALTER TABLE, of which PostgreSQL reports
-            // nothing: from the extension's NOTICEs we know when the journal phase (one full read
-            // of the table) started and ended, and the table phase takes about kRewriteFactor times
-            // as long (bench/colors.sh, 2M and 10M shapes): an estimated ETA, ticking.
-            using clock = std::chrono::steady_clock;
-            std::optional<clock::time_point> rewrite_from, table_from;
-            double journal_s = 0;
-            db->on_notice([&](const Notice &n) {
-                if (n.message.find("converting every shape by the one-pass rewrite") != std::string::npos)
-                    rewrite_from = clock::now();
-                else if (rewrite_from && n.message.find("shapes journaled; rewriting the table") != std::string::npos) {
-                    table_from = clock::now();
-                    journal_s = std::chrono::duration<double>(*table_from - *rewrite_from).count();
-                }
-                show_extension_notice(n);
-            });
-            db->query_ticking("CALL " + schema + ".omero_colors_convert(" + args + ", false, $6, $7::int)", params, 1.0, [&] {
-                if (!table_from)
-                    return;
-                double el = std::chrono::duration<double>(clock::now() - *table_from).count();
-                if (el < 2)
-                    return;
-                double est = journal_s * kRewriteFactor;
-                out().progress("colors: rewriting the shape table and its indexes: elapsed " + clock_hms(el) +
-                               ", ETA ~" + clock_hms(est > el ? est - el : 0) +
-                               (est > el ? "" : " (longer than estimated)") +
-                               " (estimated from the journal's pace; PostgreSQL reports no progress for this)");
-            });
-            show_extension_notices(*db);
-            r = db->query("SELECT run_id, method, selected, converted, restored, already, changed, purged, raced"
-                          "  FROM omero_upgrade.color_runs WHERE backend_pid = pg_catalog.pg_backend_pid()"
-                          " ORDER BY run_id DESC LIMIT 1");
-        }
-        if (r.empty()) {
-            out().say("nothing to do");
-            return EXIT_OK;
-        }
-        nlohmann::json c = counts_json(r);
-        if (o->rewrite)
-            res["method"] = "rewrite";
-        else if (!o->dry_run)
-            res["method"] = r.str(0, "method");  // batch, or rewrite (chosen by 'auto')
-        res["counts"] = c;
-        if (!r.str(0, "run_id").empty())
-            res["run_id"] = std::stoll(r.str(0, "run_id"));
-        out().say(std::string(o->dry_run ? "would do: " : "done: ") + direction + ": " + counts_text(c));
-        if (c["raced"].get<long long>() > 0 || c["changed"].get<long long>() > 0)
-            return EXIT_PROBLEM;
-        return EXIT_OK;
-    };
+    sub.add_flag("--dry-run", o.dry_run, "count and show a sample, change nothing");
 }
 
-CommandRun setup_status(CLI::App &sub)
+void add_colors_convert_options(CLI::App &sub, ColorsOpts &o)
 {
-    return []() -> int {
-        Settings s = load_settings(false);
-        auto db = connect_db(s);
-        std::string schema = require_extension(*db);
-        // pending: what a run of every shape in that direction would touch (to_convert by the
-        // formula, to_restore from the journal); left_alone: what it would leave as it is.
-        Rows r = db->query("SELECT direction, converted, pending, purged, coalesce(last_at::text, '') AS last_at, runs,"
-                           "       running_runs, interrupted_runs, to_convert, to_restore, left_alone FROM " + schema +
-                           ".omero_colors_status()");
-        nlohmann::json rows = nlohmann::json::array();
-        for (size_t i = 0; i < r.rows.size(); i++) {
-            nlohmann::json j = {{"direction", r.str(i, "direction")}, {"last_at", r.str(i, "last_at")}};
-            for (const char *c : {"converted", "pending", "to_convert", "to_restore", "left_alone", "purged", "runs",
-                                  "running_runs", "interrupted_runs"})
-                j[c] = std::stoll(r.str(i, c));
-            rows.push_back(j);
-            out().say(r.str(i, "direction") + ": " + r.str(i, "converted") + " converted, " + r.str(i, "pending") +
-                      " pending (" + r.str(i, "to_convert") + " by the formula, " + r.str(i, "to_restore") +
-                      " from the journal; " + r.str(i, "left_alone") + " left alone), " + r.str(i, "purged") +
-                      " purged; " + r.str(i, "runs") + " run(s), " +
-                      r.str(i, "running_runs") + " running, " + r.str(i, "interrupted_runs") + " interrupted" +
-                      (r.str(i, "last_at").empty() ? "" : "; last " + r.str(i, "last_at")));
-        }
-        out().result()["directions"] = rows;
-        return EXIT_OK;
-    };
+    o.direction = "argb_to_rgba";
+    add_colors_change_options(sub, o);
 }
 
-Register reg_convert({"colors convert", "shape colours ARGB → RGBA (journaled, per batch, resumable)",
-                      [](CLI::App &sub) { return setup_convert(sub, "argb_to_rgba"); }});
-Register reg_revert({"colors revert", "shape colours back RGBA → ARGB (exact originals from the journal)",
-                     [](CLI::App &sub) { return setup_convert(sub, "rgba_to_argb"); }});
-Register reg_status({"colors status", "shapes converted and pending per direction, runs", setup_status});
+void add_colors_revert_options(CLI::App &sub, ColorsOpts &o)
+{
+    o.direction = "rgba_to_argb";
+    add_colors_change_options(sub, o);
+}
+
+int run_colors_change(const ColorsOpts &o, Context &ctx)
+{
+    const std::string &direction = o.direction;
+    Value rois = id_array(o.rois, o.roi_files, "ROI");
+    Value images = id_array(o.images, o.image_files, "image");
+    Value shapes = id_array(o.shapes, o.shape_files, "shape");
+    if (o.batch_size <= 0)
+        throw CommandError("--batch-size must be positive");
+    if (o.jobs < 1)
+        throw CommandError("--jobs must be at least 1");
+    if (o.jobs > 1 && o.rewrite)
+        throw CommandError("--jobs converts by batches: not with --rewrite");
+    bool subset = rois || images || shapes;
+    if (o.rewrite && subset)
+        throw CommandError("--rewrite converts every shape: it takes no --roi/--image/--shape");
+    if (o.rewrite && o.batches)
+        throw CommandError("--rewrite or --batches, not both");
+    Settings &s = ctx.settings();
+    Db *db = &ctx.db();
+    std::string schema = ctx.extension_schema();
+    show_extension_notices(*db);
+    nlohmann::json &res = out().result();
+    res["direction"] = direction;
+    res["database"] = s.conn.dbname;
+    res["dry_run"] = o.dry_run;
+    res["scope"] = subset ? "subset" : "all shapes";
+    const ext::ColorsRequest req{direction, rois, images, shapes, o.batch_size};
+    // CALL's method: 'auto' rewrites every shape in one pass when nothing else uses the database
+    // and nothing is journaled (the extension checks and says which way it goes).
+    const std::string method = o.batches ? "batch" : "auto";
+
+    Rows r;
+    if (o.rewrite) {
+        try {
+            r = ext::colors_rewrite(*db, schema, direction, o.dry_run);
+        } catch (const DbError &e) {
+            // Its refusals (other sessions connected, shapes journaled, shapes newer than a
+            // completed conversion) are preconditions refused: exit 1, as "other sessions use
+            // the database" is in every command (README, "Exit codes").
+            if (e.sqlstate == "55000" && std::string(e.what()).rfind("omero_colors_rewrite ", 0) == 0)
+                throw Refused(cli_terms(e.what()), cli_terms(e.hint));
+            throw;
+        }
+    } else if (o.dry_run) {
+        r = ext::colors_convert_dry_run(*db, schema, req);
+    } else {
+        // The one-pass rewrite's table phase is one ALTER TABLE, of which PostgreSQL reports
+        // nothing: from the extension's NOTICEs we know when the journal phase (one full read
+        // of the table) started and ended, and the table phase takes about kRewriteFactor times
+        // as long (bench/colors.sh, 2M and 10M shapes): an estimated ETA, ticking.
+        using clock = std::chrono::steady_clock;
+        std::optional<clock::time_point> rewrite_from, table_from;
+        double journal_s = 0;
+        db->on_notice([&](const Notice &n) {
+            if (n.message.find("converting every shape by the one-pass rewrite") != std::string::npos)
+                rewrite_from = clock::now();
+            else if (rewrite_from && n.message.find("shapes journaled; rewriting the table") != std::string::npos) {
+                table_from = clock::now();
+                journal_s = std::chrono::duration<double>(*table_from - *rewrite_from).count();
+            }
+            show_extension_notice(n);
+        });
+        ext::colors_convert(*db, schema, req, method, o.jobs, [&] {
+            if (!table_from)
+                return;
+            double el = std::chrono::duration<double>(clock::now() - *table_from).count();
+            if (el < 2)
+                return;
+            double est = journal_s * kRewriteFactor;
+            out().progress("colors: rewriting the shape table and its indexes: elapsed " + clock_hms(el) +
+                           ", ETA ~" + clock_hms(est > el ? est - el : 0) +
+                           (est > el ? "" : " (longer than estimated)") +
+                           " (estimated from the journal's pace; PostgreSQL reports no progress for this)");
+        });
+        show_extension_notices(*db);
+        r = ext::colors_session_run(*db);
+    }
+    if (r.empty()) {
+        out().say("nothing to do");
+        return EXIT_OK;
+    }
+    nlohmann::json c = counts_json(r);
+    if (o.rewrite)
+        res["method"] = "rewrite";
+    else if (!o.dry_run)
+        res["method"] = r.str(0, "method");  // batch, or rewrite (chosen by 'auto')
+    res["counts"] = c;
+    if (!r.str(0, "run_id").empty())
+        res["run_id"] = std::stoll(r.str(0, "run_id"));
+    out().say(std::string(o.dry_run ? "would do: " : "done: ") + direction + ": " + counts_text(c));
+    if (c["raced"].get<long long>() > 0 || c["changed"].get<long long>() > 0)
+        return EXIT_PROBLEM;
+    return EXIT_OK;
+}
+
+struct StatusOpts {
+};
+
+void add_colors_status_options(CLI::App &, StatusOpts &)
+{
+}
+
+int run_colors_status(const StatusOpts &, Context &ctx)
+{
+    Db *db = &ctx.db();
+    std::string schema = ctx.extension_schema();
+    // pending: what a run of every shape in that direction would touch (to_convert by the
+    // formula, to_restore from the journal); left_alone: what it would leave as it is.
+    Rows r = ext::colors_status(*db, schema);
+    nlohmann::json rows = nlohmann::json::array();
+    for (size_t i = 0; i < r.rows.size(); i++) {
+        nlohmann::json j = {{"direction", r.str(i, "direction")}, {"last_at", r.str(i, "last_at")}};
+        for (const char *c : {"converted", "pending", "to_convert", "to_restore", "left_alone", "purged", "runs",
+                              "running_runs", "interrupted_runs"})
+            j[c] = std::stoll(r.str(i, c));
+        rows.push_back(j);
+        out().say(r.str(i, "direction") + ": " + r.str(i, "converted") + " converted, " + r.str(i, "pending") +
+                  " pending (" + r.str(i, "to_convert") + " by the formula, " + r.str(i, "to_restore") +
+                  " from the journal; " + r.str(i, "left_alone") + " left alone), " + r.str(i, "purged") +
+                  " purged; " + r.str(i, "runs") + " run(s), " +
+                  r.str(i, "running_runs") + " running, " + r.str(i, "interrupted_runs") + " interrupted" +
+                  (r.str(i, "last_at").empty() ? "" : "; last " + r.str(i, "last_at")));
+    }
+    out().result()["directions"] = rows;
+    return EXIT_OK;
+}
 
 } // namespace
+
+CommandRun setup_colors_convert(CLI::App &sub)
+{
+    return command_setup<ColorsOpts, add_colors_convert_options, run_colors_change>(sub);
+}
+
+CommandRun setup_colors_revert(CLI::App &sub)
+{
+    return command_setup<ColorsOpts, add_colors_revert_options, run_colors_change>(sub);
+}
+
+CommandRun setup_colors_status(CLI::App &sub)
+{
+    return command_setup<StatusOpts, add_colors_status_options, run_colors_status>(sub);
+}
 
 } // namespace ou

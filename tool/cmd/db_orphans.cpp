@@ -4,6 +4,8 @@
 // back unless --dry-run. delete commits per batch (CALL of
 // omero_orphans_delete_batches) and archives every row, so Ctrl-C (a libpq cancel) leaves whole
 // batches done and restorable, and running it again carries on.
+#include "commands.hpp"
+#include "extension_sql.hpp"
 #include "extcall.hpp"
 #include "settings.hpp"
 
@@ -26,153 +28,143 @@ void add_include_ns(CLI::App &sub, OrphansOpts &o)
     sub.add_option("--include-ns", o.include_ns, "also treat annotations of this exact custom namespace as orphans");
 }
 
-CommandRun run_orphans(std::shared_ptr<OrphansOpts> o);
-
-CommandRun setup_scan(CLI::App &sub)
+void add_db_orphans_scan_options(CLI::App &sub, OrphansOpts &o)
 {
-    auto o = std::make_shared<OrphansOpts>();
-    o->action = "scan";
-    add_include_ns(sub, *o);
-    sub.add_flag("--list", o->list, "list every orphan annotation");
-    return run_orphans(o);
+    o.action = "scan";
+    add_include_ns(sub, o);
+    sub.add_flag("--list", o.list, "list every orphan annotation");
 }
 
-CommandRun setup_delete(CLI::App &sub)
+void add_db_orphans_delete_options(CLI::App &sub, OrphansOpts &o)
 {
-    auto o = std::make_shared<OrphansOpts>();
-    o->action = "delete";
-    add_include_ns(sub, *o);
-    sub.add_option("--batch-size", o->batch_size, "annotations per batch (one commit each)")->capture_default_str();
-    sub.add_flag("--fast", o->fast, "skip the per-row foreign-key triggers (superuser; see README)");
-    sub.add_flag("--apply", o->apply, "delete them (without it: a dry run that changes nothing)");
+    o.action = "delete";
+    add_include_ns(sub, o);
+    sub.add_option("--batch-size", o.batch_size, "annotations per batch (one commit each)")->capture_default_str();
+    sub.add_flag("--fast", o.fast, "skip the per-row foreign-key triggers (superuser; see README)");
+    sub.add_flag("--apply", o.apply, "delete them (without it: a dry run that changes nothing)");
     // The default anyway, kept so that older command lines still run.
-    sub.add_flag("--dry-run", o->dry_run, "count, change nothing (the default)");
-    return run_orphans(o);
+    sub.add_flag("--dry-run", o.dry_run, "count, change nothing (the default)");
 }
 
-CommandRun setup_restore(CLI::App &sub)
+void add_db_orphans_restore_options(CLI::App &sub, OrphansOpts &o)
 {
-    auto o = std::make_shared<OrphansOpts>();
-    o->action = "restore";
-    sub.add_option("--run", o->run, "the delete run to put back (required)");
-    sub.add_flag("--dry-run", o->dry_run, "say what would be put back, change nothing");
-    return run_orphans(o);
+    o.action = "restore";
+    sub.add_option("--run", o.run, "the delete run to put back (required)");
+    sub.add_flag("--dry-run", o.dry_run, "say what would be put back, change nothing");
 }
 
-CommandRun run_orphans(std::shared_ptr<OrphansOpts> o)
+int run_db_orphans(const OrphansOpts &o, Context &ctx)
 {
-    return [o]() -> int {
-        if (o->apply && o->dry_run)
-            throw CommandError("give --apply or --dry-run, not both");
-        Settings s = load_settings(false);
-        auto db = connect_db(s);
-        std::string schema = require_extension(*db);
-        show_extension_notices(*db);
-        nlohmann::json &res = out().result();
-        res["action"] = o->action;
-        res["database"] = s.conn.dbname;
-        // Namespaces as one text[] parameter (CALL takes no subquery).
-        Value ns = text_array(o->include_ns);
-        const std::string ns_sql = "$1::text[]";
+    if (o.apply && o.dry_run)
+        throw CommandError("give --apply or --dry-run, not both");
+    Settings &s = ctx.settings();
+    Db *db = &ctx.db();
+    std::string schema = ctx.extension_schema();
+    show_extension_notices(*db);
+    nlohmann::json &res = out().result();
+    res["action"] = o.action;
+    res["database"] = s.conn.dbname;
+    // Namespaces as one text[] parameter (CALL takes no subquery).
+    Value ns = text_array(o.include_ns);
 
-        if (o->action == "scan") {
-            Rows r = db->query("SELECT kind, coalesce(discriminator, '') AS discriminator, coalesce(ns_kind, '') AS ns_kind,"
-                               "       annotations, coalesce(bytes, 0) AS bytes, coalesce(detail, '') AS detail"
-                               "  FROM " + schema + ".omero_orphans_summary(" + ns_sql + ")",
-                               {ns});
-            nlohmann::json rows = nlohmann::json::array();
-            long long total = 0;
-            for (size_t i = 0; i < r.rows.size(); i++) {
-                long long n = std::stoll(r.str(i, "annotations"));
-                rows.push_back({{"kind", r.str(i, "kind")},
-                                {"discriminator", r.str(i, "discriminator")},
-                                {"ns_kind", r.str(i, "ns_kind")},
-                                {"annotations", n},
-                                {"bytes", std::stoll(r.str(i, "bytes"))},
-                                {"detail", r.str(i, "detail")}});
-                if (r.str(i, "kind") == "orphans")
-                    out().say("  " + r.str(i, "discriminator") + " (ns " + r.str(i, "ns_kind") + "): " + std::to_string(n) +
-                              " annotation(s), " + human_bytes(std::stoull(r.str(i, "bytes"))));
-                else if (r.str(i, "kind") == "total") {
-                    total = n;
-                    out().say("total: " + r.str(i, "detail"));
-                } else
-                    out().say(r.str(i, "kind") + ": " + r.str(i, "detail"));
-            }
-            res["summary"] = rows;
-            res["orphans"] = total;
-            if (o->list) {
-                Rows l = db->query("SELECT id, discriminator, coalesce(ns, '') AS ns FROM " + schema + ".omero_orphans_scan(" +
-                                       ns_sql + ") ORDER BY id",
-                                   {ns});
-                nlohmann::json ids = nlohmann::json::array();
-                for (size_t i = 0; i < l.rows.size(); i++) {
-                    ids.push_back(std::stoll(l.str(i, "id")));
-                    out().say("  annotation " + l.str(i, "id") + " " + l.str(i, "discriminator") +
-                              (l.str(i, "ns").empty() ? "" : " ns " + l.str(i, "ns")));
-                }
-                res["ids"] = ids;
-            }
-            return EXIT_OK;
+    if (o.action == "scan") {
+        Rows r = ext::orphans_summary(*db, schema, ns);
+        nlohmann::json rows = nlohmann::json::array();
+        long long total = 0;
+        for (size_t i = 0; i < r.rows.size(); i++) {
+            long long n = std::stoll(r.str(i, "annotations"));
+            rows.push_back({{"kind", r.str(i, "kind")},
+                            {"discriminator", r.str(i, "discriminator")},
+                            {"ns_kind", r.str(i, "ns_kind")},
+                            {"annotations", n},
+                            {"bytes", std::stoll(r.str(i, "bytes"))},
+                            {"detail", r.str(i, "detail")}});
+            if (r.str(i, "kind") == "orphans")
+                out().say("  " + r.str(i, "discriminator") + " (ns " + r.str(i, "ns_kind") + "): " + std::to_string(n) +
+                          " annotation(s), " + human_bytes(std::stoull(r.str(i, "bytes"))));
+            else if (r.str(i, "kind") == "total") {
+                total = n;
+                out().say("total: " + r.str(i, "detail"));
+            } else
+                out().say(r.str(i, "kind") + ": " + r.str(i, "detail"));
         }
-
-        if (o->action == "delete") {
-            if (o->batch_size <= 0)
-                throw CommandError("--batch-size must be positive");
-            if (!o->apply) {
-                Rows r = db->query("SELECT scanned, bytes FROM " + schema + ".omero_orphans_delete(true, $2::int, " + ns_sql +
-                                       ", false)",
-                                   {ns, std::to_string(o->batch_size)});
-                res["dry_run"] = true;
-                res["orphans"] = std::stoll(r.str(0, "scanned"));
-                out().say("would delete " + r.str(0, "scanned") + " orphan annotation(s) (" +
-                          human_bytes(std::stoull(r.str(0, "bytes"))) + "), archived for restore");
-                out().say("DRY RUN: nothing was changed; give --apply to delete them");
-                return EXIT_OK;
+        res["summary"] = rows;
+        res["orphans"] = total;
+        if (o.list) {
+            Rows l = ext::orphans_scan(*db, schema, ns);
+            nlohmann::json ids = nlohmann::json::array();
+            for (size_t i = 0; i < l.rows.size(); i++) {
+                ids.push_back(std::stoll(l.str(i, "id")));
+                out().say("  annotation " + l.str(i, "id") + " " + l.str(i, "discriminator") +
+                          (l.str(i, "ns").empty() ? "" : " ns " + l.str(i, "ns")));
             }
-            res["dry_run"] = false;
-            db->query("CALL " + schema + ".omero_orphans_delete_batches(false, $2::int, " + ns_sql + ", $3::boolean)",
-                      {ns, std::to_string(o->batch_size), o->fast ? "true" : "false"});
-            Rows r = db->query("SELECT id, status, scanned, deleted, skipped, bytes FROM omero_upgrade.orphan_run"
-                               " WHERE run_by = current_user ORDER BY id DESC LIMIT 1");
-            if (r.empty())
-                throw CommandError("internal: the delete left no run in omero_upgrade.orphan_run");
-            res["run_id"] = std::stoll(r.str(0, "id"));
-            res["deleted"] = std::stoll(r.str(0, "deleted"));
-            res["skipped"] = std::stoll(r.str(0, "skipped"));
-            res["bytes"] = std::stoll(r.str(0, "bytes"));
-            out().say("deleted " + r.str(0, "deleted") + " orphan annotation(s) in run " + r.str(0, "id") + " (" +
-                      r.str(0, "skipped") + " skipped: linked meanwhile); undo with: omero-upgrade db orphans restore --run " +
-                      r.str(0, "id"));
-            return EXIT_OK;
+            res["ids"] = ids;
         }
-
-        // restore
-        if (o->run <= 0)
-            throw CommandError("give the delete run to restore: --run ID", "the runs are in omero_upgrade.orphan_run");
-        Rows r = db->query("SELECT status, deleted FROM omero_upgrade.orphan_run WHERE id = $1::bigint", {std::to_string(o->run)});
-        if (r.empty())
-            throw CommandError("no orphan delete run " + std::to_string(o->run));
-        res["run_id"] = o->run;
-        if (o->dry_run) {
-            res["dry_run"] = true;
-            out().say("run " + std::to_string(o->run) + " (" + r.str(0, "status") + "): " +
-                      (r.str(0, "status") == "restored" ? std::string("already restored, nothing to do")
-                                                       : "would put back " + r.str(0, "deleted") + " annotation(s)"));
-            return EXIT_OK;
-        }
-        Value n = db->scalar("SELECT " + schema + ".omero_orphans_restore($1::bigint)", {std::to_string(o->run)});
-        res["restored"] = std::stoll(n.value_or("0"));
-        out().say("run " + std::to_string(o->run) + ": " + n.value_or("0") + " annotation(s) put back");
         return EXIT_OK;
-    };
-}
+    }
 
-Register reg_scan({"db orphans scan", "count (and --list) the orphan annotations, by kind and namespace", setup_scan});
-Register reg_delete({"db orphans delete", "delete the orphan annotations, archived, a commit per batch (a dry run without --apply)",
-                     setup_delete});
-Register reg_restore({"db orphans restore", "put back the annotations of a delete run (the undo)", setup_restore});
+    if (o.action == "delete") {
+        if (o.batch_size <= 0)
+            throw CommandError("--batch-size must be positive");
+        if (!o.apply) {
+            Rows r = ext::orphans_delete_dry_run(*db, schema, ns, o.batch_size);
+            res["dry_run"] = true;
+            res["orphans"] = std::stoll(r.str(0, "scanned"));
+            out().say("would delete " + r.str(0, "scanned") + " orphan annotation(s) (" +
+                      human_bytes(std::stoull(r.str(0, "bytes"))) + "), archived for restore");
+            out().say("DRY RUN: nothing was changed; give --apply to delete them");
+            return EXIT_OK;
+        }
+        res["dry_run"] = false;
+        ext::orphans_delete_batches(*db, schema, ns, o.batch_size, o.fast);
+        Rows r = ext::orphans_newest_run(*db);
+        if (r.empty())
+            throw CommandError("internal: the delete left no run in omero_upgrade.orphan_run");
+        res["run_id"] = std::stoll(r.str(0, "id"));
+        res["deleted"] = std::stoll(r.str(0, "deleted"));
+        res["skipped"] = std::stoll(r.str(0, "skipped"));
+        res["bytes"] = std::stoll(r.str(0, "bytes"));
+        out().say("deleted " + r.str(0, "deleted") + " orphan annotation(s) in run " + r.str(0, "id") + " (" +
+                  r.str(0, "skipped") + " skipped: linked meanwhile); undo with: omero-upgrade db orphans restore --run " +
+                  r.str(0, "id"));
+        return EXIT_OK;
+    }
+
+    // restore
+    if (o.run <= 0)
+        throw CommandError("give the delete run to restore: --run ID", "the runs are in omero_upgrade.orphan_run");
+    Rows r = ext::orphans_run(*db, o.run);
+    if (r.empty())
+        throw CommandError("no orphan delete run " + std::to_string(o.run));
+    res["run_id"] = o.run;
+    if (o.dry_run) {
+        res["dry_run"] = true;
+        out().say("run " + std::to_string(o.run) + " (" + r.str(0, "status") + "): " +
+                  (r.str(0, "status") == "restored" ? std::string("already restored, nothing to do")
+                                                   : "would put back " + r.str(0, "deleted") + " annotation(s)"));
+        return EXIT_OK;
+    }
+    Value n = ext::orphans_restore(*db, schema, o.run);
+    res["restored"] = std::stoll(n.value_or("0"));
+    out().say("run " + std::to_string(o.run) + ": " + n.value_or("0") + " annotation(s) put back");
+    return EXIT_OK;
+}
 
 } // namespace
+
+CommandRun setup_db_orphans_scan(CLI::App &sub)
+{
+    return command_setup<OrphansOpts, add_db_orphans_scan_options, run_db_orphans>(sub);
+}
+
+CommandRun setup_db_orphans_delete(CLI::App &sub)
+{
+    return command_setup<OrphansOpts, add_db_orphans_delete_options, run_db_orphans>(sub);
+}
+
+CommandRun setup_db_orphans_restore(CLI::App &sub)
+{
+    return command_setup<OrphansOpts, add_db_orphans_restore_options, run_db_orphans>(sub);
+}
 
 } // namespace ou

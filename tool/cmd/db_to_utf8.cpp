@@ -3,6 +3,7 @@
 // recorded in the manifest), a new UTF8 database, the restore, then proof: every table's row
 // count and the dbpatch version are equal in both. The original database is never changed;
 // --switch points omero.db.name at the new one only when everything matched.
+#include "commands.hpp"
 #include "backup.hpp"
 #include "restore.hpp"
 
@@ -31,19 +32,31 @@ std::map<std::string, std::string> table_counts(Db &db)
     return counts;
 }
 
-struct Args {
+struct ToUtf8Options {
     std::string into;
     BackupOptions b;
     int jobs = 0;
     bool do_switch = false;
-} g;
+};
 
-int run_to_utf8()
+void add_db_to_utf8_options(CLI::App &sub, ToUtf8Options &o)
 {
-    Settings s = load_settings(g.do_switch);
-    if (g.do_switch)
-        require_omero_bin(s);
-    auto db = connect_db(s);
+    sub.add_option("--into", o.into, "the new UTF8 database")->required();
+    sub.add_flag("--switch", o.do_switch,
+                 "then point the server at it: bin/omero config set omero.db.name NEW_DB");
+    sub.add_option("--backup-dir", o.b.dir, "where the UTF8 dump is kept (default: omero-upgrade-backups beside the server directory)");
+    sub.add_option("-j,--jobs", o.jobs, "dump and restore with N parallel jobs (directory format)")
+        ->check(CLI::Range(1, 64));
+    sub.add_flag("--no-space-check", o.b.skip_space_check,
+                 "try even when free space is below the database size");
+}
+
+int run_db_to_utf8(const ToUtf8Options &o, Context &ctx)
+{
+    Settings &s = ctx.settings(o.do_switch);
+    if (o.do_switch)
+        ctx.require_omero_bin();
+    Db *db = &ctx.db();
     OmeroDbState st = read_omero_state(*db);
     if (!st.is_omero)
         throw CommandError("database " + db->params().describe() + " is not an OMERO database (no dbpatch rows)");
@@ -57,28 +70,29 @@ int run_to_utf8()
     // When it is a UTF8 OMERO database at the same version, it is compared again and switched to,
     // without a second dump and restore; anything else there is refused as before.
     bool reuse = false;
-    if (g.do_switch && db->scalar("SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1", {g.into})) {
-        auto existing = connect_db(s, g.into);
+    if (o.do_switch && db->scalar("SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1", {o.into})) {
+        auto existing = ctx.connect(o.into);
         OmeroDbState est = read_omero_state(*existing);
         if (est.encoding == "UTF8" && est.is_omero && est.finished && est.version == st.version) {
             reuse = true;
-            out().step("'" + g.into + "' exists (UTF8, " + est.version + "): comparing it with '" + st.dbname +
+            out().step("'" + o.into + "' exists (UTF8, " + est.version + "): comparing it with '" + st.dbname +
                       "' again instead of a new copy");
         }
     }
     if (!reuse)
-        check_restore_target(s, g.into, restore_owner(s, RestoreOptions{}));  // refuse early, before the dump
+        check_restore_target(s, o.into, restore_owner(s, RestoreOptions{}));  // refuse early, before the dump
     if (omero_server_running(s).value_or(false))
         out().warn("the OMERO server is running: changes made during the conversion would not be in the new "
                    "database; stop it first (bin/omero admin stop)");
     bool extension_left_out = false;
     if (!reuse) {
-    out().step("converting '" + st.dbname + "' (" + st.encoding + ") into a new UTF8 database '" + g.into + "'");
+    out().step("converting '" + st.dbname + "' (" + st.encoding + ") into a new UTF8 database '" + o.into + "'");
 
-    g.b.encoding = "UTF8";
-    g.b.purpose = "to-utf8";
-    g.b.jobs = g.jobs;
-    BackupResult b = make_backup(s, *db, g.b);
+    BackupOptions bo = o.b;
+    bo.encoding = "UTF8";
+    bo.purpose = "to-utf8";
+    bo.jobs = o.jobs;
+    BackupResult b = make_backup(s, *db, bo);
     VerifyResult v = verify_backup(b.path);
     if (!v.ok()) {
         for (const auto &p : v.problems)
@@ -86,8 +100,8 @@ int run_to_utf8()
         return EXIT_PROBLEM;
     }
     RestoreOptions ro;
-    ro.into = g.into;
-    ro.jobs = g.jobs;
+    ro.into = o.into;
+    ro.jobs = o.jobs;
     ro.expected_version = st.version;
     RestoreResult r = restore_into(s, v, ro);
     out().result()["backup"] = b.path;
@@ -100,7 +114,7 @@ int run_to_utf8()
 
     // Proof: the same tables with the same row counts.
     auto before = table_counts(*db);
-    auto newdb = connect_db(s, g.into);
+    auto newdb = ctx.connect(o.into);
     auto after = table_counts(*newdb);
     std::vector<std::string> diffs;
     for (const auto &[t, n] : before) {
@@ -110,49 +124,42 @@ int run_to_utf8()
             continue;
         auto it = after.find(t);
         if (it == after.end())
-            diffs.push_back(t + ": missing in '" + g.into + "'");
+            diffs.push_back(t + ": missing in '" + o.into + "'");
         else if (it->second != n)
-            diffs.push_back(t + ": " + n + " rows in '" + st.dbname + "', " + it->second + " in '" + g.into + "'");
+            diffs.push_back(t + ": " + n + " rows in '" + st.dbname + "', " + it->second + " in '" + o.into + "'");
     }
     for (const auto &[t, n] : after)
         if (!before.count(t))
-            diffs.push_back(t + ": only in '" + g.into + "'");
+            diffs.push_back(t + ": only in '" + o.into + "'");
     out().result()["tables_compared"] = before.size();
     out().result()["differences"] = diffs;
     if (!diffs.empty()) {
         for (const auto &d : diffs)
             out().error(d);
-        out().say("the new database '" + g.into + "' does not match the original: it was kept for inspection and "
+        out().say("the new database '" + o.into + "' does not match the original: it was kept for inspection and "
                   "the server was not switched");
         return EXIT_PROBLEM;
     }
     out().say("verified: " + std::to_string(before.size()) + " tables with equal row counts, dbpatch " + st.version);
     out().result()["converted"] = true;
-    if (g.do_switch) {
+    if (o.do_switch) {
         std::string old = s.property("omero.db.name", "omero");
-        omero_config_set(s, "omero.db.name", g.into);
+        omero_config_set(s, "omero.db.name", o.into);
         out().result()["switched"] = true;
         out().result()["previous_db_name"] = old;
-        out().say("switched: omero.db.name is now '" + g.into + "' (was '" + old + "', left untouched)");
+        out().say("switched: omero.db.name is now '" + o.into + "' (was '" + old + "', left untouched)");
     } else {
-        out().say("to use it: bin/omero config set omero.db.name " + shell_quote(g.into) +
+        out().say("to use it: bin/omero config set omero.db.name " + shell_quote(o.into) +
                   " (or run again with --switch); '" + st.dbname + "' is untouched");
     }
     return EXIT_OK;
 }
 
-Register reg({"db to-utf8", "copy a non-UTF8 OMERO database into a new UTF8 database, verified", [](CLI::App &sub) {
-                  sub.add_option("--into", g.into, "the new UTF8 database")->required();
-                  sub.add_flag("--switch", g.do_switch,
-                               "then point the server at it: bin/omero config set omero.db.name NEW_DB");
-                  sub.add_option("--backup-dir", g.b.dir, "where the UTF8 dump is kept (default: omero-upgrade-backups beside the server directory)");
-                  sub.add_option("-j,--jobs", g.jobs, "dump and restore with N parallel jobs (directory format)")
-                      ->check(CLI::Range(1, 64));
-                  sub.add_flag("--no-space-check", g.b.skip_space_check,
-                               "try even when free space is below the database size");
-                  return [] { return run_to_utf8(); };
-              }});
-
 } // namespace
+
+CommandRun setup_db_to_utf8(CLI::App &sub)
+{
+    return command_setup<ToUtf8Options, add_db_to_utf8_options, run_db_to_utf8>(sub);
+}
 
 } // namespace ou

@@ -3,6 +3,7 @@
 // target by the files actually present (shortest chain; among equally short ones, the one
 // through the newest versions, as omero_upgrade_path() does), and run one hop at a time with
 // psql as the OMERO database user, each hop checked in dbpatch before the next one starts.
+#include "commands.hpp"
 #include "fsutil.hpp"
 #include "progress.hpp"
 #include "omero_server.hpp"
@@ -69,9 +70,9 @@ struct PlanOpts {
 };
 
 struct Plan {
-    Settings s;
+    Settings s;               // the context's, as its connection completed them
     std::string scripts_dir;  // the server directory whose sql/psql is used
-    std::unique_ptr<Db> db;
+    Db *db = nullptr;         // the context's
     OmeroDbState state;
     std::string target;
     std::vector<ScriptHop> hops;
@@ -80,10 +81,10 @@ struct Plan {
 };
 
 // The checks and the chain shared by plan and upgrade. Errors that prevent running throw.
-Plan make_plan(const PlanOpts &o)
+Plan make_plan(const PlanOpts &o, Context &ctx)
 {
     Plan p;
-    p.s = load_settings(true);
+    p.s = ctx.settings();
     p.scripts_dir = o.new_server.empty() ? p.s.server_dir : o.new_server;
     if (!is_directory(p.scripts_dir + "/sql/psql"))
         throw CommandError("no sql/psql directory in " + p.scripts_dir,
@@ -99,7 +100,8 @@ Plan make_plan(const PlanOpts &o)
     if (!is_version_syntax(p.target))
         throw CommandError("'" + p.target + "' is not an OMERO database version", "versions are written like OMERO5.4__0");
 
-    p.db = connect_db(p.s);
+    p.db = &ctx.db();
+    p.s = ctx.settings();
     p.state = read_omero_state(*p.db);
     nlohmann::json &res = out().result();
     res["database"] = p.s.conn.dbname;
@@ -166,18 +168,19 @@ void show_plan(const Plan &p)
                   " (precheck: " + (p.hops[i].precheck.empty() ? "none" : p.hops[i].precheck) + ")");
 }
 
-CommandRun setup_plan(CLI::App &sub)
+void add_db_plan_options(CLI::App &sub, PlanOpts &o)
 {
-    auto o = std::make_shared<PlanOpts>();
-    sub.add_option("--target", o->target, "version to reach (default: the newest the scripts lead to)");
-    sub.add_option("--new-server", o->new_server, "server directory whose sql/psql to use (default: the server directory)");
-    return [o]() -> int {
-        Plan p = make_plan(*o);
-        if (p.code != EXIT_OK || p.nothing_to_do)
-            return p.code;
-        show_plan(p);
-        return EXIT_NOT_YET;  // hops pending (0 at the target), as omego's db upgrade -n
-    };
+    sub.add_option("--target", o.target, "version to reach (default: the newest the scripts lead to)");
+    sub.add_option("--new-server", o.new_server, "server directory whose sql/psql to use (default: the server directory)");
+}
+
+int run_db_plan(const PlanOpts &o, Context &ctx)
+{
+    Plan p = make_plan(o, ctx);
+    if (p.code != EXIT_OK || p.nothing_to_do)
+        return p.code;
+    show_plan(p);
+    return EXIT_NOT_YET;  // hops pending (0 at the target), as omego's db upgrade -n
 }
 
 // psql as the OMERO database user (new objects get the right owner), password only through a
@@ -221,190 +224,196 @@ PsqlRun run_psql(const Plan &p, const std::string &file, const std::string &appn
     return r;
 }
 
-CommandRun setup_upgrade(CLI::App &sub)
+void add_db_upgrade_options(CLI::App &sub, PlanOpts &o)
 {
-    auto o = std::make_shared<PlanOpts>();
-    sub.add_option("--target", o->target, "version to reach (default: the newest the scripts lead to)");
-    sub.add_option("--new-server", o->new_server, "server directory whose sql/psql to use (default: the server directory)");
-    sub.add_flag("--dry-run", o->dry_run, "check and show the hops and commands, run nothing");
-    sub.add_flag("--force", o->force, "run although the server or other sessions use the database");
-    sub.add_option("--site-sql", o->site_sql,
+    sub.add_option("--target", o.target, "version to reach (default: the newest the scripts lead to)");
+    sub.add_option("--new-server", o.new_server, "server directory whose sql/psql to use (default: the server directory)");
+    sub.add_flag("--dry-run", o.dry_run, "check and show the hops and commands, run nothing");
+    sub.add_flag("--force", o.force, "run although the server or other sessions use the database");
+    sub.add_option("--site-sql", o.site_sql,
                    "after the hops, apply DIR's *.sql files in name order, each once, in its own transaction, "
                    "recorded with its SHA-256");
-    return [o]() -> int {
-        Plan p = make_plan(*o);
-        if (p.code != EXIT_OK)
-            return p.code;
-        // Site SQL is checked before anything runs: a changed file refuses the whole command.
-        std::optional<SitePlan> site;
-        if (!o->site_sql.empty()) {
-            site = plan_site_sql(p.s, *p.db, o->site_sql);
-            out().result()["site_sql"] = site->to_json();
-        }
-        if (p.nothing_to_do && (!site || (site->pending() == 0 && site->blocking() == 0))) {
-            if (site)
-                show_site_plan(*site, o->dry_run);
-            return p.code;
-        }
-        if (!p.nothing_to_do)
-            show_plan(p);
-        if (site && !show_site_plan(*site, o->dry_run)) {
-            out().say(site->changed() ? "hint: nothing was run; a site SQL file that was applied must keep its content (like "
-                                        "Flyway's validate): restore it, and put further changes in a new file"
-                                      : "hint: nothing was run; fix the refused site SQL file(s) and run again");
-            return EXIT_PROBLEM;
-        }
-        nlohmann::json &res = out().result();
-        res["dry_run"] = o->dry_run;
-
-        // Nothing else may use the database while its schema changes.
-        auto others = other_sessions(*p.db, p.s.omero_db_user);
-        res["other_sessions"] = sessions_json(others);
-        if (!others.empty()) {
-            std::string msg = "other sessions use the database " + p.s.conn.dbname + ": " + describe_sessions(others);
-            if (!o->force) {
-                out().error(msg);
-                out().hint("stop the server (omero-upgrade server stop) and other clients first, or give --force");
-                return EXIT_PROBLEM;
-            }
-            out().warn(msg + " (--force: going on)");
-        }
-        if (access(p.s.server_path("bin/omero").c_str(), X_OK) == 0 && omero_admin_running(p.s, 120)) {
-            if (!o->force) {
-                out().error("the server in " + p.s.server_dir + " is running (bin/omero admin status)");
-                out().hint("omero-upgrade server stop first, or give --force");
-                return EXIT_PROBLEM;
-            }
-            out().warn("the server in " + p.s.server_dir + " is running (--force: going on)");
-        }
-        if (find_program("psql").empty())
-            throw CommandError("psql is not on PATH", "install the PostgreSQL client (e.g. apt install postgresql-client)");
-
-        if (o->dry_run) {
-            for (size_t i = 0; i < p.hops.size(); i++) {
-                if (!p.hops[i].precheck.empty())
-                    out().say("would run: psql -X -q -v ON_ERROR_STOP=1 -U " + p.s.omero_db_user + " -f " + p.hops[i].precheck);
-                out().say("would run: psql -X -q -v ON_ERROR_STOP=1 -U " + p.s.omero_db_user + " -f " + p.hops[i].script +
-                          ", then check that dbpatch shows " + p.hops[i].to + " finished");
-            }
-            if (site)
-                for (const auto &f : site->files)
-                    if (f.status == "pending")
-                        out().say("would run: psql -X -q -1 -v ON_ERROR_STOP=1 -U " + p.s.omero_db_user + " -f " + f.path +
-                                  ", recording it with sha256 " + f.sha256);
-            return EXIT_NOT_YET;  // hops or site SQL files pending
-        }
-
-        auto t0 = std::chrono::steady_clock::now();
-        auto elapsed = [&] {
-            return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        };
-        std::string appname = "omero-upgrade-psql-" + std::to_string(getpid());
-        nlohmann::json done = nlohmann::json::array();
-        res["done"] = done;
-        size_t n = p.hops.size();
-        // Hops differ much in length: the ETA from the hops done is an estimate.
-        Meter meter("db upgrade", "hops", n, true);
-        for (size_t i = 0; i < n; i++) {
-            const ScriptHop &h = p.hops[i];
-            std::string hop = "hop " + std::to_string(i + 1) + " of " + std::to_string(n) + " (" + h.from + " → " + h.to + ")";
-            auto hop_t0 = std::chrono::steady_clock::now();
-            std::string phase;
-            auto tick = [&] { meter.update(i, phase); };
-            // What to tell when the hop did not complete: where the database is, what to do.
-            auto fail = [&](const std::string &what, const ProcResult *r) -> int {
-                OmeroDbState now = read_omero_state(*p.db);
-                res["failed_hop"] = i + 1;
-                res["db_version"] = now.version;
-                res["db_finished"] = now.finished;
-                out().error(hop + ": " + what + (r && !r->err_tail(4).empty() ? ":\n" + r->err_tail(4) : ""));
-                if (now.version == h.from && now.finished) {
-                    out().error("the database " + p.s.conn.dbname + " is still at " + h.from +
-                                " (the script's transaction was rolled back)" +
-                                (i ? "; " + std::to_string(i) + " of " + std::to_string(n) + " hop(s) done" : ""));
-                    out().hint("fix the cause shown above, then run omero-upgrade db upgrade again: it goes on from " +
-                              h.from + " (the full psql output is in the log, --log-file)");
-                } else if (!now.finished) {
-                    out().error("the database " + p.s.conn.dbname + " is half-upgraded: its newest dbpatch row (" + now.version +
-                                ") is unfinished");
-                    out().hint("restore the backup taken before the upgrade (omero-upgrade restore), then run "
-                              "db upgrade again");
-                } else {
-                    out().error("the database " + p.s.conn.dbname + " is at " + now.version + " (expected " + h.to + ")");
-                    out().hint("compare with db plan; if unsure, restore the backup taken before the upgrade");
-                }
-                return EXIT_PROBLEM;
-            };
-            auto on_interrupt = [&] {
-                // psql was stopped; its backend may still run the statement: end it, so the
-                // script's transaction rolls back and db upgrade can resume from this hop.
-                try {
-                    p.db->query("SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
-                                "WHERE application_name = $1",
-                                {appname});
-                } catch (const CommandError &) {
-                }
-                OmeroDbState now = read_omero_state(*p.db);
-                throw CommandError("interrupted (Ctrl-C) during " + hop + ": the database is at " + now.version +
-                                       (now.finished ? "" : " (unfinished)"),
-                                   "run omero-upgrade db upgrade again to go on");
-            };
-
-            phase = hop + ": precheck";
-            meter.show(i, phase);
-            if (!h.precheck.empty()) {
-                PsqlRun pr = run_psql(p, h.precheck, appname, tick);
-                if (pr.interrupted)
-                    on_interrupt();
-                if (!pr.result.ok())
-                    return fail("the precheck " + h.precheck + " failed (" + pr.result.describe() + ")", &pr.result);
-            }
-            phase = hop + ": running " + h.script;
-            meter.show(i, phase);
-            PsqlRun sr = run_psql(p, h.script, appname, tick);
-            if (sr.interrupted)
-                on_interrupt();
-            if (!sr.result.ok())
-                return fail("the script " + h.script + " failed (" + sr.result.describe() + ")", &sr.result);
-            OmeroDbState now = read_omero_state(*p.db);
-            if (now.version != h.to || !now.finished)
-                return fail("the script " + h.script + " ended without error, but dbpatch shows " + now.version +
-                                (now.finished ? "" : " unfinished") + ", not " + h.to + " finished",
-                            nullptr);
-            double hop_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - hop_t0).count();
-            nlohmann::json sums = {{h.script, sha256_file(p.scripts_dir + "/" + h.script)}};
-            if (!h.precheck.empty())
-                sums[h.precheck] = sha256_file(p.scripts_dir + "/" + h.precheck);
-            record_history(p.db.get(), {"hop", h.script, h.from, h.to, sums,
-                                        {{"scripts_dir", p.scripts_dir + "/sql/psql"}, {"seconds", hop_s},
-                                         {"db_user", p.s.omero_db_user}}});
-            done.push_back({{"step", i + 1}, {"from", h.from}, {"to", h.to}, {"seconds", hop_s}});
-            res["done"] = done;
-            out().step(hop + ": done in " + hms(hop_s) + "; dbpatch shows " + h.to + " finished");
-        }
-        if (n)
-            meter.finish();
-        res["db_version"] = p.target;
-        if (n)
-            out().say("database " + p.s.conn.dbname + " upgraded from " + p.state.version + " to " + p.target + " in " +
-                      std::to_string(n) + " hop(s), " + hms(elapsed()));
-        if (site) {
-            nlohmann::json applied = apply_site_sql(p.s, *p.db, *site, p.target, p.scripts_dir);
-            res["site_sql"] = site->to_json();
-            res["site_sql"]["applied"] = applied;
-            out().say("site SQL: " + std::to_string(applied.size()) + " file(s) applied, " +
-                      std::to_string(site->files.size() - applied.size()) + " already applied before");
-        }
-        res["elapsed_s"] = elapsed();
-        return EXIT_OK;
-    };
 }
 
-Register reg_plan({"db plan", "the upgrade scripts (new server's sql/psql) from the database's version to the target",
-                   setup_plan});
-Register reg_upgrade({"db upgrade", "run the upgrade scripts hop by hop as the OMERO user, checking dbpatch after each",
-                      setup_upgrade});
+int run_db_upgrade(const PlanOpts &o, Context &ctx)
+{
+    Plan p = make_plan(o, ctx);
+    if (p.code != EXIT_OK)
+        return p.code;
+    // Site SQL is checked before anything runs: a changed file refuses the whole command.
+    std::optional<SitePlan> site;
+    if (!o.site_sql.empty()) {
+        site = plan_site_sql(p.s, *p.db, o.site_sql);
+        out().result()["site_sql"] = site->to_json();
+    }
+    if (p.nothing_to_do && (!site || (site->pending() == 0 && site->blocking() == 0))) {
+        if (site)
+            show_site_plan(*site, o.dry_run);
+        return p.code;
+    }
+    if (!p.nothing_to_do)
+        show_plan(p);
+    if (site && !show_site_plan(*site, o.dry_run)) {
+        out().say(site->changed() ? "hint: nothing was run; a site SQL file that was applied must keep its content (like "
+                                    "Flyway's validate): restore it, and put further changes in a new file"
+                                  : "hint: nothing was run; fix the refused site SQL file(s) and run again");
+        return EXIT_PROBLEM;
+    }
+    nlohmann::json &res = out().result();
+    res["dry_run"] = o.dry_run;
+
+    // Nothing else may use the database while its schema changes.
+    auto others = other_sessions(*p.db, p.s.omero_db_user);
+    res["other_sessions"] = sessions_json(others);
+    if (!others.empty()) {
+        std::string msg = "other sessions use the database " + p.s.conn.dbname + ": " + describe_sessions(others);
+        if (!o.force) {
+            out().error(msg);
+            out().hint("stop the server (omero-upgrade server stop) and other clients first, or give --force");
+            return EXIT_PROBLEM;
+        }
+        out().warn(msg + " (--force: going on)");
+    }
+    if (access(p.s.server_path("bin/omero").c_str(), X_OK) == 0 && omero_admin_running(p.s, 120)) {
+        if (!o.force) {
+            out().error("the server in " + p.s.server_dir + " is running (bin/omero admin status)");
+            out().hint("omero-upgrade server stop first, or give --force");
+            return EXIT_PROBLEM;
+        }
+        out().warn("the server in " + p.s.server_dir + " is running (--force: going on)");
+    }
+    if (find_program("psql").empty())
+        throw CommandError("psql is not on PATH", "install the PostgreSQL client (e.g. apt install postgresql-client)");
+
+    if (o.dry_run) {
+        for (size_t i = 0; i < p.hops.size(); i++) {
+            if (!p.hops[i].precheck.empty())
+                out().say("would run: psql -X -q -v ON_ERROR_STOP=1 -U " + p.s.omero_db_user + " -f " + p.hops[i].precheck);
+            out().say("would run: psql -X -q -v ON_ERROR_STOP=1 -U " + p.s.omero_db_user + " -f " + p.hops[i].script +
+                      ", then check that dbpatch shows " + p.hops[i].to + " finished");
+        }
+        if (site)
+            for (const auto &f : site->files)
+                if (f.status == "pending")
+                    out().say("would run: psql -X -q -1 -v ON_ERROR_STOP=1 -U " + p.s.omero_db_user + " -f " + f.path +
+                              ", recording it with sha256 " + f.sha256);
+        return EXIT_NOT_YET;  // hops or site SQL files pending
+    }
+
+    auto t0 = std::chrono::steady_clock::now();
+    auto elapsed = [&] {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    };
+    std::string appname = "omero-upgrade-psql-" + std::to_string(getpid());
+    nlohmann::json done = nlohmann::json::array();
+    res["done"] = done;
+    size_t n = p.hops.size();
+    // Hops differ much in length: the ETA from the hops done is an estimate.
+    Meter meter("db upgrade", "hops", n, true);
+    for (size_t i = 0; i < n; i++) {
+        const ScriptHop &h = p.hops[i];
+        std::string hop = "hop " + std::to_string(i + 1) + " of " + std::to_string(n) + " (" + h.from + " → " + h.to + ")";
+        auto hop_t0 = std::chrono::steady_clock::now();
+        std::string phase;
+        auto tick = [&] { meter.update(i, phase); };
+        // What to tell when the hop did not complete: where the database is, what to do.
+        auto fail = [&](const std::string &what, const ProcResult *r) -> int {
+            OmeroDbState now = read_omero_state(*p.db);
+            res["failed_hop"] = i + 1;
+            res["db_version"] = now.version;
+            res["db_finished"] = now.finished;
+            out().error(hop + ": " + what + (r && !r->err_tail(4).empty() ? ":\n" + r->err_tail(4) : ""));
+            if (now.version == h.from && now.finished) {
+                out().error("the database " + p.s.conn.dbname + " is still at " + h.from +
+                            " (the script's transaction was rolled back)" +
+                            (i ? "; " + std::to_string(i) + " of " + std::to_string(n) + " hop(s) done" : ""));
+                out().hint("fix the cause shown above, then run omero-upgrade db upgrade again: it goes on from " +
+                          h.from + " (the full psql output is in the log, --log-file)");
+            } else if (!now.finished) {
+                out().error("the database " + p.s.conn.dbname + " is half-upgraded: its newest dbpatch row (" + now.version +
+                            ") is unfinished");
+                out().hint("restore the backup taken before the upgrade (omero-upgrade restore), then run "
+                          "db upgrade again");
+            } else {
+                out().error("the database " + p.s.conn.dbname + " is at " + now.version + " (expected " + h.to + ")");
+                out().hint("compare with db plan; if unsure, restore the backup taken before the upgrade");
+            }
+            return EXIT_PROBLEM;
+        };
+        auto on_interrupt = [&] {
+            // psql was stopped; its backend may still run the statement: end it, so the
+            // script's transaction rolls back and db upgrade can resume from this hop.
+            try {
+                p.db->query("SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
+                            "WHERE application_name = $1",
+                            {appname});
+            } catch (const CommandError &) {
+            }
+            OmeroDbState now = read_omero_state(*p.db);
+            throw CommandError("interrupted (Ctrl-C) during " + hop + ": the database is at " + now.version +
+                                   (now.finished ? "" : " (unfinished)"),
+                               "run omero-upgrade db upgrade again to go on");
+        };
+
+        phase = hop + ": precheck";
+        meter.show(i, phase);
+        if (!h.precheck.empty()) {
+            PsqlRun pr = run_psql(p, h.precheck, appname, tick);
+            if (pr.interrupted)
+                on_interrupt();
+            if (!pr.result.ok())
+                return fail("the precheck " + h.precheck + " failed (" + pr.result.describe() + ")", &pr.result);
+        }
+        phase = hop + ": running " + h.script;
+        meter.show(i, phase);
+        PsqlRun sr = run_psql(p, h.script, appname, tick);
+        if (sr.interrupted)
+            on_interrupt();
+        if (!sr.result.ok())
+            return fail("the script " + h.script + " failed (" + sr.result.describe() + ")", &sr.result);
+        OmeroDbState now = read_omero_state(*p.db);
+        if (now.version != h.to || !now.finished)
+            return fail("the script " + h.script + " ended without error, but dbpatch shows " + now.version +
+                            (now.finished ? "" : " unfinished") + ", not " + h.to + " finished",
+                        nullptr);
+        double hop_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - hop_t0).count();
+        nlohmann::json sums = {{h.script, sha256_file(p.scripts_dir + "/" + h.script)}};
+        if (!h.precheck.empty())
+            sums[h.precheck] = sha256_file(p.scripts_dir + "/" + h.precheck);
+        record_history(p.s, p.db, {"hop", h.script, h.from, h.to, sums,
+                                    {{"scripts_dir", p.scripts_dir + "/sql/psql"}, {"seconds", hop_s},
+                                     {"db_user", p.s.omero_db_user}}});
+        done.push_back({{"step", i + 1}, {"from", h.from}, {"to", h.to}, {"seconds", hop_s}});
+        res["done"] = done;
+        out().step(hop + ": done in " + hms(hop_s) + "; dbpatch shows " + h.to + " finished");
+    }
+    if (n)
+        meter.finish();
+    res["db_version"] = p.target;
+    if (n)
+        out().say("database " + p.s.conn.dbname + " upgraded from " + p.state.version + " to " + p.target + " in " +
+                  std::to_string(n) + " hop(s), " + hms(elapsed()));
+    if (site) {
+        nlohmann::json applied = apply_site_sql(p.s, *p.db, *site, p.target, p.scripts_dir);
+        res["site_sql"] = site->to_json();
+        res["site_sql"]["applied"] = applied;
+        out().say("site SQL: " + std::to_string(applied.size()) + " file(s) applied, " +
+                  std::to_string(site->files.size() - applied.size()) + " already applied before");
+    }
+    res["elapsed_s"] = elapsed();
+    return EXIT_OK;
+}
 
 } // namespace
+
+CommandRun setup_db_plan(CLI::App &sub)
+{
+    return command_setup<PlanOpts, add_db_plan_options, run_db_plan>(sub);
+}
+
+CommandRun setup_db_upgrade(CLI::App &sub)
+{
+    return command_setup<PlanOpts, add_db_upgrade_options, run_db_upgrade>(sub);
+}
 
 } // namespace ou

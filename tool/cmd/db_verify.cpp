@@ -1,6 +1,7 @@
 // omero-upgrade db verify: does the database's schema conform to the fresh schema of its OMERO
 // version? The engine (creation script, scratch database, catalogs, comparison) is
 // tool/schema_verify.*; this file is the command: its options, its checks, its output.
+#include "commands.hpp"
 #include "schema_verify.hpp"
 
 namespace ou {
@@ -31,11 +32,11 @@ std::string counts_text(const std::map<std::string, size_t> &n)
     return t;
 }
 
-int run_db_verify(const DbVerifyOptions &o)
+int run_db_verify(const DbVerifyOptions &o, Context &ctx)
 {
-    Settings s = load_settings(false);
-    auto db = connect_db(s);
-    OmeroDbState st = read_omero_state(*db);
+    Settings &s = ctx.settings();
+    Db &db = ctx.db();
+    OmeroDbState st = read_omero_state(db);
     nlohmann::json &res = out().result();
     res["database"] = st.dbname;
     if (!st.is_omero)
@@ -49,7 +50,7 @@ int run_db_verify(const DbVerifyOptions &o)
         return EXIT_PROBLEM;
     }
 
-    SchemaVerifyResult r = verify_schema(s, *db, st.version, o.verify);
+    SchemaVerifyResult r = verify_schema(s, db, st.version, o.verify);
     res["creation_dir"] = r.creation_dir;
     res["omero_schema"] = r.omero_schema;
     res["scratch_database"] = r.scratch_database;
@@ -93,18 +94,11 @@ int run_db_verify(const DbVerifyOptions &o)
     return EXIT_PROBLEM;
 }
 
+} // namespace
+
 CommandRun setup_db_verify(CLI::App &sub)
 {
-    auto o = std::make_shared<DbVerifyOptions>();
-    add_db_verify_options(sub, *o);
-    return [o]() -> int { return run_db_verify(*o); };
+    return command_setup<DbVerifyOptions, add_db_verify_options, run_db_verify>(sub);
 }
-
-Register reg_db_verify({"db verify",
-                        "compare the database's schema with the fresh schema of its version, built from the server's "
-                        "creation files in a scratch database",
-                        setup_db_verify});
-
-} // namespace
 
 } // namespace ou

@@ -1,5 +1,7 @@
 // omero-upgrade history [--json]: every change recorded by the tool and the extension (tool/history.hpp),
 // from the database's omero_upgrade.history and the private history file, oldest first.
+#include "commands.hpp"
+#include "extension_sql.hpp"
 #include "history.hpp"
 #include "records.hpp"
 
@@ -8,14 +10,6 @@
 namespace ou {
 
 namespace {
-
-const char *const k_select =
-    "SELECT h.id::pg_catalog.text AS id, "
-    "pg_catalog.to_char(pg_catalog.timezone('UTC'::pg_catalog.text, h.recorded_at), "
-    "'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'::pg_catalog.text) AS recorded_at, "
-    "h.db_role::pg_catalog.text AS db_role, h.os_user, h.host, h.kind, h.what, h.from_version, h.to_version, "
-    "h.checksums::pg_catalog.text AS checksums, h.details::pg_catalog.text AS details "
-    "FROM omero_upgrade.history h ORDER BY h.id";
 
 std::string line(const nlohmann::json &e)
 {
@@ -35,19 +29,26 @@ std::string line(const nlohmann::json &e)
            (str("source") == "database" ? "database " + str("database") : "file") + "]" + sums;
 }
 
-int run_history()
+struct HistoryOptions {
+};
+
+void add_history_options(CLI::App &, HistoryOptions &)
 {
-    Settings s = load_settings(false);
+}
+
+int run_history(const HistoryOptions &, Context &ctx)
+{
+    Settings &s = ctx.settings();
     nlohmann::json all = nlohmann::json::array();
     nlohmann::json &res = out().result();
-    res["file"] = history_file();
+    res["file"] = history_file(s);
     res["database"] = nullptr;
     try {
-        auto db = connect_db(s);
-        std::string name = db->scalar("SELECT pg_catalog.current_database()::pg_catalog.text").value_or("");
-        if (has_history_table(*db)) {
+        Db &db = ctx.db();
+        std::string name = db.scalar("SELECT pg_catalog.current_database()::pg_catalog.text").value_or("");
+        if (ext::has_history(db)) {
             res["database"] = name;
-            Rows r = db->query(k_select);
+            Rows r = ext::history(db, ext::require_schema(db));
             for (size_t i = 0; i < r.rows.size(); i++) {
                 nlohmann::json e = {{"source", "database"}, {"database", name}, {"id", std::stoll(r.str(i, "id"))}};
                 for (const char *c : {"recorded_at", "db_role", "os_user", "host", "kind", "what", "from_version", "to_version"})
@@ -65,7 +66,7 @@ int run_history()
         res["database_problem"] = e.what();
         out().warn(std::string("the database's history could not be read: ") + e.what());
     }
-    nlohmann::json f = read_private_json(history_file(), "omero-upgrade-history");
+    nlohmann::json f = read_private_json(history_file(s), "omero-upgrade-history");
     if (f.is_object())
         for (auto e : f.value("entries", nlohmann::json::array())) {
             e["source"] = "file";
@@ -78,13 +79,15 @@ int run_history()
     for (const auto &e : all)
         out().say(line(e));
     if (all.empty())
-        out().say("no history recorded yet (database " + s.conn.dbname + ", file " + history_file() + ")");
+        out().say("no history recorded yet (database " + s.conn.dbname + ", file " + history_file(s) + ")");
     return EXIT_OK;
 }
 
-Register reg({"history", "every change made by omero-upgrade and the extension: who, when, what, versions, checksums",
-              [](CLI::App &) { return [] { return run_history(); }; }});
-
 } // namespace
+
+CommandRun setup_history(CLI::App &sub)
+{
+    return command_setup<HistoryOptions, add_history_options, run_history>(sub);
+}
 
 } // namespace ou

@@ -7,6 +7,8 @@
 // exit 0), so psql runs with ON_ERROR_STOP (exit 3 on the exception) and AUTOCOMMIT off (nothing
 // outside the script's own BEGIN … ROLLBACK can be committed; the connection's end rolls back),
 // and a script that contains COMMIT is refused before it runs.
+#include "commands.hpp"
+#include "extension_sql.hpp"
 #include "extcall.hpp"
 #include "fsutil.hpp"
 #include "installation.hpp"
@@ -22,9 +24,9 @@ namespace ou {
 
 namespace {
 
-struct Args {
+struct PrecheckOptions {
     std::string target, new_server;
-} g;
+};
 
 // The script's statements with every string, quoted identifier, comment and dollar-quoted body
 // replaced by a space: a plpgsql function's `END;` (or a COMMIT in a comment or string) is not a
@@ -104,12 +106,11 @@ int verdict(const std::string &target, const std::vector<std::string> &problems,
 int with_extension(Db &db, const std::string &target)
 {
     out().result()["method"] = "extension";
-    const std::string x = require_extension(db);
-    Rows r = db.query("SELECT check_name, status, detail FROM " + x + ".omero_precheck_report($1)",
-                      {target.empty() ? Value() : Value(target)});
+    const std::string x = ext::require_schema(db);
+    Rows r = ext::precheck_report(db, x, target.empty() ? Value() : Value(target));
     std::string resolved = target;
     if (resolved.empty())
-        resolved = db.scalar("SELECT to_version FROM " + x + ".omero_upgrade_path() ORDER BY step DESC LIMIT 1").value_or("");
+        resolved = ext::newest_reachable(db, x).value_or("");
     std::vector<std::string> problems;
     nlohmann::json checks = nlohmann::json::array();
     bool at_target = false;
@@ -129,7 +130,7 @@ int with_extension(Db &db, const std::string &target)
     }
     if (resolved.empty()) {
         // Already at the newest version: omero_upgrade_path() is empty.
-        resolved = db.scalar("SELECT " + x + ".omero_db_version()").value_or("");
+        resolved = ext::db_version(db, x).value_or("");
     }
     out().result()["target"] = resolved;
     out().result()["checks"] = checks;
@@ -239,10 +240,20 @@ int with_script(const Settings &s, Db &db, const OmeroDbState &st, const std::st
     return verdict(target, {}, false);
 }
 
-int run_precheck()
+void add_precheck_options(CLI::App &sub, PrecheckOptions &o)
 {
-    Settings s = load_settings(false);
-    auto db = connect_db(s);
+    sub.add_option("--target", o.target,
+                   "target database version, e.g. OMERO5.4__0 (default: the newest in the server's "
+                   "sql/psql, else the newest known)");
+    sub.add_option("--new-server", o.new_server,
+                   "the release to upgrade to (its zip or directory): its newest version is the target "
+                   "and, without the extension, its -precheck.sql scripts are run");
+}
+
+int run_precheck(const PrecheckOptions &o, Context &ctx)
+{
+    Settings &s = ctx.settings();
+    Db *db = &ctx.db();
     OmeroDbState st = read_omero_state(*db);
     if (!st.is_omero) {
         out().error("database " + st.dbname + " has no dbpatch rows: not an OMERO database");
@@ -251,7 +262,7 @@ int run_precheck()
     }
     out().result()["current"] = st.version;
     out().result()["current_finished"] = st.finished;
-    auto t = resolve_upgrade_target(s, st, g.target, g.new_server);
+    auto t = resolve_upgrade_target(s, st, o.target, o.new_server);
     out().result()["target_source"] = t->source;
     if (!t->no_newer.empty()) {
         out().error(t->no_newer);
@@ -270,17 +281,11 @@ int run_precheck()
     return with_script(s, *db, st, t->version, t->scripts_dir);
 }
 
-Register reg({"precheck", "is the database ready for the upgrade? (the extension, else the server's precheck script)",
-              [](CLI::App &sub) {
-                  sub.add_option("--target", g.target,
-                                 "target database version, e.g. OMERO5.4__0 (default: the newest in the server's "
-                                 "sql/psql, else the newest known)");
-                  sub.add_option("--new-server", g.new_server,
-                                 "the release to upgrade to (its zip or directory): its newest version is the target "
-                                 "and, without the extension, its -precheck.sql scripts are run");
-                  return [] { return run_precheck(); };
-              }});
-
 } // namespace
+
+CommandRun setup_precheck(CLI::App &sub)
+{
+    return command_setup<PrecheckOptions, add_precheck_options, run_precheck>(sub);
+}
 
 } // namespace ou

@@ -3,6 +3,8 @@
 // stop the new server, point OMERO.server back at the old tree, restore the pre-upgrade backup
 // into a new database and set omero.db.name to it (restore --switch, on the old tree's
 // config.xml), start the old server, and check it runs. The upgraded database is kept.
+#include "commands.hpp"
+#include "extension_sql.hpp"
 #include "history.hpp"
 #include "run_state.hpp"
 
@@ -16,16 +18,15 @@ namespace ou::run {
 
 namespace {
 
-struct Args {
+struct RollbackOptions {
     std::string state_file, into;
     bool dry_run = false;
-} a;
+};
 
 // A database name for the restore that no database has yet (<db>_before_<date>, then _2, _3…).
-std::string free_database_name(const std::string &want)
+std::string free_database_name(Context &ctx, const std::string &want)
 {
-    Settings s = load_settings(false);
-    auto db = connect_db(s);
+    auto db = ctx.connect();
     for (int i = 1;; i++) {
         std::string n = i == 1 ? want : want.substr(0, 60) + "_" + std::to_string(i);
         if (db->query("SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1", {n}).empty())
@@ -33,15 +34,24 @@ std::string free_database_name(const std::string &want)
     }
 }
 
-int run_rollback()
+void add_rollback_options(CLI::App &sub, RollbackOptions &o)
 {
-    std::string sdir = given_server_dir();
-    std::string state_path = a.state_file.empty() ? default_state_path(sdir) : lexical_absolute(a.state_file);
+    sub.add_option("--state", o.state_file,
+                   "the run's state file (default: .omero-upgrade-run.json beside the server directory)");
+    sub.add_option("--into", o.into,
+                   "the new database to restore into (default: the one the run's report names)");
+    sub.add_flag("--dry-run", o.dry_run, "show the steps, change nothing");
+}
+
+int run_rollback(const RollbackOptions &o, Context &ctx)
+{
+    std::string sdir = given_server_dir(ctx.global());
+    std::string state_path = o.state_file.empty() ? default_state_path(sdir) : lexical_absolute(o.state_file);
     if (!state_exists(state_path))
         throw CommandError("no run to roll back: no state file " + state_path,
                            "give the state file of the run with --state");
     std::unique_ptr<Lock> lock;
-    if (!a.dry_run)
+    if (!o.dry_run)
         lock = std::make_unique<Lock>(state_path);
     nlohmann::json st = load_state(state_path);
     nlohmann::json passed = nlohmann::json::array();
@@ -51,7 +61,7 @@ int run_rollback()
     bool begun = st["rollback"].is_object() && st["rollback"].contains("steps") &&
                  st["rollback"].value("status", "") != "completed";
     if (!begun) {
-        RollbackTarget tg = rollback_target(state_path, st, read_installation({true, state_path}));
+        RollbackTarget tg = rollback_target(state_path, st, read_installation(ctx.global(), {true, state_path}));
         if (tg.undoable && !tg.refusal.empty()) {
             out().error(tg.refusal);
             out().say("nothing was changed; put the installation back as run " + tg.state.value("run_id", "") +
@@ -82,7 +92,7 @@ int run_rollback()
                           (rec.contains("failed_step") ? " at step " + rec.value("failed_step", "") : std::string()) +
                           ") changed nothing that a rollback would undo");
                 passed.push_back({{"run_id", rec.value("run_id", "")}, {"state_file", path}});
-                if (a.dry_run)
+                if (o.dry_run)
                     continue;
                 // Finished (nothing to undo), pointing to the run rolled back in its place.
                 rec["rollback"] = {{"status", "completed"}, {"nothing_changed", true},
@@ -119,14 +129,14 @@ int run_rollback()
     }
     bool started = rb.contains("steps") && rb["steps"].is_array();
     if (!started) {
-        if (!a.into.empty())
-            rb["into"] = a.into;
+        if (!o.into.empty())
+            rb["into"] = o.into;
         if (rb.value("into", "").empty())
             rb["into"] = run_database(st) + "_before_upgrade";
-        if (a.into.empty())
-            rb["into"] = free_database_name(rb.value("into", ""));
+        if (o.into.empty())
+            rb["into"] = free_database_name(ctx, rb.value("into", ""));
         // Only what changed, as the installation shows it now.
-        Installation m = read_installation({true, state_path});
+        Installation m = read_installation(ctx.global(), {true, state_path});
         RollbackPlan p = plan_rollback(st, m, rb.value("into", ""));
         for (const auto &r : p.reasons)
             out().say("  " + r);
@@ -138,7 +148,7 @@ int run_rollback()
         }
         rb["steps"] = p.steps;
         rb["reasons"] = p.reasons;
-    } else if (!a.into.empty() && a.into != rb.value("into", "")) {
+    } else if (!o.into.empty() && o.into != rb.value("into", "")) {
         throw CommandError("this rollback was started with --into " + rb.value("into", "") + "; run it again without --into");
     }
     bool restores = find_step(rb, "restore") != nullptr;
@@ -147,7 +157,7 @@ int run_rollback()
               (restores ? ", database restored from " + st["backup"].value("path", "") + " into " + rb.value("into", "") +
                               " (the upgraded database " + run_database(st) + " is kept)"
                         : ", database " + run_database(st) + " kept as it is (unchanged)"));
-    if (a.dry_run) {
+    if (o.dry_run) {
         int i = 0;
         for (const auto &s : rb["steps"]) {
             std::string c = "omero-upgrade --server-dir " + shell_quote(sdir);
@@ -170,6 +180,7 @@ int run_rollback()
     save_state(state_path, st);
 
     Executor x;
+    x.options = ctx.global();
     x.state_path = state_path;
     x.server_dir = st["server"].value("dir", "");
     x.log_file = st.value("log_file", "");
@@ -186,7 +197,7 @@ int run_rollback()
     };
     x.internal = [&](nlohmann::json &step) {
         ChildOutcome o;
-        Settings s = load_settings(true);
+        Settings s = ctx.fresh_settings(true);
         require_omero_bin(s);
         if (step.value("id", "") == "db-name") {
             omero_config_set(s, "omero.db.name", run_database(st));
@@ -211,7 +222,7 @@ int run_rollback()
         if (id == "start" || id == "status") {
             nlohmann::json *r = find_step(rb, "restore");
             std::string want = r ? rb.value("into", "") : run_database(st);
-            Settings s = load_settings(false);
+            Settings s = ctx.fresh_settings(false);
             if ((!r || r->value("status", "") == "done") && s.conn.dbname != want)
                 return s.config_path + " names the database " + s.conn.dbname + ", but this rollback gives back " +
                        want + ": set omero.db.name to " + want + " (bin/omero config set omero.db.name " + want +
@@ -246,7 +257,7 @@ int run_rollback()
         if (restores && st["backup"].is_object())
             sums[st["backup"].value("path", "")] = st["backup"].value("sha256", "");
         try {
-            Settings hs = load_settings(false);
+            Settings hs = ctx.fresh_settings(false);
             HistoryEntry e{"rollback", "run " + st.value("run_id", "") + " rolled back",
                             st["database"].value("version_after", st["database"].value("target", "")),
                             st["database"].value("version_before", ""), sums,
@@ -259,8 +270,8 @@ int run_rollback()
             std::string upgraded = run_database(st);
             if (restores && !upgraded.empty() && upgraded != hs.conn.dbname) {
                 auto db = connect_db(hs, upgraded);  // and the upgraded one, kept
-                if (has_history_table(*db))
-                    record_history(db.get(), e);
+                if (ext::has_history(*db))
+                    record_history(hs, db.get(), e);
             }
         } catch (const CommandError &e) {
             out().warn(std::string("the rollback is not in the history: ") + e.what());
@@ -274,16 +285,15 @@ int run_rollback()
     return rc;
 }
 
-Register reg({"rollback", "undo a run: old server tree, pre-upgrade backup restored into a new database (re-runnable)",
-              [](CLI::App &sub) {
-                  sub.add_option("--state", a.state_file,
-                                 "the run's state file (default: .omero-upgrade-run.json beside the server directory)");
-                  sub.add_option("--into", a.into,
-                                 "the new database to restore into (default: the one the run's report names)");
-                  sub.add_flag("--dry-run", a.dry_run, "show the steps, change nothing");
-                  return [] { return run_rollback(); };
-              }});
-
 } // namespace
 
 } // namespace ou::run
+
+namespace ou {
+
+CommandRun setup_rollback(CLI::App &sub)
+{
+    return command_setup<run::RollbackOptions, run::add_rollback_options, run::run_rollback>(sub);
+}
+
+} // namespace ou

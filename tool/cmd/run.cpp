@@ -3,7 +3,9 @@
 // --resume continues after a failure or Ctrl-C, a lock against a second run, a --dry-run plan and a
 // report. Nothing that changes the server or the database runs before a verified backup is
 // recorded; everything that can run with the server up runs before it is stopped.
+#include "commands.hpp"
 #include "run_plan.hpp"
+#include "run_report.hpp"
 #include "run_preflight.hpp"
 #include "run_state.hpp"
 #include "run_undo.hpp"
@@ -33,9 +35,6 @@
 
 namespace ou::run {
 
-std::string rollback_commands(const nlohmann::json &state, bool by_hand, const RollbackPlan *plan = nullptr);
-int print_report(const nlohmann::json &state);
-
 static std::string real_path(const std::string &p)
 {
     return resolved_path(p);
@@ -43,11 +42,11 @@ static std::string real_path(const std::string &p)
 
 namespace {
 
-struct Args {
+struct RunCommandOptions {
     RunOptions o;
     std::string state_file, into;
     bool resume = false, dry_run = false, report = false;
-} a;
+};
 
 // ---- the file-tree listing (internal step) ----------------------------------------------
 std::ostringstream *g_listing;
@@ -112,7 +111,7 @@ struct Prepared {
     std::string nothing;                // set: the installation is already upgraded (why)
 };
 
-Prepared prepare(const std::string &sdir, const std::string &state_path)
+Prepared prepare(const RunCommandOptions &a, Context &ctx, const std::string &sdir, const std::string &state_path)
 {
     Prepared p;
     RunOptions o = a.o;
@@ -120,18 +119,18 @@ Prepared prepare(const std::string &sdir, const std::string &state_path)
         throw CommandError("--new-server is required (the OMERO.server zip or its unpacked directory)");
     o.new_server = lexical_absolute(o.new_server);
     if (o.backup_dir.empty())
-        o.backup_dir = default_backup_dir();  // the default of every command
+        o.backup_dir = default_backup_dir(ctx.global());  // the default of every command
     o.backup_dir = lexical_absolute(o.backup_dir);
     if (!o.colors.empty() && o.colors != "all" && o.colors[0] == '@')
         o.colors = "@" + lexical_absolute(o.colors.substr(1));
     if (!o.site_sql.empty())
         o.site_sql = lexical_absolute(o.site_sql);
-    Settings s = load_settings(true);
-    require_omero_bin(s);
+    Settings &s = ctx.settings();
+    ctx.require_omero_bin();
     if (!a.dry_run)
         ensure_dir(o.backup_dir);  // before `check`, which measures its free space
     std::string old_tree = real_path(sdir);
-    auto db = connect_db(s);
+    auto db = ctx.connect();  // closed before the steps run (db upgrade refuses other sessions)
     OmeroDbState st = read_omero_state(*db);
     if (!st.is_omero)
         throw CommandError("database " + st.dbname + " has no dbpatch rows: not an OMERO database");
@@ -417,9 +416,9 @@ void print_plan(const nlohmann::json &st)
 }
 
 // The preconditions of a recorded run's steps not yet done (run --resume before its stop).
-std::vector<std::string> resume_preconditions(const nlohmann::json &st)
+std::vector<std::string> resume_preconditions(const Context &ctx, const nlohmann::json &st)
 {
-    Settings s = load_settings(true);
+    Settings s = ctx.fresh_settings(true);
     auto db = connect_db(s);
     OmeroDbState dbs = read_omero_state(*db);
     std::vector<std::string> ids;
@@ -551,12 +550,12 @@ void record_schema_verdict(nlohmann::json &state, nlohmann::json &step, const Ch
 // has swapped it) names the run's database; else why not. Every step but the run's own checks
 // works on that database, and server-start starts the server on it: a config.xml edited since
 // the plan (or a stale one) would make them upgrade, change or run another database.
-std::string database_moved(const nlohmann::json &state)
+std::string database_moved(const Context &ctx, const nlohmann::json &state)
 {
     const auto &db = state["database"];
     Settings s;
     try {
-        s = load_settings(true);
+        s = ctx.fresh_settings(true);
     } catch (const std::exception &e) {
         return std::string("cannot read the server's settings: ") + e.what();
     }
@@ -573,13 +572,13 @@ std::string database_moved(const nlohmann::json &state)
 
 // The database the server uses after this invocation, read back (never taken from the plan):
 // database.name_after, version_after, finished_after; read_back_error when it could not be read.
-void read_back(nlohmann::json &state)
+void read_back(const Context &ctx, nlohmann::json &state)
 {
     auto &db = state["database"];
     for (const char *k : {"name_after", "version_after", "finished_after", "read_back_error"})
         db.erase(k);
     try {
-        Settings s = load_settings(false);
+        Settings s = ctx.fresh_settings(false);
         db["name_after"] = s.conn.dbname;
         auto c = connect_db(s);
         OmeroDbState o = read_omero_state(*c);
@@ -591,9 +590,10 @@ void read_back(nlohmann::json &state)
     }
 }
 
-Executor make_executor(nlohmann::json &state, const std::string &state_path, const std::string &preview)
+Executor make_executor(const Context &ctx, nlohmann::json &state, const std::string &state_path, const std::string &preview)
 {
     Executor x;
+    x.options = ctx.global();
     x.state_path = state_path;
     x.server_dir = state["server"].value("dir", "");
     x.preview_dir = preview;
@@ -610,12 +610,12 @@ Executor make_executor(nlohmann::json &state, const std::string &state_path, con
         return args;
     };
     x.internal = [&state](nlohmann::json &step) { return tree_listing(state); };
-    x.refuse = [&state](nlohmann::json &step) {
+    x.refuse = [&state, &ctx](nlohmann::json &step) {
         std::string why;
         if (step.value("needs_backup", false) && !backup_recorded(state, &why))
             return "nothing that changes the server or the database runs before a verified backup: " + why;
         if (!step.value("internal", false) && step.value("dir", "") != "preview")
-            return database_moved(state);
+            return database_moved(ctx, state);
         return std::string();
     };
     // The server is down only once server-stop is done: until then (a stop that failed or was
@@ -686,207 +686,7 @@ Executor make_executor(nlohmann::json &state, const std::string &state_path, con
     return x;
 }
 
-void collect_warnings(const nlohmann::json &state, std::vector<std::string> &w)
-{
-    for (const auto &s : state["steps"])
-        for (const auto &x : s.value("warnings", nlohmann::json::array()))
-            w.push_back(s.value("id", "") + ": " + x.get<std::string>());
-}
-
 } // namespace
-
-std::string rollback_commands(const nlohmann::json &st, bool by_hand, const RollbackPlan *plan)
-{
-    // Only what changed (plan: as the installation shows it now); without a plan, all of it.
-    bool sw = !plan || plan->switched, dbc = !plan || plan->db_changed;
-    std::string sd = shell_quote(st["server"].value("dir", ""));
-    std::string sf = shell_quote(st.value("state_file", ""));
-    std::string bk = st["backup"].is_object() ? shell_quote(st["backup"].value("path", "")) : "<backup>";
-    std::string into = shell_quote(st["rollback"].value("into", ""));
-    // Where the old tree is now: a server directory that was a plain directory was moved to
-    // <dir>-old by binaries install (its recorded path is the server directory itself).
-    std::string old_tree = old_tree_now(st);
-    std::string c = "omero-upgrade --server-dir " + sd + " rollback --state " + sf + "\n";
-    if (!by_hand)
-        return c;
-    // The connection of the run (host, port, user), as the tool's own restore uses it.
-    const auto &db = st["database"];
-    std::string conn;
-    if (!db.value("host", "").empty())
-        conn += " -h " + shell_quote(db.value("host", ""));
-    if (!db.value("port", "").empty())
-        conn += " -p " + shell_quote(db.value("port", ""));
-    if (!db.value("user", "").empty())
-        conn += " -U " + shell_quote(db.value("user", ""));
-    c += "  # which does, step by step:\n";
-    if (sw || dbc)
-        c += "  omero-upgrade --server-dir " + sd + " server stop\n";
-    if (sw)
-        c += "  omero-upgrade --server-dir " + sd + " binaries rollback --to " + shell_quote(old_tree) + "\n";
-    if (dbc)
-        c += "  omero-upgrade --server-dir " + sd + " restore " + bk + " --into " + into + " --switch\n";
-    c += "  omero-upgrade --server-dir " + sd + " server start\n";
-    if (!sw && !dbc)
-        return c;
-    c += "  # or with PostgreSQL's and OMERO's own tools (the server stopped):\n";
-    if (dbc)
-        c += "  createdb" + conn + " -T template0 -E UTF8 -O " + shell_quote(db.value("omero_db_user", "omero")) + " " +
-             into + " && pg_restore" + conn + " -d " + into + " " + bk + "\n";
-    if (sw && dbc)
-        c += "  ln -sfn " + shell_quote(old_tree) + " " + sd + " && " + sd + "/bin/omero config set omero.db.name " + into +
-             "\n";
-    else if (sw)
-        c += "  ln -sfn " + shell_quote(old_tree) + " " + sd +
-             (run_database(st) != db.value("name", "")
-                  ? " && " + sd + "/bin/omero config set omero.db.name " + shell_quote(run_database(st))
-                  : std::string()) +
-             "\n";
-    else
-        c += "  " + sd + "/bin/omero config set omero.db.name " + into + "\n";
-    return c;
-}
-
-int print_report(const nlohmann::json &st)
-{
-    std::string status = st.value("status", "");
-    out().say("");
-    out().say("Report of run " + st.value("run_id", "") + ": " + status);
-    const auto &db = st["database"];
-    // The versions as read back at the end of the run from the database the server uses (config.xml
-    // of the tree OMERO.server points to), never the plan's target.
-    std::string name = db.value("name", ""), after = db.value("name_after", name);
-    std::string line = "  database " + after + ": " + db.value("version_before", "");
-    if (!db.value("version_after", "").empty()) {
-        std::string v = db.value("version_after", "") + (db.value("finished_after", true) ? "" : " (unfinished)");
-        line += status == "completed" ? " → " + v : ", now " + v + " (target " + db.value("target", "") + ")";
-    } else {
-        line += " → ? (target " + db.value("target", "") + "; not read back" +
-                (db.contains("read_back_error") ? ": " + db.value("read_back_error", "") : "") + ")";
-    }
-    if (after != name)
-        line += "; the run worked on " + name + ", but the server's config.xml now names " + after;
-    out().say(line);
-    // A run rolled back: where it pointed OMERO.server is history; say where it points now.
-    std::string now_tree = status == "rolled back" ? resolved_path(st["server"].value("dir", "")) : "";
-    out().say("  server   " + st["server"].value("dir", "") + " → " +
-              (st["server"]["new_tree"].is_string() ? st["server"].value("new_tree", "") : "(not switched yet)") +
-              (status == "rolled back" ? " until the rollback, now → " + (now_tree.empty() ? std::string("?") : now_tree)
-                                       : "; old tree kept: " + old_tree_now(st)));
-    double total = 0;
-    for (const auto &s : st["steps"]) {
-        char line[256];
-        double secs = s["seconds"].is_number() ? s["seconds"].get<double>() : 0;
-        total += secs;
-        std::snprintf(line, sizeof line, "  %-18s %-11s %8s%s", s.value("id", "").c_str(),
-                      s.value("status", "").c_str(), s["seconds"].is_number() ? hms(secs).c_str() : "-",
-                      s.value("attempts", 0) > 1 ? ("  (" + std::to_string(s.value("attempts", 0)) + " attempts)").c_str()
-                                                 : "");
-        out().say(line);
-        for (const auto &e : s.value("errors", nlohmann::json::array()))
-            out().say("      error: " + e.get<std::string>());
-        // What it did and how to undo that step alone (run_undo.hpp).
-        StepEffect fx = step_effect(st, s);
-        if (!fx.did.empty())
-            out().say("      did: " + fx.did +
-                      (status == "rolled back" ? std::string(" (the run is rolled back)") : "\n      undo alone: " + fx.undo));
-    }
-    out().say("  steps took " + hms(total) + " in all");
-    if (st["backup"].is_object())
-        out().say("  backup   " + st["backup"].value("path", "") + "\n           sha256 " +
-                  st["backup"].value("sha256", "") + ", " + human_bytes(st["backup"].value("size_bytes", 0ULL)) +
-                  ", dbpatch " + st["backup"].value("dbpatch_version", ""));
-    const auto &dt = st["downtime"];
-    auto dts = [&dt](const char *k) { return dt.value(k, nlohmann::json()).is_string() ? dt.value(k, "") : ""; };
-    const nlohmann::json *stop = nullptr;
-    for (const auto &s : st["steps"])
-        if (s.value("id", "") == "server-stop")
-            stop = &s;
-    std::string stop_status = stop ? stop->value("status", "") : "";
-    if (dt.value("seconds", nlohmann::json()).is_number())
-        out().say("  downtime " + hms(dt["seconds"].get<double>()) + " (server stopped " + dts("stopped_at") +
-                  ", started " + dts("started_at") + "; measured from the start of the stop " + dts("stop_began") + ")");
-    else if (!dts("stopped_at").empty())
-        out().say("  downtime the server has been down since " + dts("stopped_at") +
-                  (dts("stop_began").empty() ? "" : " (stop began " + dts("stop_began") + ")"));
-    else if (stop_status == "failed") {
-        const auto &r = stop->value("result", nlohmann::json());
-        bool sessions = r.is_object() && !r.value("running", true);
-        out().say(sessions ? "  downtime none yet: server-stop failed; bin/omero says the server is down but OMERO "
-                             "sessions remain on the database, so it is not confirmed stopped"
-                           : "  downtime none: server-stop failed, the server is still running");
-    } else if (stop_status == "interrupted" || stop_status == "running")
-        out().say("  downtime unknown: server-stop did not finish, the server may still be running "
-                  "(omero-upgrade server status tells)");
-    if (st.contains("schema") && st["schema"].is_object()) {
-        const auto &v = st["schema"];
-        std::string verdict = v.value("verdict", "");
-        std::string ver = v["version"].is_string() ? v.value("version", "") : "its version";
-        if (verdict == "conforms")
-            out().say("  schema   conforms to a fresh " + ver + " (db verify: no difference)");
-        else if (verdict == "differs") {
-            std::string by;
-            for (const char *c : {"missing", "changed", "extra"})
-                if (v["by_change"].value(c, 0) > 0)
-                    by += (by.empty() ? "" : ", ") + std::to_string(v["by_change"].value(c, 0)) + " " + c;
-            out().say("  schema   differs: " + std::to_string(v.value("differences", 0)) + " difference(s) from a fresh " +
-                      ver + " (" + by + "), see " + v.value("command", "db verify"));
-        } else
-            out().say("  schema   not verified: " + v.value("reason", "") + "; see " + v.value("command", "db verify"));
-    }
-    std::vector<std::string> w;
-    collect_warnings(st, w);
-    if (!w.empty()) {
-        out().say("  warnings:");
-        for (const auto &x : w)
-            out().say("    " + x);
-    }
-    out().say("  log      " + st.value("log_file", ""));
-    out().say("  state    " + st.value("state_file", ""));
-    // Which of "continue" and "roll back" fits, and the rollback of only what changed, as the
-    // installation shows it now (run_undo.hpp), never the whole restore-and-switch by default.
-    std::optional<RollbackPlan> plan;
-    std::vector<std::string> adv;
-    if (st["backup"].is_object() && status != "rolled back") {
-        try {
-            plan = plan_rollback(st, read_installation({true, st.value("state_file", "")}),
-                                 st["rollback"].value("into", ""));
-            adv = advice(st, *plan);
-        } catch (const std::exception &e) {
-            out().detail(std::string("could not read the installation for the rollback plan: ") + e.what());
-        }
-        if (plan && plan->nothing()) {
-            out().say("To roll back: nothing of this run to roll back (" +
-                      (plan->reasons.empty() ? std::string("nothing changed") : plan->reasons.back()) + ")");
-        } else {
-            out().say("To roll back:" + std::string(plan && !(plan->switched && plan->db_changed)
-                                                        ? " (only what changed: " + std::string(plan->switched ? "the server tree" : "the database") + ")"
-                                                        : ""));
-            std::istringstream in(rollback_commands(st, true, plan ? &*plan : nullptr));
-            std::string l;
-            while (std::getline(in, l))
-                out().say("  " + l);
-        }
-        if (status != "completed") {
-            std::string age = backup_age(st);
-            if (!age.empty())
-                out().say("  backup age: " + age);
-        }
-        for (const auto &x : adv)  // a completed run's line is no advice ("to undo this run: …")
-            out().say((status == "completed" ? "" : "advice: ") + x);
-    }
-    if (status != "completed" && status != "rolled back")
-        out().say("To continue: omero-upgrade --server-dir " + shell_quote(st["server"].value("dir", "")) +
-                  " run --resume --state " + shell_quote(st.value("state_file", "")));
-    nlohmann::json r = st;
-    r["rollback_commands"] = plan && plan->nothing() ? "" : rollback_commands(st, true, plan ? &*plan : nullptr);
-    r["advice"] = adv;
-    if (plan)
-        r["rollback_plan"] = {{"switched", plan->switched}, {"db_changed", plan->db_changed},
-                              {"nothing", plan->nothing()}, {"reasons", plan->reasons}};
-    r["warnings_all"] = w;
-    out().result() = r;
-    return status == "completed" ? EXIT_OK : EXIT_PROBLEM;
-}
 
 namespace {
 
@@ -897,7 +697,7 @@ std::string unfinished_rollback(const std::string &state_path, const nlohmann::j
     return unfinished_rollback_in_chain(state_path, st);
 }
 
-int dry_run(const std::string &sdir, const std::string &state_path)
+int dry_run(const RunCommandOptions &a, Context &ctx, const std::string &sdir, const std::string &state_path)
 {
     nlohmann::json st;
     std::vector<std::string> problems;
@@ -910,7 +710,7 @@ int dry_run(const std::string &sdir, const std::string &state_path)
             problems.push_back(u + ": finish it first (omero-upgrade rollback)");
     }
     if (!a.resume || st.is_null()) {
-        Prepared p = prepare(sdir, state_path);
+        Prepared p = prepare(a, ctx, sdir, state_path);
         st = p.state;
         problems.insert(problems.end(), p.problems.begin(), p.problems.end());
         if (!p.nothing.empty() && p.problems.empty()) {
@@ -920,9 +720,9 @@ int dry_run(const std::string &sdir, const std::string &state_path)
         }
     } else {
         if (nlohmann::json *stop = find_step(st, "server-stop"); stop && stop->value("status", "") != "done")
-            for (const auto &x : resume_preconditions(st))  // as run --resume checks them
+            for (const auto &x : resume_preconditions(ctx, st))  // as run --resume checks them
                 problems.push_back(x);
-        mark_live(st, read_installation({true, state_path}));
+        mark_live(st, read_installation(ctx.global(), {true, state_path}));
     }
     for (auto &s : st["steps"]) {
         for (const auto &d : build_steps(RunOptions::from_json(st["options"]), st["database"].value("target", "")))
@@ -949,7 +749,7 @@ int dry_run(const std::string &sdir, const std::string &state_path)
         for (size_t i = 0; i + 1 < args.size(); i++)
             if (args[i] == "--backup-dir" && !path_exists(args[i + 1]))
                 args[i + 1] = dir_name(args[i + 1]);
-        ChildOutcome o = run_child(id, child_globals(std::string(id) == "precheck" ? pv.dir : sdir, ""), args);
+        ChildOutcome o = run_child(id, child_globals(ctx.global(), std::string(id) == "precheck" ? pv.dir : sdir, ""), args);
         out().say(std::string("  ") + id + ": " + (o.exit_code == 0 ? "ok" : "NOT OK: " + o.error));
         for (const auto &w : o.warnings)
             out().say("    warning: " + w);
@@ -971,20 +771,64 @@ int dry_run(const std::string &sdir, const std::string &state_path)
     return EXIT_OK;
 }
 
-int run_run()
+void add_run_options(CLI::App &sub, RunCommandOptions &a)
 {
-    std::string sdir = given_server_dir();
+    sub.add_option("--new-server", a.o.new_server, "the new OMERO.server: its zip, or its unpacked directory");
+    sub.add_flag("--dry-run", a.dry_run, "print the exact plan and run only the read-only checks; change nothing");
+    sub.add_flag("--resume", a.resume, "continue the recorded run from its first unfinished step");
+    sub.add_flag("--report", a.report, "print the report of the recorded run");
+    sub.add_option("--state", a.state_file,
+                   "the state file (default: .omero-upgrade-run.json beside the server directory)");
+    sub.add_option("--backup-dir", a.o.backup_dir,
+                   "where the backup goes (default: omero-upgrade-backups beside the server directory)");
+    sub.add_option("--target", a.o.target, "database version to reach (default: the newest the new server has)");
+    sub.add_flag("--no-space-check", a.o.no_space_check,
+                 "too little free space for the backup is a warning: check and backup get --no-space-check");
+    sub.add_option("-j,--jobs", a.o.jobs, "backup with N parallel pg_dump jobs")->check(CLI::Range(1, 64));
+    sub.add_flag("--orphans", a.o.orphans, "also delete orphaned annotations (archived, restorable)");
+    sub.add_option("--colors", a.o.colors,
+                   "also convert shape colours ARGB → RGBA: all, ROI ids (1,2,3) or @FILE of ROI ids");
+    sub.add_option("--move-annotations-to-wells", a.o.wells,
+                   "also move annotations from Images to Wells: screen:IDS, plate:IDS or well:IDS")
+        ->check([](const std::string &v) -> std::string {
+            static const std::regex form("^(screen|plate|well):[0-9]+([, ][0-9]+)*$");
+            return std::regex_match(v, form) ? "" : "expected screen:IDS, plate:IDS or well:IDS (e.g. plate:1,2)";
+        });
+    sub.add_flag("--vacuum-full", a.o.vacuum_full, "also VACUUM FULL ANALYZE the upgraded database");
+    sub.add_flag("--online", a.o.online,
+                 "run db-verify, --orphans and --colors after server-start, with OMERO up (colours by "
+                 "journaled batches): a shorter offline window");
+    sub.add_option("--force-step", a.o.force_steps,
+                   "do not check the preconditions of this step in the plan (repeatable: "
+                   "binaries-install, db-upgrade, db-verify, orphans, colors, wells, vacuum-full, cache-clear); "
+                   "vacuum-full also "
+                   "gets --force (you made sure of the free space)")
+        ->check(CLI::IsMember(checked_steps()));
+    sub.add_flag("--carry-scripts", a.o.carry_scripts,
+                 "carry scripts added to the old server's lib/scripts over to the new one");
+    sub.add_option("--stop-timeout", a.o.stop_timeout,
+                   "seconds server stop may wait for the server to be down (default: its own)")
+        ->check(CLI::Range(1, 86400));
+    sub.add_option("--site-sql", a.o.site_sql,
+                   "after the official hops, apply DIR's *.sql files not applied yet (db upgrade --site-sql)");
+    sub.add_option("--rollback-into", a.into,
+                   "the database a later rollback restores into (default: <db>_before_<date>)");
+}
+
+int run_run(const RunCommandOptions &a, Context &ctx)
+{
+    std::string sdir = given_server_dir(ctx.global());
     std::string state_path = a.state_file.empty() ? default_state_path(sdir) : lexical_absolute(a.state_file);
     if (a.report) {
         if (!state_exists(state_path))
             throw CommandError("no run recorded: no state file " + state_path);
         // The versions read back now, from the database the server uses (not saved).
         nlohmann::json st = load_state(state_path);
-        read_back(st);
-        return print_report(st);
+        read_back(ctx, st);
+        return print_report(ctx.global(), st);
     }
     if (a.dry_run)
-        return dry_run(sdir, state_path);
+        return dry_run(a, ctx, sdir, state_path);
 
     Lock lock(state_path);
     nlohmann::json st;
@@ -1009,8 +853,8 @@ int run_run()
         } else {
             if (finished) {
                 out().say("run " + st.value("run_id", "") + " is already " + status + "; nothing to do");
-                read_back(st);  // the report's versions as they are now (not saved)
-                return print_report(st);
+                read_back(ctx, st);  // the report's versions as they are now (not saved)
+                return print_report(ctx.global(), st);
             }
             if (!a.o.new_server.empty() && lexical_absolute(a.o.new_server) != st["options"].value("new_server", ""))
                 throw CommandError("--resume continues the recorded run, whose new server is " +
@@ -1034,7 +878,7 @@ int run_run()
             }
             // Before the stop, the steps still to run are checked as a new plan's are.
             if (nlohmann::json *stop = find_step(st, "server-stop"); stop && stop->value("status", "") != "done") {
-                std::vector<std::string> problems = resume_preconditions(st);
+                std::vector<std::string> problems = resume_preconditions(ctx, st);
                 if (!problems.empty()) {
                     for (const auto &x : problems)
                         out().error(x);
@@ -1042,7 +886,7 @@ int run_run()
                     // have stopped it before failing).
                     ServerRun now = ServerRun::Unknown;
                     try {
-                        now = read_installation().server;
+                        now = read_installation(ctx.global()).server;
                     } catch (const std::exception &) {
                     }
                     out().say(now == ServerRun::Running
@@ -1060,7 +904,7 @@ int run_run()
         throw CommandError("no run to resume: no state file " + state_path, "start one with omero-upgrade run --new-server NEW");
     }
     if (st.is_null()) {
-        Prepared p = prepare(sdir, state_path);
+        Prepared p = prepare(a, ctx, sdir, state_path);
         if (!p.problems.empty()) {
             for (const auto &x : p.problems)
                 out().error(x);
@@ -1093,7 +937,7 @@ int run_run()
     std::unique_ptr<Preview> pv;
     if (nlohmann::json *pre = find_step(st, "precheck"); pre && pre->value("status", "") != "done")
         pv = std::make_unique<Preview>(st);
-    Executor x = make_executor(st, state_path, pv ? pv->dir : "");
+    Executor x = make_executor(ctx, st, state_path, pv ? pv->dir : "");
     int rc = execute(st, st, st["steps"], x);
     pv.reset();
     if (rc == EXIT_OK) {
@@ -1102,56 +946,21 @@ int run_run()
         st.erase("failed_step");
     }
     // The versions of the report: read back from the database the server uses now.
-    read_back(st);
+    read_back(ctx, st);
     save_state(state_path, st);
-    int rep = print_report(st);
+    int rep = print_report(ctx.global(), st);
     return rc != EXIT_OK ? rc : rep;
 }
-
-Register reg({"run", "the whole upgrade, step by step, resumable (--dry-run shows the plan)", [](CLI::App &sub) {
-                  sub.add_option("--new-server", a.o.new_server, "the new OMERO.server: its zip, or its unpacked directory");
-                  sub.add_flag("--dry-run", a.dry_run, "print the exact plan and run only the read-only checks; change nothing");
-                  sub.add_flag("--resume", a.resume, "continue the recorded run from its first unfinished step");
-                  sub.add_flag("--report", a.report, "print the report of the recorded run");
-                  sub.add_option("--state", a.state_file,
-                                 "the state file (default: .omero-upgrade-run.json beside the server directory)");
-                  sub.add_option("--backup-dir", a.o.backup_dir,
-                                 "where the backup goes (default: omero-upgrade-backups beside the server directory)");
-                  sub.add_option("--target", a.o.target, "database version to reach (default: the newest the new server has)");
-                  sub.add_flag("--no-space-check", a.o.no_space_check,
-                               "too little free space for the backup is a warning: check and backup get --no-space-check");
-                  sub.add_option("-j,--jobs", a.o.jobs, "backup with N parallel pg_dump jobs")->check(CLI::Range(1, 64));
-                  sub.add_flag("--orphans", a.o.orphans, "also delete orphaned annotations (archived, restorable)");
-                  sub.add_option("--colors", a.o.colors,
-                                 "also convert shape colours ARGB → RGBA: all, ROI ids (1,2,3) or @FILE of ROI ids");
-                  sub.add_option("--move-annotations-to-wells", a.o.wells,
-                                 "also move annotations from Images to Wells: screen:IDS, plate:IDS or well:IDS")
-                      ->check([](const std::string &v) -> std::string {
-                          static const std::regex form("^(screen|plate|well):[0-9]+([, ][0-9]+)*$");
-                          return std::regex_match(v, form) ? "" : "expected screen:IDS, plate:IDS or well:IDS (e.g. plate:1,2)";
-                      });
-                  sub.add_flag("--vacuum-full", a.o.vacuum_full, "also VACUUM FULL ANALYZE the upgraded database");
-                  sub.add_flag("--online", a.o.online,
-                               "run db-verify, --orphans and --colors after server-start, with OMERO up (colours by "
-                               "journaled batches): a shorter offline window");
-                  sub.add_option("--force-step", a.o.force_steps,
-                                 "do not check the preconditions of this step in the plan (repeatable: "
-                                 "binaries-install, db-upgrade, db-verify, orphans, colors, wells, vacuum-full, cache-clear); "
-                                 "vacuum-full also "
-                                 "gets --force (you made sure of the free space)")
-                      ->check(CLI::IsMember(checked_steps()));
-                  sub.add_flag("--carry-scripts", a.o.carry_scripts,
-                               "carry scripts added to the old server's lib/scripts over to the new one");
-                  sub.add_option("--stop-timeout", a.o.stop_timeout,
-                                 "seconds server stop may wait for the server to be down (default: its own)")
-                      ->check(CLI::Range(1, 86400));
-                  sub.add_option("--site-sql", a.o.site_sql,
-                                 "after the official hops, apply DIR's *.sql files not applied yet (db upgrade --site-sql)");
-                  sub.add_option("--rollback-into", a.into,
-                                 "the database a later rollback restores into (default: <db>_before_<date>)");
-                  return [] { return run_run(); };
-              }});
 
 } // namespace
 
 } // namespace ou::run
+
+namespace ou {
+
+CommandRun setup_run(CLI::App &sub)
+{
+    return command_setup<run::RunCommandOptions, run::add_run_options, run::run_run>(sub);
+}
+
+} // namespace ou

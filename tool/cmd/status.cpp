@@ -4,6 +4,7 @@
 // they agree; the last run and what a rollback would undo; with --new-server, what an upgrade
 // would do (the hops, the steps). Changes nothing. Exit 0 all agree, 1 a problem (the database
 // is not what the tree's scripts lead to, an unfinished upgrade or run), 2 could not tell.
+#include "commands.hpp"
 #include "installation.hpp"
 #include "run_plan.hpp"
 #include "run_state.hpp"
@@ -171,9 +172,16 @@ bool say_upgrade(const Installation &m, const StatusOptions &o, nlohmann::json &
     return ok;
 }
 
-int run_status(const StatusOptions &o)
+void add_status_options(CLI::App &sub, StatusOptions &o)
 {
-    Installation m = read_installation({true, o.state_file});
+    sub.add_option("--new-server", o.new_server, "also show what an upgrade to this release (zip or directory) would do");
+    sub.add_option("--target", o.target, "with --new-server: the version to reach");
+    sub.add_option("--state", o.state_file, "the run's state file (default: .omero-upgrade-run.json beside the server directory)");
+}
+
+int run_status(const StatusOptions &o, Context &ctx)
+{
+    Installation m = read_installation(ctx.global(), {true, o.state_file});
     nlohmann::json &res = out().result();
     res["installation"] = m.to_json();
     say_installation(m);
@@ -194,18 +202,11 @@ int run_status(const StatusOptions &o)
     return (!m.mismatch().empty() || run_unfinished || !ok) ? EXIT_PROBLEM : EXIT_OK;
 }
 
-StatusOptions g_status;
-
-Register reg({"status", "the live installation: server tree, database, server, last run, rollback; --new-server: the plan",
-              [](CLI::App &sub) {
-                  sub.add_option("--new-server", g_status.new_server,
-                                 "also show what an upgrade to this release (zip or directory) would do");
-                  sub.add_option("--target", g_status.target, "with --new-server: the version to reach");
-                  sub.add_option("--state", g_status.state_file,
-                                 "the run's state file (default: .omero-upgrade-run.json beside the server directory)");
-                  return [] { return run_status(g_status); };
-              }});
-
 } // namespace
+
+CommandRun setup_status(CLI::App &sub)
+{
+    return command_setup<StatusOptions, add_status_options, run_status>(sub);
+}
 
 } // namespace ou

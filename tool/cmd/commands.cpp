@@ -1,0 +1,80 @@
+// The one table of subcommands (git's commands[] in git.c): the words, the help line, what the
+// driver must give the command (tool/command.hpp: NeedConfig, NeedDb, NeedExtension,
+// NeedOmeroBin), and its set-up. In the order of --list-commands and the help. A command that
+// reads the live installation (status, rollback, run) reads it afresh itself, whatever it declares.
+#include "commands.hpp"
+
+namespace ou {
+
+const std::vector<CommandSpec> &commands()
+{
+    static const std::vector<CommandSpec> table = {
+        {"annotations move-to-wells", "link the annotations of Wells' Images to the Wells (dry run unless --apply)",
+         NeedExtension, setup_annotations_move_to_wells},
+        {"backup", "dump the OMERO database to a verified, checksummed backup file",
+         NeedDb, setup_backup},
+        {"backup list", "list the backups recorded in the manifest of a backup directory",
+         NeedNothing, setup_backup_list},
+        {"backup import", "adopt a dump made by hand (pg_dump -Fc): verified, copied in, checksummed, recorded",
+         NeedNothing, setup_backup_import},
+        {"backup verify", "check a backup: checksum, table of contents, key tables, dbpatch data",
+         NeedNothing, setup_backup_verify},
+        {"binaries install", "check and unpack a new OMERO.server beside the old one and swap the symlink",
+         NeedSettings, setup_binaries_install},
+        {"binaries rollback", "point the OMERO.server symlink back to the previous tree",
+         NeedDb, setup_binaries_rollback},
+        {"cache clear", "delete the stale Bio-Formats memo files below <omero.data.dir>/BioFormatsCache",
+         NeedSettings, setup_cache_clear},
+        {"check", "check the upgrade prerequisites (each ok / warning / failed, with the fix)",
+         NeedDb, setup_check},
+        {"colors convert", "shape colours ARGB → RGBA (journaled, per batch, resumable)",
+         NeedExtension, setup_colors_convert},
+        {"colors revert", "shape colours back RGBA → ARGB (exact originals from the journal)",
+         NeedExtension, setup_colors_revert},
+        {"colors status", "shapes converted and pending per direction, runs",
+         NeedExtension, setup_colors_status},
+        {"config upgrade-check", "turn the upgrade-check notifications off (omero.upgrades.url empty) or back on (the value off replaced)",
+         NeedConfig | NeedOmeroBin, setup_config_upgrade_check},
+        {"db orphans scan", "count (and --list) the orphan annotations, by kind and namespace",
+         NeedExtension, setup_db_orphans_scan},
+        {"db orphans delete", "delete the orphan annotations, archived, a commit per batch (a dry run without --apply)",
+         NeedExtension, setup_db_orphans_delete},
+        {"db orphans restore", "put back the annotations of a delete run (the undo)",
+         NeedExtension, setup_db_orphans_restore},
+        {"db to-utf8", "copy a non-UTF8 OMERO database into a new UTF8 database, verified",
+         NeedDb | NeedOmeroBin, setup_db_to_utf8},
+        {"db plan", "the upgrade scripts (new server's sql/psql) from the database's version to the target",
+         NeedConfig | NeedDb, setup_db_plan},
+        {"db upgrade", "run the upgrade scripts hop by hop as the OMERO user, checking dbpatch after each",
+         NeedConfig | NeedDb, setup_db_upgrade},
+        {"db vacuum", "VACUUM (optionally FULL) ANALYZE table by table, largest first",
+         NeedDb, setup_db_vacuum},
+        {"db verify", "compare the database's schema with the fresh schema of its version, built from the server's " "creation files in a scratch database",
+         NeedDb, setup_db_verify},
+        {"history", "every change made by omero-upgrade and the extension: who, when, what, versions, checksums",
+         NeedDb, setup_history},
+        {"precheck", "is the database ready for the upgrade? (the extension, else the server's precheck script)",
+         NeedDb, setup_precheck},
+        {"restore", "restore a verified backup into a new UTF8 database",
+         NeedDb | NeedOmeroBin, setup_restore},
+        {"rollback", "undo a run: old server tree, pre-upgrade backup restored into a new database (re-runnable)",
+         NeedDb, setup_rollback},
+        {"run", "the whole upgrade, step by step, resumable (--dry-run shows the plan)",
+         NeedConfig | NeedDb | NeedOmeroBin, setup_run},
+        {"server status", "whether the OMERO server runs, and the sessions on its database",
+         NeedDb | NeedOmeroBin, setup_server_status},
+        {"server stop", "stop OMERO.web and the server, and confirm no OMERO session remains",
+         NeedDb | NeedOmeroBin, setup_server_stop},
+        {"server start", "start the server (after checking the database is at its version)",
+         NeedDb | NeedOmeroBin, setup_server_start},
+        {"server diagnostics", "bin/omero admin diagnostics, into the output and the log",
+         NeedOmeroBin, setup_server_diagnostics},
+        {"server jvmcfg", "bin/omero admin jvmcfg: the JVM memory settings",
+         NeedOmeroBin, setup_server_jvmcfg},
+        {"status", "the live installation: server tree, database, server, last run, rollback; --new-server: the plan",
+         NeedNothing, setup_status},
+    };
+    return table;
+}
+
+} // namespace ou
