@@ -89,9 +89,12 @@ int print_report(const GlobalOptions &g, const nlohmann::json &st)
     if (after != name)
         line += "; the run worked on " + name + ", but the server's config.xml now names " + after;
     out().say(line);
+    // A run rolled back: where it pointed OMERO.server is history; say where it points now.
+    std::string now_tree = status == "rolled back" ? resolved_path(st["server"].value("dir", "")) : "";
     out().say("  server   " + st["server"].value("dir", "") + " → " +
               (st["server"]["new_tree"].is_string() ? st["server"].value("new_tree", "") : "(not switched yet)") +
-              "; old tree kept: " + old_tree_now(st));
+              (status == "rolled back" ? " until the rollback, now → " + (now_tree.empty() ? std::string("?") : now_tree)
+                                       : "; old tree kept: " + old_tree_now(st)));
     double total = 0;
     for (const auto &s : st["steps"]) {
         char line[256];
@@ -107,7 +110,8 @@ int print_report(const GlobalOptions &g, const nlohmann::json &st)
         // What it did and how to undo that step alone (run_undo.hpp).
         StepEffect fx = step_effect(st, s);
         if (!fx.did.empty())
-            out().say("      did: " + fx.did + "\n      undo alone: " + fx.undo);
+            out().say("      did: " + fx.did +
+                      (status == "rolled back" ? std::string(" (the run is rolled back)") : "\n      undo alone: " + fx.undo));
     }
     out().say("  steps took " + hms(total) + " in all");
     if (st["backup"].is_object())

@@ -32,6 +32,9 @@ is "$(jq -r '[.result.database.name, .result.database.version_before, .result.ca
   "$into OMERO5.3__1 true" "… on the database the old server uses ($into, OMERO5.3__1), not the stale rr_a"
 out=$(ou run --resume 2>&1); rc=$?
 like "$out" "is already rolled back; nothing to do" "run --resume: the rolled-back run is not continued"
+like "$out" "server +[^ ]*/OMERO.server → [^ ]*/OMERO.server-5.6.3 until the rollback, now → [^ ]*/OMERO.server-5.3.5" \
+  "… its report says where OMERO.server points now, not only where the run had pointed it"
+unlike "$out" "undo alone" "… and offers no undo of steps the rollback undid"
 is "$(readlink "$r/OMERO.server") $(config_value "$r/OMERO.server" omero.db.name)" "OMERO.server-5.3.5 $into" "… and nothing changed"
 
 out=$(ou run --new-server "$zip" 2>&1); rc=$?

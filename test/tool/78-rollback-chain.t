@@ -154,7 +154,7 @@ like "$(oc status 2>&1)" "rollback +run $c2 was rolled back: a rollback now undo
   "(c) … in words"
 
 # Not as run 1 left it: config.xml names another database.
-createdb -T "$into2" -O omero rc_c_other
+createdb -T run_template -O omero rc_c_other
 "$c/OMERO.server/bin/omero" config set omero.db.name rc_c_other
 s0=$(cat "$c"/OMERO.server-*/var/stub/calls 2>/dev/null | grep -c '^admin stop')
 out=$(oc rollback 2>&1); rc=$?
