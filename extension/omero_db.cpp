@@ -60,7 +60,7 @@ void refuse_row_security(spi::Session &spi, const std::string &schema)
 {
     auto tables = spi.scalar("SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::pg_catalog.text, ', ' ORDER BY c.relname)"
                              "  FROM pg_catalog.pg_class c"
-                             " WHERE c.relnamespace = pg_catalog.to_regnamespace($1) AND c.relrowsecurity"
+                             " WHERE c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.to_regnamespace($1) AND c.relrowsecurity"
                              "   AND pg_catalog.row_security_active(c.oid)",
                              {spi::text(schema)}, true);
     if (tables)
@@ -101,21 +101,23 @@ const std::string &omero_schema(spi::Session &spi)
 // locks and checks them all again at the start of each new transaction (Session::commit).
 void check_relation(spi::Session &spi, const std::string &qualified)
 {
-    auto r = spi.query("SELECT c.relkind::pg_catalog.text AS kind,"
-                       "       pg_catalog.has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE') AS may"
-                       "  FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",
-                       {spi::text(qualified)}, true);
+    const char *const kind_sql = "SELECT c.relkind::pg_catalog.text AS kind,"
+                                 "       pg_catalog.has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE') AS may"
+                                 "  FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)";
+    auto r = spi.query(kind_sql, {spi::text(qualified)}, true);
     std::optional<std::string> kind = r.empty() ? std::nullopt : r.get(0, "kind");
     if (!kind || *kind == "S")
         return;  // a function (ome_nextval), a sequence, or nothing: the statement itself says so
     // Without any right on it nothing of ours can read it (the call fails with its own message);
     // only the kind is checked then.
-    if (r.str(0, "may") == "t")
+    if (r.str(0, "may") == "t") {
         spi.exec("LOCK TABLE " + qualified + " IN ACCESS SHARE MODE");
-    // Not read_only: a read-only SPI statement keeps the snapshot it was given, which may predate
-    // a rename or swap that committed while the LOCK waited; a fresh one sees what is locked now.
-    kind = spi.scalar("SELECT c.relkind::pg_catalog.text FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass($1)",
-                      {spi::text(qualified)}, false);
+        // Not read_only: a read-only SPI statement keeps the snapshot it was given, which may
+        // predate a rename or swap that committed while the LOCK waited; a fresh one sees what is
+        // locked now.
+        r = spi.query(kind_sql, {spi::text(qualified)}, false);
+        kind = r.empty() ? std::nullopt : r.get(0, "kind");
+    }
     if (kind && *kind != "r" && *kind != "p")
         throw Error(ERRCODE_WRONG_OBJECT_TYPE, "OMERO's table " + qualified + " is not a table (relkind " + *kind + ")",
                     "OMERO's tables are plain tables; a view or foreign table in its place would run its owner's code "
@@ -246,10 +248,9 @@ OmeroCodeScope enter_omero_code(spi::Session &spi)
                         "call them with your rights.",
                     "Drop them (and REVOKE CREATE ON SCHEMA " + schema +
                         " FROM PUBLIC if every role may create objects there), then run it again.");
-    require_omero_role(spi, "This step");
+    const RoleCheck caller = require_omero_role(spi, "This step");
     OmeroCodeScope scope;
-    const bool other_role = GetUserId() != omero_role(spi);
-    if (other_role)
+    if (!caller.is_role)
         refuse_deferred_triggers(spi);
     scope.guc_level = push_search_path(("pg_catalog, " + schema + ", pg_temp").c_str());
     scope.role = switch_to_role(omero_role(spi));
@@ -259,7 +260,7 @@ OmeroCodeScope enter_omero_code(spi::Session &spi)
 // Any setting OMERO's code changed is discarded with the GUC level, as PostgreSQL's maintenance
 // commands do (AtEOXact_GUC(false)): nothing it set outlives the statement. (No deferred trigger
 // event can be queued inside: PostgreSQL refuses it in a security-restricted operation.)
-void leave_omero_code(spi::Session &spi, const OmeroCodeScope &scope)
+void leave_omero_code(const OmeroCodeScope &scope)
 {
     restore_role(scope.role);
     discard_search_path(scope.guc_level);
@@ -274,7 +275,7 @@ void refuse_deferred_triggers(spi::Session &spi)
 {
     auto r = spi.query(
         "SELECT pg_catalog.count(*) AS n, pg_catalog.string_agg(x, ', ' ORDER BY x) FILTER (WHERE i OPERATOR(pg_catalog.<=) 5) AS first"
-        "  FROM (SELECT pg_catalog.quote_ident(t.tgname) || ' on ' || t.tgrelid::pg_catalog.regclass::pg_catalog.text AS x,"
+        "  FROM (SELECT pg_catalog.concat(pg_catalog.quote_ident(t.tgname), ' on ', t.tgrelid::pg_catalog.regclass) AS x,"
         "               pg_catalog.row_number() OVER (ORDER BY t.tgname, t.tgrelid) AS i"
         "          FROM pg_catalog.pg_trigger t WHERE t.tginitdeferred) AS d",
         {}, true);
@@ -296,7 +297,7 @@ Oid omero_role(spi::Session &spi)
     Call &call = current_call();
     if (call.omero_role == InvalidOid) {
         auto owner = spi.scalar("SELECT c.relowner::pg_catalog.int8 FROM pg_catalog.pg_class c"
-                                " WHERE c.oid = pg_catalog.to_regclass($1)",
+                                " WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)",
                                 {spi::text(omero_name(spi, "dbpatch"))}, true);
         if (!owner)
             throw not_omero("there is no dbpatch table");
@@ -305,11 +306,11 @@ Oid omero_role(spi::Session &spi)
     return call.omero_role;
 }
 
-void require_omero_role(spi::Session &spi, const char *what)
+RoleCheck require_omero_role(spi::Session &spi, const char *what)
 {
     RoleCheck c = check_role(omero_role(spi));
     if (c.is_role || c.has_privs)
-        return;
+        return c;
     throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
                 std::string(what) + " runs OMERO's own code (the triggers and functions of OMERO's tables), which "
                 "runs as OMERO's database role \"" + c.role_name + "\": role \"" + c.current_name +

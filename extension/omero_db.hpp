@@ -76,10 +76,10 @@ struct OmeroCodeScope {
 };
 // OMERO's role: the owner of OMERO's dbpatch table (found once per call).
 Oid omero_role(spi::Session &spi);
-// 42501 unless the caller may act as OMERO's role (is it, has its privileges, or is a superuser).
-void require_omero_role(spi::Session &spi, const char *what);
+// 42501 unless the caller may act as OMERO's role (is it, has its privileges, or is a superuser); else who it is.
+RoleCheck require_omero_role(spi::Session &spi, const char *what);
 OmeroCodeScope enter_omero_code(spi::Session &spi);
-void leave_omero_code(spi::Session &spi, const OmeroCodeScope &scope);
+void leave_omero_code(const OmeroCodeScope &scope);
 void refuse_deferred_triggers(spi::Session &spi);
 template <class F>
 auto with_omero_code(spi::Session &spi, F &&f) -> decltype(f())
@@ -88,10 +88,10 @@ auto with_omero_code(spi::Session &spi, F &&f) -> decltype(f())
     try {
         if constexpr (std::is_void_v<decltype(f())>) {
             f();
-            leave_omero_code(spi, scope);
+            leave_omero_code(scope);
         } else {
             auto r = f();
-            leave_omero_code(spi, scope);
+            leave_omero_code(scope);
             return r;
         }
     } catch (...) {
