@@ -45,7 +45,12 @@ if mount -t tmpfs -o size=8m tmpfs "$t/tiny" 2>/dev/null; then
   out=$(ou backup --backup-dir "$t/tiny" --no-space-check 2>&1); rc=$?
   is "$rc" 0 "--no-space-check: the dump is made"
   dump=$(jq -r '.backups[0].size_bytes' "$t/tiny/omero-upgrade-backups.json")
-  is "$(jq -r '.backups[0].database_size_bytes' "$t/tiny/omero-upgrade-backups.json")" "$size" "the manifest records the database's size then"
+  # autovacuum may add a free-space or visibility map between the reads: the size recorded lies
+  # between the sizes read before and after the dump
+  after=$(q df_a -c "SELECT pg_database_size(current_database())")
+  rec=$(jq -r '.backups[0].database_size_bytes' "$t/tiny/omero-upgrade-backups.json")
+  ok "$([ "$rec" -ge "$((size < after ? size : after))" ] && [ "$rec" -le "$((size > after ? size : after))" ] && echo 0 || echo 1)" \
+    "the manifest records the database's size then ($rec bytes; before $size, after $after)"
   ok "$([ "$((2 * dump))" -lt $((7 * 1048576)) ] && echo 0 || echo 1)" "… the dump ($dump bytes) is small"
   out=$(ou -v backup --backup-dir "$t/tiny" 2>&1); rc=$?
   is "$rc" 0 "a second backup without --no-space-check: the last dump's size counts, not the database's"
