@@ -1,5 +1,6 @@
 // See run_plan.hpp.
 #include "run_plan.hpp"
+#include "run_steps.hpp"
 
 #include "archive.hpp"
 #include "common.hpp"
@@ -260,11 +261,11 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target,
     std::vector<std::string> check = {"check", "--target", target, "--backup-dir", o.backup_dir};
     if (o.no_space_check)
         check.push_back("--no-space-check");
-    add({"check", "check the prerequisites", check, "reads the settings, the database, free space; changes nothing"});
-    add({"precheck", "precheck the database for every hop (includes the SV5 scan)", {"precheck", "--target", target},
+    add({step_id::check, "check the prerequisites", check, "reads the settings, the database, free space; changes nothing"});
+    add({step_id::precheck, "precheck the database for every hop (includes the SV5 scan)", {"precheck", "--target", target},
          "reads the database (the extension, else the new server's -precheck.sql scripts); changes nothing",
          false, false, StepDir::Preview});
-    add({"tree-listing", "record a listing of the current server tree", {"(internal)"},
+    add({step_id::tree_listing, "record a listing of the current server tree", {"(internal)"},
          "writes a listing (type, size, path, link target) of the server tree beside the state file",
          false, false, StepDir::Server, true});
     std::vector<std::string> backup = {"backup", "--backup-dir", o.backup_dir};
@@ -272,24 +273,24 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target,
         backup.insert(backup.end(), {"--jobs", std::to_string(o.jobs)});
     if (o.no_space_check)
         backup.push_back("--no-space-check");
-    add({"backup", "verified backup of the database", backup,
+    add({step_id::backup, "verified backup of the database", backup,
          "writes a pg_dump, its .sha256 and the manifest into " + o.backup_dir});
     std::vector<std::string> stop = {"server", "stop"};
     if (o.stop_timeout > 0)
         stop.insert(stop.end(), {"--timeout", std::to_string(o.stop_timeout)});
-    add({"server-stop", "stop the server (confirmed: no OMERO session left)", stop,
+    add({step_id::server_stop, "stop the server (confirmed: no OMERO session left)", stop,
          "runs bin/omero web stop, admin stop; the server is down from here", true, true});
     std::vector<std::string> install = {"binaries", "install", o.new_server};
     if (o.carry_scripts)
         install.push_back("--carry-scripts");
-    add({"binaries-install", "install the new server and repoint the OMERO.server symlink", install,
+    add({step_id::binaries_install, "install the new server and repoint the OMERO.server symlink", install,
          "unpacks beside the current tree, copies etc/grid/config.xml, swaps the symlink; the old tree is kept",
          true, true});
     std::vector<std::string> upgrade = {"db", "upgrade", "--target", target};
     if (!o.site_sql.empty())
         upgrade.insert(upgrade.end(), {"--site-sql", o.site_sql});
     if (db_hops || !o.site_sql.empty()) {
-        add({"db-upgrade", o.site_sql.empty() ? "upgrade the database, hop by hop" : "upgrade the database, hop by hop, then the site SQL",
+        add({step_id::db_upgrade, o.site_sql.empty() ? "upgrade the database, hop by hop" : "upgrade the database, hop by hop, then the site SQL",
              upgrade,
              std::string("runs the new server's sql/psql scripts (listed above) as the OMERO database user") +
                  (o.site_sql.empty() ? "" : ", then the site SQL files not applied yet (listed above), each in its own transaction"),
@@ -305,12 +306,12 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target,
         d.offline = !o.online;
         (o.online ? online : s).push_back(std::move(d));
     };
-    add_online({"db-verify", "verify the upgraded schema against a fresh one of its version", {"db", "verify"},
+    add_online({step_id::db_verify, "verify the upgraded schema against a fresh one of its version", {"db", "verify"},
                 "builds the fresh schema from the new server's creation files in a scratch database (dropped after) "
                 "and compares the catalogs; changes nothing",
                 true, true});
     if (o.orphans)
-        add_online({"orphans", "delete orphaned annotations (archived, restorable)", {"db", "orphans", "delete", "--apply"},
+        add_online({step_id::orphans, "delete orphaned annotations (archived, restorable)", {"db", "orphans", "delete", "--apply"},
              "deletes the orphaned annotations the official script would, keeping them in the extension's archive",
              true, true});
     if (!o.colors.empty()) {
@@ -323,7 +324,7 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target,
             c.insert(c.end(), {"--roi", o.colors});
         else if (o.online)
             c.push_back("--batches");  // never the rewrite's table lock while OMERO starts and runs
-        add_online({"colors", "convert shape colours ARGB → RGBA", c,
+        add_online({step_id::colors, "convert shape colours ARGB → RGBA", c,
                     o.colors != "all"
                         ? "converts shape.fillcolor/strokecolor of the chosen ROIs' shapes, journaled (colors revert undoes it)"
                     : o.online ? "converts shape.fillcolor/strokecolor of every shape by journaled batches while OMERO runs "
@@ -337,28 +338,28 @@ std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target,
         size_t colon = o.wells.find(':');
         std::vector<std::string> w = {"annotations", "move-to-wells", "--" + o.wells.substr(0, colon),
                                       o.wells.substr(colon + 1), "--apply"};
-        add({"wells", "move annotations from Images to Wells", w,
+        add({step_id::wells, "move annotations from Images to Wells", w,
              "links annotations of the wells' images to the wells", true, true});
     }
     if (o.vacuum_full) {
         // --force-step vacuum-full: the user made sure of the space the plan could not check.
         std::vector<std::string> v = {"db", "vacuum", "--full"};
-        if (std::find(o.force_steps.begin(), o.force_steps.end(), "vacuum-full") != o.force_steps.end())
+        if (std::find(o.force_steps.begin(), o.force_steps.end(), step_id::vacuum_full) != o.force_steps.end())
             v.push_back("--force");
-        add({"vacuum-full", "VACUUM FULL ANALYZE, largest table first", v,
+        add({step_id::vacuum_full, "VACUUM FULL ANALYZE, largest table first", v,
              "rewrites every table (needs free space about the size of the largest)", true, true});
     }
-    add({"cache-clear", "clear the Bio-Formats memo cache", {"cache", "clear"},
+    add({step_id::cache_clear, "clear the Bio-Formats memo cache", {"cache", "clear"},
          "deletes everything below <omero.data.dir>/BioFormatsCache", true, true});
-    add({"upgrade-check-off", "turn the upgrade check off", {"config", "upgrade-check", "off"},
+    add({step_id::upgrade_check_off, "turn the upgrade check off", {"config", "upgrade-check", "off"},
          "bin/omero config set omero.upgrades.url ''", true, true});
-    add({"environment", "report the JVM memory settings", {"server", "jvmcfg"},
+    add({step_id::environment, "report the JVM memory settings", {"server", "jvmcfg"},
          "runs bin/omero admin jvmcfg; checks PATH, PYTHONPATH and OMERODIR", true, true});
-    add({"server-start", "start the new server", {"server", "start"}, "runs bin/omero admin start; the server is up",
+    add({step_id::server_start, "start the new server", {"server", "start"}, "runs bin/omero admin start; the server is up",
          true, true});
     for (StepDef &d : online)
         s.push_back(std::move(d));
-    add({"diagnostics", "server diagnostics", {"server", "diagnostics"}, "runs bin/omero admin diagnostics", false,
+    add({step_id::diagnostics, "server diagnostics", {"server", "diagnostics"}, "runs bin/omero admin diagnostics", false,
          true});
     return s;
 }

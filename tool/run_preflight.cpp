@@ -1,5 +1,6 @@
 // See run_preflight.hpp.
 #include "run_preflight.hpp"
+#include "run_steps.hpp"
 
 #include "common.hpp"
 #include "fsutil.hpp"
@@ -125,7 +126,7 @@ std::vector<std::string> missing_rights(Db &db, const std::vector<Right> &need)
 std::vector<Right> rights_of(const std::string &id, Db &db)
 {
     std::vector<Right> r = {{"schema", "omero_upgrade", "USAGE"}, {"table", "omero_upgrade.history", "INSERT"}};
-    if (id == "orphans") {
+    if (id == step_id::orphans) {
         // The delete locks each batch FOR UPDATE, re-checks the rule and deletes, archiving the rows.
         r.insert(r.end(), {{"table", "public.annotation", "SELECT"},         {"table", "public.annotation", "UPDATE"},
              {"table", "public.annotation", "DELETE"},         {"table", "omero_upgrade.orphan_run", "SELECT"},
@@ -140,14 +141,14 @@ std::vector<Right> rights_of(const std::string &id, Db &db)
                           " ORDER BY 1");
         for (size_t i = 0; i < t.rows.size(); i++)
             r.push_back({"table", t.str(i, "t"), "SELECT"});
-    } else if (id == "colors") {
+    } else if (id == step_id::colors) {
         r.insert(r.end(), {{"table", "public.shape", "SELECT"},           {"table", "public.shape", "UPDATE"},
              {"table", "public.roi", "SELECT"},             {"table", "omero_upgrade.color_runs", "SELECT"},
              {"table", "omero_upgrade.color_runs", "INSERT"}, {"table", "omero_upgrade.color_runs", "UPDATE"},
              {"table", "omero_upgrade.color_journal", "SELECT"}, {"table", "omero_upgrade.color_journal", "INSERT"},
              {"function", "omero_colors_convert", ""},      {"function", "omero_colors_convert_tx", ""},
              {"function", "omero_argb_to_rgba", ""}});
-    } else if (id == "wells") {
+    } else if (id == step_id::wells) {
         // The links move (insert on the well, delete from the image) under one lock of both link
         // tables, recorded as OMERO records a change: a session, an event per group, eventlog rows,
         // ids from OMERO's ome_nextval.
@@ -257,8 +258,8 @@ std::vector<std::string> site_sql_preconditions(const RunOptions &o, const Setti
 
 const std::vector<std::string> &checked_steps()
 {
-    static const std::vector<std::string> ids = {"binaries-install", "db-upgrade", "db-verify", "orphans",
-                                                   "colors",           "wells",      "vacuum-full", "cache-clear"};
+    static const std::vector<std::string> ids = {step_id::binaries_install, step_id::db_upgrade, step_id::db_verify, step_id::orphans,
+                                                   step_id::colors,           step_id::wells,      step_id::vacuum_full, step_id::cache_clear};
     return ids;
 }
 
@@ -271,33 +272,33 @@ std::vector<std::string> step_preconditions(const RunOptions &o, const Settings 
     Who w = who(db);
 
     // binaries-install writes the new tree beside the server directory.
-    if (check("binaries-install")) {
+    if (check(step_id::binaries_install)) {
         std::string parent = dir_name(sdir);
         if (access(parent.c_str(), W_OK | X_OK) != 0)
             p.push_back("step binaries-install: cannot write in " + parent +
                         " (the new server is unpacked beside " + sdir + " and the symlink swapped there): "
-                        "run as the user owning it" + skip("binaries-install"));
+                        "run as the user owning it" + skip(step_id::binaries_install));
     }
     // db-upgrade runs OMERO's scripts, which alter OMERO's tables: only their owner (or a
     // superuser) may.
-    if (check("db-upgrade") && !w.superuser) {
+    if (check(step_id::db_upgrade) && !w.superuser) {
         std::string n = not_owned(db, "n.nspname = 'public'");
         if (!n.empty())
             p.push_back("step db-upgrade: the upgrade scripts alter OMERO's tables, but " + w.user + " does not own " +
                         n + ": connect as their owner (config.xml's omero.db.user, or run --db-user OWNER) or a "
-                        "superuser" + skip("db-upgrade"));
+                        "superuser" + skip(step_id::db_upgrade));
     }
     // db-upgrade --site-sql: each pending site file runs through psql as the OMERO database user
     // (omero.db.user), and its record is inserted in the same transaction (site_sql.hpp): without
     // the right to insert it, the file would fail after the hops, with the server down.
-    if (check("db-upgrade") && !o.site_sql.empty()) {
+    if (check(step_id::db_upgrade) && !o.site_sql.empty()) {
         for (const auto &x : site_sql_preconditions(o, s, db, st))
-            p.push_back(x + skip("db-upgrade"));
+            p.push_back(x + skip(step_id::db_upgrade));
     }
     // db-verify builds a fresh schema in a scratch database that the connecting role creates (CREATEDB
     // or a superuser), owned by the OMERO database user (a role that is not a superuser must be
     // able to act as it). Without that it could only say "not verified" after the upgrade.
-    if (check("db-verify") && !w.superuser) {
+    if (check(step_id::db_verify) && !w.superuser) {
         if (!w.createdb)
             p.push_back("step db-verify: " + w.user + " may not create databases, and db verify builds the fresh schema "
                         "in a scratch database of its own (dropped after), so the upgraded schema could not be "
@@ -318,7 +319,7 @@ std::vector<std::string> step_preconditions(const RunOptions &o, const Settings 
     }
     // orphans, colors, wells: the extension's functions run with the caller's rights, on OMERO's
     // tables and the extension's state (README, "omero-upgrade run": preconditions).
-    for (const char *id : {"orphans", "colors", "wells"}) {
+    for (const char *id : {step_id::orphans, step_id::colors, step_id::wells}) {
         if (!check(id) || st.extension_version.empty())
             continue;  // (without the extension the plan refuses them already)
         std::vector<std::string> miss = missing_rights(db, rights_of(id, db));
@@ -330,16 +331,16 @@ std::vector<std::string> step_preconditions(const RunOptions &o, const Settings 
     }
     // colors all with the server down: the extension converts every shape by its one-pass rewrite
     // (one ALTER TABLE of shape), which only the table's owner (or a superuser) may do.
-    if (check("colors") && o.colors == "all" && !o.online && !w.superuser && !st.extension_version.empty()) {
+    if (check(step_id::colors) && o.colors == "all" && !o.online && !w.superuser && !st.extension_version.empty()) {
         std::string n = not_owned(db, "n.nspname = 'public' AND c.relname = 'shape'");
         if (!n.empty())
             p.push_back("step colors: --colors all with the server down converts every shape by one rewrite of the "
                         "table (ALTER TABLE), but " + w.user + " does not own " + n + ": run --db-user with its owner "
-                        "or a superuser, or convert by journaled batches while OMERO runs (--online)" + skip("colors"));
+                        "or a superuser, or convert by journaled batches while OMERO runs (--online)" + skip(step_id::colors));
     }
     // vacuum-full: db vacuum --full refuses when it cannot check the free space of PostgreSQL's
     // data directory, or when there is not enough, and skips tables the user may not vacuum.
-    if (check("vacuum-full")) {
+    if (check(step_id::vacuum_full)) {
         unsigned long long largest = std::strtoull(
             db.scalar("SELECT coalesce(max(pg_catalog.pg_total_relation_size(c.oid)), 0) FROM pg_catalog.pg_class c "
                       "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
@@ -371,9 +372,9 @@ std::vector<std::string> step_preconditions(const RunOptions &o, const Settings 
                 if (avail < needed)
                     p.push_back("step vacuum-full: VACUUM FULL needs about " + human_bytes(needed) + " free in " + datadir +
                                 ", " + human_bytes(avail) + " are free: free some space, or leave out --vacuum-full" +
-                                skip("vacuum-full"));
+                                skip(step_id::vacuum_full));
             } catch (const CommandError &e) {
-                p.push_back("step vacuum-full: " + std::string(e.what()) + skip("vacuum-full"));
+                p.push_back("step vacuum-full: " + std::string(e.what()) + skip(step_id::vacuum_full));
             }
         }
         if (!w.superuser && !w.db_owner) {
@@ -382,25 +383,25 @@ std::vector<std::string> step_preconditions(const RunOptions &o, const Settings 
             if (!n.empty())
                 p.push_back("step vacuum-full: " + w.user + " may not vacuum " + n +
                             " (VACUUM skips them): run --db-user with the database owner or a superuser" +
-                            skip("vacuum-full"));
+                            skip(step_id::vacuum_full));
         }
     }
     // cache-clear deletes below <omero.data.dir>/BioFormatsCache.
     // cache-clear deletes below <omero.data.dir>/BioFormatsCache, a plain directory of it.
-    if (check("cache-clear")) {
+    if (check(step_id::cache_clear)) {
         std::string data = resolved_path(s.data_dir);
         std::string cache = s.data_dir + "/BioFormatsCache";
         struct stat lst;
         if (data.empty())
             p.push_back("step cache-clear: the OMERO data directory " + s.data_dir + " (omero.data.dir of " +
                         s.config_path + ") does not exist: set omero.data.dir to the server's data directory" +
-                        skip("cache-clear"));
+                        skip(step_id::cache_clear));
         else if (lstat(cache.c_str(), &lst) == 0 && (!S_ISDIR(lst.st_mode) || resolved_path(cache) != data + "/BioFormatsCache"))
             p.push_back("step cache-clear: " + cache + " is not a plain directory of the data directory (a link, "
                         "or not a directory): cache clear refuses to delete there; make it one, or clear it by hand" +
-                        skip("cache-clear"));
+                        skip(step_id::cache_clear));
         else if (lstat(cache.c_str(), &lst) == 0 && access(cache.c_str(), W_OK | X_OK) != 0)
-            p.push_back("step cache-clear: cannot delete in " + cache + ": run as the OMERO user" + skip("cache-clear"));
+            p.push_back("step cache-clear: cannot delete in " + cache + ": run as the OMERO user" + skip(step_id::cache_clear));
     }
     return p;
 }

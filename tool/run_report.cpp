@@ -1,5 +1,6 @@
 // See run_report.hpp.
 #include "run_report.hpp"
+#include "run_steps.hpp"
 
 #include "installation.hpp"
 #include "run_state.hpp"
@@ -122,7 +123,7 @@ int print_report(const GlobalOptions &g, const nlohmann::json &st)
     auto dts = [&dt](const char *k) { return dt.value(k, nlohmann::json()).is_string() ? dt.value(k, "") : ""; };
     const nlohmann::json *stop = nullptr;
     for (const auto &s : st["steps"])
-        if (s.value("id", "") == "server-stop")
+        if (s.value("id", "") == step_id::server_stop)
             stop = &s;
     std::string stop_status = stop ? stop->value("status", "") : "";
     if (dt.value("seconds", nlohmann::json()).is_number())

@@ -1,5 +1,6 @@
 // See run_undo.hpp.
 #include "run_undo.hpp"
+#include "run_steps.hpp"
 
 #include "common.hpp"
 #include "fsutil.hpp"
@@ -44,13 +45,13 @@ void read_run_database(const nlohmann::json &state, const Installation &m, Rollb
     // Site SQL files the run meant to apply (db upgrade --site-sql, in step db-upgrade): content
     // changes like the optional steps', also when no hop ran (a run of site files only).
     const nlohmann::json &site = state.contains("site_sql") ? state["site_sql"] : nlohmann::json();
-    if (site.is_object() && site.value("pending", 0) > 0 && attempted(state, "db-upgrade") && !p.db_changed) {
+    if (site.is_object() && site.value("pending", 0) > 0 && attempted(state, step_id::db_upgrade) && !p.db_changed) {
         p.db_changed = true;
         p.reasons.push_back("step db-upgrade applied site SQL (" + std::to_string(site.value("pending", 0)) +
                             " file(s) from " + site.value("dir", "") + ") to " + name +
                             ": restore the backup into a new database and switch to it");
     }
-    for (const char *id : {"orphans", "colors", "wells"})
+    for (const char *id : {step_id::orphans, step_id::colors, step_id::wells})
         if (attempted(state, id) && !p.db_changed) {
             p.db_changed = true;
             p.reasons.push_back(std::string("step ") + id + " changed the content of " + name +
@@ -88,24 +89,24 @@ RollbackPlan plan_rollback(const nlohmann::json &state, const Installation &m, c
     p.server_down = m.server != ServerRun::Running;
     bool change = p.switched || p.db_changed;
     if (change && m.server != ServerRun::Down)
-        p.steps.push_back(new_step("stop", "stop the server", {"server", "stop"}));
+        p.steps.push_back(new_step(rollback_step_id::stop, "stop the server", {"server", "stop"}));
     if (p.switched)
-        p.steps.push_back(new_step("binaries-rollback", "point OMERO.server back to the old tree",
+        p.steps.push_back(new_step(rollback_step_id::binaries_rollback, "point OMERO.server back to the old tree",
                                    {"binaries", "rollback", "--to", old_tree}));
     // Rolled back past a later run's rollback that gave another database back (run_database):
     // the old tree's config.xml names the database from before, so it is pointed at that one.
     std::string dbname = run_database(state);
     if (!p.db_changed && p.switched && dbname != state["database"].value("name", ""))
-        p.steps.push_back(new_step("db-name", "set omero.db.name of the old tree to " + dbname + " (the database in use)",
+        p.steps.push_back(new_step(rollback_step_id::db_name, "set omero.db.name of the old tree to " + dbname + " (the database in use)",
                                    {}, {{"internal", true}}));
     if (p.db_changed)
-        p.steps.push_back(new_step("restore", "restore the pre-upgrade backup into a new database and switch to it",
+        p.steps.push_back(new_step(rollback_step_id::restore, "restore the pre-upgrade backup into a new database and switch to it",
                                    {"restore", state["backup"].value("path", ""), "--into", into, "--switch"}));
     if (change || p.server_down) {
         if (!change)
             p.reasons.push_back("the server is not running: start the old server again");
-        p.steps.push_back(new_step("start", "start the old server", {"server", "start"}));
-        p.steps.push_back(new_step("status", "check that it runs", {"server", "status"}));
+        p.steps.push_back(new_step(rollback_step_id::start, "start the old server", {"server", "start"}));
+        p.steps.push_back(new_step(rollback_step_id::status, "check that it runs", {"server", "status"}));
     }
     return p;
 }
@@ -123,13 +124,13 @@ StepEffect step_effect(const nlohmann::json &state, const nlohmann::json &step)
     std::string sd = "omero-upgrade --server-dir " + shell_quote(state["server"].value("dir", ""));
     std::string bk = state["backup"].is_object() ? shell_quote(state["backup"].value("path", "")) : "<backup>";
     std::string restore = sd + " restore " + bk + " --into NEW_DB --switch (the whole database as before the run)";
-    if (id == "binaries-install") {
+    if (id == step_id::binaries_install) {
         e.did = "OMERO.server → " + (state["server"]["new_tree"].is_string() ? state["server"].value("new_tree", "") : "?") +
                 " (was " + old_tree_now(state) + ")";
         if (r.contains("config_xml"))
             e.did += "; config.xml " + r.value("config_xml", "");
         e.undo = sd + " binaries rollback (the server stopped)";
-    } else if (id == "db-upgrade") {
+    } else if (id == step_id::db_upgrade) {
         std::string hops;
         for (const auto &h : state.value("hops", nlohmann::json::array()))
             hops += (hops.empty() ? "" : ", ") + h.value("from", "") + " → " + h.value("to", "");
@@ -139,17 +140,17 @@ StepEffect step_effect(const nlohmann::json &state, const nlohmann::json &step)
             e.did += "; applied " + std::to_string(r["site_sql"]["applied"].size()) + " site SQL file(s) from " +
                      r["site_sql"].value("dir", "");
         e.undo = "no script undoes an upgrade: " + restore;
-    } else if (id == "orphans") {
+    } else if (id == step_id::orphans) {
         e.did = "deleted " + n(r, "deleted") + " orphaned annotation(s) in orphans run " + n(r, "run_id") + " (" +
                 n(r, "skipped") + " skipped: linked meanwhile), archived in the extension";
         e.undo = sd + " db orphans restore --run " + n(r, "run_id");
-    } else if (id == "colors") {
+    } else if (id == step_id::colors) {
         const nlohmann::json &c = r.contains("counts") ? r["counts"] : nlohmann::json::object();
         e.did = "converted " + n(c, "converted") + " shape(s) ARGB → RGBA (" + r.value("scope", std::string("?")) +
                 ", method " + r.value("method", std::string("?")) + ", colours run " + n(r, "run_id") + "; " +
                 n(c, "already") + " already converted), journaled";
         e.undo = sd + " colors revert (the exact originals from the journal)";
-    } else if (id == "wells") {
+    } else if (id == step_id::wells) {
         const nlohmann::json &t = r.contains("totals") ? r["totals"] : nlohmann::json::object();
         e.did = "created " + n(t, "links_created") + " well annotation link(s) on " + n(t, "wells") + " well(s), removed " +
                 n(t, "links_removed") + " image link(s)";
@@ -159,20 +160,20 @@ StepEffect step_effect(const nlohmann::json &state, const nlohmann::json &step)
                      " --apply (deletes exactly the well links it created, gives back the image links it removed)";
         } else
             e.undo = "not journaled: delete the created wellannotationlink rows by hand, or " + restore;
-    } else if (id == "vacuum-full") {
+    } else if (id == step_id::vacuum_full) {
         e.did = "rewrote " + n(r, "tables") + " table(s): " + human_bytes(r.value("size_before", 0ULL)) + " → " +
                 human_bytes(r.value("size_after", 0ULL));
         e.undo = "nothing to undo (the data is the same)";
-    } else if (id == "cache-clear") {
+    } else if (id == step_id::cache_clear) {
         e.did = "deleted " + n(r, "files") + " memo file(s), " + human_bytes(r.value("bytes", 0ULL));
         e.undo = "nothing to undo (the server rebuilds the memo files as it reads images)";
-    } else if (id == "upgrade-check-off") {
+    } else if (id == step_id::upgrade_check_off) {
         e.did = "set omero.upgrades.url to ''";
         e.undo = "OMERO.server/bin/omero config set omero.upgrades.url <its former value> (unset: config set omero.upgrades.url)";
-    } else if (id == "server-stop") {
+    } else if (id == step_id::server_stop) {
         e.did = "stopped the server";
         e.undo = sd + " server start";
-    } else if (id == "server-start") {
+    } else if (id == step_id::server_start) {
         e.did = "started the new server";
         e.undo = sd + " server stop";
     }
@@ -274,7 +275,7 @@ RollbackTarget rollback_target(const std::string &state_path, const nlohmann::js
                     t.gave_back_run = id;
                     bool restored = false;
                     for (const auto &s : rb.value("steps", nlohmann::json::array()))
-                        restored = restored || s.value("id", "") == "restore";
+                        restored = restored || s.value("id", "") == rollback_step_id::restore;
                     t.database = restored ? rb.value("into", "") : run_database(st);
                 }
             }
@@ -365,7 +366,7 @@ std::string backup_age(const nlohmann::json &state)
     std::string at = state["backup"].value("created_utc", "");
     std::string ended;
     for (const auto &s : state["steps"])
-        if (s.value("id", "") == "backup" && s["ended"].is_string())
+        if (s.value("id", "") == step_id::backup && s["ended"].is_string())
             ended = s.value("ended", "");
     if (ended.empty())
         return "";

@@ -7,6 +7,7 @@
 #include "extension_sql.hpp"
 #include "history.hpp"
 #include "run_state.hpp"
+#include "run_steps.hpp"
 
 #include "common.hpp"
 #include "fsutil.hpp"
@@ -123,7 +124,7 @@ int run_rollback(const RollbackOptions &o, Context &ctx)
     if (rb.value("status", "") == "completed") {
         out().say("run " + st.value("run_id", "") + " was already rolled back (" + rb.value("finished", "") +
                   "): the server runs the old tree on database " +
-                  (rb.value("into", "").empty() || !find_step(rb, "restore") ? run_database(st) : rb.value("into", "")));
+                  (rb.value("into", "").empty() || !find_step(rb, rollback_step_id::restore) ? run_database(st) : rb.value("into", "")));
         out().result() = rb;
         return EXIT_OK;
     }
@@ -151,7 +152,7 @@ int run_rollback(const RollbackOptions &o, Context &ctx)
     } else if (!o.into.empty() && o.into != rb.value("into", "")) {
         throw CommandError("this rollback was started with --into " + rb.value("into", "") + "; run it again without --into");
     }
-    bool restores = find_step(rb, "restore") != nullptr;
+    bool restores = find_step(rb, rollback_step_id::restore) != nullptr;
     out().say("Rollback of run " + st.value("run_id", "") + ": " + st["server"].value("dir", "") + " back to " +
               old_tree_now(st) +
               (restores ? ", database restored from " + st["backup"].value("path", "") + " into " + rb.value("into", "") +
@@ -190,7 +191,7 @@ int run_rollback(const RollbackOptions &o, Context &ctx)
     // attempt (after a failure recorded after it) only re-does its --switch.
     x.command = [&](nlohmann::json &step) {
         auto args = step["command"].get<std::vector<std::string>>();
-        if (step.value("id", "") == "restore" && step["exit_code"] == 0 && step["result"].is_object() &&
+        if (step.value("id", "") == rollback_step_id::restore && step["exit_code"] == 0 && step["result"].is_object() &&
             step["result"].value("database", "") == rb.value("into", ""))
             return std::vector<std::string>{};
         return args;
@@ -199,7 +200,7 @@ int run_rollback(const RollbackOptions &o, Context &ctx)
         ChildOutcome o;
         Settings s = ctx.fresh_settings(true);
         require_omero_bin(s);
-        if (step.value("id", "") == "db-name") {
+        if (step.value("id", "") == rollback_step_id::db_name) {
             omero_config_set(s, "omero.db.name", run_database(st));
             out().step("      omero.db.name set to " + run_database(st));
             o.exit_code = 0;
@@ -214,13 +215,13 @@ int run_rollback(const RollbackOptions &o, Context &ctx)
     };
     x.refuse = [&](nlohmann::json &step) -> std::string {
         std::string id = step.value("id", "");
-        if (id == "restore" && !path_exists(st["backup"].value("path", "")))
+        if (id == rollback_step_id::restore && !path_exists(st["backup"].value("path", "")))
             return "the backup " + st["backup"].value("path", "") + " is gone";
         // The old server is started on the database the rollback gives back: the restored one
         // (once restored), else the run's own, unchanged. A config.xml edited since (during a
         // rollback that was interrupted) would start it on another.
-        if (id == "start" || id == "status") {
-            nlohmann::json *r = find_step(rb, "restore");
+        if (id == rollback_step_id::start || id == rollback_step_id::status) {
+            nlohmann::json *r = find_step(rb, rollback_step_id::restore);
             std::string want = r ? rb.value("into", "") : run_database(st);
             Settings s = ctx.fresh_settings(false);
             if ((!r || r->value("status", "") == "done") && s.conn.dbname != want)
@@ -231,14 +232,14 @@ int run_rollback(const RollbackOptions &o, Context &ctx)
         return "";
     };
     x.on_done = [&](nlohmann::json &step, const ChildOutcome &) {
-        if (step.value("id", "") == "status" && !step["result"].value("running", false)) {
+        if (step.value("id", "") == rollback_step_id::status && !step["result"].value("running", false)) {
             step["status"] = "failed";
             step["errors"].push_back("the old server does not run after bin/omero admin start");
         }
     };
     // execute() marks the "status" step done on exit 0; a server that does not run is a failure.
     int rc = execute(st, rb, rb["steps"], x);
-    nlohmann::json *status = find_step(rb, "status");
+    nlohmann::json *status = find_step(rb, rollback_step_id::status);
     if (rc == EXIT_OK && status && status->value("status", "") == "failed") {
         rb["status"] = "failed";
         rc = EXIT_PROBLEM;

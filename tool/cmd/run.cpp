@@ -5,6 +5,7 @@
 // recorded; everything that can run with the server up runs before it is stopped.
 #include "commands.hpp"
 #include "run_plan.hpp"
+#include "run_steps.hpp"
 #include "run_report.hpp"
 #include "run_preflight.hpp"
 #include "run_state.hpp"
@@ -201,7 +202,7 @@ Prepared prepare(const RunCommandOptions &a, Context &ctx, const std::string &sd
     std::string run_id = utc_timestamp() + "-" + std::to_string(getpid());
     // The wells step's journal (what its undo needs), one per run: a resumed attempt continues it.
     for (auto &x : steps)
-        if (x.value("id", "") == "wells") {
+        if (x.value("id", "") == step_id::wells) {
             x["command"].push_back("--journal");
             x["command"].push_back(o.backup_dir + "/wells-move-" + run_id + ".json");
         }
@@ -440,26 +441,26 @@ void mark_live(nlohmann::json &st, const Installation &m)
     bool installed = !m.tree.empty() && (m.tree == new_tree || (m.tree != old_tree_now(st) && m.tree_newest == target));
     for (auto &s : st["steps"]) {
         std::string id = s.value("id", ""), live, why;
-        if (id == "server-stop") {
+        if (id == step_id::server_stop) {
             // Once server-start is recorded done the server runs again by design: the record tells.
-            nlohmann::json *start = find_step(st, "server-start");
+            nlohmann::json *start = find_step(st, step_id::server_start);
             bool started = start && start->value("status", "") == "done";
             live = started || (m.server != ServerRun::Down && m.server != ServerRun::Running)
                        ? (s.value("status", "") == "done" ? "done" : "pending")
                        : m.server == ServerRun::Down ? "done" : "pending";
             why = std::string("the server is ") + server_run_name(m.server);
-        } else if (id == "binaries-install") {
+        } else if (id == step_id::binaries_install) {
             live = installed ? "done" : "pending";
             why = m.server_dir + " → " + (m.tree.empty() ? "(nothing)" : m.tree);
-        } else if (id == "db-upgrade") {
+        } else if (id == step_id::db_upgrade) {
             live = db_at ? "done" : "pending";
             why = !db_here ? "config.xml names " + m.db_name + ", not " + name
                   : m.db_read ? name + " is at " + m.db.version + (m.db.finished ? "" : " (unfinished)")
                               : "the database cannot be read: " + m.db_error;
-        } else if (id == "server-start") {
+        } else if (id == step_id::server_start) {
             live = m.server == ServerRun::Running && installed && db_at ? "done" : "pending";
             why = std::string("the server is ") + server_run_name(m.server);
-        } else if (id == "backup") {
+        } else if (id == step_id::backup) {
             bool have = st["backup"].is_object() && path_exists(st["backup"].value("path", ""));
             live = have ? "done" : "pending";
             why = have ? "the backup " + st["backup"].value("path", "") + " is there" : "no recorded backup file";
@@ -602,7 +603,7 @@ Executor make_executor(const Context &ctx, nlohmann::json &state, const std::str
         auto args = step["command"].get<std::vector<std::string>>();
         // A backup made by an earlier attempt (which then failed to record, or was followed by a
         // failure) is verified and kept rather than made again.
-        if (step.value("id", "") == "backup" && state["backup"].is_object()) {
+        if (step.value("id", "") == step_id::backup && state["backup"].is_object()) {
             std::string p = state["backup"].value("path", "");
             if (!p.empty() && path_exists(p))
                 return std::vector<std::string>{"backup", "verify", p};
@@ -622,20 +623,20 @@ Executor make_executor(const Context &ctx, nlohmann::json &state, const std::str
     // interrupted) it may well still run. The downtime is measured from the start of the attempt
     // that stopped it; a re-run after that (an injected failure) does not move it.
     x.on_start = [&state](nlohmann::json &step) {
-        if (step.value("id", "") == "server-stop" && state["downtime"].value("stopped_at", nlohmann::json()).is_null())
+        if (step.value("id", "") == step_id::server_stop && state["downtime"].value("stopped_at", nlohmann::json()).is_null())
             state["downtime"]["stop_began"] = step["started"];
     };
     // db verify's exit 1 (the schema differs) and 2 (it could not verify: no CREATEDB, no
     // creation files) are its verdict: the run goes on and the report says it.
     x.accept = [](nlohmann::json &step, const ChildOutcome &o) {
-        return step.value("id", "") == "db-verify" && (o.exit_code == EXIT_PROBLEM || o.exit_code == EXIT_ERROR);
+        return step.value("id", "") == step_id::db_verify && (o.exit_code == EXIT_PROBLEM || o.exit_code == EXIT_ERROR);
     };
     x.on_done = [&state](nlohmann::json &step, const ChildOutcome &o) {
         std::string id = step.value("id", "");
         const auto &r = step["result"];
-        if (id == "db-verify")
+        if (id == step_id::db_verify)
             record_schema_verdict(state, step, o);
-        if (id == "backup" && r.is_object()) {
+        if (id == step_id::backup && r.is_object()) {
             if (!r.value("path", "").empty() && r.contains("sha256")) {
                 state["backup"] = {{"path", r.value("path", "")},
                                    {"sha256", r.value("sha256", "")},
@@ -651,11 +652,11 @@ Executor make_executor(const Context &ctx, nlohmann::json &state, const std::str
             out().step("      backup " + state["backup"].value("path", "") + " sha256 " +
                       state["backup"].value("sha256", ""));
         }
-        if (id == "server-stop" && state["downtime"].value("stopped_at", nlohmann::json()).is_null())
+        if (id == step_id::server_stop && state["downtime"].value("stopped_at", nlohmann::json()).is_null())
             state["downtime"]["stopped_at"] = step["ended"];
-        if (id == "binaries-install")
+        if (id == step_id::binaries_install)
             state["server"]["new_tree"] = real_path(state["server"].value("dir", ""));
-        if (id == "environment") {
+        if (id == step_id::environment) {
             // The new tree lives at a new path: anything still naming the old one is stale.
             std::string old_tree = state["server"].value("old_tree", "");
             for (const char *v : {"PATH", "PYTHONPATH", "OMERODIR"}) {
@@ -675,7 +676,7 @@ Executor make_executor(const Context &ctx, nlohmann::json &state, const std::str
                         out().say("      " + l);
             }
         }
-        if (id == "server-start") {
+        if (id == step_id::server_start) {
             state["downtime"]["started_at"] = step["ended"];
             const auto &dt = state["downtime"];
             state["downtime"]["seconds"] = seconds_between(
@@ -719,7 +720,7 @@ int dry_run(const RunCommandOptions &a, Context &ctx, const std::string &sdir, c
             return EXIT_OK;
         }
     } else {
-        if (nlohmann::json *stop = find_step(st, "server-stop"); stop && stop->value("status", "") != "done")
+        if (nlohmann::json *stop = find_step(st, step_id::server_stop); stop && stop->value("status", "") != "done")
             for (const auto &x : resume_preconditions(ctx, st))  // as run --resume checks them
                 problems.push_back(x);
         mark_live(st, read_installation(ctx.global(), {true, state_path}));
@@ -740,7 +741,7 @@ int dry_run(const RunCommandOptions &a, Context &ctx, const std::string &sdir, c
     // The read-only steps run for real: their verdict is the plan's.
     Preview pv(st);
     out().say("Read-only checks:");
-    for (const char *id : {"check", "precheck"}) {
+    for (const char *id : {step_id::check, step_id::precheck}) {
         nlohmann::json *s = find_step(st, id);
         if (!s || s->value("status", "") == "done")
             continue;
@@ -749,7 +750,7 @@ int dry_run(const RunCommandOptions &a, Context &ctx, const std::string &sdir, c
         for (size_t i = 0; i + 1 < args.size(); i++)
             if (args[i] == "--backup-dir" && !path_exists(args[i + 1]))
                 args[i + 1] = dir_name(args[i + 1]);
-        ChildOutcome o = run_child(id, child_globals(ctx.global(), std::string(id) == "precheck" ? pv.dir : sdir, ""), args);
+        ChildOutcome o = run_child(id, child_globals(ctx.global(), std::string(id) == step_id::precheck ? pv.dir : sdir, ""), args);
         out().say(std::string("  ") + id + ": " + (o.exit_code == 0 ? "ok" : "NOT OK: " + o.error));
         for (const auto &w : o.warnings)
             out().say("    warning: " + w);
@@ -870,14 +871,14 @@ int run_run(const RunCommandOptions &a, Context &ctx)
                 if (std::find(fs.begin(), fs.end(), f) == fs.end())
                     fs.push_back(f);
                 nlohmann::json *s = find_step(st, f.c_str());
-                if (f == "vacuum-full" && s && s->value("status", "") != "done") {
+                if (f == step_id::vacuum_full && s && s->value("status", "") != "done") {
                     auto &c = (*s)["command"];
                     if (std::find(c.begin(), c.end(), "--force") == c.end())
                         c.push_back("--force");
                 }
             }
             // Before the stop, the steps still to run are checked as a new plan's are.
-            if (nlohmann::json *stop = find_step(st, "server-stop"); stop && stop->value("status", "") != "done") {
+            if (nlohmann::json *stop = find_step(st, step_id::server_stop); stop && stop->value("status", "") != "done") {
                 std::vector<std::string> problems = resume_preconditions(ctx, st);
                 if (!problems.empty()) {
                     for (const auto &x : problems)
@@ -935,7 +936,7 @@ int run_run(const RunCommandOptions &a, Context &ctx)
     save_state(state_path, st);
 
     std::unique_ptr<Preview> pv;
-    if (nlohmann::json *pre = find_step(st, "precheck"); pre && pre->value("status", "") != "done")
+    if (nlohmann::json *pre = find_step(st, step_id::precheck); pre && pre->value("status", "") != "done")
         pv = std::make_unique<Preview>(st);
     Executor x = make_executor(ctx, st, state_path, pv ? pv->dir : "");
     int rc = execute(st, st, st["steps"], x);
