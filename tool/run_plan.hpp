@@ -84,7 +84,8 @@ struct StepDef {
     bool internal = false;             // done by run itself, not a child
 };
 
-// The ordered steps (README, "omero-upgrade run"). db_hops false (a binaries-only upgrade: the
+// The ordered steps (README, "omero-upgrade run"), built in run_steps.cpp beside what each
+// records and how it is undone. db_hops false (a binaries-only upgrade: the
 // database is at the target already): no db-upgrade step unless there is site SQL to apply.
 std::vector<StepDef> build_steps(const RunOptions &o, const std::string &target, bool db_hops = true);
 

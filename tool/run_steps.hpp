@@ -40,3 +40,38 @@ constexpr const char *status = "status";
 } // namespace rollback_step_id
 
 } // namespace ou::run
+
+// ---- each step in one place (run_steps.cpp) -------------------------------------------------
+// Per step, in plan order: its definition (StepDef: title, command, what it touches, offline,
+// needs_backup), what it records in the run state when it starts and once it is done, and what
+// it did and how that is undone alone (the report's "did" and "undo alone" lines). The
+// preconditions the plan checks are in run_preflight.cpp (checked_steps(), step_preconditions),
+// how a whole run is rolled back in run_undo.cpp (plan_rollback: from the live installation,
+// not per step).
+#include "run_plan.hpp"
+#include "run_state.hpp"
+#include "run_undo.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+namespace ou::run {
+
+// The arguments of this attempt of a step (Executor::command): its recorded command, except a
+// backup an earlier attempt made, which is verified (backup verify) and kept.
+std::vector<std::string> step_command(const nlohmann::json &state, const nlohmann::json &step);
+// Steps marked internal (Executor::internal): tree-listing.
+ChildOutcome run_internal_step(const nlohmann::json &state, const nlohmann::json &step);
+// "" when a verified backup is recorded and its file is still the one verified (read once per
+// process); else why not (every step marked needs_backup is refused then).
+std::string backup_missing(const nlohmann::json &state);
+// What a step records in the state when it starts (Executor::on_start) and once it is done
+// (Executor::on_done).
+void record_step_start(nlohmann::json &state, nlohmann::json &step);
+void record_step_done(nlohmann::json &state, nlohmann::json &step, const ChildOutcome &o);
+// A non-zero exit that is the step's verdict rather than a failure (Executor::accept).
+bool step_accepts(const nlohmann::json &step, const ChildOutcome &o);
+
+} // namespace ou::run

@@ -29,7 +29,7 @@ struct RollbackPlan {
 // binaries install moved it to <dir>-old, so that is the old tree once it is there.
 std::string old_tree_now(const nlohmann::json &state);
 
-// What a done step of the run did, in words, and how to undo that step alone (for the report):
+// What a done step of the run did, in words, and how to undo that step alone (for the report; run_steps.cpp):
 // {"", ""} for a step with nothing to tell. Read from the step's recorded result.
 struct StepEffect {
     std::string did, undo;

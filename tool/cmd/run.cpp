@@ -20,7 +20,6 @@
 #include "settings.hpp"
 #include "site_sql.hpp"
 
-#include <ftw.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,59 +47,6 @@ struct RunCommandOptions {
     std::string state_file, into;
     bool resume = false, dry_run = false, report = false;
 };
-
-// ---- the file-tree listing (internal step) ----------------------------------------------
-std::ostringstream *g_listing;
-std::string g_listing_root;
-unsigned long long g_listing_files, g_listing_bytes;
-
-int list_entry(const char *path, const struct stat *st, int type, FTW *)
-{
-    std::string rel = std::string(path).substr(std::min(g_listing_root.size() + 1, std::strlen(path)));
-    if (rel.empty())
-        rel = ".";
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", st->st_mode & 07777);
-    std::string kind = S_ISDIR(st->st_mode) ? "d" : S_ISLNK(st->st_mode) ? "l" : S_ISREG(st->st_mode) ? "f" : "o";
-    *g_listing << kind << "\t" << mode << "\t" << (S_ISREG(st->st_mode) ? st->st_size : 0) << "\t" << rel;
-    if (type == FTW_SL) {
-        char buf[PATH_MAX];
-        ssize_t n = readlink(path, buf, sizeof buf - 1);
-        *g_listing << "\t-> " << (n > 0 ? std::string(buf, n) : "?");
-    }
-    *g_listing << "\n";
-    if (S_ISREG(st->st_mode)) {
-        g_listing_files++;
-        g_listing_bytes += st->st_size;
-    }
-    return interrupted() ? 1 : 0;
-}
-
-ChildOutcome tree_listing(const nlohmann::json &state)
-{
-    ChildOutcome o;
-    std::string root = state["server"].value("old_tree", "");
-    std::string file = dir_name(state.value("state_file", "")) + "/omero-upgrade-run-" +
-                       state.value("run_id", "") + ".tree.tsv";
-    std::ostringstream s;
-    s << "# listing of " << root << " (type, mode, size, path, link target) before the upgrade\n";
-    g_listing = &s;
-    g_listing_root = root;
-    g_listing_files = g_listing_bytes = 0;
-    int rc = nftw(root.c_str(), list_entry, 32, FTW_PHYS);
-    g_listing = nullptr;
-    if (rc != 0) {
-        o.interrupted = interrupted();
-        o.error = o.interrupted ? "interrupted" : "cannot list " + root;
-        return o;
-    }
-    write_file_atomic(file, s.str());
-    o.exit_code = 0;
-    o.json = {{"result", {{"listing", file}, {"root", root}, {"files", g_listing_files}, {"bytes", g_listing_bytes}}}};
-    out().step("      " + std::to_string(g_listing_files) + " files, " + human_bytes(g_listing_bytes) + " listed in " +
-              file);
-    return o;
-}
 
 // ---- preparing a run ----------------------------------------------------------------------
 struct Prepared {
@@ -474,79 +420,6 @@ void mark_live(nlohmann::json &st, const Installation &m)
 }
 
 // ---- running --------------------------------------------------------------------------------
-// The backup (path and SHA-256) this process made or compared with the record: a resumed run,
-// perhaps days later, reads the whole file once before its first step that needs the backup.
-std::string g_backup_checked;
-
-bool backup_recorded(const nlohmann::json &state, std::string *why)
-{
-    const auto &b = state["backup"];
-    if (!b.is_object() || b.value("path", "").empty()) {
-        *why = "no verified backup is recorded yet (step backup)";
-        return false;
-    }
-    std::string p = b.value("path", "");
-    if (!path_exists(p)) {
-        *why = "the backup " + p + " recorded by step backup is gone";
-        return false;
-    }
-    std::string want = b.value("sha256", "");
-    if (g_backup_checked == p + "\n" + want)
-        return true;
-    out().step("      comparing the SHA-256 of the backup " + p + " with the recorded one");
-    std::string got;
-    try {
-        // As backup computes it: of the file, or of the sidecar listing a directory dump's files.
-        ChecksumList l = compute_checksums(p, base_name(p));
-        got = is_directory(p) ? sha256_string(format_sidecar(l)) : l.empty() ? "" : l[0].first;
-    } catch (const CommandError &e) {
-        *why = "cannot read the backup " + p + " to check it: " + e.what();
-        return false;
-    }
-    if (got != want) {
-        *why = "the backup " + p + " changed since step backup recorded it (sha256 " + got + ", recorded " + want +
-               "): it is not the backup this run verified; put the original back, or roll back";
-        return false;
-    }
-    g_backup_checked = p + "\n" + want;
-    return true;
-}
-
-// state["schema"] from the db-verify step: {"verdict": "conforms"|"differs"|"not verified",
-// "version", "differences", "by_change", "reason", "exit_code", "command"}.
-void record_schema_verdict(nlohmann::json &state, nlohmann::json &step, const ChildOutcome &o)
-{
-    const nlohmann::json &r = step["result"];
-    std::string cmd = "omero-upgrade --server-dir " + shell_quote(state["server"].value("dir", "")) + " db verify";
-    nlohmann::json v = {{"exit_code", o.exit_code}, {"command", cmd}};
-    v["version"] = r.is_object() ? r.value("version", nlohmann::json()) : nlohmann::json();
-    std::string warning;
-    if (o.exit_code == 0 || (o.exit_code == EXIT_PROBLEM && r.is_object() && r.contains("differences"))) {
-        nlohmann::json by = nlohmann::json::object();
-        size_t n = 0;
-        for (const auto &d : r.value("differences", nlohmann::json::array())) {
-            std::string c = d.value("difference", "");
-            by[c] = by.value(c, 0) + 1;
-            n++;
-        }
-        v["verdict"] = n == 0 ? "conforms" : "differs";
-        v["differences"] = n;
-        v["by_change"] = by;
-        if (n)
-            warning = "schema differs: " + std::to_string(n) + " difference(s) from a fresh " +
-                      v.value("version", std::string("?")) + ", see " + cmd;
-    } else {
-        v["verdict"] = "not verified";
-        v["reason"] = o.error;
-        warning = "schema not verified (" + o.error + "); run " + cmd + " when that is fixed";
-    }
-    state["schema"] = v;
-    if (!warning.empty()) {
-        step["warnings"].push_back(warning);
-        out().warn(warning);
-    }
-}
-
 // "" when the config.xml the server directory leads to now (the new tree's once binaries-install
 // has swapped it) names the run's database; else why not. Every step but the run's own checks
 // works on that database, and server-start starts the server on it: a config.xml edited since
@@ -599,91 +472,20 @@ Executor make_executor(const Context &ctx, nlohmann::json &state, const std::str
     x.server_dir = state["server"].value("dir", "");
     x.preview_dir = preview;
     x.log_file = state.value("log_file", "");
-    x.command = [&state](nlohmann::json &step) {
-        auto args = step["command"].get<std::vector<std::string>>();
-        // A backup made by an earlier attempt (which then failed to record, or was followed by a
-        // failure) is verified and kept rather than made again.
-        if (step.value("id", "") == step_id::backup && state["backup"].is_object()) {
-            std::string p = state["backup"].value("path", "");
-            if (!p.empty() && path_exists(p))
-                return std::vector<std::string>{"backup", "verify", p};
-        }
-        return args;
-    };
-    x.internal = [&state](nlohmann::json &step) { return tree_listing(state); };
+    // What each step runs, records and accepts: run_steps.cpp.
+    x.command = [&state](nlohmann::json &step) { return step_command(state, step); };
+    x.internal = [&state](nlohmann::json &step) { return run_internal_step(state, step); };
     x.refuse = [&state, &ctx](nlohmann::json &step) {
-        std::string why;
-        if (step.value("needs_backup", false) && !backup_recorded(state, &why))
-            return "nothing that changes the server or the database runs before a verified backup: " + why;
+        if (step.value("needs_backup", false))
+            if (std::string why = backup_missing(state); !why.empty())
+                return "nothing that changes the server or the database runs before a verified backup: " + why;
         if (!step.value("internal", false) && step.value("dir", "") != "preview")
             return database_moved(ctx, state);
         return std::string();
     };
-    // The server is down only once server-stop is done: until then (a stop that failed or was
-    // interrupted) it may well still run. The downtime is measured from the start of the attempt
-    // that stopped it; a re-run after that (an injected failure) does not move it.
-    x.on_start = [&state](nlohmann::json &step) {
-        if (step.value("id", "") == step_id::server_stop && state["downtime"].value("stopped_at", nlohmann::json()).is_null())
-            state["downtime"]["stop_began"] = step["started"];
-    };
-    // db verify's exit 1 (the schema differs) and 2 (it could not verify: no CREATEDB, no
-    // creation files) are its verdict: the run goes on and the report says it.
-    x.accept = [](nlohmann::json &step, const ChildOutcome &o) {
-        return step.value("id", "") == step_id::db_verify && (o.exit_code == EXIT_PROBLEM || o.exit_code == EXIT_ERROR);
-    };
-    x.on_done = [&state](nlohmann::json &step, const ChildOutcome &o) {
-        std::string id = step.value("id", "");
-        const auto &r = step["result"];
-        if (id == step_id::db_verify)
-            record_schema_verdict(state, step, o);
-        if (id == step_id::backup && r.is_object()) {
-            if (!r.value("path", "").empty() && r.contains("sha256")) {
-                state["backup"] = {{"path", r.value("path", "")},
-                                   {"sha256", r.value("sha256", "")},
-                                   {"size_bytes", r.value("size_bytes", 0ULL)},
-                                   {"dbpatch_version", r.value("dbpatch_version", "")},
-                                   {"format", r.value("format", "")},
-                                   {"created_utc", r.value("created_utc", "")},
-                                   {"verified", true}};
-                g_backup_checked = r.value("path", "") + "\n" + r.value("sha256", "");  // just made
-            } else if (state["backup"].is_object()) {
-                state["backup"]["verified_again"] = step["ended"];  // backup verify of the earlier one
-            }
-            out().step("      backup " + state["backup"].value("path", "") + " sha256 " +
-                      state["backup"].value("sha256", ""));
-        }
-        if (id == step_id::server_stop && state["downtime"].value("stopped_at", nlohmann::json()).is_null())
-            state["downtime"]["stopped_at"] = step["ended"];
-        if (id == step_id::binaries_install)
-            state["server"]["new_tree"] = real_path(state["server"].value("dir", ""));
-        if (id == step_id::environment) {
-            // The new tree lives at a new path: anything still naming the old one is stale.
-            std::string old_tree = state["server"].value("old_tree", "");
-            for (const char *v : {"PATH", "PYTHONPATH", "OMERODIR"}) {
-                const char *e = std::getenv(v);
-                if (e && !old_tree.empty() && std::string(e).find(old_tree) != std::string::npos) {
-                    std::string w = std::string(v) + " still points into the old tree " + old_tree +
-                                    ": point it at " + state["server"].value("dir", "");
-                    step["warnings"].push_back(w);
-                    out().warn(w);
-                }
-            }
-            if (r.is_object() && r.contains("output")) {
-                std::istringstream in(r.value("output", ""));
-                std::string l;
-                while (std::getline(in, l))
-                    if (!l.empty())
-                        out().say("      " + l);
-            }
-        }
-        if (id == step_id::server_start) {
-            state["downtime"]["started_at"] = step["ended"];
-            const auto &dt = state["downtime"];
-            state["downtime"]["seconds"] = seconds_between(
-                dt.value("stop_began", nlohmann::json()).is_string() ? dt.value("stop_began", "") : dt.value("stopped_at", ""),
-                step.value("ended", ""));
-        }
-    };
+    x.on_start = [&state](nlohmann::json &step) { record_step_start(state, step); };
+    x.accept = [](nlohmann::json &step, const ChildOutcome &o) { return step_accepts(step, o); };
+    x.on_done = [&state](nlohmann::json &step, const ChildOutcome &o) { record_step_done(state, step, o); };
     return x;
 }
 
