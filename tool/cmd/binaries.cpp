@@ -348,274 +348,352 @@ void add_binaries_install_options(CLI::App &sub, InstallOpts &o)
     sub.add_flag("--force", o.force, "go on although the server is running");
 }
 
-int run_binaries_install(const InstallOpts &o, Context &ctx)
-{
-    Settings &s = ctx.settings();
-    std::string link = server_link_path(ctx.global()), parent = dir_name(link);
-    std::string state_path = parent + "/" + state_name;
-    nlohmann::json &res = out().result();
-    res["server"] = link;
-    res["dry_run"] = o.dry_run;
+// What one binaries install works with, filled in step by step (run_binaries_install).
+struct Install {
+    const InstallOpts &o;
+    Settings &s;
+    nlohmann::json &res;
+    std::string link, parent, state_path;  // the OMERO.server link, its directory, the binaries record
+    Kind k = Kind::Missing;
+    std::string current;       // the tree the server runs now
+    std::string old_dir_move;  // where a plain directory at link goes (<link>-old)
+    bool from_archive = false;
+    std::unique_ptr<ArchiveFile> archive;  // opened once: checked and extracted from this descriptor
+    ArchiveCheck check;
+    std::string archive_sha;
+    std::string new_tree;
+    bool extracted = false;  // the new tree is there (a directory given, or extracted before)
+    bool already = false;    // the link points at the new tree already (a re-run after the swap)
+    std::string old_tree;    // "" when not known
+    std::vector<std::string> env_warnings;
+    nlohmann::json added = nlohmann::json::array(), changed = nlohmann::json::array();  // lib/scripts
 
-    // 1. Where things are now.
-    Kind k = kind_of(link);
-    if (k == Kind::Missing || k == Kind::Other)
+    Install(const InstallOpts &opts, Settings &settings, nlohmann::json &result, const std::string &server_link)
+        : o(opts), s(settings), res(result), link(server_link), parent(dir_name(server_link)),
+          state_path(parent + "/" + state_name)
+    {
+    }
+};
+
+// 1. Where things are now.
+void locate_current(Install &in)
+{
+    const std::string &link = in.link;
+    in.k = kind_of(link);
+    if (in.k == Kind::Missing || in.k == Kind::Other)
         throw CommandError("no OMERO.server directory or symlink at " + link,
                            "give the current server with --server-dir DIR or OMERODIR");
-    std::string current = k == Kind::Symlink ? real_path(link) : link;
-    if (current.empty())
+    in.current = in.k == Kind::Symlink ? real_path(link) : link;
+    if (in.current.empty())
         throw CommandError(link + " is a dangling symlink (" + link_target(link) + ")");
-    std::string old_dir_move = link + "-old";
-    if (k == Kind::Directory && path_exists(old_dir_move))
-        throw CommandError(link + " is a directory and " + old_dir_move + " already exists",
-                           "move " + old_dir_move + " away (it would be where the current server goes)");
+    in.old_dir_move = link + "-old";
+    if (in.k == Kind::Directory && path_exists(in.old_dir_move))
+        throw CommandError(link + " is a directory and " + in.old_dir_move + " already exists",
+                           "move " + in.old_dir_move + " away (it would be where the current server goes)");
+}
 
-    // 2. The new tree: a directory as it is, or an archive checked and extracted beside the server.
+// The versioned directory's name for the archive: --name, its top directory, else its file name
+// without the archive suffix; never a name the tool itself uses beside the server.
+std::string new_tree_name(const Install &in)
+{
+    const InstallOpts &o = in.o;
+    std::string name = o.name;
+    if (name.empty())
+        name = in.check.top_dir;
+    if (name.empty()) {
+        name = base_name(o.source);
+        for (const char *ext : {".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".zip", ".tar"})
+            if (name.size() > std::strlen(ext) && name.compare(name.size() - std::strlen(ext), std::string::npos, ext) == 0) {
+                name.resize(name.size() - std::strlen(ext));
+                break;
+            }
+    }
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
+        throw CommandError("cannot use '" + name + "' as the name of the new server directory", "give --name NAME");
+    // Names the tool itself uses beside the server: the new tree would be (or replace)
+    // the link, the place of the old tree, the state file or a temp file.
+    std::string lb = base_name(in.link);
+    if (name == lb || name == lb + "-old" || name == state_name || name.rfind(".omero-upgrade", 0) == 0 ||
+        name.rfind("." + lb + ".omero-upgrade", 0) == 0)
+        throw CommandError("cannot use '" + name + "' as the name of the new server directory: " +
+                               "omero-upgrade uses " + in.parent + "/" + name + " itself" +
+                               (o.name.empty() ? " (it is the top directory or the name of " + o.source + ")" : "") +
+                               "; nothing was extracted",
+                           "give --name NAME (e.g. OMERO.server-<version>)");
+    return name;
+}
+
+// 2. An archive: opened once (a regular file, nothing else), checked entry by entry. false: it
+// holds unsafe entries (said, nothing extracted).
+bool check_source_archive(Install &in)
+{
+    const InstallOpts &o = in.o;
+    in.archive = std::make_unique<ArchiveFile>(o.source);
+    Meter m("checking the archive", "bytes", in.archive->size());
+    in.check = check_archive(*in.archive, [&](unsigned long long n) { m.update(n); });
+    m.finish();
+    const ArchiveCheck &check = in.check;
+    in.res["archive"] = {{"entries", check.entries}, {"bytes", check.bytes}, {"problems", check.problems}};
+    if (!check.ok()) {
+        for (const auto &p : check.problems)
+            out().error("unsafe archive entry: " + p);
+        out().hint("nothing was extracted; use an archive from the official download site");
+        return false;
+    }
+    std::string top = check.top_dir.empty() ? "" : check.top_dir + "/";
+    if (!check.has_bin_omero || !check.has_sql_psql)
+        throw CommandError(o.source + " is not an OMERO.server: it holds no " +
+                               (!check.has_bin_omero ? top + "bin/omero" : "") +
+                               (!check.has_bin_omero && !check.has_sql_psql ? " and no " : "") +
+                               (!check.has_sql_psql ? top + "sql/psql" : "") + "; nothing was extracted",
+                           "give the OMERO.server-<version>.zip of a release (or its unpacked directory)");
+    in.new_tree = in.parent + "/" + new_tree_name(in);
+    return true;
+}
+
+// An existing directory of the archive's name is used only when this tool extracted it there
+// from this same archive (the binaries record: the archive's SHA-256 and bin/omero's, as
+// extracted); anything else there (planted, unpacked by hand, another release of the same top
+// directory, changed since) is refused: --name gives a fresh one.
+void check_reuse(Install &in)
+{
+    in.archive_sha = sha256_file(in.o.source);
+    if (!in.extracted)
+        return;
+    std::string why = reuse_refusal(read_state(in.state_path), in.new_tree, in.archive_sha, in.state_path);
+    if (!why.empty())
+        throw CommandError(in.new_tree + " exists already, but " + why + "; it is not used, nothing was changed",
+                           "move it away, or give --name NAME for a fresh directory (e.g. --name " +
+                               base_name(in.new_tree) + "-2)");
+    out().say(in.new_tree + " exists already (extracted before): using it, as extracted from this archive (sha256 " +
+              in.archive_sha + ")");
+}
+
+// 2. The new tree: a directory as it is, or an archive checked (extracted beside the server
+// later). false: the archive is unsafe.
+bool find_new_tree(Install &in)
+{
+    const InstallOpts &o = in.o;
     struct stat st;
     if (stat(o.source.c_str(), &st) != 0)
         throw CommandError("cannot read " + o.source + ": " + std::strerror(errno));
-    bool from_archive = !S_ISDIR(st.st_mode);
-    std::string new_tree;
-    ArchiveCheck check;
-    // Opened once (a regular file, nothing else): checked and extracted from this descriptor.
-    std::unique_ptr<ArchiveFile> archive;
-    if (from_archive) {
-        archive = std::make_unique<ArchiveFile>(o.source);
-        Meter m("checking the archive", "bytes", archive->size());
-        check = check_archive(*archive, [&](unsigned long long n) { m.update(n); });
-        m.finish();
-        res["archive"] = {{"entries", check.entries}, {"bytes", check.bytes}, {"problems", check.problems}};
-        if (!check.ok()) {
-            for (const auto &p : check.problems)
-                out().error("unsafe archive entry: " + p);
-            out().hint("nothing was extracted; use an archive from the official download site");
-            return EXIT_PROBLEM;
-        }
-        std::string top = check.top_dir.empty() ? "" : check.top_dir + "/";
-        if (!check.has_bin_omero || !check.has_sql_psql)
-            throw CommandError(o.source + " is not an OMERO.server: it holds no " +
-                                   (!check.has_bin_omero ? top + "bin/omero" : "") +
-                                   (!check.has_bin_omero && !check.has_sql_psql ? " and no " : "") +
-                                   (!check.has_sql_psql ? top + "sql/psql" : "") + "; nothing was extracted",
-                               "give the OMERO.server-<version>.zip of a release (or its unpacked directory)");
-        std::string name = o.name;
-        if (name.empty())
-            name = check.top_dir;
-        if (name.empty()) {
-            name = base_name(o.source);
-            for (const char *ext : {".tar.gz", ".tar.bz2", ".tar.xz", ".tgz", ".zip", ".tar"})
-                if (name.size() > std::strlen(ext) && name.compare(name.size() - std::strlen(ext), std::string::npos, ext) == 0) {
-                    name.resize(name.size() - std::strlen(ext));
-                    break;
-                }
-        }
-        if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
-            throw CommandError("cannot use '" + name + "' as the name of the new server directory", "give --name NAME");
-        // Names the tool itself uses beside the server: the new tree would be (or replace)
-        // the link, the place of the old tree, the state file or a temp file.
-        std::string lb = base_name(link);
-        if (name == lb || name == lb + "-old" || name == state_name || name.rfind(".omero-upgrade", 0) == 0 ||
-            name.rfind("." + lb + ".omero-upgrade", 0) == 0)
-            throw CommandError("cannot use '" + name + "' as the name of the new server directory: " +
-                                   "omero-upgrade uses " + parent + "/" + name + " itself" +
-                                   (o.name.empty() ? " (it is the top directory or the name of " + o.source + ")" : "") +
-                                   "; nothing was extracted",
-                               "give --name NAME (e.g. OMERO.server-<version>)");
-        new_tree = parent + "/" + name;
-    } else {
-        new_tree = real_path(o.source);
-    }
-    res["new_tree"] = new_tree;
-    bool extracted = !from_archive || is_directory(new_tree);
-    if (from_archive && !extracted && path_exists(new_tree))
-        throw CommandError(new_tree + " exists and is not a directory");
-    // An existing directory of that name is used only when this tool extracted it there from
-    // this same archive (the binaries record: the archive's SHA-256 and bin/omero's, as
-    // extracted); anything else there (planted, unpacked by hand, another release of the same
-    // top directory, changed since) is refused: --name gives a fresh one.
-    std::string archive_sha;
-    if (from_archive) {
-        archive_sha = sha256_file(o.source);
-        if (extracted) {
-            std::string why = reuse_refusal(read_state(state_path), new_tree, archive_sha, state_path);
-            if (!why.empty())
-                throw CommandError(new_tree + " exists already, but " + why + "; it is not used, nothing was changed",
-                                   "move it away, or give --name NAME for a fresh directory (e.g. --name " +
-                                       base_name(new_tree) + "-2)");
-            out().say(new_tree + " exists already (extracted before): using it, as extracted from this archive (sha256 " +
-                      archive_sha + ")");
-        }
-    }
-    if (extracted) {
-        bool bin = access((new_tree + "/bin/omero").c_str(), X_OK) == 0, sql = is_directory(new_tree + "/sql/psql");
+    in.from_archive = !S_ISDIR(st.st_mode);
+    if (in.from_archive && !check_source_archive(in))
+        return false;
+    if (!in.from_archive)
+        in.new_tree = real_path(o.source);
+    in.res["new_tree"] = in.new_tree;
+    in.extracted = !in.from_archive || is_directory(in.new_tree);
+    if (in.from_archive && !in.extracted && path_exists(in.new_tree))
+        throw CommandError(in.new_tree + " exists and is not a directory");
+    if (in.from_archive)
+        check_reuse(in);
+    if (in.extracted) {
+        bool bin = access((in.new_tree + "/bin/omero").c_str(), X_OK) == 0, sql = is_directory(in.new_tree + "/sql/psql");
         if (!bin || !sql)
-            throw CommandError(new_tree + " is not an OMERO.server: it has no " +
+            throw CommandError(in.new_tree + " is not an OMERO.server: it has no " +
                                    (!bin ? std::string("executable bin/omero") : "") + (!bin && !sql ? " and no " : "") +
                                    (!sql ? "sql/psql" : "") + "; nothing was changed",
                                "give the unpacked OMERO.server directory of a release (or its zip)");
     }
+    return true;
+}
 
-    // 3. Re-run after a swap: the link already points at the new tree; the state file knows the old one.
-    nlohmann::json state = read_state(state_path);
-    bool already = k == Kind::Symlink && current == real_path(new_tree);
-    std::string old_tree;
-    if (already) {
-        if (state.is_object() && state.value("current", "") == real_path(new_tree))
-            old_tree = state.value("previous", "");
-        out().say(link + " already points to " + new_tree);
+// 3. The old tree. A re-run after a swap: the link already points at the new tree; the state
+// file knows the old one.
+void find_old_tree(Install &in)
+{
+    nlohmann::json state = read_state(in.state_path);
+    in.already = in.k == Kind::Symlink && in.current == real_path(in.new_tree);
+    if (in.already) {
+        if (state.is_object() && state.value("current", "") == real_path(in.new_tree))
+            in.old_tree = state.value("previous", "");
+        out().say(in.link + " already points to " + in.new_tree);
     } else {
-        if (new_tree == current)
-            throw CommandError(o.source + " is the current server itself");
-        old_tree = k == Kind::Directory ? old_dir_move : current;
+        if (in.new_tree == in.current)
+            throw CommandError(in.o.source + " is the current server itself");
+        in.old_tree = in.k == Kind::Directory ? in.old_dir_move : in.current;
     }
-    res["previous_tree"] = old_tree;
+    in.res["previous_tree"] = in.old_tree;
+}
 
-    // 4. Nothing may run from the current tree while it is swapped.
-    require_stopped(s, current, o.force);
-    if (from_archive && !extracted) {
-        unsigned long long free = free_bytes(parent);
-        if (free < check.bytes + check.bytes / 10)
-            throw CommandError("not enough free space in " + parent + " to extract " + o.source + ": " +
-                               human_bytes(check.bytes) + " needed, " + human_bytes(free) + " free");
+// 4. Nothing may run from the current tree while it is swapped; room to extract.
+void check_before_swap(Install &in)
+{
+    require_stopped(in.s, in.current, in.o.force);
+    if (in.from_archive && !in.extracted) {
+        unsigned long long free = free_bytes(in.parent);
+        if (free < in.check.bytes + in.check.bytes / 10)
+            throw CommandError("not enough free space in " + in.parent + " to extract " + in.o.source + ": " +
+                               human_bytes(in.check.bytes) + " needed, " + human_bytes(free) + " free");
     }
-    std::vector<std::string> env_warnings;
-    if (!old_tree.empty())
-        env_warnings = env_into(old_tree, link);
+    if (!in.old_tree.empty())
+        in.env_warnings = env_into(in.old_tree, in.link);
+}
 
-    // Every path the install writes below the new tree (config.xml, carried scripts) is
-    // opened without following symlinks; refuse a tree where that fails before the swap.
+// Every path the install writes below the new tree (config.xml, carried scripts) is opened
+// without following symlinks: a tree where that fails is refused before the swap. lib/scripts
+// of the old and the new tree compared (in.added, in.changed).
+void compare_scripts(Install &in)
+{
+    const std::string &new_tree = in.new_tree;
+    if (in.old_tree.empty())
+        return;
+    check_writable_beneath(new_tree, "etc/grid");
+    // Not compared through a symlink of the new tree (it could lead anywhere); refused
+    // when scripts are to be carried into it.
+    std::string why;
+    int fd = open_dir_beneath(new_tree, "lib/scripts", false, why);
+    if (fd >= 0)
+        close(fd);
+    if (fd == -1) {
+        if (in.o.carry)
+            check_writable_beneath(new_tree, "lib/scripts");
+        out().warn("lib/scripts not compared: " + why);
+        return;
+    }
+    // A plain directory is moved to old_tree only by the swap: until then it is at link.
+    std::string old_now = in.k == Kind::Directory && !in.already ? in.link : in.old_tree;
     std::map<std::string, std::string> old_h, new_h;
-    nlohmann::json added = nlohmann::json::array(), changed = nlohmann::json::array();
-    auto preflight = [&] {
-        if (old_tree.empty())
-            return;
-        check_writable_beneath(new_tree, "etc/grid");
-        // Not compared through a symlink of the new tree (it could lead anywhere); refused
-        // when scripts are to be carried into it.
-        std::string why;
-        int fd = open_dir_beneath(new_tree, "lib/scripts", false, why);
-        if (fd >= 0)
-            close(fd);
-        if (fd == -1) {
-            if (o.carry)
-                check_writable_beneath(new_tree, "lib/scripts");
-            out().warn("lib/scripts not compared: " + why);
-            return;
-        }
-        // A plain directory is moved to old_tree only by the swap below: until then it is at link.
-        std::string old_now = k == Kind::Directory && !already ? link : old_tree;
-        hash_tree(old_now + "/lib/scripts", "", old_h);
-        hash_tree(new_tree + "/lib/scripts", "", new_h);
-        for (const auto &[rel, h] : old_h) {
-            auto it = new_h.find(rel);
-            if (it == new_h.end())
-                added.push_back(rel);
-            else if (it->second != h)
-                changed.push_back(rel);
-        }
-        if (o.carry)
-            for (const auto &rel : added)
-                check_writable_beneath(new_tree, "lib/scripts/" + dir_name(rel.get<std::string>()));
-    };
-    if (extracted)
-        preflight();
-
-    if (o.dry_run) {
-        if (from_archive && !extracted)
-            out().say("archive " + o.source + ": " + std::to_string(check.entries) + " entries, " +
-                      human_bytes(check.bytes) + ", all safe; would extract it to " + new_tree);
-        if (!already) {
-            if (k == Kind::Directory)
-                out().say("would move " + link + " to " + old_dir_move);
-            out().say("would point " + link + " to " + new_tree + " (was " + current + ")");
-        }
-        if (!old_tree.empty()) {
-            out().say("would copy " + old_tree + "/etc/grid/config.xml to " + new_tree +
-                      "/etc/grid/config.xml (mode and owner kept) unless it is there");
-            out().say("would compare lib/scripts of the old and the new server" +
-                      std::string(o.carry ? " and copy the added scripts" : ""));
-        }
-        for (const auto &w : env_warnings)
-            out().warn(w);
-        return EXIT_OK;
+    hash_tree(old_now + "/lib/scripts", "", old_h);
+    hash_tree(new_tree + "/lib/scripts", "", new_h);
+    for (const auto &[rel, h] : old_h) {
+        auto it = new_h.find(rel);
+        if (it == new_h.end())
+            in.added.push_back(rel);
+        else if (it->second != h)
+            in.changed.push_back(rel);
     }
+    if (in.o.carry)
+        for (const auto &rel : in.added)
+            check_writable_beneath(new_tree, "lib/scripts/" + dir_name(rel.get<std::string>()));
+}
 
-    // 5. Extract: into a temp dir beside the target, then one rename into the versioned dir.
-    if (from_archive && !extracted) {
-        std::string tmpl = parent + "/.omero-upgrade-extract-XXXXXX";
-        std::vector<char> buf(tmpl.begin(), tmpl.end());
-        buf.push_back('\0');
-        if (!mkdtemp(buf.data()))
-            throw CommandError("cannot create a temp directory in " + parent + ": " + std::strerror(errno));
-        std::string tmp = buf.data();
-        try {
-            out().step("extracting " + o.source + " (" + std::to_string(check.entries) + " entries, " +
-                      human_bytes(check.bytes) + ")");
-            Meter m("extracting", "bytes", check.bytes);
-            extract_archive(*archive, check, tmp, [&](unsigned long long n) { m.update(n); });
-            m.finish();
-            std::string tree = check.top_dir.empty() ? tmp : tmp + "/" + check.top_dir;
-            if (access((tree + "/bin/omero").c_str(), X_OK) != 0 || !is_directory(tree + "/sql/psql"))
-                throw CommandError(o.source + " holds no OMERO.server (no executable bin/omero or no sql/psql in it)");
-            if (check.top_dir.empty()) {
-                chmod(tmp.c_str(), 0755);
-                rename_noreplace(tmp, new_tree);
-            } else {
-                rename_noreplace(tree, new_tree);
-                rmdir(tmp.c_str());
-            }
-        } catch (...) {
-            remove_tree(tmp);
-            throw;
+void say_dry_run(const Install &in)
+{
+    const std::string &link = in.link, &new_tree = in.new_tree;
+    if (in.from_archive && !in.extracted)
+        out().say("archive " + in.o.source + ": " + std::to_string(in.check.entries) + " entries, " +
+                  human_bytes(in.check.bytes) + ", all safe; would extract it to " + new_tree);
+    if (!in.already) {
+        if (in.k == Kind::Directory)
+            out().say("would move " + link + " to " + in.old_dir_move);
+        out().say("would point " + link + " to " + new_tree + " (was " + in.current + ")");
+    }
+    if (!in.old_tree.empty()) {
+        out().say("would copy " + in.old_tree + "/etc/grid/config.xml to " + new_tree +
+                  "/etc/grid/config.xml (mode and owner kept) unless it is there");
+        out().say("would compare lib/scripts of the old and the new server" +
+                  std::string(in.o.carry ? " and copy the added scripts" : ""));
+    }
+    for (const auto &w : in.env_warnings)
+        out().warn(w);
+}
+
+// What a later install of the same archive checks before it uses this tree again.
+void record_extraction(const Install &in)
+{
+    nlohmann::json rec = read_state(in.state_path);
+    if (!rec.is_object())
+        rec = nlohmann::json::object();
+    rec["extracted"][in.new_tree] = {{"source", in.o.source},
+                                     {"archive_sha256", in.archive_sha},
+                                     {"bin_omero_sha256", sha256_file(in.new_tree + "/bin/omero")},
+                                     {"extracted_at", utc_timestamp()}};
+    write_file_atomic(in.state_path, stored_json_text(rec, 2) + "\n");
+}
+
+// 5. Extract: into a temp dir beside the target, then one rename into the versioned dir.
+void extract(Install &in)
+{
+    const InstallOpts &o = in.o;
+    const ArchiveCheck &check = in.check;
+    std::string tmpl = in.parent + "/.omero-upgrade-extract-XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    if (!mkdtemp(buf.data()))
+        throw CommandError("cannot create a temp directory in " + in.parent + ": " + std::strerror(errno));
+    std::string tmp = buf.data();
+    try {
+        out().step("extracting " + o.source + " (" + std::to_string(check.entries) + " entries, " +
+                   human_bytes(check.bytes) + ")");
+        Meter m("extracting", "bytes", check.bytes);
+        extract_archive(*in.archive, check, tmp, [&](unsigned long long n) { m.update(n); });
+        m.finish();
+        std::string tree = check.top_dir.empty() ? tmp : tmp + "/" + check.top_dir;
+        if (access((tree + "/bin/omero").c_str(), X_OK) != 0 || !is_directory(tree + "/sql/psql"))
+            throw CommandError(o.source + " holds no OMERO.server (no executable bin/omero or no sql/psql in it)");
+        if (check.top_dir.empty()) {
+            chmod(tmp.c_str(), 0755);
+            rename_noreplace(tmp, in.new_tree);
+        } else {
+            rename_noreplace(tree, in.new_tree);
+            rmdir(tmp.c_str());
         }
-        out().say("extracted to " + new_tree);
-        // What a later install of the same archive checks before it uses this tree again.
-        nlohmann::json rec = read_state(state_path);
-        if (!rec.is_object())
-            rec = nlohmann::json::object();
-        rec["extracted"][new_tree] = {{"source", o.source},
-                                      {"archive_sha256", archive_sha},
-                                      {"bin_omero_sha256", sha256_file(new_tree + "/bin/omero")},
-                                      {"extracted_at", utc_timestamp()}};
-        write_file_atomic(state_path, stored_json_text(rec, 2) + "\n");
-        preflight();
+    } catch (...) {
+        remove_tree(tmp);
+        throw;
     }
+    out().say("extracted to " + in.new_tree);
+    record_extraction(in);
+}
 
-    // 6. The swap. A plain directory is first moved aside, as the guide does.
-    if (!already) {
-        if (k == Kind::Directory) {
-            rename_noreplace(link, old_dir_move);
-            out().say("moved " + link + " to " + old_dir_move);
-        }
-        swap_symlink(link, link_text(link, new_tree));
-        out().say("pointed " + link + " to " + new_tree + " (was " + (k == Kind::Directory ? old_dir_move : current) + ")");
-        state = read_state(state_path);  // with what the extraction recorded
-        nlohmann::json history = state.is_object() && state.contains("history") ? state["history"] : nlohmann::json::array();
-        history.push_back({{"at", utc_timestamp()}, {"action", "install"}, {"from", old_tree}, {"to", new_tree}});
-        nlohmann::json ns = {{"server", link},
-                             {"previous", old_tree},
-                             {"current", real_path(new_tree)},
-                             {"previous_was_directory", k == Kind::Directory},
-                             {"source", o.source},
-                             {"installed_at", utc_timestamp()},
-                             {"history", history}};
-        if (state.is_object() && state.contains("extracted"))
-            ns["extracted"] = state["extracted"];
-        write_file_atomic(state_path, stored_json_text(ns, 2) + "\n");
-        record_history(s, {"binaries-install", link + " → " + new_tree, std::nullopt, std::nullopt,
-                           nlohmann::json::object(),
-                           {{"server", link}, {"from", old_tree}, {"to", real_path(new_tree)}, {"source", o.source}}});
+// 6. The swap. A plain directory is first moved aside, as the guide does; the binaries record
+// then says where the link pointed before (binaries rollback points it back).
+void repoint(Install &in)
+{
+    const std::string &link = in.link, &new_tree = in.new_tree;
+    if (in.k == Kind::Directory) {
+        rename_noreplace(link, in.old_dir_move);
+        out().say("moved " + link + " to " + in.old_dir_move);
     }
-    res["swapped"] = !already;
+    swap_symlink(link, link_text(link, new_tree));
+    out().say("pointed " + link + " to " + new_tree + " (was " + (in.k == Kind::Directory ? in.old_dir_move : in.current) +
+              ")");
+    nlohmann::json state = read_state(in.state_path);  // with what the extraction recorded
+    nlohmann::json history = state.is_object() && state.contains("history") ? state["history"] : nlohmann::json::array();
+    history.push_back({{"at", utc_timestamp()}, {"action", "install"}, {"from", in.old_tree}, {"to", new_tree}});
+    nlohmann::json ns = {{"server", link},
+                         {"previous", in.old_tree},
+                         {"current", real_path(new_tree)},
+                         {"previous_was_directory", in.k == Kind::Directory},
+                         {"source", in.o.source},
+                         {"installed_at", utc_timestamp()},
+                         {"history", history}};
+    if (state.is_object() && state.contains("extracted"))
+        ns["extracted"] = state["extracted"];
+    write_file_atomic(in.state_path, stored_json_text(ns, 2) + "\n");
+    record_history(in.s, {"binaries-install", link + " → " + new_tree, std::nullopt, std::nullopt, nlohmann::json::object(),
+                          {{"server", link}, {"from", in.old_tree}, {"to", real_path(new_tree)}, {"source", in.o.source}}});
+}
 
-    if (old_tree.empty()) {
-        out().warn("the previous server tree is not known (no " + state_path +
-                   "): config.xml and lib/scripts were not compared");
-        return EXIT_OK;
+// The new tree's config.xml renamed aside (config.xml.stale-<stamp>, a free name): the name.
+std::string set_config_aside(const std::string &new_tree, const std::string &new_cfg)
+{
+    std::string stamp = "config.xml.stale-" + utc_timestamp(), aside = stamp;
+    std::string why;
+    int dfd = open_dir_beneath(new_tree, "etc/grid", false, why);
+    if (dfd < 0)
+        throw CommandError("cannot set " + new_cfg + " aside: " + why);
+    int rc, e;
+    for (int i = 2;; i++) {  // a free name: two installs in one second get -2, -3…
+        rc = renameat2(dfd, "config.xml", dfd, aside.c_str(), RENAME_NOREPLACE);
+        e = errno;
+        if (rc == 0 || e != EEXIST || i > 1000)
+            break;
+        aside = stamp + "-" + std::to_string(i);
     }
+    close(dfd);
+    if (rc != 0)
+        throw CommandError("cannot rename " + new_cfg + " to " + aside + ": " + std::strerror(e));
+    return aside;
+}
 
-    // 7. config.xml, with its mode and owner.
-    std::string old_cfg = old_tree + "/etc/grid/config.xml", new_cfg = new_tree + "/etc/grid/config.xml";
+// 7. config.xml, with its mode and owner.
+void carry_config_xml(Install &in)
+{
+    const std::string &new_tree = in.new_tree;
+    std::string old_cfg = in.old_tree + "/etc/grid/config.xml", new_cfg = new_tree + "/etc/grid/config.xml";
     std::string cfg_status;
     if (!path_exists(old_cfg)) {
         cfg_status = "none in the old server";
@@ -627,30 +705,15 @@ int run_binaries_install(const InstallOpts &o, Context &ctx)
     } else if (same_content(old_cfg, new_cfg)) {
         cfg_status = "already there";
         out().say(new_cfg + " is already the old server's config.xml");
-    } else if (!already) {
+    } else if (!in.already) {
         // Swapped just now: the server ran on the old tree's config.xml until this install, so
         // a different one in the new tree is stale (left by an earlier install that was rolled
         // back: it names the database from before the rollback). Starting the new server on
         // it would run it on that database. Kept aside, and the live one copied.
-        std::string stamp = "config.xml.stale-" + utc_timestamp(), aside = stamp;
-        std::string why;
-        int dfd = open_dir_beneath(new_tree, "etc/grid", false, why);
-        if (dfd < 0)
-            throw CommandError("cannot set " + new_cfg + " aside: " + why);
-        int rc, e;
-        for (int i = 2;; i++) {  // a free name: two installs in one second get -2, -3…
-            rc = renameat2(dfd, "config.xml", dfd, aside.c_str(), RENAME_NOREPLACE);
-            e = errno;
-            if (rc == 0 || e != EEXIST || i > 1000)
-                break;
-            aside = stamp + "-" + std::to_string(i);
-        }
-        close(dfd);
-        if (rc != 0)
-            throw CommandError("cannot rename " + new_cfg + " to " + aside + ": " + std::strerror(e));
+        std::string aside = set_config_aside(new_tree, new_cfg);
         copy_file_beneath(old_cfg, new_tree, "etc/grid/config.xml", true);
         cfg_status = "replaced the stale one (kept as etc/grid/" + aside + ")";
-        res["config_xml_stale"] = new_tree + "/etc/grid/" + aside;
+        in.res["config_xml_stale"] = new_tree + "/etc/grid/" + aside;
         out().warn(new_cfg + " differed from " + old_cfg + ", the configuration the server ran on: kept it as " +
                    aside + " and copied the live one (compare them if the new tree's was edited on purpose)");
     } else {
@@ -658,31 +721,66 @@ int run_binaries_install(const InstallOpts &o, Context &ctx)
         out().warn(new_cfg + " exists and differs from " + old_cfg +
                    ": kept it (compare them; it may hold changes made since the swap)");
     }
-    res["config_xml"] = cfg_status;
+    in.res["config_xml"] = cfg_status;
+}
 
-    // 8. lib/scripts: added and changed in the old server compared with the new one.
-    // (compared by preflight() above, before the swap)
+// 8. lib/scripts: added and changed in the old server compared with the new one (compared by
+// compare_scripts, before the swap).
+void carry_scripts(Install &in)
+{
     nlohmann::json carried = nlohmann::json::array();
-    for (const auto &rel : added) {
+    for (const auto &rel : in.added) {
         std::string r = rel.get<std::string>();
-        if (o.carry) {
-            copy_file_beneath(old_tree + "/lib/scripts/" + r, new_tree, "lib/scripts/" + r, true);
+        if (in.o.carry) {
+            copy_file_beneath(in.old_tree + "/lib/scripts/" + r, in.new_tree, "lib/scripts/" + r, true);
             carried.push_back(r);
             out().say("carried lib/scripts/" + r + " to the new server");
         } else {
             out().warn("lib/scripts/" + r + " exists only in the old server (give --carry-scripts to copy it)");
         }
     }
-    for (const auto &rel : changed)
+    for (const auto &rel : in.changed)
         out().warn("lib/scripts/" + rel.get<std::string>() +
                    " differs between the old and the new server: merge your changes by hand if it was edited");
-    res["scripts"] = {{"added", added}, {"changed", changed}, {"carried", carried}};
+    in.res["scripts"] = {{"added", in.added}, {"changed", in.changed}, {"carried", carried}};
+}
 
+int run_binaries_install(const InstallOpts &o, Context &ctx)
+{
+    Install in(o, ctx.settings(), out().result(), server_link_path(ctx.global()));
+    in.res["server"] = in.link;
+    in.res["dry_run"] = o.dry_run;
+
+    locate_current(in);
+    if (!find_new_tree(in))
+        return EXIT_PROBLEM;
+    find_old_tree(in);
+    check_before_swap(in);
+    if (in.extracted)
+        compare_scripts(in);
+    if (o.dry_run) {
+        say_dry_run(in);
+        return EXIT_OK;
+    }
+    if (in.from_archive && !in.extracted) {
+        extract(in);
+        compare_scripts(in);
+    }
+    if (!in.already)
+        repoint(in);
+    in.res["swapped"] = !in.already;
+    if (in.old_tree.empty()) {
+        out().warn("the previous server tree is not known (no " + in.state_path +
+                   "): config.xml and lib/scripts were not compared");
+        return EXIT_OK;
+    }
+    carry_config_xml(in);
+    carry_scripts(in);
     // 9. The environment.
-    for (const auto &w : env_warnings)
+    for (const auto &w : in.env_warnings)
         out().warn(w + " (update it before starting the server)");
-    res["environment_warnings"] = env_warnings;
-    out().say("binaries installed: " + link + " -> " + new_tree + "; the old tree is kept at " + old_tree);
+    in.res["environment_warnings"] = in.env_warnings;
+    out().say("binaries installed: " + in.link + " -> " + in.new_tree + "; the old tree is kept at " + in.old_tree);
     return EXIT_OK;
 }
 
