@@ -70,14 +70,13 @@ std::string rollback_commands(const nlohmann::json &st, bool by_hand, const Roll
     return c;
 }
 
-int print_report(const GlobalOptions &g, const nlohmann::json &st)
+namespace {
+
+// The versions as read back at the end of the run from the database the server uses (config.xml
+// of the tree OMERO.server points to), never the plan's target; and where OMERO.server points.
+void say_versions(const nlohmann::json &st, const std::string &status)
 {
-    std::string status = st.value("status", "");
-    out().say("");
-    out().say("Report of run " + st.value("run_id", "") + ": " + status);
     const auto &db = st["database"];
-    // The versions as read back at the end of the run from the database the server uses (config.xml
-    // of the tree OMERO.server points to), never the plan's target.
     std::string name = db.value("name", ""), after = db.value("name_after", name);
     std::string line = "  database " + after + ": " + db.value("version_before", "");
     if (!db.value("version_after", "").empty()) {
@@ -96,6 +95,12 @@ int print_report(const GlobalOptions &g, const nlohmann::json &st)
               (st["server"]["new_tree"].is_string() ? st["server"].value("new_tree", "") : "(not switched yet)") +
               (status == "rolled back" ? " until the rollback, now → " + (now_tree.empty() ? std::string("?") : now_tree)
                                        : "; old tree kept: " + old_tree_now(st)));
+}
+
+// One line per step (id, status, time, attempts), its errors, what it did and how to undo that
+// step alone (run_steps.cpp).
+void say_steps(const nlohmann::json &st, const std::string &status)
+{
     double total = 0;
     for (const auto &s : st["steps"]) {
         char line[256];
@@ -108,7 +113,6 @@ int print_report(const GlobalOptions &g, const nlohmann::json &st)
         out().say(line);
         for (const auto &e : s.value("errors", nlohmann::json::array()))
             out().say("      error: " + e.get<std::string>());
-        // What it did and how to undo that step alone (run_undo.hpp).
         StepEffect fx = step_effect(st, s);
         if (!fx.did.empty())
             out().say("      did: " + fx.did +
@@ -119,6 +123,10 @@ int print_report(const GlobalOptions &g, const nlohmann::json &st)
         out().say("  backup   " + st["backup"].value("path", "") + "\n           sha256 " +
                   st["backup"].value("sha256", "") + ", " + human_bytes(st["backup"].value("size_bytes", 0ULL)) +
                   ", dbpatch " + st["backup"].value("dbpatch_version", ""));
+}
+
+void say_downtime(const nlohmann::json &st)
+{
     const auto &dt = st["downtime"];
     auto dts = [&dt](const char *k) { return dt.value(k, nlohmann::json()).is_string() ? dt.value(k, "") : ""; };
     const nlohmann::json *stop = nullptr;
@@ -141,22 +149,72 @@ int print_report(const GlobalOptions &g, const nlohmann::json &st)
     } else if (stop_status == "interrupted" || stop_status == "running")
         out().say("  downtime unknown: server-stop did not finish, the server may still be running "
                   "(omero-upgrade server status tells)");
-    if (st.contains("schema") && st["schema"].is_object()) {
-        const auto &v = st["schema"];
-        std::string verdict = v.value("verdict", "");
-        std::string ver = v["version"].is_string() ? v.value("version", "") : "its version";
-        if (verdict == "conforms")
-            out().say("  schema   conforms to a fresh " + ver + " (db verify: no difference)");
-        else if (verdict == "differs") {
-            std::string by;
-            for (const char *c : {"missing", "changed", "extra"})
-                if (v["by_change"].value(c, 0) > 0)
-                    by += (by.empty() ? "" : ", ") + std::to_string(v["by_change"].value(c, 0)) + " " + c;
-            out().say("  schema   differs: " + std::to_string(v.value("differences", 0)) + " difference(s) from a fresh " +
-                      ver + " (" + by + "), see " + v.value("command", "db verify"));
-        } else
-            out().say("  schema   not verified: " + v.value("reason", "") + "; see " + v.value("command", "db verify"));
+}
+
+// db-verify's verdict (state["schema"]).
+void say_schema(const nlohmann::json &st)
+{
+    if (!st.contains("schema") || !st["schema"].is_object())
+        return;
+    const auto &v = st["schema"];
+    std::string verdict = v.value("verdict", "");
+    std::string ver = v["version"].is_string() ? v.value("version", "") : "its version";
+    if (verdict == "conforms")
+        out().say("  schema   conforms to a fresh " + ver + " (db verify: no difference)");
+    else if (verdict == "differs") {
+        std::string by;
+        for (const char *c : {"missing", "changed", "extra"})
+            if (v["by_change"].value(c, 0) > 0)
+                by += (by.empty() ? "" : ", ") + std::to_string(v["by_change"].value(c, 0)) + " " + c;
+        out().say("  schema   differs: " + std::to_string(v.value("differences", 0)) + " difference(s) from a fresh " +
+                  ver + " (" + by + "), see " + v.value("command", "db verify"));
+    } else
+        out().say("  schema   not verified: " + v.value("reason", "") + "; see " + v.value("command", "db verify"));
+}
+
+// Which of "continue" and "roll back" fits, and the rollback of only what changed, as the
+// installation shows it now (run_undo.hpp), never the whole restore-and-switch by default.
+void say_rollback(const GlobalOptions &g, const nlohmann::json &st, const std::string &status,
+                  std::optional<RollbackPlan> &plan, std::vector<std::string> &adv)
+{
+    try {
+        plan = plan_rollback(st, read_installation(g, {true, st.value("state_file", "")}), st["rollback"].value("into", ""));
+        adv = advice(st, *plan);
+    } catch (const std::exception &e) {
+        out().detail(std::string("could not read the installation for the rollback plan: ") + e.what());
     }
+    if (plan && plan->nothing()) {
+        out().say("To roll back: nothing of this run to roll back (" +
+                  (plan->reasons.empty() ? std::string("nothing changed") : plan->reasons.back()) + ")");
+    } else {
+        out().say("To roll back:" + std::string(plan && !(plan->switched && plan->db_changed)
+                                                    ? " (only what changed: " + std::string(plan->switched ? "the server tree" : "the database") + ")"
+                                                    : ""));
+        std::istringstream in(rollback_commands(st, true, plan ? &*plan : nullptr));
+        std::string l;
+        while (std::getline(in, l))
+            out().say("  " + l);
+    }
+    if (status != "completed") {
+        std::string age = backup_age(st);
+        if (!age.empty())
+            out().say("  backup age: " + age);
+    }
+    for (const auto &x : adv)  // a completed run's line is no advice ("to undo this run: …")
+        out().say((status == "completed" ? "" : "advice: ") + x);
+}
+
+} // namespace
+
+int print_report(const GlobalOptions &g, const nlohmann::json &st)
+{
+    std::string status = st.value("status", "");
+    out().say("");
+    out().say("Report of run " + st.value("run_id", "") + ": " + status);
+    say_versions(st, status);
+    say_steps(st, status);
+    say_downtime(st);
+    say_schema(st);
     std::vector<std::string> w;
     collect_warnings(st, w);
     if (!w.empty()) {
@@ -166,38 +224,10 @@ int print_report(const GlobalOptions &g, const nlohmann::json &st)
     }
     out().say("  log      " + st.value("log_file", ""));
     out().say("  state    " + st.value("state_file", ""));
-    // Which of "continue" and "roll back" fits, and the rollback of only what changed, as the
-    // installation shows it now (run_undo.hpp), never the whole restore-and-switch by default.
     std::optional<RollbackPlan> plan;
     std::vector<std::string> adv;
-    if (st["backup"].is_object() && status != "rolled back") {
-        try {
-            plan = plan_rollback(st, read_installation(g, {true, st.value("state_file", "")}),
-                                 st["rollback"].value("into", ""));
-            adv = advice(st, *plan);
-        } catch (const std::exception &e) {
-            out().detail(std::string("could not read the installation for the rollback plan: ") + e.what());
-        }
-        if (plan && plan->nothing()) {
-            out().say("To roll back: nothing of this run to roll back (" +
-                      (plan->reasons.empty() ? std::string("nothing changed") : plan->reasons.back()) + ")");
-        } else {
-            out().say("To roll back:" + std::string(plan && !(plan->switched && plan->db_changed)
-                                                        ? " (only what changed: " + std::string(plan->switched ? "the server tree" : "the database") + ")"
-                                                        : ""));
-            std::istringstream in(rollback_commands(st, true, plan ? &*plan : nullptr));
-            std::string l;
-            while (std::getline(in, l))
-                out().say("  " + l);
-        }
-        if (status != "completed") {
-            std::string age = backup_age(st);
-            if (!age.empty())
-                out().say("  backup age: " + age);
-        }
-        for (const auto &x : adv)  // a completed run's line is no advice ("to undo this run: …")
-            out().say((status == "completed" ? "" : "advice: ") + x);
-    }
+    if (st["backup"].is_object() && status != "rolled back")
+        say_rollback(g, st, status, plan, adv);
     if (status != "completed" && status != "rolled back")
         out().say("To continue: omero-upgrade --server-dir " + shell_quote(st["server"].value("dir", "")) +
                   " run --resume --state " + shell_quote(st.value("state_file", "")));
