@@ -288,6 +288,83 @@ bool fail_injected_after(const std::string &step_id)
 
 namespace ou::run {
 
+namespace {
+
+// The step and the list it is in stop the run: status, failed_step, saved; the error said.
+int stop_at(nlohmann::json &root, nlohmann::json &state, nlohmann::json &step, const Executor &x, const std::string &status,
+            const std::string &error, const std::string &said)
+{
+    std::string id = step.value("id", "");
+    step["status"] = status;
+    step["errors"].push_back(error);
+    state["status"] = status;
+    state["failed_step"] = id;
+    save_state(x.state_path, root);
+    out().error(said);
+    return EXIT_ERROR;
+}
+
+// A new attempt of the step begins: recorded (and saved) with the arguments it runs, and shown.
+std::vector<std::string> begin_attempt(nlohmann::json &root, nlohmann::json &state, nlohmann::json &step,
+                                       const Executor &x, size_t i, size_t n)
+{
+    std::string id = step.value("id", "");
+    if (step.value("status", "") == "running")
+        out().warn("step " + id + " was left running by a process that ended (crash or kill): running it again");
+    std::vector<std::string> args = x.command ? x.command(step) : step["command"].get<std::vector<std::string>>();
+    step["status"] = "running";
+    step["attempts"] = step.value("attempts", 0) + 1;
+    step["started"] = iso_now();
+    step["ended"] = nullptr;
+    step["errors"] = nlohmann::json::array();
+    step["warnings"] = nlohmann::json::array();
+    step["ran"] = args;
+    state["status"] = "running";
+    state["pid"] = getpid();
+    if (x.on_start)
+        x.on_start(step);
+    save_state(x.state_path, root);
+    std::string shown = "omero-upgrade";
+    for (const auto &a : args)
+        shown += " " + shell_quote(a);
+    // What is being done now: chatter on stderr (dropped by -q); the report is the result.
+    out().step("[" + std::to_string(i) + "/" + std::to_string(n) + "] " + step.value("title", id) +
+               (step.value("internal", false) || args.empty() ? "" : ": " + shown));
+    return args;
+}
+
+// The step run: internal ones in this process, the others as a child.
+ChildOutcome run_step(nlohmann::json &step, const std::vector<std::string> &args, const Executor &x)
+{
+    ChildOutcome o;
+    if (step.value("internal", false) || args.empty()) {
+        try {
+            o = x.internal(step);
+        } catch (const CommandError &e) {
+            o.exit_code = EXIT_ERROR;
+            o.error = e.what();
+            o.interrupted = interrupted();
+        }
+        return o;
+    }
+    std::string dir = step.value("dir", "") == "preview" ? x.preview_dir : x.server_dir;
+    return run_child(step.value("id", ""), child_globals(x.options, dir, x.log_file), args);
+}
+
+// The outcome in the step's record: when it ended, how long, its exit code, result and warnings.
+void record_outcome(nlohmann::json &step, const ChildOutcome &o, double secs)
+{
+    step["ended"] = iso_now();
+    step["seconds"] = std::round(secs * 10) / 10;
+    step["exit_code"] = o.exit_code;
+    step["result"] = o.json.is_object() ? o.json.value("result", nlohmann::json()) : nlohmann::json();
+    step["warnings"] = o.warnings;
+    for (const auto &w : o.warnings)
+        out().warn(step.value("id", "") + ": " + w);
+}
+
+} // namespace
+
 int execute(nlohmann::json &root, nlohmann::json &state, nlohmann::json &steps, const Executor &x)
 {
     size_t n = steps.size(), i = 0;
@@ -302,84 +379,28 @@ int execute(nlohmann::json &root, nlohmann::json &state, nlohmann::json &steps, 
             out().error("interrupted (Ctrl-C) before step " + id);
             return EXIT_ERROR;
         }
-        std::string why = x.refuse ? x.refuse(step) : "";
-        if (!why.empty()) {
-            step["status"] = "failed";
-            step["errors"].push_back(why);
-            state["status"] = "failed";
-            state["failed_step"] = id;
-            save_state(x.state_path, root);
-            out().error("step " + id + " refused: " + why);
-            return EXIT_ERROR;
-        }
-        if (st == "running")
-            out().warn("step " + id + " was left running by a process that ended (crash or kill): running it again");
-        std::vector<std::string> args = x.command ? x.command(step) : step["command"].get<std::vector<std::string>>();
-        step["status"] = "running";
-        step["attempts"] = step.value("attempts", 0) + 1;
-        step["started"] = iso_now();
-        step["ended"] = nullptr;
-        step["errors"] = nlohmann::json::array();
-        step["warnings"] = nlohmann::json::array();
-        step["ran"] = args;
-        state["status"] = "running";
-        state["pid"] = getpid();
-        if (x.on_start)
-            x.on_start(step);
-        save_state(x.state_path, root);
-        std::string shown = "omero-upgrade";
-        for (const auto &a : args)
-            shown += " " + shell_quote(a);
-        // What is being done now: chatter on stderr (dropped by -q); the report is the result.
-        out().step("[" + std::to_string(i) + "/" + std::to_string(n) + "] " + step.value("title", id) +
-                  (step.value("internal", false) || args.empty() ? "" : ": " + shown));
-
+        if (std::string why = x.refuse ? x.refuse(step) : ""; !why.empty())
+            return stop_at(root, state, step, x, "failed", why, "step " + id + " refused: " + why);
+        std::vector<std::string> args = begin_attempt(root, state, step, x, i, n);
         auto t0 = std::chrono::steady_clock::now();
-        ChildOutcome o;
-        if (step.value("internal", false) || args.empty()) {
-            try {
-                o = x.internal(step);
-            } catch (const CommandError &e) {
-                o.exit_code = EXIT_ERROR;
-                o.error = e.what();
-                o.interrupted = interrupted();
-            }
-        } else {
-            std::string dir = step.value("dir", "") == "preview" ? x.preview_dir : x.server_dir;
-            o = run_child(id, child_globals(x.options, dir, x.log_file), args);
-        }
+        ChildOutcome o = run_step(step, args, x);
         double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        step["ended"] = iso_now();
-        step["seconds"] = std::round(secs * 10) / 10;
-        step["exit_code"] = o.exit_code;
-        step["result"] = o.json.is_object() ? o.json.value("result", nlohmann::json()) : nlohmann::json();
-        step["warnings"] = o.warnings;
-        for (const auto &w : o.warnings)
-            out().warn(id + ": " + w);
+        record_outcome(step, o, secs);
         bool intr = o.interrupted || interrupted();
         if (o.exit_code == 0 || (!intr && x.accept && x.accept(step, o))) {
             step["status"] = "done";
             if (x.on_done)
                 x.on_done(step, o);
-            if (fail_injected_after(id)) {
-                step["status"] = "failed";
-                step["errors"].push_back("injected failure after the step had run (OMERO_UPGRADE_FAIL_AFTER_STEP)");
-                state["status"] = "failed";
-                state["failed_step"] = id;
-                save_state(x.state_path, root);
-                out().error("step " + id + ": injected failure (OMERO_UPGRADE_FAIL_AFTER_STEP=" + id + ")");
-                return EXIT_ERROR;
-            }
+            if (fail_injected_after(id))
+                return stop_at(root, state, step, x, "failed",
+                               "injected failure after the step had run (OMERO_UPGRADE_FAIL_AFTER_STEP)",
+                               "step " + id + ": injected failure (OMERO_UPGRADE_FAIL_AFTER_STEP=" + id + ")");
             save_state(x.state_path, root);
             out().step("      done in " + hms(secs));
             continue;
         }
-        step["status"] = intr ? "interrupted" : "failed";
-        step["errors"].push_back(o.error);
-        state["status"] = step["status"];
-        state["failed_step"] = id;
-        save_state(x.state_path, root);
-        out().error("step " + id + (intr ? " interrupted" : " failed") + " after " + hms(secs) + ": " + o.error);
+        stop_at(root, state, step, x, intr ? "interrupted" : "failed", o.error,
+                "step " + id + (intr ? " interrupted" : " failed") + " after " + hms(secs) + ": " + o.error);
         for (const auto &l : o.stderr_tail)
             out().detail("  " + l);
         return intr ? EXIT_ERROR : (o.exit_code == EXIT_PROBLEM ? EXIT_PROBLEM : EXIT_ERROR);
