@@ -58,9 +58,9 @@ struct Prepared {
     std::string nothing;                // set: the installation is already upgraded (why)
 };
 
-Prepared prepare(const RunCommandOptions &a, Context &ctx, const std::string &sdir, const std::string &state_path)
+// The run's options with every path made absolute (and the default backup directory).
+RunOptions absolute_options(const RunCommandOptions &a, Context &ctx)
 {
-    Prepared p;
     RunOptions o = a.o;
     if (o.new_server.empty())
         throw CommandError("--new-server is required (the OMERO.server zip or its unpacked directory)");
@@ -72,17 +72,14 @@ Prepared prepare(const RunCommandOptions &a, Context &ctx, const std::string &sd
         o.colors = "@" + lexical_absolute(o.colors.substr(1));
     if (!o.site_sql.empty())
         o.site_sql = lexical_absolute(o.site_sql);
-    Settings &s = ctx.settings();
-    ctx.require_omero_bin();
-    if (!a.dry_run)
-        ensure_dir(o.backup_dir);  // before `check`, which measures its free space
-    std::string old_tree = real_path(sdir);
-    auto db = ctx.connect();  // closed before the steps run (db upgrade refuses other sessions)
-    OmeroDbState st = read_omero_state(*db);
-    if (!st.is_omero)
-        throw CommandError("database " + st.dbname + " has no dbpatch rows: not an OMERO database");
-    p.ns = inspect_new_server(o.new_server);
-    std::string target = o.target.empty() ? p.ns.newest : o.target;
+    return o;
+}
+
+// The database against the target and the new server against the tree OMERO.server runs now:
+// the hops (p.hops), and the problems that stop the plan.
+void check_versions(Prepared &p, const RunOptions &o, const OmeroDbState &st, const std::string &target,
+                    const std::string &old_tree, const std::string &same)
+{
     if (!st.finished)
         p.problems.push_back("the newest dbpatch row (" + st.version +
                              ") has no finished time: an upgrade died half-way; restore a backup first");
@@ -96,7 +93,6 @@ Prepared prepare(const RunCommandOptions &a, Context &ctx, const std::string &sd
     // Nothing to do only when the new server is the release OMERO.server runs now (the same tree,
     // or a distribution of the same release) and the database is at the target, finished. Another
     // release whose scripts lead to the same version is a binaries-only upgrade: the swap, no hop.
-    std::string same = same_release(p.ns, old_tree);
     bool db_at = st.finished && st.version == target;
     if (!same.empty() && !(db_at && tree_newest_version(old_tree) == target))
         p.problems.push_back("the new server " + o.new_server + " is the current server tree (" + same +
@@ -104,40 +100,32 @@ Prepared prepare(const RunCommandOptions &a, Context &ctx, const std::string &sd
                              (db_at ? "" : "; the database is at " + st.version + ": omero-upgrade db upgrade"));
     if (std::string older = older_release(p.ns, old_tree); !older.empty())
         p.problems.push_back(older + " (to go back, omero-upgrade rollback)");
-    p.steps = build_steps(o, target, !p.hops.empty());
-    // Site SQL: what would run, and a changed file (refused by db upgrade) stops the plan now.
-    nlohmann::json site_json = nullptr;
-    bool site_pending = false;
-    if (!o.site_sql.empty()) {
-        SitePlan sp = plan_site_sql(s, *db, o.site_sql);
-        site_json = sp.to_json();
-        site_pending = sp.pending() > 0;
-        for (const auto &f : sp.files)
-            if (f.status == "changed")
-                p.problems.push_back("site SQL " + f.name + " was applied with sha256 " + f.record.value("sha256", "") +
-                                     " but now has sha256 " + f.sha256 + ": an applied file must not change");
-            else if (f.status == "refused")
-                p.problems.push_back("site SQL " + f.name + " is refused: " + f.problem);
-    }
-    bool nothing = db_at && !same.empty() && tree_newest_version(old_tree) == target && !site_pending;
-    // Every step's preconditions, while the server still runs (nothing to do: none to check).
-    if (!nothing) {
-        std::vector<std::string> ids;
-        for (const auto &d : p.steps)
-            ids.push_back(d.id);
-        for (const auto &x : step_preconditions(o, s, *db, st, sdir, ids))
-            p.problems.push_back(x);
-    }
-    // Already upgraded: the database at the target, finished, and the tree OMERO.server points to
-    // made for it. Nothing to do means no stop, no backup, no new run record.
-    if (nothing)
-        p.nothing = "the installation is already upgraded: " + st.dbname + " is at " + target + " and " + same;
+}
 
-    nlohmann::json hops = nlohmann::json::array();
-    for (const auto &[f, t] : p.hops)
-        hops.push_back({{"from", f}, {"to", t}, {"script", "sql/psql/" + t + "/" + f + ".sql"}});
+// Site SQL: what would run (the plan's site_sql, null without --site-sql); a changed file
+// (refused by db upgrade) stops the plan now. pending: some file is to be applied.
+nlohmann::json plan_site(Prepared &p, const RunOptions &o, const Settings &s, Db &db, bool &pending)
+{
+    pending = false;
+    if (o.site_sql.empty())
+        return nullptr;
+    SitePlan sp = plan_site_sql(s, db, o.site_sql);
+    pending = sp.pending() > 0;
+    for (const auto &f : sp.files)
+        if (f.status == "changed")
+            p.problems.push_back("site SQL " + f.name + " was applied with sha256 " + f.record.value("sha256", "") +
+                                 " but now has sha256 " + f.sha256 + ": an applied file must not change");
+        else if (f.status == "refused")
+            p.problems.push_back("site SQL " + f.name + " is refused: " + f.problem);
+    return sp.to_json();
+}
+
+// The steps' records (new_step()s) of the plan; the wells step gets its journal (what its undo
+// needs), one per run: a resumed attempt continues it.
+nlohmann::json step_records(const std::vector<StepDef> &defs, const RunOptions &o, const std::string &run_id)
+{
     nlohmann::json steps = nlohmann::json::array();
-    for (const auto &d : p.steps) {
+    for (const auto &d : defs) {
         nlohmann::json extra = {{"offline", d.offline}, {"needs_backup", d.needs_backup}};
         if (d.internal)
             extra["internal"] = true;
@@ -145,24 +133,37 @@ Prepared prepare(const RunCommandOptions &a, Context &ctx, const std::string &sd
             extra["dir"] = "preview";
         steps.push_back(new_step(d.id, d.title, d.command, extra));
     }
-    std::string run_id = utc_timestamp() + "-" + std::to_string(getpid());
-    // The wells step's journal (what its undo needs), one per run: a resumed attempt continues it.
     for (auto &x : steps)
         if (x.value("id", "") == step_id::wells) {
             x["command"].push_back("--journal");
             x["command"].push_back(o.backup_dir + "/wells-move-" + run_id + ".json");
         }
+    return steps;
+}
+
+// The database a later rollback restores into: --rollback-into, else <db>_before_<date>.
+std::string rollback_into(const std::string &given, const std::string &dbname)
+{
+    if (!given.empty())
+        return given;
+    std::string stamp = utc_timestamp();
+    for (auto &c : stamp)
+        c = std::tolower((unsigned char)c);
+    return dbname.substr(0, 63 - 21) + "_before_" + stamp.substr(0, 13);  // omero_before_20261125t1345
+}
+
+// The new run's record (the state file's content before its first step).
+nlohmann::json new_run_state(const Prepared &p, const RunOptions &o, const Settings &s, const OmeroDbState &st,
+                             const std::string &target, const std::string &sdir, const std::string &old_tree,
+                             const std::string &state_path, const nlohmann::json &site_json, const std::string &into)
+{
+    nlohmann::json hops = nlohmann::json::array();
+    for (const auto &[f, t] : p.hops)
+        hops.push_back({{"from", f}, {"to", t}, {"script", "sql/psql/" + t + "/" + f + ".sql"}});
+    std::string run_id = utc_timestamp() + "-" + std::to_string(getpid());
     std::string log = out().log_file().empty() ? dir_name(state_path) + "/omero-upgrade-run-" + run_id + ".log"
                                                : lexical_absolute(out().log_file());
-    std::string dbname = st.dbname;
-    std::string into = a.into;
-    if (into.empty()) {
-        std::string stamp = utc_timestamp();
-        for (auto &c : stamp)
-            c = std::tolower((unsigned char)c);
-        into = dbname.substr(0, 63 - 21) + "_before_" + stamp.substr(0, 13);  // omero_before_20261125t1345
-    }
-    p.state = {
+    return {
         {"kind", "omero-upgrade-run"},
         {"format", 1},
         {"run_id", run_id},
@@ -174,7 +175,7 @@ Prepared prepare(const RunCommandOptions &a, Context &ctx, const std::string &sd
         {"options", o.to_json()},
         {"server", {{"dir", sdir}, {"old_tree", old_tree}, {"new_tree", nullptr}, {"config", s.config_path}}},
         {"database",
-         {{"name", dbname},
+         {{"name", st.dbname},
           {"host", s.conn.host},
           {"port", s.conn.port},
           {"user", s.conn.user},
@@ -192,13 +193,17 @@ Prepared prepare(const RunCommandOptions &a, Context &ctx, const std::string &sd
           {"newest", p.ns.newest}}},
         {"hops", hops},
         {"site_sql", site_json},
-        {"steps", steps},
+        {"steps", step_records(p.steps, o, run_id)},
         {"backup", nullptr},
         {"schema", nullptr},
         {"downtime", {{"stop_began", nullptr}, {"stopped_at", nullptr}, {"started_at", nullptr}, {"seconds", nullptr}}},
         {"rollback", {{"into", into}, {"status", "not run"}}},
     };
-    // Space: the backup needs about the database's size (compressed: less); the new tree its size.
+}
+
+// Space: the backup needs about the database's size (compressed: less); the new tree its size.
+void check_space(Prepared &p, const RunOptions &o, const OmeroDbState &st, const std::string &sdir)
+{
     unsigned long long free_backup = free_bytes(path_exists(o.backup_dir) ? o.backup_dir : dir_name(o.backup_dir));
     unsigned long long free_parent = free_bytes(dir_name(sdir));
     DumpEstimate need = dump_space_needed(o.backup_dir, st);
@@ -219,6 +224,44 @@ Prepared prepare(const RunCommandOptions &a, Context &ctx, const std::string &sd
     if (p.ns.is_archive && p.ns.bytes > free_parent)
         p.problems.push_back("not enough free space to unpack the new server beside " + sdir + ": " +
                              human_bytes(free_parent) + " free, it needs " + human_bytes(p.ns.bytes));
+}
+
+Prepared prepare(const RunCommandOptions &a, Context &ctx, const std::string &sdir, const std::string &state_path)
+{
+    Prepared p;
+    RunOptions o = absolute_options(a, ctx);
+    Settings &s = ctx.settings();
+    ctx.require_omero_bin();
+    if (!a.dry_run)
+        ensure_dir(o.backup_dir);  // before `check`, which measures its free space
+    std::string old_tree = real_path(sdir);
+    auto db = ctx.connect();  // closed before the steps run (db upgrade refuses other sessions)
+    OmeroDbState st = read_omero_state(*db);
+    if (!st.is_omero)
+        throw CommandError("database " + st.dbname + " has no dbpatch rows: not an OMERO database");
+    p.ns = inspect_new_server(o.new_server);
+    std::string target = o.target.empty() ? p.ns.newest : o.target;
+    std::string same = same_release(p.ns, old_tree);
+    check_versions(p, o, st, target, old_tree, same);
+    p.steps = build_steps(o, target, !p.hops.empty());
+    bool site_pending = false;
+    nlohmann::json site_json = plan_site(p, o, s, *db, site_pending);
+    // Already upgraded: the database at the target, finished, and the tree OMERO.server points to
+    // made for it. Nothing to do means no stop, no backup, no new run record.
+    bool db_at = st.finished && st.version == target;
+    bool nothing = db_at && !same.empty() && tree_newest_version(old_tree) == target && !site_pending;
+    // Every step's preconditions, while the server still runs (nothing to do: none to check).
+    if (!nothing) {
+        std::vector<std::string> ids;
+        for (const auto &d : p.steps)
+            ids.push_back(d.id);
+        for (const auto &x : step_preconditions(o, s, *db, st, sdir, ids))
+            p.problems.push_back(x);
+    }
+    if (nothing)
+        p.nothing = "the installation is already upgraded: " + st.dbname + " is at " + target + " and " + same;
+    p.state = new_run_state(p, o, s, st, target, sdir, old_tree, state_path, site_json, rollback_into(a.into, st.dbname));
+    check_space(p, o, st, sdir);
     return p;
 }
 
