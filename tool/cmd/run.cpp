@@ -26,6 +26,7 @@
 #include <climits>
 #include <cstring>
 #include <cstdlib>
+#include <optional>
 #include <regex>
 #include <sstream>
 
@@ -661,114 +662,129 @@ void add_run_options(CLI::App &sub, RunCommandOptions &a)
                    "the database a later rollback restores into (default: <db>_before_<date>)");
 }
 
-int run_run(const RunCommandOptions &a, Context &ctx)
+// run --report: the recorded run's report, with the versions read back now from the database
+// the server uses (not saved).
+int report_only(Context &ctx, const std::string &state_path)
 {
-    std::string sdir = given_server_dir(ctx.global());
-    std::string state_path = a.state_file.empty() ? default_state_path(sdir) : lexical_absolute(a.state_file);
-    if (a.report) {
-        if (!state_exists(state_path))
-            throw CommandError("no run recorded: no state file " + state_path);
-        // The versions read back now, from the database the server uses (not saved).
-        nlohmann::json st = load_state(state_path);
-        read_back(ctx, st);
+    if (!state_exists(state_path))
+        throw CommandError("no run recorded: no state file " + state_path);
+    nlohmann::json st = load_state(state_path);
+    read_back(ctx, st);
+    return print_report(ctx.global(), st);
+}
+
+// --force-step given to --resume: recorded, and the step's command gets --force.
+void add_forced_steps(nlohmann::json &st, const std::vector<std::string> &force_steps)
+{
+    for (const auto &f : force_steps) {
+        auto &fs = st["options"]["force_steps"];
+        if (!fs.is_array())
+            fs = nlohmann::json::array();
+        if (std::find(fs.begin(), fs.end(), f) == fs.end())
+            fs.push_back(f);
+        nlohmann::json *s = find_step(st, f.c_str());
+        if (f == step_id::vacuum_full && s && s->value("status", "") != "done") {
+            auto &c = (*s)["command"];
+            if (std::find(c.begin(), c.end(), "--force") == c.end())
+                c.push_back("--force");
+        }
+    }
+}
+
+// Before the stop, the steps still to run are checked as a new plan's are: an exit code when
+// they cannot run (said, with the server as it is now).
+std::optional<int> resume_refused(Context &ctx, const nlohmann::json &st)
+{
+    std::vector<std::string> problems = resume_preconditions(ctx, st);
+    if (problems.empty())
+        return std::nullopt;
+    for (const auto &x : problems)
+        out().error(x);
+    // What this resume did; the server as it is now (an earlier attempt may have stopped it
+    // before failing).
+    ServerRun now = ServerRun::Unknown;
+    try {
+        now = read_installation(ctx.global()).server;
+    } catch (const std::exception &) {
+    }
+    out().say(now == ServerRun::Running
+                  ? "nothing was changed; the server was not stopped"
+                  : std::string("nothing was changed by this resume; the server is ") + server_run_name(now) +
+                        " (as the earlier attempt left it): fix the above and resume, or start it "
+                        "again with omero-upgrade server start");
+    out().result() = {{"problems", problems}};
+    return EXIT_PROBLEM;
+}
+
+// run --resume of the recorded run st: an exit code when it ends here (already finished, or
+// refused before the stop).
+std::optional<int> resume(const RunCommandOptions &a, Context &ctx, nlohmann::json &st)
+{
+    std::string status = st.value("status", "");
+    if (status == "completed" || status == "rolled back") {
+        out().say("run " + st.value("run_id", "") + " is already " + status + "; nothing to do");
+        read_back(ctx, st);  // the report's versions as they are now (not saved)
         return print_report(ctx.global(), st);
     }
-    if (a.dry_run)
-        return dry_run(a, ctx, sdir, state_path);
+    if (!a.o.new_server.empty() && lexical_absolute(a.o.new_server) != st["options"].value("new_server", ""))
+        throw CommandError("--resume continues the recorded run, whose new server is " +
+                           st["options"].value("new_server", "") + ", not " + a.o.new_server);
+    out().step("resuming run " + st.value("run_id", "") + " (" + st.value("status", "") + " at step " +
+               st.value("failed_step", "?") + ")" +
+               (backup_age(st).empty() ? std::string() : "; its backup is " + backup_age(st)));
+    add_forced_steps(st, a.o.force_steps);
+    if (nlohmann::json *stop = find_step(st, step_id::server_stop); stop && stop->value("status", "") != "done")
+        return resume_refused(ctx, st);
+    return std::nullopt;
+}
 
-    Lock lock(state_path);
-    nlohmann::json st;
-    std::string keep_old;
-    if (state_exists(state_path)) {
-        st = load_state(state_path);
-        std::string status = st.value("status", "");
-        bool finished = status == "completed" || status == "rolled back";
-        if (!a.resume) {
-            if (!finished)
-                throw CommandError("an unfinished run (" + st.value("run_id", "") + ", " + status + " at step " +
-                                       st.value("failed_step", "?") + ") is recorded in " + state_path,
-                                   "continue it with: omero-upgrade run --resume (or roll it back: omero-upgrade "
-                                   "rollback)");
-            if (std::string u = unfinished_rollback(state_path, st); !u.empty())
-                throw CommandError(u, "finish it first: omero-upgrade rollback");
-            // A new upgrade after a finished one: the old record is kept beside it (below, once
-            // there is something to do), and the new one names it (previous_run): rollback
-            // follows the chain back to the newest run that changed something.
-            keep_old = st.value("run_id", "old");
-            st = nullptr;
-        } else {
-            if (finished) {
-                out().say("run " + st.value("run_id", "") + " is already " + status + "; nothing to do");
-                read_back(ctx, st);  // the report's versions as they are now (not saved)
-                return print_report(ctx.global(), st);
-            }
-            if (!a.o.new_server.empty() && lexical_absolute(a.o.new_server) != st["options"].value("new_server", ""))
-                throw CommandError("--resume continues the recorded run, whose new server is " +
-                                   st["options"].value("new_server", "") + ", not " + a.o.new_server);
-            out().step("resuming run " + st.value("run_id", "") + " (" + st.value("status", "") + " at step " +
-                       st.value("failed_step", "?") + ")" +
-                       (backup_age(st).empty() ? std::string() : "; its backup is " + backup_age(st)));
-            // --force-step given to --resume: recorded, and the step's command gets --force.
-            for (const auto &f : a.o.force_steps) {
-                auto &fs = st["options"]["force_steps"];
-                if (!fs.is_array())
-                    fs = nlohmann::json::array();
-                if (std::find(fs.begin(), fs.end(), f) == fs.end())
-                    fs.push_back(f);
-                nlohmann::json *s = find_step(st, f.c_str());
-                if (f == step_id::vacuum_full && s && s->value("status", "") != "done") {
-                    auto &c = (*s)["command"];
-                    if (std::find(c.begin(), c.end(), "--force") == c.end())
-                        c.push_back("--force");
-                }
-            }
-            // Before the stop, the steps still to run are checked as a new plan's are.
-            if (nlohmann::json *stop = find_step(st, step_id::server_stop); stop && stop->value("status", "") != "done") {
-                std::vector<std::string> problems = resume_preconditions(ctx, st);
-                if (!problems.empty()) {
-                    for (const auto &x : problems)
-                        out().error(x);
-                    // What this resume did; the server as it is now (an earlier attempt may
-                    // have stopped it before failing).
-                    ServerRun now = ServerRun::Unknown;
-                    try {
-                        now = read_installation(ctx.global()).server;
-                    } catch (const std::exception &) {
-                    }
-                    out().say(now == ServerRun::Running
-                                  ? "nothing was changed; the server was not stopped"
-                                  : std::string("nothing was changed by this resume; the server is ") +
-                                        server_run_name(now) +
-                                        " (as the earlier attempt left it): fix the above and resume, or start it "
-                                        "again with omero-upgrade server start");
-                    out().result() = {{"problems", problems}};
-                    return EXIT_PROBLEM;
-                }
-            }
-        }
-    } else if (a.resume) {
-        throw CommandError("no run to resume: no state file " + state_path, "start one with omero-upgrade run --new-server NEW");
+// A new run over a finished one: the old record's run id (it is kept beside the new one, which
+// names it: previous_run), after refusing an unfinished run or rollback.
+std::string finished_run_to_keep(const nlohmann::json &st, const std::string &state_path)
+{
+    std::string status = st.value("status", "");
+    if (status != "completed" && status != "rolled back")
+        throw CommandError("an unfinished run (" + st.value("run_id", "") + ", " + status + " at step " +
+                               st.value("failed_step", "?") + ") is recorded in " + state_path,
+                           "continue it with: omero-upgrade run --resume (or roll it back: omero-upgrade "
+                           "rollback)");
+    if (std::string u = unfinished_rollback(state_path, st); !u.empty())
+        throw CommandError(u, "finish it first: omero-upgrade rollback");
+    // Kept aside (start_run, once there is something to do): rollback follows the chain back to
+    // the newest run that changed something.
+    return st.value("run_id", "old");
+}
+
+// A new run: planned (prepare), refused on any problem, or nothing to do; else its record in st,
+// naming the record kept aside (keep_old). An exit code when it ends here.
+std::optional<int> start_run(const RunCommandOptions &a, Context &ctx, const std::string &sdir,
+                             const std::string &state_path, const std::string &keep_old, nlohmann::json &st)
+{
+    Prepared p = prepare(a, ctx, sdir, state_path);
+    if (!p.problems.empty()) {
+        for (const auto &x : p.problems)
+            out().error(x);
+        out().say("nothing was changed; see omero-upgrade run --dry-run");
+        out().result() = {{"problems", p.problems}};
+        return EXIT_PROBLEM;
     }
-    if (st.is_null()) {
-        Prepared p = prepare(a, ctx, sdir, state_path);
-        if (!p.problems.empty()) {
-            for (const auto &x : p.problems)
-                out().error(x);
-            out().say("nothing was changed; see omero-upgrade run --dry-run");
-            out().result() = {{"problems", p.problems}};
-            return EXIT_PROBLEM;
-        }
-        if (!p.nothing.empty()) {
-            out().say("nothing to do: " + p.nothing + " (no server stop, no backup, no run recorded)");
-            out().result() = {{"nothing_to_do", true}, {"reason", p.nothing}};
-            return EXIT_OK;
-        }
-        if (!keep_old.empty())
-            rename_noreplace(state_path, state_path + "." + keep_old);
-        st = p.state;
-        if (!keep_old.empty())
-            st["previous_run"] = {{"run_id", keep_old}, {"state_file", state_path + "." + keep_old}};
+    if (!p.nothing.empty()) {
+        out().say("nothing to do: " + p.nothing + " (no server stop, no backup, no run recorded)");
+        out().result() = {{"nothing_to_do", true}, {"reason", p.nothing}};
+        return EXIT_OK;
     }
+    if (!keep_old.empty())
+        rename_noreplace(state_path, state_path + "." + keep_old);
+    st = p.state;
+    if (!keep_old.empty())
+        st["previous_run"] = {{"run_id", keep_old}, {"state_file", state_path + "." + keep_old}};
+    return std::nullopt;
+}
+
+// The steps not done yet, then the report (the versions read back from the database the server
+// uses now).
+int run_recorded(const RunCommandOptions &a, Context &ctx, const std::string &state_path, nlohmann::json &st)
+{
     out().set_log_file(st.value("log_file", ""));
     out().log("omero-upgrade run " + st.value("run_id", "") + (a.resume ? " resumed" : " started"));
     // Every subcommand the remaining steps need must exist before anything is done.
@@ -779,7 +795,6 @@ int run_run(const RunCommandOptions &a, Context &ctx)
         throw CommandError("this build of omero-upgrade cannot run the whole plan; nothing was changed");
     }
     save_state(state_path, st);
-
     std::unique_ptr<Preview> pv;
     if (nlohmann::json *pre = find_step(st, step_id::precheck); pre && pre->value("status", "") != "done")
         pv = std::make_unique<Preview>(st);
@@ -791,11 +806,37 @@ int run_run(const RunCommandOptions &a, Context &ctx)
         st["finished"] = iso_now();
         st.erase("failed_step");
     }
-    // The versions of the report: read back from the database the server uses now.
     read_back(ctx, st);
     save_state(state_path, st);
     int rep = print_report(ctx.global(), st);
     return rc != EXIT_OK ? rc : rep;
+}
+
+int run_run(const RunCommandOptions &a, Context &ctx)
+{
+    std::string sdir = given_server_dir(ctx.global());
+    std::string state_path = a.state_file.empty() ? default_state_path(sdir) : lexical_absolute(a.state_file);
+    if (a.report)
+        return report_only(ctx, state_path);
+    if (a.dry_run)
+        return dry_run(a, ctx, sdir, state_path);
+
+    Lock lock(state_path);
+    nlohmann::json st;
+    std::string keep_old;
+    if (state_exists(state_path) && a.resume) {
+        st = load_state(state_path);
+        if (std::optional<int> rc = resume(a, ctx, st))
+            return *rc;
+    } else if (state_exists(state_path)) {
+        keep_old = finished_run_to_keep(load_state(state_path), state_path);
+    } else if (a.resume) {
+        throw CommandError("no run to resume: no state file " + state_path, "start one with omero-upgrade run --new-server NEW");
+    }
+    if (st.is_null())
+        if (std::optional<int> rc = start_run(a, ctx, sdir, state_path, keep_old, st))
+            return *rc;
+    return run_recorded(a, ctx, state_path, st);
 }
 
 } // namespace
