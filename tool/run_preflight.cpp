@@ -254,24 +254,31 @@ std::vector<std::string> site_sql_preconditions(const RunOptions &o, const Setti
     return p;
 }
 
-} // namespace
+// What every step's check reads, and where its problems go.
+struct Pre {
+    const RunOptions &o;
+    const Settings &s;
+    Db &db;
+    const OmeroDbState &st;
+    const std::string &sdir;
+    const std::vector<std::string> &pending;
+    Who w;
+    std::vector<std::string> p;
+    // The step is still to run and its checks are not skipped (--force-step).
+    bool check(const std::string &id) const { return has(pending, id) && !has(o.force_steps, id); }
+};
 
-const std::vector<std::string> &checked_steps()
+std::string skip(const std::string &id)
 {
-    static const std::vector<std::string> ids = {step_id::binaries_install, step_id::db_upgrade, step_id::db_verify, step_id::orphans,
-                                                   step_id::colors,           step_id::wells,      step_id::vacuum_full, step_id::cache_clear};
-    return ids;
+    return "; or skip this check with --force-step " + id;
 }
 
-std::vector<std::string> step_preconditions(const RunOptions &o, const Settings &s, Db &db, const OmeroDbState &st,
-                                            const std::string &sdir, const std::vector<std::string> &pending)
+// binaries-install writes the new tree beside the server directory.
+void pre_binaries_install(Pre &x)
 {
-    std::vector<std::string> p;
-    auto check = [&](const std::string &id) { return has(pending, id) && !has(o.force_steps, id); };
-    auto skip = [](const std::string &id) { return "; or skip this check with --force-step " + id; };
-    Who w = who(db);
-
-    // binaries-install writes the new tree beside the server directory.
+    const std::string &sdir = x.sdir;
+    std::vector<std::string> &p = x.p;
+    auto check = [&x](const std::string &id) { return x.check(id); };
     if (check(step_id::binaries_install)) {
         std::string parent = dir_name(sdir);
         if (access(parent.c_str(), W_OK | X_OK) != 0)
@@ -279,8 +286,19 @@ std::vector<std::string> step_preconditions(const RunOptions &o, const Settings 
                         " (the new server is unpacked beside " + sdir + " and the symlink swapped there): "
                         "run as the user owning it" + skip(step_id::binaries_install));
     }
-    // db-upgrade runs OMERO's scripts, which alter OMERO's tables: only their owner (or a
-    // superuser) may.
+}
+
+// db-upgrade runs OMERO's scripts, which alter OMERO's tables: only their owner (or a
+// superuser) may.
+void pre_db_upgrade(Pre &x)
+{
+    const RunOptions &o = x.o;
+    const Settings &s = x.s;
+    Db &db = x.db;
+    const OmeroDbState &st = x.st;
+    const Who &w = x.w;
+    std::vector<std::string> &p = x.p;
+    auto check = [&x](const std::string &id) { return x.check(id); };
     if (check(step_id::db_upgrade) && !w.superuser) {
         std::string n = not_owned(db, "n.nspname = 'public'");
         if (!n.empty())
@@ -295,9 +313,18 @@ std::vector<std::string> step_preconditions(const RunOptions &o, const Settings 
         for (const auto &x : site_sql_preconditions(o, s, db, st))
             p.push_back(x + skip(step_id::db_upgrade));
     }
-    // db-verify builds a fresh schema in a scratch database that the connecting role creates (CREATEDB
-    // or a superuser), owned by the OMERO database user (a role that is not a superuser must be
-    // able to act as it). Without that it could only say "not verified" after the upgrade.
+}
+
+// db-verify builds a fresh schema in a scratch database that the connecting role creates (CREATEDB
+// or a superuser), owned by the OMERO database user (a role that is not a superuser must be
+// able to act as it). Without that it could only say "not verified" after the upgrade.
+void pre_db_verify(Pre &x)
+{
+    const Settings &s = x.s;
+    Db &db = x.db;
+    const Who &w = x.w;
+    std::vector<std::string> &p = x.p;
+    auto check = [&x](const std::string &id) { return x.check(id); };
     if (check(step_id::db_verify) && !w.superuser) {
         if (!w.createdb)
             p.push_back("step db-verify: " + w.user + " may not create databases, and db verify builds the fresh schema "
@@ -317,8 +344,17 @@ std::vector<std::string> step_preconditions(const RunOptions &o, const Settings 
                             ", or run --db-user with a superuser; or go on without the verify: --force-step db-verify");
         }
     }
-    // orphans, colors, wells: the extension's functions run with the caller's rights, on OMERO's
-    // tables and the extension's state (README, "omero-upgrade run": preconditions).
+}
+
+// orphans, colors, wells: the extension's functions run with the caller's rights, on OMERO's
+// tables and the extension's state (README, "omero-upgrade run": preconditions).
+void pre_data_rights(Pre &x)
+{
+    Db &db = x.db;
+    const OmeroDbState &st = x.st;
+    const Who &w = x.w;
+    std::vector<std::string> &p = x.p;
+    auto check = [&x](const std::string &id) { return x.check(id); };
     for (const char *id : {step_id::orphans, step_id::colors, step_id::wells}) {
         if (!check(id) || st.extension_version.empty())
             continue;  // (without the extension the plan refuses them already)
@@ -329,8 +365,18 @@ std::vector<std::string> step_preconditions(const RunOptions &o, const Settings 
                         "omero.db.user, who owns OMERO's tables) or a superuser, or grant them (as their owner or a "
                         "superuser: GRANT <right> ON <object> TO " + w.quoted + ")" + skip(id));
     }
-    // colors all with the server down: the extension converts every shape by its one-pass rewrite
-    // (one ALTER TABLE of shape), which only the table's owner (or a superuser) may do.
+}
+
+// colors all with the server down: the extension converts every shape by its one-pass rewrite
+// (one ALTER TABLE of shape), which only the table's owner (or a superuser) may do.
+void pre_colors_rewrite(Pre &x)
+{
+    const RunOptions &o = x.o;
+    Db &db = x.db;
+    const OmeroDbState &st = x.st;
+    const Who &w = x.w;
+    std::vector<std::string> &p = x.p;
+    auto check = [&x](const std::string &id) { return x.check(id); };
     if (check(step_id::colors) && o.colors == "all" && !o.online && !w.superuser && !st.extension_version.empty()) {
         std::string n = not_owned(db, "n.nspname = 'public' AND c.relname = 'shape'");
         if (!n.empty())
@@ -338,8 +384,17 @@ std::vector<std::string> step_preconditions(const RunOptions &o, const Settings 
                         "table (ALTER TABLE), but " + w.user + " does not own " + n + ": run --db-user with its owner "
                         "or a superuser, or convert by journaled batches while OMERO runs (--online)" + skip(step_id::colors));
     }
-    // vacuum-full: db vacuum --full refuses when it cannot check the free space of PostgreSQL's
-    // data directory, or when there is not enough, and skips tables the user may not vacuum.
+}
+
+// vacuum-full: db vacuum --full refuses when it cannot check the free space of PostgreSQL's
+// data directory, or when there is not enough, and skips tables the user may not vacuum.
+void pre_vacuum_full(Pre &x)
+{
+    const Settings &s = x.s;
+    Db &db = x.db;
+    const Who &w = x.w;
+    std::vector<std::string> &p = x.p;
+    auto check = [&x](const std::string &id) { return x.check(id); };
     if (check(step_id::vacuum_full)) {
         unsigned long long largest = std::strtoull(
             db.scalar("SELECT coalesce(max(pg_catalog.pg_total_relation_size(c.oid)), 0) FROM pg_catalog.pg_class c "
@@ -386,8 +441,15 @@ std::vector<std::string> step_preconditions(const RunOptions &o, const Settings 
                             skip(step_id::vacuum_full));
         }
     }
-    // cache-clear deletes below <omero.data.dir>/BioFormatsCache.
-    // cache-clear deletes below <omero.data.dir>/BioFormatsCache, a plain directory of it.
+}
+
+// cache-clear deletes below <omero.data.dir>/BioFormatsCache.
+// cache-clear deletes below <omero.data.dir>/BioFormatsCache, a plain directory of it.
+void pre_cache_clear(Pre &x)
+{
+    const Settings &s = x.s;
+    std::vector<std::string> &p = x.p;
+    auto check = [&x](const std::string &id) { return x.check(id); };
     if (check(step_id::cache_clear)) {
         std::string data = resolved_path(s.data_dir);
         std::string cache = s.data_dir + "/BioFormatsCache";
@@ -403,7 +465,25 @@ std::vector<std::string> step_preconditions(const RunOptions &o, const Settings 
         else if (lstat(cache.c_str(), &lst) == 0 && access(cache.c_str(), W_OK | X_OK) != 0)
             p.push_back("step cache-clear: cannot delete in " + cache + ": run as the OMERO user" + skip(step_id::cache_clear));
     }
-    return p;
+}
+
+} // namespace
+
+const std::vector<std::string> &checked_steps()
+{
+    static const std::vector<std::string> ids = {step_id::binaries_install, step_id::db_upgrade, step_id::db_verify, step_id::orphans,
+                                                   step_id::colors,           step_id::wells,      step_id::vacuum_full, step_id::cache_clear};
+    return ids;
+}
+
+std::vector<std::string> step_preconditions(const RunOptions &o, const Settings &s, Db &db, const OmeroDbState &st,
+                                            const std::string &sdir, const std::vector<std::string> &pending)
+{
+    Pre x{o, s, db, st, sdir, pending, who(db), {}};
+    for (void (*check)(Pre &) : {pre_binaries_install, pre_db_upgrade, pre_db_verify, pre_data_rights, pre_colors_rewrite,
+                                 pre_vacuum_full, pre_cache_clear})
+        check(x);
+    return x.p;
 }
 
 } // namespace ou::run
