@@ -12,7 +12,6 @@
 #include "run_undo.hpp"
 
 #include "backup.hpp"
-#include "checksum.hpp"
 #include "common.hpp"
 #include "db.hpp"
 #include "fsutil.hpp"
@@ -23,12 +22,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <climits>
-#include <cstring>
 #include <cstdlib>
 #include <optional>
 #include <regex>
-#include <sstream>
 
 #ifndef OMERO_UPGRADE_VERSION
 #define OMERO_UPGRADE_VERSION "dev"
