@@ -619,6 +619,44 @@ ArchiveCheck check_archive(const ArchiveFile &file, const std::function<void(uns
     return c;
 }
 
+namespace {
+
+// Every entry again, before it is written (index: its place): the bytes read now are the ones
+// written. "" when it is the entry that was checked, else why not.
+std::string recheck_entry(archive_entry *e, const ArchiveCheck &checked, size_t index, std::string &stored)
+{
+    bool absolute = false;
+    CheckedEntry ce = read_entry(e, absolute, stored);
+    std::string problem = entry_problem(ce, absolute, stored);
+    if (!problem.empty())
+        return "unsafe entry met while extracting: " + problem;
+    if (index >= checked.seen.size() || !same_entry(ce, checked.seen[index]))
+        return "the archive changed since it was checked (entry " + std::to_string(index + 1) + ", " + stored + ")";
+    return "";
+}
+
+// The current entry's data from the reader to the disk writer. "" when all of it is written.
+std::string write_entry_data(archive *in, archive *w, const std::string &stored, unsigned long long &written,
+                             const std::function<void(unsigned long long)> &progress)
+{
+    const void *buf;
+    size_t size;
+    la_int64_t offset;
+    int d;
+    while ((d = archive_read_data_block(in, &buf, &size, &offset)) == ARCHIVE_OK) {
+        if (archive_write_data_block(w, buf, size, offset) < ARCHIVE_OK)
+            return stored + ": " + archive_error(w);
+        written += size;
+        if (progress)
+            progress(written);
+    }
+    if (d != ARCHIVE_EOF)
+        return stored + ": " + archive_error(in);
+    return "";
+}
+
+} // namespace
+
 void extract_archive(const ArchiveFile &file, const ArchiveCheck &checked, const std::string &dest,
                      const std::function<void(unsigned long long)> &progress)
 {
@@ -645,20 +683,10 @@ void extract_archive(const ArchiveFile &file, const ArchiveCheck &checked, const
     int rc;
     size_t index = 0;
     while ((rc = archive_read_next_header(r.a, &e)) == ARCHIVE_OK || rc == ARCHIVE_WARN) {
-        // Every entry again, before it is written: the bytes read now are the ones written.
-        bool absolute = false;
         std::string stored;
-        CheckedEntry ce = read_entry(e, absolute, stored);
-        std::string problem = entry_problem(ce, absolute, stored);
-        if (!problem.empty()) {
-            failure = "unsafe entry met while extracting: " + problem;
+        failure = recheck_entry(e, checked, index, stored);
+        if (!failure.empty())
             break;
-        }
-        if (index >= checked.seen.size() || !same_entry(ce, checked.seen[index])) {
-            failure = "the archive changed since it was checked (entry " + std::to_string(index + 1) + ", " +
-                      stored + ")";
-            break;
-        }
         index++;
         // No set-uid/set-gid/sticky bits from an archive; owners are not restored either.
         archive_entry_set_perm(e, archive_entry_perm(e) & 0777);
@@ -666,25 +694,9 @@ void extract_archive(const ArchiveFile &file, const ArchiveCheck &checked, const
             failure = stored + ": " + archive_error(w.get());
             break;
         }
-        const void *buf;
-        size_t size;
-        la_int64_t offset;
-        int d;
-        while ((d = archive_read_data_block(r.a, &buf, &size, &offset)) == ARCHIVE_OK) {
-            if (archive_write_data_block(w.get(), buf, size, offset) < ARCHIVE_OK) {
-                d = ARCHIVE_FATAL;
-                failure = stored + ": " + archive_error(w.get());
-                break;
-            }
-            written += size;
-            if (progress)
-                progress(written);
-        }
-        if (d != ARCHIVE_EOF) {
-            if (failure.empty())
-                failure = stored + ": " + archive_error(r.a);
+        failure = write_entry_data(r.a, w.get(), stored, written, progress);
+        if (!failure.empty())
             break;
-        }
         if (archive_write_finish_entry(w.get()) < ARCHIVE_WARN) {
             failure = stored + ": " + archive_error(w.get());
             break;
