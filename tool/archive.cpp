@@ -175,15 +175,29 @@ const char *kind_name(mode_t m)
 // under its local name); unzip, Java and OMERO's own tools may read either. A zip whose two
 // copies disagree is damaged or crafted to show different trees to different readers: refused.
 // Returns an empty string when sound, else what is wrong.
-std::string zip_structure_problem(int fd, unsigned long long size)
+unsigned zip_u16(const unsigned char *p)
 {
-    auto u16 = [](const unsigned char *p) { return (unsigned)p[0] | (unsigned)p[1] << 8; };
-    auto u32 = [](const unsigned char *p) {
-        return (unsigned long long)p[0] | (unsigned long long)p[1] << 8 | (unsigned long long)p[2] << 16 |
-               (unsigned long long)p[3] << 24;
-    };
-    auto u64 = [&](const unsigned char *p) { return u32(p) | u32(p + 4) << 32; };
-    auto read_at = [&](unsigned long long off, size_t n, std::vector<unsigned char> &buf) {
+    return (unsigned)p[0] | (unsigned)p[1] << 8;
+}
+
+unsigned long long zip_u32(const unsigned char *p)
+{
+    return (unsigned long long)p[0] | (unsigned long long)p[1] << 8 | (unsigned long long)p[2] << 16 |
+           (unsigned long long)p[3] << 24;
+}
+
+unsigned long long zip_u64(const unsigned char *p)
+{
+    return zip_u32(p) | zip_u32(p + 4) << 32;
+}
+
+// Reads of the zip's bytes at an offset, never beyond its size.
+struct ZipBytes {
+    int fd;
+    unsigned long long size;
+
+    bool read_at(unsigned long long off, size_t n, std::vector<unsigned char> &buf) const
+    {
         buf.assign(n, 0);
         if (off > size || n > size - off)
             return false;
@@ -195,11 +209,22 @@ std::string zip_structure_problem(int fd, unsigned long long size)
             done += (size_t)r;
         }
         return true;
-    };
-    // The end record: the last "PK\5\6" within the final 64 KiB + 22 bytes.
+    }
+};
+
+// Where the end record (zip64's when there is one) says the central directory is.
+struct ZipDirectory {
+    unsigned long long count = 0, cd_size = 0, cd_off = 0;
+    unsigned long long cd_end_pos = 0;  // where the central directory must end
+};
+
+// The end record: the last "PK\5\6" within the final 64 KiB + 22 bytes, and the zip64 end record
+// its fields point to when they are full. "" when found, else what is wrong.
+std::string find_zip_directory(const ZipBytes &z, ZipDirectory &d)
+{
     std::vector<unsigned char> tail;
-    unsigned long long tail_len = std::min<unsigned long long>(size, 65536 + 22);
-    if (!read_at(size - tail_len, (size_t)tail_len, tail))
+    unsigned long long tail_len = std::min<unsigned long long>(z.size, 65536 + 22);
+    if (!z.read_at(z.size - tail_len, (size_t)tail_len, tail))
         return "cannot read its end";
     long long eocd = -1;
     for (long long i = (long long)tail_len - 22; i >= 0; --i)
@@ -210,107 +235,162 @@ std::string zip_structure_problem(int fd, unsigned long long size)
     if (eocd < 0)
         return "no end of central directory record";
     const unsigned char *e = tail.data() + eocd;
-    unsigned long long eocd_pos = size - tail_len + (unsigned long long)eocd;
-    if (u16(e + 4) != 0 || u16(e + 6) != 0)
+    unsigned long long eocd_pos = z.size - tail_len + (unsigned long long)eocd;
+    if (zip_u16(e + 4) != 0 || zip_u16(e + 6) != 0)
         return "a multi-part (spanned) zip";
-    unsigned long long count = u16(e + 10), cd_size = u32(e + 12), cd_off = u32(e + 16);
-    unsigned long long cd_end_pos = eocd_pos;  // where the central directory must end
-    if (count == 0xFFFF || cd_size == 0xFFFFFFFFull || cd_off == 0xFFFFFFFFull) {
-        std::vector<unsigned char> loc, z;
-        if (eocd_pos < 20 || !read_at(eocd_pos - 20, 20, loc) || u32(loc.data()) != 0x07064b50)
+    d.count = zip_u16(e + 10);
+    d.cd_size = zip_u32(e + 12);
+    d.cd_off = zip_u32(e + 16);
+    d.cd_end_pos = eocd_pos;
+    if (d.count == 0xFFFF || d.cd_size == 0xFFFFFFFFull || d.cd_off == 0xFFFFFFFFull) {
+        std::vector<unsigned char> loc, z64;
+        if (eocd_pos < 20 || !z.read_at(eocd_pos - 20, 20, loc) || zip_u32(loc.data()) != 0x07064b50)
             return "a zip64 end record without its locator";
-        unsigned long long z_off = u64(loc.data() + 8);
-        if (!read_at(z_off, 56, z) || u32(z.data()) != 0x06064b50)
+        unsigned long long z_off = zip_u64(loc.data() + 8);
+        if (!z.read_at(z_off, 56, z64) || zip_u32(z64.data()) != 0x06064b50)
             return "a zip64 end record that is not where its locator says";
-        count = u64(z.data() + 32);
-        cd_size = u64(z.data() + 40);
-        cd_off = u64(z.data() + 48);
-        cd_end_pos = z_off;
+        d.count = zip_u64(z64.data() + 32);
+        d.cd_size = zip_u64(z64.data() + 40);
+        d.cd_off = zip_u64(z64.data() + 48);
+        d.cd_end_pos = z_off;
     }
-    // A self-extractor stub before the zip shifts every offset by its length.
-    if (cd_size > cd_end_pos || cd_off > cd_end_pos - cd_size)
-        return "its central directory is not where its end record says";
-    unsigned long long base = cd_end_pos - cd_size - cd_off;
-    std::vector<unsigned char> cd;
-    if (!read_at(base + cd_off, (size_t)cd_size, cd))
-        return "cannot read its central directory";
-    struct Member {
-        unsigned long long start, end;
-        std::string name;
-    };
-    std::vector<Member> members;
-    size_t p = 0;
-    for (unsigned long long i = 0; i < count; ++i) {
-        if (p + 46 > cd.size() || u32(&cd[p]) != 0x02014b50)
-            return "central directory record " + std::to_string(i + 1) + " is damaged";
-        const unsigned char *c = &cd[p];
-        unsigned flags = u16(c + 8), method = u16(c + 10);
-        unsigned long long crc = u32(c + 16), csize = u32(c + 20), usize = u32(c + 24), off = u32(c + 42);
-        size_t nl = u16(c + 28), el = u16(c + 30), kl = u16(c + 32);
-        if (p + 46 + nl + el + kl > cd.size())
-            return "central directory record " + std::to_string(i + 1) + " is damaged";
-        std::string name(reinterpret_cast<const char *>(c + 46), nl);
-        // zip64 values, in the order of the fields that are 0xFFFFFFFF.
-        for (size_t x = 46 + nl; x + 4 <= 46 + nl + el;) {
-            unsigned id = u16(c + x), len = u16(c + x + 2);
-            if (x + 4 + len > 46 + nl + el)
-                break;
-            if (id == 1) {
-                size_t q = x + 4, qe = x + 4 + len;
-                auto take = [&](unsigned long long &v) {
-                    if (v == 0xFFFFFFFFull && q + 8 <= qe) {
-                        v = u64(c + q);
-                        q += 8;
-                    }
-                };
-                take(usize);
-                take(csize);
-                take(off);
-            }
-            x += 4 + len;
-        }
-        p += 46 + nl + el + kl;
-        std::vector<unsigned char> lh;
-        if (off >= cd_off || !read_at(base + off, 30, lh) || u32(lh.data()) != 0x04034b50)
-            return name + ": no local header where the central directory says";
-        size_t lnl = u16(&lh[26]), lel = u16(&lh[28]);
-        std::vector<unsigned char> rest;
-        if (!read_at(base + off + 30, lnl + lel, rest))
-            return name + ": its local header is cut";
-        std::string lname(reinterpret_cast<const char *>(rest.data()), lnl);
-        if (lname != name)
-            return name + ": its local header names it " + lname;
-        unsigned lflags = u16(&lh[6]), lmethod = u16(&lh[8]);
-        if (lmethod != method || (lflags & 0x0809) != (flags & 0x0809))
-            return name + ": its local header disagrees with the central directory (method or flags)";
-        if (!(flags & 0x0008)) {
-            unsigned long long lcrc = u32(&lh[14]), lcs = u32(&lh[18]), lus = u32(&lh[22]);
-            for (size_t x = lnl; x + 4 <= lnl + lel;) {
-                unsigned id = u16(&rest[x]), len = u16(&rest[x + 2]);
-                if (x + 4 + len > lnl + lel)
-                    break;
-                if (id == 1) {
-                    size_t q = x + 4, qe = x + 4 + len;
-                    if (lus == 0xFFFFFFFFull && q + 8 <= qe) {
-                        lus = u64(&rest[q]);
-                        q += 8;
-                    }
-                    if (lcs == 0xFFFFFFFFull && q + 8 <= qe)
-                        lcs = u64(&rest[q]);
+    return "";
+}
+
+// One central directory record, its zip64 values in place.
+struct ZipRecord {
+    std::string name;
+    unsigned flags = 0, method = 0;
+    unsigned long long crc = 0, csize = 0, usize = 0, off = 0;
+};
+
+// The record at cd[p] (record i+1), p moved past it. "" when sound, else what is wrong.
+std::string read_central_record(const std::vector<unsigned char> &cd, size_t &p, unsigned long long i, ZipRecord &r)
+{
+    if (p + 46 > cd.size() || zip_u32(&cd[p]) != 0x02014b50)
+        return "central directory record " + std::to_string(i + 1) + " is damaged";
+    const unsigned char *c = &cd[p];
+    r.flags = zip_u16(c + 8);
+    r.method = zip_u16(c + 10);
+    r.crc = zip_u32(c + 16);
+    r.csize = zip_u32(c + 20);
+    r.usize = zip_u32(c + 24);
+    r.off = zip_u32(c + 42);
+    size_t nl = zip_u16(c + 28), el = zip_u16(c + 30), kl = zip_u16(c + 32);
+    if (p + 46 + nl + el + kl > cd.size())
+        return "central directory record " + std::to_string(i + 1) + " is damaged";
+    r.name.assign(reinterpret_cast<const char *>(c + 46), nl);
+    // zip64 values, in the order of the fields that are 0xFFFFFFFF.
+    for (size_t x = 46 + nl; x + 4 <= 46 + nl + el;) {
+        unsigned id = zip_u16(c + x), len = zip_u16(c + x + 2);
+        if (x + 4 + len > 46 + nl + el)
+            break;
+        if (id == 1) {
+            size_t q = x + 4, qe = x + 4 + len;
+            auto take = [&](unsigned long long &v) {
+                if (v == 0xFFFFFFFFull && q + 8 <= qe) {
+                    v = zip_u64(c + q);
+                    q += 8;
                 }
-                x += 4 + len;
-            }
-            if (lcrc != crc || lcs != csize || lus != usize)
-                return name + ": its local header disagrees with the central directory (CRC or sizes)";
+            };
+            take(r.usize);
+            take(r.csize);
+            take(r.off);
         }
-        unsigned long long start = off, end = off + 30 + lnl + lel + csize;
-        if (end > cd_off || end < start)
-            return name + ": its data runs into the central directory";
-        members.push_back({start, end, name});
+        x += 4 + len;
+    }
+    p += 46 + nl + el + kl;
+    return "";
+}
+
+// The CRC and sizes of a local header (without a data descriptor), its zip64 extra read.
+void local_crc_and_sizes(const std::vector<unsigned char> &lh, const std::vector<unsigned char> &rest, size_t lnl,
+                         size_t lel, unsigned long long &lcrc, unsigned long long &lcs, unsigned long long &lus)
+{
+    lcrc = zip_u32(&lh[14]);
+    lcs = zip_u32(&lh[18]);
+    lus = zip_u32(&lh[22]);
+    for (size_t x = lnl; x + 4 <= lnl + lel;) {
+        unsigned id = zip_u16(&rest[x]), len = zip_u16(&rest[x + 2]);
+        if (x + 4 + len > lnl + lel)
+            break;
+        if (id == 1) {
+            size_t q = x + 4, qe = x + 4 + len;
+            if (lus == 0xFFFFFFFFull && q + 8 <= qe) {
+                lus = zip_u64(&rest[q]);
+                q += 8;
+            }
+            if (lcs == 0xFFFFFFFFull && q + 8 <= qe)
+                lcs = zip_u64(&rest[q]);
+        }
+        x += 4 + len;
+    }
+}
+
+// A member's bytes in the zip (its local header to the end of its data).
+struct ZipMember {
+    unsigned long long start, end;
+    std::string name;
+};
+
+// The local header at the record's offset must say what the record says; the member's extent
+// into m. "" when it does, else what is wrong.
+std::string check_local_header(const ZipBytes &z, unsigned long long base, const ZipDirectory &d, const ZipRecord &r,
+                               ZipMember &m)
+{
+    std::vector<unsigned char> lh;
+    if (r.off >= d.cd_off || !z.read_at(base + r.off, 30, lh) || zip_u32(lh.data()) != 0x04034b50)
+        return r.name + ": no local header where the central directory says";
+    size_t lnl = zip_u16(&lh[26]), lel = zip_u16(&lh[28]);
+    std::vector<unsigned char> rest;
+    if (!z.read_at(base + r.off + 30, lnl + lel, rest))
+        return r.name + ": its local header is cut";
+    std::string lname(reinterpret_cast<const char *>(rest.data()), lnl);
+    if (lname != r.name)
+        return r.name + ": its local header names it " + lname;
+    unsigned lflags = zip_u16(&lh[6]), lmethod = zip_u16(&lh[8]);
+    if (lmethod != r.method || (lflags & 0x0809) != (r.flags & 0x0809))
+        return r.name + ": its local header disagrees with the central directory (method or flags)";
+    if (!(r.flags & 0x0008)) {
+        unsigned long long lcrc, lcs, lus;
+        local_crc_and_sizes(lh, rest, lnl, lel, lcrc, lcs, lus);
+        if (lcrc != r.crc || lcs != r.csize || lus != r.usize)
+            return r.name + ": its local header disagrees with the central directory (CRC or sizes)";
+    }
+    unsigned long long start = r.off, end = r.off + 30 + lnl + lel + r.csize;
+    if (end > d.cd_off || end < start)
+        return r.name + ": its data runs into the central directory";
+    m = {start, end, r.name};
+    return "";
+}
+
+std::string zip_structure_problem(int fd, unsigned long long size)
+{
+    const ZipBytes z{fd, size};
+    ZipDirectory d;
+    if (std::string why = find_zip_directory(z, d); !why.empty())
+        return why;
+    // A self-extractor stub before the zip shifts every offset by its length.
+    if (d.cd_size > d.cd_end_pos || d.cd_off > d.cd_end_pos - d.cd_size)
+        return "its central directory is not where its end record says";
+    unsigned long long base = d.cd_end_pos - d.cd_size - d.cd_off;
+    std::vector<unsigned char> cd;
+    if (!z.read_at(base + d.cd_off, (size_t)d.cd_size, cd))
+        return "cannot read its central directory";
+    std::vector<ZipMember> members;
+    size_t p = 0;
+    for (unsigned long long i = 0; i < d.count; ++i) {
+        ZipRecord r;
+        if (std::string why = read_central_record(cd, p, i, r); !why.empty())
+            return why;
+        ZipMember m;
+        if (std::string why = check_local_header(z, base, d, r, m); !why.empty())
+            return why;
+        members.push_back(m);
     }
     if (p != cd.size())
         return "its central directory holds more than its end record counts";
-    std::sort(members.begin(), members.end(), [](const Member &a, const Member &b) { return a.start < b.start; });
+    std::sort(members.begin(), members.end(), [](const ZipMember &a, const ZipMember &b) { return a.start < b.start; });
     for (size_t i = 1; i < members.size(); ++i)
         if (members[i].start < members[i - 1].end)
             return members[i].name + ": overlaps " + members[i - 1].name + " (one member's bytes read as two)";
@@ -411,18 +491,26 @@ archive *ArchiveFile::open_reader() const
     return a;
 }
 
-ArchiveCheck check_archive(const ArchiveFile &file, const std::function<void(unsigned long long)> &progress)
-{
-    Reader r(file);
-    ArchiveCheck c;
+namespace {
+
+// What the first pass keeps of the entries without a problem of their own.
+struct KeptEntries {
     struct Kept {
         Parts parts;
         std::string stored;
         size_t index;
     };
-    std::vector<Kept> kept;                      // the entries without a problem of their own
+    std::vector<Kept> kept;
     std::map<std::string, std::string> links;    // normalized path of a symlink → its target
     std::map<std::string, size_t> regulars;      // normalized path of a regular file → its index
+};
+
+// The first pass: every header read, each entry checked on its own and against the names before.
+KeptEntries read_entries(const ArchiveFile &file, const std::function<void(unsigned long long)> &progress,
+                         ArchiveCheck &c)
+{
+    Reader r(file);
+    KeptEntries k;
     std::set<std::string> names;
     archive_entry *e;
     int rc;
@@ -439,12 +527,12 @@ ArchiveCheck check_archive(const ArchiveFile &file, const std::function<void(uns
             c.problems.push_back(problem);
         } else {
             if (ce.type == AE_IFLNK && ce.hardlink.empty())
-                links[ce.name] = ce.symlink;
+                k.links[ce.name] = ce.symlink;
             if (ce.type == AE_IFREG && ce.hardlink.empty()) {
                 c.bytes += ce.size > 0 ? (unsigned long long)ce.size : 0;
-                regulars[ce.name] = index;
+                k.regulars[ce.name] = index;
             }
-            kept.push_back({split_path(stored), stored, index});
+            k.kept.push_back({split_path(stored), stored, index});
         }
         if (archive_read_data_skip(r.a) < ARCHIVE_WARN)
             throw CommandError("cannot read the archive " + file.path() + ": " + archive_error(r.a) + " (in " +
@@ -455,56 +543,74 @@ ArchiveCheck check_archive(const ArchiveFile &file, const std::function<void(uns
     if (rc != ARCHIVE_EOF)
         throw CommandError("cannot read the archive " + file.path() + ": " + archive_error(r.a) + " (after " +
                            std::to_string(c.entries) + " entries)");
+    return k;
+}
 
+// A single top-level directory (OMERO.server-5.6.3-ice36-b228/...), not a lone file: it is
+// what is kept (renamed into the versioned directory), so nothing may lead above it. "" if none.
+std::string single_top_dir(const KeptEntries &k, const ArchiveCheck &c)
+{
     std::set<std::string> tops;
     bool lone_file = false;
-    for (const Kept &k : kept) {
-        tops.insert(k.parts[0]);
-        const CheckedEntry &ce = c.seen[k.index];
-        lone_file |= k.parts.size() == 1 && (ce.type != AE_IFDIR || !ce.hardlink.empty());
+    for (const auto &e : k.kept) {
+        tops.insert(e.parts[0]);
+        const CheckedEntry &ce = c.seen[e.index];
+        lone_file |= e.parts.size() == 1 && (ce.type != AE_IFDIR || !ce.hardlink.empty());
     }
-    // A single top-level directory (OMERO.server-5.6.3-ice36-b228/...), not a lone file: it is
-    // what is kept (renamed into the versioned directory), so nothing may lead above it.
-    if (tops.size() == 1 && !lone_file)
-        c.top_dir = *tops.begin();
+    return tops.size() == 1 && !lone_file ? *tops.begin() : "";
+}
+
+// The second pass's check of one kept link entry: where its symlink or hard link leads.
+void check_link_entry(const KeptEntries &k, const KeptEntries::Kept &e, size_t floor, ArchiveCheck &c)
+{
+    const CheckedEntry &ce = c.seen[e.index];
+    if (ce.type == AE_IFLNK && ce.hardlink.empty()) {
+        Parts dir(e.parts.begin(), e.parts.end() - 1), result;
+        int depth = 0;
+        if (!resolve_inside(k.links, dir, ce.symlink, floor, depth, result))
+            c.problems.push_back(e.stored + ": symlink pointing outside the archive (" + ce.symlink + ")" +
+                                 (floor ? ", or above its top directory " + c.top_dir + " (the tree kept)" : ""));
+    }
+    if (!ce.hardlink.empty()) {
+        bool absolute = false;
+        Parts h = split_path(ce.hardlink, &absolute);
+        auto it = k.regulars.find(join(h));
+        std::string via;
+        for (size_t n = 1; n <= h.size() && via.empty(); n++)
+            if (k.links.count(join(h, n)))
+                via = join(h, n);
+        if (absolute || h.empty() || has_dotdot(h))
+            c.problems.push_back(e.stored + ": hard link to a path outside the archive (" + ce.hardlink + ")");
+        else if (!via.empty())
+            c.problems.push_back(e.stored + ": hard link through the symlink " + via);
+        else if (it == k.regulars.end() || it->second > e.index)
+            c.problems.push_back(e.stored + ": hard link to " + ce.hardlink +
+                                 ", which is not an earlier regular file of the archive");
+    }
+}
+
+} // namespace
+
+ArchiveCheck check_archive(const ArchiveFile &file, const std::function<void(unsigned long long)> &progress)
+{
+    ArchiveCheck c;
+    KeptEntries k = read_entries(file, progress, c);
+    c.top_dir = single_top_dir(k, c);
     size_t floor = c.top_dir.empty() ? 0 : 1;
     std::string prefix = c.top_dir.empty() ? "" : c.top_dir + "/";
-
-    for (const Kept &k : kept) {
-        const CheckedEntry &ce = c.seen[k.index];
+    for (const auto &e : k.kept) {
+        const CheckedEntry &ce = c.seen[e.index];
         // Written through a symlink of the archive: its real place is not where its name says.
         bool through = false;
-        for (size_t n = 1; n < k.parts.size() && !through; n++)
-            if (links.count(join(k.parts, n))) {
-                c.problems.push_back(k.stored + ": written through the symlink " + join(k.parts, n) +
+        for (size_t n = 1; n < e.parts.size() && !through; n++)
+            if (k.links.count(join(e.parts, n))) {
+                c.problems.push_back(e.stored + ": written through the symlink " + join(e.parts, n) +
                                      " of the archive");
                 through = true;
             }
         if (through)
             continue;
-        if (ce.type == AE_IFLNK && ce.hardlink.empty()) {
-            Parts dir(k.parts.begin(), k.parts.end() - 1), result;
-            int depth = 0;
-            if (!resolve_inside(links, dir, ce.symlink, floor, depth, result))
-                c.problems.push_back(k.stored + ": symlink pointing outside the archive (" + ce.symlink + ")" +
-                                     (floor ? ", or above its top directory " + c.top_dir + " (the tree kept)" : ""));
-        }
-        if (!ce.hardlink.empty()) {
-            bool absolute = false;
-            Parts h = split_path(ce.hardlink, &absolute);
-            auto it = regulars.find(join(h));
-            std::string via;
-            for (size_t n = 1; n <= h.size() && via.empty(); n++)
-                if (links.count(join(h, n)))
-                    via = join(h, n);
-            if (absolute || h.empty() || has_dotdot(h))
-                c.problems.push_back(k.stored + ": hard link to a path outside the archive (" + ce.hardlink + ")");
-            else if (!via.empty())
-                c.problems.push_back(k.stored + ": hard link through the symlink " + via);
-            else if (it == regulars.end() || it->second > k.index)
-                c.problems.push_back(k.stored + ": hard link to " + ce.hardlink +
-                                     ", which is not an earlier regular file of the archive");
-        }
+        check_link_entry(k, e, floor, c);
         if (ce.name == prefix + "bin/omero" && (ce.type == AE_IFREG || ce.type == AE_IFLNK || !ce.hardlink.empty()))
             c.has_bin_omero = true;
         if (ce.name == prefix + "sql/psql" || ce.name.rfind(prefix + "sql/psql/", 0) == 0)
@@ -512,6 +618,44 @@ ArchiveCheck check_archive(const ArchiveFile &file, const std::function<void(uns
     }
     return c;
 }
+
+namespace {
+
+// Every entry again, before it is written (index: its place): the bytes read now are the ones
+// written. "" when it is the entry that was checked, else why not.
+std::string recheck_entry(archive_entry *e, const ArchiveCheck &checked, size_t index, std::string &stored)
+{
+    bool absolute = false;
+    CheckedEntry ce = read_entry(e, absolute, stored);
+    std::string problem = entry_problem(ce, absolute, stored);
+    if (!problem.empty())
+        return "unsafe entry met while extracting: " + problem;
+    if (index >= checked.seen.size() || !same_entry(ce, checked.seen[index]))
+        return "the archive changed since it was checked (entry " + std::to_string(index + 1) + ", " + stored + ")";
+    return "";
+}
+
+// The current entry's data from the reader to the disk writer. "" when all of it is written.
+std::string write_entry_data(archive *in, archive *w, const std::string &stored, unsigned long long &written,
+                             const std::function<void(unsigned long long)> &progress)
+{
+    const void *buf;
+    size_t size;
+    la_int64_t offset;
+    int d;
+    while ((d = archive_read_data_block(in, &buf, &size, &offset)) == ARCHIVE_OK) {
+        if (archive_write_data_block(w, buf, size, offset) < ARCHIVE_OK)
+            return stored + ": " + archive_error(w);
+        written += size;
+        if (progress)
+            progress(written);
+    }
+    if (d != ARCHIVE_EOF)
+        return stored + ": " + archive_error(in);
+    return "";
+}
+
+} // namespace
 
 void extract_archive(const ArchiveFile &file, const ArchiveCheck &checked, const std::string &dest,
                      const std::function<void(unsigned long long)> &progress)
@@ -539,20 +683,10 @@ void extract_archive(const ArchiveFile &file, const ArchiveCheck &checked, const
     int rc;
     size_t index = 0;
     while ((rc = archive_read_next_header(r.a, &e)) == ARCHIVE_OK || rc == ARCHIVE_WARN) {
-        // Every entry again, before it is written: the bytes read now are the ones written.
-        bool absolute = false;
         std::string stored;
-        CheckedEntry ce = read_entry(e, absolute, stored);
-        std::string problem = entry_problem(ce, absolute, stored);
-        if (!problem.empty()) {
-            failure = "unsafe entry met while extracting: " + problem;
+        failure = recheck_entry(e, checked, index, stored);
+        if (!failure.empty())
             break;
-        }
-        if (index >= checked.seen.size() || !same_entry(ce, checked.seen[index])) {
-            failure = "the archive changed since it was checked (entry " + std::to_string(index + 1) + ", " +
-                      stored + ")";
-            break;
-        }
         index++;
         // No set-uid/set-gid/sticky bits from an archive; owners are not restored either.
         archive_entry_set_perm(e, archive_entry_perm(e) & 0777);
@@ -560,25 +694,9 @@ void extract_archive(const ArchiveFile &file, const ArchiveCheck &checked, const
             failure = stored + ": " + archive_error(w.get());
             break;
         }
-        const void *buf;
-        size_t size;
-        la_int64_t offset;
-        int d;
-        while ((d = archive_read_data_block(r.a, &buf, &size, &offset)) == ARCHIVE_OK) {
-            if (archive_write_data_block(w.get(), buf, size, offset) < ARCHIVE_OK) {
-                d = ARCHIVE_FATAL;
-                failure = stored + ": " + archive_error(w.get());
-                break;
-            }
-            written += size;
-            if (progress)
-                progress(written);
-        }
-        if (d != ARCHIVE_EOF) {
-            if (failure.empty())
-                failure = stored + ": " + archive_error(r.a);
+        failure = write_entry_data(r.a, w.get(), stored, written, progress);
+        if (!failure.empty())
             break;
-        }
         if (archive_write_finish_entry(w.get()) < ARCHIVE_WARN) {
             failure = stored + ": " + archive_error(w.get());
             break;

@@ -226,15 +226,11 @@ std::string resolved(const std::string &p)
 }
 } // namespace
 
-BackupResult import_backup(const std::string &file_in, const std::string &dir_in)
+namespace {
+
+// The dump to import, verified: not one of a manifest already, and sound.
+VerifyResult verify_for_import(const std::string &file)
 {
-    std::string file = file_in;
-    while (file.size() > 1 && file.back() == '/')
-        file.pop_back();
-    if (!path_exists(file))
-        throw CommandError(file + " does not exist");
-    std::string dir = dir_in;
-    bool directory = is_directory(file);
     VerifyResult v = verify_backup(file, false);
     if (v.manifest)
         throw CommandError(file + " is already recorded in the manifest of " + v.dir, "check it with: omero-upgrade backup verify " +
@@ -246,82 +242,117 @@ BackupResult import_backup(const std::string &file_in, const std::string &dir_in
         throw CommandError(file + " is not a sound OMERO dump; nothing was imported:" + all,
                            "make it with pg_dump -Fc (the custom format) of the OMERO database");
     }
+    return v;
+}
+
+bool ends_with(const std::string &name, const std::string &x)
+{
+    return name.size() > x.size() && name.compare(name.size() - x.size(), x.size(), x) == 0;
+}
+
+// A dump already in the backup directory, adopted where it is (named as the tool names its own).
+std::string adopt_in_place(const std::string &file, const std::string &dir, const std::string &name, bool directory)
+{
+    if (!ends_with(name, directory ? ".pgdir" : ".pgdump"))
+        throw CommandError(file + " is in the backup directory but not named *" + (directory ? ".pgdir" : ".pgdump"),
+                           "rename it (mv), then import it again");
+    if (path_exists(file + ".sha256"))
+        throw CommandError(file + ".sha256 exists already: refusing to replace a checksum", "check it: sha256sum -c");
+    std::string final_path = dir + "/" + name;
+    make_private(final_path);
+    return final_path;
+}
+
+// from copied to the new file to (0600), with a meter; closed and synced.
+void copy_file(const std::string &from, const std::string &to)
+{
+    int in = open(from.c_str(), O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        throw CommandError("cannot read " + from + ": " + std::strerror(errno));
+    int outfd = open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (outfd < 0) {
+        close(in);
+        throw CommandError("cannot create " + to + ": " + std::strerror(errno));
+    }
+    Meter meter("copy", "bytes", path_size(from));
+    unsigned long long done = 0;
+    std::vector<char> buf(1 << 20);
+    for (;;) {
+        ssize_t n = read(in, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR && !interrupted())
+            continue;
+        if (n < 0 || interrupted()) {
+            int e = errno;
+            close(in);
+            close(outfd);
+            throw CommandError(interrupted() ? std::string("interrupted") : "cannot read " + from + ": " + std::strerror(e));
+        }
+        if (n == 0)
+            break;
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(outfd, buf.data() + off, n - off);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                int e = errno;
+                close(in);
+                close(outfd);
+                throw CommandError("cannot write " + to + ": " + std::strerror(e), "free some space or choose another --backup-dir");
+            }
+            off += w;
+        }
+        done += n;
+        meter.update(done);
+    }
+    meter.finish();
+    close(in);
+    if (fsync(outfd) != 0 || close(outfd) != 0)
+        throw CommandError("cannot write " + to + ": " + std::strerror(errno));
+}
+
+// A custom-format dump from elsewhere, copied in under a free name (NAME.pgdump, NAME-2.pgdump, …)
+// through a partial file. name: the name it gets.
+std::string copy_into_dir(const std::string &file, const std::string &dir, std::string &name)
+{
+    std::string stem = ends_with(name, ".pgdump") ? name.substr(0, name.size() - 7) : name;
+    name = stem + ".pgdump";
+    for (int n = 2; path_exists(dir + "/" + name) || path_exists(dir + "/" + name + ".sha256") ||
+                    path_exists(dir + "/." + name + ".partial");
+         n++)
+        name = stem + "-" + std::to_string(n) + ".pgdump";
+    std::string final_path = dir + "/" + name;
+    std::string partial = dir + "/." + name + ".partial";
+    PartialGuard guard{partial};
+    copy_file(file, partial);
+    rename_noreplace(partial, final_path);
+    guard.path.clear();
+    fsync_dir(dir);
+    return final_path;
+}
+
+} // namespace
+
+BackupResult import_backup(const std::string &file_in, const std::string &dir_in)
+{
+    std::string file = file_in;
+    while (file.size() > 1 && file.back() == '/')
+        file.pop_back();
+    if (!path_exists(file))
+        throw CommandError(file + " does not exist");
+    std::string dir = dir_in;
+    bool directory = is_directory(file);
+    VerifyResult v = verify_for_import(file);
     if (!ensure_dir(dir, 0700)) {
         struct stat ds;
         if (stat(dir.c_str(), &ds) == 0 && (ds.st_mode & 077))
             out().detail(dir + " is readable by others: its backups are 0600, but their names show");
     }
     std::string name = base_name(file);
-    auto ends = [&](const std::string &x) { return name.size() > x.size() && name.compare(name.size() - x.size(), x.size(), x) == 0; };
-    std::string final_path;
     bool in_place = resolved(dir_name(file)) == resolved(dir);
-    if (in_place) {
-        if (!ends(directory ? ".pgdir" : ".pgdump"))
-            throw CommandError(file + " is in the backup directory but not named *" + (directory ? ".pgdir" : ".pgdump"),
-                               "rename it (mv), then import it again");
-        if (path_exists(file + ".sha256"))
-            throw CommandError(file + ".sha256 exists already: refusing to replace a checksum", "check it: sha256sum -c");
-        final_path = dir + "/" + name;
-        make_private(final_path);
-    } else {
-        if (directory)
-            throw CommandError("a directory-format dump is adopted in place only: " + file + " is outside " + dir,
-                               "move it into the backup directory (mv), then: omero-upgrade backup import DIR/NAME.pgdir");
-        std::string stem = ends(".pgdump") ? name.substr(0, name.size() - 7) : name;
-        name = stem + ".pgdump";
-        for (int n = 2; path_exists(dir + "/" + name) || path_exists(dir + "/" + name + ".sha256") ||
-                        path_exists(dir + "/." + name + ".partial");
-             n++)
-            name = stem + "-" + std::to_string(n) + ".pgdump";
-        final_path = dir + "/" + name;
-        std::string partial = dir + "/." + name + ".partial";
-        PartialGuard guard{partial};
-        int in = open(file.c_str(), O_RDONLY | O_CLOEXEC);
-        if (in < 0)
-            throw CommandError("cannot read " + file + ": " + std::strerror(errno));
-        int outfd = open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (outfd < 0) {
-            close(in);
-            throw CommandError("cannot create " + partial + ": " + std::strerror(errno));
-        }
-        Meter meter("copy", "bytes", path_size(file));
-        unsigned long long done = 0;
-        std::vector<char> buf(1 << 20);
-        for (;;) {
-            ssize_t n = read(in, buf.data(), buf.size());
-            if (n < 0 && errno == EINTR && !interrupted())
-                continue;
-            if (n < 0 || interrupted()) {
-                int e = errno;
-                close(in);
-                close(outfd);
-                throw CommandError(interrupted() ? std::string("interrupted") : "cannot read " + file + ": " + std::strerror(e));
-            }
-            if (n == 0)
-                break;
-            for (ssize_t off = 0; off < n;) {
-                ssize_t w = write(outfd, buf.data() + off, n - off);
-                if (w < 0 && errno == EINTR)
-                    continue;
-                if (w < 0) {
-                    int e = errno;
-                    close(in);
-                    close(outfd);
-                    throw CommandError("cannot write " + partial + ": " + std::strerror(e), "free some space or choose another --backup-dir");
-                }
-                off += w;
-            }
-            done += n;
-            meter.update(done);
-        }
-        meter.finish();
-        close(in);
-        if (fsync(outfd) != 0 || close(outfd) != 0)
-            throw CommandError("cannot write " + partial + ": " + std::strerror(errno));
-        rename_noreplace(partial, final_path);
-        guard.path.clear();
-        fsync_dir(dir);
-    }
+    if (!in_place && directory)
+        throw CommandError("a directory-format dump is adopted in place only: " + file + " is outside " + dir,
+                           "move it into the backup directory (mv), then: omero-upgrade backup import DIR/NAME.pgdir");
+    std::string final_path = in_place ? adopt_in_place(file, dir, name, directory) : copy_into_dir(file, dir, name);
     Meter hmeter("checksum", "bytes", path_size(final_path));
     ChecksumList sums = compute_checksums(final_path, name, [&](unsigned long long n) { hmeter.update(n); });
     hmeter.finish();

@@ -87,17 +87,24 @@ std::string find_program(const std::string &name)
     return "";
 }
 
-ProcResult run_process(const std::vector<std::string> &argv, const ProcOptions &opts)
+namespace {
+
+// argv[0] found (on PATH unless it names a path), or a CommandError naming the fix.
+std::string program_or_throw(const std::string &name)
 {
-    if (argv.empty())
-        throw CommandError("internal: empty command");
-    std::string prog = find_program(argv[0]);
+    std::string prog = find_program(name);
     if (prog.empty())
-        throw CommandError("cannot run " + argv[0] + ": not found" +
-                               (argv[0].find('/') == std::string::npos ? " on PATH" : ""),
-                           argv[0].rfind("pg_", 0) == 0 || argv[0] == "psql"
+        throw CommandError("cannot run " + name + ": not found" + (name.find('/') == std::string::npos ? " on PATH" : ""),
+                           name.rfind("pg_", 0) == 0 || name == "psql"
                                ? "install the PostgreSQL client programs (e.g. apt install postgresql-client)"
                                : "");
+    return prog;
+}
+
+// "running: PGHOST=… prog args (in DIR)", shown in detail and logged: the variables that say
+// where it connects, never a password.
+void show_command(const std::vector<std::string> &argv, const ProcOptions &opts)
+{
     std::string shown;
     for (const auto &[k, v] : opts.env)
         if (k == "PGPASSFILE" || k == "PGHOST" || k == "PGPORT" || k == "PGOPTIONS")
@@ -105,11 +112,11 @@ ProcResult run_process(const std::vector<std::string> &argv, const ProcOptions &
     for (const auto &a : argv)
         shown += (shown.empty() || shown.back() == ' ' ? "" : " ") + shell_quote(a);
     out().detail("running: " + shown + (opts.cwd.empty() ? "" : " (in " + opts.cwd + ")"));  // logged too
+}
 
-    int outp[2], errp[2];
-    if (pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0)
-        throw CommandError(std::string("cannot create a pipe: ") + std::strerror(errno));
-
+// The tool's environment with opts.env's variables replacing (or adding to) it.
+std::vector<std::string> child_environment(const ProcOptions &opts)
+{
     std::vector<std::string> envs;
     for (char **e = environ; *e; e++) {
         std::string kv = *e;
@@ -122,129 +129,186 @@ ProcResult run_process(const std::vector<std::string> &argv, const ProcOptions &
     }
     for (const auto &[k, v] : opts.env)
         envs.push_back(k + "=" + v);
-    std::vector<char *> cargv, cenv;
-    for (const auto &a : argv)
-        cargv.push_back(const_cast<char *>(a.c_str()));
-    cargv.push_back(nullptr);
-    for (auto &e : envs)
-        cenv.push_back(const_cast<char *>(e.c_str()));
-    cenv.push_back(nullptr);
+    return envs;
+}
 
-    pid_t pid = fork();
-    if (pid < 0)
-        throw CommandError(std::string("cannot fork: ") + std::strerror(errno));
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDONLY);
-        dup2(devnull, 0);
-        dup2(outp[1], 1);
-        dup2(errp[1], 2);
-        // Its own process group, so a timeout or Ctrl-C stops everything it started (a shell
-        // script's `sleep`, a JVM), not just the direct child.
-        setpgid(0, 0);
-        // The tool's own handlers must not survive into the child.
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        // The in-memory passfile (PassFile) is the one descriptor of ours a child inherits.
-        for (const auto &[k, v] : opts.env)
-            if (k == "PGPASSFILE" && passfile_fd(v) > 2)
-                fcntl(passfile_fd(v), F_SETFD, 0);
-        if (opts.umask >= 0)
-            ::umask((mode_t)opts.umask);
-        if (!opts.cwd.empty() && chdir(opts.cwd.c_str()) != 0)
-            _exit(126);
-        execve(prog.c_str(), cargv.data(), cenv.data());
-        _exit(127);
+std::vector<char *> c_strings(const std::vector<std::string> &v)
+{
+    std::vector<char *> c;
+    for (const auto &a : v)
+        c.push_back(const_cast<char *>(a.c_str()));
+    c.push_back(nullptr);
+    return c;
+}
+
+// In the forked child: stdin /dev/null, stdout and stderr the pipes, a process group of its own,
+// default signal handlers, then exec (126: no cwd, 127: no exec).
+[[noreturn]] void exec_child(const std::string &prog, std::vector<char *> &cargv, std::vector<char *> &cenv,
+                             const int outp[2], const int errp[2], const ProcOptions &opts)
+{
+    int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, 0);
+    dup2(outp[1], 1);
+    dup2(errp[1], 2);
+    // Its own process group, so a timeout or Ctrl-C stops everything it started (a shell
+    // script's `sleep`, a JVM), not just the direct child.
+    setpgid(0, 0);
+    // The tool's own handlers must not survive into the child.
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    // The in-memory passfile (PassFile) is the one descriptor of ours a child inherits.
+    for (const auto &[k, v] : opts.env)
+        if (k == "PGPASSFILE" && passfile_fd(v) > 2)
+            fcntl(passfile_fd(v), F_SETFD, 0);
+    if (opts.umask >= 0)
+        ::umask((mode_t)opts.umask);
+    if (!opts.cwd.empty() && chdir(opts.cwd.c_str()) != 0)
+        _exit(126);
+    execve(prog.c_str(), cargv.data(), cenv.data());
+    _exit(127);
+}
+
+// A running child's group: stopped with SIGTERM to the whole group, SIGKILL after a grace
+// period; once that has passed too, its pipes are no longer read (a process that left the group
+// may hold them open forever).
+struct ChildGroup {
+    static constexpr std::chrono::seconds grace{5};
+    explicit ChildGroup(pid_t p) : pid(p) {}
+    pid_t pid;
+    bool killed = false, hard_killed = false;
+    std::chrono::steady_clock::time_point killed_at;
+
+    void stop(std::chrono::steady_clock::time_point now)
+    {
+        kill(-pid, SIGTERM);
+        killed = true;
+        killed_at = now;
     }
-    setpgid(pid, pid);  // also here: no race with the first kill(-pid)
-    close(outp[1]);
-    close(errp[1]);
+    // SIGKILL once the grace period has passed; false when reading should stop.
+    bool keep_reading(std::chrono::steady_clock::time_point now)
+    {
+        if (killed && !hard_killed && now - killed_at > grace) {
+            kill(-pid, SIGKILL);
+            hard_killed = true;
+        }
+        return !(hard_killed && now - killed_at > grace + std::chrono::seconds(1));
+    }
+};
 
-    ProcResult r;
+// What a pipe holds now, into all and line by line to f; false at its end.
+bool read_some(int fd, std::string &all, std::string &pending, const std::function<void(const std::string &)> &f)
+{
+    char buf[65536];
+    ssize_t got = read(fd, buf, sizeof buf);
+    if (got <= 0)
+        return false;
+    all.append(buf, got);
+    split_lines(pending, buf, got, f);
+    return true;
+}
+
+// The child's stdout and stderr read to their end into r, line by line to the log (and the
+// callbacks); stops the group on Ctrl-C or the timeout; calls on_tick every half second.
+void read_child_output(ChildGroup &g, int out_fd, int err_fd, const std::string &name, const ProcOptions &opts,
+                       ProcResult &r)
+{
     std::string pend_out, pend_err;
     auto on_err_line = [&](const std::string &l) {
-        out().log("  " + argv[0] + ": " + l);
+        out().log("  " + name + ": " + l);
         if (opts.on_stderr_line)
             opts.on_stderr_line(l);
     };
     auto on_out_line = [&](const std::string &l) {
         if (opts.log_stdout)
-            out().log("  " + argv[0] + ": " + l);
+            out().log("  " + name + ": " + l);
     };
-    // Stopping: SIGTERM to the whole group, SIGKILL after a grace period; once that has passed too,
-    // stop reading (a process that left the group may hold the pipes open forever).
-    const auto grace = std::chrono::seconds(5);
     auto start = std::chrono::steady_clock::now();
     auto last_tick = start;
-    std::chrono::steady_clock::time_point killed_at;
-    bool out_open = true, err_open = true, killed = false, hard_killed = false;
-    auto stop_group = [&](std::chrono::steady_clock::time_point now) {
-        kill(-pid, SIGTERM);
-        killed = true;
-        killed_at = now;
-    };
+    bool out_open = true, err_open = true;
     while (out_open || err_open) {
         pollfd fds[2];
         int n = 0;
         if (out_open)
-            fds[n++] = {outp[0], POLLIN, 0};
+            fds[n++] = {out_fd, POLLIN, 0};
         if (err_open)
-            fds[n++] = {errp[0], POLLIN, 0};
+            fds[n++] = {err_fd, POLLIN, 0};
         int pr = poll(fds, n, 200);
         if (pr < 0 && errno != EINTR)
             break;
         for (int i = 0; pr > 0 && i < n; i++) {
             if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
-            char buf[65536];
-            ssize_t got = read(fds[i].fd, buf, sizeof buf);
-            bool is_out = fds[i].fd == outp[0];
-            if (got <= 0) {
-                (is_out ? out_open : err_open) = false;
-                continue;
-            }
-            if (is_out) {
-                r.out.append(buf, got);
-                split_lines(pend_out, buf, got, on_out_line);
-            } else {
-                r.err.append(buf, got);
-                split_lines(pend_err, buf, got, on_err_line);
-            }
+            if (fds[i].fd == out_fd)
+                out_open = read_some(out_fd, r.out, pend_out, on_out_line);
+            else
+                err_open = read_some(err_fd, r.err, pend_err, on_err_line);
         }
         auto now = std::chrono::steady_clock::now();
-        if (!killed && interrupted())
-            stop_group(now);
-        if (!killed && opts.timeout_s > 0 && now - start > std::chrono::seconds(opts.timeout_s)) {
-            stop_group(now);
+        if (!g.killed && interrupted())
+            g.stop(now);
+        if (!g.killed && opts.timeout_s > 0 && now - start > std::chrono::seconds(opts.timeout_s)) {
+            g.stop(now);
             r.timed_out = true;
         }
-        if (killed && !hard_killed && now - killed_at > grace) {
-            kill(-pid, SIGKILL);
-            hard_killed = true;
-        }
-        if (hard_killed && now - killed_at > grace + std::chrono::seconds(1))
+        if (!g.keep_reading(now))
             break;
         if (opts.on_tick && now - last_tick > std::chrono::milliseconds(500)) {
             last_tick = now;
             opts.on_tick();
         }
     }
-    close(outp[0]);
-    close(errp[0]);
     if (!pend_out.empty())
         on_out_line(pend_out);
     if (!pend_err.empty())
         on_err_line(pend_err);
+}
+
+// Waits for the direct child and takes its exit code or signal into r.
+void wait_child(const ChildGroup &g, ProcResult &r)
+{
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    while (waitpid(g.pid, &status, 0) < 0 && errno == EINTR) {
     }
     // The direct child has ended but others of its group may still run (it exited on SIGTERM, they
     // ignored it): they go too.
-    if (killed && !hard_killed)
-        kill(-pid, SIGKILL);
+    if (g.killed && !g.hard_killed)
+        kill(-g.pid, SIGKILL);
     if (WIFEXITED(status))
         r.exit_code = WEXITSTATUS(status);
     else if (WIFSIGNALED(status))
         r.signal = WTERMSIG(status);
+}
+
+} // namespace
+
+ProcResult run_process(const std::vector<std::string> &argv, const ProcOptions &opts)
+{
+    if (argv.empty())
+        throw CommandError("internal: empty command");
+    std::string prog = program_or_throw(argv[0]);
+    show_command(argv, opts);
+
+    int outp[2], errp[2];
+    if (pipe2(outp, O_CLOEXEC) != 0 || pipe2(errp, O_CLOEXEC) != 0)
+        throw CommandError(std::string("cannot create a pipe: ") + std::strerror(errno));
+    std::vector<std::string> envs = child_environment(opts);
+    std::vector<char *> cargv = c_strings(argv), cenv = c_strings(envs);
+
+    pid_t pid = fork();
+    if (pid < 0)
+        throw CommandError(std::string("cannot fork: ") + std::strerror(errno));
+    if (pid == 0)
+        exec_child(prog, cargv, cenv, outp, errp, opts);
+    setpgid(pid, pid);  // also here: no race with the first kill(-pid)
+    close(outp[1]);
+    close(errp[1]);
+
+    ProcResult r;
+    ChildGroup g{pid};
+    read_child_output(g, outp[0], errp[0], argv[0], opts, r);
+    close(outp[0]);
+    close(errp[0]);
+    wait_child(g, r);
     out().log("  " + argv[0] + " finished: " + r.describe());
     if (interrupted())
         throw CommandError("interrupted (Ctrl-C): " + argv[0] + " was stopped");

@@ -206,6 +206,158 @@ Db &omero_owner_db(Context &ctx, std::unique_ptr<Db> &holder)
     return *holder;
 }
 
+// What an undo finds to do: the well links the move created that are still there, the image
+// links it removed that can be given back (the SELECT bodies the apply deletes and inserts from).
+struct UndoPlan {
+    std::string created, events, rows;  // the journal's ids and removed rows, as parameters
+    std::string wl_sel, il_sel;
+    Rows wl, il;                        // their group ids
+    long long n_wl = 0, n_il = 0, n_created = 0, n_removed = 0;
+};
+
+UndoPlan plan_undo(Db &db, const std::string &S, const nlohmann::json &j)
+{
+    UndoPlan u;
+    u.created = int_array(j["created_links"]);
+    u.events = int_array(j["events"]);
+    u.rows = j["removed_image_links"].dump();
+    u.wl_sel = " FROM " + S + ".wellannotationlink WHERE id = ANY ($1::int8[]) AND creation_id = ANY ($2::int8[])";
+    u.il_sel =
+        " FROM pg_catalog.json_populate_recordset(NULL::" + S + ".imageannotationlink, $1::json) AS r"
+        " WHERE NOT EXISTS (SELECT 1 FROM " + S + ".imageannotationlink AS x WHERE x.id = r.id"
+        "                    OR (x.parent = r.parent AND x.child = r.child AND x.owner_id = r.owner_id))"
+        "   AND EXISTS (SELECT 1 FROM " + S + ".image AS i WHERE i.id = r.parent)"
+        "   AND EXISTS (SELECT 1 FROM " + S + ".annotation AS a WHERE a.id = r.child)";
+    u.wl = db.query("SELECT group_id" + u.wl_sel, {u.created, u.events});
+    u.il = db.query("SELECT r.group_id" + u.il_sel, {u.rows});
+    u.n_wl = (long long)u.wl.rows.size();
+    u.n_il = (long long)u.il.rows.size();
+    u.n_created = (long long)j["created_links"].size();
+    u.n_removed = (long long)j["removed_image_links"].size();
+    return u;
+}
+
+// The undo's closed session of root and an event per group of the links it touches, as OMERO
+// records changes. Returns the session; the groups and their events into gs and es.
+Value record_undo_session(Db &db, const std::string &S, const UndoPlan &u, nlohmann::json &gs, nlohmann::json &es)
+{
+    std::set<std::string> groups;
+    for (const Rows *r : {&u.wl, &u.il})
+        for (size_t i = 0; i < r->rows.size(); i++)
+            groups.insert(r->str(i, "group_id"));
+    Value ses = db.scalar(
+        "INSERT INTO " + S + ".session (id, permissions, timetoidle, timetolive, started, closed, defaulteventtype,"
+        "  uuid, owner, node, useragent, message, version)"
+        " SELECT " + S + ".ome_nextval('seq_session'::varchar), -52, 0, 0, LOCALTIMESTAMP, LOCALTIMESTAMP, 'Internal',"
+        "        pg_catalog.gen_random_uuid()::text, (SELECT id FROM " + S + ".experimenter WHERE omename::text = 'root'),"
+        "        (SELECT pg_catalog.min(id) FROM " + S + ".node), 'omero_upgrade', $1, 0 RETURNING id",
+        {std::string(undo_message)});
+    gs = nlohmann::json::array();
+    es = nlohmann::json::array();
+    for (const auto &g : groups) {
+        Value e = db.scalar("INSERT INTO " + S + ".event (id, permissions, \"time\", status, containingevent, experimenter,"
+                            "  experimentergroup, \"session\", type)"
+                            " SELECT " + S + ".ome_nextval('seq_event'::varchar), -52, LOCALTIMESTAMP, NULL, NULL,"
+                            "        (SELECT id FROM " + S + ".experimenter WHERE omename::text = 'root'), $1::int8, $2::int8,"
+                            "        (SELECT id FROM " + S + ".eventtype WHERE value::text = 'Internal') RETURNING id",
+                            {g, ses});
+        gs.push_back(std::stoll(g));
+        es.push_back(std::stoll(e.value_or("0")));
+    }
+    return ses;
+}
+
+// --apply, inside the undo's transaction: deletes the well links, gives back the image links, an
+// eventlog row each; throws when the counts do not match the plan. Returns the session.
+long long apply_undo(Db &db, const std::string &S, const UndoPlan &u)
+{
+    // OMERO's functions (ome_nextval) resolve their own names through the search_path.
+    db.query("SELECT pg_catalog.set_config('search_path', $1, true)", {S + ", pg_catalog, pg_temp"});
+    nlohmann::json gs, es;
+    Value ses = record_undo_session(db, S, u, gs, es);
+    auto ev = [](int g, int e) {
+        return " JOIN ROWS FROM (pg_catalog.unnest($" + std::to_string(g) + "::int8[]), pg_catalog.unnest($" +
+               std::to_string(e) + "::int8[])) AS e(grp, event) ON e.grp = ch.group_id";
+    };
+    Rows d = db.query("WITH ch AS (DELETE" + u.wl_sel + " RETURNING id, group_id),"
+                      " lg AS (INSERT INTO " + S + ".eventlog (id, action, permissions, entityid, entitytype, event)"
+                      "        SELECT " + S + ".ome_nextval('seq_eventlog'::varchar), 'DELETE', -52, ch.id,"
+                      "               'ome.model.annotations.WellAnnotationLink', e.event FROM ch" + ev(3, 4) + " RETURNING 1)"
+                      " SELECT (SELECT pg_catalog.count(*) FROM ch) AS n, (SELECT pg_catalog.count(*) FROM lg) AS logged",
+                      {u.created, u.events, int_array(gs), int_array(es)});
+    Rows r = db.query("WITH ch AS (INSERT INTO " + S + ".imageannotationlink SELECT r.*" + u.il_sel +
+                      " RETURNING id, group_id),"
+                      " lg AS (INSERT INTO " + S + ".eventlog (id, action, permissions, entityid, entitytype, event)"
+                      "        SELECT " + S + ".ome_nextval('seq_eventlog'::varchar), 'INSERT', -52, ch.id,"
+                      "               'ome.model.annotations.ImageAnnotationLink', e.event FROM ch" + ev(2, 3) + " RETURNING 1)"
+                      " SELECT (SELECT pg_catalog.count(*) FROM ch) AS n, (SELECT pg_catalog.count(*) FROM lg) AS logged",
+                      {u.rows, int_array(gs), int_array(es)});
+    if (d.str(0, "n") != std::to_string(u.n_wl) || r.str(0, "n") != std::to_string(u.n_il) ||
+        d.str(0, "logged") != d.str(0, "n") || r.str(0, "logged") != r.str(0, "n"))
+        throw CommandError("the undo did not match its plan (well links " + d.str(0, "n") + " of " +
+                           std::to_string(u.n_wl) + ", image links " + r.str(0, "n") + " of " + std::to_string(u.n_il) +
+                           "); nothing was changed");
+    return std::stoll(ses.value_or("0"));
+}
+
+// After the undo's commit: the journal says it was undone, and how.
+void mark_journal_undone(const std::string &path, nlohmann::json &j, const UndoPlan &u, const nlohmann::json &res)
+{
+    j["undone"] = {{"at", utc_timestamp("%Y-%m-%dT%H:%M:%SZ")}, {"well_links_deleted", u.n_wl},
+                   {"image_links_restored", u.n_il}, {"well_links_gone_already", u.n_created - u.n_wl},
+                   {"image_links_not_restorable", u.n_removed - u.n_il}};
+    if (res.contains("session"))
+        j["undone"]["session"] = res["session"];
+    j["status"] = "undone";
+    save_journal(path, j);
+}
+
+void say_undo_result(const UndoPlan &u, bool apply)
+{
+    if (apply)
+        out().say("undone: deleted " + std::to_string(u.n_wl) + " well link(s) the move created" +
+                  (u.n_created > u.n_wl ? " (" + std::to_string(u.n_created - u.n_wl) + " gone already)" : "") +
+                  ", restored " + std::to_string(u.n_il) + " image link(s)" +
+                  (u.n_removed > u.n_il ? " (" + std::to_string(u.n_removed - u.n_il) + " not restorable)" : "") +
+                  "; links made by others are untouched");
+    else
+        out().say("DRY RUN: would delete and give back: " + std::to_string(u.n_wl) + " well link(s) the move created" +
+                  (u.n_created > u.n_wl ? " (" + std::to_string(u.n_created - u.n_wl) + " gone already)" : "") + ", " +
+                  std::to_string(u.n_il) + " image link(s) it removed" +
+                  (u.n_removed > u.n_il ? " (" + std::to_string(u.n_removed - u.n_il) +
+                                              " not restorable: linked again, or the image or annotation is gone)"
+                                        : "") +
+                  "; nothing was changed; give --apply");
+}
+
+// The undo in one transaction (read-only for a dry run): plan, apply, commit, journal.
+void undo_in_transaction(Db &db, const std::string &S, const std::string &path, nlohmann::json &j, bool apply)
+{
+    nlohmann::json &res = out().result();
+    db.query(apply ? "BEGIN" : "BEGIN READ ONLY");
+    try {
+        if (apply)
+            db.query("LOCK TABLE " + S + ".wellannotationlink, " + S + ".imageannotationlink IN SHARE ROW EXCLUSIVE MODE");
+        UndoPlan u = plan_undo(db, S, j);
+        res["well_links_to_delete"] = u.n_wl;
+        res["well_links_gone_already"] = u.n_created - u.n_wl;
+        res["image_links_to_restore"] = u.n_il;
+        res["image_links_not_restorable"] = u.n_removed - u.n_il;
+        if (apply && u.n_wl + u.n_il > 0)
+            res["session"] = apply_undo(db, S, u);
+        db.query(apply ? "COMMIT" : "ROLLBACK");
+        if (apply)
+            mark_journal_undone(path, j, u, res);
+        say_undo_result(u, apply);
+    } catch (...) {
+        try {
+            db.query("ROLLBACK");
+        } catch (...) {
+        }
+        throw;
+    }
+}
+
 int undo_move(const MoveOpts &o, Context &ctx)
 {
     std::string path = lexical_absolute(o.undo);
@@ -232,107 +384,7 @@ int undo_move(const MoveOpts &o, Context &ctx)
     complete_attempt(*db, S, j);  // an attempt that was killed: completed from the database
     if (o.apply)
         save_journal(path, j);
-    std::string created = int_array(j["created_links"]), events = int_array(j["events"]);
-    std::string rows = j["removed_image_links"].dump();
-    db->query(o.apply ? "BEGIN" : "BEGIN READ ONLY");
-    try {
-        if (o.apply)
-            db->query("LOCK TABLE " + S + ".wellannotationlink, " + S + ".imageannotationlink IN SHARE ROW EXCLUSIVE MODE");
-        const std::string wl_sel = " FROM " + S + ".wellannotationlink WHERE id = ANY ($1::int8[]) AND creation_id = ANY ($2::int8[])";
-        const std::string il_sel =
-            " FROM pg_catalog.json_populate_recordset(NULL::" + S + ".imageannotationlink, $1::json) AS r"
-            " WHERE NOT EXISTS (SELECT 1 FROM " + S + ".imageannotationlink AS x WHERE x.id = r.id"
-            "                    OR (x.parent = r.parent AND x.child = r.child AND x.owner_id = r.owner_id))"
-            "   AND EXISTS (SELECT 1 FROM " + S + ".image AS i WHERE i.id = r.parent)"
-            "   AND EXISTS (SELECT 1 FROM " + S + ".annotation AS a WHERE a.id = r.child)";
-        Rows wl = db->query("SELECT group_id" + wl_sel, {created, events});
-        Rows il = db->query("SELECT r.group_id" + il_sel, {rows});
-        long long n_wl = (long long)wl.rows.size(), n_il = (long long)il.rows.size();
-        long long n_created = (long long)j["created_links"].size(), n_removed = (long long)j["removed_image_links"].size();
-        res["well_links_to_delete"] = n_wl;
-        res["well_links_gone_already"] = n_created - n_wl;
-        res["image_links_to_restore"] = n_il;
-        res["image_links_not_restorable"] = n_removed - n_il;
-        if (o.apply && n_wl + n_il > 0) {
-            // OMERO's functions (ome_nextval) resolve their own names through the search_path.
-            db->query("SELECT pg_catalog.set_config('search_path', $1, true)", {S + ", pg_catalog, pg_temp"});
-            std::set<std::string> groups;
-            for (const Rows *r : {&wl, &il})
-                for (size_t i = 0; i < r->rows.size(); i++)
-                    groups.insert(r->str(i, "group_id"));
-            Value ses = db->scalar(
-                "INSERT INTO " + S + ".session (id, permissions, timetoidle, timetolive, started, closed, defaulteventtype,"
-                "  uuid, owner, node, useragent, message, version)"
-                " SELECT " + S + ".ome_nextval('seq_session'::varchar), -52, 0, 0, LOCALTIMESTAMP, LOCALTIMESTAMP, 'Internal',"
-                "        pg_catalog.gen_random_uuid()::text, (SELECT id FROM " + S + ".experimenter WHERE omename::text = 'root'),"
-                "        (SELECT pg_catalog.min(id) FROM " + S + ".node), 'omero_upgrade', $1, 0 RETURNING id",
-                {std::string(undo_message)});
-            nlohmann::json gs = nlohmann::json::array(), es = nlohmann::json::array();
-            for (const auto &g : groups) {
-                Value e = db->scalar("INSERT INTO " + S + ".event (id, permissions, \"time\", status, containingevent, experimenter,"
-                                     "  experimentergroup, \"session\", type)"
-                                     " SELECT " + S + ".ome_nextval('seq_event'::varchar), -52, LOCALTIMESTAMP, NULL, NULL,"
-                                     "        (SELECT id FROM " + S + ".experimenter WHERE omename::text = 'root'), $1::int8, $2::int8,"
-                                     "        (SELECT id FROM " + S + ".eventtype WHERE value::text = 'Internal') RETURNING id",
-                                     {g, ses});
-                gs.push_back(std::stoll(g));
-                es.push_back(std::stoll(e.value_or("0")));
-            }
-            auto ev = [](int g, int e) {
-                return " JOIN ROWS FROM (pg_catalog.unnest($" + std::to_string(g) + "::int8[]), pg_catalog.unnest($" +
-                       std::to_string(e) + "::int8[])) AS e(grp, event) ON e.grp = ch.group_id";
-            };
-            Rows d = db->query("WITH ch AS (DELETE" + wl_sel + " RETURNING id, group_id),"
-                               " lg AS (INSERT INTO " + S + ".eventlog (id, action, permissions, entityid, entitytype, event)"
-                               "        SELECT " + S + ".ome_nextval('seq_eventlog'::varchar), 'DELETE', -52, ch.id,"
-                               "               'ome.model.annotations.WellAnnotationLink', e.event FROM ch" + ev(3, 4) + " RETURNING 1)"
-                               " SELECT (SELECT pg_catalog.count(*) FROM ch) AS n, (SELECT pg_catalog.count(*) FROM lg) AS logged",
-                               {created, events, int_array(gs), int_array(es)});
-            Rows r = db->query("WITH ch AS (INSERT INTO " + S + ".imageannotationlink SELECT r.*" + il_sel +
-                               " RETURNING id, group_id),"
-                               " lg AS (INSERT INTO " + S + ".eventlog (id, action, permissions, entityid, entitytype, event)"
-                               "        SELECT " + S + ".ome_nextval('seq_eventlog'::varchar), 'INSERT', -52, ch.id,"
-                               "               'ome.model.annotations.ImageAnnotationLink', e.event FROM ch" + ev(2, 3) + " RETURNING 1)"
-                               " SELECT (SELECT pg_catalog.count(*) FROM ch) AS n, (SELECT pg_catalog.count(*) FROM lg) AS logged",
-                               {rows, int_array(gs), int_array(es)});
-            if (d.str(0, "n") != std::to_string(n_wl) || r.str(0, "n") != std::to_string(n_il) ||
-                d.str(0, "logged") != d.str(0, "n") || r.str(0, "logged") != r.str(0, "n"))
-                throw CommandError("the undo did not match its plan (well links " + d.str(0, "n") + " of " +
-                                   std::to_string(n_wl) + ", image links " + r.str(0, "n") + " of " + std::to_string(n_il) +
-                                   "); nothing was changed");
-            res["session"] = std::stoll(ses.value_or("0"));
-        }
-        db->query(o.apply ? "COMMIT" : "ROLLBACK");
-        if (o.apply) {
-            j["undone"] = {{"at", utc_timestamp("%Y-%m-%dT%H:%M:%SZ")}, {"well_links_deleted", n_wl},
-                           {"image_links_restored", n_il}, {"well_links_gone_already", n_created - n_wl},
-                           {"image_links_not_restorable", n_removed - n_il}};
-            if (res.contains("session"))
-                j["undone"]["session"] = res["session"];
-            j["status"] = "undone";
-            save_journal(path, j);
-        }
-        std::string what = std::to_string(n_wl) + " well link(s) the move created" +
-                           (n_created > n_wl ? " (" + std::to_string(n_created - n_wl) + " gone already)" : "") + ", " +
-                           std::to_string(n_il) + " image link(s) it removed" +
-                           (n_removed > n_il ? " (" + std::to_string(n_removed - n_il) +
-                                                   " not restorable: linked again, or the image or annotation is gone)"
-                                             : "");
-        if (o.apply)
-            out().say("undone: deleted " + std::to_string(n_wl) + " well link(s) the move created" +
-                      (n_created > n_wl ? " (" + std::to_string(n_created - n_wl) + " gone already)" : "") + ", restored " +
-                      std::to_string(n_il) + " image link(s)" +
-                      (n_removed > n_il ? " (" + std::to_string(n_removed - n_il) + " not restorable)" : "") +
-                      "; links made by others are untouched");
-        else
-            out().say("DRY RUN: would delete and give back: " + what + "; nothing was changed; give --apply");
-    } catch (...) {
-        try {
-            db->query("ROLLBACK");
-        } catch (...) {
-        }
-        throw;
-    }
+    undo_in_transaction(*db, S, path, j, o.apply);
     return EXIT_OK;
 }
 
@@ -358,6 +410,180 @@ void add_annotations_move_to_wells_options(CLI::App &sub, MoveOpts &o)
                    "removed (a dry run unless --apply)");
 }
 
+// A move as it runs: its connection (as OMERO's user), the extension's schema, the journal
+// (--apply), and what the extension reported.
+struct MoveRun {
+    Db *db = nullptr;
+    std::string schema;              // the extension's
+    std::string S;                   // OMERO's, quoted (--apply)
+    std::string journal_path;        // --apply
+    nlohmann::json journal;          // --apply, once begun
+    nlohmann::json plates = nlohmann::json::array();  // per plate, from the NOTICEs or the dry run's rows
+    Rows totals_row;                 // --apply: the procedure's totals
+};
+
+// The per-plate NOTICEs into run.plates; other notices shown.
+void collect_plate_notices(MoveRun &run)
+{
+    run.db->on_notice([&plates = run.plates](const Notice &n) {
+        if (auto p = n.severity == "NOTICE" ? parse_plate_notice(n.message) : std::nullopt)
+            plates.push_back(*p);
+        else
+            show_extension_notice(n);
+    });
+}
+
+// --apply: OMERO's schema and the journal's path (--journal, or a new one in the backup directory).
+void prepare_journal(const MoveOpts &o, Context &ctx, MoveRun &run)
+{
+    auto sch = find_omero_schema(*run.db);
+    if (!sch)
+        throw CommandError("no OMERO schema (no dbpatch table) in the database " + ctx.settings().conn.dbname);
+    run.S = quote_ident(*sch);
+    run.journal_path = o.journal.empty() ? default_backup_dir(ctx.global()) + "/wells-move-" + utc_timestamp() + "-" +
+                                               std::to_string(getpid()) + ".json"
+                                         : lexical_absolute(o.journal);
+}
+
+// A failed or interrupted --apply: the batches done into the journal (after an interrupt too: the
+// connection is usable), or no journal when nothing was changed.
+void keep_journal_after_error(MoveRun &run)
+{
+    if (!run.journal.is_object())
+        return;
+    try {
+        complete_attempt(*run.db, run.S, run.journal);
+        if (run.journal["sessions"].empty() && run.journal["attempts"].size() == 1)
+            unlink(run.journal_path.c_str());  // nothing was changed: no journal
+        else
+            save_journal(run.journal_path, run.journal);
+    } catch (const std::exception &) {
+        // the next use of the journal completes it
+    }
+}
+
+// The dry run (in a read-only transaction: it cannot change anything, whatever happens) or the
+// journaled move; an error of the extension becomes a CommandError saying what was kept.
+void call_move(const MoveOpts &o, Context &ctx, MoveRun &run, const ext::WellsRequest &req,
+               const std::vector<Value> &params)
+{
+    try {
+        if (!o.apply) {
+            run.db->query("BEGIN READ ONLY");
+            Rows r = ext::wells_move_dry_run(*run.db, run.schema, req);
+            run.db->query("COMMIT");
+            for (size_t i = 0; i < r.rows.size(); i++) {
+                nlohmann::json p = {{"plate_id", std::stoll(r.str(i, "plate_id"))}};
+                for (const char *c : count_cols)
+                    p[c] = std::stoll(r.str(i, c));
+                run.plates.push_back(p);
+            }
+        } else {
+            run.journal = begin_journal(*run.db, run.S, run.journal_path, ctx.settings(), params, o.remove);
+            run.totals_row = ext::wells_move(*run.db, run.schema, req);
+            complete_attempt(*run.db, run.S, run.journal);
+            save_journal(run.journal_path, run.journal);
+        }
+    } catch (const DbError &e) {
+        keep_journal_after_error(run);
+        // The extension's message says what is wrong, its DETAIL which ids or values.
+        std::string msg = e.what() + (e.detail.empty() ? std::string() : ": " + e.detail);
+        if (e.sqlstate == "57014")
+            throw CommandError(msg, o.apply ? "the batches done so far are committed; run the same command again to "
+                                               "finish (it creates nothing twice)"
+                                             : "nothing was changed");
+        throw CommandError(msg, e.hint.empty() ? "nothing was changed" : e.hint);
+    }
+}
+
+nlohmann::json sum_plates(const nlohmann::json &plates)
+{
+    nlohmann::json totals = {{"plates", (long long)plates.size()}};
+    for (const char *c : count_cols) {
+        long long sum = 0;
+        for (const auto &p : plates)
+            sum += p[c].get<long long>();
+        totals[c] = sum;
+    }
+    return totals;
+}
+
+// --apply: the per-plate NOTICEs must add up to the procedure's own totals; when they do not,
+// a warning, the procedure's totals in totals, and EXIT_PROBLEM.
+int check_totals_agree(const Rows &totals_row, nlohmann::json &totals)
+{
+    bool agree = !totals_row.empty();
+    for (const char *c : {"wells", "links_created", "links_removed"})
+        agree = agree && totals_row.str(0, c) == std::to_string(totals[c].get<long long>());
+    if (agree)
+        return EXIT_OK;
+    out().warn("the per-plate report does not add up to the procedure's totals (wells " +
+               (totals_row.empty() ? "?" : totals_row.str(0, "wells")) + ", links created " +
+               (totals_row.empty() ? "?" : totals_row.str(0, "links_created")) + ", links removed " +
+               (totals_row.empty() ? "?" : totals_row.str(0, "links_removed")) +
+               "): the totals below are the procedure's");
+    for (const char *c : {"wells", "links_created", "links_removed"})
+        if (!totals_row.empty())
+            totals[c] = std::stoll(totals_row.str(0, c));
+    return EXIT_PROBLEM;
+}
+
+void move_result_json(const MoveOpts &o, Context &ctx, const MoveRun &run, const nlohmann::json &totals)
+{
+    nlohmann::json &res = out().result();
+    res["database"] = ctx.settings().conn.dbname;
+    res["dry_run"] = !o.apply;
+    res["kind"] = o.kind.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.kind);
+    res["ns"] = o.ns.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.ns);
+    res["remove_image_links"] = o.remove;
+    res["plates"] = run.plates;
+    res["totals"] = totals;
+    if (run.journal.is_object()) {
+        res["journal"] = run.journal_path;
+        res["sessions"] = run.journal["sessions"];
+        res["journal_links_created"] = run.journal["created_links"].size();
+        res["journal_image_links_removed"] = run.journal["removed_image_links"].size();
+    }
+}
+
+// The table: a row per plate, then the totals.
+void show_plate_table(const nlohmann::json &plates, const nlohmann::json &totals, bool apply)
+{
+    const char *heads[] = {"plate", "wells", "without samples", "image links",
+                           apply ? "links created" : "links to create", "already on well",
+                           apply ? "image links removed" : "image links to remove"};
+    std::string line;
+    for (const char *h : heads)
+        line += (line.empty() ? "" : "  ") + std::string(h);
+    out().say(line);
+    auto row = [&](const std::string &first, const nlohmann::json &p) {
+        std::string l = pad(first, std::strlen(heads[0]));
+        for (size_t i = 0; i < 6; i++)
+            l += "  " + pad(std::to_string(p[count_cols[i]].get<long long>()), std::strlen(heads[i + 1]));
+        out().say(l);
+    };
+    for (const auto &p : plates)
+        row(std::to_string(p["plate_id"].get<long long>()), p);
+    row("total", totals);
+}
+
+void say_move_summary(bool apply, const nlohmann::json &totals, const std::string &journal_path)
+{
+    long long created = totals["links_created"].get<long long>(), removed = totals["links_removed"].get<long long>();
+    if (apply) {
+        out().say("done: " + std::to_string(created) + " well link(s) created, " + std::to_string(removed) +
+                  " image link(s) removed" + (created + removed == 0 ? " (nothing left to move)" : ""));
+        out().say("journal " + journal_path + "; undo: omero-upgrade annotations move-to-wells --undo " +
+                  shell_quote(journal_path) + " --apply");
+    }
+    else
+        out().say("would create " + std::to_string(created) + " well link(s) and remove " + std::to_string(removed) +
+                  " image link(s); nothing was changed (dry run)");
+    if (totals["wells_without_samples"].get<long long>() > 0)
+        out().say(std::to_string(totals["wells_without_samples"].get<long long>()) +
+                  " well(s) without samples: they have no images, so nothing to move (not a problem)");
+}
+
 int run_annotations_move_to_wells(const MoveOpts &o, Context &ctx)
 {
     if (!o.undo.empty())
@@ -371,149 +597,30 @@ int run_annotations_move_to_wells(const MoveOpts &o, Context &ctx)
                            "every plate: psql -At -c 'SELECT id FROM plate' > plates.txt, then --plate-file plates.txt");
     if (o.batch_size <= 0)
         throw CommandError("--batch-size must be positive");
-    Settings &s = ctx.settings();
+    ctx.settings();
     // The move reads OMERO's tables itself (its journal) besides calling the extension: all of it
     // as OMERO's user.
     std::unique_ptr<Db> own;
-    Db *db = &omero_owner_db(ctx, own);
-    std::string schema = ctx.extension_schema();
-
-    nlohmann::json plates_json = nlohmann::json::array();
-    db->on_notice([&plates_json](const Notice &n) {
-        if (auto p = n.severity == "NOTICE" ? parse_plate_notice(n.message) : std::nullopt)
-            plates_json.push_back(*p);
-        else
-            show_extension_notice(n);
-    });
+    MoveRun run;
+    run.db = &omero_owner_db(ctx, own);
+    run.schema = ctx.extension_schema();
+    collect_plate_notices(run);
 
     std::vector<Value> params{screens, plates, wells, o.kind.empty() ? Value() : Value(o.kind),
                               o.ns.empty() ? Value() : Value(o.ns), o.remove ? "true" : "false",
                               std::to_string(o.batch_size)};
     const ext::WellsRequest req{screens, plates, wells, params[3], params[4], o.remove, o.batch_size};
-    Rows totals_row;
-    nlohmann::json journal;
-    std::string journal_path, S;
-    if (o.apply) {
-        auto sch = find_omero_schema(*db);
-        if (!sch)
-            throw CommandError("no OMERO schema (no dbpatch table) in the database " + s.conn.dbname);
-        S = quote_ident(*sch);
-        journal_path = o.journal.empty() ? default_backup_dir(ctx.global()) + "/wells-move-" + utc_timestamp() + "-" +
-                                                std::to_string(getpid()) + ".json"
-                                          : lexical_absolute(o.journal);
-    }
-    try {
-        if (!o.apply) {
-            // A read-only transaction: the dry run cannot change anything, whatever happens.
-            db->query("BEGIN READ ONLY");
-            Rows r = ext::wells_move_dry_run(*db, schema, req);
-            db->query("COMMIT");
-            for (size_t i = 0; i < r.rows.size(); i++) {
-                nlohmann::json p = {{"plate_id", std::stoll(r.str(i, "plate_id"))}};
-                for (const char *c : count_cols)
-                    p[c] = std::stoll(r.str(i, c));
-                plates_json.push_back(p);
-            }
-        } else {
-            journal = begin_journal(*db, S, journal_path, s, params, o.remove);
-            totals_row = ext::wells_move(*db, schema, req);
-            complete_attempt(*db, S, journal);
-            save_journal(journal_path, journal);
-        }
-    } catch (const DbError &e) {
-        // The batches done are in the journal (after an interrupt too: the connection is usable).
-        if (journal.is_object()) {
-            try {
-                complete_attempt(*db, S, journal);
-                if (journal["sessions"].empty() && journal["attempts"].size() == 1)
-                    unlink(journal_path.c_str());  // nothing was changed: no journal
-                else
-                    save_journal(journal_path, journal);
-            } catch (const std::exception &) {
-                // the next use of the journal completes it
-            }
-        }
-        // The extension's message says what is wrong, its DETAIL which ids or values.
-        std::string msg = e.what() + (e.detail.empty() ? std::string() : ": " + e.detail);
-        if (e.sqlstate == "57014")
-            throw CommandError(msg, o.apply ? "the batches done so far are committed; run the same command again to "
-                                               "finish (it creates nothing twice)"
-                                             : "nothing was changed");
-        throw CommandError(msg, e.hint.empty() ? "nothing was changed" : e.hint);
-    }
+    if (o.apply)
+        prepare_journal(o, ctx, run);
+    call_move(o, ctx, run, req, params);
 
-    nlohmann::json totals = {{"plates", (long long)plates_json.size()}};
-    for (const char *c : count_cols) {
-        long long sum = 0;
-        for (const auto &p : plates_json)
-            sum += p[c].get<long long>();
-        totals[c] = sum;
-    }
-    int code = EXIT_OK;
-    if (o.apply) {
-        // The per-plate NOTICEs must add up to the procedure's own totals.
-        bool agree = !totals_row.empty();
-        for (const char *c : {"wells", "links_created", "links_removed"})
-            agree = agree && totals_row.str(0, c) == std::to_string(totals[c].get<long long>());
-        if (!agree) {
-            out().warn("the per-plate report does not add up to the procedure's totals (wells " +
-                       (totals_row.empty() ? "?" : totals_row.str(0, "wells")) + ", links created " +
-                       (totals_row.empty() ? "?" : totals_row.str(0, "links_created")) + ", links removed " +
-                       (totals_row.empty() ? "?" : totals_row.str(0, "links_removed")) +
-                       "): the totals below are the procedure's");
-            for (const char *c : {"wells", "links_created", "links_removed"})
-                if (!totals_row.empty())
-                    totals[c] = std::stoll(totals_row.str(0, c));
-            code = EXIT_PROBLEM;
-        }
-    }
-
-    nlohmann::json &res = out().result();
-    res["database"] = s.conn.dbname;
-    res["dry_run"] = !o.apply;
-    res["kind"] = o.kind.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.kind);
-    res["ns"] = o.ns.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.ns);
-    res["remove_image_links"] = o.remove;
-    res["plates"] = plates_json;
-    res["totals"] = totals;
-    if (journal.is_object()) {
-        res["journal"] = journal_path;
-        res["sessions"] = journal["sessions"];
-        res["journal_links_created"] = journal["created_links"].size();
-        res["journal_image_links_removed"] = journal["removed_image_links"].size();
-    }
-
+    nlohmann::json totals = sum_plates(run.plates);
+    int code = o.apply ? check_totals_agree(run.totals_row, totals) : EXIT_OK;
+    move_result_json(o, ctx, run, totals);
     if (!o.apply)
         out().say("DRY RUN: nothing was changed; give --apply to make these changes");
-    const char *heads[] = {"plate", "wells", "without samples", "image links",
-                           o.apply ? "links created" : "links to create", "already on well",
-                           o.apply ? "image links removed" : "image links to remove"};
-    std::string line;
-    for (const char *h : heads)
-        line += (line.empty() ? "" : "  ") + std::string(h);
-    out().say(line);
-    auto row = [&](const std::string &first, const nlohmann::json &p) {
-        std::string l = pad(first, std::strlen(heads[0]));
-        for (size_t i = 0; i < 6; i++)
-            l += "  " + pad(std::to_string(p[count_cols[i]].get<long long>()), std::strlen(heads[i + 1]));
-        out().say(l);
-    };
-    for (const auto &p : plates_json)
-        row(std::to_string(p["plate_id"].get<long long>()), p);
-    row("total", totals);
-    long long created = totals["links_created"].get<long long>(), removed = totals["links_removed"].get<long long>();
-    if (o.apply) {
-        out().say("done: " + std::to_string(created) + " well link(s) created, " + std::to_string(removed) +
-                  " image link(s) removed" + (created + removed == 0 ? " (nothing left to move)" : ""));
-        out().say("journal " + journal_path + "; undo: omero-upgrade annotations move-to-wells --undo " +
-                  shell_quote(journal_path) + " --apply");
-    }
-    else
-        out().say("would create " + std::to_string(created) + " well link(s) and remove " + std::to_string(removed) +
-                  " image link(s); nothing was changed (dry run)");
-    if (totals["wells_without_samples"].get<long long>() > 0)
-        out().say(std::to_string(totals["wells_without_samples"].get<long long>()) +
-                  " well(s) without samples: they have no images, so nothing to move (not a problem)");
+    show_plate_table(run.plates, totals, o.apply);
+    say_move_summary(o.apply, totals, run.journal_path);
     return code;
 }
 

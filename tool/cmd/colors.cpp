@@ -77,83 +77,75 @@ void add_colors_revert_options(CLI::App &sub, ColorsOpts &o)
     add_colors_change_options(sub, o);
 }
 
-int run_colors_change(const ColorsOpts &o, Context &ctx)
+// The options that do not go together; subset: ids were given.
+void check_colors_options(const ColorsOpts &o, bool subset)
 {
-    const std::string &direction = o.direction;
-    Value rois = id_array(o.rois, o.roi_files, "ROI");
-    Value images = id_array(o.images, o.image_files, "image");
-    Value shapes = id_array(o.shapes, o.shape_files, "shape");
     if (o.batch_size <= 0)
         throw CommandError("--batch-size must be positive");
     if (o.jobs < 1)
         throw CommandError("--jobs must be at least 1");
     if (o.jobs > 1 && o.rewrite)
         throw CommandError("--jobs converts by batches: not with --rewrite");
-    bool subset = rois || images || shapes;
     if (o.rewrite && subset)
         throw CommandError("--rewrite converts every shape: it takes no --roi/--image/--shape");
     if (o.rewrite && o.batches)
         throw CommandError("--rewrite or --batches, not both");
-    Settings &s = ctx.settings();
-    Db *db = &ctx.db();
-    std::string schema = ctx.extension_schema();
-    show_extension_notices(*db);
-    nlohmann::json &res = out().result();
-    res["direction"] = direction;
-    res["database"] = s.conn.dbname;
-    res["dry_run"] = o.dry_run;
-    res["scope"] = subset ? "subset" : "all shapes";
-    const ext::ColorsRequest req{direction, rois, images, shapes, o.batch_size};
-    // CALL's method: 'auto' rewrites every shape in one pass when nothing else uses the database
-    // and nothing is journaled (the extension checks and says which way it goes).
-    const std::string method = o.batches ? "batch" : "auto";
+}
 
-    Rows r;
-    if (o.rewrite) {
-        try {
-            r = ext::colors_rewrite(*db, schema, direction, o.dry_run);
-        } catch (const DbError &e) {
-            // Its refusals (other sessions connected, shapes journaled, shapes newer than a
-            // completed conversion) are preconditions refused: exit 1, as "other sessions use
-            // the database" is in every command (README, "Exit codes").
-            if (e.sqlstate == "55000" && std::string(e.what()).rfind("omero_colors_rewrite ", 0) == 0)
-                throw Refused(cli_terms(e.what()), cli_terms(e.hint));
-            throw;
-        }
-    } else if (o.dry_run) {
-        r = ext::colors_convert_dry_run(*db, schema, req);
-    } else {
-        // The one-pass rewrite's table phase is one ALTER TABLE, of which PostgreSQL reports
-        // nothing: from the extension's NOTICEs we know when the journal phase (one full read
-        // of the table) started and ended, and the table phase takes about kRewriteFactor times
-        // as long (bench/colors.sh, 2M and 10M shapes): an estimated ETA, ticking.
-        using clock = std::chrono::steady_clock;
-        std::optional<clock::time_point> rewrite_from, table_from;
-        double journal_s = 0;
-        db->on_notice([&](const Notice &n) {
-            if (n.message.find("converting every shape by the one-pass rewrite") != std::string::npos)
-                rewrite_from = clock::now();
-            else if (rewrite_from && n.message.find("shapes journaled; rewriting the table") != std::string::npos) {
-                table_from = clock::now();
-                journal_s = std::chrono::duration<double>(*table_from - *rewrite_from).count();
-            }
-            show_extension_notice(n);
-        });
-        ext::colors_convert(*db, schema, req, method, o.jobs, [&] {
-            if (!table_from)
-                return;
-            double el = std::chrono::duration<double>(clock::now() - *table_from).count();
-            if (el < 2)
-                return;
-            double est = journal_s * kRewriteFactor;
-            out().progress("colors: rewriting the shape table and its indexes: elapsed " + clock_hms(el) +
-                           ", ETA ~" + clock_hms(est > el ? est - el : 0) +
-                           (est > el ? "" : " (longer than estimated)") +
-                           " (estimated from the journal's pace; PostgreSQL reports no progress for this)");
-        });
-        show_extension_notices(*db);
-        r = ext::colors_session_run(*db);
+// --rewrite: every shape in one pass.
+Rows rewrite_every_shape(Db &db, const std::string &schema, const ColorsOpts &o)
+{
+    try {
+        return ext::colors_rewrite(db, schema, o.direction, o.dry_run);
+    } catch (const DbError &e) {
+        // Its refusals (other sessions connected, shapes journaled, shapes newer than a
+        // completed conversion) are preconditions refused: exit 1, as "other sessions use
+        // the database" is in every command (README, "Exit codes").
+        if (e.sqlstate == "55000" && std::string(e.what()).rfind("omero_colors_rewrite ", 0) == 0)
+            throw Refused(cli_terms(e.what()), cli_terms(e.hint));
+        throw;
     }
+}
+
+// The conversion by CALL, and its run's row. The one-pass rewrite's table phase is one ALTER
+// TABLE, of which PostgreSQL reports nothing: from the extension's NOTICEs we know when the
+// journal phase (one full read of the table) started and ended, and the table phase takes about
+// kRewriteFactor times as long (bench/colors.sh, 2M and 10M shapes): an estimated ETA, ticking.
+Rows convert_with_eta(Db &db, const std::string &schema, const ext::ColorsRequest &req, const std::string &method,
+                      int jobs)
+{
+    using clock = std::chrono::steady_clock;
+    std::optional<clock::time_point> rewrite_from, table_from;
+    double journal_s = 0;
+    db.on_notice([&](const Notice &n) {
+        if (n.message.find("converting every shape by the one-pass rewrite") != std::string::npos)
+            rewrite_from = clock::now();
+        else if (rewrite_from && n.message.find("shapes journaled; rewriting the table") != std::string::npos) {
+            table_from = clock::now();
+            journal_s = std::chrono::duration<double>(*table_from - *rewrite_from).count();
+        }
+        show_extension_notice(n);
+    });
+    ext::colors_convert(db, schema, req, method, jobs, [&] {
+        if (!table_from)
+            return;
+        double el = std::chrono::duration<double>(clock::now() - *table_from).count();
+        if (el < 2)
+            return;
+        double est = journal_s * kRewriteFactor;
+        out().progress("colors: rewriting the shape table and its indexes: elapsed " + clock_hms(el) +
+                       ", ETA ~" + clock_hms(est > el ? est - el : 0) +
+                       (est > el ? "" : " (longer than estimated)") +
+                       " (estimated from the journal's pace; PostgreSQL reports no progress for this)");
+    });
+    show_extension_notices(db);
+    return ext::colors_session_run(db);
+}
+
+// The run's counts into the result and a line; EXIT_PROBLEM when shapes were left alone.
+int report_colors_run(const ColorsOpts &o, const Rows &r)
+{
+    nlohmann::json &res = out().result();
     if (r.empty()) {
         out().say("nothing to do");
         return EXIT_OK;
@@ -166,10 +158,40 @@ int run_colors_change(const ColorsOpts &o, Context &ctx)
     res["counts"] = c;
     if (!r.str(0, "run_id").empty())
         res["run_id"] = std::stoll(r.str(0, "run_id"));
-    out().say(std::string(o.dry_run ? "would do: " : "done: ") + direction + ": " + counts_text(c));
+    out().say(std::string(o.dry_run ? "would do: " : "done: ") + o.direction + ": " + counts_text(c));
     if (c["raced"].get<long long>() > 0 || c["changed"].get<long long>() > 0)
         return EXIT_PROBLEM;
     return EXIT_OK;
+}
+
+int run_colors_change(const ColorsOpts &o, Context &ctx)
+{
+    Value rois = id_array(o.rois, o.roi_files, "ROI");
+    Value images = id_array(o.images, o.image_files, "image");
+    Value shapes = id_array(o.shapes, o.shape_files, "shape");
+    bool subset = rois || images || shapes;
+    check_colors_options(o, subset);
+    Settings &s = ctx.settings();
+    Db *db = &ctx.db();
+    std::string schema = ctx.extension_schema();
+    show_extension_notices(*db);
+    nlohmann::json &res = out().result();
+    res["direction"] = o.direction;
+    res["database"] = s.conn.dbname;
+    res["dry_run"] = o.dry_run;
+    res["scope"] = subset ? "subset" : "all shapes";
+    const ext::ColorsRequest req{o.direction, rois, images, shapes, o.batch_size};
+    // CALL's method: 'auto' rewrites every shape in one pass when nothing else uses the database
+    // and nothing is journaled (the extension checks and says which way it goes).
+    const std::string method = o.batches ? "batch" : "auto";
+    Rows r;
+    if (o.rewrite)
+        r = rewrite_every_shape(*db, schema, o);
+    else if (o.dry_run)
+        r = ext::colors_convert_dry_run(*db, schema, req);
+    else
+        r = convert_with_eta(*db, schema, req, method, o.jobs);
+    return report_colors_run(o, r);
 }
 
 struct StatusOpts {

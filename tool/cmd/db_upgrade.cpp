@@ -80,6 +80,52 @@ struct Plan {
     bool nothing_to_do = false;
 };
 
+// --target, or the newest version the scripts lead to.
+std::string choose_target(const PlanOpts &o, const std::vector<ScriptHop> &hops, const std::string &scripts_dir)
+{
+    std::string newest;
+    for (const auto &h : hops)
+        if (newest.empty() || compare_versions(h.to, newest) > 0)
+            newest = h.to;
+    std::string target = o.target.empty() ? newest : o.target;
+    if (target.empty())
+        throw CommandError("no upgrade scripts (sql/psql/<TO>/<FROM>.sql) in " + scripts_dir);
+    if (!is_version_syntax(target))
+        throw CommandError("'" + target + "' is not an OMERO database version", "versions are written like OMERO5.4__0");
+    return target;
+}
+
+// No chain leads from the database's version to the target: which scripts there are, and where
+// the database's version leads.
+[[noreturn]] void throw_no_chain(const Plan &p, const std::vector<ScriptHop> &hops)
+{
+    std::string present;
+    for (const auto &h : hops)
+        present += (present.empty() ? "" : ", ") + h.from + " → " + h.to;
+    std::string reach;
+    for (const auto &h : hops)
+        if (h.from == p.state.version)
+            reach += (reach.empty() ? "" : ", ") + h.to;
+    throw CommandError("no chain of upgrade scripts in " + p.scripts_dir + "/sql/psql leads from " + p.state.version +
+                           " to " + p.target + " (a hop is missing; scripts present: " +
+                           (present.empty() ? "none" : present) + ")",
+                       reach.empty() ? "no script starts at " + p.state.version +
+                                           ": upgrade through an intermediate server release first, or use the right server"
+                                     : "from " + p.state.version + " the scripts lead to " + reach);
+}
+
+nlohmann::json hops_json(const std::vector<ScriptHop> &hops)
+{
+    nlohmann::json a = nlohmann::json::array();
+    for (size_t i = 0; i < hops.size(); i++)
+        a.push_back({{"step", i + 1},
+                     {"from", hops[i].from},
+                     {"to", hops[i].to},
+                     {"script", hops[i].script},
+                     {"precheck", hops[i].precheck.empty() ? nlohmann::json(nullptr) : nlohmann::json(hops[i].precheck)}});
+    return a;
+}
+
 // The checks and the chain shared by plan and upgrade. Errors that prevent running throw.
 Plan make_plan(const PlanOpts &o, Context &ctx)
 {
@@ -90,15 +136,7 @@ Plan make_plan(const PlanOpts &o, Context &ctx)
         throw CommandError("no sql/psql directory in " + p.scripts_dir,
                            "run this with the NEW server (after binaries install), or give --new-server DIR");
     std::vector<ScriptHop> hops = find_hops(p.scripts_dir);
-    std::string newest;
-    for (const auto &h : hops)
-        if (newest.empty() || compare_versions(h.to, newest) > 0)
-            newest = h.to;
-    p.target = o.target.empty() ? newest : o.target;
-    if (p.target.empty())
-        throw CommandError("no upgrade scripts (sql/psql/<TO>/<FROM>.sql) in " + p.scripts_dir);
-    if (!is_version_syntax(p.target))
-        throw CommandError("'" + p.target + "' is not an OMERO database version", "versions are written like OMERO5.4__0");
+    p.target = choose_target(o, hops, p.scripts_dir);
 
     p.db = &ctx.db();
     p.s = ctx.settings();
@@ -132,30 +170,10 @@ Plan make_plan(const PlanOpts &o, Context &ctx)
         throw CommandError("the database " + p.s.conn.dbname + " is at " + p.state.version + ", newer than the target " +
                            p.target);
     auto chain = shortest_chain_of(hops, p.state.version, p.target);
-    if (!chain) {
-        std::string present;
-        for (const auto &h : hops)
-            present += (present.empty() ? "" : ", ") + h.from + " → " + h.to;
-        std::string reach;
-        for (const auto &h : hops)
-            if (h.from == p.state.version)
-                reach += (reach.empty() ? "" : ", ") + h.to;
-        throw CommandError("no chain of upgrade scripts in " + p.scripts_dir + "/sql/psql leads from " + p.state.version +
-                               " to " + p.target + " (a hop is missing; scripts present: " +
-                               (present.empty() ? "none" : present) + ")",
-                           reach.empty() ? "no script starts at " + p.state.version +
-                                               ": upgrade through an intermediate server release first, or use the right server"
-                                         : "from " + p.state.version + " the scripts lead to " + reach);
-    }
+    if (!chain)
+        throw_no_chain(p, hops);
     p.hops = *chain;
-    nlohmann::json a = nlohmann::json::array();
-    for (size_t i = 0; i < p.hops.size(); i++)
-        a.push_back({{"step", i + 1},
-                     {"from", p.hops[i].from},
-                     {"to", p.hops[i].to},
-                     {"script", p.hops[i].script},
-                     {"precheck", p.hops[i].precheck.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.hops[i].precheck)}});
-    res["hops"] = a;
+    res["hops"] = hops_json(p.hops);
     return p;
 }
 
@@ -219,13 +237,199 @@ PsqlRun run_psql(const Plan &p, const std::string &file, const std::string &appn
 
 void add_db_upgrade_options(CLI::App &sub, PlanOpts &o)
 {
-    sub.add_option("--target", o.target, "version to reach (default: the newest the scripts lead to)");
-    sub.add_option("--new-server", o.new_server, "server directory whose sql/psql to use (default: the server directory)");
+    add_db_plan_options(sub, o);
     sub.add_flag("--dry-run", o.dry_run, "check and show the hops and commands, run nothing");
     sub.add_flag("--force", o.force, "run although the server or other sessions use the database");
     sub.add_option("--site-sql", o.site_sql,
                    "after the hops, apply DIR's *.sql files in name order, each once, in its own transaction, "
                    "recorded with its SHA-256");
+}
+
+// Nothing else may use the database while its schema changes: other sessions, a running server
+// (each refused unless --force). EXIT_OK to go on.
+int check_database_unused(const Plan &p, const PlanOpts &o)
+{
+    nlohmann::json &res = out().result();
+    auto others = other_sessions(*p.db, p.s.omero_db_user);
+    res["other_sessions"] = sessions_json(others);
+    if (!others.empty()) {
+        std::string msg = "other sessions use the database " + p.s.conn.dbname + ": " + describe_sessions(others);
+        if (!o.force) {
+            out().error(msg);
+            out().hint("stop the server (omero-upgrade server stop) and other clients first, or give --force");
+            return EXIT_PROBLEM;
+        }
+        out().warn(msg + " (--force: going on)");
+    }
+    if (access(p.s.server_path("bin/omero").c_str(), X_OK) == 0 && omero_admin_running(p.s, 120)) {
+        if (!o.force) {
+            out().error("the server in " + p.s.server_dir + " is running (bin/omero admin status)");
+            out().hint("omero-upgrade server stop first, or give --force");
+            return EXIT_PROBLEM;
+        }
+        out().warn("the server in " + p.s.server_dir + " is running (--force: going on)");
+    }
+    return EXIT_OK;
+}
+
+// --dry-run: the commands each hop and each pending site SQL file would run.
+void show_dry_run(const Plan &p, const std::optional<SitePlan> &site)
+{
+    for (const auto &h : p.hops) {
+        if (!h.precheck.empty())
+            out().say("would run: psql -X -q -v ON_ERROR_STOP=1 -U " + p.s.omero_db_user + " -f " + h.precheck);
+        out().say("would run: psql -X -q -v ON_ERROR_STOP=1 -U " + p.s.omero_db_user + " -f " + h.script +
+                  ", then check that dbpatch shows " + h.to + " finished");
+    }
+    if (site)
+        for (const auto &f : site->files)
+            if (f.status == "pending")
+                out().say("would run: psql -X -q -1 -v ON_ERROR_STOP=1 -U " + p.s.omero_db_user + " -f " + f.path +
+                          ", recording it with sha256 " + f.sha256);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0)
+{
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// One hop of the chain as it runs: its place in the chain and its psql's application_name.
+struct HopRun {
+    const Plan &p;
+    const ScriptHop &h;
+    size_t i, n;           // hop i (0-based) of n
+    std::string appname;   // of its psql, to end its backend on Ctrl-C
+    std::string label;     // "hop 2 of 3 (A → B)"
+};
+
+// What to tell when the hop did not complete: where the database is, what to do.
+int report_failed_hop(const HopRun &r, const std::string &what, const ProcResult *pr)
+{
+    nlohmann::json &res = out().result();
+    const std::string &dbname = r.p.s.conn.dbname;
+    OmeroDbState now = read_omero_state(*r.p.db);
+    res["failed_hop"] = r.i + 1;
+    res["db_version"] = now.version;
+    res["db_finished"] = now.finished;
+    out().error(r.label + ": " + what + (pr && !pr->err_tail(4).empty() ? ":\n" + pr->err_tail(4) : ""));
+    if (now.version == r.h.from && now.finished) {
+        out().error("the database " + dbname + " is still at " + r.h.from + " (the script's transaction was rolled back)" +
+                    (r.i ? "; " + std::to_string(r.i) + " of " + std::to_string(r.n) + " hop(s) done" : ""));
+        out().hint("fix the cause shown above, then run omero-upgrade db upgrade again: it goes on from " + r.h.from +
+                   " (the full psql output is in the log, --log-file)");
+    } else if (!now.finished) {
+        out().error("the database " + dbname + " is half-upgraded: its newest dbpatch row (" + now.version +
+                    ") is unfinished");
+        out().hint("restore the backup taken before the upgrade (omero-upgrade restore), then run "
+                   "db upgrade again");
+    } else {
+        out().error("the database " + dbname + " is at " + now.version + " (expected " + r.h.to + ")");
+        out().hint("compare with db plan; if unsure, restore the backup taken before the upgrade");
+    }
+    return EXIT_PROBLEM;
+}
+
+// psql was stopped; its backend may still run the statement: end it, so the script's
+// transaction rolls back and db upgrade can resume from this hop.
+[[noreturn]] void stop_interrupted_hop(const HopRun &r)
+{
+    try {
+        r.p.db->query("SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
+                      "WHERE application_name = $1",
+                      {r.appname});
+    } catch (const CommandError &) {
+    }
+    OmeroDbState now = read_omero_state(*r.p.db);
+    throw CommandError("interrupted (Ctrl-C) during " + r.label + ": the database is at " + now.version +
+                           (now.finished ? "" : " (unfinished)"),
+                       "run omero-upgrade db upgrade again to go on");
+}
+
+// The hop's history entry: its scripts with their SHA-256.
+void record_hop(const HopRun &r, double hop_s)
+{
+    const Plan &p = r.p;
+    nlohmann::json sums = {{r.h.script, sha256_file(p.scripts_dir + "/" + r.h.script)}};
+    if (!r.h.precheck.empty())
+        sums[r.h.precheck] = sha256_file(p.scripts_dir + "/" + r.h.precheck);
+    record_history(p.s, p.db, {"hop", r.h.script, r.h.from, r.h.to, sums,
+                               {{"scripts_dir", p.scripts_dir + "/sql/psql"}, {"seconds", hop_s},
+                                {"db_user", p.s.omero_db_user}}});
+}
+
+// Runs one hop (its precheck, its script), checks dbpatch after it and records it in history and
+// in the result's "done". EXIT_OK, or EXIT_PROBLEM explained.
+int run_hop(const HopRun &r, Meter &meter, nlohmann::json &done)
+{
+    auto hop_t0 = std::chrono::steady_clock::now();
+    std::string phase;
+    auto tick = [&] { meter.update(r.i, phase); };
+    phase = r.label + ": precheck";
+    meter.show(r.i, phase);
+    if (!r.h.precheck.empty()) {
+        PsqlRun pr = run_psql(r.p, r.h.precheck, r.appname, tick);
+        if (pr.interrupted)
+            stop_interrupted_hop(r);
+        if (!pr.result.ok())
+            return report_failed_hop(r, "the precheck " + r.h.precheck + " failed (" + pr.result.describe() + ")",
+                                     &pr.result);
+    }
+    phase = r.label + ": running " + r.h.script;
+    meter.show(r.i, phase);
+    PsqlRun sr = run_psql(r.p, r.h.script, r.appname, tick);
+    if (sr.interrupted)
+        stop_interrupted_hop(r);
+    if (!sr.result.ok())
+        return report_failed_hop(r, "the script " + r.h.script + " failed (" + sr.result.describe() + ")", &sr.result);
+    OmeroDbState now = read_omero_state(*r.p.db);
+    if (now.version != r.h.to || !now.finished)
+        return report_failed_hop(r, "the script " + r.h.script + " ended without error, but dbpatch shows " +
+                                        now.version + (now.finished ? "" : " unfinished") + ", not " + r.h.to +
+                                        " finished",
+                                 nullptr);
+    double hop_s = seconds_since(hop_t0);
+    record_hop(r, hop_s);
+    done.push_back({{"step", r.i + 1}, {"from", r.h.from}, {"to", r.h.to}, {"seconds", hop_s}});
+    out().result()["done"] = done;
+    out().step(r.label + ": done in " + hms(hop_s) + "; dbpatch shows " + r.h.to + " finished");
+    return EXIT_OK;
+}
+
+// The hops of the plan in order, with a progress meter; stops at the first that fails.
+int run_hops(const Plan &p, std::chrono::steady_clock::time_point t0)
+{
+    nlohmann::json &res = out().result();
+    std::string appname = "omero-upgrade-psql-" + std::to_string(getpid());
+    nlohmann::json done = nlohmann::json::array();
+    res["done"] = done;
+    size_t n = p.hops.size();
+    // Hops differ much in length: the ETA from the hops done is an estimate.
+    Meter meter("db upgrade", "hops", n, true);
+    for (size_t i = 0; i < n; i++) {
+        const ScriptHop &h = p.hops[i];
+        HopRun r{p, h, i, n, appname,
+                 "hop " + std::to_string(i + 1) + " of " + std::to_string(n) + " (" + h.from + " → " + h.to + ")"};
+        if (int code = run_hop(r, meter, done); code != EXIT_OK)
+            return code;
+    }
+    if (n)
+        meter.finish();
+    res["db_version"] = p.target;
+    if (n)
+        out().say("database " + p.s.conn.dbname + " upgraded from " + p.state.version + " to " + p.target + " in " +
+                  std::to_string(n) + " hop(s), " + hms(seconds_since(t0)));
+    return EXIT_OK;
+}
+
+// After the hops: the pending site SQL files, each once, recorded.
+void apply_site(const Plan &p, SitePlan &site)
+{
+    nlohmann::json &res = out().result();
+    nlohmann::json applied = apply_site_sql(p.s, *p.db, site, p.target, p.scripts_dir);
+    res["site_sql"] = site.to_json();
+    res["site_sql"]["applied"] = applied;
+    out().say("site SQL: " + std::to_string(applied.size()) + " file(s) applied, " +
+              std::to_string(site.files.size() - applied.size()) + " already applied before");
 }
 
 int run_db_upgrade(const PlanOpts &o, Context &ctx)
@@ -254,146 +458,20 @@ int run_db_upgrade(const PlanOpts &o, Context &ctx)
     }
     nlohmann::json &res = out().result();
     res["dry_run"] = o.dry_run;
-
-    // Nothing else may use the database while its schema changes.
-    auto others = other_sessions(*p.db, p.s.omero_db_user);
-    res["other_sessions"] = sessions_json(others);
-    if (!others.empty()) {
-        std::string msg = "other sessions use the database " + p.s.conn.dbname + ": " + describe_sessions(others);
-        if (!o.force) {
-            out().error(msg);
-            out().hint("stop the server (omero-upgrade server stop) and other clients first, or give --force");
-            return EXIT_PROBLEM;
-        }
-        out().warn(msg + " (--force: going on)");
-    }
-    if (access(p.s.server_path("bin/omero").c_str(), X_OK) == 0 && omero_admin_running(p.s, 120)) {
-        if (!o.force) {
-            out().error("the server in " + p.s.server_dir + " is running (bin/omero admin status)");
-            out().hint("omero-upgrade server stop first, or give --force");
-            return EXIT_PROBLEM;
-        }
-        out().warn("the server in " + p.s.server_dir + " is running (--force: going on)");
-    }
+    if (int code = check_database_unused(p, o); code != EXIT_OK)
+        return code;
     if (find_program("psql").empty())
         throw CommandError("psql is not on PATH", "install the PostgreSQL client (e.g. apt install postgresql-client)");
-
     if (o.dry_run) {
-        for (size_t i = 0; i < p.hops.size(); i++) {
-            if (!p.hops[i].precheck.empty())
-                out().say("would run: psql -X -q -v ON_ERROR_STOP=1 -U " + p.s.omero_db_user + " -f " + p.hops[i].precheck);
-            out().say("would run: psql -X -q -v ON_ERROR_STOP=1 -U " + p.s.omero_db_user + " -f " + p.hops[i].script +
-                      ", then check that dbpatch shows " + p.hops[i].to + " finished");
-        }
-        if (site)
-            for (const auto &f : site->files)
-                if (f.status == "pending")
-                    out().say("would run: psql -X -q -1 -v ON_ERROR_STOP=1 -U " + p.s.omero_db_user + " -f " + f.path +
-                              ", recording it with sha256 " + f.sha256);
+        show_dry_run(p, site);
         return EXIT_NOT_YET;  // hops or site SQL files pending
     }
-
     auto t0 = std::chrono::steady_clock::now();
-    auto elapsed = [&] {
-        return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    };
-    std::string appname = "omero-upgrade-psql-" + std::to_string(getpid());
-    nlohmann::json done = nlohmann::json::array();
-    res["done"] = done;
-    size_t n = p.hops.size();
-    // Hops differ much in length: the ETA from the hops done is an estimate.
-    Meter meter("db upgrade", "hops", n, true);
-    for (size_t i = 0; i < n; i++) {
-        const ScriptHop &h = p.hops[i];
-        std::string hop = "hop " + std::to_string(i + 1) + " of " + std::to_string(n) + " (" + h.from + " → " + h.to + ")";
-        auto hop_t0 = std::chrono::steady_clock::now();
-        std::string phase;
-        auto tick = [&] { meter.update(i, phase); };
-        // What to tell when the hop did not complete: where the database is, what to do.
-        auto fail = [&](const std::string &what, const ProcResult *r) -> int {
-            OmeroDbState now = read_omero_state(*p.db);
-            res["failed_hop"] = i + 1;
-            res["db_version"] = now.version;
-            res["db_finished"] = now.finished;
-            out().error(hop + ": " + what + (r && !r->err_tail(4).empty() ? ":\n" + r->err_tail(4) : ""));
-            if (now.version == h.from && now.finished) {
-                out().error("the database " + p.s.conn.dbname + " is still at " + h.from +
-                            " (the script's transaction was rolled back)" +
-                            (i ? "; " + std::to_string(i) + " of " + std::to_string(n) + " hop(s) done" : ""));
-                out().hint("fix the cause shown above, then run omero-upgrade db upgrade again: it goes on from " +
-                          h.from + " (the full psql output is in the log, --log-file)");
-            } else if (!now.finished) {
-                out().error("the database " + p.s.conn.dbname + " is half-upgraded: its newest dbpatch row (" + now.version +
-                            ") is unfinished");
-                out().hint("restore the backup taken before the upgrade (omero-upgrade restore), then run "
-                          "db upgrade again");
-            } else {
-                out().error("the database " + p.s.conn.dbname + " is at " + now.version + " (expected " + h.to + ")");
-                out().hint("compare with db plan; if unsure, restore the backup taken before the upgrade");
-            }
-            return EXIT_PROBLEM;
-        };
-        auto on_interrupt = [&] {
-            // psql was stopped; its backend may still run the statement: end it, so the
-            // script's transaction rolls back and db upgrade can resume from this hop.
-            try {
-                p.db->query("SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_catalog.pg_stat_activity "
-                            "WHERE application_name = $1",
-                            {appname});
-            } catch (const CommandError &) {
-            }
-            OmeroDbState now = read_omero_state(*p.db);
-            throw CommandError("interrupted (Ctrl-C) during " + hop + ": the database is at " + now.version +
-                                   (now.finished ? "" : " (unfinished)"),
-                               "run omero-upgrade db upgrade again to go on");
-        };
-
-        phase = hop + ": precheck";
-        meter.show(i, phase);
-        if (!h.precheck.empty()) {
-            PsqlRun pr = run_psql(p, h.precheck, appname, tick);
-            if (pr.interrupted)
-                on_interrupt();
-            if (!pr.result.ok())
-                return fail("the precheck " + h.precheck + " failed (" + pr.result.describe() + ")", &pr.result);
-        }
-        phase = hop + ": running " + h.script;
-        meter.show(i, phase);
-        PsqlRun sr = run_psql(p, h.script, appname, tick);
-        if (sr.interrupted)
-            on_interrupt();
-        if (!sr.result.ok())
-            return fail("the script " + h.script + " failed (" + sr.result.describe() + ")", &sr.result);
-        OmeroDbState now = read_omero_state(*p.db);
-        if (now.version != h.to || !now.finished)
-            return fail("the script " + h.script + " ended without error, but dbpatch shows " + now.version +
-                            (now.finished ? "" : " unfinished") + ", not " + h.to + " finished",
-                        nullptr);
-        double hop_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - hop_t0).count();
-        nlohmann::json sums = {{h.script, sha256_file(p.scripts_dir + "/" + h.script)}};
-        if (!h.precheck.empty())
-            sums[h.precheck] = sha256_file(p.scripts_dir + "/" + h.precheck);
-        record_history(p.s, p.db, {"hop", h.script, h.from, h.to, sums,
-                                    {{"scripts_dir", p.scripts_dir + "/sql/psql"}, {"seconds", hop_s},
-                                     {"db_user", p.s.omero_db_user}}});
-        done.push_back({{"step", i + 1}, {"from", h.from}, {"to", h.to}, {"seconds", hop_s}});
-        res["done"] = done;
-        out().step(hop + ": done in " + hms(hop_s) + "; dbpatch shows " + h.to + " finished");
-    }
-    if (n)
-        meter.finish();
-    res["db_version"] = p.target;
-    if (n)
-        out().say("database " + p.s.conn.dbname + " upgraded from " + p.state.version + " to " + p.target + " in " +
-                  std::to_string(n) + " hop(s), " + hms(elapsed()));
-    if (site) {
-        nlohmann::json applied = apply_site_sql(p.s, *p.db, *site, p.target, p.scripts_dir);
-        res["site_sql"] = site->to_json();
-        res["site_sql"]["applied"] = applied;
-        out().say("site SQL: " + std::to_string(applied.size()) + " file(s) applied, " +
-                  std::to_string(site->files.size() - applied.size()) + " already applied before");
-    }
-    res["elapsed_s"] = elapsed();
+    if (int code = run_hops(p, t0); code != EXIT_OK)
+        return code;
+    if (site)
+        apply_site(p, *site);
+    res["elapsed_s"] = seconds_since(t0);
     return EXIT_OK;
 }
 

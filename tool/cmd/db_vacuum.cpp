@@ -190,6 +190,101 @@ std::string table_progress(const BackendProgress &p, unsigned long long before, 
     return what;
 }
 
+// Inside a table, a second connection reads PostgreSQL's progress views about once a second
+// (heap blocks scanned, indexes rebuilt): without it a large table would be silent for minutes.
+// Monitoring is never worth failing for: without it the meter moves between tables only.
+struct ProgressMonitor {
+    std::unique_ptr<Db> conn;
+
+    void off(const std::string &why)
+    {
+        out().detail("db vacuum: progress inside each table not shown (" + why + "): the meter moves between tables only");
+        conn.reset();
+    }
+    explicit ProgressMonitor(Context &ctx)
+    {
+        try {
+            conn = ctx.connect();
+            if (conn->server_version() < 130000)
+                off("PostgreSQL " + std::to_string(conn->server_version() / 10000) +
+                    " has no progress view for ANALYZE; 13 or later has");
+        } catch (const std::exception &e) {
+            off(std::string("no second connection: ") + e.what());
+        }
+    }
+};
+
+// One table vacuumed, the meter moved by what the monitor sees of backend pid; its entry of
+// "done".
+nlohmann::json vacuum_table(Db &db, const std::string &verb, const std::string &name, unsigned long long before,
+                            const std::string &note, Meter &meter, unsigned long long bytes_done,
+                            ProgressMonitor &monitor, int pid)
+{
+    auto ts = std::chrono::steady_clock::now();
+    // Bytes of this table counted done so far: heap blocks scanned, then (VACUUM FULL)
+    // the indexes' share as they are rebuilt; never back, never beyond the table.
+    unsigned long long in_table = 0;
+    std::string last_phase;
+    auto tick = [&] {
+        if (!monitor.conn)
+            return;
+        std::optional<BackendProgress> p;
+        try {
+            p = read_backend_progress(*monitor.conn, pid);
+        } catch (const std::exception &e) {
+            if (!interrupted())
+                monitor.off(std::string("PostgreSQL's progress views cannot be read: ") + e.what());
+            monitor.conn.reset();
+            return;
+        }
+        if (!p)
+            return;
+        std::string what = table_progress(*p, before, in_table);
+        std::string line_note = note + ": " + what;
+        // A new phase of a table that has already taken a while gets its own line.
+        if (p->command + p->phase != last_phase && !last_phase.empty() && meter.elapsed() >= 2)
+            meter.show(bytes_done + in_table, line_note);
+        else
+            meter.update(bytes_done + in_table, line_note);
+        last_phase = p->command + p->phase;
+    };
+    db.query_ticking(verb + " " + name, {}, 1.0, tick);
+    unsigned long long after = std::strtoull(
+        db.scalar("SELECT pg_catalog.pg_total_relation_size($1::regclass)", {name}).value_or("0").c_str(), nullptr, 10);
+    return {{"table", name},
+            {"size_before", before},
+            {"size_after", after},
+            {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count()}};
+}
+
+// Every table, largest first, with a meter of bytes done of all (sizes before): large tables
+// take longest, so this is a fair estimate. The largest tables get a line of their own; between
+// the others the meter's throttle decides.
+nlohmann::json vacuum_tables(Context &ctx, Db &db, const VacuumTables &tables, const std::string &verb)
+{
+    const Rows &r = tables.r;
+    const size_t n = tables.n;
+    nlohmann::json done = nlohmann::json::array();
+    Meter meter("db vacuum", "bytes", tables.total, true);
+    ProgressMonitor monitor(ctx);
+    const int pid = db.backend_pid();
+    unsigned long long bytes_done = 0;
+    for (size_t i = 0; i < n; i++) {
+        std::string name = r.str(i, "name");
+        unsigned long long before = std::strtoull(r.str(i, "size").c_str(), nullptr, 10);
+        std::string note = "table " + std::to_string(i + 1) + " of " + std::to_string(n) + ": " + verb + " " + name +
+                           " (" + human_bytes(before) + ")";
+        if (i == 0 || before >= tables.total / 20)
+            meter.show(bytes_done, note);
+        else
+            meter.update(bytes_done, note);
+        done.push_back(vacuum_table(db, verb, name, before, note, meter, bytes_done, monitor, pid));
+        bytes_done += before;
+    }
+    meter.finish();
+    return done;
+}
+
 int run_db_vacuum(const VacuumOpts &o, Context &ctx)
 {
     Settings &s = ctx.settings();
@@ -225,75 +320,7 @@ int run_db_vacuum(const VacuumOpts &o, Context &ctx)
         out().detail(nt.severity + ": " + nt.message);
     });
     auto t0 = std::chrono::steady_clock::now();
-    nlohmann::json done = nlohmann::json::array();
-    // Bytes of the tables done of all (sizes before): large tables take longest, so this is
-    // a fair estimate. The largest tables get a line of their own; between the others the
-    // meter's throttle decides. Inside a table, a second connection reads PostgreSQL's
-    // progress views about once a second (heap blocks scanned, indexes rebuilt): without
-    // it a large table would be silent for minutes. Monitoring is never worth failing for.
-    Meter meter("db vacuum", "bytes", total, true);
-    std::unique_ptr<Db> monitor;
-    auto monitoring_off = [&](const std::string &why) {
-        out().detail("db vacuum: progress inside each table not shown (" + why + "): the meter moves between tables only");
-        monitor.reset();
-    };
-    try {
-        monitor = ctx.connect();
-        if (monitor->server_version() < 130000)
-            monitoring_off("PostgreSQL " + std::to_string(monitor->server_version() / 10000) +
-                           " has no progress view for ANALYZE; 13 or later has");
-    } catch (const std::exception &e) {
-        monitoring_off(std::string("no second connection: ") + e.what());
-    }
-    const int pid = db->backend_pid();
-    unsigned long long bytes_done = 0;
-    for (size_t i = 0; i < n; i++) {
-        std::string name = r.str(i, "name");
-        unsigned long long before = std::strtoull(r.str(i, "size").c_str(), nullptr, 10);
-        std::string note = "table " + std::to_string(i + 1) + " of " + std::to_string(n) + ": " + verb + " " + name +
-                           " (" + human_bytes(before) + ")";
-        if (i == 0 || before >= total / 20)
-            meter.show(bytes_done, note);
-        else
-            meter.update(bytes_done, note);
-        auto ts = std::chrono::steady_clock::now();
-        // Bytes of this table counted done so far: heap blocks scanned, then (VACUUM FULL)
-        // the indexes' share as they are rebuilt; never back, never beyond the table.
-        unsigned long long in_table = 0;
-        std::string last_phase;
-        auto tick = [&] {
-            if (!monitor)
-                return;
-            std::optional<BackendProgress> p;
-            try {
-                p = read_backend_progress(*monitor, pid);
-            } catch (const std::exception &e) {
-                if (!interrupted())
-                    monitoring_off(std::string("PostgreSQL's progress views cannot be read: ") + e.what());
-                monitor.reset();
-                return;
-            }
-            if (!p)
-                return;
-            std::string what = table_progress(*p, before, in_table);
-            std::string line_note = note + ": " + what;
-            // A new phase of a table that has already taken a while gets its own line.
-            if (p->command + p->phase != last_phase && !last_phase.empty() && meter.elapsed() >= 2)
-                meter.show(bytes_done + in_table, line_note);
-            else
-                meter.update(bytes_done + in_table, line_note);
-            last_phase = p->command + p->phase;
-        };
-        db->query_ticking(verb + " " + name, {}, 1.0, tick);
-        unsigned long long after = std::strtoull(
-            db->scalar("SELECT pg_catalog.pg_total_relation_size($1::regclass)", {name}).value_or("0").c_str(), nullptr, 10);
-        done.push_back({{"table", name},
-                        {"size_before", before},
-                        {"size_after", after},
-                        {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - ts).count()}});
-        bytes_done += before;
-    }
-    meter.finish();
+    nlohmann::json done = vacuum_tables(ctx, *db, tables, verb);
     unsigned long long after_total = 0;
     for (const auto &d : done)
         after_total += d["size_after"].get<unsigned long long>();
