@@ -180,108 +180,158 @@ std::string restore_owner(const Settings &s, const RestoreOptions &o)
     return o.owner.empty() ? s.omero_db_user : o.owner;
 }
 
+namespace {
+
+// Creates the database (UTF8, template0, owned by `owner`) as the connecting role; true when made.
+bool create_target(Db &maint, const RestoreOptions &o, const std::string &owner, bool existed)
+{
+    if (existed) {
+        out().step("the database '" + o.into + "' exists: restoring into it, as it is empty (no object made after initdb), "
+                   "UTF8, owned by " + owner + " and used by no one");
+        return false;
+    }
+    if (maint.query("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) $1", {owner}).empty())
+        throw CommandError("the database owner role '" + owner + "' does not exist on this server",
+                           "create it first, or give the owner with --owner ROLE");
+    // The server quotes the names: no SQL text is built from user input here.
+    std::string sql = maint.scalar("SELECT pg_catalog.format('CREATE DATABASE %I WITH ENCODING ''UTF8'' TEMPLATE template0 "
+                                   "OWNER %I', $1::text, $2::text)",
+                                   {o.into, owner})
+                          .value_or("");
+    try {
+        maint.query(sql);
+    } catch (const DbError &e) {
+        throw CommandError(std::string("could not create database '") + o.into + "': " + e.what(),
+                           "connect as a role that may create databases and is a member of '" + owner +
+                               "' (e.g. --db-user postgres), or create it yourself: createdb -E UTF8 -T template0 -O " +
+                               shell_quote(owner) + " " + shell_quote(o.into));
+    }
+    out().step("created database '" + o.into + "' (UTF8, owner " + owner + ")");
+    return true;
+}
+
+// Drops the database this run created (a failed restore); one that existed is left as it is.
+void drop_created(Db &maint, const std::string &into, bool created)
+{
+    if (!created) {
+        out().warn("the database '" + into + "' existed before this run and is left as the failed restore left it");
+        return;
+    }
+    try {
+        std::string drop = maint.scalar("SELECT pg_catalog.format('DROP DATABASE %I', $1::text)", {into}).value_or("");
+        maint.query(drop);
+        out().say("dropped the database '" + into + "' created by this run (the restore failed)");
+    } catch (const std::exception &e) {
+        out().warn("could not drop the half-restored database '" + into + "': " + e.what());
+    }
+}
+
+// Who loads the dump: the new database's owner, never the --db-user that created the database.
+// A dump is code: the CHECK constraints, domains and defaults of its tables call functions its
+// owner wrote, and COPY runs them as the role that restores. Loaded by a superuser, a function an
+// OMERO owner planted in the dump would run as superuser; loaded by the owner, it runs with the
+// rights the owner has anyway. The owner's password: config.xml's omero.db.pass when the owner is
+// the OMERO user, the connection's own when it is the connecting user, else libpq's usual places.
+ConnParams loader_conn(const Settings &s, const std::string &into, const std::string &owner)
+{
+    ConnParams cp = owner == s.omero_db_user ? omero_user_conn(s, into) : conn_for(s, into);
+    if (cp.user != owner) {
+        cp.user = owner;
+        cp.password.reset();
+    }
+    return cp;
+}
+
+// Refuses before pg_restore when the owner cannot log in (a clear message instead of pg_restore's).
+void require_loader_login(const ConnParams &cp)
+{
+    try {
+        auto db = Db::connect(cp);
+    } catch (const std::exception &e) {
+        throw CommandError("the restore loads the dump as the database's owner '" + cp.user +
+                               "' (so that code in the dump runs with the owner's rights, never with those of the role "
+                               "that creates the database), and could not connect as it: " + e.what(),
+                           "give " + cp.user + "'s password in config.xml (omero.db.pass) when it is the OMERO user, "
+                           "or in ~/.pgpass or PGPASSFILE, or let it log in through pg_hba.conf");
+    }
+}
+
+// pg_restore as the owner, with progress; CommandError with pg_restore's error lines on failure.
+void run_pg_restore(const ConnParams &loader, const VerifyResult &v, const RestoreOptions &o, const std::string &list)
+{
+    PgClient pc = pg_client(loader);
+    // --no-owner: every object belongs to the restoring owner (a non-superuser cannot give
+    // objects to other roles, and the restored database is the OMERO user's).
+    std::vector<std::string> argv = {"pg_restore", "--exit-on-error", "--no-password", "--no-owner", "--verbose",
+                                     "--dbname=" + pc.conninfo};
+    if (o.jobs > 0)
+        argv.push_back("--jobs=" + std::to_string(o.jobs));
+    if (!list.empty())
+        argv.push_back("--use-list=" + list);
+    argv.push_back(v.path);
+
+    size_t total = 0, done = 0;
+    for (const auto &e : v.toc)
+        if (e.rest.rfind("TABLE DATA ", 0) == 0)
+            total++;
+    // Tables' data done: with --jobs the "finished item … TABLE DATA" lines; alone, pg_restore
+    // names a table as it begins it, so the ones before the last are done. An estimate: tables
+    // differ in size.
+    Meter meter("pg_restore", "tables", total, true);
+    size_t begun = 0;
+    ProcOptions po;
+    po.env = pc.env;
+    po.on_stderr_line = [&](const std::string &l) {
+        if (o.jobs > 0 && l.find("finished item") != std::string::npos && l.find("TABLE DATA") != std::string::npos)
+            done++;
+        else if (o.jobs == 0 && l.find("processing data for table") != std::string::npos)
+            done = begun++;
+        else
+            return;
+        meter.update(done, "");
+    };
+    po.on_tick = [&] { meter.update(done); };
+    out().step("restoring " + v.path + " into '" + o.into + "' as " + loader.user +
+               (o.jobs > 0 ? " with " + std::to_string(o.jobs) + " jobs" : ""));
+    ProcResult r = run_process(argv, po);
+    if (r.ok()) {
+        meter.finish();
+        return;
+    }
+    // Only the error lines: -v output is in the log.
+    std::string errors;
+    std::istringstream in(r.err);
+    std::string l;
+    while (std::getline(in, l))
+        if (l.find("error:") != std::string::npos || l.find("ERROR") != std::string::npos ||
+            l.find("DETAIL") != std::string::npos)
+            errors += "\n  " + l;
+    throw CommandError("pg_restore failed (" + r.describe() + ")" + (errors.empty() ? ": " + r.err_tail(2) : ":" + errors));
+}
+
+} // namespace
+
 RestoreResult restore_into(const Settings &s, const VerifyResult &v, const RestoreOptions &o)
 {
     std::string owner = restore_owner(s, o);
     bool existed = check_restore_target(s, o.into, owner);
+    ConnParams loader = loader_conn(s, o.into, owner);
     auto maint = connect_maintenance(s);
-    bool created = false;
-    if (!existed) {
-        if (maint->query("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1", {owner}).empty())
-            throw CommandError("the database owner role '" + owner + "' does not exist on this server",
-                               "create it first, or give the owner with --owner ROLE");
-        // The server quotes the names: no SQL text is built from user input here.
-        std::string sql = maint->scalar("SELECT format('CREATE DATABASE %I WITH ENCODING ''UTF8'' TEMPLATE template0 "
-                                        "OWNER %I', $1::text, $2::text)",
-                                        {o.into, owner})
-                              .value_or("");
-        try {
-            maint->query(sql);
-        } catch (const DbError &e) {
-            throw CommandError(std::string("could not create database '") + o.into + "': " + e.what(),
-                               "connect as a role that may create databases and is a member of '" + owner +
-                                   "' (e.g. --db-user postgres), or create it yourself: createdb -E UTF8 -T template0 -O " +
-                                   shell_quote(owner) + " " + shell_quote(o.into));
-        }
-        created = true;
-        out().step("created database '" + o.into + "' (UTF8, owner " + owner + ")");
-    } else {
-        out().step("the database '" + o.into + "' exists: restoring into it, as it is empty (no object made after initdb), "
-                  "UTF8, owned by " + owner + " and used by no one");
-    }
-    auto drop_created = [&] {
-        if (!created) {
-            out().warn("the database '" + o.into + "' existed before this run and is left as the failed restore left it");
-            return;
-        }
-        try {
-            std::string drop = maint->scalar("SELECT format('DROP DATABASE %I', $1::text)", {o.into}).value_or("");
-            maint->query(drop);
-            out().say("dropped the database '" + o.into + "' created by this run (the restore failed)");
-        } catch (const std::exception &e) {
-            out().warn("could not drop the half-restored database '" + o.into + "': " + e.what());
-        }
-    };
-
+    bool created = create_target(*maint, o, owner, existed);
     try {
+        require_loader_login(loader);
         TempDir tmp;
         bool leave_out_ext = false;
         int left_out = 0;
         if (v.has_extension_entries) {
-            bool available =
-                !maint->query("SELECT 1 FROM pg_catalog.pg_available_extensions WHERE name = 'omero_upgrade'").empty();
+            bool available = !maint->query("SELECT 1 FROM pg_catalog.pg_available_extensions"
+                                           " WHERE name OPERATOR(pg_catalog.=) 'omero_upgrade'").empty();
             leave_out_ext = o.skip_extension || !available;
             if (leave_out_ext)
                 out().warn(std::string(available ? "--skip-extension" : "this server has no omero_upgrade extension") +
                            ": the extension and its state (journals, archives) are left out of the restore");
         }
-        ConnParams target = conn_for(s, o.into);
-        PgClient pc = pg_client(target);
-        std::vector<std::string> argv = {"pg_restore", "--exit-on-error", "--no-password", "--verbose",
-                                         "--dbname=" + pc.conninfo};
-        if (o.jobs > 0)
-            argv.push_back("--jobs=" + std::to_string(o.jobs));
-        if (leave_out_ext)
-            argv.push_back("--use-list=" + write_filtered_list(v, tmp.path, left_out));
-        argv.push_back(v.path);
-
-        size_t total = 0, done = 0;
-        for (const auto &e : v.toc)
-            if (e.rest.rfind("TABLE DATA ", 0) == 0)
-                total++;
-        // Tables' data done: with --jobs the "finished item … TABLE DATA" lines; alone, pg_restore
-        // names a table as it begins it, so the ones before the last are done. An estimate: tables
-        // differ in size.
-        Meter meter("pg_restore", "tables", total, true);
-        size_t begun = 0;
-        ProcOptions po;
-        po.env = pc.env;
-        po.on_stderr_line = [&](const std::string &l) {
-            if (o.jobs > 0 && l.find("finished item") != std::string::npos && l.find("TABLE DATA") != std::string::npos)
-                done++;
-            else if (o.jobs == 0 && l.find("processing data for table") != std::string::npos)
-                done = begun++;
-            else
-                return;
-            meter.update(done, "");
-        };
-        po.on_tick = [&] { meter.update(done); };
-        out().step("restoring " + v.path + " into '" + o.into + "'" +
-                  (o.jobs > 0 ? " with " + std::to_string(o.jobs) + " jobs" : ""));
-        ProcResult r = run_process(argv, po);
-        if (r.ok())
-            meter.finish();
-        if (!r.ok()) {
-            // Only the error lines: -v output is in the log.
-            std::string errors;
-            std::istringstream in(r.err);
-            std::string l;
-            while (std::getline(in, l))
-                if (l.find("error:") != std::string::npos || l.find("ERROR") != std::string::npos ||
-                    l.find("DETAIL") != std::string::npos)
-                    errors += "\n  " + l;
-            throw CommandError("pg_restore failed (" + r.describe() + ")" + (errors.empty() ? ": " + r.err_tail(2) : ":" + errors));
-        }
+        run_pg_restore(loader, v, o, leave_out_ext ? write_filtered_list(v, tmp.path, left_out) : std::string());
 
         auto db = connect_db(s, o.into);
         OmeroDbState st = read_omero_state(*db);
@@ -291,6 +341,7 @@ RestoreResult restore_into(const Settings &s, const VerifyResult &v, const Resto
                     {"database", o.into},
                     {"created", created},
                     {"owner", owner},
+                    {"loaded_as", loader.user},
                     {"dbpatch_version", st.version},
                     {"expected_dbpatch_version", o.expected_version},
                     {"encoding", st.encoding},
@@ -304,7 +355,7 @@ RestoreResult restore_into(const Settings &s, const VerifyResult &v, const Resto
             out().say("restored '" + o.into + "': dbpatch " + st.version + ", " + human_bytes(st.size_bytes));
         return res;
     } catch (...) {
-        drop_created();
+        drop_created(*maint, o.into, created);
         throw;
     }
 }

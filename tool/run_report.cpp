@@ -35,13 +35,17 @@ std::string rollback_commands(const nlohmann::json &st, bool by_hand, const Roll
         return c;
     // The connection of the run (host, port, user), as the tool's own restore uses it.
     const auto &db = st["database"];
-    std::string conn;
+    std::string server;
     if (!db.value("host", "").empty())
-        conn += " -h " + shell_quote(db.value("host", ""));
+        server += " -h " + shell_quote(db.value("host", ""));
     if (!db.value("port", "").empty())
-        conn += " -p " + shell_quote(db.value("port", ""));
+        server += " -p " + shell_quote(db.value("port", ""));
+    std::string conn = server;
     if (!db.value("user", "").empty())
         conn += " -U " + shell_quote(db.value("user", ""));
+    // The dump is loaded as the new database's owner (as the tool's restore does): its CHECKs and
+    // domains run their owner's functions with the loader's rights.
+    std::string owner = shell_quote(db.value("omero_db_user", "omero"));
     c += "  # which does, step by step:\n";
     if (sw || dbc)
         c += "  omero-upgrade --server-dir " + sd + " server stop\n";
@@ -54,8 +58,8 @@ std::string rollback_commands(const nlohmann::json &st, bool by_hand, const Roll
         return c;
     c += "  # or with PostgreSQL's and OMERO's own tools (the server stopped):\n";
     if (dbc)
-        c += "  createdb" + conn + " -T template0 -E UTF8 -O " + shell_quote(db.value("omero_db_user", "omero")) + " " +
-             into + " && pg_restore" + conn + " -d " + into + " " + bk + "\n";
+        c += "  createdb" + conn + " -T template0 -E UTF8 -O " + owner + " " + into + " && pg_restore" + server + " -U " +
+             owner + " --no-owner -d " + into + " " + bk + "\n";
     if (sw && dbc)
         c += "  ln -sfn " + shell_quote(old_tree) + " " + sd + " && " + sd + "/bin/omero config set omero.db.name " + into +
              "\n";

@@ -113,14 +113,28 @@ out=$(tool restore "$(ls -d "$t/dirbk"/*.pgdir)" --into rt_par --jobs 2 2>&1)
 is "$?" 0 "restore --jobs 2 of a .pgdir: exit 0"
 is "$(db_fingerprint rt_par)" "$(db_fingerprint rt_src)" "… identical data"
 
-# A restore that fails half-way: the database created for it is dropped again.
-psql -X -q -d postgres -c "CREATE ROLE rt_gone LOGIN"
+# The objects' owner role is gone: the dump is loaded as the new owner (--no-owner), so it restores.
+psql -X -q -d postgres -c "CREATE ROLE rt_gone LOGIN" -c "CREATE ROLE rt_reader"
 fixture_db rt_gone_src --owner rt_gone
+q rt_gone_src -c "GRANT SELECT ON dbpatch TO rt_reader"
 "$TOOL" -q --server-dir "$srv" --db-user postgres --db-name rt_gone_src backup --backup-dir "$t/gone"
 psql -X -q -d postgres -c "DROP DATABASE rt_gone_src" -c "DROP ROLE rt_gone"
-out=$(tool restore "$(ls "$t/gone"/*.pgdump)" --into rt_gone_copy --owner postgres 2>&1)
-is "$?" 2 "pg_restore fails (the objects' owner role is gone): exit 2"
-like "$out" 'role "rt_gone" does not exist' "… the error is shown"
+psql -X -q -d postgres -c "CREATE ROLE rt_gone2 LOGIN"
+out=$(tool restore "$(ls "$t/gone"/*.pgdump)" --into rt_gone_ok --owner rt_gone2 2>&1)
+is "$?" 0 "the objects' owner role is gone: restored, loaded as the new owner"
+is "$(q rt_gone_ok -c "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'dbpatch'::regclass")" rt_gone2 \
+  "… its tables belong to the new owner"
+like "$out" "into 'rt_gone_ok' as rt_gone2" "… the step says who loads the dump"
+psql -X -q -d postgres -c "DROP DATABASE rt_gone_ok"
+
+# A restore that fails half-way (a grant to a role that is gone): the database created for it is dropped again.
+fixture_db rt_gone_src2 --owner rt_gone2
+q rt_gone_src2 -c "GRANT SELECT ON dbpatch TO rt_reader"
+"$TOOL" -q --server-dir "$srv" --db-user postgres --db-name rt_gone_src2 backup --backup-dir "$t/gone2"
+psql -X -q -d postgres -c "DROP DATABASE rt_gone_src2" -c "DROP ROLE rt_reader"
+out=$(tool restore "$(ls "$t/gone2"/*.pgdump)" --into rt_gone_copy --owner postgres 2>&1)
+is "$?" 2 "pg_restore fails (a role granted to is gone): exit 2"
+like "$out" 'role "rt_reader" does not exist' "… the error is shown"
 like "$out" "dropped the database 'rt_gone_copy' created by this run" "… and the half-restored database is dropped"
 is "$(dbs rt_gone_copy)" 0 "… it is gone"
 
