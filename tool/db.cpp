@@ -62,7 +62,7 @@ std::string password_source(const ConnParams &p)
     if (p.password)
         return "config.xml (omero.db.pass)";
     const char *pw = std::getenv("PGPASSWORD");
-    if (pw && *pw)
+    if (pw && *pw && !p.no_env_password)
         return "PGPASSWORD";
     std::string file;
     for (const auto &[k, v] : p.extra)
@@ -135,7 +135,18 @@ std::unique_ptr<Db> Db::connect(const ConnParams &p)
     db->params_.password.reset();  // not kept beyond the connection attempt
     // expand_dbname 0: dbname is a name here; a conninfo or URI given with -d was expanded into
     // these fields by load_settings (PQconninfoParse), so a database named "a=b" stays a name.
-    db->conn_ = PQconnectdbParams(keys.data(), values.data(), 0);
+    {
+        // no_env_password: libpq takes PGPASSWORD as the password's default (an empty value given
+        // here counts as not given), so it is out of the environment for the attempt only. The
+        // tool connects from its main thread only.
+        const char *env_pw = p.no_env_password ? std::getenv("PGPASSWORD") : nullptr;
+        std::string saved = env_pw ? env_pw : "";
+        if (env_pw)
+            unsetenv("PGPASSWORD");
+        db->conn_ = PQconnectdbParams(keys.data(), values.data(), 0);
+        if (env_pw)
+            setenv("PGPASSWORD", saved.c_str(), 1);
+    }
     if (!db->conn_ || PQstatus(db->conn_) != CONNECTION_OK) {
         std::string msg = db->conn_ ? PQerrorMessage(db->conn_) : "out of memory";
         while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' '))

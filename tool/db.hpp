@@ -19,6 +19,9 @@ namespace ou {
 struct ConnParams {
     std::string host, port, dbname, user;
     std::optional<std::string> password;  // config.xml's omero.db.pass, only
+    // Not PGPASSWORD either (a connection as another role than the one the environment is for):
+    // libpq then reads the password file only.
+    bool no_env_password = false;
     // Other libpq keywords from a conninfo string or URI given with -d (service, sslmode,
     // hostaddr, connect_timeout, …), passed on as they are; never "password".
     std::vector<std::pair<std::string, std::string>> extra;

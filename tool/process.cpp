@@ -388,6 +388,8 @@ PgClient pg_client(const ConnParams &p)
     if (p.password) {
         c.passfile = std::make_unique<PassFile>(*p.password);
         c.env.emplace_back("PGPASSFILE", c.passfile->path());
+    } else if (p.no_env_password) {
+        c.env.emplace_back("PGPASSWORD", "");  // empty: libpq reads the password file instead
     }
     return c;
 }

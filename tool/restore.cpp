@@ -6,6 +6,7 @@
 // version is compared with the manifest's, and only then, with --switch, config.xml is pointed at
 // the new database. The source database and the dump are never changed.
 #include "restore.hpp"
+#include "dump_sql.hpp"
 #include "fsutil.hpp"
 #include "process.hpp"
 #include "progress.hpp"
@@ -16,6 +17,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <set>
 #include <sstream>
 
 namespace ou {
@@ -35,15 +37,27 @@ std::unique_ptr<Db> connect_maintenance(const Settings &s)
     }
 }
 
-// Writes the filtered table of contents for pg_restore -L: the omero_upgrade entries commented out.
-std::string write_filtered_list(const VerifyResult &v, const std::string &dir, int &left_out)
+// A TOC entry's "<desc> <schema> <name> <owner>" without the trailing space of an empty owner.
+std::string toc_rest(const TocEntry &e)
+{
+    std::string r = e.rest;
+    while (!r.empty() && r.back() == ' ')
+        r.pop_back();
+    return r;
+}
+
+// Writes the filtered table of contents for pg_restore -L: the omero_upgrade entries (when
+// leave_out_ext) and the entries in `leave_out` (toc_rest) commented out.
+std::string write_filtered_list(const VerifyResult &v, const std::string &dir, bool leave_out_ext,
+                                const std::set<std::string> &leave_out, int &left_out)
 {
     std::string text;
     left_out = 0;
     for (const auto &e : v.toc) {
-        if (is_extension_toc_line(e.rest)) {
+        bool ext = is_extension_toc_line(e.rest);
+        if ((leave_out_ext && ext) || leave_out.count(toc_rest(e))) {
             text += ";" + e.line + "\n";
-            left_out++;
+            left_out += ext ? 1 : 0;
         } else {
             text += e.line + "\n";
         }
@@ -182,22 +196,157 @@ std::string restore_owner(const Settings &s, const RestoreOptions &o)
 
 namespace {
 
+bool is_superuser(Db &db, const std::string &role)
+{
+    return db.scalar("SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+                     {role})
+               .value_or("") == "t";
+}
+
+// What loading the dump as its owner needs, decided before anything is created.
+struct LoadPlan {
+    bool loader_super = false, maint_super = false;
+    std::vector<DumpExtension> precreate;  // made first by the connecting superuser, from the server's files
+    bool public_to_owner = false;          // ALTER SCHEMA public OWNER TO the owner (PostgreSQL < 15)
+    std::set<std::string> leave_out;       // toc_rest of entries pg_restore must not run
+    std::vector<std::string> taken_over;   // other roles whose objects become the owner's
+    bool needs_setup() const { return !precreate.empty() || public_to_owner; }
+};
+
+std::string some_objects(const std::vector<std::string> &objects)
+{
+    std::string r;
+    for (size_t i = 0; i < objects.size() && i < 3; i++)
+        r += (i ? ", " : "") + objects[i];
+    return r + (objects.size() > 3 ? ", … (" + std::to_string(objects.size()) + " in all)" : "");
+}
+
+// The dump's objects and their owners. Loaded with --no-owner by `loader`, every object becomes
+// the loader's and its code (CHECKs, domains, defaults, index expressions) runs as the loader
+// during the load: objects of other roles would change hands and run with the loader's rights.
+void plan_owners(LoadPlan &p, const DumpObjects &d, const std::string &loader, bool reassign)
+{
+    std::vector<std::string> others;
+    for (const auto &[role, objects] : d.owned)
+        if (role != loader)
+            others.push_back(role + " (" + some_objects(objects) + ")");
+    if (others.empty())
+        return;
+    std::string list;
+    for (size_t i = 0; i < others.size(); i++)
+        list += (i ? "; " : "") + others[i];
+    if (p.loader_super)
+        throw Refused("the dump holds objects of other roles than " + loader + ": " + list + ". Loaded by " + loader +
+                          ", a superuser, their code (CHECKs, domains, index expressions) would run with a "
+                          "superuser's rights: refusing; nothing was created",
+                      "restore with --owner a role that is not a superuser (the OMERO database user)");
+    for (const auto &[role, objects] : d.owned)
+        if (role != loader)
+            p.taken_over.push_back(role);
+    if (p.taken_over.size() == 1 && !d.owned.count(loader)) {
+        out().step("the dump's objects belong to " + p.taken_over[0] + ": loaded as " + loader + ", they become " +
+                   loader + "'s");
+        return;
+    }
+    if (!reassign)
+        throw Refused("the dump holds objects of other roles than its owner " + loader + ": " + list +
+                          ". Loaded as " + loader + " they would become " + loader + "'s, and their code would run "
+                          "as " + loader + " during the load: refusing; nothing was created",
+                      "give them to " + loader + " in the source database (ALTER … OWNER TO) or move them out of "
+                      "it, then back up again; or, when " + loader + " may own them all, --reassign-owners");
+    out().warn("--reassign-owners: the objects of " + list + " become " + loader + "'s");
+}
+
+// The dump's extensions: each must exist on this server; one only a superuser may create is
+// created first by the connecting role (a superuser), in the new database, from this server's
+// files, and the dump's CREATE EXTENSION and COMMENT for it are left out.
+void plan_extensions(LoadPlan &p, Db &maint, const DumpObjects &d, const std::string &loader, bool existed)
+{
+    for (const auto &e : d.extensions) {
+        if (e.name == "omero_upgrade")  // restore_into leaves it out when the server lacks it
+            continue;
+        Rows r = maint.query("SELECT v.superuser, v.trusted FROM pg_catalog.pg_available_extensions a"
+                             "  JOIN pg_catalog.pg_available_extension_versions v ON v.name OPERATOR(pg_catalog.=) a.name"
+                             "   AND v.version OPERATOR(pg_catalog.=) a.default_version"
+                             " WHERE a.name OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+                             {e.name});
+        if (r.empty())
+            throw Refused("the dump creates the extension " + e.name + ", which this PostgreSQL server does not have: "
+                          "refusing; nothing was created",
+                          "install it on the server (its package), then restore again");
+        if (r.str(0, "superuser") != "t" || r.str(0, "trusted") == "t" || p.loader_super)
+            continue;
+        std::string why = "the dump creates the extension " + e.name + ", which only a superuser may create, and " +
+                          loader + " (who loads the dump) is none";
+        if (existed)
+            throw Refused(why + ": the tool creates it first only in a database it creates; refusing",
+                          "choose a new name with --into");
+        if (!p.maint_super)
+            throw Refused(why + ": refusing; nothing was created",
+                          "run with --db-user a superuser (e.g. postgres): the tool then creates " + e.name +
+                              " first, from this server's files, before anyone else may connect");
+        if (!e.schema.empty() && e.schema != "public" && e.schema != "pg_catalog")
+            throw Refused(why + ", in the schema " + e.schema + " (made by the dump itself): refusing; nothing was created",
+                          "move it to schema public in the source (ALTER EXTENSION " + e.name + " SET SCHEMA public)");
+        p.precreate.push_back(e);
+        p.leave_out.insert("EXTENSION - " + e.name);
+        p.leave_out.insert("COMMENT - EXTENSION " + e.name);
+    }
+}
+
+LoadPlan plan_load(Db &maint, const VerifyResult &v, const RestoreOptions &o, const std::string &loader, bool existed)
+{
+    if (maint.query("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+                    {loader})
+            .empty())
+        throw CommandError("the database owner role '" + loader + "' does not exist on this server",
+                           "create it first, or give the owner with --owner ROLE");
+    LoadPlan p;
+    p.loader_super = is_superuser(maint, loader);
+    p.maint_super = maint.scalar("SELECT r.rolsuper FROM pg_catalog.pg_roles r"
+                                 " WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER")
+                        .value_or("") == "t";
+    DumpObjects d = read_dump_objects(v.path);
+    plan_owners(p, d, loader, o.reassign_owners);
+    plan_extensions(p, maint, d, loader, existed);
+    // Before PostgreSQL 15, public belongs to the bootstrap superuser: the dump's GRANT/REVOKE on
+    // it, run by the owner, would only warn and the copy would keep the defaults (PUBLIC may create).
+    if (d.public_privileges && maint.server_version() < 150000 && !existed && !p.loader_super) {
+        if (!p.maint_super)
+            throw Refused("the dump changes the privileges of schema public, which on this PostgreSQL (before 15) "
+                          "belongs to the bootstrap superuser: loaded as " + loader + ", those changes would be lost; "
+                          "refusing; nothing was created",
+                          "run with --db-user a superuser: the tool then gives public to " + loader + " first");
+        p.public_to_owner = true;
+    }
+    return p;
+}
+
+std::string server_format(Db &db, const std::string &fmt, const std::vector<Value> &args)
+{
+    // The server quotes the names (%I): no SQL text is built from user input here.
+    std::vector<Value> params{fmt};
+    std::string call = "SELECT pg_catalog.format($1::pg_catalog.text";
+    for (size_t i = 0; i < args.size(); i++) {
+        call += ", $" + std::to_string(i + 2) + "::pg_catalog.text";
+        params.push_back(args[i]);
+    }
+    return db.scalar(call + ")", params).value_or("");
+}
+
 // Creates the database (UTF8, template0, owned by `owner`) as the connecting role; true when made.
-bool create_target(Db &maint, const RestoreOptions &o, const std::string &owner, bool existed)
+// When the plan has set-up to do, no one but a superuser may connect until it is done.
+bool create_target(Db &maint, const RestoreOptions &o, const std::string &owner, bool existed, const LoadPlan &p)
 {
     if (existed) {
         out().step("the database '" + o.into + "' exists: restoring into it, as it is empty (no object made after initdb), "
                    "UTF8, owned by " + owner + " and used by no one");
         return false;
     }
-    if (maint.query("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) $1", {owner}).empty())
-        throw CommandError("the database owner role '" + owner + "' does not exist on this server",
-                           "create it first, or give the owner with --owner ROLE");
-    // The server quotes the names: no SQL text is built from user input here.
-    std::string sql = maint.scalar("SELECT pg_catalog.format('CREATE DATABASE %I WITH ENCODING ''UTF8'' TEMPLATE template0 "
-                                   "OWNER %I', $1::text, $2::text)",
-                                   {o.into, owner})
-                          .value_or("");
+    std::string sql = server_format(maint,
+                                    std::string("CREATE DATABASE %I WITH ENCODING 'UTF8' TEMPLATE template0 OWNER %I") +
+                                        (p.needs_setup() ? " CONNECTION LIMIT 0" : ""),
+                                    {o.into, owner});
     try {
         maint.query(sql);
     } catch (const DbError &e) {
@@ -210,6 +359,28 @@ bool create_target(Db &maint, const RestoreOptions &o, const std::string &owner,
     return true;
 }
 
+// The superuser's part, in the new database while only superusers may connect (CONNECTION LIMIT
+// 0): the extensions only a superuser may create, from this server's files; public given to the
+// owner (PostgreSQL < 15). Then the database is opened to its owner.
+void set_up_target(const Settings &s, Db &maint, const std::string &into, const std::string &owner, const LoadPlan &p)
+{
+    if (!p.needs_setup())
+        return;
+    auto db = connect_db(s, into);
+    for (const auto &e : p.precreate) {
+        db->query(server_format(*db, "CREATE EXTENSION %I WITH SCHEMA %I",
+                                {e.name, e.schema.empty() ? std::string("public") : e.schema}));
+        out().step("created the extension " + e.name + " in '" + into + "' as " + db->params().user +
+                   " (only a superuser may; the dump's CREATE EXTENSION is left out)");
+    }
+    if (p.public_to_owner) {
+        db->query(server_format(*db, "ALTER SCHEMA public OWNER TO %I", {owner}));
+        out().step("schema public of '" + into + "' given to " + owner + ", so that the dump's privileges on it apply");
+    }
+    db.reset();
+    maint.query(server_format(maint, "ALTER DATABASE %I CONNECTION LIMIT -1", {into}));
+}
+
 // Drops the database this run created (a failed restore); one that existed is left as it is.
 void drop_created(Db &maint, const std::string &into, bool created)
 {
@@ -218,8 +389,7 @@ void drop_created(Db &maint, const std::string &into, bool created)
         return;
     }
     try {
-        std::string drop = maint.scalar("SELECT pg_catalog.format('DROP DATABASE %I', $1::text)", {into}).value_or("");
-        maint.query(drop);
+        maint.query(server_format(maint, "DROP DATABASE %I", {into}));
         out().say("dropped the database '" + into + "' created by this run (the restore failed)");
     } catch (const std::exception &e) {
         out().warn("could not drop the half-restored database '" + into + "': " + e.what());
@@ -231,7 +401,8 @@ void drop_created(Db &maint, const std::string &into, bool created)
 // owner wrote, and COPY runs them as the role that restores. Loaded by a superuser, a function an
 // OMERO owner planted in the dump would run as superuser; loaded by the owner, it runs with the
 // rights the owner has anyway. The owner's password: config.xml's omero.db.pass when the owner is
-// the OMERO user, the connection's own when it is the connecting user, else libpq's usual places.
+// the OMERO user, the connection's own when it is the connecting user, else libpq's usual places
+// but PGPASSWORD (the connecting role's password is never offered to another role).
 ConnParams loader_conn(const Settings &s, const std::string &into, const std::string &owner)
 {
     ConnParams cp = owner == s.omero_db_user ? omero_user_conn(s, into) : conn_for(s, into);
@@ -239,6 +410,8 @@ ConnParams loader_conn(const Settings &s, const std::string &into, const std::st
         cp.user = owner;
         cp.password.reset();
     }
+    if (!cp.password && owner != s.conn.user)
+        cp.no_env_password = true;
     return cp;
 }
 
@@ -256,7 +429,9 @@ void require_loader_login(const ConnParams &cp)
     }
 }
 
-// pg_restore as the owner, with progress; CommandError with pg_restore's error lines on failure.
+// pg_restore as the owner, with progress; CommandError with pg_restore's error lines on failure,
+// and on a privilege warning (a GRANT or REVOKE of the dump that did not apply: the copy's rights
+// would differ from the source's).
 void run_pg_restore(const ConnParams &loader, const VerifyResult &v, const RestoreOptions &o, const std::string &list)
 {
     PgClient pc = pg_client(loader);
@@ -279,9 +454,12 @@ void run_pg_restore(const ConnParams &loader, const VerifyResult &v, const Resto
     // differ in size.
     Meter meter("pg_restore", "tables", total, true);
     size_t begun = 0;
+    std::string warnings;
     ProcOptions po;
     po.env = pc.env;
     po.on_stderr_line = [&](const std::string &l) {
+        if (l.find("WARNING:") != std::string::npos && l.find("privileges") != std::string::npos)
+            warnings += "\n  " + l;
         if (o.jobs > 0 && l.find("finished item") != std::string::npos && l.find("TABLE DATA") != std::string::npos)
             done++;
         else if (o.jobs == 0 && l.find("processing data for table") != std::string::npos)
@@ -294,10 +472,15 @@ void run_pg_restore(const ConnParams &loader, const VerifyResult &v, const Resto
     out().step("restoring " + v.path + " into '" + o.into + "' as " + loader.user +
                (o.jobs > 0 ? " with " + std::to_string(o.jobs) + " jobs" : ""));
     ProcResult r = run_process(argv, po);
-    if (r.ok()) {
+    if (r.ok() && warnings.empty()) {
         meter.finish();
         return;
     }
+    if (r.ok())
+        throw CommandError("pg_restore could not apply all of the dump's privileges as " + loader.user +
+                               " (the copy's rights would differ from the source's):" + warnings,
+                           "run with --db-user a superuser, so that the tool prepares the database for " +
+                               loader.user + " first");
     // Only the error lines: -v output is in the log.
     std::string errors;
     std::istringstream in(r.err);
@@ -311,14 +494,86 @@ void run_pg_restore(const ConnParams &loader, const VerifyResult &v, const Resto
 
 } // namespace
 
+std::string objects_not_owned_by(Db &db, const std::string &owner)
+{
+    // Made after initdb, not owned by `owner`, held by no extension, and not part of another
+    // object (pg_depend 'i' or 'a': a table's indexes, TOAST table and row type, an array type,
+    // an owned sequence: they go with it, and with it into an extension).
+    Rows foreign = db.query(
+        "SELECT k, pg_catalog.pg_get_userbyid(o)::pg_catalog.text AS who, pg_catalog.count(*) AS n FROM ("
+        " SELECT 'relations'::pg_catalog.text AS k, c.oid, c.relowner AS o, 'pg_class'::pg_catalog.regclass AS cat FROM pg_catalog.pg_class c"
+        " UNION ALL SELECT 'functions', p.oid, p.proowner, 'pg_proc'::pg_catalog.regclass FROM pg_catalog.pg_proc p"
+        " UNION ALL SELECT 'types', t.oid, t.typowner, 'pg_type'::pg_catalog.regclass FROM pg_catalog.pg_type t"
+        " UNION ALL SELECT 'operators', x.oid, x.oprowner, 'pg_operator'::pg_catalog.regclass FROM pg_catalog.pg_operator x"
+        " UNION ALL SELECT 'schemas', n.oid, n.nspowner, 'pg_namespace'::pg_catalog.regclass FROM pg_catalog.pg_namespace n"
+        "  WHERE pg_catalog.left(n.nspname::pg_catalog.text, 8) OPERATOR(pg_catalog.<>) 'pg_temp_'"
+        "    AND pg_catalog.left(n.nspname::pg_catalog.text, 14) OPERATOR(pg_catalog.<>) 'pg_toast_temp_'"
+        " UNION ALL SELECT 'event triggers', e.oid, e.evtowner, 'pg_event_trigger'::pg_catalog.regclass FROM pg_catalog.pg_event_trigger e"
+        ") x WHERE x.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid"
+        "  AND x.o OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1::pg_catalog.name)"
+        "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend dp WHERE dp.classid OPERATOR(pg_catalog.=) x.cat"
+        "                    AND dp.objid OPERATOR(pg_catalog.=) x.oid"
+        "                    AND dp.deptype OPERATOR(pg_catalog.=) ANY (ARRAY['e', 'i', 'a']::pg_catalog.\"char\"[]))"
+        " GROUP BY k, o ORDER BY k, who",
+        {owner});
+    std::string what;
+    for (size_t i = 0; i < foreign.rows.size(); i++)
+        what += (i ? ", " : "") + foreign.str(i, "n") + " " + foreign.str(i, "k") + " of " + foreign.str(i, "who");
+    return what;
+}
+
+std::vector<std::string> superuser_only_extensions(Db &db)
+{
+    Rows r = db.query("SELECT e.extname::pg_catalog.text AS n FROM pg_catalog.pg_extension e"
+                      "  JOIN pg_catalog.pg_available_extension_versions v ON v.name OPERATOR(pg_catalog.=) e.extname"
+                      "   AND v.version OPERATOR(pg_catalog.=) e.extversion"
+                      " WHERE v.superuser AND NOT v.trusted ORDER BY 1");
+    std::vector<std::string> names;
+    for (size_t i = 0; i < r.rows.size(); i++)
+        names.push_back(r.str(i, "n"));
+    return names;
+}
+
+void check_reuse_target(const Settings &s, const std::string &name, const std::string &owner)
+{
+    auto maint = connect_maintenance(s);
+    Rows d = maint->query("SELECT d.datistemplate OR NOT d.datallowconn"
+                          "       OR d.datname OPERATOR(pg_catalog.=) ANY (ARRAY['postgres', 'template0', 'template1']::pg_catalog.name[]) AS system,"
+                          "       pg_catalog.pg_get_userbyid(d.datdba)::pg_catalog.text AS owner,"
+                          "       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity a"
+                          "         WHERE a.datid OPERATOR(pg_catalog.=) d.oid"
+                          "           AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()) AS sessions"
+                          "  FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+                          {name});
+    if (d.empty())
+        throw CommandError("the database '" + name + "' does not exist");
+    if (d.str(0, "system") == "t")
+        throw Refused("'" + name + "' is a system or template database: refusing to switch to it");
+    if (d.str(0, "owner") != owner)
+        throw Refused("the database '" + name + "' belongs to " + d.str(0, "owner") + ", not to " + owner +
+                          " (the owner a copy made by the tool has): refusing to take it as the copy",
+                      "choose a new name with --into: the tool then makes the copy itself");
+    auto target = connect_db(s, name);
+    std::string foreign = objects_not_owned_by(*target, owner);
+    if (!foreign.empty())
+        throw Refused("the database '" + name + "' holds objects that " + owner + " does not own (" + foreign +
+                          "): not a copy made by the tool; refusing to take it",
+                      "choose a new name with --into: the tool then makes the copy itself");
+    if (d.str(0, "sessions") != "0")
+        throw Refused("the database '" + name + "' is used by " + d.str(0, "sessions") +
+                      " other session(s): refusing to take it as the copy");
+}
+
 RestoreResult restore_into(const Settings &s, const VerifyResult &v, const RestoreOptions &o)
 {
     std::string owner = restore_owner(s, o);
     bool existed = check_restore_target(s, o.into, owner);
     ConnParams loader = loader_conn(s, o.into, owner);
     auto maint = connect_maintenance(s);
-    bool created = create_target(*maint, o, owner, existed);
+    LoadPlan plan = plan_load(*maint, v, o, owner, existed);
+    bool created = create_target(*maint, o, owner, existed, plan);
     try {
+        set_up_target(s, *maint, o.into, owner, plan);
         require_loader_login(loader);
         TempDir tmp;
         bool leave_out_ext = false;
@@ -331,7 +586,9 @@ RestoreResult restore_into(const Settings &s, const VerifyResult &v, const Resto
                 out().warn(std::string(available ? "--skip-extension" : "this server has no omero_upgrade extension") +
                            ": the extension and its state (journals, archives) are left out of the restore");
         }
-        run_pg_restore(loader, v, o, leave_out_ext ? write_filtered_list(v, tmp.path, left_out) : std::string());
+        bool filtered = leave_out_ext || !plan.leave_out.empty();
+        run_pg_restore(loader, v, o,
+                       filtered ? write_filtered_list(v, tmp.path, leave_out_ext, plan.leave_out, left_out) : std::string());
 
         auto db = connect_db(s, o.into);
         OmeroDbState st = read_omero_state(*db);
@@ -342,12 +599,16 @@ RestoreResult restore_into(const Settings &s, const VerifyResult &v, const Resto
                     {"created", created},
                     {"owner", owner},
                     {"loaded_as", loader.user},
+                    {"owners_taken_over", plan.taken_over},
+                    {"extensions_created_first", nlohmann::json::array()},
                     {"dbpatch_version", st.version},
                     {"expected_dbpatch_version", o.expected_version},
                     {"encoding", st.encoding},
                     {"extension_left_out", leave_out_ext},
                     {"extension_entries_left_out", left_out},
                     {"size_bytes", st.size_bytes}};
+        for (const auto &e : plan.precreate)
+            res.info["extensions_created_first"].push_back(e.name);
         if (!res.version_ok)
             out().error("the restored database's dbpatch version is " + (st.version.empty() ? "missing" : st.version) +
                         ", expected " + o.expected_version + ": do not use '" + o.into + "'");

@@ -16,6 +16,7 @@ struct RestoreOptions {
     int jobs = 0;                // pg_restore -j
     bool skip_extension = false; // leave out omero_upgrade even when the server has it
     std::string expected_version;  // the dbpatch version the restored database must have
+    bool reassign_owners = false;  // a dump with objects of several roles: give them all to the owner
 };
 
 struct RestoreResult {
@@ -36,7 +37,27 @@ bool check_restore_target(const Settings &s, const std::string &name, const std:
 // The owner the restored database gets: --owner, else the OMERO database user.
 std::string restore_owner(const Settings &s, const RestoreOptions &o);
 
-// Creates (or takes an existing empty UTF8) database and restores the verified dump into it.
+// The objects of the database `db` is connected to that were made after initdb, belong to another
+// role than `owner` and are held by no extension: "" or "1 functions of x, 2 relations of y".
+// A dump of such a database is refused by restore_into (unless reassign_owners).
+std::string objects_not_owned_by(Db &db, const std::string &owner);
+// The extensions installed in it that only a superuser may create (superuser, not trusted).
+std::vector<std::string> superuser_only_extensions(Db &db);
+
+// Whether an existing database may be taken as db to-utf8's finished copy (run again with
+// --switch): not a system or template database, owned by `owner`, used by no other session, and
+// every object in it made after initdb belongs to `owner` (extension members aside); otherwise
+// CommandError saying which. The caller compares its contents.
+void check_reuse_target(const Settings &s, const std::string &name, const std::string &owner);
+
+// Creates (or takes an existing empty UTF8) database and restores the verified dump into it, as
+// the new database's owner (README, "Security model"). Before anything is created, the dump's own
+// SQL is read: it is refused when its objects belong to other roles than the owner (one other
+// role owning everything is taken over, unless the owner is a superuser; several need
+// reassign_owners), or when it creates an extension this server lacks, or one only a superuser may
+// create and the connecting role is none (then the tool creates it first, from this server's
+// files, in the new database while no one else may connect). On PostgreSQL before 15 a dump that
+// changes schema public's privileges gets public owned by the owner first, so the changes apply.
 // A database created here is dropped again if the restore fails. The dump must have been checked
 // with verify_backup first.
 RestoreResult restore_into(const Settings &s, const VerifyResult &v, const RestoreOptions &o);

@@ -1,5 +1,6 @@
 // See run_preflight.hpp.
 #include "run_preflight.hpp"
+#include "restore.hpp"
 #include "run_steps.hpp"
 
 #include "common.hpp"
@@ -273,6 +274,30 @@ std::string skip(const std::string &id)
     return "; or skip this check with --force-step " + id;
 }
 
+// backup: its dump is what a rollback restores, and the tool's restore loads a dump as the OMERO
+// database user (restore.hpp): a database holding objects of other roles, or extensions only a
+// superuser may create when the run's role is none, would make that restore refuse, with the
+// server down. Said now, before the downtime.
+void pre_backup(Pre &x)
+{
+    if (!x.check(step_id::backup) || x.s.omero_db_user.empty())
+        return;
+    const std::string &owner = x.s.omero_db_user;
+    std::string foreign = objects_not_owned_by(x.db, owner);
+    if (!foreign.empty())
+        x.p.push_back("step backup: the database holds objects that " + owner + " (omero.db.user) does not own (" +
+                      foreign + "): the tool's restore loads a backup as " + owner + " and refuses such a dump, so a "
+                      "rollback would have to be done by hand; give them to " + owner + " (ALTER … OWNER TO) or move "
+                      "them out of the database" + skip(step_id::backup));
+    if (!x.w.superuser) {
+        std::vector<std::string> ext = superuser_only_extensions(x.db);
+        if (!ext.empty())
+            x.p.push_back("step backup: the database has extensions only a superuser may create (" + listed(ext) +
+                          "): a rollback's restore as " + x.w.user + " would refuse its backup; run with --db-user "
+                          "a superuser (e.g. postgres)" + skip(step_id::backup));
+    }
+}
+
 // binaries-install writes the new tree beside the server directory.
 void pre_binaries_install(Pre &x)
 {
@@ -471,7 +496,7 @@ void pre_cache_clear(Pre &x)
 
 const std::vector<std::string> &checked_steps()
 {
-    static const std::vector<std::string> ids = {step_id::binaries_install, step_id::db_upgrade, step_id::db_verify, step_id::orphans,
+    static const std::vector<std::string> ids = {step_id::backup, step_id::binaries_install, step_id::db_upgrade, step_id::db_verify, step_id::orphans,
                                                    step_id::colors,           step_id::wells,      step_id::vacuum_full, step_id::cache_clear};
     return ids;
 }
@@ -480,7 +505,7 @@ std::vector<std::string> step_preconditions(const RunOptions &o, const Settings 
                                             const std::string &sdir, const std::vector<std::string> &pending)
 {
     Pre x{o, s, db, st, sdir, pending, who(db), {}};
-    for (void (*check)(Pre &) : {pre_binaries_install, pre_db_upgrade, pre_db_verify, pre_data_rights, pre_colors_rewrite,
+    for (void (*check)(Pre &) : {pre_backup, pre_binaries_install, pre_db_upgrade, pre_db_verify, pre_data_rights, pre_colors_rewrite,
                                  pre_vacuum_full, pre_cache_clear})
         check(x);
     return x.p;

@@ -59,7 +59,7 @@ std::string rollback_commands(const nlohmann::json &st, bool by_hand, const Roll
     c += "  # or with PostgreSQL's and OMERO's own tools (the server stopped):\n";
     if (dbc)
         c += "  createdb" + conn + " -T template0 -E UTF8 -O " + owner + " " + into + " && pg_restore" + server + " -U " +
-             owner + " --no-owner -d " + into + " " + bk + "\n";
+             owner + " --no-owner --exit-on-error -d " + into + " " + bk + "\n";
     if (sw && dbc)
         c += "  ln -sfn " + shell_quote(old_tree) + " " + sd + " && " + sd + "/bin/omero config set omero.db.name " + into +
              "\n";

@@ -133,6 +133,9 @@ q rt_gone_src2 -c "GRANT SELECT ON dbpatch TO rt_reader"
 "$TOOL" -q --server-dir "$srv" --db-user postgres --db-name rt_gone_src2 backup --backup-dir "$t/gone2"
 psql -X -q -d postgres -c "DROP DATABASE rt_gone_src2" -c "DROP ROLE rt_reader"
 out=$(tool restore "$(ls "$t/gone2"/*.pgdump)" --into rt_gone_copy --owner postgres 2>&1)
+is "$?" 1 "--owner postgres: refused, a superuser would load rt_gone2's objects (test 99)"
+is "$(dbs rt_gone_copy)" 0 "… nothing was created"
+out=$(tool restore "$(ls "$t/gone2"/*.pgdump)" --into rt_gone_copy --owner rt_gone2 2>&1)
 is "$?" 2 "pg_restore fails (a role granted to is gone): exit 2"
 like "$out" 'role "rt_reader" does not exist' "… the error is shown"
 like "$out" "dropped the database 'rt_gone_copy' created by this run" "… and the half-restored database is dropped"

@@ -36,7 +36,7 @@ lines=$(sed -n '/^To roll back:/,$p' <<<"$out")
 unlike "$lines" "ln -sfn [^ ]*/OMERO.server [^ ]*/OMERO.server( |$)" "the rollback lines never point OMERO.server at itself"
 like "$lines" "ln -sfn [^ ]*/OMERO.server-old [^ ]*/OMERO.server &&" "… they point it to OMERO.server-old"
 like "$lines" "createdb -h $PGHOST -p $PGPORT -U [^ ]+ -T template0 -E UTF8 -O omero " "createdb with -h -p -U and -T template0"
-like "$lines" "pg_restore -h $PGHOST -p $PGPORT -U [^ ]+ --no-owner -d " "pg_restore with -h -p, as the OMERO user (-U), --no-owner"
+like "$lines" "pg_restore -h $PGHOST -p $PGPORT -U [^ ]+ --no-owner --exit-on-error -d " "pg_restore with -h -p, as the OMERO user (-U), --no-owner, --exit-on-error"
 like "$out" "old tree kept: $r/OMERO.server-old" "the report names where the old tree is kept"
 
 # The lines by hand, as printed (the server stopped first).

@@ -18,11 +18,14 @@ namespace {
 std::map<std::string, std::string> table_counts(Db &db)
 {
     Value sql = db.scalar(
-        "SELECT string_agg(format('SELECT %L AS t, count(*) AS n FROM %I.%I', n.nspname || '.' || c.relname, "
-        "                         n.nspname, c.relname), ' UNION ALL ' ORDER BY n.nspname, c.relname) "
-        "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE c.relkind IN ('r', 'p') AND n.nspname <> ALL (ARRAY['pg_catalog', 'information_schema']) "
-        "  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'");
+        "SELECT pg_catalog.string_agg(pg_catalog.format('SELECT %L AS t, pg_catalog.count(*) AS n FROM %I.%I',"
+        "                                               pg_catalog.concat(n.nspname, '.', c.relname), n.nspname, c.relname),"
+        "                             ' UNION ALL ' ORDER BY n.nspname, c.relname) "
+        "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+        "WHERE c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::pg_catalog.\"char\"[])"
+        "  AND n.nspname OPERATOR(pg_catalog.<>) ALL (ARRAY['pg_catalog', 'information_schema']::pg_catalog.name[])"
+        "  AND pg_catalog.left(n.nspname::pg_catalog.text, 8) OPERATOR(pg_catalog.<>) 'pg_toast'"
+        "  AND pg_catalog.left(n.nspname::pg_catalog.text, 7) OPERATOR(pg_catalog.<>) 'pg_temp'");
     std::map<std::string, std::string> counts;
     if (!sql)
         return counts;
@@ -37,6 +40,7 @@ struct ToUtf8Options {
     BackupOptions b;
     int jobs = 0;
     bool do_switch = false;
+    bool reassign_owners = false;
 };
 
 void add_db_to_utf8_options(CLI::App &sub, ToUtf8Options &o)
@@ -49,6 +53,8 @@ void add_db_to_utf8_options(CLI::App &sub, ToUtf8Options &o)
         ->check(CLI::Range(1, 64));
     sub.add_flag("--no-space-check", o.b.skip_space_check,
                  "try even when free space is below the database size");
+    sub.add_flag("--reassign-owners", o.reassign_owners,
+                 "objects of other roles in the database become the new database's owner's (refused otherwise)");
 }
 
 int run_db_to_utf8(const ToUtf8Options &o, Context &ctx)
@@ -70,7 +76,10 @@ int run_db_to_utf8(const ToUtf8Options &o, Context &ctx)
     // When it is a UTF8 OMERO database at the same version, it is compared again and switched to,
     // without a second dump and restore; anything else there is refused as before.
     bool reuse = false;
-    if (o.do_switch && db->scalar("SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1", {o.into})) {
+    if (o.do_switch && db->scalar("SELECT 1 FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+                                  {o.into})) {
+        // Taken only when it can be the tool's own copy: the owner's, nothing of anyone else in it.
+        check_reuse_target(s, o.into, restore_owner(s, RestoreOptions{}));
         auto existing = ctx.connect(o.into);
         OmeroDbState est = read_omero_state(*existing);
         if (est.encoding == "UTF8" && est.is_omero && est.finished && est.version == st.version) {
@@ -103,6 +112,7 @@ int run_db_to_utf8(const ToUtf8Options &o, Context &ctx)
     ro.into = o.into;
     ro.jobs = o.jobs;
     ro.expected_version = st.version;
+    ro.reassign_owners = o.reassign_owners;
     RestoreResult r = restore_into(s, v, ro);
     out().result()["backup"] = b.path;
     out().result()["restore"] = r.info;

@@ -25,6 +25,8 @@ void add_restore_options(CLI::App &sub, RestoreCommandOptions &o)
     sub.add_option("--owner", o.o.owner, "owner of the new database (default: omero.db.user of config.xml, else omero)");
     sub.add_flag("--skip-extension", o.o.skip_extension,
                  "leave out the omero_upgrade extension and its state (automatic when the server lacks it)");
+    sub.add_flag("--reassign-owners", o.o.reassign_owners,
+                 "a dump with objects of several roles: they all become the new database's owner's (refused otherwise)");
 }
 
 int run_restore(const RestoreCommandOptions &o, Context &ctx)

@@ -643,7 +643,7 @@ void add_run_options(CLI::App &sub, RunCommandOptions &a)
                  "journaled batches): a shorter offline window");
     sub.add_option("--force-step", a.o.force_steps,
                    "do not check the preconditions of this step in the plan (repeatable: "
-                   "binaries-install, db-upgrade, db-verify, orphans, colors, wells, vacuum-full, cache-clear); "
+                   "backup, binaries-install, db-upgrade, db-verify, orphans, colors, wells, vacuum-full, cache-clear); "
                    "vacuum-full also "
                    "gets --force (you made sure of the free space)")
         ->check(CLI::IsMember(checked_steps()));
