@@ -10,10 +10,12 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <memory>
 #include <sstream>
+#include <vector>
 
 namespace ou {
 
@@ -182,6 +184,39 @@ unsigned long long free_bytes(const std::string &p)
     if (statvfs(p.c_str(), &v) != 0)
         throw CommandError("cannot tell the free space of " + p + ": " + std::strerror(errno));
     return (unsigned long long)v.f_bavail * v.f_frsize;
+}
+
+std::string make_private_temp_dir(const std::string &prefix)
+{
+    const char *tmp = std::getenv("TMPDIR");
+    std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/" + prefix + ".XXXXXX";
+    std::vector<char> buf(tmpl.begin(), tmpl.end());
+    buf.push_back('\0');
+    if (!mkdtemp(buf.data()))
+        throw CommandError("cannot create a private temporary directory in " + dir_name(tmpl) + ": " +
+                           std::strerror(errno));
+    return buf.data();
+}
+
+void write_private_file(const std::string &path, const std::string &text)
+{
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    bool ok = fd >= 0;
+    for (size_t done = 0; ok && done < text.size();) {
+        ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        ok = n > 0;
+        done += ok ? (size_t)n : 0;
+    }
+    int err = errno;
+    if (fd >= 0 && close(fd) != 0 && ok) {
+        ok = false;
+        err = errno;
+    }
+    if (!ok) {
+        if (fd >= 0)
+            unlink(path.c_str());
+        throw CommandError("cannot write " + path + ": " + std::strerror(err));
+    }
 }
 
 void remove_tree(const std::string &p)

@@ -30,6 +30,31 @@ unsigned long long path_size(const std::string &p);
 unsigned long long free_bytes(const std::string &p);
 // Removes a file or a directory tree (our own partial dumps only).
 void remove_tree(const std::string &p);
+// A new private directory (mkdtemp: 0700) $TMPDIR/PREFIX.XXXXXX (else under /tmp); CommandError
+// when it cannot be made.
+std::string make_private_temp_dir(const std::string &prefix);
+// Writes text into a new file (O_EXCL, 0600 whatever the umask); CommandError when it cannot,
+// the partial file removed.
+void write_private_file(const std::string &path, const std::string &text);
+// A private temporary directory (make_private_temp_dir), removed with what it holds at the end.
+class PrivateTempDir {
+public:
+    explicit PrivateTempDir(const std::string &prefix) : dir_(make_private_temp_dir(prefix)) {}
+    ~PrivateTempDir() { remove_tree(dir_); }
+    PrivateTempDir(const PrivateTempDir &) = delete;
+    PrivateTempDir &operator=(const PrivateTempDir &) = delete;
+    const std::string &path() const { return dir_; }
+    // A new private file NAME in it, holding text; its path.
+    std::string write(const std::string &name, const std::string &text) const
+    {
+        std::string p = dir_ + "/" + name;
+        write_private_file(p, text);
+        return p;
+    }
+
+private:
+    std::string dir_;
+};
 std::string dir_name(const std::string &p);
 std::string base_name(const std::string &p);
 // Creates dir (one level) when missing; throws CommandError when it cannot be used. Returns

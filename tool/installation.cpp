@@ -269,13 +269,7 @@ std::unique_ptr<UpgradeTarget> resolve_upgrade_target(const Settings &s, const O
         if (!ns.is_archive) {
             t->scripts_dir = ns.path;
         } else {
-            const char *tmp = std::getenv("TMPDIR");
-            std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/omero-upgrade-prechecks.XXXXXX";
-            std::vector<char> buf(tmpl.begin(), tmpl.end());
-            buf.push_back('\0');
-            if (!mkdtemp(buf.data()))
-                throw CommandError("cannot create a private temporary directory in " + dir_name(tmpl));
-            t->scripts_dir = buf.data();
+            t->scripts_dir = make_private_temp_dir("omero-upgrade-prechecks");
             t->temp = true;
             run::extract_prechecks(ns, t->scripts_dir);
         }

@@ -371,7 +371,7 @@ std::string conninfo_quote(const std::string &v)
     return q + "'";
 }
 
-PgClient pg_client(const ConnParams &p)
+PgClient pg_client(const ConnParams &p, const std::string &application_name)
 {
     PgClient c;
     auto add = [&](const char *k, const std::string &v) {
@@ -384,7 +384,7 @@ PgClient pg_client(const ConnParams &p)
     add("port", p.port);
     add("user", p.user);
     add("dbname", p.dbname);
-    add("application_name", "omero-upgrade");
+    add("application_name", application_name);
     if (p.password) {
         c.passfile = std::make_unique<PassFile>(*p.password);
         c.env.emplace_back("PGPASSFILE", c.passfile->path());

@@ -69,7 +69,8 @@ struct PgClient {
     std::vector<std::pair<std::string, std::string>> env;
     std::unique_ptr<PassFile> passfile;
 };
-PgClient pg_client(const ConnParams &p);
+// application_name: what pg_stat_activity shows for the client ("omero-upgrade", or a step's own).
+PgClient pg_client(const ConnParams &p, const std::string &application_name = "omero-upgrade");
 
 // libpq connection-string quoting of one value: 'it''s' style, backslash-escaped.
 std::string conninfo_quote(const std::string &v);

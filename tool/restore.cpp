@@ -63,31 +63,9 @@ std::string write_filtered_list(const VerifyResult &v, const std::string &dir, b
         }
     }
     std::string path = dir + "/toc.list";
-    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0 || write(fd, text.data(), text.size()) != (ssize_t)text.size()) {
-        if (fd >= 0)
-            close(fd);
-        throw CommandError("cannot write " + path + ": " + std::strerror(errno));
-    }
-    close(fd);
+    write_private_file(path, text);
     return path;
 }
-
-// A private temporary directory, removed with what it holds.
-struct TempDir {
-    std::string path;
-    TempDir()
-    {
-        const char *tmp = std::getenv("TMPDIR");
-        std::string t = std::string(tmp && *tmp ? tmp : "/tmp") + "/omero-upgrade.XXXXXX";
-        std::vector<char> b(t.begin(), t.end());
-        b.push_back('\0');
-        if (!mkdtemp(b.data()))
-            throw CommandError(std::string("cannot create a temporary directory: ") + std::strerror(errno));
-        path = b.data();
-    }
-    ~TempDir() { remove_tree(path); }
-};
 
 } // namespace
 
@@ -575,7 +553,7 @@ RestoreResult restore_into(const Settings &s, const VerifyResult &v, const Resto
     try {
         set_up_target(s, *maint, o.into, owner, plan);
         require_loader_login(loader);
-        TempDir tmp;
+        PrivateTempDir tmp("omero-upgrade");
         bool leave_out_ext = false;
         int left_out = 0;
         if (v.has_extension_entries) {
@@ -588,7 +566,7 @@ RestoreResult restore_into(const Settings &s, const VerifyResult &v, const Resto
         }
         bool filtered = leave_out_ext || !plan.leave_out.empty();
         run_pg_restore(loader, v, o,
-                       filtered ? write_filtered_list(v, tmp.path, leave_out_ext, plan.leave_out, left_out) : std::string());
+                       filtered ? write_filtered_list(v, tmp.path(), leave_out_ext, plan.leave_out, left_out) : std::string());
 
         auto db = connect_db(s, o.into);
         OmeroDbState st = read_omero_state(*db);

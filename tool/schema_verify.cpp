@@ -739,41 +739,12 @@ namespace {
 // The assembled script in a private temporary directory (0700, the file 0600), removed at the end.
 class TempScript {
 public:
-    explicit TempScript(const std::string &text)
-    {
-        const char *tmp = std::getenv("TMPDIR");
-        std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/omero-upgrade-verify.XXXXXX";
-        std::vector<char> buf(tmpl.begin(), tmpl.end());
-        buf.push_back('\0');
-        if (!mkdtemp(buf.data()))
-            throw CommandError(std::string("cannot create a private temporary directory: ") + std::strerror(errno));
-        dir_ = buf.data();
-        path_ = dir_ + "/creation.sql";
-        int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        bool ok = fd >= 0;
-        for (size_t done = 0; ok && done < text.size();) {
-            ssize_t n = write(fd, text.data() + done, text.size() - done);
-            ok = n > 0;
-            done += ok ? (size_t)n : 0;
-        }
-        if (fd >= 0)
-            close(fd);
-        if (!ok) {
-            int err = errno;
-            unlink(path_.c_str());
-            rmdir(dir_.c_str());
-            throw CommandError("cannot write the creation script to " + path_ + ": " + std::strerror(err));
-        }
-    }
-    ~TempScript()
-    {
-        unlink(path_.c_str());
-        rmdir(dir_.c_str());
-    }
+    explicit TempScript(const std::string &text) : dir_("omero-upgrade-verify"), path_(dir_.write("creation.sql", text)) {}
     const std::string &path() const { return path_; }
 
 private:
-    std::string dir_, path_;
+    PrivateTempDir dir_;
+    std::string path_;
 };
 
 std::string ctime_now()
@@ -803,14 +774,7 @@ void warn_leftovers(Db &db)
 void run_creation(const Settings &s, const ScratchDatabase &scratch, const TempScript &script, const CreationFiles &f,
                   Meter &meter)
 {
-    ConnParams cp = conn_for(s, scratch.name());
-    cp.user = s.omero_db_user;
-    std::string pass = s.property("omero.db.pass");
-    if (!pass.empty())
-        cp.password = pass;
-    else if (s.conn.user != cp.user)
-        cp.password.reset();
-    PgClient c = pg_client(cp);
+    PgClient c = pg_client(omero_user_conn(s, scratch.name()));
     ProcOptions po;
     po.env = c.env;
     po.log_stdout = true;

@@ -35,42 +35,6 @@ std::string current_db(Db &db)
     return db.scalar("SELECT pg_catalog.current_database()::pg_catalog.text").value_or("");
 }
 
-// A private directory (0700) with files (0600) for psql, removed at the end.
-class TempDir {
-public:
-    TempDir()
-    {
-        const char *tmp = std::getenv("TMPDIR");
-        std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/omero-upgrade-site.XXXXXX";
-        std::vector<char> buf(tmpl.begin(), tmpl.end());
-        buf.push_back('\0');
-        if (!mkdtemp(buf.data()))
-            throw CommandError(std::string("cannot create a private temporary directory: ") + std::strerror(errno));
-        dir_ = buf.data();
-    }
-    ~TempDir() { remove_tree(dir_); }
-    const std::string &path() const { return dir_; }
-    std::string write(const std::string &name, const std::string &text)
-    {
-        std::string p = dir_ + "/" + name;
-        int fd = open(p.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        bool ok = fd >= 0;
-        for (size_t done = 0; ok && done < text.size();) {
-            ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-            ok = n > 0;
-            done += ok ? (size_t)n : 0;
-        }
-        int err = errno;
-        if (fd >= 0)
-            close(fd);
-        if (!ok)
-            throw CommandError("cannot write " + p + ": " + std::strerror(err));
-        return p;
-    }
-
-private:
-    std::string dir_;
-};
 
 // Before the site's file, in its transaction: the search_path is OMERO's schema (as the psql
 // session of the official scripts has it), then pg_catalog, then pg_temp, whatever the caller's
@@ -256,25 +220,15 @@ nlohmann::json apply_site_sql(const Settings &s, Db &db, SitePlan &p, const std:
     std::string dbname = current_db(db);
     std::string os_user = os_user_name(), host = host_name();
     std::string appname = "omero-upgrade-site-" + std::to_string(getpid());
-    TempDir tmp;
+    PrivateTempDir tmp("omero-upgrade-site");  // files 0600 for psql
     std::string pre = tmp.write("omero-upgrade-pre.sql", k_pre), post = tmp.write("omero-upgrade-post.sql", k_post);
     for (auto &f : p.files) {
         if (f.status != "pending")
             continue;
         // The exact bytes hashed, from a private copy (the file in DIR may change meanwhile).
         std::string copy = tmp.write(f.name, f.content);
-        ConnParams cp = conn_for(s);
-        cp.user = s.omero_db_user;
-        std::string pass = s.property("omero.db.pass");
-        if (!pass.empty())
-            cp.password = pass;
-        else if (s.conn.user != cp.user)
-            cp.password.reset();
-        PgClient c = pg_client(cp);
-        std::string needle = "application_name=" + conninfo_quote("omero-upgrade");
-        size_t pos = c.conninfo.find(needle);
-        if (pos != std::string::npos)
-            c.conninfo.replace(pos, needle.size(), "application_name=" + conninfo_quote(appname));
+        ConnParams cp = omero_user_conn(s);
+        PgClient c = pg_client(cp, appname);
         ProcOptions po;
         po.env = c.env;
         po.cwd = tmp.path();  // not DIR: nothing there is reachable by a relative name (includes are refused anyway)

@@ -57,51 +57,36 @@ void add_db_to_utf8_options(CLI::App &sub, ToUtf8Options &o)
                  "objects of other roles in the database become the new database's owner's (refused otherwise)");
 }
 
-int run_db_to_utf8(const ToUtf8Options &o, Context &ctx)
+// "run again with --switch" (the hint of a run without it): the new database is there already.
+// When it is a UTF8 OMERO database at the same version, and can be the tool's own copy (the
+// owner's, nothing of anyone else in it), it is compared again and switched to, without a second
+// dump and restore; anything else there is refused as before.
+bool reuse_existing(const ToUtf8Options &o, Context &ctx, Db &db, const OmeroDbState &st)
 {
+    if (!o.do_switch || !db.scalar("SELECT 1 FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+                                   {o.into}))
+        return false;
     Settings &s = ctx.settings(o.do_switch);
-    if (o.do_switch)
-        ctx.require_omero_bin();
-    Db *db = &ctx.db();
-    OmeroDbState st = read_omero_state(*db);
-    if (!st.is_omero)
-        throw CommandError("database " + db->params().describe() + " is not an OMERO database (no dbpatch rows)");
-    out().result() = {{"database", st.dbname}, {"encoding", st.encoding}};
-    if (st.encoding == "UTF8") {
-        out().say("database '" + st.dbname + "' is already UTF8: nothing to do");
-        out().result()["converted"] = false;
-        return EXIT_OK;
-    }
-    // "run again with --switch" (the hint of a run without it): the new database is there already.
-    // When it is a UTF8 OMERO database at the same version, it is compared again and switched to,
-    // without a second dump and restore; anything else there is refused as before.
-    bool reuse = false;
-    if (o.do_switch && db->scalar("SELECT 1 FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
-                                  {o.into})) {
-        // Taken only when it can be the tool's own copy: the owner's, nothing of anyone else in it.
-        check_reuse_target(s, o.into, restore_owner(s, RestoreOptions{}));
-        auto existing = ctx.connect(o.into);
-        OmeroDbState est = read_omero_state(*existing);
-        if (est.encoding == "UTF8" && est.is_omero && est.finished && est.version == st.version) {
-            reuse = true;
-            out().step("'" + o.into + "' exists (UTF8, " + est.version + "): comparing it with '" + st.dbname +
-                      "' again instead of a new copy");
-        }
-    }
-    if (!reuse)
-        check_restore_target(s, o.into, restore_owner(s, RestoreOptions{}));  // refuse early, before the dump
-    if (omero_server_running(s).value_or(false))
-        out().warn("the OMERO server is running: changes made during the conversion would not be in the new "
-                   "database; stop it first (bin/omero admin stop)");
-    bool extension_left_out = false;
-    if (!reuse) {
-    out().step("converting '" + st.dbname + "' (" + st.encoding + ") into a new UTF8 database '" + o.into + "'");
+    check_reuse_target(s, o.into, restore_owner(s, RestoreOptions{}));
+    auto existing = ctx.connect(o.into);
+    OmeroDbState est = read_omero_state(*existing);
+    if (est.encoding != "UTF8" || !est.is_omero || !est.finished || est.version != st.version)
+        return false;
+    out().step("'" + o.into + "' exists (UTF8, " + est.version + "): comparing it with '" + st.dbname +
+               "' again instead of a new copy");
+    return true;
+}
 
+// The copy: a verified UTF8 dump (kept as a backup), restored into the new database. EXIT_OK, or
+// EXIT_PROBLEM (the dump failed verification, or the restored version differs).
+int make_utf8_copy(const ToUtf8Options &o, Settings &s, Db &db, const OmeroDbState &st, bool &extension_left_out)
+{
+    out().step("converting '" + st.dbname + "' (" + st.encoding + ") into a new UTF8 database '" + o.into + "'");
     BackupOptions bo = o.b;
     bo.encoding = "UTF8";
     bo.purpose = "to-utf8";
     bo.jobs = o.jobs;
-    BackupResult b = make_backup(s, *db, bo);
+    BackupResult b = make_backup(s, db, bo);
     VerifyResult v = verify_backup(b.path);
     if (!v.ok()) {
         for (const auto &p : v.problems)
@@ -116,14 +101,15 @@ int run_db_to_utf8(const ToUtf8Options &o, Context &ctx)
     RestoreResult r = restore_into(s, v, ro);
     out().result()["backup"] = b.path;
     out().result()["restore"] = r.info;
-    if (!r.version_ok)
-        return EXIT_PROBLEM;
     extension_left_out = r.info.value("extension_left_out", false);
-    }
-    out().result()["reused"] = reuse;
+    return r.version_ok ? EXIT_OK : EXIT_PROBLEM;
+}
 
-    // Proof: the same tables with the same row counts.
-    auto before = table_counts(*db);
+// Proof: the same tables with the same row counts; the differences, "" when none.
+std::vector<std::string> compare_tables(const ToUtf8Options &o, Context &ctx, Db &db, const OmeroDbState &st, bool reuse,
+                                        bool extension_left_out)
+{
+    auto before = table_counts(db);
     auto newdb = ctx.connect(o.into);
     auto after = table_counts(*newdb);
     std::vector<std::string> diffs;
@@ -143,15 +129,14 @@ int run_db_to_utf8(const ToUtf8Options &o, Context &ctx)
             diffs.push_back(t + ": only in '" + o.into + "'");
     out().result()["tables_compared"] = before.size();
     out().result()["differences"] = diffs;
-    if (!diffs.empty()) {
-        for (const auto &d : diffs)
-            out().error(d);
-        out().say("the new database '" + o.into + "' does not match the original: it was kept for inspection and "
-                  "the server was not switched");
-        return EXIT_PROBLEM;
-    }
-    out().say("verified: " + std::to_string(before.size()) + " tables with equal row counts, dbpatch " + st.version);
-    out().result()["converted"] = true;
+    if (diffs.empty())
+        out().say("verified: " + std::to_string(before.size()) + " tables with equal row counts, dbpatch " + st.version);
+    return diffs;
+}
+
+// --switch: omero.db.name to the new database; else how to.
+void switch_or_say(const ToUtf8Options &o, Settings &s, const OmeroDbState &st)
+{
     if (o.do_switch) {
         std::string old = s.property("omero.db.name", "omero");
         omero_config_set(s, "omero.db.name", o.into);
@@ -162,6 +147,43 @@ int run_db_to_utf8(const ToUtf8Options &o, Context &ctx)
         out().say("to use it: bin/omero config set omero.db.name " + shell_quote(o.into) +
                   " (or run again with --switch); '" + st.dbname + "' is untouched");
     }
+}
+
+int run_db_to_utf8(const ToUtf8Options &o, Context &ctx)
+{
+    Settings &s = ctx.settings(o.do_switch);
+    if (o.do_switch)
+        ctx.require_omero_bin();
+    Db &db = ctx.db();
+    OmeroDbState st = read_omero_state(db);
+    if (!st.is_omero)
+        throw CommandError("database " + db.params().describe() + " is not an OMERO database (no dbpatch rows)");
+    out().result() = {{"database", st.dbname}, {"encoding", st.encoding}};
+    if (st.encoding == "UTF8") {
+        out().say("database '" + st.dbname + "' is already UTF8: nothing to do");
+        out().result()["converted"] = false;
+        return EXIT_OK;
+    }
+    bool reuse = reuse_existing(o, ctx, db, st);
+    if (!reuse)
+        check_restore_target(s, o.into, restore_owner(s, RestoreOptions{}));  // refuse early, before the dump
+    if (omero_server_running(s).value_or(false))
+        out().warn("the OMERO server is running: changes made during the conversion would not be in the new "
+                   "database; stop it first (bin/omero admin stop)");
+    bool extension_left_out = false;
+    if (!reuse && make_utf8_copy(o, s, db, st, extension_left_out) != EXIT_OK)
+        return EXIT_PROBLEM;
+    out().result()["reused"] = reuse;
+    std::vector<std::string> diffs = compare_tables(o, ctx, db, st, reuse, extension_left_out);
+    if (!diffs.empty()) {
+        for (const auto &d : diffs)
+            out().error(d);
+        out().say("the new database '" + o.into + "' does not match the original: it was kept for inspection and "
+                  "the server was not switched");
+        return EXIT_PROBLEM;
+    }
+    out().result()["converted"] = true;
+    switch_or_say(o, s, st);
     return EXIT_OK;
 }
 

@@ -211,11 +211,7 @@ struct PsqlRun {
 PsqlRun run_psql(const Plan &p, const std::string &file, const std::string &appname,
                  const std::function<void()> &on_tick)
 {
-    PgClient c = pg_client(omero_user_conn(p.s));
-    std::string needle = "application_name=" + conninfo_quote("omero-upgrade");
-    size_t pos = c.conninfo.find(needle);
-    if (pos != std::string::npos)
-        c.conninfo.replace(pos, needle.size(), "application_name=" + conninfo_quote(appname));
+    PgClient c = pg_client(omero_user_conn(p.s), appname);
     ProcOptions po;
     po.env = c.env;
     // OMERO's scripts resolve names in OMERO's schema, then pg_catalog: no "$user", no other

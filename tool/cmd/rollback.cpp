@@ -24,6 +24,7 @@ namespace {
 struct RollbackOptions {
     std::string state_file, into;
     bool dry_run = false;
+    bool reassign_owners = false;  // passed on to the restore
 };
 
 // A database name for the restore that no database has yet (<db>_before_<date>, then _2, _3…).
@@ -44,6 +45,8 @@ void add_rollback_options(CLI::App &sub, RollbackOptions &o)
     sub.add_option("--into", o.into,
                    "the new database to restore into (default: the one the run's report names)");
     sub.add_flag("--dry-run", o.dry_run, "show the steps, change nothing");
+    sub.add_flag("--reassign-owners", o.reassign_owners,
+                 "the backup holds objects of several roles: they all become the OMERO user's (restore --reassign-owners)");
 }
 
 // What one rollback works with: the run it undoes (its record st, at state_path) and the newer
@@ -131,6 +134,9 @@ std::optional<int> plan_steps(Rollback &r, nlohmann::json &rb)
         rb["into"] = free_database_name(r.ctx, rb.value("into", ""));
     Installation m = read_installation(r.ctx.global(), {true, r.state_path});
     RollbackPlan p = plan_rollback(r.st, m, rb.value("into", ""));
+    for (auto &step : p.steps)
+        if (o.reassign_owners && step.value("id", "") == rollback_step_id::restore)
+            step["command"].push_back("--reassign-owners");
     for (const auto &x : p.reasons)
         out().say("  " + x);
     if (p.steps.empty()) {

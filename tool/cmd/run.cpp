@@ -269,13 +269,7 @@ struct Preview {
     std::string dir;
     Preview(const nlohmann::json &state)
     {
-        const char *tmp = std::getenv("TMPDIR");
-        std::string tmpl = std::string(tmp && *tmp ? tmp : "/tmp") + "/omero-upgrade-preview.XXXXXX";
-        std::vector<char> buf(tmpl.begin(), tmpl.end());
-        buf.push_back('\0');
-        if (!mkdtemp(buf.data()))
-            throw CommandError("cannot create a private temporary directory in " + dir_name(tmpl));
-        dir = buf.data();
+        dir = make_private_temp_dir("omero-upgrade-preview");
         std::string cfg;
         ensure_dir(dir + "/etc");
         ensure_dir(dir + "/etc/grid");
