@@ -37,6 +37,20 @@ std::unique_ptr<Db> connect_maintenance(const Settings &s)
     }
 }
 
+// The database `name` as a restore target: whether it is a system or template one, its owner and
+// how many other sessions use it; no row when it does not exist.
+Rows read_database(Db &maint, const std::string &name)
+{
+    return maint.query("SELECT d.datistemplate OR NOT d.datallowconn"
+                       "       OR d.datname OPERATOR(pg_catalog.=) ANY (ARRAY['postgres', 'template0', 'template1']::pg_catalog.name[]) AS system,"
+                       "       pg_catalog.pg_get_userbyid(d.datdba)::pg_catalog.text AS owner,"
+                       "       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity a"
+                       "         WHERE a.datid OPERATOR(pg_catalog.=) d.oid"
+                       "           AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()) AS sessions"
+                       "  FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+                       {name});
+}
+
 // A TOC entry's "<desc> <schema> <name> <owner>" without the trailing space of an empty owner.
 std::string toc_rest(const TocEntry &e)
 {
@@ -82,14 +96,7 @@ bool check_restore_target(const Settings &s, const std::string &name, const std:
 {
     check_db_name(name);
     auto maint = connect_maintenance(s);
-    Rows d = maint->query("SELECT d.datistemplate OR NOT d.datallowconn"
-                          "       OR d.datname OPERATOR(pg_catalog.=) ANY (ARRAY['postgres', 'template0', 'template1']::pg_catalog.name[]) AS system,"
-                          "       pg_catalog.pg_get_userbyid(d.datdba)::pg_catalog.text AS owner,"
-                          "       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity a"
-                          "         WHERE a.datid OPERATOR(pg_catalog.=) d.oid"
-                          "           AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()) AS sessions"
-                          "  FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
-                          {name});
+    Rows d = read_database(*maint, name);
     if (d.empty()) {
         out().detail("the database '" + name + "' does not exist: it will be created");
         return false;
@@ -515,14 +522,7 @@ std::vector<std::string> superuser_only_extensions(Db &db)
 void check_reuse_target(const Settings &s, const std::string &name, const std::string &owner)
 {
     auto maint = connect_maintenance(s);
-    Rows d = maint->query("SELECT d.datistemplate OR NOT d.datallowconn"
-                          "       OR d.datname OPERATOR(pg_catalog.=) ANY (ARRAY['postgres', 'template0', 'template1']::pg_catalog.name[]) AS system,"
-                          "       pg_catalog.pg_get_userbyid(d.datdba)::pg_catalog.text AS owner,"
-                          "       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity a"
-                          "         WHERE a.datid OPERATOR(pg_catalog.=) d.oid"
-                          "           AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()) AS sessions"
-                          "  FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
-                          {name});
+    Rows d = read_database(*maint, name);
     if (d.empty())
         throw CommandError("the database '" + name + "' does not exist");
     if (d.str(0, "system") == "t")
