@@ -68,7 +68,7 @@ run_id() { jq -r .run_id "$state" 2>/dev/null; }
 content() { q "$1" -c "SELECT (SELECT count(*) FROM annotation) || '/' || (SELECT count(*) FROM wellannotationlink) || '/' ||
                              (SELECT md5(coalesce(string_agg(id || ':' || coalesce(fillcolor, 0) || ':' || coalesce(strokecolor, 0), ',' ORDER BY id), '')) FROM shape)" 2>/dev/null; }
 declare -A before_link before_ver before_mark before_content bk_done  # by run id: the installation before that run
-declare -A run_at rb_of  # the scripted beginning: the run recorded / rolled back at step n
+declare -A run_at rb_of nc_seen  # the scripted beginning: the run recorded / rolled back at step n; runs whose "passed over" was checked
 inef=()  # the runs in effect, oldest first (the model's stack)
 record_of() { if [ "$(run_id)" = "$1" ]; then echo "$state"; else echo "$state.$1"; fi; }
 fails=0
@@ -198,6 +198,20 @@ for n in $(seq 1 "$steps"); do
     [ -z "${before_content[$rid]}" ] || [ "$(content "$(cur_db)")" = "${before_content[$rid]}" ] ||
       bad "I4: the content is '$(content "$(cur_db)")', before run $rid it was '${before_content[$rid]}'"
   fi
+  # I4, passed over: a rollback (one that completed, or one Ctrl-C'd after it marked it) that
+  # marks a run with a backup as unchanged does so because the tree is, before that rollback,
+  # the one the run started from. Checked at the step that marked it: a later rollback that goes
+  # on from there finds the tree the interrupted one had switched to.
+  if [[ $op == rollback || $op == "ctrlc rollback"* ]]; then
+    for x in "${inef[@]}"; do
+      [ -z "${nc_seen[$x]:-}" ] || continue
+      f=$(record_of "$x")
+      jq -e '.rollback.nothing_changed // false' "$f" >/dev/null || continue
+      nc_seen[$x]=1
+      ! jq -e '.backup.path // empty' "$f" >/dev/null || [ "${before_link[$x]}" = "$link0" ] ||
+        bad "I4: run $x was passed over as unchanged, but it started from ${before_link[$x]}, not $link0"
+    done
+  fi
   # I4, the stack: the run undone is in effect, every run above it is undone already or changed
   # nothing, and the rollback marked it so; they leave the stack with it.
   if [[ $op == rollback ]] && [ "$rc" -eq 0 ] && grep -q "^rolled back: " <<<"$out" && [ -n "$rid" ]; then
@@ -212,9 +226,6 @@ for n in $(seq 1 "$steps"); do
         [ "$(jq -r .status "$f")" = "rolled back" ] || bad "I4: run $x, above run $rid, is not marked rolled back ($(jq -r .status "$f"))"
         jq -e '.rollback.nothing_changed // false' "$f" >/dev/null || [ "$(jq -r .rollback.finished "$f")" \< "$(jq -r .rollback.finished "$(record_of "$rid")")" ] ||
           bad "I4: run $x, above run $rid, was neither undone before nor passed over as unchanged"
-        if jq -e '.rollback.nothing_changed // false' "$f" >/dev/null && jq -e '.backup.path // empty' "$f" >/dev/null; then
-          [ "${before_link[$x]}" = "$link0" ] || bad "I4: run $x was passed over as unchanged, but it started from ${before_link[$x]}, not $link0"
-        fi
       done
       inef=("${inef[@]:0:k}")
     fi
