@@ -9,6 +9,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <set>
 #include <sys/stat.h>
@@ -110,6 +111,63 @@ size_t Rows::col(const std::string &name) const
     throw CommandError("internal: no result column " + name);
 }
 
+ConnParams without_service_password(const ConnParams &p)
+{
+    std::string service;
+    for (const auto &[k, v] : p.extra)
+        if (k == "service")
+            service = v;
+    const char *env_service = std::getenv("PGSERVICE");
+    std::string saved = env_service ? env_service : "";
+    if (service.empty())
+        service = saved;
+    if (service.empty() || p.no_service)
+        return p;
+    // PQconndefaults reads the service PGSERVICE names, from libpq's own files (PGSERVICEFILE,
+    // ~/.pg_service.conf, the system's pg_service.conf), without connecting; what differs from
+    // the defaults without it is the service's part.
+    auto defaults_with = [](const char *svc) {
+        std::map<std::string, std::string> d;
+        if (svc)
+            setenv("PGSERVICE", svc, 1);
+        else
+            unsetenv("PGSERVICE");
+        PQconninfoOption *o = PQconndefaults();
+        for (PQconninfoOption *i = o; o && i->keyword; i++)
+            if (i->val && *i->val)
+                d[i->keyword] = i->val;
+        if (o)
+            PQconninfoFree(o);
+        return d;
+    };
+    auto plain = defaults_with(nullptr);
+    auto with = defaults_with(service.c_str());
+    if (env_service)
+        setenv("PGSERVICE", saved.c_str(), 1);
+    else
+        unsetenv("PGSERVICE");
+    ConnParams q = p;
+    q.extra.clear();
+    std::set<std::string> given{"password", "service", "host", "port", "dbname", "user"};
+    for (const auto &[k, v] : p.extra)
+        if (k != "service") {
+            q.extra.emplace_back(k, v);
+            given.insert(k);
+        }
+    for (const auto &[k, v] : with) {
+        if (plain.count(k) && plain[k] == v)
+            continue;
+        if (!given.count(k))
+            q.extra.emplace_back(k, v);
+        else if (k == "host" && q.host.empty())
+            q.host = v;
+        else if (k == "port" && q.port.empty())
+            q.port = v;
+    }
+    q.no_service = true;
+    return q;
+}
+
 std::unique_ptr<Db> Db::connect(const ConnParams &p)
 {
     std::vector<const char *> keys, values;
@@ -140,12 +198,17 @@ std::unique_ptr<Db> Db::connect(const ConnParams &p)
         // here counts as not given), so it is out of the environment for the attempt only. The
         // tool connects from its main thread only.
         const char *env_pw = p.no_env_password ? std::getenv("PGPASSWORD") : nullptr;
-        std::string saved = env_pw ? env_pw : "";
+        const char *env_svc = p.no_service ? std::getenv("PGSERVICE") : nullptr;
+        std::string saved = env_pw ? env_pw : "", saved_svc = env_svc ? env_svc : "";
         if (env_pw)
             unsetenv("PGPASSWORD");
+        if (env_svc)
+            unsetenv("PGSERVICE");
         db->conn_ = PQconnectdbParams(keys.data(), values.data(), 0);
         if (env_pw)
             setenv("PGPASSWORD", saved.c_str(), 1);
+        if (env_svc)
+            setenv("PGSERVICE", saved_svc.c_str(), 1);
     }
     if (!db->conn_ || PQstatus(db->conn_) != CONNECTION_OK) {
         std::string msg = db->conn_ ? PQerrorMessage(db->conn_) : "out of memory";

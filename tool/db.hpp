@@ -22,6 +22,9 @@ struct ConnParams {
     // Not PGPASSWORD either (a connection as another role than the one the environment is for):
     // libpq then reads the password file only.
     bool no_env_password = false;
+    // The service (PGSERVICE or -d service=…) was read into `extra` without its password
+    // (without_service_password): libpq must not read it again, PGSERVICE is out of the way.
+    bool no_service = false;
     // Other libpq keywords from a conninfo string or URI given with -d (service, sslmode,
     // hostaddr, connect_timeout, …), passed on as they are; never "password".
     std::vector<std::pair<std::string, std::string>> extra;
@@ -32,6 +35,12 @@ struct ConnParams {
 // password the tool hands to libpq itself), PGPASSWORD, the password file (PGPASSFILE, a
 // passfile keyword, else ~/.pgpass) when it exists, else none. Names the place, never the value.
 std::string password_source(const ConnParams &p);
+
+// For a connection as another role than the one a service is for (no_env_password): the
+// service's keys (host, port, sslmode, …), as libpq reads them, become explicit keys, and its
+// password= is left out, so it is never offered to that other role's login. p itself when no
+// service is in use.
+ConnParams without_service_password(const ConnParams &p);
 
 struct Notice {
     std::string severity, sqlstate, message, detail, hint;

@@ -1,7 +1,9 @@
 // What a dump's SQL says about who owns what: the roles that own its objects, the extensions it
 // creates, and whether it changes the privileges of schema public. Read from pg_restore's own
-// rendering of the dump (--schema-only to stdout), where names are quoted as in SQL, so a role or
-// object name holding spaces or quotes cannot pass for another one.
+// rendering of the dump (--schema-only to stdout), cut into statements by a lexer that keeps
+// quoted names, string literals and dollar-quoted bodies whole: a name holding spaces, quotes,
+// ';' or a line break cannot pass for another statement, and a function body that reads
+// "CREATE EXTENSION …" is a body, not a statement.
 #pragma once
 
 #include <map>
@@ -21,7 +23,14 @@ struct DumpObjects {
     std::string public_owner;             // "" when the dump does not set it
     std::vector<DumpExtension> extensions;
     bool public_privileges = false;       // GRANT/REVOKE … ON SCHEMA public
+    // Quoted names holding a carriage return or a line feed, as written ("a<LF>b"): the table of
+    // contents (pg_restore --list) shows them as spaces, so its entries could not be matched.
+    std::vector<std::string> crlf_names;
 };
+
+// The statements of pg_dump-written SQL, without comments and psql meta-commands; the quoted
+// names holding CR or LF go to crlf_names.
+std::vector<std::string> split_sql_statements(const std::string &sql, std::vector<std::string> *crlf_names);
 
 // Parses the text of `pg_restore --schema-only --file=-` (exposed for tests of odd names).
 DumpObjects parse_dump_sql(const std::string &sql);

@@ -124,6 +124,8 @@ std::vector<std::string> child_environment(const ProcOptions &opts)
         bool overridden = false;
         for (const auto &[ok, ov] : opts.env)
             overridden |= ok == k;
+        for (const auto &u : opts.unset_env)
+            overridden |= u == k;
         if (!overridden)
             envs.push_back(kv);
     }
@@ -391,6 +393,8 @@ PgClient pg_client(const ConnParams &p, const std::string &application_name)
     } else if (p.no_env_password) {
         c.env.emplace_back("PGPASSWORD", "");  // empty: libpq reads the password file instead
     }
+    if (p.no_service)
+        c.unset_env.push_back("PGSERVICE");  // read into the conninfo already, without its password
     return c;
 }
 

@@ -15,6 +15,7 @@ namespace ou {
 
 struct ProcOptions {
     std::vector<std::pair<std::string, std::string>> env;  // set in the child only
+    std::vector<std::string> unset_env;                    // taken out of the child's environment
     std::string cwd;
     int timeout_s = 0;                                     // 0: none
     std::function<void()> on_tick;                         // about every 0.5 s while it runs
@@ -67,6 +68,7 @@ int passfile_fd(const std::string &pgpassfile);
 struct PgClient {
     std::string conninfo;
     std::vector<std::pair<std::string, std::string>> env;
+    std::vector<std::string> unset_env;  // PGSERVICE when its keys are in conninfo already
     std::unique_ptr<PassFile> passfile;
 };
 // application_name: what pg_stat_activity shows for the client ("omero-upgrade", or a step's own).

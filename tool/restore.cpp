@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -92,6 +93,21 @@ void check_db_name(const std::string &name)
                            "choose a shorter name");
 }
 
+namespace {
+
+// How many settings the current database has (ALTER DATABASE … SET, for all roles or one): a
+// search_path or a session_preload_libraries there runs in every session of the restore.
+const char *const database_settings =
+    "(SELECT pg_catalog.count(*) FROM pg_catalog.pg_db_role_setting WHERE setdatabase OPERATOR(pg_catalog.=)"
+    "   (SELECT oid FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database()))";
+// The grantees of CREATE on the current database other than its owner (a SELECT of one column).
+const char *const database_create_grants =
+    "   SELECT a.grantee FROM pg_catalog.pg_database x, pg_catalog.aclexplode(x.datacl) a"
+    "    WHERE x.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()"
+    "      AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE' AND a.grantee OPERATOR(pg_catalog.<>) x.datdba";
+
+} // namespace
+
 bool check_restore_target(const Settings &s, const std::string &name, const std::string &owner)
 {
     check_db_name(name);
@@ -124,18 +140,15 @@ bool check_restore_target(const Settings &s, const std::string &name, const std:
     for (size_t i = 0; i < sizeof catalogs / sizeof catalogs[0]; i++)
         sql += std::string(i ? " UNION ALL " : "") + "SELECT '" + catalogs[i][0] +
                "'::pg_catalog.text AS k, pg_catalog.count(*) AS n FROM pg_catalog." + catalogs[i][1] +
-               " WHERE oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid";
+               // a large object's OID is its maker's choice (lo_create(777)): every one counts
+               (std::strcmp(catalogs[i][1], "pg_largeobject_metadata") == 0 ? ""
+                                                                            : " WHERE oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid");
     sql += " UNION ALL SELECT 'schemas', pg_catalog.count(*) FROM pg_catalog.pg_namespace"
            " WHERE oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid"
            "   AND pg_catalog.left(nspname::pg_catalog.text, 8) OPERATOR(pg_catalog.<>) 'pg_temp_'"
            "   AND pg_catalog.left(nspname::pg_catalog.text, 14) OPERATOR(pg_catalog.<>) 'pg_toast_temp_'"
-           " UNION ALL SELECT 'settings of the database (ALTER DATABASE … SET)', pg_catalog.count(*)"
-           "   FROM pg_catalog.pg_db_role_setting WHERE setdatabase OPERATOR(pg_catalog.=)"
-           "        (SELECT oid FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
-           " UNION ALL SELECT 'grants of CREATE to other roles', pg_catalog.count(*) FROM ("
-           "   SELECT a.grantee FROM pg_catalog.pg_database x, pg_catalog.aclexplode(x.datacl) a"
-           "    WHERE x.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()"
-           "      AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE' AND a.grantee OPERATOR(pg_catalog.<>) x.datdba"
+           " UNION ALL SELECT 'settings of the database (ALTER DATABASE … SET)', " + std::string(database_settings) +
+           " UNION ALL SELECT 'grants of CREATE to other roles', pg_catalog.count(*) FROM (" + database_create_grants +
            "   UNION ALL SELECT a.grantee FROM pg_catalog.pg_namespace x, pg_catalog.aclexplode(x.nspacl) a"
            "    WHERE x.nspname OPERATOR(pg_catalog.=) 'public' AND a.privilege_type OPERATOR(pg_catalog.=) 'CREATE'"
            "      AND a.grantee OPERATOR(pg_catalog.<>) x.nspowner"
@@ -188,9 +201,46 @@ bool is_superuser(Db &db, const std::string &role)
                .value_or("") == "t";
 }
 
+// Why code running as `role` could act as a superuser, or "" when it cannot: a superuser; a
+// member of a superuser role (SET ROLE); a member of the roles that run programs or read and
+// write files as the server's system user; CREATEROLE before PostgreSQL 16 (it may grant itself
+// any of those).
+std::string superuser_equivalent(Db &db, const std::string &role)
+{
+    Rows r = db.query(
+        "SELECT r.rolsuper AS super,"
+        "       r.rolcreaterole AND pg_catalog.current_setting('server_version_num')::pg_catalog.int4"
+        "                           OPERATOR(pg_catalog.<) 160000 AS createrole,"
+        "       (SELECT pg_catalog.string_agg(g.rolname::pg_catalog.text, ', ' ORDER BY g.rolname)"
+        "          FROM pg_catalog.pg_roles g"
+        "         WHERE g.oid OPERATOR(pg_catalog.<>) r.oid"
+        "           AND (g.rolsuper OR g.rolname OPERATOR(pg_catalog.=) ANY (ARRAY['pg_execute_server_program',"
+        "                'pg_write_server_files', 'pg_read_server_files']::pg_catalog.name[]))"
+        "           AND pg_catalog.pg_has_role(r.oid, g.oid, 'MEMBER')) AS via"
+        "  FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
+        {role});
+    if (r.empty())
+        return "";
+    if (r.str(0, "super") == "t")
+        return role + " is a superuser";
+    if (r.get(0, "via"))
+        return role + " is a member of " + r.str(0, "via") +
+               " (a superuser, or a role that runs programs or reads and writes files as the server's system user)";
+    if (r.str(0, "createrole") == "t")
+        return role + " has CREATEROLE, which before PostgreSQL 16 lets it grant itself any role";
+    return "";
+}
+
+bool role_exists(Db &db, const std::string &role)
+{
+    return !db.query("SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) $1::pg_catalog.name", {role})
+                .empty();
+}
+
 // What loading the dump as its owner needs, decided before anything is created.
 struct LoadPlan {
     bool loader_super = false, maint_super = false;
+    std::string loader_privileged;         // why the loader acts as a superuser ("" when it does not)
     std::vector<DumpExtension> precreate;  // made first by the connecting superuser, from the server's files
     bool public_to_owner = false;          // ALTER SCHEMA public OWNER TO the owner (PostgreSQL < 15)
     std::set<std::string> leave_out;       // toc_rest of entries pg_restore must not run
@@ -209,7 +259,7 @@ std::string some_objects(const std::vector<std::string> &objects)
 // The dump's objects and their owners. Loaded with --no-owner by `loader`, every object becomes
 // the loader's and its code (CHECKs, domains, defaults, index expressions) runs as the loader
 // during the load: objects of other roles would change hands and run with the loader's rights.
-void plan_owners(LoadPlan &p, const DumpObjects &d, const std::string &loader, bool reassign)
+void plan_owners(LoadPlan &p, Db &maint, const DumpObjects &d, const std::string &loader, bool reassign)
 {
     std::vector<std::string> others;
     for (const auto &[role, objects] : d.owned)
@@ -220,18 +270,27 @@ void plan_owners(LoadPlan &p, const DumpObjects &d, const std::string &loader, b
     std::string list;
     for (size_t i = 0; i < others.size(); i++)
         list += (i ? "; " : "") + others[i];
-    if (p.loader_super)
+    if (!p.loader_privileged.empty())
         throw Refused("the dump holds objects of other roles than " + loader + ": " + list + ". Loaded by " + loader +
-                          ", a superuser, their code (CHECKs, domains, index expressions) would run with a "
-                          "superuser's rights: refusing; nothing was created",
-                      "restore with --owner a role that is not a superuser (the OMERO database user)");
+                          " (" + p.loader_privileged + "), their code (CHECKs, domains, index expressions) would run "
+                          "with a superuser's rights: refusing; nothing was created",
+                      "restore with --owner a role that is not a superuser and cannot become one (the OMERO "
+                      "database user)");
     for (const auto &[role, objects] : d.owned)
         if (role != loader)
             p.taken_over.push_back(role);
+    // All of them one role's, which gains nothing by its code running as the loader: one that is
+    // not on this server (a dump from a site whose OMERO user had another name), or a superuser
+    // here (it may act as the loader anyway; a fixture or a DBA's restore made everything
+    // postgres's). Any other role's code would run with the loader's rights: --reassign-owners.
     if (p.taken_over.size() == 1 && !d.owned.count(loader)) {
-        out().step("the dump's objects belong to " + p.taken_over[0] + ": loaded as " + loader + ", they become " +
-                   loader + "'s");
-        return;
+        const std::string &a = p.taken_over[0];
+        bool here = role_exists(maint, a);
+        if (!here || !superuser_equivalent(maint, a).empty()) {
+            out().step("the dump's objects belong to " + a + (here ? " (a superuser here)" : " (no such role on this server)") +
+                       ": loaded as " + loader + ", they become " + loader + "'s");
+            return;
+        }
     }
     if (!reassign)
         throw Refused("the dump holds objects of other roles than its owner " + loader + ": " + list +
@@ -240,6 +299,69 @@ void plan_owners(LoadPlan &p, const DumpObjects &d, const std::string &loader, b
                       "give them to " + loader + " in the source database (ALTER … OWNER TO) or move them out of "
                       "it, then back up again; or, when " + loader + " may own them all, --reassign-owners");
     out().warn("--reassign-owners: the objects of " + list + " become " + loader + "'s");
+}
+
+// What the table of contents (pg_restore --list) says and the SQL must agree with, before the SQL's
+// owners are trusted: no name with a line break (the list shows it as a space), every entry's
+// owner one the SQL gives objects to (or the loader, or pg_database_owner), as many extensions
+// as the SQL creates. Schema public (every database has one) and omero_upgrade's entries are
+// apart, as are the data of tables the dump does not create (an extension's configuration).
+void check_toc_agrees(const VerifyResult &v, const DumpObjects &d, const std::string &loader)
+{
+    if (!d.crlf_names.empty()) {
+        std::string names;
+        std::vector<std::string> unique;
+        for (const auto &n : d.crlf_names)
+            if (std::find(unique.begin(), unique.end(), n) == unique.end())
+                unique.push_back(n);
+        for (size_t i = 0; i < unique.size() && i < 3; i++) {
+            names += i ? ", " : "";
+            for (char c : unique[i])
+                names += c == '\n' ? std::string("\\n") : c == '\r' ? std::string("\\r") : std::string(1, c);
+        }
+        throw Refused("the dump holds names with a line break (" + names + "): its table of contents and its SQL "
+                      "cannot be matched, so whose objects they are cannot be told: refusing; nothing was created",
+                      "rename them in the source database (ALTER … RENAME TO), then back up again");
+    }
+    std::set<std::string> candidates{loader, "pg_database_owner"};
+    for (const auto &[role, objects] : d.owned)
+        candidates.insert(role);
+    if (!d.public_owner.empty())
+        candidates.insert(d.public_owner);
+    std::set<std::string> rests;
+    size_t toc_extensions = 0;
+    for (const auto &e : v.toc) {
+        rests.insert(toc_rest(e));
+        if (e.rest.rfind("EXTENSION - ", 0) == 0)
+            toc_extensions++;
+    }
+    auto ends_with = [](const std::string &s, const std::string &tail) {
+        return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+    };
+    std::vector<std::string> unmatched;
+    for (const auto &e : v.toc) {
+        std::string r = toc_rest(e);
+        if (r.size() < e.rest.size() || is_extension_toc_line(e.rest))  // no owner; ours
+            continue;
+        if (r.rfind("SCHEMA - public ", 0) == 0 || r.rfind("COMMENT - SCHEMA public ", 0) == 0 ||
+            r.rfind("ACL - SCHEMA public ", 0) == 0)
+            continue;
+        if ((r.rfind("TABLE DATA ", 0) == 0 && !rests.count("TABLE " + r.substr(11))) ||
+            (r.rfind("SEQUENCE SET ", 0) == 0 && !rests.count("SEQUENCE " + r.substr(13))))
+            continue;
+        bool matched = false;
+        for (const auto &c : candidates)
+            matched = matched || ends_with(r, " " + c);
+        if (!matched)
+            unmatched.push_back(r);
+    }
+    if (!unmatched.empty())
+        throw Refused("the dump's table of contents lists entries whose owner its SQL gives nothing to: " +
+                          some_objects(unmatched) + ": whose objects they are cannot be told; refusing; nothing was created",
+                      "give them to the OMERO database user in the source database (ALTER … OWNER TO), then back up again");
+    if (toc_extensions != d.extensions.size())
+        throw Refused("the dump's table of contents lists " + std::to_string(toc_extensions) + " extension(s), its SQL "
+                          "creates " + std::to_string(d.extensions.size()) + ": refusing; nothing was created");
 }
 
 // The dump's extensions: each must exist on this server; one only a superuser may create is
@@ -288,11 +410,13 @@ LoadPlan plan_load(Db &maint, const VerifyResult &v, const RestoreOptions &o, co
                            "create it first, or give the owner with --owner ROLE");
     LoadPlan p;
     p.loader_super = is_superuser(maint, loader);
+    p.loader_privileged = superuser_equivalent(maint, loader);
     p.maint_super = maint.scalar("SELECT r.rolsuper FROM pg_catalog.pg_roles r"
                                  " WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER")
                         .value_or("") == "t";
     DumpObjects d = read_dump_objects(v.path);
-    plan_owners(p, d, loader, o.reassign_owners);
+    check_toc_agrees(v, d, loader);
+    plan_owners(p, maint, d, loader, o.reassign_owners);
     plan_extensions(p, maint, d, loader, existed);
     // Before PostgreSQL 15, public belongs to the bootstrap superuser: the dump's GRANT/REVOKE on
     // it, run by the owner, would only warn and the copy would keep the defaults (PUBLIC may create).
@@ -328,10 +452,14 @@ bool create_target(Db &maint, const RestoreOptions &o, const std::string &owner,
                    "UTF8, owned by " + owner + " and used by no one");
         return false;
     }
-    std::string sql = server_format(maint,
-                                    std::string("CREATE DATABASE %I WITH ENCODING 'UTF8' TEMPLATE template0 OWNER %I") +
-                                        (p.needs_setup() ? " CONNECTION LIMIT 0" : ""),
-                                    {o.into, owner});
+    // With set-up to do, the database stays the connecting superuser's until it is done: its
+    // owner could otherwise lift the CONNECTION LIMIT (ALTER DATABASE) and plant objects that the
+    // superuser's CREATE EXTENSION would run.
+    std::string sql = p.needs_setup()
+                          ? server_format(maint, "CREATE DATABASE %I WITH ENCODING 'UTF8' TEMPLATE template0 CONNECTION LIMIT 0",
+                                          {o.into})
+                          : server_format(maint, "CREATE DATABASE %I WITH ENCODING 'UTF8' TEMPLATE template0 OWNER %I",
+                                          {o.into, owner});
     try {
         maint.query(sql);
     } catch (const DbError &e) {
@@ -340,13 +468,15 @@ bool create_target(Db &maint, const RestoreOptions &o, const std::string &owner,
                                "' (e.g. --db-user postgres), or create it yourself: createdb -E UTF8 -T template0 -O " +
                                shell_quote(owner) + " " + shell_quote(o.into));
     }
-    out().step("created database '" + o.into + "' (UTF8, owner " + owner + ")");
+    out().step("created database '" + o.into + "' (UTF8, owner " +
+               (p.needs_setup() ? maint.params().user + " until it is set up, then " : "") + owner + ")");
     return true;
 }
 
-// The superuser's part, in the new database while only superusers may connect (CONNECTION LIMIT
-// 0): the extensions only a superuser may create, from this server's files; public given to the
-// owner (PostgreSQL < 15). Then the database is opened to its owner.
+// The superuser's part, in the new database while it is the superuser's and only superusers may
+// connect (CONNECTION LIMIT 0): the extensions only a superuser may create, from this server's
+// files; public given to the owner (PostgreSQL < 15). Then the database is given to its owner
+// and opened.
 void set_up_target(const Settings &s, Db &maint, const std::string &into, const std::string &owner, const LoadPlan &p)
 {
     if (!p.needs_setup())
@@ -363,6 +493,7 @@ void set_up_target(const Settings &s, Db &maint, const std::string &into, const 
         out().step("schema public of '" + into + "' given to " + owner + ", so that the dump's privileges on it apply");
     }
     db.reset();
+    maint.query(server_format(maint, "ALTER DATABASE %I OWNER TO %I", {into, owner}));
     maint.query(server_format(maint, "ALTER DATABASE %I CONNECTION LIMIT -1", {into}));
 }
 
@@ -397,7 +528,7 @@ ConnParams loader_conn(const Settings &s, const std::string &into, const std::st
     }
     if (!cp.password && owner != s.conn.user)
         cp.no_env_password = true;
-    return cp;
+    return cp.no_env_password ? without_service_password(cp) : cp;
 }
 
 // Refuses before pg_restore when the owner cannot log in (a clear message instead of pg_restore's).
@@ -442,6 +573,7 @@ void run_pg_restore(const ConnParams &loader, const VerifyResult &v, const Resto
     std::string warnings;
     ProcOptions po;
     po.env = pc.env;
+    po.unset_env = pc.unset_env;
     po.on_stderr_line = [&](const std::string &l) {
         if (l.find("WARNING:") != std::string::npos && l.find("privileges") != std::string::npos)
             warnings += "\n  " + l;
@@ -482,7 +614,9 @@ void run_pg_restore(const ConnParams &loader, const VerifyResult &v, const Resto
 std::string objects_not_owned_by(Db &db, const std::string &owner)
 {
     // Made after initdb, not owned by `owner`, held by no extension, and not part of another
-    // object (pg_depend 'i' or 'a': a table's indexes, TOAST table and row type, an array type,
+    // object; every catalog whose objects have an owner that pg_dump writes (ALTER … OWNER TO, a
+    // large object's or default privileges' role), so the check before a backup (run's preflight)
+    // sees what the restore of that backup would refuse (pg_depend 'i' or 'a': a table's indexes, TOAST table and row type, an array type,
     // an owned sequence: they go with it, and with it into an extension).
     Rows foreign = db.query(
         "SELECT k, pg_catalog.pg_get_userbyid(o)::pg_catalog.text AS who, pg_catalog.count(*) AS n FROM ("
@@ -494,7 +628,25 @@ std::string objects_not_owned_by(Db &db, const std::string &owner)
         "  WHERE pg_catalog.left(n.nspname::pg_catalog.text, 8) OPERATOR(pg_catalog.<>) 'pg_temp_'"
         "    AND pg_catalog.left(n.nspname::pg_catalog.text, 14) OPERATOR(pg_catalog.<>) 'pg_toast_temp_'"
         " UNION ALL SELECT 'event triggers', e.oid, e.evtowner, 'pg_event_trigger'::pg_catalog.regclass FROM pg_catalog.pg_event_trigger e"
-        ") x WHERE x.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid"
+        " UNION ALL SELECT 'collations', c.oid, c.collowner, 'pg_collation'::pg_catalog.regclass FROM pg_catalog.pg_collation c"
+        " UNION ALL SELECT 'conversions', c.oid, c.conowner, 'pg_conversion'::pg_catalog.regclass FROM pg_catalog.pg_conversion c"
+        " UNION ALL SELECT 'operator classes', c.oid, c.opcowner, 'pg_opclass'::pg_catalog.regclass FROM pg_catalog.pg_opclass c"
+        " UNION ALL SELECT 'operator families', f.oid, f.opfowner, 'pg_opfamily'::pg_catalog.regclass FROM pg_catalog.pg_opfamily f"
+        " UNION ALL SELECT 'languages', l.oid, l.lanowner, 'pg_language'::pg_catalog.regclass FROM pg_catalog.pg_language l"
+        " UNION ALL SELECT 'text search configurations', c.oid, c.cfgowner, 'pg_ts_config'::pg_catalog.regclass FROM pg_catalog.pg_ts_config c"
+        " UNION ALL SELECT 'text search dictionaries', t.oid, t.dictowner, 'pg_ts_dict'::pg_catalog.regclass FROM pg_catalog.pg_ts_dict t"
+        " UNION ALL SELECT 'foreign-data wrappers', w.oid, w.fdwowner, 'pg_foreign_data_wrapper'::pg_catalog.regclass FROM pg_catalog.pg_foreign_data_wrapper w"
+        " UNION ALL SELECT 'foreign servers', v.oid, v.srvowner, 'pg_foreign_server'::pg_catalog.regclass FROM pg_catalog.pg_foreign_server v"
+        " UNION ALL SELECT 'publications', b.oid, b.pubowner, 'pg_publication'::pg_catalog.regclass FROM pg_catalog.pg_publication b"
+        " UNION ALL SELECT 'statistics objects', t.oid, t.stxowner, 'pg_statistic_ext'::pg_catalog.regclass FROM pg_catalog.pg_statistic_ext t"
+        " UNION ALL SELECT 'large objects', m.oid, m.lomowner, 'pg_largeobject'::pg_catalog.regclass FROM pg_catalog.pg_largeobject_metadata m"
+        " UNION ALL SELECT 'default privileges', a.oid, a.defaclrole, 'pg_default_acl'::pg_catalog.regclass FROM pg_catalog.pg_default_acl a"
+        " UNION ALL SELECT 'subscriptions', u.oid, u.subowner, 'pg_subscription'::pg_catalog.regclass FROM pg_catalog.pg_subscription u"
+        "  WHERE u.subdbid OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d"
+        "                                          WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+        // A large object's OID is whatever its maker chose (lo_create(777)): every one counts.
+        ") x WHERE (x.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid"
+        "           OR x.cat OPERATOR(pg_catalog.=) 'pg_largeobject'::pg_catalog.regclass)"
         "  AND x.o OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1::pg_catalog.name)"
         "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend dp WHERE dp.classid OPERATOR(pg_catalog.=) x.cat"
         "                    AND dp.objid OPERATOR(pg_catalog.=) x.oid"
@@ -536,6 +688,14 @@ void check_reuse_target(const Settings &s, const std::string &name, const std::s
     if (!foreign.empty())
         throw Refused("the database '" + name + "' holds objects that " + owner + " does not own (" + foreign +
                           "): not a copy made by the tool; refusing to take it",
+                      "choose a new name with --into: the tool then makes the copy itself");
+    // What a restore never makes: settings of the database, CREATE on it for other roles.
+    Rows extra = target->query(std::string("SELECT ") + database_settings + " AS settings, (SELECT pg_catalog.count(*) FROM (" +
+                               database_create_grants + ") g) AS grants");
+    if (extra.str(0, "settings") != "0" || extra.str(0, "grants") != "0")
+        throw Refused("the database '" + name + "' has " + extra.str(0, "settings") + " setting(s) (ALTER DATABASE … SET) "
+                          "and grants CREATE to " + extra.str(0, "grants") + " other role(s): not a copy made by the "
+                          "tool; refusing to take it",
                       "choose a new name with --into: the tool then makes the copy itself");
     if (d.str(0, "sessions") != "0")
         throw Refused("the database '" + name + "' is used by " + d.str(0, "sessions") +

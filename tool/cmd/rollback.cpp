@@ -33,7 +33,7 @@ std::string free_database_name(Context &ctx, const std::string &want)
     auto db = ctx.connect();
     for (int i = 1;; i++) {
         std::string n = i == 1 ? want : want.substr(0, 60) + "_" + std::to_string(i);
-        if (db->query("SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1", {n}).empty())
+        if (db->query("SELECT 1 FROM pg_catalog.pg_database WHERE datname OPERATOR(pg_catalog.=) $1::pg_catalog.name", {n}).empty())
             return n;
     }
 }
