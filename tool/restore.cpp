@@ -641,12 +641,14 @@ std::string objects_not_owned_by(Db &db, const std::string &owner)
         " UNION ALL SELECT 'statistics objects', t.oid, t.stxowner, 'pg_statistic_ext'::pg_catalog.regclass FROM pg_catalog.pg_statistic_ext t"
         " UNION ALL SELECT 'large objects', m.oid, m.lomowner, 'pg_largeobject'::pg_catalog.regclass FROM pg_catalog.pg_largeobject_metadata m"
         " UNION ALL SELECT 'default privileges', a.oid, a.defaclrole, 'pg_default_acl'::pg_catalog.regclass FROM pg_catalog.pg_default_acl a"
-        " UNION ALL SELECT 'subscriptions', u.oid, u.subowner, 'pg_subscription'::pg_catalog.regclass FROM pg_catalog.pg_subscription u"
+        // pg_subscription's oid column is not readable by everyone before PostgreSQL 14: its
+        // objects count without it (always made by a user, never an extension member).
+        " UNION ALL SELECT 'subscriptions', 0::pg_catalog.oid, u.subowner, 'pg_subscription'::pg_catalog.regclass FROM pg_catalog.pg_subscription u"
         "  WHERE u.subdbid OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d"
         "                                          WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
         // A large object's OID is whatever its maker chose (lo_create(777)): every one counts.
         ") x WHERE (x.oid OPERATOR(pg_catalog.>=) 16384::pg_catalog.oid"
-        "           OR x.cat OPERATOR(pg_catalog.=) 'pg_largeobject'::pg_catalog.regclass)"
+        "           OR x.cat OPERATOR(pg_catalog.=) ANY (ARRAY['pg_largeobject', 'pg_subscription']::pg_catalog.regclass[]))"
         "  AND x.o OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) $1::pg_catalog.name)"
         "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend dp WHERE dp.classid OPERATOR(pg_catalog.=) x.cat"
         "                    AND dp.objid OPERATOR(pg_catalog.=) x.oid"

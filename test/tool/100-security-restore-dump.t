@@ -132,6 +132,14 @@ out=$("$TOOL" --server-dir "$t/run/OMERO.server" run --new-server "$t/run/OMERO.
 is "$rc" 1 "run --dry-run on that database: refused"
 like "$out" "step backup: the database holds objects that omero \(omero.db.user\) does not own \(1 large objects of o0_report\)" \
   "… the backup step names the large object"
+# A subscription (made by the superuser, never connected) is an object of postgres's too; its
+# catalog's oid column is not everyone's to read before PostgreSQL 14: the check still sees it.
+q o0_run_db -c "CREATE SUBSCRIPTION o0_sub CONNECTION 'dbname=nowhere' PUBLICATION o0_pub WITH (connect = false)" 2>/dev/null
+out=$("$TOOL" --server-dir "$t/run/OMERO.server" run --new-server "$t/run/OMERO.server-5.6.3.zip" --dry-run 2>&1); rc=$?
+is "$rc" 1 "… and with a subscription of postgres there too: refused"
+like "$out" "\(1 large objects of o0_report, 1 subscriptions of postgres\)" "… naming both"
+q o0_run_db -c "ALTER SUBSCRIPTION o0_sub SET (slot_name = NONE)" -c "DROP SUBSCRIPTION o0_sub"
+"$TOOL" --server-dir "$t/run/OMERO.server" server stop >/dev/null 2>&1  # its session must not outlive this test
 
 # 4. Loaders that can act as a superuser: the OMERO owner's plant would run with their rights.
 fixture_db o0_src --owner o0_omero
@@ -237,4 +245,15 @@ psql -X -q -d postgres -c "ALTER ROLE postgres PASSWORD NULL"
 is "$(q postgres -c "SELECT string_agg(rolname, ',') FROM pg_roles WHERE rolname LIKE 'o0%' AND rolsuper AND rolname <> 'o0_dba'")" "" \
   "no o0 role became a superuser (o0_dba was made one)"
 rm -f "$share"/ou0_su* "$share"/ou0_probe*  # the cluster's private share directory: leave it as found
+# The cluster as found for the tests after this one: they check that no role but theirs is a
+# superuser, and count OMERO sessions.
+q postgres -c "SELECT datname FROM pg_database WHERE datname LIKE 'o0%'" | while IFS= read -r d; do dropdb --force "$d"; done
+psql -X -q -d postgres <<'SQL'
+DO $$ DECLARE r name; BEGIN
+  FOR r IN SELECT rolname FROM pg_roles WHERE rolname LIKE 'o0%' LOOP
+    EXECUTE format('DROP OWNED BY %I', r); EXECUTE format('DROP ROLE %I', r);
+  END LOOP;
+END $$;
+SQL
+is "$(q postgres -c "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'o0%'")" 0 "… and its roles are gone, with their databases"
 done_testing

@@ -60,7 +60,7 @@ like "$out" "already stopped" "… says already stopped"
 PGAPPNAME=OMERO.blitz psql -X -q -U omero_srv -d srv_omero -c "SELECT pg_sleep(120)" >/dev/null 2>&1 &
 sleeper=$!
 for _ in $(seq 50); do [ "$(blitz_sessions)" = 1 ] && break; sleep 0.1; done
-stale=$(q postgres -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'OMERO.blitz'")
+stale=$(q postgres -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'OMERO.blitz' AND datname = 'srv_omero'")
 out=$(ou server stop --timeout 3 2>&1); rc=$?
 is "$rc" 1 "stop with a stale OMERO session: exit 1"
 like "$out" "OMERO still holds connections to the database srv_omero: 1 session\(s\): pid $stale omero_srv@OMERO.blitz" \
