@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <set>
 #include <sstream>
 
@@ -306,7 +307,12 @@ void plan_owners(LoadPlan &p, Db &maint, const DumpObjects &d, const std::string
 // owner one the SQL gives objects to (or the loader, or pg_database_owner), as many extensions
 // as the SQL creates. Schema public (every database has one) and omero_upgrade's entries are
 // apart, as are the data of tables the dump does not create (an extension's configuration).
-void check_toc_agrees(const VerifyResult &v, const DumpObjects &d, const std::string &loader)
+// spaced_roles: this server's roles whose names hold a space. A table of contents line ends with
+// its owner's name, unquoted: "BLOB - 779 x omero" may be a large object of "x omero" as well as one
+// of omero. The longest name a line ends with is taken as its owner (refusing, never allowing,
+// when a name is ambiguous).
+void check_toc_agrees(const VerifyResult &v, const DumpObjects &d, const std::string &loader,
+                      const std::set<std::string> &spaced_roles)
 {
     if (!d.crlf_names.empty()) {
         std::string names;
@@ -349,10 +355,12 @@ void check_toc_agrees(const VerifyResult &v, const DumpObjects &d, const std::st
         if ((r.rfind("TABLE DATA ", 0) == 0 && !rests.count("TABLE " + r.substr(11))) ||
             (r.rfind("SEQUENCE SET ", 0) == 0 && !rests.count("SEQUENCE " + r.substr(13))))
             continue;
-        bool matched = false;
-        for (const auto &c : candidates)
-            matched = matched || ends_with(r, " " + c);
-        if (!matched)
+        std::string owner;
+        for (const std::set<std::string> *names : std::initializer_list<const std::set<std::string> *>{&candidates, &spaced_roles})
+            for (const auto &c : *names)
+                if (c.size() > owner.size() && ends_with(r, " " + c))
+                    owner = c;
+        if (owner.empty() || !candidates.count(owner))
             unmatched.push_back(r);
     }
     if (!unmatched.empty())
@@ -415,7 +423,12 @@ LoadPlan plan_load(Db &maint, const VerifyResult &v, const RestoreOptions &o, co
                                  " WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER")
                         .value_or("") == "t";
     DumpObjects d = read_dump_objects(v.path);
-    check_toc_agrees(v, d, loader);
+    std::set<std::string> spaced_roles;
+    Rows sr = maint.query("SELECT r.rolname::pg_catalog.text AS n FROM pg_catalog.pg_roles r"
+                          " WHERE pg_catalog.strpos(r.rolname::pg_catalog.text, ' ') OPERATOR(pg_catalog.>) 0");
+    for (size_t i = 0; i < sr.rows.size(); i++)
+        spaced_roles.insert(sr.str(i, "n"));
+    check_toc_agrees(v, d, loader, spaced_roles);
     plan_owners(p, maint, d, loader, o.reassign_owners);
     plan_extensions(p, maint, d, loader, existed);
     // Before PostgreSQL 15, public belongs to the bootstrap superuser: the dump's GRANT/REVOKE on
