@@ -108,8 +108,9 @@ std::string dump_dbpatch_version(const std::string &path, std::string &problem)
 // TOC, key tables, extension entries, dbpatch data: everything but the checksum.
 void check_contents(VerifyResult &v)
 {
+    const std::string src = v.io.empty() ? v.path : v.io;
     try {
-        v.toc = read_toc(v.path, &v.dumped_dbname);
+        v.toc = read_toc(src, &v.dumped_dbname);
     } catch (const CommandError &e) {
         v.problems.push_back(std::string("pg_restore cannot read the dump's table of contents: ") + e.what());
         return;
@@ -127,7 +128,7 @@ void check_contents(VerifyResult &v)
             v.problems.push_back("the data of table " + t + " is missing from the dump");
     }
     std::string problem;
-    v.dbpatch_version = dump_dbpatch_version(v.path, problem);
+    v.dbpatch_version = dump_dbpatch_version(src, problem);
     if (!problem.empty())
         v.problems.push_back(problem);
 }
@@ -189,6 +190,93 @@ std::vector<TocEntry> read_toc(const std::string &path, std::string *dbname)
     return toc;
 }
 
+DumpPin::~DumpPin()
+{
+    if (fd >= 0)
+        close(fd);
+}
+
+namespace {
+
+// Opens the dump once (a FIFO or device is refused, never read) and reads it through that
+// descriptor from here on. The descriptor is close-on-exec; run_process hands it to the child
+// that is given /dev/fd/N.
+void pin_dump(VerifyResult &v)
+{
+    int fd = open(v.path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        throw CommandError("cannot open " + v.path + ": " + std::strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+        close(fd);
+        throw CommandError(v.path + " is neither a regular file nor a directory: not a dump");
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    v.pin = std::make_shared<DumpPin>();
+    v.pin->fd = fd;
+    v.io = "/dev/fd/" + std::to_string(fd);
+}
+
+std::string others_may_write(const struct stat &st)
+{
+    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", (unsigned)(st.st_mode & 07777));
+        return std::string("mode ") + mode;
+    }
+    if (st.st_uid != geteuid() && st.st_uid != 0)
+        return "owned by uid " + std::to_string(st.st_uid);
+    return "";
+}
+
+} // namespace
+
+void refuse_dump_others_may_write(const VerifyResult &v)
+{
+    if (!v.pin)
+        return;
+    std::vector<std::string> bad;
+    struct stat st;
+    if (fstat(v.pin->fd, &st) == 0) {
+        std::string why = others_may_write(st);
+        if (!why.empty())
+            bad.push_back(v.name + " (" + why + ")");
+        if (S_ISDIR(st.st_mode)) {
+            int dfd = dup(v.pin->fd);
+            DIR *d = dfd >= 0 ? fdopendir(dfd) : nullptr;
+            if (!d && dfd >= 0)
+                close(dfd);
+            if (d) {
+                rewinddir(d);
+                while (struct dirent *e = readdir(d)) {
+                    std::string n = e->d_name;
+                    if (n == "." || n == "..")
+                        continue;
+                    struct stat fs;
+                    if (fstatat(v.pin->fd, e->d_name, &fs, AT_SYMLINK_NOFOLLOW) != 0)
+                        continue;
+                    std::string w = S_ISREG(fs.st_mode) ? others_may_write(fs) : std::string("not a regular file");
+                    if (!w.empty() && bad.size() < 4)
+                        bad.push_back(v.name + "/" + n + " (" + w + ")");
+                }
+                closedir(d);
+            }
+        }
+    }
+    if (!bad.empty()) {
+        std::string what;
+        for (size_t i = 0; i < bad.size(); i++)
+            what += (i ? ", " : "") + bad[i];
+        throw CommandError("others than this user may change the dump " + v.path + ": " + what +
+                               ": changed between its checks and its load, it would be loaded unchecked; refusing; "
+                               "nothing was created",
+                           "copy it into a directory of your own (cp), or make it yours and private "
+                           "(chown, chmod go-w), then restore again");
+    }
+}
+
 VerifyResult verify_backup(const std::string &path_in, bool checksum)
 {
     VerifyResult v;
@@ -199,7 +287,8 @@ VerifyResult verify_backup(const std::string &path_in, bool checksum)
         throw CommandError(v.path + " does not exist");
     v.dir = dir_name(v.path);
     v.name = base_name(v.path);
-    v.format = is_directory(v.path) ? "directory" : "custom";
+    pin_dump(v);
+    v.format = is_directory(v.io) ? "directory" : "custom";
     try {
         v.manifest = manifest_entry(v.dir, v.name);
     } catch (const CommandError &e) {
@@ -207,7 +296,7 @@ VerifyResult verify_backup(const std::string &path_in, bool checksum)
     }
     if (checksum) {
         Meter m("checksum", "bytes", path_size(v.path));
-        for (auto &p : verify_checksums(v.dir, v.name, [&](unsigned long long n) { m.update(n); }))
+        for (auto &p : verify_checksums(v.dir, v.name, [&](unsigned long long n) { m.update(n); }, v.io))
             v.problems.push_back(p);
         m.finish();
     }

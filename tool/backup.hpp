@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <optional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -46,8 +47,21 @@ struct TocEntry {
     std::string line;    // the whole line
 };
 
+// A dump held open from its first check to its load: every reader (the checksum, pg_restore
+// --list, --schema-only, the load itself) reads it as /dev/fd/N, so a file or directory renamed
+// or swapped at its path after the checks is never what is loaded.
+struct DumpPin {
+    int fd = -1;
+    DumpPin() = default;
+    DumpPin(const DumpPin &) = delete;
+    DumpPin &operator=(const DumpPin &) = delete;
+    ~DumpPin();
+};
+
 struct VerifyResult {
     std::string path, dir, name;
+    std::string io;                  // what its readers open: /dev/fd/N of pin (path when unpinned)
+    std::shared_ptr<DumpPin> pin;
     std::string format;              // custom | directory
     std::vector<std::string> problems;
     std::vector<TocEntry> toc;
@@ -62,6 +76,11 @@ struct VerifyResult {
 // key OMERO tables and their data are in it, the dbpatch data can be read, and the version agrees
 // with the manifest. Problems are collected, not thrown; CommandError when it cannot run at all.
 VerifyResult verify_backup(const std::string &path, bool checksum = true);
+
+// Refuses (CommandError) a pinned dump that someone other than this user (or root) may change:
+// its file, or its directory and each file in it, writable by group or others or owned by
+// another user. Changed in place between the checks and the load, it would load unchecked.
+void refuse_dump_others_may_write(const VerifyResult &v);
 
 // backup import: adopts a dump made by hand (pg_dump -Fc, or -Fd) into the backup directory dir
 // ("": default_backup_dir()): verified as a backup is (pg_restore --list, the key tables, the

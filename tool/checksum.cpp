@@ -161,7 +161,8 @@ ChecksumList parse_sidecar(const std::string &text, const std::string &sidecar_p
 }
 
 std::vector<std::string> verify_checksums(const std::string &dir, const std::string &name,
-                                          const std::function<void(unsigned long long)> &progress)
+                                          const std::function<void(unsigned long long)> &progress,
+                                          const std::string &data)
 {
     std::vector<std::string> problems;
     std::string path = dir + "/" + name;
@@ -179,14 +180,14 @@ std::vector<std::string> verify_checksums(const std::string &dir, const std::str
         problems.push_back(e.what());
         return problems;
     }
-    if (!path_exists(path)) {
+    if (!path_exists(data.empty() ? path : data)) {
         problems.push_back(path + " does not exist");
         return problems;
     }
     std::map<std::string, std::string> expected;
     for (const auto &[h, n] : want)
         expected[n] = h;
-    ChecksumList got = compute_checksums(path, name, progress);
+    ChecksumList got = compute_checksums(data.empty() ? path : data, name, progress);
     std::set<std::string> seen;
     for (const auto &[h, n] : got) {
         seen.insert(n);

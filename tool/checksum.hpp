@@ -26,6 +26,7 @@ ChecksumList parse_sidecar(const std::string &text, const std::string &sidecar_p
 // The problems found comparing a dump (file or directory at dir/name) with its sidecar: missing,
 // changed, or (directory) unlisted files. Empty when all match.
 std::vector<std::string> verify_checksums(const std::string &dir, const std::string &name,
-                                          const std::function<void(unsigned long long)> &progress = {});
+                                          const std::function<void(unsigned long long)> &progress = {},
+                                          const std::string &data = "");
 
 } // namespace ou

@@ -162,6 +162,10 @@ std::vector<char *> c_strings(const std::vector<std::string> &v)
     for (const auto &[k, v] : opts.env)
         if (k == "PGPASSFILE" && passfile_fd(v) > 2)
             fcntl(passfile_fd(v), F_SETFD, 0);
+    // So is a dump held open (DumpPin), given to it as an argument /dev/fd/N.
+    for (size_t i = 1; i < cargv.size() && cargv[i]; i++)
+        if (passfile_fd(cargv[i]) > 2)
+            fcntl(passfile_fd(cargv[i]), F_SETFD, 0);
     if (opts.umask >= 0)
         ::umask((mode_t)opts.umask);
     if (!opts.cwd.empty() && chdir(opts.cwd.c_str()) != 0)

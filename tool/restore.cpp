@@ -422,7 +422,7 @@ LoadPlan plan_load(Db &maint, const VerifyResult &v, const RestoreOptions &o, co
     p.maint_super = maint.scalar("SELECT r.rolsuper FROM pg_catalog.pg_roles r"
                                  " WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER")
                         .value_or("") == "t";
-    DumpObjects d = read_dump_objects(v.path);
+    DumpObjects d = read_dump_objects(v.io.empty() ? v.path : v.io);
     std::set<std::string> spaced_roles;
     Rows sr = maint.query("SELECT r.rolname::pg_catalog.text AS n FROM pg_catalog.pg_roles r"
                           " WHERE pg_catalog.strpos(r.rolname::pg_catalog.text, ' ') OPERATOR(pg_catalog.>) 0");
@@ -572,7 +572,7 @@ void run_pg_restore(const ConnParams &loader, const VerifyResult &v, const Resto
         argv.push_back("--jobs=" + std::to_string(o.jobs));
     if (!list.empty())
         argv.push_back("--use-list=" + list);
-    argv.push_back(v.path);
+    argv.push_back(v.io.empty() ? v.path : v.io);
 
     size_t total = 0, done = 0;
     for (const auto &e : v.toc)
@@ -719,6 +719,7 @@ void check_reuse_target(const Settings &s, const std::string &name, const std::s
 
 RestoreResult restore_into(const Settings &s, const VerifyResult &v, const RestoreOptions &o)
 {
+    refuse_dump_others_may_write(v);
     std::string owner = restore_owner(s, o);
     bool existed = check_restore_target(s, o.into, owner);
     ConnParams loader = loader_conn(s, o.into, owner);

@@ -251,6 +251,32 @@ is "$rc" 0 "… with o0_pw's password in a password file, it loads as o0_pw, thr
 like "$out" "as o0_pw" "… as o0_pw"
 psql -X -q -d postgres -c "ALTER ROLE postgres PASSWORD NULL"
 
+# 9. The dump read once: held open from its first check to its load. A dump swapped at its path
+#    after the checks (here by a pg_restore that swaps it just before the load) is never loaded;
+#    one that others may change in place is refused; a FIFO is not read at all.
+fixture_db o0_sw_src --owner o0_omero
+f5=$(backup_of o0_sw_src "$t/bk5")
+q o0_sw_src -c "CREATE TABLE public.o0_swapped (v int)" -c "ALTER TABLE public.o0_swapped OWNER TO o0_report"
+pg_dump -Fc -f "$t/swapped.pgdump" o0_sw_src
+mkdir -p "$t/swapbin"
+printf '#!/bin/bash\nfor a; do case $a in --dbname=*) [ -f "$SWAP_FROM" ] && mv -f "$SWAP_FROM" "$SWAP_TO";; esac; done\nexec %q "$@"\n' \
+  "$(command -v pg_restore)" > "$t/swapbin/pg_restore"
+chmod +x "$t/swapbin/pg_restore"
+out=$(PATH=$t/swapbin:$PATH SWAP_FROM=$t/swapped.pgdump SWAP_TO=$f5 tool restore "$f5" --into o0_sw_copy 2>&1); rc=$?
+is "$rc" 0 "a dump swapped at its path between the checks and the load: the restore goes on"
+ok "$([ ! -e "$t/swapped.pgdump" ]; echo $?)" "… (the swap was made)"
+is "$(q o0_sw_copy -c "SELECT count(*) FROM pg_class WHERE relname = 'o0_swapped'")" 0 "… and what was checked is what was loaded, not the swapped dump"
+q o0_sw_src -c "DROP TABLE public.o0_swapped"
+f6=$(backup_of o0_sw_src "$t/bk9")
+chmod 0664 "$f6"
+out=$(tool restore "$f6" --into o0_sw_copy2 2>&1); rc=$?
+is "$rc" 2 "a dump of mode 0664: refused (exit 2)"
+like "$out" "others than this user may change the dump .*\(mode 0664\)" "… saying why"
+is "$(dbs o0_sw_copy2)" 0 "… nothing was created"
+mkfifo "$t/fifo.pgdump"
+out=$(timeout 20 "$TOOL" --server-dir "$srv" --db-user postgres restore "$t/fifo.pgdump" --into o0_sw_copy3 2>&1); rc=$?
+is "$rc" 2 "a FIFO given as the dump: refused (exit 2), without waiting on it"
+like "$out" "is neither a regular file nor a directory" "… saying why"
 is "$(q postgres -c "SELECT string_agg(rolname, ',') FROM pg_roles WHERE rolname LIKE 'o0%' AND rolsuper AND rolname <> 'o0_dba'")" "" \
   "no o0 role became a superuser (o0_dba was made one)"
 rm -f "$share"/ou0_su* "$share"/ou0_probe*  # the cluster's private share directory: leave it as found
