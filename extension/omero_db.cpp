@@ -1,5 +1,6 @@
 // See omero_db.hpp.
 #include "omero_db.hpp"
+#include "foreign_types.hpp"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -123,6 +124,13 @@ void check_relation(spi::Session &spi, const std::string &qualified)
                     "OMERO's tables are plain tables; a view or foreign table in its place would run its owner's code "
                     "with your rights.",
                     "Put OMERO's own table back (restore the database from a backup).");
+    if (auto foreign = spi.scalar(ou::foreign_column_types_sql, {spi::text(qualified)}, false))
+        throw Error(ERRCODE_WRONG_OBJECT_TYPE,
+                    "OMERO's table " + qualified + " has columns whose types carry casts of their owner's: " + *foreign,
+                    "OMERO's column types have no casts made with a function; the function of such a cast would "
+                    "run with your rights when the column is read or compared.",
+                    "Put OMERO's own column types back (ALTER TABLE … ALTER COLUMN … TYPE), or restore the database "
+                    "from a backup.");
 }
 
 void recheck_relations(spi::Session &spi)

@@ -1,5 +1,6 @@
 // See db.hpp.
 #include "db.hpp"
+#include "foreign_types.hpp"
 
 #include <poll.h>
 
@@ -562,6 +563,12 @@ OmeroDbState read_omero_state(Db &db)
     if (!schema)
         return st;
     st.schema = *schema;
+    if (Value foreign = db.scalar(foreign_column_types_sql, {quote_ident(*schema) + ".dbpatch"}))
+        throw CommandError("OMERO's table " + *schema + ".dbpatch has columns whose types carry casts of their "
+                               "owner's: " + *foreign + "; the cast's function "
+                               "would run with this session's rights when the version is read: refusing to read it",
+                           "put OMERO's own column types back (ALTER TABLE dbpatch ALTER COLUMN … TYPE), or restore the "
+                           "database from a backup");
     Rows p = db.query("SELECT currentversion::pg_catalog.text OPERATOR(pg_catalog.||) '__'::pg_catalog.text"
                       "       OPERATOR(pg_catalog.||) currentpatch::pg_catalog.text AS version,"
                       "       finished IS NOT NULL AS finished, coalesce(message::pg_catalog.text, '') AS message"

@@ -210,8 +210,11 @@ std::string superuser_equivalent(Db &db, const std::string &role)
 {
     Rows r = db.query(
         "SELECT r.rolsuper AS super,"
-        "       r.rolcreaterole AND pg_catalog.current_setting('server_version_num')::pg_catalog.int4"
-        "                           OPERATOR(pg_catalog.<) 160000 AS createrole,"
+        "       CASE WHEN pg_catalog.current_setting('server_version_num')::pg_catalog.int4 OPERATOR(pg_catalog.<) 160000"
+        "            THEN CASE WHEN r.rolcreaterole THEN r.rolname::pg_catalog.text"
+        "                      ELSE (SELECT pg_catalog.string_agg(c.rolname::pg_catalog.text, ', ' ORDER BY c.rolname)"
+        "                              FROM pg_catalog.pg_roles c WHERE c.rolcreaterole AND c.oid OPERATOR(pg_catalog.<>) r.oid"
+        "                               AND pg_catalog.pg_has_role(r.oid, c.oid, 'MEMBER')) END END AS createrole,"
         "       (SELECT pg_catalog.string_agg(g.rolname::pg_catalog.text, ', ' ORDER BY g.rolname)"
         "          FROM pg_catalog.pg_roles g"
         "         WHERE g.oid OPERATOR(pg_catalog.<>) r.oid"
@@ -227,8 +230,12 @@ std::string superuser_equivalent(Db &db, const std::string &role)
     if (r.get(0, "via"))
         return role + " is a member of " + r.str(0, "via") +
                " (a superuser, or a role that runs programs or reads and writes files as the server's system user)";
-    if (r.str(0, "createrole") == "t")
-        return role + " has CREATEROLE, which before PostgreSQL 16 lets it grant itself any role";
+    if (r.get(0, "createrole")) {
+        if (r.str(0, "createrole") == role)
+            return role + " has CREATEROLE, which before PostgreSQL 16 lets it grant itself any role";
+        return role + " is a member of " + r.str(0, "createrole") +
+               ", which has CREATEROLE: before PostgreSQL 16 that lets it grant itself any role";
+    }
     return "";
 }
 
@@ -547,8 +554,10 @@ ConnParams loader_conn(const Settings &s, const std::string &into, const std::st
 // Refuses before pg_restore when the owner cannot log in (a clear message instead of pg_restore's).
 void require_loader_login(const ConnParams &cp)
 {
+    std::string is;
     try {
         auto db = Db::connect(cp);
+        is = db->scalar("SELECT CURRENT_USER::pg_catalog.text").value_or("");
     } catch (const std::exception &e) {
         throw CommandError("the restore loads the dump as the database's owner '" + cp.user +
                                "' (so that code in the dump runs with the owner's rights, never with those of the role "
@@ -556,6 +565,13 @@ void require_loader_login(const ConnParams &cp)
                            "give " + cp.user + "'s password in config.xml (omero.db.pass) when it is the OMERO user, "
                            "or in ~/.pgpass or PGPASSFILE, or let it log in through pg_hba.conf");
     }
+    // ALTER ROLE owner SET role = other: its sessions act as that other role, whose rights the
+    // dump's code would then run with and whose objects pg_restore would make.
+    if (is != cp.user)
+        throw CommandError("the database's owner '" + cp.user + "' logs in as '" + is +
+                               "' (a role setting: ALTER ROLE … SET role): the dump would be loaded with that role's "
+                               "rights; refusing",
+                           "ALTER ROLE " + quote_ident(cp.user) + " RESET role; then restore again");
 }
 
 // pg_restore as the owner, with progress; CommandError with pg_restore's error lines on failure,
@@ -634,6 +650,7 @@ std::string objects_not_owned_by(Db &db, const std::string &owner)
     Rows foreign = db.query(
         "SELECT k, pg_catalog.pg_get_userbyid(o)::pg_catalog.text AS who, pg_catalog.count(*) AS n FROM ("
         " SELECT 'relations'::pg_catalog.text AS k, c.oid, c.relowner AS o, 'pg_class'::pg_catalog.regclass AS cat FROM pg_catalog.pg_class c"
+        "  WHERE c.relpersistence OPERATOR(pg_catalog.<>) 't'::pg_catalog.\"char\""  // another session's temporary tables
         " UNION ALL SELECT 'functions', p.oid, p.proowner, 'pg_proc'::pg_catalog.regclass FROM pg_catalog.pg_proc p"
         " UNION ALL SELECT 'types', t.oid, t.typowner, 'pg_type'::pg_catalog.regclass FROM pg_catalog.pg_type t"
         " UNION ALL SELECT 'operators', x.oid, x.oprowner, 'pg_operator'::pg_catalog.regclass FROM pg_catalog.pg_operator x"
@@ -745,6 +762,15 @@ RestoreResult restore_into(const Settings &s, const VerifyResult &v, const Resto
                        filtered ? write_filtered_list(v, tmp.path(), leave_out_ext, plan.leave_out, left_out) : std::string());
 
         auto db = connect_db(s, o.into);
+        // Whatever another role made in the database while it was being loaded (before
+        // PostgreSQL 15 every role may create in public; a database that existed may have been
+        // reached): not the dump's, and its code would run as whoever uses the copy.
+        std::string foreign = objects_not_owned_by(*db, owner);
+        if (!foreign.empty())
+            throw CommandError("while the dump was loaded, other roles made objects in '" + o.into + "': " + foreign +
+                                   (created ? ": the database is dropped" : ": it is left as it is, for you to look at"),
+                               "find who (pg_stat_activity, the server log); REVOKE CONNECT ON DATABASE … FROM PUBLIC "
+                               "while restoring, then restore again");
         OmeroDbState st = read_omero_state(*db);
         RestoreResult res;
         res.version_ok = st.is_omero && st.version == o.expected_version;

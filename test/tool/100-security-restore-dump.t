@@ -24,7 +24,7 @@ run_template
 psql -X -q -d postgres -c "CREATE ROLE o0_omero LOGIN CREATEDB" -c "CREATE ROLE o0_report LOGIN" \
   -c "CREATE ROLE o0_dba NOLOGIN SUPERUSER" -c "CREATE ROLE o0_member LOGIN IN ROLE o0_dba" \
   -c "CREATE ROLE o0_prog LOGIN IN ROLE pg_execute_server_program" -c "CREATE ROLE o0_cr LOGIN CREATEROLE" \
-  -c "CREATE ROLE o0_new LOGIN"
+  -c "CREATE ROLE o0_new LOGIN" -c "CREATE ROLE o0_crm LOGIN IN ROLE o0_cr"
 su_of() { q postgres -c "SELECT rolsuper FROM pg_roles WHERE rolname = '$1'"; }
 dbs() { q postgres -c "SELECT count(*) FROM pg_database WHERE datname = '$1'"; }
 vnum=$(q postgres -c "SHOW server_version_num")
@@ -169,6 +169,9 @@ if [ "$vnum" -lt 160000 ]; then
   out=$(tool restore "$f4" --into o0_cr_copy --owner o0_cr 2>&1); rc=$?
   is "$rc" 1 "restore --owner o0_cr (CREATEROLE, PostgreSQL $vnum): refused"
   like "$out" "o0_cr has CREATEROLE" "… saying why"
+  out=$(tool restore "$f4" --into o0_crm_copy --owner o0_crm 2>&1); rc=$?
+  is "$rc" 1 "restore --owner o0_crm (a member of o0_cr, which has CREATEROLE): refused"
+  like "$out" "o0_crm is a member of o0_cr, which has CREATEROLE" "… saying why"
 fi
 is "$(su_of o0_omero)" f "… o0_omero did not become a superuser"
 
@@ -277,6 +280,25 @@ mkfifo "$t/fifo.pgdump"
 out=$(timeout 20 "$TOOL" --server-dir "$srv" --db-user postgres restore "$t/fifo.pgdump" --into o0_sw_copy3 2>&1); rc=$?
 is "$rc" 2 "a FIFO given as the dump: refused (exit 2), without waiting on it"
 like "$out" "is neither a regular file nor a directory" "… saying why"
+# 10. An owner whose sessions act as another role (ALTER ROLE … SET role): refused.
+chmod 0600 "$f6"
+psql -X -q -d postgres -c "GRANT o0_report TO o0_new" -c "ALTER ROLE o0_new SET role = o0_report"
+out=$(tool restore "$f6" --into o0_rs_copy --owner o0_new --reassign-owners 2>&1); rc=$?
+ok "$([ "$rc" -ne 0 ]; echo $?)" "owner o0_new logging in as o0_report (ALTER ROLE … SET role): refused (exit $rc)"
+like "$out" "the database's owner 'o0_new' logs in as 'o0_report'" "… saying so"
+is "$(dbs o0_rs_copy)" 0 "… and the database made for it is dropped"
+psql -X -q -d postgres -c "ALTER ROLE o0_new RESET role"
+
+# 11. Objects another role makes in the new database while the dump loads (here made by a
+#     pg_restore that plants one first, as another role would through PUBLIC's CREATE on public
+#     before PostgreSQL 15): found after the load, the database dropped.
+printf '#!/bin/bash\nfor a; do case $a in --dbname=*) psql -X -q -d o0_pl_copy -c "CREATE FUNCTION public.o0_planted() RETURNS int LANGUAGE sql AS \x27SELECT 1\x27" -c "ALTER FUNCTION public.o0_planted() OWNER TO o0_report";; esac; done\nexec %q "$@"\n' \
+  "$(command -v pg_restore)" > "$t/swapbin/pg_restore"
+out=$(PATH=$t/swapbin:$PATH tool restore "$f6" --into o0_pl_copy 2>&1); rc=$?
+ok "$([ "$rc" -ne 0 ]; echo $?)" "a function of o0_report made during the load: the restore fails (exit $rc)"
+like "$out" "while the dump was loaded, other roles made objects in 'o0_pl_copy': 1 functions of o0_report: the database is dropped" "… naming it"
+is "$(dbs o0_pl_copy)" 0 "… and the database is dropped"
+
 is "$(q postgres -c "SELECT string_agg(rolname, ',') FROM pg_roles WHERE rolname LIKE 'o0%' AND rolsuper AND rolname <> 'o0_dba'")" "" \
   "no o0 role became a superuser (o0_dba was made one)"
 rm -f "$share"/ou0_su* "$share"/ou0_probe*  # the cluster's private share directory: leave it as found
