@@ -99,28 +99,17 @@ const std::string &omero_schema(spi::Session &spi)
 // runs its owner's functions with the rights of whoever reads it, as a trigger would. Each name is
 // checked when the call first uses it, after an ACCESS SHARE lock that keeps it what it is for
 // the transaction (no rename or swap can commit meanwhile); a procedure that commits per batch
-// locks and checks them all again at the start of each new transaction (Session::commit).
+// locks and checks them all again at the start of each new transaction (Session::commit). The
+// kind is read after the lock, from the catalog as it is then: a snapshot taken before a swap
+// committed would not see the view that the name now means.
 void check_relation(spi::Session &spi, const std::string &qualified)
 {
-    const char *const kind_sql = "SELECT c.relkind::pg_catalog.text AS kind,"
-                                 "       pg_catalog.has_table_privilege(c.oid, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE') AS may"
-                                 "  FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)";
-    auto r = spi.query(kind_sql, {spi::text(qualified)}, true);
-    std::optional<std::string> kind = r.empty() ? std::nullopt : r.get(0, "kind");
-    if (!kind || *kind == "S")
+    const char kind = spi::lock_relation(qualified);
+    if (kind == '\0' || kind == 'S')
         return;  // a function (ome_nextval), a sequence, or nothing: the statement itself says so
-    // Without any right on it nothing of ours can read it (the call fails with its own message);
-    // only the kind is checked then.
-    if (r.str(0, "may") == "t") {
-        spi.exec("LOCK TABLE " + qualified + " IN ACCESS SHARE MODE");
-        // Not read_only: a read-only SPI statement keeps the snapshot it was given, which may
-        // predate a rename or swap that committed while the LOCK waited; a fresh one sees what is
-        // locked now.
-        r = spi.query(kind_sql, {spi::text(qualified)}, false);
-        kind = r.empty() ? std::nullopt : r.get(0, "kind");
-    }
-    if (kind && *kind != "r" && *kind != "p")
-        throw Error(ERRCODE_WRONG_OBJECT_TYPE, "OMERO's table " + qualified + " is not a table (relkind " + *kind + ")",
+    if (kind != 'r' && kind != 'p')
+        throw Error(ERRCODE_WRONG_OBJECT_TYPE,
+                    "OMERO's table " + qualified + " is not a table (relkind " + std::string(1, kind) + ")",
                     "OMERO's tables are plain tables; a view or foreign table in its place would run its owner's code "
                     "with your rights.",
                     "Put OMERO's own table back (restore the database from a backup).");

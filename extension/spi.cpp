@@ -4,8 +4,11 @@
 
 extern "C" {
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/varlena.h"
 }
 
 namespace ou::spi {
@@ -220,6 +223,16 @@ void Session::commit()
     // The new transaction holds no lock: what the call checked of OMERO's tables is checked again.
     if (Call *call = current_call_or_null(); call && call->after_commit)
         call->after_commit(*this);
+}
+
+char lock_relation(const std::string &qualified)
+{
+    const char *q = qualified.c_str();
+    return pg_guard([q] {
+        RangeVar *rv = makeRangeVarFromNameList(textToQualifiedNameList(cstring_to_text(q)));
+        Oid rel = RangeVarGetRelidExtended(rv, AccessShareLock, RVR_MISSING_OK, nullptr, nullptr);
+        return OidIsValid(rel) ? get_rel_relkind(rel) : '\0';
+    });
 }
 
 bool try_subtransaction(const std::function<void()> &f, int sqlstate)

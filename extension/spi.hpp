@@ -114,4 +114,13 @@ private:
 // rolled back too, then rethrown. f must not commit.
 bool try_subtransaction(const std::function<void()> &f, int sqlstate);
 
+// The relation a quoted, qualified name resolves to, locked in ACCESS SHARE mode until the
+// transaction ends, and its relkind ('\0' when the name is no relation). PostgreSQL's own lookup
+// (RangeVarGetRelidExtended) takes the lock and then resolves the name again, so what is locked is
+// what the name means once the lock is held: a rename or swap that commits while the lock waits is
+// seen, none can commit after. The kind comes from the catalog as it is then, not from a snapshot
+// taken earlier. No right is needed, as for pg_relation_size(): ACCESS SHARE only keeps others
+// from altering or dropping it.
+char lock_relation(const std::string &qualified);
+
 } // namespace ou::spi
