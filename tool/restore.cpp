@@ -21,6 +21,7 @@
 #include <initializer_list>
 #include <set>
 #include <sstream>
+#include <thread>
 
 namespace ou {
 
@@ -40,17 +41,28 @@ std::unique_ptr<Db> connect_maintenance(const Settings &s)
 }
 
 // The database `name` as a restore target: whether it is a system or template one, its owner and
-// how many other sessions use it; no row when it does not exist.
+// how many other sessions use it; no row when it does not exist. Autovacuum's workers do not
+// count (a database just loaded is soon analysed). A backend whose client has gone stays listed
+// until its process has exited, so the tool's own earlier run (or a pg_restore just finished) may
+// still show: sessions are read again for up to 5 seconds before they count.
 Rows read_database(Db &maint, const std::string &name)
 {
-    return maint.query("SELECT d.datistemplate OR NOT d.datallowconn"
-                       "       OR d.datname OPERATOR(pg_catalog.=) ANY (ARRAY['postgres', 'template0', 'template1']::pg_catalog.name[]) AS system,"
-                       "       pg_catalog.pg_get_userbyid(d.datdba)::pg_catalog.text AS owner,"
-                       "       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity a"
-                       "         WHERE a.datid OPERATOR(pg_catalog.=) d.oid"
-                       "           AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()) AS sessions"
-                       "  FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
-                       {name});
+    const char *const sql =
+        "SELECT d.datistemplate OR NOT d.datallowconn"
+        "       OR d.datname OPERATOR(pg_catalog.=) ANY (ARRAY['postgres', 'template0', 'template1']::pg_catalog.name[]) AS system,"
+        "       pg_catalog.pg_get_userbyid(d.datdba)::pg_catalog.text AS owner,"
+        "       (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity a"
+        "         WHERE a.datid OPERATOR(pg_catalog.=) d.oid"
+        "           AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()"
+        "           AND (a.backend_type IS NULL"
+        "                OR a.backend_type OPERATOR(pg_catalog.<>) 'autovacuum worker'::pg_catalog.text)) AS sessions"
+        "  FROM pg_catalog.pg_database d WHERE d.datname OPERATOR(pg_catalog.=) $1::pg_catalog.name";
+    Rows d = maint.query(sql, {name});
+    for (int i = 0; i < 25 && !d.empty() && d.str(0, "sessions") != "0"; i++) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        d = maint.query(sql, {name});
+    }
+    return d;
 }
 
 // A TOC entry's "<desc> <schema> <name> <owner>" without the trailing space of an empty owner.

@@ -124,6 +124,22 @@ is "$(config_value "$srv" omero.db.name)" o9_latin1 "… config.xml not switched
 out=$(tool db to-utf8 --into o9_u8 --backup-dir "$t/bk5" 2>&1) && out=$(tool db to-utf8 --into o9_u8 --switch --backup-dir "$t/bk5" 2>&1)
 is "$?" 0 "the tool's own copy is still taken on the second run with --switch"
 like "$out" "comparing it with 'o9_latin1' again" "… without a second copy"
+# Another session on the copy: it is not taken (after the few seconds a closing backend gets),
+# while the tool's own closed connections and autovacuum never count (the run just above).
+psql -X -q -d o9_u8 -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
+holder=$!
+for i in $(seq 50); do
+  [ "$(q postgres -c "SELECT count(*) FROM pg_stat_activity WHERE datname = 'o9_u8' AND query LIKE '%pg_sleep(60)%'")" = 1 ] && break
+  sleep 0.1
+done
+conf o9_latin1
+out=$(tool db to-utf8 --into o9_u8 --switch --backup-dir "$t/bk5" 2>&1); rc=$?
+is "$rc" 1 "another session connected to the copy: --switch refuses to take it"
+like "$out" "'o9_u8' is used by 1 other session" "… saying so"
+q postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'o9_u8' AND pid <> pg_backend_pid()" >/dev/null
+wait "$holder" 2>/dev/null
+out=$(tool db to-utf8 --into o9_u8 --switch --backup-dir "$t/bk5" 2>&1); rc=$?
+is "$rc" 0 "… taken once that session has gone (its backend may still be exiting)"
 conf o9_src
 
 # 6. Extensions. One only a superuser may create (superuser = true in its control file) is made
