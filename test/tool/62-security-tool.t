@@ -202,12 +202,14 @@ is "$rc" 2 "restore --into a database holding one operator: exit 2"
 like "$out" "is not empty \(it holds 1 operators\)" "… refused"
 # Other sessions connected: refused.
 psql -X -q -d postgres -c "CREATE DATABASE st_busy ENCODING 'UTF8' TEMPLATE template0 OWNER $owner"
-psql -X -q -d st_busy -c "SELECT pg_sleep(5)" >/dev/null 2>&1 &
+# (Longer than the 5 s a closing session is given.)
+psql -X -q -d st_busy -c "SELECT pg_sleep(60)" >/dev/null 2>&1 &
 busy=$!
 for _ in $(seq 100); do [ "$(q postgres -c "SELECT count(*) FROM pg_stat_activity WHERE datname = 'st_busy'")" = 1 ] && break; sleep 0.05; done
 out=$(rt restore "$f" --into st_busy 2>&1); rc=$?
 is "$rc" 2 "restore --into a database another session uses: exit 2"
 like "$out" "1 other session\(s\) are connected to it" "… refused"
+q postgres -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'st_busy' AND pid <> pg_backend_pid()" >/dev/null
 kill "$busy" 2>/dev/null; wait "$busy" 2>/dev/null
 # The good cases: a new name is created, an empty database of the owner is taken (and said so).
 out=$(rt restore "$f" --into st_new 2>&1)
